@@ -1,0 +1,137 @@
+//! The professional's identity as released to relying parties: which claims each scope
+//! releases, and the [`AccountDirectory`] the protocol reads accounts from.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+/// Scopes this provider knows, in the order discovery lists them.
+pub const SUPPORTED_SCOPES: [&str; 4] = ["openid", "profile", "email", "scope_all"];
+
+/// Claims that `profile` releases (besides `sub`).
+const PROFILE_CLAIMS: [&str; 3] = ["given_name", "family_name", "preferred_username"];
+
+/// A professional's account as the protocol sees it.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub subject: String,
+    /// Blocked accounts get no tokens and their tokens stop working.
+    pub active: bool,
+    pub given_name: String,
+    pub family_name: String,
+    /// The national identifier (`SubjectNameID`), also `preferred_username`.
+    pub national_id: String,
+    pub email: Option<String>,
+    /// Every professional claim `scope_all` releases (Pro Santé Connect names and shapes).
+    pub professional_claims: Map<String, Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("account directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait AccountDirectory: Send + Sync {
+    async fn account(&self, subject: &str) -> Result<Option<Account>, AccountError>;
+}
+
+/// Every claim name a client can receive, for discovery.
+pub fn claims_supported() -> Vec<&'static str> {
+    let mut names = vec![
+        "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
+        "given_name", "family_name", "preferred_username", "email",
+        "SubjectNameID", "SubjectRefPro", "codeCivilite", "SubjectOrganization", "SubjectOrganizationID",
+        "SubjectRole", "Secteur_Activite", "Palier_Authentification", "codeGenreActivite",
+        "Acces_Regulation_Medicale", "Mode_Acces_Raison", "PSI_Locale", "UITVersion", "otherIds",
+    ];
+    names.dedup();
+    names
+}
+
+/// The claims `scopes` release about `account`, without `sub` (added by the caller).
+///
+/// `acr` is passed so that `scope_all` can state the assurance step as Pro Santé Connect does
+/// (`Palier_Authentification`).
+pub fn released_claims(account: &Account, scopes: &[String], acr: &str) -> Map<String, Value> {
+    let mut out = Map::new();
+    let has = |s: &str| scopes.iter().any(|x| x == s);
+    let all = has("scope_all");
+    if has("profile") || all {
+        out.insert("given_name".into(), Value::String(account.given_name.clone()));
+        out.insert("family_name".into(), Value::String(account.family_name.clone()));
+        out.insert("preferred_username".into(), Value::String(account.national_id.clone()));
+    }
+    if has("email") || all {
+        if let Some(email) = &account.email {
+            out.insert("email".into(), Value::String(email.clone()));
+        }
+    }
+    if all {
+        for (k, v) in &account.professional_claims {
+            if !PROFILE_CLAIMS.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out.entry("SubjectNameID").or_insert_with(|| Value::String(account.national_id.clone()));
+        out.insert("Palier_Authentification".into(), Value::String(palier(acr)));
+    }
+    out
+}
+
+/// Pro Santé Connect's assurance step for an `acr`, `code^OID`.
+fn palier(acr: &str) -> String {
+    let code = match acr {
+        "eidas3" => "APPPRIP3",
+        "eidas2" => "APPPRIP2",
+        _ => "APPPRIP1",
+    };
+    format!("{code}^1.2.250.1.213.1.5.1.1.1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> Account {
+        let mut pro = Map::new();
+        pro.insert("SubjectNameID".into(), Value::String("899700000001".into()));
+        pro.insert("SubjectRefPro".into(), serde_json::json!({"codeCivilite": "M", "exercices": []}));
+        Account {
+            subject: "f:1:899700000001".into(),
+            active: true,
+            given_name: "Jean".into(),
+            family_name: "Dupont".into(),
+            national_id: "899700000001".into(),
+            email: Some("jean@example.org".into()),
+            professional_claims: pro,
+        }
+    }
+
+    fn scopes(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| (*x).to_owned()).collect()
+    }
+
+    #[test]
+    fn openid_alone_releases_nothing_more() {
+        assert!(released_claims(&account(), &scopes(&["openid"]), "eidas1").is_empty());
+    }
+
+    #[test]
+    fn profile_and_email_release_standard_claims_only() {
+        let c = released_claims(&account(), &scopes(&["openid", "profile", "email"]), "eidas1");
+        assert_eq!(c["given_name"], "Jean");
+        assert_eq!(c["preferred_username"], "899700000001");
+        assert_eq!(c["email"], "jean@example.org");
+        assert!(!c.contains_key("SubjectRefPro"));
+    }
+
+    #[test]
+    fn scope_all_releases_professional_claims() {
+        let c = released_claims(&account(), &scopes(&["openid", "scope_all"]), "eidas3");
+        assert_eq!(c["SubjectNameID"], "899700000001");
+        assert_eq!(c["SubjectRefPro"]["codeCivilite"], "M");
+        assert_eq!(c["family_name"], "Dupont");
+        assert_eq!(c["Palier_Authentification"], "APPPRIP3^1.2.250.1.213.1.5.1.1.1");
+    }
+}

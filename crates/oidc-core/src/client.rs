@@ -1,0 +1,231 @@
+//! Relying parties: their registered metadata, the registry the protocol reads them from, and
+//! the hashing of client secrets.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::keys::SigningAlg;
+use crate::util::{constant_time_eq, random_token, sha256_b64};
+
+/// How a client authenticates at the token, introspection and revocation endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    /// A public client (no secret): PKCE is mandatory.
+    None,
+}
+
+impl TokenEndpointAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "client_secret_basic" => Some(Self::ClientSecretBasic),
+            "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+}
+
+fn default_grant_types() -> Vec<String> {
+    vec!["authorization_code".into(), "refresh_token".into()]
+}
+
+/// What a relying party registered (the subset of RFC 7591 / OIDC Registration we honour).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientMetadata {
+    #[serde(default)]
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
+    /// Public keys for `private_key_jwt`, as a JWK Set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: SigningAlg,
+    /// When set, userinfo answers a JWT signed with this algorithm instead of JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<SigningAlg>,
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<String>,
+    /// Scopes this client may obtain; empty means every supported scope.
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+    /// A resource server may introspect tokens issued to other clients.
+    #[serde(default)]
+    pub resource_server: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MetadataError {
+    #[error("at least one redirect URI is required")]
+    NoRedirectUri,
+    #[error("invalid redirect URI `{0}`: it must be an absolute https URL (http only for localhost) without fragment")]
+    BadRedirectUri(String),
+    #[error("private_key_jwt needs a `jwks` with at least one key")]
+    MissingJwks,
+    #[error("unsupported grant type `{0}`")]
+    BadGrantType(String),
+}
+
+fn check_uri(uri: &str) -> Result<(), MetadataError> {
+    let bad = || MetadataError::BadRedirectUri(uri.to_owned());
+    let url = Url::parse(uri).map_err(|_| bad())?;
+    if url.fragment().is_some() {
+        return Err(bad());
+    }
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(bad()),
+    }
+}
+
+impl ClientMetadata {
+    /// Checks the registration before it is stored: redirect URIs, keys, grant types.
+    pub fn validate(&self) -> Result<(), MetadataError> {
+        if self.redirect_uris.is_empty() {
+            return Err(MetadataError::NoRedirectUri);
+        }
+        for uri in self.redirect_uris.iter().chain(&self.post_logout_redirect_uris) {
+            check_uri(uri)?;
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            check_uri(uri)?;
+        }
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt {
+            let has_key = self
+                .jwks
+                .as_ref()
+                .and_then(|j| j.get("keys"))
+                .and_then(|k| k.as_array())
+                .is_some_and(|k| !k.is_empty());
+            if !has_key {
+                return Err(MetadataError::MissingJwks);
+            }
+        }
+        for g in &self.grant_types {
+            if g != "authorization_code" && g != "refresh_token" {
+                return Err(MetadataError::BadGrantType(g.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == TokenEndpointAuthMethod::None
+    }
+
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.allowed_scopes.is_empty() || self.allowed_scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// A registered relying party.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    /// Hash of the client secret (see [`hash_client_secret`]), for secret-based methods.
+    pub secret_hash: Option<String>,
+    pub metadata: ClientMetadata,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("client registry unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where the protocol reads clients from (the directory, through the server's wiring).
+#[async_trait]
+pub trait ClientRegistry: Send + Sync {
+    async fn get(&self, client_id: &str) -> Result<Option<Client>, RegistryError>;
+}
+
+const SECRET_HASH_PREFIX: &str = "sha256$";
+
+/// A new client secret (256 random bits) and the hash to store.
+///
+/// Secrets are generated here, never chosen by people, so a plain SHA-256 is enough to make a
+/// stolen database useless, and keeps the token endpoint fast (no password-hashing cost).
+pub fn new_client_secret() -> (String, String) {
+    let secret = random_token();
+    let hash = hash_client_secret(&secret);
+    (secret, hash)
+}
+
+pub fn hash_client_secret(secret: &str) -> String {
+    format!("{SECRET_HASH_PREFIX}{}", sha256_b64(secret.as_bytes()))
+}
+
+/// Checks a presented secret against the stored hash in constant time.
+pub fn verify_client_secret(presented: &str, stored_hash: &str) -> bool {
+    let computed = hash_client_secret(presented);
+    constant_time_eq(computed.as_bytes(), stored_hash.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn meta(uris: &[&str]) -> ClientMetadata {
+        serde_json::from_value(serde_json::json!({ "redirect_uris": uris })).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_confidential_rs256_with_code_and_refresh() {
+        let m = meta(&["https://rp.example/cb"]);
+        assert_eq!(m.token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
+        assert_eq!(m.id_token_signed_response_alg, SigningAlg::RS256);
+        assert!(m.allows_grant("refresh_token"));
+        assert!(m.validate().is_ok());
+    }
+
+    #[test]
+    fn redirect_uris_must_be_https_or_loopback_without_fragment() {
+        assert!(meta(&["http://127.0.0.1:9000/cb"]).validate().is_ok());
+        assert!(meta(&["http://rp.example/cb"]).validate().is_err());
+        assert!(meta(&["https://rp.example/cb#frag"]).validate().is_err());
+        assert!(meta(&["not a url"]).validate().is_err());
+        assert_eq!(meta(&[]).validate(), Err(MetadataError::NoRedirectUri));
+    }
+
+    #[test]
+    fn secrets_verify_only_when_equal() {
+        let (secret, hash) = new_client_secret();
+        assert!(verify_client_secret(&secret, &hash));
+        assert!(!verify_client_secret("wrong", &hash));
+        assert!(!hash.contains(&secret));
+    }
+}

@@ -1,0 +1,198 @@
+//! Client authentication at the token, introspection and revocation endpoints:
+//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523) and `none`.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::client::{Client, TokenEndpointAuthMethod, verify_client_secret};
+use crate::error::{EndpointError, ErrorCode, OAuthError};
+use crate::provider::Provider;
+
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Signature algorithms accepted for client assertions.
+pub const ASSERTION_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"];
+
+/// The credentials a request carries, from its `Authorization` header and its form.
+#[derive(Debug, Default, Clone)]
+pub struct ClientCredentials {
+    /// `Authorization: Basic` credentials, already decoded.
+    pub basic: Option<(String, String)>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_assertion: Option<String>,
+    pub client_assertion_type: Option<String>,
+}
+
+impl ClientCredentials {
+    /// Decodes an `Authorization: Basic` header value (RFC 6749 2.3.1: both parts are
+    /// form-urlencoded before being joined). `None` if it is not Basic or is malformed.
+    pub fn parse_basic(header: &str) -> Option<Result<(String, String), ()>> {
+        let (scheme, rest) = header.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let decode = || -> Option<(String, String)> {
+            let raw = STANDARD.decode(rest.trim()).ok()?;
+            let text = String::from_utf8(raw).ok()?;
+            let (id, secret) = text.split_once(':')?;
+            let unescape = |s: &str| -> Option<String> {
+                let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).ok()?;
+                pairs.into_iter().next().map(|(_, v)| v)
+            };
+            Some((unescape(id)?, unescape(secret)?))
+        };
+        Some(decode().ok_or(()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    jti: String,
+    exp: i64,
+}
+
+fn invalid_client(msg: &'static str) -> EndpointError {
+    OAuthError::invalid_client(msg).into()
+}
+
+impl Provider {
+    /// Authenticates the calling client with exactly one method, the one it registered.
+    /// Public clients (method `none`) are identified, not authenticated: `allow_public` says
+    /// whether the endpoint serves them (token and revocation do, introspection does not).
+    pub async fn authenticate_client(&self, creds: &ClientCredentials, allow_public: bool, now: i64) -> Result<Client, EndpointError> {
+        let methods_used = usize::from(creds.basic.is_some())
+            + usize::from(creds.client_secret.is_some())
+            + usize::from(creds.client_assertion.is_some());
+        if methods_used > 1 {
+            return Err(OAuthError::invalid_request("use exactly one client authentication method").into());
+        }
+
+        if let Some(assertion) = creds.client_assertion.as_deref() {
+            if creds.client_assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
+                return Err(OAuthError::invalid_request("unsupported client_assertion_type").into());
+            }
+            return self.authenticate_with_assertion(assertion, creds.client_id.as_deref(), now).await;
+        }
+
+        let (client_id, secret, method) = match (&creds.basic, &creds.client_id, &creds.client_secret) {
+            (Some((id, secret)), form_id, _) => {
+                if form_id.as_ref().is_some_and(|f| f != id) {
+                    return Err(OAuthError::invalid_request("client_id does not match the Basic credentials").into());
+                }
+                (id.as_str(), Some(secret.as_str()), TokenEndpointAuthMethod::ClientSecretBasic)
+            }
+            (None, Some(id), Some(secret)) => (id.as_str(), Some(secret.as_str()), TokenEndpointAuthMethod::ClientSecretPost),
+            (None, Some(id), None) => (id.as_str(), None, TokenEndpointAuthMethod::None),
+            (None, None, _) => return Err(invalid_client("client authentication is required")),
+        };
+        let client = self.client(client_id).await?.ok_or_else(|| invalid_client("client authentication failed"))?;
+        if client.metadata.token_endpoint_auth_method != method || (method == TokenEndpointAuthMethod::None && !allow_public) {
+            return Err(invalid_client("client authentication failed"));
+        }
+        if let Some(secret) = secret {
+            let ok = client.secret_hash.as_deref().is_some_and(|h| verify_client_secret(secret, h));
+            if !ok {
+                return Err(invalid_client("client authentication failed"));
+            }
+        }
+        Ok(client)
+    }
+
+    async fn authenticate_with_assertion(
+        &self,
+        assertion: &str,
+        form_client_id: Option<&str>,
+        now: i64,
+    ) -> Result<Client, EndpointError> {
+        let failed = || invalid_client("client authentication failed");
+        // The client is named by the (not yet verified) `sub`; nothing is trusted before the
+        // signature is checked against that client's registered keys.
+        let unverified: AssertionClaims =
+            jsonwebtoken::dangerous::insecure_decode(assertion).map_err(|_| failed())?.claims;
+        if form_client_id.is_some_and(|id| id != unverified.sub) {
+            return Err(failed());
+        }
+        let client = self.client(&unverified.sub).await?.ok_or_else(failed)?;
+        if client.metadata.token_endpoint_auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
+            return Err(failed());
+        }
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| failed())?;
+        let alg_name = format!("{:?}", header.alg);
+        if !ASSERTION_ALGS.contains(&alg_name.as_str()) {
+            return Err(failed());
+        }
+        let jwks: JwkSet = client
+            .metadata
+            .jwks
+            .clone()
+            .and_then(|j| serde_json::from_value(j).ok())
+            .ok_or_else(failed)?;
+        let candidates = jwks.keys.iter().filter(|k| match (&header.kid, &k.common.key_id) {
+            (Some(want), Some(have)) => want == have,
+            (Some(_), None) => false,
+            (None, _) => true,
+        });
+
+        let audiences = [self.config.issuer.clone(), self.config.endpoint("/token")];
+        let mut validation = Validation::new(header.alg);
+        validation.set_audience(&audiences);
+        validation.set_issuer(&[client.client_id.as_str()]);
+        validation.sub = Some(client.client_id.clone());
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        validation.leeway = 5;
+
+        let mut verified: Option<AssertionClaims> = None;
+        for jwk in candidates {
+            let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+            if jwk.common.key_algorithm.is_some_and(|a| format!("{a:?}") != alg_name) {
+                continue;
+            }
+            if let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation) {
+                verified = Some(data.claims);
+                break;
+            }
+        }
+        let claims = verified.ok_or_else(failed)?;
+        if claims.iss != client.client_id || claims.exp > now + self.config.max_assertion_lifetime {
+            return Err(failed());
+        }
+        if claims.jti.is_empty() || claims.jti.len() > 256 {
+            return Err(failed());
+        }
+        // Single use: remember the jti until the assertion expires.
+        let ttl = Duration::from_secs(u64::try_from(claims.exp - now + 10).unwrap_or(10).max(10));
+        let first_use = self
+            .store
+            .put_if_absent(&format!("jti:{}:{}", client.client_id, claims.jti), b"1", ttl)
+            .await?;
+        if !first_use {
+            return Err(OAuthError::new(ErrorCode::InvalidClient, "client assertion replayed").into());
+        }
+        Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = format!("Basic {}", STANDARD.encode("my%3Aclient:s%2Bcret"));
+        assert_eq!(
+            ClientCredentials::parse_basic(&header),
+            Some(Ok(("my:client".to_owned(), "s+cret".to_owned())))
+        );
+        assert_eq!(ClientCredentials::parse_basic("Bearer abc"), None);
+        assert_eq!(ClientCredentials::parse_basic("Basic !!!"), Some(Err(())));
+    }
+}

@@ -1,0 +1,65 @@
+//! Protocol settings: issuer, lifetimes, supported assurance levels.
+
+use url::Url;
+
+use crate::keys::SigningAlg;
+
+/// What the protocol layer needs to know about the deployment. Built by the server from its
+/// configuration file and environment.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// The issuer identifier, exactly as it appears in `iss` (no trailing slash).
+    pub issuer: String,
+    /// Authorization codes live this long (seconds); 60 by default.
+    pub code_ttl: i64,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    /// An SSO session ends this long after it started (seconds), whatever its activity.
+    pub session_ttl: i64,
+    /// A login interaction must be finished within this time (seconds).
+    pub interaction_ttl: i64,
+    /// Assurance levels from weakest to strongest (`acr` values); requests compare by position.
+    pub acr_levels: Vec<String>,
+    /// Cookies are `Secure` when the issuer is https.
+    pub secure_cookies: bool,
+    /// Algorithm of the JWT access tokens (ID tokens use each client's registered one).
+    pub access_token_alg: SigningAlg,
+    /// How far in the future a client assertion's `exp` may be (seconds).
+    pub max_assertion_lifetime: i64,
+}
+
+impl ProviderConfig {
+    /// Settings with the defaults documented in docs/configuration.md for `issuer`.
+    pub fn new(issuer: &str) -> Result<Self, url::ParseError> {
+        let url = Url::parse(issuer)?;
+        let issuer = issuer.trim_end_matches('/').to_owned();
+        Ok(ProviderConfig {
+            secure_cookies: url.scheme() == "https",
+            issuer,
+            code_ttl: 60,
+            access_token_ttl: 300,
+            id_token_ttl: 300,
+            refresh_token_ttl: 8 * 3600,
+            session_ttl: 12 * 3600,
+            interaction_ttl: 15 * 60,
+            acr_levels: vec!["eidas1".into(), "eidas2".into(), "eidas3".into()],
+            max_assertion_lifetime: 300,
+            access_token_alg: SigningAlg::ES256,
+        })
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+
+    /// Position of an `acr` value among the supported levels (higher is stronger).
+    pub fn acr_rank(&self, acr: &str) -> Option<usize> {
+        self.acr_levels.iter().position(|l| l == acr)
+    }
+
+    /// The longest time a token signed now may be presented: how long a retired key stays published.
+    pub fn max_signed_token_lifetime(&self) -> i64 {
+        self.access_token_ttl.max(self.id_token_ttl)
+    }
+}

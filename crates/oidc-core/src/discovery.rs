@@ -1,0 +1,48 @@
+//! The discovery document (OpenID Connect Discovery 1.0): what is implemented, and only that.
+
+use serde_json::json;
+
+use crate::client_auth::ASSERTION_ALGS;
+use crate::config::ProviderConfig;
+use crate::keys::SigningAlg;
+
+/// Serialised once at start-up: it only depends on the configuration.
+pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
+    let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
+    let client_auth = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let mut token_auth: Vec<&str> = client_auth.to_vec();
+    token_auth.push("none");
+    let doc = json!({
+        "issuer": config.issuer,
+        "authorization_endpoint": config.endpoint("/authorize"),
+        "token_endpoint": config.endpoint("/token"),
+        "userinfo_endpoint": config.endpoint("/userinfo"),
+        "jwks_uri": config.endpoint("/jwks"),
+        "end_session_endpoint": config.endpoint("/end_session"),
+        "introspection_endpoint": config.endpoint("/introspect"),
+        "revocation_endpoint": config.endpoint("/revoke"),
+        "scopes_supported": crate::claims::SUPPORTED_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": token_auth,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_methods_supported": client_auth,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": token_auth,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": crate::claims::claims_supported(),
+        "acr_values_supported": config.acr_levels,
+        "prompt_values_supported": ["none", "login"],
+        "ui_locales_supported": ["fr", "en"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+    });
+    serde_json::to_string(&doc)
+}

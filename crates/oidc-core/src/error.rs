@@ -1,0 +1,173 @@
+//! Errors in two tiers: [`OAuthError`] is what the protocol says to a client (its codes are the
+//! RFC 6749 / OIDC Core / RFC 6750 / RFC 7009 names), [`ProviderError`] is an internal failure
+//! that becomes `server_error` or `temporarily_unavailable` (fail closed, 503).
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+/// The error codes of the specs, serialised by their registered names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    UnauthorizedClient,
+    AccessDenied,
+    UnsupportedResponseType,
+    InvalidScope,
+    ServerError,
+    TemporarilyUnavailable,
+    InvalidClient,
+    InvalidGrant,
+    UnsupportedGrantType,
+    LoginRequired,
+    InteractionRequired,
+    RequestNotSupported,
+    RequestUriNotSupported,
+    InvalidToken,
+    UnsupportedTokenType,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::LoginRequired => "login_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidToken => "invalid_token",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+        }
+    }
+}
+
+/// An error the protocol reports to the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OAuthError {
+    pub error: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<Cow<'static, str>>,
+}
+
+impl OAuthError {
+    pub fn new(error: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        OAuthError { error, error_description: Some(description.into()) }
+    }
+
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+
+    pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, description)
+    }
+
+    /// HTTP status for a JSON error response (token, introspection, revocation endpoints).
+    pub fn status(&self) -> u16 {
+        match self.error {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error_description {
+            Some(d) => write!(f, "{}: {d}", self.error.as_str()),
+            None => f.write_str(self.error.as_str()),
+        }
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+/// A failure of something the protocol depends on. Never shown in detail to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("session store: {0}")]
+    Store(#[from] session_store::StoreError),
+    #[error("client registry: {0}")]
+    Registry(#[from] crate::client::RegistryError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("grant storage: {0}")]
+    Grants(#[from] crate::grants::GrantError),
+    #[error("account directory: {0}")]
+    Accounts(#[from] crate::claims::AccountError),
+    #[error("corrupt stored record: {0}")]
+    Corrupt(String),
+}
+
+impl ProviderError {
+    /// Dependencies that are down make the provider refuse service (503) until they are back.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Store(_)
+                | ProviderError::Registry(_)
+                | ProviderError::Grants(crate::grants::GrantError::Unavailable(_))
+                | ProviderError::Accounts(_)
+        )
+    }
+
+    pub fn to_oauth(&self) -> OAuthError {
+        if self.is_unavailable() {
+            OAuthError::new(ErrorCode::TemporarilyUnavailable, "a dependency of the provider is unavailable, try again later")
+        } else {
+            OAuthError::new(ErrorCode::ServerError, "internal error")
+        }
+    }
+}
+
+/// Either a protocol answer to the client or an internal failure.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+impl EndpointError {
+    pub fn into_oauth(self) -> OAuthError {
+        match self {
+            EndpointError::OAuth(e) => e,
+            EndpointError::Provider(e) => {
+                tracing::error!(error = %e, "endpoint failed");
+                e.to_oauth()
+            }
+        }
+    }
+}
+
+macro_rules! from_provider_source {
+    ($($t:ty),*) => {$(
+        impl From<$t> for EndpointError {
+            fn from(e: $t) -> Self { EndpointError::Provider(e.into()) }
+        }
+    )*};
+}
+from_provider_source!(
+    session_store::StoreError,
+    crate::client::RegistryError,
+    crate::keys::KeyError,
+    crate::grants::GrantError,
+    crate::claims::AccountError
+);

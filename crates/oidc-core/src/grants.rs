@@ -1,0 +1,59 @@
+//! Refresh tokens and the grants they belong to, kept durably by a [`RefreshTokenStore`]
+//! (the directory, through the server's wiring). Tokens are stored by their hash only.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// One refresh token of a grant (a family: every rotation adds one, reuse of an old one
+/// revokes them all).
+#[derive(Debug, Clone)]
+pub struct RefreshGrant {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub subject: String,
+    pub sid: String,
+    pub context: GrantContext,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What tokens refreshed from this grant must carry, kept with each refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GrantContext {
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    pub auth_time: i64,
+    pub acr: String,
+    pub amr: Vec<String>,
+}
+
+/// The outcome of trying to use a refresh token once.
+#[derive(Debug)]
+pub enum ConsumeResult {
+    Consumed(RefreshGrant),
+    /// Already used: someone replays it, so the whole grant must be revoked.
+    Reused(RefreshGrant),
+    Revoked(RefreshGrant),
+    Expired(RefreshGrant),
+    Unknown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("grant storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("grant storage failure: {0}")]
+    Failed(String),
+}
+
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    async fn insert(&self, grant: &RefreshGrant) -> Result<(), GrantError>;
+    async fn get(&self, token_hash: &str) -> Result<Option<RefreshGrant>, GrantError>;
+    /// Atomically marks the token used; of concurrent callers at most one gets `Consumed`.
+    async fn consume(&self, token_hash: &str, now: i64) -> Result<ConsumeResult, GrantError>;
+    async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, GrantError>;
+    async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, GrantError>;
+}

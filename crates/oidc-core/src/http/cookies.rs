@@ -1,0 +1,85 @@
+//! The provider's cookies: the SSO session and the browser binding of login interactions.
+//! Both are `HttpOnly`, `SameSite=Lax` (sent on the top-level navigations that bring a person
+//! back from a relying party) and `Secure` whenever the issuer is https.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use cookie::{Cookie, SameSite};
+
+use crate::flow::BrowserCookies;
+
+pub const SESSION_COOKIE: &str = "caducee_session";
+pub const BROWSER_COOKIE: &str = "caducee_browser";
+
+/// The cookies of a request that belong to the provider.
+#[derive(Debug, Clone, Default)]
+pub struct CookieJar {
+    session: Option<String>,
+    browser: Option<String>,
+}
+
+impl CookieJar {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        let mut jar = CookieJar::default();
+        for value in headers.get_all(header::COOKIE) {
+            let Ok(value) = value.to_str() else { continue };
+            for c in Cookie::split_parse(value).flatten() {
+                match c.name() {
+                    SESSION_COOKIE => jar.session = Some(c.value().to_owned()),
+                    BROWSER_COOKIE => jar.browser = Some(c.value().to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        jar
+    }
+
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    pub fn browser_cookies(&self) -> BrowserCookies {
+        BrowserCookies { session: self.session.clone(), browser: self.browser.clone() }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CookieJar {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(CookieJar::from_headers(&parts.headers))
+    }
+}
+
+fn base(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .build()
+}
+
+/// The SSO session cookie; it lives as long as the browser session (the server-side record
+/// carries the real expiry).
+pub fn session_cookie(value: &str, secure: bool) -> Cookie<'static> {
+    base(SESSION_COOKIE, value.to_owned(), secure)
+}
+
+pub fn clear_session_cookie(secure: bool) -> Cookie<'static> {
+    let mut c = base(SESSION_COOKIE, String::new(), secure);
+    c.make_removal();
+    c
+}
+
+pub fn browser_cookie(value: &str, secure: bool) -> Cookie<'static> {
+    base(BROWSER_COOKIE, value.to_owned(), secure)
+}
+
+/// Appends a `Set-Cookie` header.
+pub fn set(headers: &mut HeaderMap, cookie: &Cookie<'_>) {
+    if let Ok(v) = HeaderValue::from_str(&cookie.to_string()) {
+        headers.append(header::SET_COOKIE, v);
+    }
+}

@@ -1,0 +1,379 @@
+//! The protocol's HTTP face: thin axum handlers that parse, call the [`Provider`], and render
+//! responses exactly as the specs say (JSON errors, `WWW-Authenticate`, `Cache-Control: no-store`).
+//! Pages for people are rendered by an injected [`Pages`] implementation (the login UI crate).
+
+pub mod cookies;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+
+pub use cookies::{BROWSER_COOKIE, CookieJar, SESSION_COOKIE};
+
+use crate::authorize::{AuthorizeParams, Locale, PageError};
+use crate::client_auth::ClientCredentials;
+use crate::error::{EndpointError, OAuthError};
+use crate::flow::AuthorizeOutcome;
+use crate::logout::{EndSessionOutcome, EndSessionParams, LogoutError};
+use crate::provider::Provider;
+use crate::resource::{BearerError, TokenOperationParams, UserInfo};
+use crate::session::RequestOrigin;
+use crate::token::TokenParams;
+
+/// HTML pages the protocol shows to people, supplied by the login UI.
+pub trait Pages: Send + Sync {
+    fn error(&self, locale: Locale, error: PageError) -> String;
+    fn logout_error(&self, locale: Locale, error: LogoutError) -> String;
+    fn logout_confirm(&self, locale: Locale, confirmation: &str, client_name: Option<&str>) -> String;
+    fn logged_out(&self, locale: Locale) -> String;
+    fn still_logged_in(&self, locale: Locale) -> String;
+}
+
+/// What the protocol handlers share.
+#[derive(Clone)]
+pub struct ProtocolState {
+    pub provider: Arc<Provider>,
+    pub pages: Arc<dyn Pages>,
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl ProtocolState {
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+/// The current Unix time in seconds (the production clock).
+pub fn system_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The protocol's routes: discovery, JWKS, authorize, token, userinfo, introspect, revoke, end_session.
+pub fn router(state: ProtocolState) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize_get).post(authorize_post))
+        .route("/token", post(token))
+        .route("/userinfo", get(userinfo_get).post(userinfo_post))
+        .route("/introspect", post(introspect))
+        .route("/revoke", post(revoke))
+        .route("/end_session", get(end_session_get).post(end_session_post))
+        .route("/end_session/confirm", post(end_session_confirm))
+        .with_state(state)
+}
+
+/// Who is calling, for audit and for the professional's view of their sessions.
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let source_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect());
+        Ok(RequestOrigin { source_ip, user_agent })
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, Html(body)).into_response();
+    no_store(r.headers_mut());
+    r
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{\"error\":\"server_error\"}".to_vec());
+    let mut r = (status, bytes).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    no_store(r.headers_mut());
+    r
+}
+
+/// An OAuth error as JSON, with the status RFC 6749 5.2 gives it.
+fn oauth_error_response(error: &OAuthError, basic_used: bool) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = json_response(status, error);
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = if basic_used { "Basic realm=\"caducee\"" } else { "Bearer realm=\"caducee\"" };
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
+    r
+}
+
+fn page_status(error: PageError) -> StatusCode {
+    match error {
+        PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        PageError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        PageError::Forbidden => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+fn parse_form<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &[u8]) -> Result<T, OAuthError> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+    if !is_form {
+        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    }
+    serde_urlencoded::from_bytes(body).map_err(|_| OAuthError::invalid_request("malformed or repeated parameters"))
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Ok(value) = value.to_str() else {
+        return Err(OAuthError::invalid_client("malformed Authorization header"));
+    };
+    match ClientCredentials::parse_basic(value) {
+        None => Ok(None),
+        Some(Ok(pair)) => Ok(Some(pair)),
+        Some(Err(())) => Err(OAuthError::invalid_client("malformed Basic credentials")),
+    }
+}
+
+async fn discovery(State(st): State<ProtocolState>) -> Response {
+    let mut r = st.provider.discovery_json().to_string().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r
+}
+
+async fn jwks(State(st): State<ProtocolState>) -> Response {
+    let mut r = st.provider.keys().jwks_json().to_string().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    r
+}
+
+async fn authorize_get(State(st): State<ProtocolState>, origin: RequestOrigin, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
+    let params = serde_urlencoded::from_str::<AuthorizeParams>(query.as_deref().unwrap_or(""));
+    authorize(st, origin, jar, params.ok()).await
+}
+
+async fn authorize_post(State(st): State<ProtocolState>, origin: RequestOrigin, jar: CookieJar, headers: HeaderMap, body: Bytes) -> Response {
+    let params = parse_form::<AuthorizeParams>(&headers, &body);
+    authorize(st, origin, jar, params.ok()).await
+}
+
+async fn authorize(st: ProtocolState, origin: RequestOrigin, jar: CookieJar, params: Option<AuthorizeParams>) -> Response {
+    let Some(params) = params else {
+        return html(StatusCode::BAD_REQUEST, st.pages.error(Locale::default(), PageError::MalformedRequest));
+    };
+    let now = st.now();
+    match st.provider.authorize(params, &jar.browser_cookies(), &origin, now).await {
+        AuthorizeOutcome::Redirect(location) => see_other(&location),
+        AuthorizeOutcome::Login { location, browser_cookie } => {
+            let mut r = see_other(&location);
+            if let Some(value) = browser_cookie {
+                cookies::set(r.headers_mut(), &cookies::browser_cookie(&value, st.provider.config().secure_cookies));
+            }
+            r
+        }
+        AuthorizeOutcome::Page(error, locale) => html(page_status(error), st.pages.error(locale, error)),
+    }
+}
+
+fn see_other(location: &str) -> Response {
+    let mut r = Redirect::to(location).into_response();
+    no_store(r.headers_mut());
+    r
+}
+
+async fn token(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
+    let basic = match basic_credentials(&headers) {
+        Ok(b) => b,
+        Err(e) => return oauth_error_response(&e, true),
+    };
+    let basic_used = basic.is_some();
+    let params: TokenParams = match parse_form(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return oauth_error_response(&e, basic_used),
+    };
+    let creds = params.credentials(basic);
+    match st.provider.token(params, &creds, st.now()).await {
+        Ok(response) => json_response(StatusCode::OK, &response),
+        Err(e) => oauth_error_response(&e.into_oauth(), basic_used),
+    }
+}
+
+fn bearer_error(error: BearerError) -> Response {
+    let (status, challenge) = match error {
+        BearerError::Missing => (StatusCode::UNAUTHORIZED, "Bearer realm=\"caducee\""),
+        BearerError::InvalidToken => (
+            StatusCode::UNAUTHORIZED,
+            "Bearer realm=\"caducee\", error=\"invalid_token\", error_description=\"the access token is invalid, expired or revoked\"",
+        ),
+        BearerError::InvalidRequest => (StatusCode::BAD_REQUEST, "Bearer realm=\"caducee\", error=\"invalid_request\""),
+        BearerError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Bearer realm=\"caducee\", error=\"temporarily_unavailable\""),
+    };
+    let mut r = status.into_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    no_store(r.headers_mut());
+    r
+}
+
+/// The bearer token from the `Authorization` header (RFC 6750 2.1).
+fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| BearerError::InvalidRequest)?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(Some(token.trim().to_owned())),
+        _ => Err(BearerError::InvalidRequest),
+    }
+}
+
+async fn userinfo_get(State(st): State<ProtocolState>, headers: HeaderMap) -> Response {
+    match bearer_token(&headers) {
+        Ok(token) => userinfo(st, token).await,
+        Err(e) => bearer_error(e),
+    }
+}
+
+/// POST userinfo also accepts the token in the form body (RFC 6750 2.2), but not both ways.
+async fn userinfo_post(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
+    #[derive(serde::Deserialize, Default)]
+    struct Form {
+        access_token: Option<String>,
+    }
+    let from_header = match bearer_token(&headers) {
+        Ok(t) => t,
+        Err(e) => return bearer_error(e),
+    };
+    let from_body = if body.is_empty() {
+        None
+    } else {
+        match parse_form::<Form>(&headers, &body) {
+            Ok(f) => f.access_token,
+            Err(_) => return bearer_error(BearerError::InvalidRequest),
+        }
+    };
+    match (from_header, from_body) {
+        (Some(_), Some(_)) => bearer_error(BearerError::InvalidRequest),
+        (a, b) => userinfo(st, a.or(b)).await,
+    }
+}
+
+async fn userinfo(st: ProtocolState, token: Option<String>) -> Response {
+    match st.provider.userinfo(token.as_deref(), st.now()).await {
+        Ok(UserInfo::Json(claims)) => json_response(StatusCode::OK, &claims),
+        Ok(UserInfo::Jwt(jwt)) => {
+            let mut r = jwt.into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"));
+            no_store(r.headers_mut());
+            r
+        }
+        Err(e) => bearer_error(e),
+    }
+}
+
+fn token_operation(headers: &HeaderMap, body: &[u8]) -> Result<(TokenOperationParams, ClientCredentials), (OAuthError, bool)> {
+    let basic = basic_credentials(headers).map_err(|e| (e, true))?;
+    let basic_used = basic.is_some();
+    let params: TokenOperationParams = parse_form(headers, body).map_err(|e| (e, basic_used))?;
+    let creds = params.credentials(basic);
+    Ok((params, creds))
+}
+
+async fn introspect(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (params, creds) = match token_operation(&headers, &body) {
+        Ok(v) => v,
+        Err((e, basic)) => return oauth_error_response(&e, basic),
+    };
+    let basic_used = creds.basic.is_some();
+    match st.provider.introspect(params, &creds, st.now()).await {
+        Ok(answer) => json_response(StatusCode::OK, &answer),
+        Err(e) => oauth_error_response(&e.into_oauth(), basic_used),
+    }
+}
+
+async fn revoke(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (params, creds) = match token_operation(&headers, &body) {
+        Ok(v) => v,
+        Err((e, basic)) => return oauth_error_response(&e, basic),
+    };
+    let basic_used = creds.basic.is_some();
+    match st.provider.revoke(params, &creds, st.now()).await {
+        Ok(()) => {
+            let mut r = StatusCode::OK.into_response();
+            no_store(r.headers_mut());
+            r
+        }
+        Err(e) => oauth_error_response(&EndpointError::into_oauth(e), basic_used),
+    }
+}
+
+async fn end_session_get(State(st): State<ProtocolState>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
+    match serde_urlencoded::from_str::<EndSessionParams>(query.as_deref().unwrap_or("")) {
+        Ok(params) => end_session(st, jar, params).await,
+        Err(_) => html(StatusCode::BAD_REQUEST, st.pages.error(Locale::default(), PageError::MalformedRequest)),
+    }
+}
+
+async fn end_session_post(State(st): State<ProtocolState>, jar: CookieJar, headers: HeaderMap, body: Bytes) -> Response {
+    match parse_form::<EndSessionParams>(&headers, &body) {
+        Ok(params) => end_session(st, jar, params).await,
+        Err(_) => html(StatusCode::BAD_REQUEST, st.pages.error(Locale::default(), PageError::MalformedRequest)),
+    }
+}
+
+async fn end_session(st: ProtocolState, jar: CookieJar, params: EndSessionParams) -> Response {
+    let outcome = st.provider.end_session_request(params, jar.session(), st.now()).await;
+    render_logout(&st, outcome)
+}
+
+async fn end_session_confirm(State(st): State<ProtocolState>, jar: CookieJar, headers: HeaderMap, body: Bytes) -> Response {
+    #[derive(serde::Deserialize, Default)]
+    struct Form {
+        confirmation: Option<String>,
+        action: Option<String>,
+    }
+    let form: Form = match parse_form(&headers, &body) {
+        Ok(f) => f,
+        Err(_) => return html(StatusCode::BAD_REQUEST, st.pages.error(Locale::default(), PageError::MalformedRequest)),
+    };
+    let accept = form.action.as_deref() == Some("logout");
+    let outcome = st.provider.confirm_logout(form.confirmation.as_deref().unwrap_or(""), accept, jar.session(), st.now()).await;
+    render_logout(&st, outcome)
+}
+
+fn render_logout(st: &ProtocolState, outcome: EndSessionOutcome) -> Response {
+    let secure = st.provider.config().secure_cookies;
+    let mut r = match outcome {
+        EndSessionOutcome::Redirect(location) => see_other(&location),
+        EndSessionOutcome::LoggedOut(locale) => html(StatusCode::OK, st.pages.logged_out(locale)),
+        EndSessionOutcome::Confirm { locale, confirmation, client_name } => {
+            return html(StatusCode::OK, st.pages.logout_confirm(locale, &confirmation, client_name.as_deref()));
+        }
+        EndSessionOutcome::StillLoggedIn(locale) => return html(StatusCode::OK, st.pages.still_logged_in(locale)),
+        EndSessionOutcome::Refused(error, locale) => {
+            let status = if error == LogoutError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+            return html(status, st.pages.logout_error(locale, error));
+        }
+    };
+    cookies::set(r.headers_mut(), &cookies::clear_session_cookie(secure));
+    r
+}

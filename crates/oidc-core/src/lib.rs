@@ -1,0 +1,35 @@
+//! The OpenID Connect protocol engine of Caducée.
+//!
+//! Owns discovery, JWKS and key rotation, authorization request validation, login interactions,
+//! single-use codes, tokens (ID, access, refresh), claims, userinfo, introspection, revocation,
+//! RP-initiated logout, client registry and client authentication.
+//!
+//! It never learns how a person was authenticated beyond a [`session::LoginResult`] (subject,
+//! `acr`, `amr`, time): it must not depend on `authn-methods`, `login-ui` or any database crate.
+//! Durable data comes through traits ([`client::ClientRegistry`], [`claims::AccountDirectory`],
+//! [`grants::RefreshTokenStore`], [`keys::KeyStore`], [`provider::AuditSink`]) wired by the server;
+//! short-lived state lives in a [`session_store::SessionStore`]. Time is passed in (`now`, Unix
+//! seconds) so that tests move it instead of sleeping.
+
+pub mod authorize;
+pub mod claims;
+pub mod client;
+pub mod client_auth;
+pub mod config;
+pub mod discovery;
+pub mod error;
+pub mod flow;
+pub mod grants;
+pub mod http;
+pub mod keys;
+pub mod logout;
+pub mod provider;
+pub mod resource;
+pub mod session;
+pub mod token;
+pub mod util;
+
+pub use authorize::Locale;
+pub use config::ProviderConfig;
+pub use provider::{AuditEntry, AuditSink, Provider, ProviderDeps};
+pub use session::{LoginResult, RequestOrigin};

@@ -1,0 +1,194 @@
+//! Ending sessions: RP-Initiated Logout 1.0 (`/end_session`) and the one place where a session
+//! ends for any reason, so that every token issued under it dies with it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::authorize::{Locale, redirect_with};
+use crate::error::ProviderError;
+use crate::provider::{AuditEntry, Provider};
+use crate::session::SsoSession;
+use crate::util::random_token;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EndSessionParams {
+    pub id_token_hint: Option<String>,
+    pub logout_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub ui_locales: Option<String>,
+}
+
+/// Why a logout request is refused (shown to the person; nothing is redirected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutError {
+    InvalidIdTokenHint,
+    ClientMismatch,
+    UnregisteredRedirectUri,
+    RedirectWithoutClient,
+    Expired,
+    Unavailable,
+}
+
+/// What `/end_session` answers.
+#[derive(Debug)]
+pub enum EndSessionOutcome {
+    /// Done; go back to the client.
+    Redirect(String),
+    /// Done; show the "you are logged out" page.
+    LoggedOut(Locale),
+    /// The request does not prove it comes from the session's own relying party: ask the person.
+    Confirm { locale: Locale, confirmation: String, client_name: Option<String> },
+    /// The person declined: the session goes on.
+    StillLoggedIn(Locale),
+    Refused(LogoutError, Locale),
+}
+
+/// A logout awaiting the person's confirmation.
+#[derive(Debug, Serialize, Deserialize)]
+struct PendingLogout {
+    sid: String,
+    location: Option<String>,
+    locale: Locale,
+}
+
+const CONFIRMATION_TTL: Duration = Duration::from_secs(600);
+
+fn pending_key(token: &str) -> String {
+    format!("logout:{token}")
+}
+
+impl Provider {
+    /// Ends a session for any reason: removes it, revokes its refresh tokens, and records it.
+    /// Access tokens die with it, since every check reads the session.
+    pub async fn end_session(&self, sid: &str, reason: &'static str, now: i64) -> Result<Option<SsoSession>, ProviderError> {
+        let Some(session) = self.sessions.end(sid).await? else {
+            return Ok(None);
+        };
+        self.grants.revoke_sid(sid, now).await?;
+        self.audit(
+            AuditEntry::new("logout", "success")
+                .subject(&session.subject)
+                .details(serde_json::json!({ "sid": sid, "reason": reason, "clients": session.clients.iter().map(|c| &c.client_id).collect::<Vec<_>>() })),
+        )
+        .await;
+        Ok(Some(session))
+    }
+
+    /// Handles `/end_session` (GET or POST) for the browser holding `session_cookie`.
+    pub async fn end_session_request(&self, params: EndSessionParams, session_cookie: Option<&str>, now: i64) -> EndSessionOutcome {
+        let locale = Locale::from_ui_locales(params.ui_locales.as_deref());
+        match self.end_session_inner(params, session_cookie, locale, now).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "end_session failed");
+                EndSessionOutcome::Refused(LogoutError::Unavailable, locale)
+            }
+        }
+    }
+
+    async fn end_session_inner(
+        &self,
+        params: EndSessionParams,
+        session_cookie: Option<&str>,
+        locale: Locale,
+        now: i64,
+    ) -> Result<EndSessionOutcome, ProviderError> {
+        let refuse = |e| Ok(EndSessionOutcome::Refused(e, locale));
+        let hint = match params.id_token_hint.as_deref() {
+            None => None,
+            Some(h) => match self.verify_id_token_hint(h) {
+                Some(c) => Some(c),
+                None => return refuse(LogoutError::InvalidIdTokenHint),
+            },
+        };
+        let client_id = match (&params.client_id, &hint) {
+            (Some(id), Some(h)) if !h.audiences().contains(&id.as_str()) => return refuse(LogoutError::ClientMismatch),
+            (Some(id), _) => Some(id.clone()),
+            (None, Some(h)) => h.audiences().first().map(|s| (*s).to_owned()),
+            (None, None) => None,
+        };
+        let client = match &client_id {
+            Some(id) => self.client(id).await?,
+            None => None,
+        };
+        let location = match (&params.post_logout_redirect_uri, &client) {
+            (None, _) => None,
+            (Some(_), None) => return refuse(LogoutError::RedirectWithoutClient),
+            (Some(uri), Some(c)) => {
+                if !c.metadata.post_logout_redirect_uris.iter().any(|u| u == uri) {
+                    return refuse(LogoutError::UnregisteredRedirectUri);
+                }
+                let mut extra: Vec<(&str, &str)> = Vec::new();
+                if let Some(s) = params.state.as_deref() {
+                    extra.push(("state", s));
+                }
+                Some(redirect_with(uri, &extra, &self.config.issuer))
+            }
+        };
+        let done = |location: Option<String>| match location {
+            Some(l) => EndSessionOutcome::Redirect(l),
+            None => EndSessionOutcome::LoggedOut(locale),
+        };
+
+        let session = match session_cookie {
+            Some(c) => self.sessions.from_cookie(c, now).await?,
+            None => None,
+        };
+        let Some(session) = session else {
+            return Ok(done(location));
+        };
+        let hint_matches = hint.as_ref().is_some_and(|h| {
+            h.sub == session.subject && h.sid.as_deref().is_none_or(|sid| sid == session.sid)
+        });
+        if hint_matches {
+            self.end_session(&session.sid, "rp_initiated", now).await?;
+            return Ok(done(location));
+        }
+        // Without proof that the request comes from this session's relying party, a link could
+        // log anyone out: the person confirms with a form bound to a single-use token.
+        let confirmation = random_token();
+        let pending = PendingLogout { sid: session.sid.clone(), location, locale };
+        let bytes = serde_json::to_vec(&pending).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
+        self.store.put(&pending_key(&confirmation), &bytes, CONFIRMATION_TTL).await?;
+        let client_name = client.map(|c| if c.metadata.client_name.is_empty() { c.client_id } else { c.metadata.client_name });
+        Ok(EndSessionOutcome::Confirm { locale, confirmation, client_name })
+    }
+
+    /// The person confirmed (or declined) the logout asked by `/end_session`.
+    pub async fn confirm_logout(&self, confirmation: &str, accept: bool, session_cookie: Option<&str>, now: i64) -> EndSessionOutcome {
+        let result: Result<EndSessionOutcome, ProviderError> = async {
+            if confirmation.len() > 64 {
+                return Ok(EndSessionOutcome::Refused(LogoutError::Expired, Locale::default()));
+            }
+            let Some(bytes) = self.store.take(&pending_key(confirmation)).await? else {
+                return Ok(EndSessionOutcome::Refused(LogoutError::Expired, Locale::default()));
+            };
+            let pending: PendingLogout = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
+            let session = match session_cookie {
+                Some(c) => self.sessions.from_cookie(c, now).await?,
+                None => None,
+            };
+            // The confirmation is bound to the session it was issued for.
+            if let Some(s) = session {
+                if s.sid == pending.sid && accept {
+                    self.end_session(&s.sid, "rp_initiated_confirmed", now).await?;
+                }
+            }
+            if !accept {
+                return Ok(EndSessionOutcome::StillLoggedIn(pending.locale));
+            }
+            Ok(match pending.location {
+                Some(l) => EndSessionOutcome::Redirect(l),
+                None => EndSessionOutcome::LoggedOut(pending.locale),
+            })
+        }
+        .await;
+        result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "logout confirmation failed");
+            EndSessionOutcome::Refused(LogoutError::Unavailable, Locale::default())
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! The provider: the protocol's state and its dependencies, passed explicitly to every endpoint.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use session_store::SessionStore;
+
+use crate::claims::AccountDirectory;
+use crate::client::{Client, ClientRegistry};
+use crate::config::ProviderConfig;
+use crate::error::ProviderError;
+use crate::grants::RefreshTokenStore;
+use crate::keys::KeyRing;
+use crate::session::Sessions;
+
+/// One audit record as the protocol sees it; the server appends it to the audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub event: &'static str,
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub outcome: &'static str,
+    pub details: Value,
+}
+
+impl AuditEntry {
+    pub fn new(event: &'static str, outcome: &'static str) -> Self {
+        AuditEntry { event, subject: None, client_id: None, source_ip: None, outcome, details: Value::Null }
+    }
+
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    pub fn client(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    pub fn ip(mut self, ip: Option<String>) -> Self {
+        self.source_ip = ip;
+        self
+    }
+
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Where sensitive protocol events are recorded (the audit log).
+#[async_trait]
+pub trait AuditSink: Send + Sync {
+    async fn record(&self, entry: AuditEntry);
+}
+
+/// Everything the protocol needs from the rest of the system.
+pub struct ProviderDeps {
+    pub config: ProviderConfig,
+    pub keys: Arc<KeyRing>,
+    pub store: Arc<dyn SessionStore>,
+    pub clients: Arc<dyn ClientRegistry>,
+    pub accounts: Arc<dyn AccountDirectory>,
+    pub grants: Arc<dyn RefreshTokenStore>,
+    pub audit: Arc<dyn AuditSink>,
+}
+
+/// The OpenID provider. Cheap to share (`Arc<Provider>`); holds no per-request state.
+pub struct Provider {
+    pub(crate) config: ProviderConfig,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) clients: Arc<dyn ClientRegistry>,
+    pub(crate) accounts: Arc<dyn AccountDirectory>,
+    pub(crate) grants: Arc<dyn RefreshTokenStore>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) sessions: Sessions,
+    pub(crate) discovery: Arc<str>,
+}
+
+impl Provider {
+    pub fn new(deps: ProviderDeps) -> Result<Self, ProviderError> {
+        let discovery = crate::discovery::document(&deps.config)
+            .map_err(|e| ProviderError::Corrupt(format!("discovery document: {e}")))?;
+        Ok(Provider {
+            sessions: Sessions::new(deps.store.clone(), deps.config.session_ttl),
+            discovery: Arc::from(discovery),
+            config: deps.config,
+            keys: deps.keys,
+            store: deps.store,
+            clients: deps.clients,
+            accounts: deps.accounts,
+            grants: deps.grants,
+            audit: deps.audit,
+        })
+    }
+
+    pub fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub fn discovery_json(&self) -> Arc<str> {
+        self.discovery.clone()
+    }
+
+    pub(crate) async fn client(&self, client_id: &str) -> Result<Option<Client>, ProviderError> {
+        if client_id.is_empty() || client_id.len() > 255 {
+            return Ok(None);
+        }
+        Ok(self.clients.get(client_id).await?)
+    }
+
+    pub(crate) async fn audit(&self, entry: AuditEntry) {
+        self.audit.record(entry).await;
+    }
+
+    /// Whether the dependencies answer (for health checks and to fail closed early).
+    pub async fn ready(&self) -> Result<(), ProviderError> {
+        self.store.ping().await?;
+        Ok(())
+    }
+}

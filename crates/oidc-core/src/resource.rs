@@ -1,0 +1,251 @@
+//! Using and checking tokens: userinfo (OIDC Core 5.3), introspection (RFC 7662) and
+//! revocation (RFC 7009). A token is alive only while its signature and lifetime hold, its SSO
+//! session exists, and neither it nor its grant was revoked: every check reads the shared
+//! store, so a revocation on one node is seen by all at the next request.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::client_auth::ClientCredentials;
+use crate::error::{EndpointError, ErrorCode, OAuthError};
+use crate::grants::RefreshGrant;
+use crate::provider::{AuditEntry, Provider};
+use crate::token::{AccessTokenClaims, revoked_grant_key, revoked_token_key};
+use crate::util::sha256_hex;
+
+/// What userinfo answers.
+#[derive(Debug)]
+pub enum UserInfo {
+    Json(Map<String, Value>),
+    /// A signed JWT, for clients registered with `userinfo_signed_response_alg`.
+    Jwt(String),
+}
+
+/// RFC 6750 errors for the userinfo endpoint (sent in `WWW-Authenticate`).
+#[derive(Debug)]
+pub enum BearerError {
+    /// No token at all: a bare challenge, no error code (RFC 6750 3.1).
+    Missing,
+    InvalidToken,
+    InvalidRequest,
+    Unavailable,
+}
+
+/// The form of `/introspect` and `/revoke` requests.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenOperationParams {
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_assertion: Option<String>,
+    pub client_assertion_type: Option<String>,
+}
+
+impl TokenOperationParams {
+    pub fn credentials(&self, basic: Option<(String, String)>) -> ClientCredentials {
+        ClientCredentials {
+            basic,
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            client_assertion: self.client_assertion.clone(),
+            client_assertion_type: self.client_assertion_type.clone(),
+        }
+    }
+}
+
+/// RFC 7662 2.2 response.
+#[derive(Debug, Serialize, Default, PartialEq)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+}
+
+impl Provider {
+    /// An access token that is valid and alive, or `None`.
+    pub async fn live_access_token(&self, token: &str) -> Result<Option<AccessTokenClaims>, EndpointError> {
+        let Some(claims) = self.decode_access_token(token) else {
+            return Ok(None);
+        };
+        let session_key = format!("sso:{}", claims.sid);
+        let keys = [session_key.as_str(), &revoked_grant_key(&claims.gid), &revoked_token_key(&claims.jti)];
+        let found = self.store.get_many(&keys).await?;
+        let session_alive = found.first().is_some_and(Option::is_some);
+        let revoked = found.iter().skip(1).any(Option::is_some);
+        if !session_alive || revoked {
+            return Ok(None);
+        }
+        Ok(Some(claims))
+    }
+
+    /// Userinfo for a bearer token.
+    pub async fn userinfo(&self, token: Option<&str>, now: i64) -> Result<UserInfo, BearerError> {
+        let token = token.ok_or(BearerError::Missing)?;
+        let claims = match self.live_access_token(token).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(BearerError::InvalidToken),
+            Err(e) => {
+                tracing::error!(error = %e, "userinfo failed");
+                return Err(BearerError::Unavailable);
+            }
+        };
+        let scopes: Vec<String> = claims.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        if !scopes.iter().any(|s| s == "openid") {
+            return Err(BearerError::InvalidToken);
+        }
+        let account = match self.accounts.account(&claims.sub).await {
+            Ok(Some(a)) if a.active => a,
+            Ok(_) => return Err(BearerError::InvalidToken),
+            Err(_) => return Err(BearerError::Unavailable),
+        };
+        let mut out = Map::new();
+        out.insert("sub".into(), Value::String(claims.sub.clone()));
+        out.extend(crate::claims::released_claims(&account, &scopes, &claims.acr));
+
+        let client = match self.client(&claims.client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(BearerError::InvalidToken),
+            Err(_) => return Err(BearerError::Unavailable),
+        };
+        match client.metadata.userinfo_signed_response_alg {
+            None => Ok(UserInfo::Json(out)),
+            Some(alg) => {
+                out.insert("iss".into(), Value::String(self.config.issuer.clone()));
+                out.insert("aud".into(), Value::String(client.client_id.clone()));
+                out.insert("iat".into(), Value::from(now));
+                out.insert("exp".into(), Value::from(claims.exp));
+                self.keys.sign(alg, "JWT", &out).map(UserInfo::Jwt).map_err(|e| {
+                    tracing::error!(error = %e, "signing userinfo failed");
+                    BearerError::Unavailable
+                })
+            }
+        }
+    }
+
+    /// Introspection by an authenticated client. A client learns about its own tokens only,
+    /// unless it is registered as a resource server.
+    pub async fn introspect(&self, params: TokenOperationParams, creds: &ClientCredentials, now: i64) -> Result<Introspection, EndpointError> {
+        let client = self.authenticate_client(creds, false, now).await?;
+        let token = params.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let refresh_first = params.token_type_hint.as_deref() == Some("refresh_token");
+        for as_refresh in [refresh_first, !refresh_first] {
+            let found = if as_refresh {
+                self.live_refresh_token(token, now).await?.map(|g| self.describe_refresh(g))
+            } else {
+                self.live_access_token(token).await?.map(describe_access)
+            };
+            if let Some(found) = found {
+                let owner = found.client_id.as_deref().unwrap_or_default();
+                let visible = client.metadata.resource_server || owner == client.client_id;
+                return Ok(if visible { found } else { Introspection::default() });
+            }
+        }
+        Ok(Introspection::default())
+    }
+
+    fn describe_refresh(&self, grant: RefreshGrant) -> Introspection {
+        Introspection {
+            active: true,
+            scope: Some(grant.context.scopes.join(" ")),
+            client_id: Some(grant.client_id),
+            token_type: Some("refresh_token"),
+            exp: Some(grant.expires_at),
+            iat: Some(grant.created_at),
+            sub: Some(grant.subject),
+            iss: Some(self.config.issuer.clone()),
+            sid: Some(grant.sid),
+            acr: Some(grant.context.acr),
+            auth_time: Some(grant.context.auth_time),
+            ..Introspection::default()
+        }
+    }
+
+    async fn live_refresh_token(&self, token: &str, now: i64) -> Result<Option<RefreshGrant>, EndpointError> {
+        if token.len() > 128 {
+            return Ok(None);
+        }
+        let Some(grant) = self.grants.get(&sha256_hex(token.as_bytes())).await? else {
+            return Ok(None);
+        };
+        if grant.expires_at <= now || !self.sessions.is_alive(&grant.sid, now).await? {
+            return Ok(None);
+        }
+        // `get` returns only tokens neither consumed nor revoked; the grant marker covers a
+        // revocation not yet written to the refresh table by another node.
+        if self.store.get(&revoked_grant_key(&grant.grant_id)).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(grant))
+    }
+
+    /// Revocation by an authenticated client, of its own tokens (RFC 7009). Unknown or foreign
+    /// tokens get the same 200 answer, so that nothing is learnt from it.
+    pub async fn revoke(&self, params: TokenOperationParams, creds: &ClientCredentials, now: i64) -> Result<(), EndpointError> {
+        let client = self.authenticate_client(creds, true, now).await?;
+        let token = params.token.as_deref().ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        if let Some(hint) = params.token_type_hint.as_deref() {
+            if hint != "access_token" && hint != "refresh_token" {
+                return Err(OAuthError::new(ErrorCode::UnsupportedTokenType, "unsupported token_type_hint").into());
+            }
+        }
+        if let Some(grant) = self.live_refresh_token(token, now).await? {
+            if grant.client_id == client.client_id {
+                self.revoke_grant(&grant.grant_id, now).await?;
+                self.audit(AuditEntry::new("token_revoked", "success").subject(&grant.subject).client(&client.client_id).details(serde_json::json!({ "token_type": "refresh_token", "grant": grant.grant_id }))).await;
+            }
+            return Ok(());
+        }
+        if let Some(at) = self.decode_access_token(token) {
+            if at.client_id == client.client_id {
+                let ttl = Duration::from_secs(u64::try_from(at.exp - now).unwrap_or(0) + 60);
+                self.store.put(&revoked_token_key(&at.jti), b"1", ttl).await?;
+                self.audit(AuditEntry::new("token_revoked", "success").subject(&at.sub).client(&client.client_id).details(serde_json::json!({ "token_type": "access_token", "jti": at.jti }))).await;
+            }
+        }
+        Ok(())
+    }
+
+}
+
+fn describe_access(at: AccessTokenClaims) -> Introspection {
+    Introspection {
+        active: true,
+        scope: Some(at.scope),
+        client_id: Some(at.client_id),
+        token_type: Some("Bearer"),
+        exp: Some(at.exp),
+        iat: Some(at.iat),
+        sub: Some(at.sub),
+        aud: Some(at.aud),
+        iss: Some(at.iss),
+        jti: Some(at.jti),
+        sid: Some(at.sid),
+        acr: Some(at.acr),
+        auth_time: Some(at.auth_time),
+    }
+}

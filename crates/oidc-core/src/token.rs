@@ -1,0 +1,364 @@
+//! The token endpoint: the authorization code and refresh token grants, and the tokens they
+//! issue (ID token, JWT access token per RFC 9068, rotating refresh token).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::client::Client;
+use crate::client_auth::ClientCredentials;
+use crate::error::{EndpointError, ErrorCode, OAuthError, ProviderError};
+use crate::flow::{CodeRecord, code_key, grant_id_for_code};
+use crate::grants::{ConsumeResult, GrantContext, RefreshGrant};
+use crate::keys::VerifyOptions;
+use crate::provider::{AuditEntry, Provider};
+use crate::util::{constant_time_eq, half_hash, random_id, random_token, sha256_b64, sha256_hex, split_spaces};
+
+/// What marks a consumed code; a second use of the code finds this instead of the record.
+const CODE_REDEEMED: &[u8] = b"redeemed";
+/// How long a consumed code is remembered to detect replays.
+const CODE_REPLAY_WINDOW: Duration = Duration::from_secs(3600);
+
+/// The token request's form fields (client credentials are read separately).
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenParams {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_assertion: Option<String>,
+    pub client_assertion_type: Option<String>,
+}
+
+impl TokenParams {
+    pub fn credentials(&self, basic: Option<(String, String)>) -> ClientCredentials {
+        ClientCredentials {
+            basic,
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            client_assertion: self.client_assertion.clone(),
+            client_assertion_type: self.client_assertion_type.clone(),
+        }
+    }
+}
+
+/// A successful token response (RFC 6749 5.1, OIDC Core 3.1.3.3).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub scope: String,
+}
+
+/// Claims of the JWT access tokens this provider issues (RFC 9068).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub scope: String,
+    pub sid: String,
+    /// The grant (code or refresh family) this token comes from.
+    pub gid: String,
+    pub auth_time: i64,
+    pub acr: String,
+}
+
+/// The part of an ID token this provider reads back (`id_token_hint`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdTokenHintClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub aud: Value,
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+impl IdTokenHintClaims {
+    pub fn audiences(&self) -> Vec<&str> {
+        match &self.aud {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+pub(crate) fn revoked_grant_key(gid: &str) -> String {
+    format!("revoked-grant:{gid}")
+}
+
+pub(crate) fn revoked_token_key(jti: &str) -> String {
+    format!("revoked-at:{jti}")
+}
+
+/// Everything needed to issue a set of tokens.
+struct Issue<'a> {
+    client: &'a Client,
+    subject: &'a str,
+    sid: &'a str,
+    grant_id: &'a str,
+    context: &'a GrantContext,
+    /// `Some(expiry)` to add a refresh token to the response.
+    refresh_expiry: Option<i64>,
+}
+
+impl Provider {
+    /// Handles a token request once the client is authenticated.
+    pub async fn token(&self, params: TokenParams, creds: &ClientCredentials, now: i64) -> Result<TokenResponse, EndpointError> {
+        let grant_type = params.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+        if !matches!(grant_type, "authorization_code" | "refresh_token") {
+            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
+        }
+        let client = self.authenticate_client(creds, true, now).await?;
+        if !client.metadata.allows_grant(grant_type) {
+            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use this grant type").into());
+        }
+        match grant_type {
+            "authorization_code" => self.code_grant(&client, params, now).await,
+            _ => self.refresh_grant(&client, params, now).await,
+        }
+    }
+
+    async fn code_grant(&self, client: &Client, params: TokenParams, now: i64) -> Result<TokenResponse, EndpointError> {
+        let code = params.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+        if code.is_empty() || code.len() > 128 {
+            return Err(OAuthError::invalid_grant("invalid authorization code").into());
+        }
+        let previous = self.store.swap_existing(&code_key(code), CODE_REDEEMED, CODE_REPLAY_WINDOW).await?;
+        let Some(bytes) = previous else {
+            return Err(OAuthError::invalid_grant("invalid or expired authorization code").into());
+        };
+        let grant_id = grant_id_for_code(code);
+        if bytes == CODE_REDEEMED {
+            self.revoke_grant(&grant_id, now).await?;
+            self.audit(AuditEntry::new("code_replay", "revoked").client(&client.client_id).details(serde_json::json!({ "grant": grant_id }))).await;
+            return Err(OAuthError::invalid_grant("authorization code already used; tokens issued from it are revoked").into());
+        }
+        let record: CodeRecord = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
+        if record.expires_at <= now {
+            return Err(OAuthError::invalid_grant("authorization code expired").into());
+        }
+        if record.client_id != client.client_id {
+            return Err(OAuthError::invalid_grant("authorization code was issued to another client").into());
+        }
+        if params.redirect_uri.as_deref() != Some(record.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
+        }
+        check_pkce(record.code_challenge.as_deref(), params.code_verifier.as_deref())?;
+        let session = self.sessions.get(&record.sid, now).await?;
+        let Some(session) = session else {
+            return Err(OAuthError::invalid_grant("the session behind this code has ended").into());
+        };
+        self.ensure_active(&record.subject).await?;
+
+        let context = GrantContext {
+            scopes: record.scopes,
+            nonce: record.nonce,
+            auth_time: record.auth_time,
+            acr: record.acr,
+            amr: record.amr,
+        };
+        let refresh_expiry = client
+            .metadata
+            .allows_grant("refresh_token")
+            .then(|| (now + self.config.refresh_token_ttl).min(session.expires_at));
+        let issue = Issue { client, subject: &record.subject, sid: &record.sid, grant_id: &grant_id, context: &context, refresh_expiry };
+        let response = self.issue_tokens(&issue, now).await?;
+        self.audit(AuditEntry::new("token_issued", "success").subject(&record.subject).client(&client.client_id).details(serde_json::json!({ "grant_type": "authorization_code", "sid": record.sid }))).await;
+        Ok(response)
+    }
+
+    async fn refresh_grant(&self, client: &Client, params: TokenParams, now: i64) -> Result<TokenResponse, EndpointError> {
+        let token = params.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        if token.is_empty() || token.len() > 128 {
+            return Err(OAuthError::invalid_grant("invalid refresh token").into());
+        }
+        let hash = sha256_hex(token.as_bytes());
+        // Checked before consuming: another client presenting this token must not burn it.
+        match self.grants.get(&hash).await? {
+            Some(g) if g.client_id == client.client_id => {}
+            _ => return Err(OAuthError::invalid_grant("invalid refresh token").into()),
+        }
+        let grant = match self.grants.consume(&hash, now).await? {
+            ConsumeResult::Consumed(g) => g,
+            ConsumeResult::Reused(g) => {
+                self.revoke_grant(&g.grant_id, now).await?;
+                self.audit(AuditEntry::new("refresh_reuse", "revoked").subject(&g.subject).client(&g.client_id).details(serde_json::json!({ "grant": g.grant_id, "sid": g.sid }))).await;
+                return Err(OAuthError::invalid_grant("refresh token already used; the grant is revoked").into());
+            }
+            ConsumeResult::Revoked(_) | ConsumeResult::Expired(_) | ConsumeResult::Unknown => {
+                return Err(OAuthError::invalid_grant("invalid refresh token").into());
+            }
+        };
+        let Some(session) = self.sessions.get(&grant.sid, now).await? else {
+            return Err(OAuthError::invalid_grant("the session behind this refresh token has ended").into());
+        };
+        self.ensure_active(&grant.subject).await?;
+
+        let mut context = grant.context.clone();
+        if let Some(scope) = params.scope.as_deref() {
+            let asked: Vec<&str> = split_spaces(scope).collect();
+            if asked.iter().any(|s| !context.scopes.iter().any(|g| g == s)) {
+                return Err(OAuthError::new(ErrorCode::InvalidScope, "a refresh may not widen the granted scope").into());
+            }
+            context.scopes.retain(|s| asked.contains(&s.as_str()));
+        }
+        let refresh_expiry = Some((now + self.config.refresh_token_ttl).min(session.expires_at));
+        let issue = Issue { client, subject: &grant.subject, sid: &grant.sid, grant_id: &grant.grant_id, context: &context, refresh_expiry };
+        let response = self.issue_tokens(&issue, now).await?;
+        self.audit(AuditEntry::new("token_issued", "success").subject(&grant.subject).client(&client.client_id).details(serde_json::json!({ "grant_type": "refresh_token", "sid": grant.sid }))).await;
+        Ok(response)
+    }
+
+    async fn ensure_active(&self, subject: &str) -> Result<crate::claims::Account, EndpointError> {
+        match self.accounts.account(subject).await? {
+            Some(a) if a.active => Ok(a),
+            _ => Err(OAuthError::invalid_grant("the account is not active").into()),
+        }
+    }
+
+    /// Revokes everything issued from a grant: its refresh tokens now, its access tokens at
+    /// their next use (a marker every resource check reads).
+    pub(crate) async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), ProviderError> {
+        let ttl = Duration::from_secs(u64::try_from(self.config.access_token_ttl).unwrap_or(1).max(1) + 60);
+        self.store.put(&revoked_grant_key(grant_id), b"1", ttl).await?;
+        self.grants.revoke_grant(grant_id, now).await?;
+        Ok(())
+    }
+
+    async fn issue_tokens(&self, issue: &Issue<'_>, now: i64) -> Result<TokenResponse, EndpointError> {
+        let account = self.ensure_active(issue.subject).await?;
+        let scope = issue.context.scopes.join(" ");
+        let at_claims = AccessTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub: issue.subject.to_owned(),
+            aud: issue.client.client_id.clone(),
+            client_id: issue.client.client_id.clone(),
+            exp: now + self.config.access_token_ttl,
+            iat: now,
+            jti: random_id(),
+            scope: scope.clone(),
+            sid: issue.sid.to_owned(),
+            gid: issue.grant_id.to_owned(),
+            auth_time: issue.context.auth_time,
+            acr: issue.context.acr.clone(),
+        };
+        let access_token = self.keys.sign(self.config.access_token_alg, "at+jwt", &at_claims)?;
+
+        let mut id_claims = Map::new();
+        let mut put = |k: &str, v: Value| {
+            id_claims.insert(k.to_owned(), v);
+        };
+        put("iss", Value::String(self.config.issuer.clone()));
+        put("sub", Value::String(issue.subject.to_owned()));
+        put("aud", Value::String(issue.client.client_id.clone()));
+        put("azp", Value::String(issue.client.client_id.clone()));
+        put("exp", Value::from(now + self.config.id_token_ttl));
+        put("iat", Value::from(now));
+        put("auth_time", Value::from(issue.context.auth_time));
+        put("acr", Value::String(issue.context.acr.clone()));
+        put("amr", Value::from(issue.context.amr.clone()));
+        put("sid", Value::String(issue.sid.to_owned()));
+        put("at_hash", Value::String(half_hash(access_token.as_bytes())));
+        if let Some(nonce) = &issue.context.nonce {
+            put("nonce", Value::String(nonce.clone()));
+        }
+        for (k, v) in crate::claims::released_claims(&account, &issue.context.scopes, &issue.context.acr) {
+            id_claims.entry(k).or_insert(v);
+        }
+        let alg = issue.client.metadata.id_token_signed_response_alg;
+        let id_token = self.keys.sign(alg, "JWT", &id_claims)?;
+
+        let refresh_token = match issue.refresh_expiry {
+            None => None,
+            Some(expires_at) => {
+                let token = random_token();
+                let grant = RefreshGrant {
+                    token_hash: sha256_hex(token.as_bytes()),
+                    grant_id: issue.grant_id.to_owned(),
+                    client_id: issue.client.client_id.clone(),
+                    subject: issue.subject.to_owned(),
+                    sid: issue.sid.to_owned(),
+                    context: issue.context.clone(),
+                    created_at: now,
+                    expires_at,
+                };
+                self.grants.insert(&grant).await?;
+                Some(token)
+            }
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.config.access_token_ttl,
+            id_token,
+            refresh_token,
+            scope,
+        })
+    }
+
+    /// Verifies an ID token this provider issued, even expired (`id_token_hint`).
+    pub fn verify_id_token_hint(&self, token: &str) -> Option<IdTokenHintClaims> {
+        if token.len() > 16 * 1024 {
+            return None;
+        }
+        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: true })
+    }
+
+    /// Verifies an access token's signature and lifetime (not yet whether it was revoked).
+    pub(crate) fn decode_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
+        if token.len() > 8 * 1024 {
+            return None;
+        }
+        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "at+jwt", allow_expired: false })
+    }
+}
+
+/// RFC 7636 4.6: `BASE64URL(SHA256(code_verifier)) == code_challenge`. A verifier sent for a code
+/// issued without a challenge is refused too, so that PKCE cannot be stripped or injected.
+fn check_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), EndpointError> {
+    match (challenge, verifier) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(OAuthError::invalid_grant("code_verifier is required").into()),
+        (None, Some(_)) => Err(OAuthError::invalid_grant("no code_challenge was sent for this code").into()),
+        (Some(c), Some(v)) => {
+            let well_formed = (43..=128).contains(&v.len())
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            if well_formed && constant_time_eq(sha256_b64(v.as_bytes()).as_bytes(), c.as_bytes()) {
+                Ok(())
+            } else {
+                Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge").into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_rfc7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(check_pkce(Some(challenge), Some(verifier)).is_ok());
+        assert!(check_pkce(Some(challenge), Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXX")).is_err());
+        assert!(check_pkce(Some(challenge), None).is_err());
+        assert!(check_pkce(None, Some(verifier)).is_err());
+        assert!(check_pkce(None, None).is_ok());
+    }
+}
