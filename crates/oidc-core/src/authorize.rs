@@ -44,11 +44,7 @@ pub enum Locale {
 impl Locale {
     /// The first supported language in a space-separated `ui_locales` list (BCP 47 tags).
     pub fn from_ui_locales(value: Option<&str>) -> Locale {
-        value
-            .into_iter()
-            .flat_map(split_spaces)
-            .find_map(Locale::from_tag)
-            .unwrap_or_default()
+        value.into_iter().flat_map(split_spaces).find_map(Locale::from_tag).unwrap_or_default()
     }
 
     pub fn from_tag(tag: &str) -> Option<Locale> {
@@ -144,14 +140,18 @@ pub fn validate(
     acr_levels: &[String],
 ) -> Result<AuthorizationRequest, Rejection> {
     let state = params.state.clone();
-    let reject = |error: OAuthError| Rejection::Redirect {
-        redirect_uri: redirect_uri.clone(),
-        state: state.clone(),
-        error,
-    };
+    let reject =
+        |error: OAuthError| Rejection::Redirect { redirect_uri: redirect_uri.clone(), state: state.clone(), error };
     let fields = [
-        &params.state, &params.nonce, &params.scope, &params.login_hint, &params.acr_values,
-        &params.ui_locales, &params.code_challenge, &params.prompt, &params.max_age,
+        &params.state,
+        &params.nonce,
+        &params.scope,
+        &params.login_hint,
+        &params.acr_values,
+        &params.ui_locales,
+        &params.code_challenge,
+        &params.prompt,
+        &params.max_age,
     ];
     if fields.iter().any(|f| f.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN)) {
         return Err(reject(OAuthError::invalid_request("a parameter is too long")));
@@ -172,10 +172,10 @@ pub fn validate(
             )));
         }
     }
-    if let Some(mode) = params.response_mode.as_deref() {
-        if mode != "query" {
-            return Err(reject(OAuthError::invalid_request("only response_mode=query is supported")));
-        }
+    if let Some(mode) = params.response_mode.as_deref()
+        && mode != "query"
+    {
+        return Err(reject(OAuthError::invalid_request("only response_mode=query is supported")));
     }
     if params.claims.is_some() {
         return Err(reject(OAuthError::invalid_request("the claims parameter is not supported")));
@@ -206,7 +206,9 @@ pub fn validate(
     // PKCE (RFC 7636): S256 only; mandatory for public clients.
     let code_challenge = match (params.code_challenge.as_deref(), params.code_challenge_method.as_deref()) {
         (None, None) => None,
-        (None, Some(_)) => return Err(reject(OAuthError::invalid_request("code_challenge_method without code_challenge"))),
+        (None, Some(_)) => {
+            return Err(reject(OAuthError::invalid_request("code_challenge_method without code_challenge")));
+        }
         (Some(c), method) => {
             // RFC 7636 4.3 makes `plain` the default method: refusing it means refusing a missing method too.
             if method != Some(PKCE_METHOD_S256) {
@@ -221,7 +223,9 @@ pub fn validate(
         }
     };
     if code_challenge.is_none() && client.metadata.is_public() {
-        return Err(reject(OAuthError::invalid_request("PKCE (code_challenge with S256) is required for public clients")));
+        return Err(reject(OAuthError::invalid_request(
+            "PKCE (code_challenge with S256) is required for public clients",
+        )));
     }
 
     let (mut prompt_none, mut prompt_login) = (false, false);
@@ -273,11 +277,7 @@ pub fn validate(
 /// The weakest level among the requested `acr_values` (any of them satisfies the request), as
 /// a rank in `acr_levels`.
 pub fn required_acr_rank(request: &AuthorizationRequest, acr_levels: &[String]) -> Option<usize> {
-    request
-        .acr_values
-        .iter()
-        .filter_map(|a| acr_levels.iter().position(|l| l == a))
-        .min()
+    request.acr_values.iter().filter_map(|a| acr_levels.iter().position(|l| l == a)).min()
 }
 
 /// Builds the redirect back to the client with `params` added to its query, plus `iss`
@@ -370,28 +370,41 @@ mod tests {
     fn unknown_client_and_unregistered_redirect_are_not_redirected() {
         let p = params(&[]);
         assert_eq!(check_client_and_redirect(&p, None), Err(Rejection::Page(PageError::UnknownClient)));
-        let p: AuthorizeParams = serde_urlencoded::from_str("client_id=rp&redirect_uri=https%3A%2F%2Fevil.example%2Fcb").unwrap();
+        let p: AuthorizeParams =
+            serde_urlencoded::from_str("client_id=rp&redirect_uri=https%3A%2F%2Fevil.example%2Fcb").unwrap();
         assert_eq!(
             check_client_and_redirect(&p, Some(&client(false))),
             Err(Rejection::Page(PageError::UnregisteredRedirectUri))
         );
         // Exact match: a prefix or an extra query does not pass.
-        let p: AuthorizeParams = serde_urlencoded::from_str("client_id=rp&redirect_uri=https%3A%2F%2Frp.example%2Fcb%3Fx%3D1").unwrap();
+        let p: AuthorizeParams =
+            serde_urlencoded::from_str("client_id=rp&redirect_uri=https%3A%2F%2Frp.example%2Fcb%3Fx%3D1").unwrap();
         assert!(check_client_and_redirect(&p, Some(&client(false))).is_err());
     }
 
     #[test]
     fn pkce_rules() {
         let verifier_hash = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-        assert!(run(params(&[("code_challenge", verifier_hash), ("code_challenge_method", "S256")]), &client(true)).is_ok());
+        assert!(
+            run(params(&[("code_challenge", verifier_hash), ("code_challenge_method", "S256")]), &client(true)).is_ok()
+        );
         assert_eq!(redirect_error(run(params(&[]), &client(true))), ErrorCode::InvalidRequest);
         assert_eq!(
-            redirect_error(run(params(&[("code_challenge", verifier_hash), ("code_challenge_method", "plain")]), &client(false))),
+            redirect_error(run(
+                params(&[("code_challenge", verifier_hash), ("code_challenge_method", "plain")]),
+                &client(false)
+            )),
             ErrorCode::InvalidRequest
         );
-        assert_eq!(redirect_error(run(params(&[("code_challenge", verifier_hash)]), &client(false))), ErrorCode::InvalidRequest);
         assert_eq!(
-            redirect_error(run(params(&[("code_challenge", "short"), ("code_challenge_method", "S256")]), &client(false))),
+            redirect_error(run(params(&[("code_challenge", verifier_hash)]), &client(false))),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            redirect_error(run(
+                params(&[("code_challenge", "short"), ("code_challenge_method", "S256")]),
+                &client(false)
+            )),
             ErrorCode::InvalidRequest
         );
     }
@@ -419,7 +432,12 @@ mod tests {
     #[test]
     fn prompt_max_age_acr_and_locale_are_read() {
         let r = run(
-            params(&[("prompt", "login"), ("max_age", "300"), ("acr_values", "eidas3 bogus eidas1"), ("ui_locales", "en-GB fr")]),
+            params(&[
+                ("prompt", "login"),
+                ("max_age", "300"),
+                ("acr_values", "eidas3 bogus eidas1"),
+                ("ui_locales", "en-GB fr"),
+            ]),
             &client(false),
         )
         .unwrap();

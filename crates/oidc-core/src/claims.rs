@@ -39,11 +39,36 @@ pub trait AccountDirectory: Send + Sync {
 /// Every claim name a client can receive, for discovery.
 pub fn claims_supported() -> Vec<&'static str> {
     let mut names = vec![
-        "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash",
-        "given_name", "family_name", "preferred_username", "email",
-        "SubjectNameID", "SubjectRefPro", "codeCivilite", "SubjectOrganization", "SubjectOrganizationID",
-        "SubjectRole", "Secteur_Activite", "Palier_Authentification", "codeGenreActivite",
-        "Acces_Regulation_Medicale", "Mode_Acces_Raison", "PSI_Locale", "UITVersion", "otherIds",
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "amr",
+        "sid",
+        "azp",
+        "at_hash",
+        "given_name",
+        "family_name",
+        "preferred_username",
+        "email",
+        "SubjectNameID",
+        "SubjectRefPro",
+        "codeCivilite",
+        "SubjectOrganization",
+        "SubjectOrganizationID",
+        "SubjectRole",
+        "Secteur_Activite",
+        "Palier_Authentification",
+        "codeGenreActivite",
+        "Acces_Regulation_Medicale",
+        "Mode_Acces_Raison",
+        "PSI_Locale",
+        "UITVersion",
+        "otherIds",
     ];
     names.dedup();
     names
@@ -62,10 +87,10 @@ pub fn released_claims(account: &Account, scopes: &[String], acr: &str) -> Map<S
         out.insert("family_name".into(), Value::String(account.family_name.clone()));
         out.insert("preferred_username".into(), Value::String(account.national_id.clone()));
     }
-    if has("email") || all {
-        if let Some(email) = &account.email {
-            out.insert("email".into(), Value::String(email.clone()));
-        }
+    if (has("email") || all)
+        && let Some(email) = &account.email
+    {
+        out.insert("email".into(), Value::String(email.clone()));
     }
     if all {
         for (k, v) in &account.professional_claims {

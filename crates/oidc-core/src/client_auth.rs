@@ -67,7 +67,12 @@ impl Provider {
     /// Authenticates the calling client with exactly one method, the one it registered.
     /// Public clients (method `none`) are identified, not authenticated: `allow_public` says
     /// whether the endpoint serves them (token and revocation do, introspection does not).
-    pub async fn authenticate_client(&self, creds: &ClientCredentials, allow_public: bool, now: i64) -> Result<Client, EndpointError> {
+    pub async fn authenticate_client(
+        &self,
+        creds: &ClientCredentials,
+        allow_public: bool,
+        now: i64,
+    ) -> Result<Client, EndpointError> {
         let methods_used = usize::from(creds.basic.is_some())
             + usize::from(creds.client_secret.is_some())
             + usize::from(creds.client_assertion.is_some());
@@ -89,12 +94,16 @@ impl Provider {
                 }
                 (id.as_str(), Some(secret.as_str()), TokenEndpointAuthMethod::ClientSecretBasic)
             }
-            (None, Some(id), Some(secret)) => (id.as_str(), Some(secret.as_str()), TokenEndpointAuthMethod::ClientSecretPost),
+            (None, Some(id), Some(secret)) => {
+                (id.as_str(), Some(secret.as_str()), TokenEndpointAuthMethod::ClientSecretPost)
+            }
             (None, Some(id), None) => (id.as_str(), None, TokenEndpointAuthMethod::None),
             (None, None, _) => return Err(invalid_client("client authentication is required")),
         };
         let client = self.client(client_id).await?.ok_or_else(|| invalid_client("client authentication failed"))?;
-        if client.metadata.token_endpoint_auth_method != method || (method == TokenEndpointAuthMethod::None && !allow_public) {
+        if client.metadata.token_endpoint_auth_method != method
+            || (method == TokenEndpointAuthMethod::None && !allow_public)
+        {
             return Err(invalid_client("client authentication failed"));
         }
         if let Some(secret) = secret {
@@ -129,12 +138,8 @@ impl Provider {
         if !ASSERTION_ALGS.contains(&alg_name.as_str()) {
             return Err(failed());
         }
-        let jwks: JwkSet = client
-            .metadata
-            .jwks
-            .clone()
-            .and_then(|j| serde_json::from_value(j).ok())
-            .ok_or_else(failed)?;
+        let jwks: JwkSet =
+            client.metadata.jwks.clone().and_then(|j| serde_json::from_value(j).ok()).ok_or_else(failed)?;
         let candidates = jwks.keys.iter().filter(|k| match (&header.kid, &k.common.key_id) {
             (Some(want), Some(have)) => want == have,
             (Some(_), None) => false,
@@ -169,10 +174,8 @@ impl Provider {
         }
         // Single use: remember the jti until the assertion expires.
         let ttl = Duration::from_secs(u64::try_from(claims.exp - now + 10).unwrap_or(10).max(10));
-        let first_use = self
-            .store
-            .put_if_absent(&format!("jti:{}:{}", client.client_id, claims.jti), b"1", ttl)
-            .await?;
+        let first_use =
+            self.store.put_if_absent(&format!("jti:{}:{}", client.client_id, claims.jti), b"1", ttl).await?;
         if !first_use {
             return Err(OAuthError::new(ErrorCode::InvalidClient, "client assertion replayed").into());
         }
@@ -188,10 +191,7 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         let header = format!("Basic {}", STANDARD.encode("my%3Aclient:s%2Bcret"));
-        assert_eq!(
-            ClientCredentials::parse_basic(&header),
-            Some(Ok(("my:client".to_owned(), "s+cret".to_owned())))
-        );
+        assert_eq!(ClientCredentials::parse_basic(&header), Some(Ok(("my:client".to_owned(), "s+cret".to_owned()))));
         assert_eq!(ClientCredentials::parse_basic("Bearer abc"), None);
         assert_eq!(ClientCredentials::parse_basic("Basic !!!"), Some(Err(())));
     }

@@ -129,7 +129,10 @@ impl ProviderError {
 
     pub fn to_oauth(&self) -> OAuthError {
         if self.is_unavailable() {
-            OAuthError::new(ErrorCode::TemporarilyUnavailable, "a dependency of the provider is unavailable, try again later")
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "a dependency of the provider is unavailable, try again later",
+            )
         } else {
             OAuthError::new(ErrorCode::ServerError, "internal error")
         }

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::authorize::{
-    self, AuthorizationRequest, AuthorizeParams, Locale, PageError, Rejection, required_acr_rank,
-};
+use crate::authorize::{self, AuthorizationRequest, AuthorizeParams, Locale, PageError, Rejection, required_acr_rank};
 use crate::error::{ErrorCode, OAuthError, ProviderError};
 use crate::provider::{AuditEntry, Provider};
 use crate::session::{LoginResult, RequestOrigin, SsoSession};
@@ -137,7 +135,12 @@ impl Provider {
             Ok(outcome) => outcome,
             Err(AuthorizeFailure::Rejected(Rejection::Page(p))) => AuthorizeOutcome::Page(p, locale),
             Err(AuthorizeFailure::Rejected(Rejection::Redirect { redirect_uri, state, error })) => {
-                AuthorizeOutcome::Redirect(authorize::error_redirect(&redirect_uri, state.as_deref(), &error, &self.config.issuer))
+                AuthorizeOutcome::Redirect(authorize::error_redirect(
+                    &redirect_uri,
+                    state.as_deref(),
+                    &error,
+                    &self.config.issuer,
+                ))
             }
             Err(AuthorizeFailure::Provider(e)) => {
                 tracing::error!(error = %e, "authorization request failed");
@@ -172,7 +175,9 @@ impl Provider {
         if let Some(hint) = id_token_hint {
             match self.verify_id_token_hint(&hint) {
                 Some(claims) => request.hinted_subject = Some(claims.sub),
-                None => return Err(redirect_error(&request, OAuthError::invalid_request("invalid id_token_hint")).into()),
+                None => {
+                    return Err(redirect_error(&request, OAuthError::invalid_request("invalid id_token_hint")).into());
+                }
             }
         }
 
@@ -191,12 +196,20 @@ impl Provider {
             }
         };
         if needs_login && request.prompt_none {
-            return Err(redirect_error(&request, OAuthError::new(ErrorCode::LoginRequired, "the end-user must log in")).into());
+            return Err(redirect_error(
+                &request,
+                OAuthError::new(ErrorCode::LoginRequired, "the end-user must log in"),
+            )
+            .into());
         }
         if let (false, Some(session)) = (needs_login, &session) {
             // Account blocked since the session started: no more silent sign-ins.
             if !self.account_is_active(&session.subject).await? {
-                return Err(redirect_error(&request, OAuthError::new(ErrorCode::LoginRequired, "the end-user must log in")).into());
+                return Err(redirect_error(
+                    &request,
+                    OAuthError::new(ErrorCode::LoginRequired, "the end-user must log in"),
+                )
+                .into());
             }
             let location = self.issue_code(&request, session, now).await?;
             self.audit(
@@ -242,7 +255,12 @@ impl Provider {
     }
 
     /// The interaction `id`, if it is live and was started by this browser.
-    pub async fn interaction(&self, id: &str, browser: Option<&str>, now: i64) -> Result<Interaction, InteractionError> {
+    pub async fn interaction(
+        &self,
+        id: &str,
+        browser: Option<&str>,
+        now: i64,
+    ) -> Result<Interaction, InteractionError> {
         if id.len() > 64 {
             return Err(InteractionError::Expired);
         }
@@ -260,7 +278,12 @@ impl Provider {
     }
 
     /// Consumes the interaction: of concurrent submissions, only one proceeds.
-    async fn take_interaction(&self, id: &str, browser: Option<&str>, now: i64) -> Result<Interaction, InteractionError> {
+    async fn take_interaction(
+        &self,
+        id: &str,
+        browser: Option<&str>,
+        now: i64,
+    ) -> Result<Interaction, InteractionError> {
         let checked = self.interaction(id, browser, now).await?;
         let bytes = self.store.take(&interaction_key(id)).await?.ok_or(InteractionError::Expired)?;
         let taken: Interaction = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
@@ -318,7 +341,12 @@ impl Provider {
     }
 
     /// The person gave up (or cannot log in): tell the client `access_denied`.
-    pub async fn abort_interaction(&self, id: &str, browser: Option<&str>, now: i64) -> Result<String, InteractionError> {
+    pub async fn abort_interaction(
+        &self,
+        id: &str,
+        browser: Option<&str>,
+        now: i64,
+    ) -> Result<String, InteractionError> {
         let interaction = self.take_interaction(id, browser, now).await?;
         let r = &interaction.request;
         Ok(authorize::error_redirect(
@@ -330,7 +358,12 @@ impl Provider {
     }
 
     /// Issues a single-use code for `request` under `session` and returns the redirect.
-    async fn issue_code(&self, request: &AuthorizationRequest, session: &SsoSession, now: i64) -> Result<String, ProviderError> {
+    async fn issue_code(
+        &self,
+        request: &AuthorizationRequest,
+        session: &SsoSession,
+        now: i64,
+    ) -> Result<String, ProviderError> {
         let code = random_token();
         let record = CodeRecord {
             client_id: request.client_id.clone(),

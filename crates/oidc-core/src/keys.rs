@@ -140,19 +140,16 @@ impl SigningKey {
                 let public = pair.public_key();
                 let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
                 let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
-                let decoding = DecodingKey::from_rsa_components(&n, &e)
-                    .map_err(|_| KeyError::Crypto("invalid RSA public key"))?;
+                let decoding =
+                    DecodingKey::from_rsa_components(&n, &e).map_err(|_| KeyError::Crypto("invalid RSA public key"))?;
                 let jwk = serde_json::json!({
                     "kty": "RSA", "use": "sig", "alg": "RS256", "kid": stored.kid, "n": n, "e": e,
                 });
                 (Pair::Rsa(pair), jwk, decoding)
             }
             SigningAlg::ES256 => {
-                let pair = EcdsaKeyPair::from_pkcs8(
-                    &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &stored.pkcs8,
-                )
-                .map_err(|_| KeyError::Crypto("invalid EC private key"))?;
+                let pair = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &stored.pkcs8)
+                    .map_err(|_| KeyError::Crypto("invalid EC private key"))?;
                 let point = pair.public_key().as_ref();
                 // Uncompressed SEC1 point: 0x04 || X (32 bytes) || Y (32 bytes).
                 if point.len() != 65 || point[0] != 4 {
@@ -160,8 +157,8 @@ impl SigningKey {
                 }
                 let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
                 let y = URL_SAFE_NO_PAD.encode(&point[33..65]);
-                let decoding = DecodingKey::from_ec_components(&x, &y)
-                    .map_err(|_| KeyError::Crypto("invalid EC public key"))?;
+                let decoding =
+                    DecodingKey::from_ec_components(&x, &y).map_err(|_| KeyError::Crypto("invalid EC public key"))?;
                 let jwk = serde_json::json!({
                     "kty": "EC", "use": "sig", "alg": "ES256", "kid": stored.kid, "crv": "P-256", "x": x, "y": y,
                 });
@@ -227,22 +224,13 @@ pub fn generate_key(alg: SigningAlg, now: i64) -> Result<StoredKey, KeyError> {
             Zeroizing::new(der.as_ref().to_vec())
         }
         SigningAlg::ES256 => {
-            let doc = EcdsaKeyPair::generate_pkcs8(
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &SystemRandom::new(),
-            )
-            .map_err(|_| KeyError::Crypto("EC key generation failed"))?;
+            let doc = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| KeyError::Crypto("EC key generation failed"))?;
             Zeroizing::new(doc.as_ref().to_vec())
         }
     };
-    let mut stored = StoredKey {
-        kid: String::new(),
-        alg,
-        pkcs8,
-        created_at: now,
-        retired_at: None,
-        publish_until: None,
-    };
+    let mut stored =
+        StoredKey { kid: String::new(), alg, pkcs8, created_at: now, retired_at: None, publish_until: None };
     let parsed = SigningKey::from_stored(&stored)?;
     stored.kid = thumbprint(&parsed.jwk)?;
     Ok(stored)
@@ -250,19 +238,10 @@ pub fn generate_key(alg: SigningAlg, now: i64) -> Result<StoredKey, KeyError> {
 
 /// RFC 7638 JWK thumbprint (SHA-256) over the required members in lexicographic order.
 fn thumbprint(jwk: &serde_json::Value) -> Result<String, KeyError> {
-    let field = |name: &str| {
-        jwk.get(name)
-            .and_then(|v| v.as_str())
-            .ok_or(KeyError::Crypto("incomplete JWK"))
-    };
+    let field = |name: &str| jwk.get(name).and_then(|v| v.as_str()).ok_or(KeyError::Crypto("incomplete JWK"));
     let canonical = match field("kty")? {
         "RSA" => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, field("e")?, field("n")?),
-        _ => format!(
-            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
-            field("crv")?,
-            field("x")?,
-            field("y")?
-        ),
+        _ => format!(r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#, field("crv")?, field("x")?, field("y")?),
     };
     Ok(sha256_b64(canonical.as_bytes()))
 }
@@ -326,9 +305,9 @@ impl KeyRing {
     pub async fn load_or_init(store: Arc<dyn KeyStore>, now: i64) -> Result<Self, KeyError> {
         let mut stored = store.load().await?;
         for alg in SigningAlg::ALL {
-            let has_active = stored.iter().any(|k| {
-                k.alg == alg && k.retired_at.is_none() && k.publish_until.is_none_or(|u| u >= now)
-            });
+            let has_active = stored
+                .iter()
+                .any(|k| k.alg == alg && k.retired_at.is_none() && k.publish_until.is_none_or(|u| u >= now));
             if !has_active {
                 let key = generate_key(alg, now)?;
                 store.insert(&key).await?;

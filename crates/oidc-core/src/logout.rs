@@ -40,7 +40,11 @@ pub enum EndSessionOutcome {
     /// Done; show the "you are logged out" page.
     LoggedOut(Locale),
     /// The request does not prove it comes from the session's own relying party: ask the person.
-    Confirm { locale: Locale, confirmation: String, client_name: Option<String> },
+    Confirm {
+        locale: Locale,
+        confirmation: String,
+        client_name: Option<String>,
+    },
     /// The person declined: the session goes on.
     StillLoggedIn(Locale),
     Refused(LogoutError, Locale),
@@ -63,7 +67,12 @@ fn pending_key(token: &str) -> String {
 impl Provider {
     /// Ends a session for any reason: removes it, revokes its refresh tokens, and records it.
     /// Access tokens die with it, since every check reads the session.
-    pub async fn end_session(&self, sid: &str, reason: &'static str, now: i64) -> Result<Option<SsoSession>, ProviderError> {
+    pub async fn end_session(
+        &self,
+        sid: &str,
+        reason: &'static str,
+        now: i64,
+    ) -> Result<Option<SsoSession>, ProviderError> {
         let Some(session) = self.sessions.end(sid).await? else {
             return Ok(None);
         };
@@ -78,7 +87,12 @@ impl Provider {
     }
 
     /// Handles `/end_session` (GET or POST) for the browser holding `session_cookie`.
-    pub async fn end_session_request(&self, params: EndSessionParams, session_cookie: Option<&str>, now: i64) -> EndSessionOutcome {
+    pub async fn end_session_request(
+        &self,
+        params: EndSessionParams,
+        session_cookie: Option<&str>,
+        now: i64,
+    ) -> EndSessionOutcome {
         let locale = Locale::from_ui_locales(params.ui_locales.as_deref());
         match self.end_session_inner(params, session_cookie, locale, now).await {
             Ok(outcome) => outcome,
@@ -140,9 +154,9 @@ impl Provider {
         let Some(session) = session else {
             return Ok(done(location));
         };
-        let hint_matches = hint.as_ref().is_some_and(|h| {
-            h.sub == session.subject && h.sid.as_deref().is_none_or(|sid| sid == session.sid)
-        });
+        let hint_matches = hint
+            .as_ref()
+            .is_some_and(|h| h.sub == session.subject && h.sid.as_deref().is_none_or(|sid| sid == session.sid));
         if hint_matches {
             self.end_session(&session.sid, "rp_initiated", now).await?;
             return Ok(done(location));
@@ -153,12 +167,19 @@ impl Provider {
         let pending = PendingLogout { sid: session.sid.clone(), location, locale };
         let bytes = serde_json::to_vec(&pending).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
         self.store.put(&pending_key(&confirmation), &bytes, CONFIRMATION_TTL).await?;
-        let client_name = client.map(|c| if c.metadata.client_name.is_empty() { c.client_id } else { c.metadata.client_name });
+        let client_name =
+            client.map(|c| if c.metadata.client_name.is_empty() { c.client_id } else { c.metadata.client_name });
         Ok(EndSessionOutcome::Confirm { locale, confirmation, client_name })
     }
 
     /// The person confirmed (or declined) the logout asked by `/end_session`.
-    pub async fn confirm_logout(&self, confirmation: &str, accept: bool, session_cookie: Option<&str>, now: i64) -> EndSessionOutcome {
+    pub async fn confirm_logout(
+        &self,
+        confirmation: &str,
+        accept: bool,
+        session_cookie: Option<&str>,
+        now: i64,
+    ) -> EndSessionOutcome {
         let result: Result<EndSessionOutcome, ProviderError> = async {
             if confirmation.len() > 64 {
                 return Ok(EndSessionOutcome::Refused(LogoutError::Expired, Locale::default()));
@@ -166,16 +187,18 @@ impl Provider {
             let Some(bytes) = self.store.take(&pending_key(confirmation)).await? else {
                 return Ok(EndSessionOutcome::Refused(LogoutError::Expired, Locale::default()));
             };
-            let pending: PendingLogout = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
+            let pending: PendingLogout =
+                serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
             let session = match session_cookie {
                 Some(c) => self.sessions.from_cookie(c, now).await?,
                 None => None,
             };
             // The confirmation is bound to the session it was issued for.
-            if let Some(s) = session {
-                if s.sid == pending.sid && accept {
-                    self.end_session(&s.sid, "rp_initiated_confirmed", now).await?;
-                }
+            if let Some(s) = session
+                && s.sid == pending.sid
+                && accept
+            {
+                self.end_session(&s.sid, "rp_initiated_confirmed", now).await?;
             }
             if !accept {
                 return Ok(EndSessionOutcome::StillLoggedIn(pending.locale));

@@ -121,6 +121,12 @@ impl Provider {
         Ok(self.clients.get(client_id).await?)
     }
 
+    /// The name to show people for a client (its registered name, else its id).
+    pub async fn client_display_name(&self, client_id: &str) -> Option<String> {
+        let client = self.client(client_id).await.ok().flatten()?;
+        Some(if client.metadata.client_name.is_empty() { client.client_id } else { client.metadata.client_name })
+    }
+
     pub(crate) async fn audit(&self, entry: AuditEntry) {
         self.audit.record(entry).await;
     }

@@ -149,9 +149,18 @@ impl Provider {
 
     /// Introspection by an authenticated client. A client learns about its own tokens only,
     /// unless it is registered as a resource server.
-    pub async fn introspect(&self, params: TokenOperationParams, creds: &ClientCredentials, now: i64) -> Result<Introspection, EndpointError> {
+    pub async fn introspect(
+        &self,
+        params: TokenOperationParams,
+        creds: &ClientCredentials,
+        now: i64,
+    ) -> Result<Introspection, EndpointError> {
         let client = self.authenticate_client(creds, false, now).await?;
-        let token = params.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let token = params
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         let refresh_first = params.token_type_hint.as_deref() == Some("refresh_token");
         for as_refresh in [refresh_first, !refresh_first] {
             let found = if as_refresh {
@@ -205,31 +214,48 @@ impl Provider {
 
     /// Revocation by an authenticated client, of its own tokens (RFC 7009). Unknown or foreign
     /// tokens get the same 200 answer, so that nothing is learnt from it.
-    pub async fn revoke(&self, params: TokenOperationParams, creds: &ClientCredentials, now: i64) -> Result<(), EndpointError> {
+    pub async fn revoke(
+        &self,
+        params: TokenOperationParams,
+        creds: &ClientCredentials,
+        now: i64,
+    ) -> Result<(), EndpointError> {
         let client = self.authenticate_client(creds, true, now).await?;
         let token = params.token.as_deref().ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        if let Some(hint) = params.token_type_hint.as_deref() {
-            if hint != "access_token" && hint != "refresh_token" {
-                return Err(OAuthError::new(ErrorCode::UnsupportedTokenType, "unsupported token_type_hint").into());
-            }
+        if let Some(hint) = params.token_type_hint.as_deref()
+            && hint != "access_token"
+            && hint != "refresh_token"
+        {
+            return Err(OAuthError::new(ErrorCode::UnsupportedTokenType, "unsupported token_type_hint").into());
         }
         if let Some(grant) = self.live_refresh_token(token, now).await? {
             if grant.client_id == client.client_id {
                 self.revoke_grant(&grant.grant_id, now).await?;
-                self.audit(AuditEntry::new("token_revoked", "success").subject(&grant.subject).client(&client.client_id).details(serde_json::json!({ "token_type": "refresh_token", "grant": grant.grant_id }))).await;
+                self.audit(
+                    AuditEntry::new("token_revoked", "success")
+                        .subject(&grant.subject)
+                        .client(&client.client_id)
+                        .details(serde_json::json!({ "token_type": "refresh_token", "grant": grant.grant_id })),
+                )
+                .await;
             }
             return Ok(());
         }
-        if let Some(at) = self.decode_access_token(token) {
-            if at.client_id == client.client_id {
-                let ttl = Duration::from_secs(u64::try_from(at.exp - now).unwrap_or(0) + 60);
-                self.store.put(&revoked_token_key(&at.jti), b"1", ttl).await?;
-                self.audit(AuditEntry::new("token_revoked", "success").subject(&at.sub).client(&client.client_id).details(serde_json::json!({ "token_type": "access_token", "jti": at.jti }))).await;
-            }
+        if let Some(at) = self.decode_access_token(token)
+            && at.client_id == client.client_id
+        {
+            let ttl = Duration::from_secs(u64::try_from(at.exp - now).unwrap_or(0) + 60);
+            self.store.put(&revoked_token_key(&at.jti), b"1", ttl).await?;
+            self.audit(
+                AuditEntry::new("token_revoked", "success")
+                    .subject(&at.sub)
+                    .client(&client.client_id)
+                    .details(serde_json::json!({ "token_type": "access_token", "jti": at.jti })),
+            )
+            .await;
         }
         Ok(())
     }
-
 }
 
 fn describe_access(at: AccessTokenClaims) -> Introspection {

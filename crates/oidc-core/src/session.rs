@@ -133,7 +133,9 @@ impl Sessions {
         };
         let ttl = ttl_until(session.expires_at, now);
         self.store.put(&key(&sid), &encode(&session)?, ttl).await?;
-        self.store.set_add(&subject_key(&session.subject), &sid, Duration::from_secs(u64::try_from(self.ttl).unwrap_or(1))).await?;
+        self.store
+            .set_add(&subject_key(&session.subject), &sid, Duration::from_secs(u64::try_from(self.ttl).unwrap_or(1)))
+            .await?;
         Ok((session, format!("{sid}.{secret}")))
     }
 
@@ -196,7 +198,12 @@ impl Sessions {
     }
 
     /// The same person authenticated again (re-authentication or step-up) in this session.
-    pub async fn reauthenticate(&self, sid: &str, login: &LoginResult, now: i64) -> Result<Option<SsoSession>, SessionError> {
+    pub async fn reauthenticate(
+        &self,
+        sid: &str,
+        login: &LoginResult,
+        now: i64,
+    ) -> Result<Option<SsoSession>, SessionError> {
         self.update(sid, now, |s| {
             s.auth_time = login.auth_time;
             s.acr = login.acr.clone();

@@ -118,14 +118,22 @@ struct Issue<'a> {
 
 impl Provider {
     /// Handles a token request once the client is authenticated.
-    pub async fn token(&self, params: TokenParams, creds: &ClientCredentials, now: i64) -> Result<TokenResponse, EndpointError> {
-        let grant_type = params.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    pub async fn token(
+        &self,
+        params: TokenParams,
+        creds: &ClientCredentials,
+        now: i64,
+    ) -> Result<TokenResponse, EndpointError> {
+        let grant_type =
+            params.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
         if !matches!(grant_type, "authorization_code" | "refresh_token") {
             return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
         }
         let client = self.authenticate_client(creds, true, now).await?;
         if !client.metadata.allows_grant(grant_type) {
-            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use this grant type").into());
+            return Err(
+                OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use this grant type").into()
+            );
         }
         match grant_type {
             "authorization_code" => self.code_grant(&client, params, now).await,
@@ -145,8 +153,16 @@ impl Provider {
         let grant_id = grant_id_for_code(code);
         if bytes == CODE_REDEEMED {
             self.revoke_grant(&grant_id, now).await?;
-            self.audit(AuditEntry::new("code_replay", "revoked").client(&client.client_id).details(serde_json::json!({ "grant": grant_id }))).await;
-            return Err(OAuthError::invalid_grant("authorization code already used; tokens issued from it are revoked").into());
+            self.audit(
+                AuditEntry::new("code_replay", "revoked")
+                    .client(&client.client_id)
+                    .details(serde_json::json!({ "grant": grant_id })),
+            )
+            .await;
+            return Err(OAuthError::invalid_grant(
+                "authorization code already used; tokens issued from it are revoked",
+            )
+            .into());
         }
         let record: CodeRecord = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
         if record.expires_at <= now {
@@ -176,14 +192,33 @@ impl Provider {
             .metadata
             .allows_grant("refresh_token")
             .then(|| (now + self.config.refresh_token_ttl).min(session.expires_at));
-        let issue = Issue { client, subject: &record.subject, sid: &record.sid, grant_id: &grant_id, context: &context, refresh_expiry };
+        let issue = Issue {
+            client,
+            subject: &record.subject,
+            sid: &record.sid,
+            grant_id: &grant_id,
+            context: &context,
+            refresh_expiry,
+        };
         let response = self.issue_tokens(&issue, now).await?;
-        self.audit(AuditEntry::new("token_issued", "success").subject(&record.subject).client(&client.client_id).details(serde_json::json!({ "grant_type": "authorization_code", "sid": record.sid }))).await;
+        self.audit(
+            AuditEntry::new("token_issued", "success")
+                .subject(&record.subject)
+                .client(&client.client_id)
+                .details(serde_json::json!({ "grant_type": "authorization_code", "sid": record.sid })),
+        )
+        .await;
         Ok(response)
     }
 
-    async fn refresh_grant(&self, client: &Client, params: TokenParams, now: i64) -> Result<TokenResponse, EndpointError> {
-        let token = params.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    async fn refresh_grant(
+        &self,
+        client: &Client,
+        params: TokenParams,
+        now: i64,
+    ) -> Result<TokenResponse, EndpointError> {
+        let token =
+            params.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
         if token.is_empty() || token.len() > 128 {
             return Err(OAuthError::invalid_grant("invalid refresh token").into());
         }
@@ -197,7 +232,13 @@ impl Provider {
             ConsumeResult::Consumed(g) => g,
             ConsumeResult::Reused(g) => {
                 self.revoke_grant(&g.grant_id, now).await?;
-                self.audit(AuditEntry::new("refresh_reuse", "revoked").subject(&g.subject).client(&g.client_id).details(serde_json::json!({ "grant": g.grant_id, "sid": g.sid }))).await;
+                self.audit(
+                    AuditEntry::new("refresh_reuse", "revoked")
+                        .subject(&g.subject)
+                        .client(&g.client_id)
+                        .details(serde_json::json!({ "grant": g.grant_id, "sid": g.sid })),
+                )
+                .await;
                 return Err(OAuthError::invalid_grant("refresh token already used; the grant is revoked").into());
             }
             ConsumeResult::Revoked(_) | ConsumeResult::Expired(_) | ConsumeResult::Unknown => {
@@ -213,14 +254,29 @@ impl Provider {
         if let Some(scope) = params.scope.as_deref() {
             let asked: Vec<&str> = split_spaces(scope).collect();
             if asked.iter().any(|s| !context.scopes.iter().any(|g| g == s)) {
-                return Err(OAuthError::new(ErrorCode::InvalidScope, "a refresh may not widen the granted scope").into());
+                return Err(
+                    OAuthError::new(ErrorCode::InvalidScope, "a refresh may not widen the granted scope").into()
+                );
             }
             context.scopes.retain(|s| asked.contains(&s.as_str()));
         }
         let refresh_expiry = Some((now + self.config.refresh_token_ttl).min(session.expires_at));
-        let issue = Issue { client, subject: &grant.subject, sid: &grant.sid, grant_id: &grant.grant_id, context: &context, refresh_expiry };
+        let issue = Issue {
+            client,
+            subject: &grant.subject,
+            sid: &grant.sid,
+            grant_id: &grant.grant_id,
+            context: &context,
+            refresh_expiry,
+        };
         let response = self.issue_tokens(&issue, now).await?;
-        self.audit(AuditEntry::new("token_issued", "success").subject(&grant.subject).client(&client.client_id).details(serde_json::json!({ "grant_type": "refresh_token", "sid": grant.sid }))).await;
+        self.audit(
+            AuditEntry::new("token_issued", "success")
+                .subject(&grant.subject)
+                .client(&client.client_id)
+                .details(serde_json::json!({ "grant_type": "refresh_token", "sid": grant.sid })),
+        )
+        .await;
         Ok(response)
     }
 

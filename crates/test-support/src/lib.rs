@@ -26,10 +26,8 @@ pub enum HarnessError {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|source| HarnessError::Io {
-        context: "binding a free port".into(),
-        source,
-    })?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|source| HarnessError::Io { context: "binding a free port".into(), source })?;
     listener
         .local_addr()
         .map(|a| a.port())

@@ -53,12 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CookieJar {
 }
 
 fn base(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((name, value))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .build()
+    Cookie::build((name, value)).path("/").http_only(true).same_site(SameSite::Lax).secure(secure).build()
 }
 
 /// The SSO session cookie; it lives as long as the browser session (the server-side record

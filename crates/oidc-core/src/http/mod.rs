@@ -80,11 +80,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let source_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(256).collect());
+        let user_agent =
+            parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
         Ok(RequestOrigin { source_ip, user_agent })
     }
 }
@@ -129,10 +126,9 @@ fn page_status(error: PageError) -> StatusCode {
 }
 
 fn parse_form<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &[u8]) -> Result<T, OAuthError> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")));
+    let is_form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    });
     if !is_form {
         return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
     }
@@ -167,17 +163,33 @@ async fn jwks(State(st): State<ProtocolState>) -> Response {
     r
 }
 
-async fn authorize_get(State(st): State<ProtocolState>, origin: RequestOrigin, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
+async fn authorize_get(
+    State(st): State<ProtocolState>,
+    origin: RequestOrigin,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = serde_urlencoded::from_str::<AuthorizeParams>(query.as_deref().unwrap_or(""));
     authorize(st, origin, jar, params.ok()).await
 }
 
-async fn authorize_post(State(st): State<ProtocolState>, origin: RequestOrigin, jar: CookieJar, headers: HeaderMap, body: Bytes) -> Response {
+async fn authorize_post(
+    State(st): State<ProtocolState>,
+    origin: RequestOrigin,
+    jar: CookieJar,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = parse_form::<AuthorizeParams>(&headers, &body);
     authorize(st, origin, jar, params.ok()).await
 }
 
-async fn authorize(st: ProtocolState, origin: RequestOrigin, jar: CookieJar, params: Option<AuthorizeParams>) -> Response {
+async fn authorize(
+    st: ProtocolState,
+    origin: RequestOrigin,
+    jar: CookieJar,
+    params: Option<AuthorizeParams>,
+) -> Response {
     let Some(params) = params else {
         return html(StatusCode::BAD_REQUEST, st.pages.error(Locale::default(), PageError::MalformedRequest));
     };
@@ -226,7 +238,9 @@ fn bearer_error(error: BearerError) -> Response {
             "Bearer realm=\"caducee\", error=\"invalid_token\", error_description=\"the access token is invalid, expired or revoked\"",
         ),
         BearerError::InvalidRequest => (StatusCode::BAD_REQUEST, "Bearer realm=\"caducee\", error=\"invalid_request\""),
-        BearerError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Bearer realm=\"caducee\", error=\"temporarily_unavailable\""),
+        BearerError::Unavailable => {
+            (StatusCode::SERVICE_UNAVAILABLE, "Bearer realm=\"caducee\", error=\"temporarily_unavailable\"")
+        }
     };
     let mut r = status.into_response();
     r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
@@ -241,7 +255,9 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
     };
     let value = value.to_str().map_err(|_| BearerError::InvalidRequest)?;
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(Some(token.trim().to_owned())),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim().to_owned()))
+        }
         _ => Err(BearerError::InvalidRequest),
     }
 }
@@ -290,7 +306,10 @@ async fn userinfo(st: ProtocolState, token: Option<String>) -> Response {
     }
 }
 
-fn token_operation(headers: &HeaderMap, body: &[u8]) -> Result<(TokenOperationParams, ClientCredentials), (OAuthError, bool)> {
+fn token_operation(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(TokenOperationParams, ClientCredentials), (OAuthError, bool)> {
     let basic = basic_credentials(headers).map_err(|e| (e, true))?;
     let basic_used = basic.is_some();
     let params: TokenOperationParams = parse_form(headers, body).map_err(|e| (e, basic_used))?;
@@ -333,7 +352,12 @@ async fn end_session_get(State(st): State<ProtocolState>, jar: CookieJar, RawQue
     }
 }
 
-async fn end_session_post(State(st): State<ProtocolState>, jar: CookieJar, headers: HeaderMap, body: Bytes) -> Response {
+async fn end_session_post(
+    State(st): State<ProtocolState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match parse_form::<EndSessionParams>(&headers, &body) {
         Ok(params) => end_session(st, jar, params).await,
         Err(_) => html(StatusCode::BAD_REQUEST, st.pages.error(Locale::default(), PageError::MalformedRequest)),
@@ -345,7 +369,12 @@ async fn end_session(st: ProtocolState, jar: CookieJar, params: EndSessionParams
     render_logout(&st, outcome)
 }
 
-async fn end_session_confirm(State(st): State<ProtocolState>, jar: CookieJar, headers: HeaderMap, body: Bytes) -> Response {
+async fn end_session_confirm(
+    State(st): State<ProtocolState>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     #[derive(serde::Deserialize, Default)]
     struct Form {
         confirmation: Option<String>,
@@ -356,7 +385,8 @@ async fn end_session_confirm(State(st): State<ProtocolState>, jar: CookieJar, he
         Err(_) => return html(StatusCode::BAD_REQUEST, st.pages.error(Locale::default(), PageError::MalformedRequest)),
     };
     let accept = form.action.as_deref() == Some("logout");
-    let outcome = st.provider.confirm_logout(form.confirmation.as_deref().unwrap_or(""), accept, jar.session(), st.now()).await;
+    let outcome =
+        st.provider.confirm_logout(form.confirmation.as_deref().unwrap_or(""), accept, jar.session(), st.now()).await;
     render_logout(&st, outcome)
 }
 
@@ -370,7 +400,11 @@ fn render_logout(st: &ProtocolState, outcome: EndSessionOutcome) -> Response {
         }
         EndSessionOutcome::StillLoggedIn(locale) => return html(StatusCode::OK, st.pages.still_logged_in(locale)),
         EndSessionOutcome::Refused(error, locale) => {
-            let status = if error == LogoutError::Unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+            let status = if error == LogoutError::Unavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
             return html(status, st.pages.logout_error(locale, error));
         }
     };

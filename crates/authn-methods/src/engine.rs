@@ -1,0 +1,167 @@
+//! The authentication engine: runs the methods a login form asks for, counts failures,
+//! enforces lockouts, pads failures to a uniform duration, audits, and combines factors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use directory::{AuditEvent, Directory};
+use session_store::SessionStore;
+use tokio::time::Instant;
+
+use crate::lockout::{Admission, Lockout, LockoutPolicy};
+use crate::method::{AuthContext, AuthError, AuthMethod, FactorResult, Input, MethodState, Step};
+use crate::password::{PasswordMethod, normalise_identifier};
+use crate::policy::{AuthResult, Policy};
+use crate::totp::TotpMethod;
+
+/// What the login page tells the person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Something was wrong; never says what (identifier, password or code).
+    Invalid,
+    /// Too many failures for this identifier: wait `retry_after` seconds.
+    Locked { retry_after: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginAttempt {
+    Success(AuthResult),
+    Refused(Refusal),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub lockout: LockoutPolicy,
+    /// Failed attempts take at least this long, so that timing does not tell an unknown
+    /// identifier from a wrong password or a wrong code.
+    pub failure_floor: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings { lockout: LockoutPolicy::default(), failure_floor: Duration::from_millis(300) }
+    }
+}
+
+pub struct AuthEngine {
+    directory: Directory,
+    lockout: Lockout,
+    policy: Policy,
+    first_factor: Arc<dyn AuthMethod>,
+    /// Methods that read the form's `otp` field, tried in order for the identified person.
+    otp_methods: Vec<Arc<dyn AuthMethod>>,
+    failure_floor: Duration,
+}
+
+impl AuthEngine {
+    pub fn new(directory: Directory, store: Arc<dyn SessionStore>, settings: EngineSettings) -> Self {
+        AuthEngine {
+            first_factor: Arc::new(PasswordMethod::new(directory.clone())),
+            otp_methods: vec![Arc::new(TotpMethod::new(directory.clone()))],
+            lockout: Lockout::new(store, settings.lockout),
+            policy: Policy,
+            failure_floor: settings.failure_floor,
+            directory,
+        }
+    }
+
+    pub fn lockout(&self) -> &Lockout {
+        &self.lockout
+    }
+
+    /// The one-form login: identifier and password, then the one-time code, in one submission.
+    pub async fn password_and_otp(
+        &self,
+        cx: &AuthContext,
+        username: &str,
+        password: &str,
+        otp: &str,
+    ) -> Result<LoginAttempt, AuthError> {
+        let started = Instant::now();
+        let identifier = normalise_identifier(username);
+        if identifier.is_empty() {
+            return Ok(self.refuse(started, Refusal::Invalid).await);
+        }
+        if let Admission::Locked { retry_after } = self.lockout.admit(&identifier, cx.now).await? {
+            self.audit(cx, "login_refused", None, &identifier, "locked").await;
+            return Ok(self.refuse(started, Refusal::Locked { retry_after }).await);
+        }
+
+        let mut factors: Vec<FactorResult> = Vec::new();
+        let first = self
+            .first_factor
+            .submit(
+                cx,
+                MethodState::default(),
+                &Input::new().with("username", identifier.clone()).with("password", password),
+            )
+            .await?;
+        if let Step::Done(f) = first {
+            let subject = f.subject.clone();
+            factors.push(f);
+            if let Some(second) = self.second_factor(cx, &subject, otp).await? {
+                factors.push(second);
+            }
+        }
+        let subject = factors.first().map(|f| f.subject.clone());
+        if let Some(result) = self.policy.result(factors, cx.now) {
+            self.lockout.succeeded(&identifier).await?;
+            return Ok(LoginAttempt::Success(result));
+        }
+
+        let locked_until = self.lockout.failed(&identifier, cx.now).await?;
+        self.audit(cx, "login_failed", subject.as_deref(), &identifier, "invalid_credentials").await;
+        match locked_until {
+            Some(until) => {
+                self.audit(cx, "lockout", subject.as_deref(), &identifier, "locked").await;
+                let retry_after = u64::try_from(until - cx.now).unwrap_or(1).max(1);
+                Ok(self.refuse(started, Refusal::Locked { retry_after }).await)
+            }
+            None => Ok(self.refuse(started, Refusal::Invalid).await),
+        }
+    }
+
+    async fn second_factor(
+        &self,
+        cx: &AuthContext,
+        subject: &str,
+        otp: &str,
+    ) -> Result<Option<FactorResult>, AuthError> {
+        let input = Input::new().with("otp", otp);
+        for method in &self.otp_methods {
+            if !method.available(cx, Some(subject)).await? {
+                continue;
+            }
+            let Step::Continue { state, .. } = method.begin(cx, Some(subject)).await? else {
+                continue;
+            };
+            if let Step::Done(f) = method.submit(cx, state, &input).await?
+                && f.subject == subject
+            {
+                return Ok(Some(f));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn refuse(&self, started: Instant, refusal: Refusal) -> LoginAttempt {
+        tokio::time::sleep_until(started + self.failure_floor).await;
+        LoginAttempt::Refused(refusal)
+    }
+
+    async fn audit(&self, cx: &AuthContext, event: &str, subject: Option<&str>, identifier: &str, outcome: &str) {
+        let record = AuditEvent {
+            event: event.to_owned(),
+            actor: None,
+            subject: subject.map(str::to_owned),
+            client_id: None,
+            source_ip: cx.source_ip.clone(),
+            outcome: outcome.to_owned(),
+            details: serde_json::json!({ "identifier": identifier, "interaction": cx.interaction }),
+            at: cx.now,
+        };
+        if let Err(e) = self.directory.audit().append(record).await {
+            tracing::error!(error = %e, event, "audit append failed");
+        }
+    }
+}

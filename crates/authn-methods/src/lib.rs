@@ -1,0 +1,22 @@
+//! Strong authentication for Caducée: proving who a person is, and at which strength.
+//!
+//! Owns the [`AuthMethod`] trait every method implements (password, TOTP now; mail OTP, hardware
+//! tokens, QR phone app, push, CPS card and WebAuthn later), the methods themselves, the
+//! enrolment of authenticators, attempt counters and lockouts ([`lockout`]), and the policy that
+//! turns the factors used into `acr` and `amr` ([`policy`]). The [`engine::AuthEngine`] runs the
+//! methods for the login pages and is the only place that counts failures.
+//!
+//! Must not depend on `oidc-core` (it knows nothing of OAuth) nor on `axum` (no HTTP here).
+
+pub mod engine;
+pub mod lockout;
+pub mod method;
+pub mod password;
+pub mod policy;
+pub mod totp;
+
+pub use engine::{AuthEngine, LoginAttempt, Refusal};
+pub use method::{
+    AuthContext, AuthError, AuthMethod, FactorKind, FactorResult, Failure, Input, MethodState, Prompt, Step,
+};
+pub use policy::{AuthResult, Policy};

@@ -1,0 +1,135 @@
+//! From factors to assurance: the `acr` the session reaches and the `amr` it reports.
+//!
+//! Levels (weakest first), as Pro Santé Connect's relying parties read them:
+//! - `eidas1`: two factors of distinct kinds (password + one-time code, phone app);
+//! - `eidas2`: as `eidas1`, with a phishing-resistant factor (WebAuthn);
+//! - `eidas3`: a qualified hardware credential unlocked by its PIN (the CPS card).
+
+use serde::{Deserialize, Serialize};
+
+use crate::method::{FactorKind, FactorResult};
+
+/// A completed authentication, ready to become an SSO session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthResult {
+    pub subject: String,
+    pub factors: Vec<FactorResult>,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub auth_time: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Policy;
+
+impl Policy {
+    /// The level reached by `factors`, or `None` if they are not enough for any level.
+    pub fn acr(&self, factors: &[FactorResult]) -> Option<&'static str> {
+        let kinds = distinct_kinds(factors);
+        let card = factors.iter().any(|f| f.amr.iter().any(|a| a == "sc") && f.amr.iter().any(|a| a == "pin"));
+        if card {
+            return Some("eidas3");
+        }
+        if kinds >= 2 {
+            if factors.iter().any(|f| f.phishing_resistant) {
+                return Some("eidas2");
+            }
+            return Some("eidas1");
+        }
+        None
+    }
+
+    /// RFC 8176 values: the union over factors, plus `mfa` when two kinds were used.
+    pub fn amr(&self, factors: &[FactorResult]) -> Vec<String> {
+        let mut amr: Vec<String> = Vec::new();
+        for a in factors.iter().flat_map(|f| &f.amr) {
+            if !amr.contains(a) {
+                amr.push(a.clone());
+            }
+        }
+        if distinct_kinds(factors) >= 2 && !amr.iter().any(|a| a == "mfa") {
+            amr.push("mfa".to_owned());
+        }
+        amr
+    }
+
+    /// Combines the factors of one person into a result, if they reach a level.
+    pub fn result(&self, factors: Vec<FactorResult>, now: i64) -> Option<AuthResult> {
+        let subject = factors.first()?.subject.clone();
+        if factors.iter().any(|f| f.subject != subject) {
+            return None;
+        }
+        let acr = self.acr(&factors)?.to_owned();
+        let amr = self.amr(&factors);
+        Some(AuthResult { subject, factors, acr, amr, auth_time: now })
+    }
+}
+
+fn distinct_kinds(factors: &[FactorResult]) -> usize {
+    let mut kinds: Vec<FactorKind> = factors.iter().map(|f| f.kind).collect();
+    kinds.sort_by_key(|k| *k as u8);
+    kinds.dedup();
+    kinds.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn factor(subject: &str, kind: FactorKind, amr: &[&str], pr: bool) -> FactorResult {
+        FactorResult {
+            subject: subject.into(),
+            method: "m".into(),
+            credential: None,
+            kind,
+            phishing_resistant: pr,
+            amr: amr.iter().map(|a| (*a).to_owned()).collect(),
+            at: 1,
+        }
+    }
+
+    #[test]
+    fn password_plus_otp_is_eidas1_with_mfa() {
+        let f = vec![
+            factor("a", FactorKind::Knowledge, &["pwd"], false),
+            factor("a", FactorKind::Possession, &["otp"], false),
+        ];
+        let r = Policy.result(f, 10).expect("two factors");
+        assert_eq!(r.acr, "eidas1");
+        assert_eq!(r.amr, vec!["pwd", "otp", "mfa"]);
+        assert_eq!(r.auth_time, 10);
+    }
+
+    #[test]
+    fn one_factor_is_not_enough() {
+        assert!(Policy.result(vec![factor("a", FactorKind::Knowledge, &["pwd"], false)], 1).is_none());
+        let two_same = vec![
+            factor("a", FactorKind::Possession, &["otp"], false),
+            factor("a", FactorKind::Possession, &["otp"], false),
+        ];
+        assert!(Policy.result(two_same, 1).is_none());
+    }
+
+    #[test]
+    fn factors_of_different_people_never_combine() {
+        let f = vec![
+            factor("a", FactorKind::Knowledge, &["pwd"], false),
+            factor("b", FactorKind::Possession, &["otp"], false),
+        ];
+        assert!(Policy.result(f, 1).is_none());
+    }
+
+    #[test]
+    fn card_with_pin_is_eidas3_and_webauthn_eidas2() {
+        let card = vec![
+            factor("a", FactorKind::Possession, &["sc", "pin", "hwk"], true),
+            factor("a", FactorKind::Knowledge, &["pin"], false),
+        ];
+        assert_eq!(Policy.acr(&card), Some("eidas3"));
+        let wa = vec![
+            factor("a", FactorKind::Knowledge, &["pwd"], false),
+            factor("a", FactorKind::Possession, &["hwk"], true),
+        ];
+        assert_eq!(Policy.acr(&wa), Some("eidas2"));
+    }
+}

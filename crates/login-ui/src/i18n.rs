@@ -1,0 +1,196 @@
+//! Every sentence a person reads, in French (first) and English.
+
+use oidc_core::Locale;
+use oidc_core::authorize::PageError;
+use oidc_core::logout::LogoutError;
+
+/// The words of the pages in one language.
+pub struct Texts {
+    pub lang: &'static str,
+    pub other_lang: &'static str,
+    pub other_lang_name: &'static str,
+    pub switch_language: &'static str,
+    pub product: &'static str,
+    pub login_title: &'static str,
+    pub secure_access_to: &'static str,
+    pub login_lead: &'static str,
+    pub username: &'static str,
+    pub username_hint: &'static str,
+    pub password: &'static str,
+    pub otp: &'static str,
+    pub otp_hint: &'static str,
+    pub sign_in: &'static str,
+    pub cancel: &'static str,
+    pub invalid_credentials: &'static str,
+    pub locked_prefix: &'static str,
+    pub locked_suffix: &'static str,
+    pub unavailable: &'static str,
+    pub security_reminder: &'static str,
+    pub error_title: &'static str,
+    pub error_back: &'static str,
+    pub logout_title: &'static str,
+    pub logout_question: &'static str,
+    pub logout_question_client: &'static str,
+    pub logout_yes: &'static str,
+    pub logout_no: &'static str,
+    pub logged_out: &'static str,
+    pub still_logged_in: &'static str,
+    pub form_errors: &'static str,
+}
+
+pub static FR: Texts = Texts {
+    lang: "fr",
+    other_lang: "en",
+    other_lang_name: "English",
+    switch_language: "Read this page in English",
+    product: "Caducée",
+    login_title: "Connexion",
+    secure_access_to: "Accès sécurisé au service",
+    login_lead: "Connexion par mot de passe à usage unique (OTP)",
+    username: "Identifiant",
+    username_hint: "Votre identifiant national de professionnel de santé, par exemple 899700000001.",
+    password: "Mot de passe",
+    otp: "Code OTP",
+    otp_hint: "Le code à 6 chiffres de votre application (FreeOTP, Google Authenticator) ou de votre boîtier OTP.",
+    sign_in: "Se connecter",
+    cancel: "Annuler",
+    invalid_credentials: "Identifiant, mot de passe ou code OTP incorrect. Vérifiez votre saisie et réessayez.",
+    locked_prefix: "Trop de tentatives échouées. Pour votre sécurité, la connexion est bloquée pendant encore",
+    locked_suffix: "minute(s). Réessayez plus tard ou contactez l'assistance.",
+    unavailable: "Le service d'authentification est momentanément indisponible. Réessayez dans quelques instants.",
+    security_reminder: "Pour des raisons de sécurité, déconnectez-vous et fermez votre navigateur lorsque vous avez fini d'accéder aux services protégés.",
+    error_title: "Une erreur est survenue",
+    error_back: "Retournez sur le service que vous vouliez utiliser et recommencez la connexion.",
+    logout_title: "Déconnexion",
+    logout_question: "Voulez-vous vous déconnecter de Caducée ?",
+    logout_question_client: "Le service suivant demande votre déconnexion de Caducée :",
+    logout_yes: "Me déconnecter",
+    logout_no: "Rester connecté",
+    logged_out: "Vous êtes déconnecté. Vous pouvez fermer votre navigateur.",
+    still_logged_in: "Vous êtes toujours connecté.",
+    form_errors: "Le formulaire contient une erreur",
+};
+
+pub static EN: Texts = Texts {
+    lang: "en",
+    other_lang: "fr",
+    other_lang_name: "Français",
+    switch_language: "Lire cette page en français",
+    product: "Caducée",
+    login_title: "Sign in",
+    secure_access_to: "Secure access to",
+    login_lead: "Sign in with a one-time password (OTP)",
+    username: "Identifier",
+    username_hint: "Your national health professional identifier, for example 899700000001.",
+    password: "Password",
+    otp: "OTP code",
+    otp_hint: "The 6-digit code from your app (FreeOTP, Google Authenticator) or your OTP token.",
+    sign_in: "Sign in",
+    cancel: "Cancel",
+    invalid_credentials: "Incorrect identifier, password or OTP code. Check what you typed and try again.",
+    locked_prefix: "Too many failed attempts. For your security, sign-in is blocked for another",
+    locked_suffix: "minute(s). Try again later or contact support.",
+    unavailable: "The sign-in service is temporarily unavailable. Please try again in a few moments.",
+    security_reminder: "For your security, sign out and close your browser when you have finished using protected services.",
+    error_title: "Something went wrong",
+    error_back: "Go back to the service you wanted to use and start signing in again.",
+    logout_title: "Sign out",
+    logout_question: "Do you want to sign out of Caducée?",
+    logout_question_client: "The following service asks you to sign out of Caducée:",
+    logout_yes: "Sign me out",
+    logout_no: "Stay signed in",
+    logged_out: "You are signed out. You may close your browser.",
+    still_logged_in: "You are still signed in.",
+    form_errors: "The form contains an error",
+};
+
+pub fn texts(locale: Locale) -> &'static Texts {
+    match locale {
+        Locale::Fr => &FR,
+        Locale::En => &EN,
+    }
+}
+
+pub fn page_error(locale: Locale, error: PageError) -> &'static str {
+    let fr = locale == Locale::Fr;
+    match error {
+        PageError::UnknownClient => {
+            if fr {
+                "Le service qui vous a envoyé ici n'est pas connu de Caducée."
+            } else {
+                "The service that sent you here is not known to Caducée."
+            }
+        }
+        PageError::MissingRedirectUri | PageError::UnregisteredRedirectUri => {
+            if fr {
+                "L'adresse de retour demandée par le service n'est pas enregistrée : la connexion est refusée."
+            } else {
+                "The return address requested by the service is not registered: sign-in is refused."
+            }
+        }
+        PageError::MalformedRequest => {
+            if fr {
+                "La demande de connexion est mal formée."
+            } else {
+                "The sign-in request is malformed."
+            }
+        }
+        PageError::InteractionExpired => {
+            if fr {
+                "Cette page de connexion a expiré ou a déjà été utilisée."
+            } else {
+                "This sign-in page has expired or was already used."
+            }
+        }
+        PageError::Forbidden => {
+            if fr {
+                "Le formulaire n'a pas pu être vérifié (il provient peut-être d'un autre onglet ou navigateur). Recommencez la connexion."
+            } else {
+                "The form could not be verified (it may come from another tab or browser). Start signing in again."
+            }
+        }
+        PageError::Unavailable => texts(locale).unavailable,
+        PageError::Internal => {
+            if fr {
+                "Une erreur interne est survenue."
+            } else {
+                "An internal error occurred."
+            }
+        }
+    }
+}
+
+pub fn logout_error(locale: Locale, error: LogoutError) -> &'static str {
+    let fr = locale == Locale::Fr;
+    match error {
+        LogoutError::InvalidIdTokenHint => {
+            if fr {
+                "La demande de déconnexion porte un jeton invalide."
+            } else {
+                "The sign-out request carries an invalid token."
+            }
+        }
+        LogoutError::ClientMismatch => {
+            if fr {
+                "La demande de déconnexion est incohérente (service différent du jeton)."
+            } else {
+                "The sign-out request is inconsistent (service differs from the token)."
+            }
+        }
+        LogoutError::UnregisteredRedirectUri | LogoutError::RedirectWithoutClient => {
+            if fr {
+                "L'adresse de retour après déconnexion n'est pas enregistrée pour ce service."
+            } else {
+                "The post-sign-out address is not registered for this service."
+            }
+        }
+        LogoutError::Expired => {
+            if fr {
+                "Cette demande de déconnexion a expiré ou a déjà été traitée."
+            } else {
+                "This sign-out request has expired or was already handled."
+            }
+        }
+        LogoutError::Unavailable => texts(locale).unavailable,
+    }
+}

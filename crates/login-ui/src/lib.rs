@@ -1,0 +1,251 @@
+//! The pages a person sees at Caducée: the login form, error pages, logout confirmation.
+//!
+//! Owns the HTML (askama templates, French first, English second, accessible, working without
+//! JavaScript) and the login handlers, which run the authentication engine (`authn-methods`)
+//! and hand the result to the protocol (`oidc-core`) to finish the interaction. The form
+//! contract (field names) is documented in docs/login-ui.md.
+//!
+//! Must not reach into the directory's internals: accounts are only seen through the engine.
+
+mod i18n;
+mod pages;
+
+use std::sync::Arc;
+
+use authn_methods::{AuthContext, AuthEngine, LoginAttempt, Refusal};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use oidc_core::flow::{INTERACTION_PATH, Interaction, InteractionError};
+use oidc_core::http::cookies::{self, CookieJar};
+use oidc_core::{Locale, LoginResult, Provider, RequestOrigin};
+use serde::Deserialize;
+
+pub use pages::HtmlPages;
+
+use crate::i18n::texts;
+use crate::pages::{LoginPage, render_error};
+
+/// What the login handlers share.
+#[derive(Clone)]
+pub struct LoginState {
+    pub provider: Arc<Provider>,
+    pub engine: Arc<AuthEngine>,
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+/// The login pages and their static assets.
+pub fn router(state: LoginState) -> Router {
+    Router::new()
+        .route(&format!("{INTERACTION_PATH}/{{id}}"), get(show_login).post(submit_login))
+        .route("/assets/caducee.css", get(stylesheet))
+        .with_state(state)
+}
+
+const STYLESHEET: &str = include_str!("../assets/caducee.css");
+
+async fn stylesheet() -> Response {
+    let mut r = STYLESHEET.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+/// The login form's fields (docs/login-ui.md).
+#[derive(Deserialize, Default)]
+struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    otp: String,
+    #[serde(default)]
+    csrf_token: String,
+    action: Option<String>,
+    lang: Option<String>,
+}
+
+/// Pages are never cached, never framed, and send no referrer (the URL names the interaction).
+fn page(status: StatusCode, body: String) -> Response {
+    let mut r = (status, Html(body)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+fn locale_for(lang: Option<&str>, interaction: Option<&Interaction>) -> Locale {
+    lang.and_then(Locale::from_tag).or_else(|| interaction.map(|i| i.request.locale)).unwrap_or_default()
+}
+
+fn interaction_error(locale: Locale, e: InteractionError) -> Response {
+    use oidc_core::authorize::PageError;
+    let (status, error) = match e {
+        InteractionError::Expired => (StatusCode::BAD_REQUEST, PageError::InteractionExpired),
+        InteractionError::WrongBrowser => (StatusCode::FORBIDDEN, PageError::Forbidden),
+        InteractionError::Provider(p) if p.is_unavailable() => {
+            tracing::error!(error = %p, "login unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, PageError::Unavailable)
+        }
+        InteractionError::Provider(p) => {
+            tracing::error!(error = %p, "login failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, PageError::Internal)
+        }
+    };
+    page(status, render_error(locale, error))
+}
+
+async fn client_name(st: &LoginState, interaction: &Interaction) -> String {
+    st.provider
+        .client_display_name(&interaction.request.client_id)
+        .await
+        .unwrap_or_else(|| interaction.request.client_id.clone())
+}
+
+async fn show_login(
+    State(st): State<LoginState>,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+    jar: CookieJar,
+) -> Response {
+    let now = (st.clock)();
+    let browser = jar.browser_cookies().browser;
+    let interaction = match st.provider.interaction(&id, browser.as_deref(), now).await {
+        Ok(i) => i,
+        Err(e) => return interaction_error(locale_for(q.lang.as_deref(), None), e),
+    };
+    let locale = locale_for(q.lang.as_deref(), Some(&interaction));
+    let form = LoginPage {
+        t: texts(locale),
+        action: format!("{INTERACTION_PATH}/{id}"),
+        client_name: client_name(&st, &interaction).await,
+        csrf_token: interaction.csrf_token.clone(),
+        username: interaction.request.login_hint.clone().unwrap_or_default(),
+        error: None,
+    };
+    page(StatusCode::OK, form.render_page())
+}
+
+async fn submit_login(
+    State(st): State<LoginState>,
+    Path(id): Path<String>,
+    jar: CookieJar,
+    origin: RequestOrigin,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = (st.clock)();
+    let cookies = jar.browser_cookies();
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let form: LoginForm = match (is_form, serde_urlencoded::from_bytes(&body)) {
+        (true, Ok(f)) => f,
+        _ => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                render_error(Locale::default(), oidc_core::authorize::PageError::MalformedRequest),
+            );
+        }
+    };
+    let interaction = match st.provider.interaction(&id, cookies.browser.as_deref(), now).await {
+        Ok(i) => i,
+        Err(e) => return interaction_error(locale_for(form.lang.as_deref(), None), e),
+    };
+    let locale = locale_for(form.lang.as_deref(), Some(&interaction));
+    if !interaction.csrf_matches(&form.csrf_token) {
+        return page(StatusCode::FORBIDDEN, render_error(locale, oidc_core::authorize::PageError::Forbidden));
+    }
+
+    if form.action.as_deref() == Some("cancel") {
+        return match st.provider.abort_interaction(&id, cookies.browser.as_deref(), now).await {
+            Ok(location) => redirect(&location, None, false),
+            Err(e) => interaction_error(locale, e),
+        };
+    }
+
+    let cx = AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone() };
+    let attempt = st.engine.password_and_otp(&cx, &form.username, &form.password, &form.otp).await;
+    let t = texts(locale);
+    let refusal = match attempt {
+        Ok(LoginAttempt::Success(result)) => {
+            let login = LoginResult {
+                subject: result.subject,
+                acr: result.acr,
+                amr: result.amr,
+                auth_time: result.auth_time,
+                methods: result.factors.iter().map(|f| f.method.clone()).collect(),
+            };
+            // `now` is read again: the engine may have taken a while (argon2, padding).
+            let done = st.provider.finish_interaction(&id, &cookies, &login, &origin, (st.clock)()).await;
+            return match done {
+                Ok(outcome) => {
+                    redirect(&outcome.location, outcome.session_cookie.as_deref(), st.provider.config().secure_cookies)
+                }
+                Err(e) => interaction_error(locale, e),
+            };
+        }
+        Ok(LoginAttempt::Refused(r)) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "authentication failed to run");
+            let status =
+                if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let error =
+                if e.is_unavailable() { t.unavailable.to_owned() } else { texts(locale).error_title.to_owned() };
+            return page(status, login_again(&st, &interaction, &id, locale, &form.username, error).await);
+        }
+    };
+    let (status, message) = match refusal {
+        Refusal::Invalid => (StatusCode::OK, t.invalid_credentials.to_owned()),
+        Refusal::Locked { retry_after } => {
+            let minutes = retry_after.div_ceil(60).max(1);
+            (StatusCode::TOO_MANY_REQUESTS, format!("{} {minutes} {}", t.locked_prefix, t.locked_suffix))
+        }
+    };
+    page(status, login_again(&st, &interaction, &id, locale, &form.username, message).await)
+}
+
+async fn login_again(
+    st: &LoginState,
+    interaction: &Interaction,
+    id: &str,
+    locale: Locale,
+    username: &str,
+    error: String,
+) -> String {
+    LoginPage {
+        t: texts(locale),
+        action: format!("{INTERACTION_PATH}/{id}"),
+        client_name: client_name(st, interaction).await,
+        csrf_token: interaction.csrf_token.clone(),
+        username: username.chars().take(64).collect(),
+        error: Some(error),
+    }
+    .render_page()
+}
+
+fn redirect(location: &str, session_cookie: Option<&str>, secure: bool) -> Response {
+    let mut r = Redirect::to(location).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(value) = session_cookie {
+        cookies::set(r.headers_mut(), &cookies::session_cookie(value, secure));
+    }
+    r
+}

@@ -1,0 +1,126 @@
+//! Templates and the [`HtmlPages`] the protocol uses for its own pages.
+
+use askama::Template;
+use oidc_core::Locale;
+use oidc_core::authorize::PageError;
+use oidc_core::http::Pages;
+use oidc_core::logout::LogoutError;
+
+use crate::i18n::{self, Texts, texts};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub(crate) struct LoginPage {
+    pub t: &'static Texts,
+    pub action: String,
+    pub client_name: String,
+    pub csrf_token: String,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    t: &'static Texts,
+    title: &'a str,
+    message: &'a str,
+    detail: Option<&'a str>,
+    is_error: bool,
+}
+
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+struct LogoutConfirmPage<'a> {
+    t: &'static Texts,
+    confirmation: &'a str,
+    client_name: Option<&'a str>,
+}
+
+/// Renders a template, falling back to a minimal page: a template error must not become a
+/// blank answer (nor leak its details).
+fn render_or_fallback(result: Result<String, askama::Error>) -> String {
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "template rendering failed");
+        "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Caducée</title></head><body><h1>Erreur / Error</h1></body></html>".to_owned()
+    })
+}
+
+impl LoginPage {
+    pub(crate) fn render_page(&self) -> String {
+        render_or_fallback(self.render())
+    }
+}
+
+fn message(locale: Locale, title: &str, message: &str, detail: Option<&str>, is_error: bool) -> String {
+    render_or_fallback(MessagePage { t: texts(locale), title, message, detail, is_error }.render())
+}
+
+pub(crate) fn render_error(locale: Locale, error: PageError) -> String {
+    let t = texts(locale);
+    let detail = matches!(error, PageError::InteractionExpired | PageError::Forbidden).then_some(t.error_back);
+    message(locale, t.error_title, i18n::page_error(locale, error), detail, true)
+}
+
+/// The protocol's pages, in the same look as the login form.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HtmlPages;
+
+impl Pages for HtmlPages {
+    fn error(&self, locale: Locale, error: PageError) -> String {
+        render_error(locale, error)
+    }
+
+    fn logout_error(&self, locale: Locale, error: LogoutError) -> String {
+        let t = texts(locale);
+        message(locale, t.logout_title, i18n::logout_error(locale, error), None, true)
+    }
+
+    fn logout_confirm(&self, locale: Locale, confirmation: &str, client_name: Option<&str>) -> String {
+        render_or_fallback(LogoutConfirmPage { t: texts(locale), confirmation, client_name }.render())
+    }
+
+    fn logged_out(&self, locale: Locale) -> String {
+        let t = texts(locale);
+        message(locale, t.logout_title, t.logged_out, None, false)
+    }
+
+    fn still_logged_in(&self, locale: Locale) -> String {
+        let t = texts(locale);
+        message(locale, t.logout_title, t.still_logged_in, None, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_page_has_labelled_fields_and_escapes_values() {
+        let html = LoginPage {
+            t: texts(Locale::Fr),
+            action: "/interaction/abc".into(),
+            client_name: "<script>x</script>".into(),
+            csrf_token: "tok".into(),
+            username: "\"><b>".into(),
+            error: Some("Identifiant incorrect".into()),
+        }
+        .render_page();
+        assert!(html.contains("<html lang=\"fr\">"));
+        for field in ["username", "password", "otp"] {
+            assert!(html.contains(&format!("<label for=\"{field}\">")), "{field} has a label");
+            assert!(html.contains(&format!("name=\"{field}\"")), "{field} input");
+        }
+        assert!(html.contains("name=\"csrf_token\" value=\"tok\""));
+        assert!(!html.contains("<script>x</script>"));
+        assert!(!html.contains("\"><b>"));
+        assert!(html.contains("role=\"alert\""));
+    }
+
+    #[test]
+    fn pages_exist_in_english() {
+        let html = HtmlPages.error(Locale::En, PageError::UnknownClient);
+        assert!(html.contains("<html lang=\"en\">"));
+        assert!(html.contains("not known to Caducée"));
+    }
+}

@@ -1,0 +1,346 @@
+//! An ephemeral Redis server for tests: `redis-server` from the Debian package, on a free loopback
+//! port, without persistence, in its own temporary directory.
+//!
+//! The handle can stop, restart (on the same port), pause and resume the server, so that tests can
+//! check that their code fails closed while Redis is gone or hung and recovers when it is back.
+//! Blocking std code only, so it is usable from any test, async or not.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::{HarnessError, free_port};
+
+/// How long a starting server may take to answer. Generous because the test machines are small
+/// and busy: a slow start is not a failure, a server that never answers is.
+const READY_DEADLINE: Duration = Duration::from_secs(10);
+/// Another process may grab the port between `free_port` and the server's bind; then we try again.
+const PORT_ATTEMPTS: usize = 5;
+const LOG_FILE: &str = "redis.log";
+
+/// A running (or deliberately stopped) `redis-server`, killed and removed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    program: PathBuf,
+    // Canonical, because Redis reports its working directory canonicalised and we compare them.
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    // Declared last so that the directory outlives the process using it.
+    _tempdir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers.
+    pub fn start() -> Result<RedisServer, HarnessError> {
+        let program = find_program("redis-server")?;
+        let tempdir = tempfile::Builder::new()
+            .prefix("caducee-redis-")
+            .tempdir()
+            .map_err(|source| io_error("creating the Redis directory", source))?;
+        let dir = tempdir.path().canonicalize().map_err(|source| io_error("resolving the Redis directory", source))?;
+
+        let mut server = RedisServer { program, dir, port: 0, child: None, _tempdir: tempdir };
+        let mut last_detail = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            server.port = free_port()?;
+            match server.spawn_and_wait() {
+                Ok(()) => return Ok(server),
+                Err(StartError::PortTaken(detail)) => {
+                    server.stop();
+                    last_detail = detail;
+                }
+                Err(StartError::Failed(error)) => return Err(error),
+            }
+        }
+        Err(HarnessError::NotReady(
+            "redis-server",
+            format!("no usable port after {PORT_ATTEMPTS} attempts; last: {last_detail}"),
+        ))
+    }
+
+    /// `redis://127.0.0.1:PORT/`, for `redis::Client::open` and friends.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The loopback port the server listens on (kept across restarts).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The operating system's id of the running server, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the server (as a crash would: no clean shutdown) and waits for it to be gone.
+    /// Does nothing if it is already stopped.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // A paused process still dies of SIGKILL, so no need to resume it first.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (stopping it first if it runs). Its data is gone:
+    /// like the production setup, this server keeps nothing on disk.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.stop();
+        match self.spawn_and_wait() {
+            Ok(()) => Ok(()),
+            Err(StartError::PortTaken(detail)) => {
+                self.stop();
+                Err(HarnessError::NotReady("redis-server", detail))
+            }
+            Err(StartError::Failed(error)) => {
+                self.stop();
+                Err(error)
+            }
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers, as with a hung
+    /// or overloaded Redis. Undo with [`RedisServer::resume`].
+    pub fn pause(&self) -> Result<(), HarnessError> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) -> Result<(), HarnessError> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<(), HarnessError> {
+        let pid = self.pid().ok_or_else(|| HarnessError::NotReady("redis-server", "the server is stopped".into()))?;
+        // std cannot send signals other than SIGKILL and this workspace forbids `unsafe`, so ask
+        // procps' `kill`, present on every Debian system.
+        let status = Command::new(find_program("kill")?)
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .map_err(|source| io_error("running kill", source))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(HarnessError::NotReady("redis-server", format!("kill {signal} {pid} failed: {status}")))
+        }
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<(), StartError> {
+        let log_path = self.dir.join(LOG_FILE);
+        let log = open_log(&log_path).map_err(StartError::Failed)?;
+        let log_err = log
+            .try_clone()
+            .map_err(|source| StartError::Failed(io_error("duplicating the Redis log handle", source)))?;
+        let child = Command::new(&self.program)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--daemonize", "no"])
+            .args(["--protected-mode", "yes"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|source| StartError::Failed(io_error("starting redis-server", source)))?;
+        self.child = Some(child);
+        self.wait_ready(&log_path)
+    }
+
+    fn wait_ready(&mut self, log_path: &Path) -> Result<(), StartError> {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                let tail = log_tail(log_path);
+                let detail = format!("exited with {status} on port {}; log:\n{tail}", self.port);
+                return Err(if tail.contains("Address already in use") {
+                    StartError::PortTaken(detail)
+                } else {
+                    StartError::Failed(HarnessError::NotReady("redis-server", detail))
+                });
+            }
+            match probe(self.port, &self.dir) {
+                Probe::Ours => return Ok(()),
+                // Someone else's server answers on "our" port: ours will fail to bind and exit.
+                Probe::Foreign => {
+                    return Err(StartError::PortTaken(format!("port {} is used by another server", self.port)));
+                }
+                Probe::NotYet => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(StartError::Failed(HarnessError::NotReady(
+                    "redis-server",
+                    format!("no PONG on port {} within {READY_DEADLINE:?}; log:\n{}", self.port, log_tail(log_path)),
+                )));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+enum StartError {
+    /// The port was taken by someone else: worth another try on another port.
+    PortTaken(String),
+    Failed(HarnessError),
+}
+
+enum Probe {
+    Ours,
+    Foreign,
+    NotYet,
+}
+
+/// Asks the server on `port` for PING, then for its working directory, which tells our server
+/// from another test's server that won the race for the same port.
+fn probe(port: u16, dir: &Path) -> Probe {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return Probe::NotYet;
+    };
+    if stream.set_read_timeout(Some(Duration::from_secs(1))).is_err() {
+        return Probe::NotYet;
+    }
+    match exchange(&mut stream, b"PING\r\n", 1) {
+        Some(reply) if reply.starts_with(b"+PONG") => {}
+        // "-LOADING" and the like: up but not ready yet.
+        _ => return Probe::NotYet,
+    }
+    // The reply is `*2`, `$3`, `dir`, `$N`, the path: five lines.
+    match exchange(&mut stream, b"CONFIG GET dir\r\n", 5) {
+        Some(reply) if contains(&reply, dir.as_os_str().as_encoded_bytes()) => Probe::Ours,
+        Some(_) => Probe::Foreign,
+        None => Probe::NotYet,
+    }
+}
+
+/// Sends `request` and reads a reply of `lines` CRLF-terminated lines (or what came before the
+/// socket timed out or closed).
+fn exchange(stream: &mut TcpStream, request: &[u8], lines: usize) -> Option<Vec<u8>> {
+    stream.write_all(request).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 512];
+    while reply.windows(2).filter(|w| w == b"\r\n").count() < lines {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(buf.get(..n)?),
+        }
+        if reply.len() > 64 * 1024 {
+            break;
+        }
+    }
+    (!reply.is_empty()).then_some(reply)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn open_log(path: &Path) -> Result<File, HarnessError> {
+    // Append, so that a restart keeps the history of the previous run for error messages.
+    OpenOptions::new().create(true).append(true).open(path).map_err(|source| io_error("opening the Redis log", source))
+}
+
+/// The last lines of the server's log, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// Looks for `name` in `PATH`, then in the Debian locations (`PATH` is minimal under some runners).
+fn find_program(name: &str) -> Result<PathBuf, HarnessError> {
+    let from_path =
+        std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>()).unwrap_or_default();
+    from_path
+        .into_iter()
+        .chain(["/usr/bin", "/usr/sbin", "/bin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| HarnessError::MissingProgram(name.to_owned()))
+}
+
+fn io_error(context: &str, source: std::io::Error) -> HarnessError {
+    HarnessError::Io { context: context.to_owned(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn ping(port: u16) -> bool {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+            return false;
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        exchange(&mut stream, b"PING\r\n", 1).is_some_and(|r| r.starts_with(b"+PONG"))
+    }
+
+    #[test]
+    fn starts_stops_and_restarts_on_the_same_port() {
+        let mut server = RedisServer::start().unwrap();
+        let port = server.port();
+        assert_eq!(server.url(), format!("redis://127.0.0.1:{port}/"));
+        assert!(ping(port));
+
+        server.stop();
+        assert!(server.pid().is_none());
+        assert!(!ping(port));
+
+        server.restart().unwrap();
+        assert_eq!(server.port(), port);
+        assert!(ping(port));
+    }
+
+    #[test]
+    fn two_servers_get_two_ports_and_drop_removes_the_directory() {
+        let a = RedisServer::start().unwrap();
+        let b = RedisServer::start().unwrap();
+        assert_ne!(a.port(), b.port());
+        let dir = a.dir.clone();
+        let port = a.port();
+        drop(a);
+        assert!(!dir.exists());
+        assert!(!ping(port));
+        assert!(ping(b.port()));
+    }
+
+    #[test]
+    fn paused_server_does_not_answer_until_resumed() {
+        let server = RedisServer::start().unwrap();
+        server.pause().unwrap();
+        assert!(!ping(server.port()));
+        server.resume().unwrap();
+        assert!(ping(server.port()));
+    }
+
+    #[test]
+    fn a_port_taken_by_another_server_is_not_mistaken_for_ours() {
+        let other = RedisServer::start().unwrap();
+        assert!(matches!(probe(other.port(), Path::new("/nonexistent")), Probe::Foreign));
+        assert!(matches!(probe(other.port(), &other.dir), Probe::Ours));
+    }
+}
