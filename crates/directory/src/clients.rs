@@ -1,0 +1,105 @@
+//! OIDC relying parties. The protocol crate owns what the metadata means; this stores it.
+
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _};
+use serde_json::Value;
+
+use crate::entity::client::{self, ActiveModel, Column, Entity};
+use crate::{DirectoryError, Inner, now};
+
+/// A registered client.
+#[derive(Clone, PartialEq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    /// Hash of the client secret, computed by the caller; `None` for public or mTLS clients.
+    pub secret_hash: Option<String>,
+    pub metadata: Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for ClientRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRecord")
+            .field("client_id", &self.client_id)
+            .field("has_secret", &self.secret_hash.is_some())
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Repository of clients; obtained from [`crate::Directory::clients`].
+pub struct Clients<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Clients<'a> {
+    pub(crate) fn new(inner: &'a Inner) -> Self {
+        Clients { inner }
+    }
+
+    /// Stores the record as given (timestamps included). `Conflict` if the client id exists.
+    pub async fn create(&self, record: ClientRecord) -> Result<(), DirectoryError> {
+        if record.client_id.is_empty() {
+            return Err(DirectoryError::Invalid("client_id is empty".into()));
+        }
+        let am: ActiveModel = client::Model {
+            client_id: record.client_id.clone(),
+            secret_hash: record.secret_hash,
+            metadata: serde_json::to_string(&record.metadata)?,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+        .into();
+        Entity::insert(am).exec_without_returning(&self.inner.db).await.map_err(|e| match DirectoryError::from(e) {
+            DirectoryError::Conflict(_) => {
+                DirectoryError::Conflict(format!("client {} already exists", record.client_id))
+            }
+            other => other,
+        })?;
+        Ok(())
+    }
+
+    pub async fn get(&self, client_id: &str) -> Result<Option<ClientRecord>, DirectoryError> {
+        Entity::find_by_id(client_id.to_owned()).one(&self.inner.db).await?.map(to_record).transpose()
+    }
+
+    /// Every client, ordered by client id.
+    pub async fn list(&self) -> Result<Vec<ClientRecord>, DirectoryError> {
+        Entity::find().order_by_asc(Column::ClientId).all(&self.inner.db).await?.into_iter().map(to_record).collect()
+    }
+
+    pub async fn update_metadata(&self, client_id: &str, metadata: Value) -> Result<(), DirectoryError> {
+        let am = ActiveModel { metadata: Set(serde_json::to_string(&metadata)?), ..Default::default() };
+        self.update_row(client_id, am).await
+    }
+
+    pub async fn set_secret_hash(&self, client_id: &str, secret_hash: Option<String>) -> Result<(), DirectoryError> {
+        self.update_row(client_id, ActiveModel { secret_hash: Set(secret_hash), ..Default::default() }).await
+    }
+
+    /// `false` if there was no such client.
+    pub async fn delete(&self, client_id: &str) -> Result<bool, DirectoryError> {
+        let res = Entity::delete_by_id(client_id.to_owned()).exec(&self.inner.db).await?;
+        Ok(res.rows_affected > 0)
+    }
+
+    async fn update_row(&self, client_id: &str, mut am: ActiveModel) -> Result<(), DirectoryError> {
+        am.updated_at = Set(now());
+        let res = Entity::update_many().set(am).filter(Column::ClientId.eq(client_id)).exec(&self.inner.db).await?;
+        if res.rows_affected == 0 {
+            return Err(DirectoryError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+fn to_record(row: client::Model) -> Result<ClientRecord, DirectoryError> {
+    Ok(ClientRecord {
+        client_id: row.client_id,
+        secret_hash: row.secret_hash,
+        metadata: serde_json::from_str(&row.metadata)?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}

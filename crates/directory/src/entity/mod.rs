@@ -1,0 +1,9 @@
+//! sea-orm entities, one per table. Private to the crate: callers see the typed records of each
+//! repository, never these rows (JSON columns are text here and typed there).
+
+pub(crate) mod audit_log;
+pub(crate) mod authenticator;
+pub(crate) mod client;
+pub(crate) mod professional;
+pub(crate) mod refresh_token;
+pub(crate) mod signing_key;

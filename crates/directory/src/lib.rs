@@ -1,0 +1,203 @@
+//! Caducée's durable data, through `sea-orm`, on SQLite (the default, one file) or PostgreSQL
+//! (production, several nodes): health professionals and their PSC-shaped professional data,
+//! OIDC clients, enrolled authenticators (secrets encrypted at rest), refresh-token grants,
+//! signing keys, and the hash-chained audit log; plus the schema migrations for both backends.
+//!
+//! This crate owns storage only. It must not depend on the protocol (`oidc-core`), the
+//! authentication methods (`authn-methods`), the pages (`login-ui`) or the `server` crate: they
+//! depend on it, through the repositories returned by [`Directory`].
+//!
+//! Every timestamp is `i64` Unix seconds, UTC. Operations that must be single-use across nodes
+//! (`Authenticators::advance_counter`, `RefreshTokens::consume`) are one conditional `UPDATE`,
+//! decided by the number of rows it changed, never read-then-write.
+
+mod audit;
+mod authenticators;
+mod clients;
+mod crypto;
+mod entity;
+mod error;
+mod migration;
+mod professionals;
+mod refresh_tokens;
+mod signing_keys;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+
+pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRecord, AuditVerification, GENESIS_HASH};
+pub use authenticators::{AuthenticatorRecord, Authenticators, NewAuthenticator};
+pub use clients::{ClientRecord, Clients};
+pub use crypto::{DataKey, sha256_hex};
+pub use error::DirectoryError;
+pub use professionals::{
+    AccountStatus, Activity, NewProfessional, OtherId, Practice, Professional, ProfessionalUpdate, Professionals,
+};
+pub use refresh_tokens::{ConsumeOutcome, RefreshTokenRecord, RefreshTokens};
+pub use signing_keys::{SigningKeyRecord, SigningKeys};
+
+use crypto::Sealer;
+
+/// How long a caller waits for a connection before getting `Unavailable` (and a 503).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long SQLite waits for another writer before giving up with `SQLITE_BUSY`.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// `pg_advisory_xact_lock` keys ("Caducee" + a purpose byte), so nodes sharing one database
+/// serialise migrations and audit appends.
+const LOCK_MIGRATE: i64 = 0x4361_6475_6365_6501;
+pub(crate) const LOCK_AUDIT: i64 = 0x4361_6475_6365_6502;
+
+/// Handle to the durable store. Cheap to clone (an `Arc` inside); one per process is enough.
+#[derive(Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) sealer: Sealer,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory").field("backend", &self.inner.db.get_database_backend()).finish_non_exhaustive()
+    }
+}
+
+impl Directory {
+    /// Opens a pool on `sqlite:PATH` (file created if missing; WAL, 5 s busy timeout, foreign
+    /// keys on), `sqlite::memory:` (one connection, since every connection would be its own
+    /// database), or `postgres://...`.
+    ///
+    /// Fails with `Unavailable` when the database cannot be reached, `Invalid` for other URLs.
+    pub async fn connect(database_url: &str, key: DataKey) -> Result<Self, DirectoryError> {
+        let sealer = Sealer::new(&key)?;
+        drop(key);
+
+        let mut opts = ConnectOptions::new(database_url.to_owned());
+        opts.sqlx_logging(false).connect_timeout(ACQUIRE_TIMEOUT).acquire_timeout(ACQUIRE_TIMEOUT);
+
+        if database_url.starts_with("sqlite:") {
+            let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
+            if in_memory {
+                // The single connection must never be recycled, or the data goes with it.
+                opts.max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None::<Duration>)
+                    .max_lifetime(None::<Duration>);
+            } else {
+                // SQLite has one writer at a time anyway; a few connections let reads overlap.
+                opts.max_connections(8).min_connections(1);
+            }
+            opts.map_sqlx_sqlite_opts(move |o| {
+                let o = o.create_if_missing(true).busy_timeout(SQLITE_BUSY_TIMEOUT).foreign_keys(true);
+                if in_memory {
+                    o
+                } else {
+                    // WAL: readers do not block the writer; NORMAL is durable in WAL mode except
+                    // for the last transactions on power loss, which is acceptable here.
+                    o.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Normal)
+                }
+            });
+        } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            opts.max_connections(16).min_connections(1);
+        } else {
+            return Err(DirectoryError::Invalid("database_url must start with sqlite: or postgres://".into()));
+        }
+
+        let db = Database::connect(opts).await.map_err(|e| {
+            // Whatever the cause (refused, unknown host, bad path), the store is not there.
+            DirectoryError::Unavailable(e.to_string())
+        })?;
+        Ok(Directory { inner: Arc::new(Inner { db, sealer }) })
+    }
+
+    /// Applies pending migrations; a no-op when the schema is current. Safe to run from several
+    /// nodes at once (serialised by an advisory lock on PostgreSQL, a write lock on SQLite).
+    pub async fn migrate(&self) -> Result<(), DirectoryError> {
+        let txn = self.inner.write_txn(LOCK_MIGRATE).await?;
+        migration::Migrator::up(&txn, None).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// A round-trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), DirectoryError> {
+        self.inner.db.ping().await.map_err(|e| DirectoryError::Unavailable(e.to_string()))
+    }
+
+    /// `"sqlite"` or `"postgres"`, for logs and health output.
+    pub fn backend(&self) -> &'static str {
+        match self.inner.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    pub fn professionals(&self) -> Professionals<'_> {
+        Professionals::new(&self.inner)
+    }
+
+    pub fn clients(&self) -> Clients<'_> {
+        Clients::new(&self.inner)
+    }
+
+    pub fn authenticators(&self) -> Authenticators<'_> {
+        Authenticators::new(&self.inner)
+    }
+
+    pub fn refresh_tokens(&self) -> RefreshTokens<'_> {
+        RefreshTokens::new(&self.inner)
+    }
+
+    pub fn signing_keys(&self) -> SigningKeys<'_> {
+        SigningKeys::new(&self.inner)
+    }
+
+    pub fn audit(&self) -> AuditLog<'_> {
+        AuditLog::new(&self.inner)
+    }
+}
+
+impl Inner {
+    /// A transaction that holds the database-wide lock `key` until it ends: an advisory lock on
+    /// PostgreSQL, `BEGIN IMMEDIATE` on SQLite (which already allows a single writer, and taking
+    /// the write lock up front avoids the `SQLITE_BUSY` of upgrading a read transaction).
+    pub(crate) async fn write_txn(&self, key: i64) -> Result<DatabaseTransaction, DirectoryError> {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                let txn = self.db.begin().await?;
+                txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT pg_advisory_xact_lock($1)",
+                    [key.into()],
+                ))
+                .await?;
+                Ok(txn)
+            }
+            _ => Ok(self
+                .db
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await?),
+        }
+    }
+}
+
+/// Current Unix time in seconds, for the timestamps the directory sets itself.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

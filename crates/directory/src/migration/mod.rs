@@ -1,0 +1,18 @@
+//! Schema migrations, one tree for SQLite and PostgreSQL.
+//!
+//! Only portable column types: `text`, `bigint`, `boolean`, `blob`/`bytea`. JSON documents are
+//! `text` (not `json`/`jsonb`) so that both backends store the exact bytes we wrote.
+//! Never edit a migration once released: add a new one.
+
+use sea_orm_migration::prelude::*;
+
+mod m20260101_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20260101_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,87 @@
+//! Refresh tokens: lifecycle and concurrent consumption.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+fn refresh(token: &str, grant: &str, sid: &str, subject: &str, expires_at: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: sha256_hex(token.as_bytes()),
+        grant_id: grant.into(),
+        client_id: "rp-a".into(),
+        subject: subject.into(),
+        sid: sid.into(),
+        payload: json!({"scope": "openid scope_all", "auth_time": 900, "acr": "eidas1", "amr": ["pwd", "otp"]}),
+        created_at: 1000,
+        expires_at,
+        consumed_at: None,
+        revoked_at: None,
+    }
+}
+
+pub async fn refresh_tokens_lifecycle(ctx: &Ctx) {
+    let rts = ctx.dir.refresh_tokens();
+    let t1 = refresh("t1", "g1", "s1", "sub-1", 2000);
+    rts.insert(t1.clone()).await.unwrap();
+    assert!(matches!(rts.insert(t1.clone()).await, Err(DirectoryError::Conflict(_))));
+    assert_eq!(rts.get(&t1.token_hash).await.unwrap().unwrap(), t1);
+    assert!(rts.get("unknown").await.unwrap().is_none());
+
+    let expected = RefreshTokenRecord { consumed_at: Some(1500), ..t1.clone() };
+    assert_eq!(rts.consume(&t1.token_hash, 1500).await.unwrap(), ConsumeOutcome::Consumed(expected));
+    assert!(matches!(
+        rts.consume(&t1.token_hash, 1501).await.unwrap(),
+        ConsumeOutcome::AlreadyConsumed(r) if r.consumed_at == Some(1500)
+    ));
+    assert_eq!(rts.consume("unknown", 1500).await.unwrap(), ConsumeOutcome::Unknown);
+
+    let t2 = refresh("t2", "g1", "s1", "sub-1", 2000);
+    rts.insert(t2.clone()).await.unwrap();
+    assert!(matches!(rts.consume(&t2.token_hash, 2000).await.unwrap(), ConsumeOutcome::Expired(_)));
+    assert_eq!(rts.get(&t2.token_hash).await.unwrap().unwrap().consumed_at, None);
+
+    // Reuse of t1 was detected: the caller revokes the family.
+    let t3 = refresh("t3", "g1", "s1", "sub-1", 5000);
+    rts.insert(t3.clone()).await.unwrap();
+    assert_eq!(rts.revoke_grant("g1", 1600).await.unwrap(), 3);
+    assert_eq!(rts.revoke_grant("g1", 1700).await.unwrap(), 0, "already revoked rows are kept as is");
+    assert!(matches!(
+        rts.consume(&t3.token_hash, 1600).await.unwrap(),
+        ConsumeOutcome::Revoked(r) if r.revoked_at == Some(1600)
+    ));
+
+    for (tok, grant, sid, sub) in
+        [("a", "g2", "s2", "sub-2"), ("b", "g3", "s2", "sub-2"), ("c", "g4", "s3", "sub-2"), ("d", "g5", "s4", "sub-3")]
+    {
+        rts.insert(refresh(tok, grant, sid, sub, 5000)).await.unwrap();
+    }
+    assert_eq!(rts.revoke_sid("s2", 1800).await.unwrap(), 2);
+    assert_eq!(rts.revoke_subject("sub-2", 1900).await.unwrap(), 1);
+    assert_eq!(rts.revoke_subject("sub-3", 1900).await.unwrap(), 1);
+    assert!(matches!(rts.consume(&sha256_hex(b"d"), 1950).await.unwrap(), ConsumeOutcome::Revoked(_)));
+
+    // t1 and t2 expire at 2000; everything else at 5000.
+    assert_eq!(rts.purge_expired(2000).await.unwrap(), 2);
+    assert!(rts.get(&t1.token_hash).await.unwrap().is_none());
+    assert!(rts.get(&t3.token_hash).await.unwrap().is_some());
+    assert_eq!(rts.purge_expired(5000).await.unwrap(), 5);
+}
+
+pub async fn refresh_consume_concurrent_single_winner(ctx: &Ctx) {
+    let t = refresh("hot", "g1", "s1", "sub-1", 10_000);
+    ctx.dir.refresh_tokens().insert(t.clone()).await.unwrap();
+    let node2 = ctx.second_node().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CONCURRENCY {
+        let dir = if i % 2 == 0 { ctx.dir.clone() } else { node2.clone() };
+        let hash = t.token_hash.clone();
+        tasks.spawn(async move { dir.refresh_tokens().consume(&hash, 5000).await.unwrap() });
+    }
+    let outcomes = tasks.join_all().await;
+    let consumed = outcomes.iter().filter(|o| matches!(o, ConsumeOutcome::Consumed(_))).count();
+    let reused = outcomes.iter().filter(|o| matches!(o, ConsumeOutcome::AlreadyConsumed(_))).count();
+    assert_eq!(consumed, 1, "{outcomes:?}");
+    assert_eq!(reused, CONCURRENCY - 1);
+}
+
+// ---------------------------------------------------------------------------------------------
