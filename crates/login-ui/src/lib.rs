@@ -20,6 +20,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use oidc_core::flow::{INTERACTION_PATH, Interaction, InteractionError};
+use oidc_core::http::Clock;
 use oidc_core::http::cookies::{self, CookieJar};
 use oidc_core::{Locale, LoginResult, Provider, RequestOrigin};
 use serde::Deserialize;
@@ -34,7 +35,7 @@ use crate::pages::{LoginPage, render_error};
 pub struct LoginState {
     pub provider: Arc<Provider>,
     pub engine: Arc<AuthEngine>,
-    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    pub clock: Clock,
 }
 
 /// The login pages and their static assets.

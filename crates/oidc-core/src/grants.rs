@@ -16,6 +16,9 @@ pub struct RefreshGrant {
     pub context: GrantContext,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Set once the token was exchanged (rotation): a second use is a replay.
+    pub consumed_at: Option<i64>,
+    pub revoked_at: Option<i64>,
 }
 
 /// What tokens refreshed from this grant must carry, kept with each refresh token.
@@ -51,6 +54,7 @@ pub enum GrantError {
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
     async fn insert(&self, grant: &RefreshGrant) -> Result<(), GrantError>;
+    /// The token's record whatever its state (consumed, revoked, expired): callers decide.
     async fn get(&self, token_hash: &str) -> Result<Option<RefreshGrant>, GrantError>;
     /// Atomically marks the token used; of concurrent callers at most one gets `Consumed`.
     async fn consume(&self, token_hash: &str, now: i64) -> Result<ConsumeResult, GrantError>;

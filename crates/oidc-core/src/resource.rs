@@ -201,11 +201,13 @@ impl Provider {
         let Some(grant) = self.grants.get(&sha256_hex(token.as_bytes())).await? else {
             return Ok(None);
         };
-        if grant.expires_at <= now || !self.sessions.is_alive(&grant.sid, now).await? {
+        if grant.consumed_at.is_some() || grant.revoked_at.is_some() || grant.expires_at <= now {
             return Ok(None);
         }
-        // `get` returns only tokens neither consumed nor revoked; the grant marker covers a
-        // revocation not yet written to the refresh table by another node.
+        if !self.sessions.is_alive(&grant.sid, now).await? {
+            return Ok(None);
+        }
+        // The grant marker is written before the refresh table is updated: read it too.
         if self.store.get(&revoked_grant_key(&grant.grant_id)).await?.is_some() {
             return Ok(None);
         }

@@ -352,6 +352,8 @@ impl Provider {
                     context: issue.context.clone(),
                     created_at: now,
                     expires_at,
+                    consumed_at: None,
+                    revoked_at: None,
                 };
                 self.grants.insert(&grant).await?;
                 Some(token)

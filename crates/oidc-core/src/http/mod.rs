@@ -37,12 +37,15 @@ pub trait Pages: Send + Sync {
     fn still_logged_in(&self, locale: Locale) -> String;
 }
 
+/// The time source, in Unix seconds: the system clock in production, a movable one in tests.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 /// What the protocol handlers share.
 #[derive(Clone)]
 pub struct ProtocolState {
     pub provider: Arc<Provider>,
     pub pages: Arc<dyn Pages>,
-    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    pub clock: Clock,
 }
 
 impl ProtocolState {

@@ -1,0 +1,201 @@
+//! The protocol's storage traits implemented over the directory. This is the only place where
+//! `oidc-core` and `directory` meet: each side keeps its own types.
+
+use async_trait::async_trait;
+use directory::{
+    AccountStatus, ClientRecord, ConsumeOutcome, Directory, DirectoryError, RefreshTokenRecord, SigningKeyRecord,
+};
+use oidc_core::claims::{Account, AccountDirectory, AccountError};
+use oidc_core::client::{Client, ClientMetadata, ClientRegistry, RegistryError};
+use oidc_core::grants::{ConsumeResult, GrantContext, GrantError, RefreshGrant, RefreshTokenStore};
+use oidc_core::keys::{KeyError, KeyStore, SigningAlg, StoredKey};
+use oidc_core::http::Clock;
+use oidc_core::{AuditEntry, AuditSink};
+
+/// Implements every protocol storage trait over one [`Directory`].
+#[derive(Clone)]
+pub struct DirectoryAdapter {
+    pub directory: Directory,
+    pub clock: Clock,
+}
+
+fn registry_error(e: DirectoryError) -> RegistryError {
+    RegistryError::Unavailable(e.to_string())
+}
+
+fn grant_error(e: DirectoryError) -> GrantError {
+    match e {
+        DirectoryError::Unavailable(m) => GrantError::Unavailable(m),
+        other => GrantError::Failed(other.to_string()),
+    }
+}
+
+fn key_error(e: DirectoryError) -> KeyError {
+    KeyError::Storage(e.to_string())
+}
+
+/// A stored client row as the protocol's client. A row whose metadata no longer parses is
+/// treated as unknown (and logged) rather than half-trusted.
+pub fn client_from_record(record: ClientRecord) -> Option<Client> {
+    match serde_json::from_value::<ClientMetadata>(record.metadata) {
+        Ok(metadata) => Some(Client { client_id: record.client_id, secret_hash: record.secret_hash, metadata }),
+        Err(e) => {
+            tracing::error!(client_id = %record.client_id, error = %e, "stored client metadata is invalid");
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl ClientRegistry for DirectoryAdapter {
+    async fn get(&self, client_id: &str) -> Result<Option<Client>, RegistryError> {
+        let record = self.directory.clients().get(client_id).await.map_err(registry_error)?;
+        Ok(record.and_then(client_from_record))
+    }
+}
+
+#[async_trait]
+impl AccountDirectory for DirectoryAdapter {
+    async fn account(&self, subject: &str) -> Result<Option<Account>, AccountError> {
+        let p = self
+            .directory
+            .professionals()
+            .get_by_subject(subject)
+            .await
+            .map_err(|e| AccountError::Unavailable(e.to_string()))?;
+        Ok(p.map(|p| Account {
+            active: p.status == AccountStatus::Active,
+            professional_claims: p.psc_claims(),
+            subject: p.subject,
+            given_name: p.given_name,
+            family_name: p.family_name,
+            national_id: p.national_id,
+            email: p.email,
+        }))
+    }
+}
+
+fn grant_from_record(r: RefreshTokenRecord) -> Result<RefreshGrant, GrantError> {
+    let context: GrantContext =
+        serde_json::from_value(r.payload).map_err(|e| GrantError::Failed(format!("refresh token payload: {e}")))?;
+    Ok(RefreshGrant {
+        token_hash: r.token_hash,
+        grant_id: r.grant_id,
+        client_id: r.client_id,
+        subject: r.subject,
+        sid: r.sid,
+        context,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        consumed_at: r.consumed_at,
+        revoked_at: r.revoked_at,
+    })
+}
+
+#[async_trait]
+impl RefreshTokenStore for DirectoryAdapter {
+    async fn insert(&self, g: &RefreshGrant) -> Result<(), GrantError> {
+        let payload = serde_json::to_value(&g.context).map_err(|e| GrantError::Failed(e.to_string()))?;
+        let record = RefreshTokenRecord {
+            token_hash: g.token_hash.clone(),
+            grant_id: g.grant_id.clone(),
+            client_id: g.client_id.clone(),
+            subject: g.subject.clone(),
+            sid: g.sid.clone(),
+            payload,
+            created_at: g.created_at,
+            expires_at: g.expires_at,
+            consumed_at: None,
+            revoked_at: None,
+        };
+        self.directory.refresh_tokens().insert(record).await.map_err(grant_error)
+    }
+
+    async fn get(&self, token_hash: &str) -> Result<Option<RefreshGrant>, GrantError> {
+        match self.directory.refresh_tokens().get(token_hash).await.map_err(grant_error)? {
+            Some(r) => Ok(Some(grant_from_record(r)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn consume(&self, token_hash: &str, now: i64) -> Result<ConsumeResult, GrantError> {
+        Ok(match self.directory.refresh_tokens().consume(token_hash, now).await.map_err(grant_error)? {
+            ConsumeOutcome::Consumed(r) => ConsumeResult::Consumed(grant_from_record(r)?),
+            ConsumeOutcome::AlreadyConsumed(r) => ConsumeResult::Reused(grant_from_record(r)?),
+            ConsumeOutcome::Revoked(r) => ConsumeResult::Revoked(grant_from_record(r)?),
+            ConsumeOutcome::Expired(r) => ConsumeResult::Expired(grant_from_record(r)?),
+            ConsumeOutcome::Unknown => ConsumeResult::Unknown,
+        })
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, GrantError> {
+        self.directory.refresh_tokens().revoke_grant(grant_id, now).await.map_err(grant_error)
+    }
+
+    async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, GrantError> {
+        self.directory.refresh_tokens().revoke_sid(sid, now).await.map_err(grant_error)
+    }
+}
+
+#[async_trait]
+impl KeyStore for DirectoryAdapter {
+    async fn load(&self) -> Result<Vec<StoredKey>, KeyError> {
+        let rows = self.directory.signing_keys().list().await.map_err(key_error)?;
+        let mut keys = Vec::with_capacity(rows.len());
+        for r in rows {
+            // Keys of algorithms this build does not sign with are skipped, not fatal.
+            let Some(alg) = SigningAlg::parse(&r.alg) else {
+                tracing::warn!(kid = %r.kid, alg = %r.alg, "ignoring a signing key of an unsupported algorithm");
+                continue;
+            };
+            keys.push(StoredKey {
+                kid: r.kid,
+                alg,
+                pkcs8: r.private_pkcs8,
+                created_at: r.created_at,
+                retired_at: r.retired_at,
+                publish_until: r.publish_until,
+            });
+        }
+        Ok(keys)
+    }
+
+    async fn insert(&self, key: &StoredKey) -> Result<(), KeyError> {
+        let record = SigningKeyRecord {
+            kid: key.kid.clone(),
+            alg: key.alg.as_str().to_owned(),
+            private_pkcs8: key.pkcs8.clone(),
+            created_at: key.created_at,
+            retired_at: key.retired_at,
+            publish_until: key.publish_until,
+        };
+        self.directory.signing_keys().insert(record).await.map_err(key_error)
+    }
+
+    async fn retire(&self, kid: &str, at: i64, publish_until: i64) -> Result<(), KeyError> {
+        self.directory.signing_keys().retire(kid, at, publish_until).await.map_err(key_error)
+    }
+
+    async fn purge(&self, now: i64) -> Result<u64, KeyError> {
+        self.directory.signing_keys().purge(now).await.map_err(key_error)
+    }
+}
+
+#[async_trait]
+impl AuditSink for DirectoryAdapter {
+    async fn record(&self, entry: AuditEntry) {
+        let event = directory::AuditEvent {
+            event: entry.event.to_owned(),
+            actor: None,
+            subject: entry.subject,
+            client_id: entry.client_id,
+            source_ip: entry.source_ip,
+            outcome: entry.outcome.to_owned(),
+            details: entry.details,
+            at: (self.clock)(),
+        };
+        if let Err(e) = self.directory.audit().append(event).await {
+            tracing::error!(error = %e, event = entry.event, "audit append failed");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Wiring: one function builds the whole provider from its configuration, for `main` and for
+//! the tests alike (real listener, real storage).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authn_methods::engine::EngineSettings;
+use authn_methods::lockout::LockoutPolicy;
+use authn_methods::AuthEngine;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use directory::{DataKey, Directory, DirectoryError};
+use oidc_core::http::{Clock, ProtocolState};
+use oidc_core::keys::{KeyError, KeyRing};
+use oidc_core::{Provider, ProviderDeps};
+use session_store::{MemoryStore, RedisStore, SessionStore, StoreError};
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::adapters::DirectoryAdapter;
+use crate::config::{Config, ConfigError};
+
+/// How often each node re-reads the signing keys (to pick up a rotation made elsewhere).
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// Largest request body accepted (forms and token requests are small).
+const BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("data folder {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("master key: {0}")]
+    MasterKey(String),
+    #[error("database: {0}")]
+    Directory(#[from] DirectoryError),
+    #[error("session store: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("provider: {0}")]
+    Provider(#[from] oidc_core::error::ProviderError),
+}
+
+/// The master key for secrets at rest: from the configuration, or from `data_dir/master.key`
+/// (created on first start, readable by its owner only).
+pub fn master_key(config: &Config) -> Result<DataKey, BuildError> {
+    if !config.master_key.is_empty() {
+        return DataKey::from_base64(config.master_key.trim()).map_err(|e| BuildError::MasterKey(e.to_string()));
+    }
+    let path = config.data_dir.join("master.key");
+    ensure_dir(&config.data_dir)?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => DataKey::from_base64(text.trim()).map_err(|e| BuildError::MasterKey(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = DataKey::generate().map_err(|e| BuildError::MasterKey(e.to_string()))?;
+            write_private(&path, key.to_base64().as_bytes())?;
+            tracing::info!(path = %path.display(), "generated a new master key for secrets at rest");
+            Ok(key)
+        }
+        Err(e) => Err(BuildError::MasterKey(format!("{}: {e}", path.display()))),
+    }
+}
+
+fn ensure_dir(dir: &Path) -> Result<(), BuildError> {
+    std::fs::create_dir_all(dir).map_err(|source| BuildError::DataDir { path: dir.display().to_string(), source })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| BuildError::MasterKey(format!("{}: {e}", path.display())))?;
+    file.write_all(bytes).map_err(|e| BuildError::MasterKey(format!("{}: {e}", path.display())))
+}
+
+/// Opens (and migrates) the database the configuration names.
+pub async fn open_directory(config: &Config) -> Result<Directory, BuildError> {
+    if config.database_url.is_empty() {
+        ensure_dir(&config.data_dir)?;
+    }
+    let key = master_key(config)?;
+    let directory = Directory::connect(&config.database_url(), key).await?;
+    directory.migrate().await?;
+    Ok(directory)
+}
+
+/// Opens the session store the configuration names: Redis when `redis_url` is set, else in process.
+pub fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, BuildError> {
+    if config.redis_url.is_empty() {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    // Lazy: a node may start while Redis is down; it refuses logins until Redis answers.
+    let store = RedisStore::connect_lazy(&config.redis_url)?.with_prefix(config.redis_prefix.clone());
+    Ok(Arc::new(store))
+}
+
+/// The provider, wired.
+#[derive(Clone)]
+pub struct App {
+    pub config: Config,
+    pub directory: Directory,
+    pub store: Arc<dyn SessionStore>,
+    pub keys: Arc<KeyRing>,
+    pub provider: Arc<Provider>,
+    pub engine: Arc<AuthEngine>,
+    pub clock: Clock,
+}
+
+impl App {
+    pub async fn build(config: Config, clock: Clock) -> Result<App, BuildError> {
+        config.validate()?;
+        let directory = open_directory(&config).await?;
+        let store = open_store(&config)?;
+        Self::assemble(config, directory, store, clock).await
+    }
+
+    /// Builds from already opened storage (tests share one database between two nodes).
+    pub async fn assemble(config: Config, directory: Directory, store: Arc<dyn SessionStore>, clock: Clock) -> Result<App, BuildError> {
+        let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: clock.clone() });
+        let keys = Arc::new(KeyRing::load_or_init(adapter.clone(), clock()).await?);
+        let provider = Arc::new(Provider::new(ProviderDeps {
+            config: config.provider_config()?,
+            keys: keys.clone(),
+            store: store.clone(),
+            clients: adapter.clone(),
+            accounts: adapter.clone(),
+            grants: adapter.clone(),
+            audit: adapter,
+        })?);
+        let login = &config.login;
+        let settings = EngineSettings {
+            lockout: LockoutPolicy {
+                max_failures: login.max_failures,
+                window: Duration::from_secs(login.failure_window),
+                base_delay: Duration::from_secs(login.base_lock),
+                max_delay: Duration::from_secs(login.max_lock),
+                ..LockoutPolicy::default()
+            },
+            failure_floor: Duration::from_millis(login.failure_floor_ms),
+        };
+        let engine = Arc::new(AuthEngine::new(directory.clone(), store.clone(), settings));
+        Ok(App { config, directory, store, keys, provider, engine, clock })
+    }
+
+    /// Every route: protocol, login pages, health.
+    pub fn router(&self) -> Router {
+        let protocol = oidc_core::http::router(ProtocolState {
+            provider: self.provider.clone(),
+            pages: Arc::new(login_ui::HtmlPages),
+            clock: self.clock.clone(),
+        });
+        let login = login_ui::router(login_ui::LoginState {
+            provider: self.provider.clone(),
+            engine: self.engine.clone(),
+            clock: self.clock.clone(),
+        });
+        let health = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readiness))
+            .with_state(self.clone());
+        protocol
+            .merge(login)
+            .merge(health)
+            .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+            .layer(TraceLayer::new_for_http())
+    }
+
+    /// Background duties: reload keys (rotation on another node), purge expired refresh tokens.
+    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = (app.clock)();
+                if let Err(e) = app.keys.reload(now).await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+                if let Err(e) = app.directory.refresh_tokens().purge_expired(now).await {
+                    tracing::warn!(error = %e, "purging expired refresh tokens failed");
+                }
+            }
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let background = self.spawn_background();
+        let router = self.router();
+        let result = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        background.abort();
+        result
+    }
+}
+
+/// 200 when the session store and the database answer, 503 otherwise (load balancers stop
+/// sending traffic to a node that would only refuse logins).
+async fn readiness(State(app): State<App>) -> Response {
+    let store = app.store.ping().await.is_ok();
+    let database = app.directory.ping().await.is_ok();
+    let status = if store && database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(serde_json::json!({ "session_store": store, "database": database }))).into_response()
+}

@@ -1,0 +1,522 @@
+//! The `caducee` command line: serve, migrate, and the operators' commands on clients,
+//! professionals, TOTP apps and signing keys. Documented in docs/cli.md.
+
+use std::io::{BufRead as _, Read as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use directory::{Activity, ClientRecord, Directory, NewProfessional, OtherId, Practice};
+use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod, new_client_secret};
+use oidc_core::keys::{KeyRing, SigningAlg};
+use serde::Deserialize;
+
+use crate::adapters::DirectoryAdapter;
+use crate::app::{App, KEY_RELOAD_INTERVAL, open_directory};
+use crate::config::{Config, LogFormat};
+
+#[derive(Parser, Debug)]
+#[command(name = "caducee", version, about = "Caducée, an OpenID Connect provider for e-health professionals")]
+pub struct Cli {
+    /// Configuration file (default: ./caducee.toml if present). Every setting can also be
+    /// given as a CADUCEE_* environment variable.
+    #[arg(long, global = true, env = "CADUCEE_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the provider.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Manage relying parties.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage health professionals' accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Enrol TOTP apps (FreeOTP, Google Authenticator).
+    #[command(subcommand)]
+    Totp(TotpCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a relying party; prints its client_id and (once) its secret.
+    Add(ClientAdd),
+    /// List registered relying parties.
+    List,
+    /// Show one relying party's registration.
+    Show { #[arg(long)] client_id: String },
+    /// Remove a relying party.
+    Remove { #[arg(long)] client_id: String },
+    /// Issue a new secret (the old one stops working at once); prints it once.
+    RotateSecret { #[arg(long)] client_id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct ClientAdd {
+    /// Display name shown on the login page.
+    #[arg(long)]
+    pub name: String,
+    /// Identifier to use (default: generated).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Allowed redirect URI (repeat for several); matched exactly.
+    #[arg(long = "redirect-uri", required = true)]
+    pub redirect_uris: Vec<String>,
+    /// Allowed post-logout redirect URI (repeat for several).
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// client_secret_basic, client_secret_post, private_key_jwt or none (public client, PKCE required).
+    #[arg(long, default_value = "client_secret_basic")]
+    pub auth_method: String,
+    /// JWK Set file with the client's public keys (private_key_jwt).
+    #[arg(long)]
+    pub jwks_file: Option<PathBuf>,
+    /// ID token signature: RS256 (default) or ES256.
+    #[arg(long, default_value = "RS256")]
+    pub id_token_alg: String,
+    /// Answer userinfo as a JWT signed with this algorithm (RS256 or ES256) instead of JSON.
+    #[arg(long)]
+    pub userinfo_alg: Option<String>,
+    /// Do not issue refresh tokens to this client.
+    #[arg(long)]
+    pub no_refresh: bool,
+    /// Let this client introspect tokens issued to other clients (a resource server).
+    #[arg(long)]
+    pub resource_server: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a professional's account.
+    Add(UserAdd),
+    /// List accounts.
+    List {
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Set or replace a password (read from standard input).
+    SetPassword {
+        #[arg(long)]
+        national_id: String,
+    },
+    /// Import accounts from a JSON file (an array of professionals, PSC-shaped practices).
+    Import { file: PathBuf },
+}
+
+#[derive(Args, Debug)]
+pub struct UserAdd {
+    /// National identifier (SubjectNameID), e.g. 899700000001; also the login identifier.
+    #[arg(long)]
+    pub national_id: String,
+    #[arg(long)]
+    pub given_name: String,
+    #[arg(long)]
+    pub family_name: String,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// M or MME.
+    #[arg(long, default_value = "")]
+    pub civility: String,
+    /// Profession code (10 physician, 21 pharmacist, 40 dental surgeon, 50 midwife, 60 nurse...).
+    #[arg(long)]
+    pub profession: Option<String>,
+    /// Professional category: C civil, M military, E student.
+    #[arg(long, default_value = "C")]
+    pub category: String,
+    /// Specialty code (codeSavoirFaire), e.g. SM54.
+    #[arg(long)]
+    pub specialty: Option<String>,
+    /// Place of practice (raisonSocialeSite).
+    #[arg(long)]
+    pub organization: Option<String>,
+    /// Password on the command line (visible to other local users: prefer --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from standard input (one line).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TotpCommand {
+    /// Enrol a TOTP app for a professional; prints the otpauth:// URI to scan.
+    Enroll {
+        /// The professional's national identifier.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Add new signing keys (RS256 and ES256) and sign with them; the previous ones stay
+    /// published until every token they signed has expired.
+    Rotate,
+    /// List signing keys.
+    List,
+}
+
+/// Runs the command line (the binary's `main`).
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(config.log_format, matches!(cli.command, Command::Serve));
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            open_directory(&config).await?;
+            println!("database schema is up to date ({})", redact_url(&config.database_url()));
+            Ok(())
+        }
+        Command::Client(c) => client(config, c).await,
+        Command::User(c) => user(config, c).await,
+        Command::Totp(TotpCommand::Enroll { user }) => totp_enroll(config, &user).await,
+        Command::Keys(c) => keys(config, c).await,
+    }
+}
+
+fn init_logging(format: LogFormat, serving: bool) {
+    let default = if serving { "info,tower_http=info,sqlx=warn" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn system_clock() -> oidc_core::http::Clock {
+    Arc::new(oidc_core::http::system_clock)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let app = App::build(config, system_clock()).await?;
+    let store_kind = if app.config.redis_url.is_empty() { "in-process (single node)".to_owned() } else { "Redis".to_owned() };
+    tracing::info!(
+        issuer = %app.config.issuer,
+        database = %redact_url(&app.config.database_url()),
+        session_store = %store_kind,
+        "Caducée is starting"
+    );
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(address = %listen, "listening; discovery at {}/.well-known/openid-configuration", app.config.issuer);
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn now() -> i64 {
+    oidc_core::http::system_clock()
+}
+
+async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
+    let directory = open_directory(&config).await?;
+    match command {
+        ClientCommand::Add(add) => {
+            let (client_id, secret) = add_client(&directory, add).await?;
+            println!("client_id: {client_id}");
+            if let Some(secret) = secret {
+                println!("client_secret: {secret}");
+                eprintln!("Keep the secret now: it is stored hashed and cannot be shown again.");
+            }
+        }
+        ClientCommand::List => {
+            for r in directory.clients().list().await? {
+                let name = r.metadata.get("client_name").and_then(|v| v.as_str()).unwrap_or("");
+                let method = r.metadata.get("token_endpoint_auth_method").and_then(|v| v.as_str()).unwrap_or("client_secret_basic");
+                println!("{}\t{}\t{}", r.client_id, method, name);
+            }
+        }
+        ClientCommand::Show { client_id } => {
+            let r = directory.clients().get(&client_id).await?.with_context(|| format!("no client {client_id}"))?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "client_id": r.client_id, "metadata": r.metadata }))?);
+        }
+        ClientCommand::Remove { client_id } => {
+            if !directory.clients().delete(&client_id).await? {
+                bail!("no client {client_id}");
+            }
+            println!("removed {client_id}");
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let r = directory.clients().get(&client_id).await?.with_context(|| format!("no client {client_id}"))?;
+            let meta: ClientMetadata = serde_json::from_value(r.metadata)?;
+            if !meta.token_endpoint_auth_method.uses_secret() {
+                bail!("client {client_id} does not authenticate with a secret");
+            }
+            let (secret, hash) = new_client_secret();
+            directory.clients().set_secret_hash(&client_id, Some(hash)).await?;
+            println!("client_secret: {secret}");
+        }
+    }
+    Ok(())
+}
+
+/// Validates and stores a client registration. Returns its id and, for secret-based methods, the secret.
+pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result<(String, Option<String>)> {
+    let method = TokenEndpointAuthMethod::parse(&add.auth_method)
+        .with_context(|| format!("unknown auth method {}", add.auth_method))?;
+    let jwks = match &add.jwks_file {
+        Some(path) => Some(serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        )?),
+        None => None,
+    };
+    let alg = |name: &str| SigningAlg::parse(name).with_context(|| format!("unsupported algorithm {name}"));
+    let mut grant_types = vec!["authorization_code".to_owned()];
+    if !add.no_refresh {
+        grant_types.push("refresh_token".to_owned());
+    }
+    let metadata = ClientMetadata {
+        client_name: add.name,
+        redirect_uris: add.redirect_uris,
+        post_logout_redirect_uris: add.post_logout_redirect_uris,
+        token_endpoint_auth_method: method,
+        jwks,
+        id_token_signed_response_alg: alg(&add.id_token_alg)?,
+        userinfo_signed_response_alg: add.userinfo_alg.as_deref().map(alg).transpose()?,
+        grant_types,
+        allowed_scopes: Vec::new(),
+        resource_server: add.resource_server,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
+    };
+    metadata.validate()?;
+    let client_id = add.client_id.unwrap_or_else(oidc_core::util::random_id);
+    let (secret, hash) = if method.uses_secret() {
+        let (s, h) = new_client_secret();
+        (Some(s), Some(h))
+    } else {
+        (None, None)
+    };
+    let at = now();
+    directory
+        .clients()
+        .create(ClientRecord { client_id: client_id.clone(), secret_hash: hash, metadata: serde_json::to_value(&metadata)?, created_at: at, updated_at: at })
+        .await?;
+    Ok((client_id, secret))
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("empty password on standard input");
+    }
+    Ok(password)
+}
+
+fn check_password(password: &str) -> anyhow::Result<()> {
+    if password.chars().count() < 12 {
+        bail!("passwords must have at least 12 characters");
+    }
+    Ok(())
+}
+
+async fn hash(password: String) -> anyhow::Result<String> {
+    check_password(&password)?;
+    Ok(tokio::task::spawn_blocking(move || authn_methods::password::hash_password(&password)).await??)
+}
+
+async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
+    let directory = open_directory(&config).await?;
+    match command {
+        UserCommand::Add(add) => {
+            let password = match (add.password.clone(), add.password_stdin) {
+                (Some(p), _) => Some(p),
+                (None, true) => Some(read_password_stdin()?),
+                (None, false) => None,
+            };
+            let password_hash = match password {
+                Some(p) => Some(hash(p).await?),
+                None => None,
+            };
+            let practices = match &add.profession {
+                None => Vec::new(),
+                Some(code) => vec![Practice {
+                    code_profession: code.clone(),
+                    code_categorie_professionnelle: add.category.clone(),
+                    code_civilite_dexercice: add.civility.clone(),
+                    nom_dexercice: add.family_name.clone(),
+                    prenom_dexercice: add.given_name.clone(),
+                    code_type_savoir_faire: if add.specialty.is_some() { "S".into() } else { String::new() },
+                    code_savoir_faire: add.specialty.clone().unwrap_or_default(),
+                    activities: add
+                        .organization
+                        .iter()
+                        .map(|o| Activity { raison_sociale_site: o.clone(), ..Activity::default() })
+                        .collect(),
+                }],
+            };
+            let p = directory
+                .professionals()
+                .create(NewProfessional {
+                    subject: None,
+                    national_id: add.national_id,
+                    given_name: add.given_name,
+                    family_name: add.family_name,
+                    email: add.email,
+                    civility: add.civility,
+                    practices,
+                    other_ids: Vec::new(),
+                    password_hash,
+                })
+                .await?;
+            println!("national_id: {}\nsubject: {}", p.national_id, p.subject);
+        }
+        UserCommand::List { offset, limit } => {
+            for p in directory.professionals().list(offset, limit).await? {
+                println!("{}\t{}\t{} {}\t{}", p.national_id, p.status.as_str(), p.given_name, p.family_name, p.subject);
+            }
+        }
+        UserCommand::SetPassword { national_id } => {
+            let p = directory
+                .professionals()
+                .get_by_national_id(&national_id)
+                .await?
+                .with_context(|| format!("no professional {national_id}"))?;
+            let h = hash(read_password_stdin()?).await?;
+            directory.professionals().set_password_hash(&p.id, Some(h)).await?;
+            println!("password set for {national_id}");
+        }
+        UserCommand::Import { file } => {
+            let mut text = String::new();
+            std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?.read_to_string(&mut text)?;
+            let records: Vec<ImportRecord> = serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+            let mut created = 0usize;
+            for r in records {
+                let password_hash = match r.password {
+                    Some(p) => Some(hash(p).await?),
+                    None => None,
+                };
+                let id = r.national_id.clone();
+                directory
+                    .professionals()
+                    .create(NewProfessional {
+                        subject: r.subject,
+                        national_id: r.national_id,
+                        given_name: r.given_name,
+                        family_name: r.family_name,
+                        email: r.email,
+                        civility: r.civility,
+                        practices: r.exercices,
+                        other_ids: r.other_ids,
+                        password_hash,
+                    })
+                    .await
+                    .with_context(|| format!("importing {id}"))?;
+                created += 1;
+            }
+            println!("imported {created} professional(s)");
+        }
+    }
+    Ok(())
+}
+
+/// One professional in an import file (docs/cli.md shows an example).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportRecord {
+    national_id: String,
+    #[serde(default)]
+    subject: Option<String>,
+    given_name: String,
+    family_name: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    civility: String,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    exercices: Vec<Practice>,
+    #[serde(default, rename = "otherIds")]
+    other_ids: Vec<OtherId>,
+}
+
+async fn totp_enroll(config: Config, national_id: &str) -> anyhow::Result<()> {
+    let directory = open_directory(&config).await?;
+    let p = directory
+        .professionals()
+        .get_by_national_id(national_id)
+        .await?
+        .with_context(|| format!("no professional {national_id}"))?;
+    let enrolment =
+        authn_methods::totp::enroll(&directory, &p.subject, &p.national_id, &config.login.totp_issuer, true, now()).await?;
+    println!("{}", enrolment.otpauth_uri.as_str());
+    eprintln!("Scan this URI as a QR code with FreeOTP or Google Authenticator, or type the secret: {}", enrolment.secret_base32.as_str());
+    Ok(())
+}
+
+async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+    let directory = open_directory(&config).await?;
+    let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: system_clock() });
+    match command {
+        KeysCommand::Rotate => {
+            let ring = KeyRing::load_or_init(adapter, now()).await?;
+            let provider = config.provider_config()?;
+            // Running nodes keep signing with the old key until their next reload.
+            let publish_for = provider.max_signed_token_lifetime() + i64::try_from(KEY_RELOAD_INTERVAL.as_secs())? + 60;
+            for kid in ring.rotate(now(), publish_for).await? {
+                println!("new signing key {kid}");
+            }
+            eprintln!("Previous keys stay published for {publish_for} s; running nodes switch within {} s.", KEY_RELOAD_INTERVAL.as_secs());
+        }
+        KeysCommand::List => {
+            for k in directory.signing_keys().list().await? {
+                let state = match (k.retired_at, k.publish_until) {
+                    (None, _) => "active".to_owned(),
+                    (Some(_), Some(until)) => format!("retired, published until {until}"),
+                    (Some(_), None) => "retired".to_owned(),
+                };
+                println!("{}\t{}\t{}", k.kid, k.alg, state);
+            }
+        }
+    }
+    Ok(())
+}

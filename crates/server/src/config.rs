@@ -1,0 +1,229 @@
+//! Configuration: built-in defaults, then `caducee.toml` (or `--config FILE`), then `CADUCEE_*`
+//! environment variables (nested keys with `__`, e.g. `CADUCEE_TOKENS__ACCESS_TOKEN_TTL=120`).
+//! Every key is documented in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Issuer identifier: the public base URL of the provider.
+    pub issuer: String,
+    /// Folder for the embedded default's files (SQLite database, master key).
+    pub data_dir: PathBuf,
+    /// Database URL; empty means SQLite in `data_dir/caducee.db`.
+    pub database_url: String,
+    /// Redis URL for the shared session store; empty means in-process (single node only).
+    pub redis_url: String,
+    /// Prefix of every Redis key (several deployments may share one Redis).
+    pub redis_prefix: String,
+    /// Master key for secrets at rest (base64 of 32 bytes). Empty: read or create
+    /// `data_dir/master.key`. Every node of a deployment needs the same key.
+    pub master_key: String,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    pub tokens: TokenSettings,
+    pub session: SessionSettings,
+    pub login: LoginSettings,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Seconds an authorization code is valid.
+    pub code_ttl: i64,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    /// `ES256` or `RS256`.
+    pub access_token_alg: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Seconds an SSO session lasts from sign-in.
+    pub ttl: i64,
+    /// Seconds a person has to finish logging in.
+    pub interaction_ttl: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Failures allowed before an identifier is locked.
+    pub max_failures: u64,
+    /// Seconds over which failures are counted.
+    pub failure_window: u64,
+    /// Seconds of the first lock; each further one doubles, up to `max_lock`.
+    pub base_lock: u64,
+    pub max_lock: u64,
+    /// Failed attempts take at least this many milliseconds.
+    pub failure_floor_ms: u64,
+    /// Name shown in authenticator apps.
+    pub totp_issuer: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            redis_url: String::new(),
+            redis_prefix: "caducee:".into(),
+            master_key: String::new(),
+            log_format: LogFormat::Text,
+            tokens: TokenSettings {
+                code_ttl: 60,
+                access_token_ttl: 300,
+                id_token_ttl: 300,
+                refresh_token_ttl: 8 * 3600,
+                access_token_alg: "ES256".into(),
+            },
+            session: SessionSettings { ttl: 12 * 3600, interaction_ttl: 15 * 60 },
+            login: LoginSettings {
+                max_failures: 5,
+                failure_window: 15 * 60,
+                base_lock: 60,
+                max_lock: 24 * 3600,
+                failure_floor_ms: 300,
+                totp_issuer: "Caducée".into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then the file (`path`, or `./caducee.toml` if it
+    /// exists), then the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_owned())),
+            Some(p) => figment = figment.merge(Toml::file(p)),
+            None if Path::new("caducee.toml").exists() => figment = figment.merge(Toml::file("caducee.toml")),
+            None => {}
+        }
+        let config: Config = figment.merge(Env::prefixed("CADUCEE_").split("__")).extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.issuer).map_err(|e| ConfigError::Invalid(format!("issuer: {e}")))?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(ConfigError::Invalid("issuer must not have a query or fragment".into()));
+        }
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(ConfigError::Invalid("issuer must be https (http only on loopback, for development)".into()));
+        }
+        if oidc_core::keys::SigningAlg::parse(&self.tokens.access_token_alg).is_none() {
+            return Err(ConfigError::Invalid("tokens.access_token_alg must be ES256 or RS256".into()));
+        }
+        let t = &self.tokens;
+        for (name, v) in [
+            ("tokens.code_ttl", t.code_ttl),
+            ("tokens.access_token_ttl", t.access_token_ttl),
+            ("tokens.id_token_ttl", t.id_token_ttl),
+            ("tokens.refresh_token_ttl", t.refresh_token_ttl),
+            ("session.ttl", self.session.ttl),
+            ("session.interaction_ttl", self.session.interaction_ttl),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
+        }
+        if self.login.max_failures == 0 {
+            return Err(ConfigError::Invalid("login.max_failures must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite in the data folder.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("caducee.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The protocol settings derived from this configuration.
+    pub fn provider_config(&self) -> Result<oidc_core::ProviderConfig, ConfigError> {
+        let mut p = oidc_core::ProviderConfig::new(&self.issuer).map_err(|e| ConfigError::Invalid(format!("issuer: {e}")))?;
+        p.code_ttl = self.tokens.code_ttl;
+        p.access_token_ttl = self.tokens.access_token_ttl;
+        p.id_token_ttl = self.tokens.id_token_ttl;
+        p.refresh_token_ttl = self.tokens.refresh_token_ttl;
+        p.session_ttl = self.session.ttl;
+        p.interaction_ttl = self.session.interaction_ttl;
+        p.access_token_alg = oidc_core::keys::SigningAlg::parse(&self.tokens.access_token_alg)
+            .ok_or_else(|| ConfigError::Invalid("tokens.access_token_alg".into()))?;
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://./data/caducee.db?mode=rwc");
+        assert!(c.redis_url.is_empty());
+    }
+
+    #[test]
+    fn file_and_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("custom.toml", "issuer = \"https://idp.example\"\n[tokens]\naccess_token_ttl = 120\n")?;
+            jail.set_env("CADUCEE_TOKENS__CODE_TTL", "30");
+            jail.set_env("CADUCEE_REDIS_URL", "redis://127.0.0.1:6379/");
+            let c = Config::load(Some(Path::new("custom.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.issuer, "https://idp.example");
+            assert_eq!(c.tokens.access_token_ttl, 120);
+            assert_eq!(c.tokens.code_ttl, 30);
+            assert_eq!(c.redis_url, "redis://127.0.0.1:6379/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unsafe_settings_are_refused() {
+        let mut c = Config { issuer: "http://idp.example".into(), ..Config::default() };
+        assert!(c.validate().is_err());
+        c.issuer = "https://idp.example".into();
+        c.tokens.access_token_alg = "HS256".into();
+        assert!(c.validate().is_err());
+    }
+}
