@@ -173,7 +173,7 @@ impl Provider {
             error,
         };
         if let Some(hint) = id_token_hint {
-            match self.verify_id_token_hint(&hint) {
+            match self.verify_id_token_hint(&hint, now) {
                 Some(claims) => request.hinted_subject = Some(claims.sub),
                 None => {
                     return Err(redirect_error(&request, OAuthError::invalid_request("invalid id_token_hint")).into());

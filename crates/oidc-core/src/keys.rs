@@ -291,6 +291,8 @@ pub struct VerifyOptions<'a> {
     pub typ: &'a str,
     /// Whether an expired token is still accepted (e.g. `id_token_hint` at logout).
     pub allow_expired: bool,
+    /// The current time (Unix seconds): expiry is judged by the provider's clock.
+    pub now: i64,
 }
 
 /// The provider's signing keys, shared by every request; reloaded from the [`KeyStore`] so that
@@ -385,10 +387,13 @@ impl KeyRing {
         validation.validate_aud = false;
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        if opts.allow_expired {
-            validation.validate_exp = false;
+        validation.validate_exp = false;
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation).ok()?.claims;
+        let exp = claims.get("exp").and_then(serde_json::Value::as_i64)?;
+        if !opts.allow_expired && exp <= opts.now {
+            return None;
         }
-        jsonwebtoken::decode::<T>(token, &key.decoding, &validation).ok().map(|d| d.claims)
+        serde_json::from_value(claims).ok()
     }
 }
 
@@ -436,8 +441,10 @@ mod tests {
         Claims { iss: "https://op.example".into(), sub: "alice".into(), exp }
     }
 
-    const OPTS: VerifyOptions<'static> =
-        VerifyOptions { issuer: "https://op.example", typ: "JWT", allow_expired: false };
+    fn opts() -> VerifyOptions<'static> {
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap();
+        VerifyOptions { issuer: "https://op.example", typ: "JWT", allow_expired: false, now }
+    }
 
     #[tokio::test]
     async fn signs_and_verifies_with_both_algorithms() {
@@ -445,16 +452,16 @@ mod tests {
         let exp = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap() + 60;
         for alg in SigningAlg::ALL {
             let jwt = ring.sign(alg, "JWT", &claims(exp)).unwrap();
-            assert_eq!(ring.verify::<Claims>(&jwt, OPTS), Some(claims(exp)));
+            assert_eq!(ring.verify::<Claims>(&jwt, opts()), Some(claims(exp)));
             // Wrong typ, tampered payload and expired tokens are refused.
-            assert!(ring.verify::<Claims>(&jwt, VerifyOptions { typ: "at+jwt", ..OPTS }).is_none());
+            assert!(ring.verify::<Claims>(&jwt, VerifyOptions { typ: "at+jwt", ..opts() }).is_none());
             let mut parts: Vec<&str> = jwt.split('.').collect();
             let other = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(exp + 1)).unwrap());
             parts[1] = &other;
-            assert!(ring.verify::<Claims>(&parts.join("."), OPTS).is_none());
+            assert!(ring.verify::<Claims>(&parts.join("."), opts()).is_none());
             let old = ring.sign(alg, "JWT", &claims(exp - 3600)).unwrap();
-            assert!(ring.verify::<Claims>(&old, OPTS).is_none());
-            assert!(ring.verify::<Claims>(&old, VerifyOptions { allow_expired: true, ..OPTS }).is_some());
+            assert!(ring.verify::<Claims>(&old, opts()).is_none());
+            assert!(ring.verify::<Claims>(&old, VerifyOptions { allow_expired: true, ..opts() }).is_some());
         }
         let jwks: serde_json::Value = serde_json::from_str(&ring.jwks_json()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
@@ -472,12 +479,12 @@ mod tests {
         let new_kid = ring.active(SigningAlg::RS256).unwrap().kid().to_owned();
         assert_ne!(old_kid, new_kid);
         assert!(ring.jwks_json().contains(&old_kid));
-        assert!(ring.verify::<Claims>(&old_token, OPTS).is_some());
+        assert!(ring.verify::<Claims>(&old_token, opts()).is_some());
 
         // After the publication window the old key disappears from the JWKS and is refused.
         ring.reload(2601).await.unwrap();
         assert!(!ring.jwks_json().contains(&old_kid));
-        assert!(ring.verify::<Claims>(&old_token, OPTS).is_none());
+        assert!(ring.verify::<Claims>(&old_token, opts()).is_none());
 
         // A second node loading the same store signs with the same active key.
         let other = KeyRing::load_or_init(store, 2601).await.unwrap();

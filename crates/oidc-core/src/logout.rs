@@ -113,7 +113,7 @@ impl Provider {
         let refuse = |e| Ok(EndSessionOutcome::Refused(e, locale));
         let hint = match params.id_token_hint.as_deref() {
             None => None,
-            Some(h) => match self.verify_id_token_hint(h) {
+            Some(h) => match self.verify_id_token_hint(h, now) {
                 Some(c) => Some(c),
                 None => return refuse(LogoutError::InvalidIdTokenHint),
             },

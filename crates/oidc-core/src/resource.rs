@@ -88,8 +88,8 @@ pub struct Introspection {
 
 impl Provider {
     /// An access token that is valid and alive, or `None`.
-    pub async fn live_access_token(&self, token: &str) -> Result<Option<AccessTokenClaims>, EndpointError> {
-        let Some(claims) = self.decode_access_token(token) else {
+    pub async fn live_access_token(&self, token: &str, now: i64) -> Result<Option<AccessTokenClaims>, EndpointError> {
+        let Some(claims) = self.decode_access_token(token, now) else {
             return Ok(None);
         };
         let session_key = format!("sso:{}", claims.sid);
@@ -106,7 +106,7 @@ impl Provider {
     /// Userinfo for a bearer token.
     pub async fn userinfo(&self, token: Option<&str>, now: i64) -> Result<UserInfo, BearerError> {
         let token = token.ok_or(BearerError::Missing)?;
-        let claims = match self.live_access_token(token).await {
+        let claims = match self.live_access_token(token, now).await {
             Ok(Some(c)) => c,
             Ok(None) => return Err(BearerError::InvalidToken),
             Err(e) => {
@@ -166,7 +166,7 @@ impl Provider {
             let found = if as_refresh {
                 self.live_refresh_token(token, now).await?.map(|g| self.describe_refresh(g))
             } else {
-                self.live_access_token(token).await?.map(describe_access)
+                self.live_access_token(token, now).await?.map(describe_access)
             };
             if let Some(found) = found {
                 let owner = found.client_id.as_deref().unwrap_or_default();
@@ -243,7 +243,7 @@ impl Provider {
             }
             return Ok(());
         }
-        if let Some(at) = self.decode_access_token(token)
+        if let Some(at) = self.decode_access_token(token, now)
             && at.client_id == client.client_id
         {
             let ttl = Duration::from_secs(u64::try_from(at.exp - now).unwrap_or(0) + 60);

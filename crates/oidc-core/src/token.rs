@@ -370,19 +370,19 @@ impl Provider {
     }
 
     /// Verifies an ID token this provider issued, even expired (`id_token_hint`).
-    pub fn verify_id_token_hint(&self, token: &str) -> Option<IdTokenHintClaims> {
+    pub fn verify_id_token_hint(&self, token: &str, now: i64) -> Option<IdTokenHintClaims> {
         if token.len() > 16 * 1024 {
             return None;
         }
-        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: true })
+        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: true, now })
     }
 
     /// Verifies an access token's signature and lifetime (not yet whether it was revoked).
-    pub(crate) fn decode_access_token(&self, token: &str) -> Option<AccessTokenClaims> {
+    pub(crate) fn decode_access_token(&self, token: &str, now: i64) -> Option<AccessTokenClaims> {
         if token.len() > 8 * 1024 {
             return None;
         }
-        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "at+jwt", allow_expired: false })
+        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "at+jwt", allow_expired: false, now })
     }
 }
 

@@ -8,8 +8,8 @@ use directory::{
 use oidc_core::claims::{Account, AccountDirectory, AccountError};
 use oidc_core::client::{Client, ClientMetadata, ClientRegistry, RegistryError};
 use oidc_core::grants::{ConsumeResult, GrantContext, GrantError, RefreshGrant, RefreshTokenStore};
-use oidc_core::keys::{KeyError, KeyStore, SigningAlg, StoredKey};
 use oidc_core::http::Clock;
+use oidc_core::keys::{KeyError, KeyStore, SigningAlg, StoredKey};
 use oidc_core::{AuditEntry, AuditSink};
 
 /// Implements every protocol storage trait over one [`Directory`].

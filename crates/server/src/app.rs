@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authn_methods::AuthEngine;
 use authn_methods::engine::EngineSettings;
 use authn_methods::lockout::LockoutPolicy;
-use authn_methods::AuthEngine;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -59,7 +59,9 @@ pub fn master_key(config: &Config) -> Result<DataKey, BuildError> {
     let path = config.data_dir.join("master.key");
     ensure_dir(&config.data_dir)?;
     match std::fs::read_to_string(&path) {
-        Ok(text) => DataKey::from_base64(text.trim()).map_err(|e| BuildError::MasterKey(format!("{}: {e}", path.display()))),
+        Ok(text) => {
+            DataKey::from_base64(text.trim()).map_err(|e| BuildError::MasterKey(format!("{}: {e}", path.display())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = DataKey::generate().map_err(|e| BuildError::MasterKey(e.to_string()))?;
             write_private(&path, key.to_base64().as_bytes())?;
@@ -128,7 +130,12 @@ impl App {
     }
 
     /// Builds from already opened storage (tests share one database between two nodes).
-    pub async fn assemble(config: Config, directory: Directory, store: Arc<dyn SessionStore>, clock: Clock) -> Result<App, BuildError> {
+    pub async fn assemble(
+        config: Config,
+        directory: Directory,
+        store: Arc<dyn SessionStore>,
+        clock: Clock,
+    ) -> Result<App, BuildError> {
         let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: clock.clone() });
         let keys = Arc::new(KeyRing::load_or_init(adapter.clone(), clock()).await?);
         let provider = Arc::new(Provider::new(ProviderDeps {
@@ -198,7 +205,11 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let background = self.spawn_background();
         let router = self.router();
         let result = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())

@@ -50,15 +50,24 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ClientCommand {
     /// Register a relying party; prints its client_id and (once) its secret.
-    Add(ClientAdd),
+    Add(Box<ClientAdd>),
     /// List registered relying parties.
     List,
     /// Show one relying party's registration.
-    Show { #[arg(long)] client_id: String },
+    Show {
+        #[arg(long)]
+        client_id: String,
+    },
     /// Remove a relying party.
-    Remove { #[arg(long)] client_id: String },
+    Remove {
+        #[arg(long)]
+        client_id: String,
+    },
     /// Issue a new secret (the old one stops working at once); prints it once.
-    RotateSecret { #[arg(long)] client_id: String },
+    RotateSecret {
+        #[arg(long)]
+        client_id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -98,7 +107,7 @@ pub struct ClientAdd {
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
     /// Create a professional's account.
-    Add(UserAdd),
+    Add(Box<UserAdd>),
     /// List accounts.
     List {
         #[arg(long, default_value_t = 0)]
@@ -214,7 +223,8 @@ fn system_clock() -> oidc_core::http::Clock {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let app = App::build(config, system_clock()).await?;
-    let store_kind = if app.config.redis_url.is_empty() { "in-process (single node)".to_owned() } else { "Redis".to_owned() };
+    let store_kind =
+        if app.config.redis_url.is_empty() { "in-process (single node)".to_owned() } else { "Redis".to_owned() };
     tracing::info!(
         issuer = %app.config.issuer,
         database = %redact_url(&app.config.database_url()),
@@ -258,7 +268,7 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
     let directory = open_directory(&config).await?;
     match command {
         ClientCommand::Add(add) => {
-            let (client_id, secret) = add_client(&directory, add).await?;
+            let (client_id, secret) = add_client(&directory, *add).await?;
             println!("client_id: {client_id}");
             if let Some(secret) = secret {
                 println!("client_secret: {secret}");
@@ -268,13 +278,20 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::List => {
             for r in directory.clients().list().await? {
                 let name = r.metadata.get("client_name").and_then(|v| v.as_str()).unwrap_or("");
-                let method = r.metadata.get("token_endpoint_auth_method").and_then(|v| v.as_str()).unwrap_or("client_secret_basic");
+                let method = r
+                    .metadata
+                    .get("token_endpoint_auth_method")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("client_secret_basic");
                 println!("{}\t{}\t{}", r.client_id, method, name);
             }
         }
         ClientCommand::Show { client_id } => {
             let r = directory.clients().get(&client_id).await?.with_context(|| format!("no client {client_id}"))?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "client_id": r.client_id, "metadata": r.metadata }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "client_id": r.client_id, "metadata": r.metadata }))?
+            );
         }
         ClientCommand::Remove { client_id } => {
             if !directory.clients().delete(&client_id).await? {
@@ -336,7 +353,13 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
     let at = now();
     directory
         .clients()
-        .create(ClientRecord { client_id: client_id.clone(), secret_hash: hash, metadata: serde_json::to_value(&metadata)?, created_at: at, updated_at: at })
+        .create(ClientRecord {
+            client_id: client_id.clone(),
+            secret_hash: hash,
+            metadata: serde_json::to_value(&metadata)?,
+            created_at: at,
+            updated_at: at,
+        })
         .await?;
     Ok((client_id, secret))
 }
@@ -426,8 +449,11 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Import { file } => {
             let mut text = String::new();
-            std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?.read_to_string(&mut text)?;
-            let records: Vec<ImportRecord> = serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+            std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?
+                .read_to_string(&mut text)?;
+            let records: Vec<ImportRecord> =
+                serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
             let mut created = 0usize;
             for r in records {
                 let password_hash = match r.password {
@@ -487,9 +513,13 @@ async fn totp_enroll(config: Config, national_id: &str) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("no professional {national_id}"))?;
     let enrolment =
-        authn_methods::totp::enroll(&directory, &p.subject, &p.national_id, &config.login.totp_issuer, true, now()).await?;
+        authn_methods::totp::enroll(&directory, &p.subject, &p.national_id, &config.login.totp_issuer, true, now())
+            .await?;
     println!("{}", enrolment.otpauth_uri.as_str());
-    eprintln!("Scan this URI as a QR code with FreeOTP or Google Authenticator, or type the secret: {}", enrolment.secret_base32.as_str());
+    eprintln!(
+        "Scan this URI as a QR code with FreeOTP or Google Authenticator, or type the secret: {}",
+        enrolment.secret_base32.as_str()
+    );
     Ok(())
 }
 
@@ -505,7 +535,10 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
             for kid in ring.rotate(now(), publish_for).await? {
                 println!("new signing key {kid}");
             }
-            eprintln!("Previous keys stay published for {publish_for} s; running nodes switch within {} s.", KEY_RELOAD_INTERVAL.as_secs());
+            eprintln!(
+                "Previous keys stay published for {publish_for} s; running nodes switch within {} s.",
+                KEY_RELOAD_INTERVAL.as_secs()
+            );
         }
         KeysCommand::List => {
             for k in directory.signing_keys().list().await? {

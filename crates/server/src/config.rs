@@ -177,7 +177,8 @@ impl Config {
 
     /// The protocol settings derived from this configuration.
     pub fn provider_config(&self) -> Result<oidc_core::ProviderConfig, ConfigError> {
-        let mut p = oidc_core::ProviderConfig::new(&self.issuer).map_err(|e| ConfigError::Invalid(format!("issuer: {e}")))?;
+        let mut p =
+            oidc_core::ProviderConfig::new(&self.issuer).map_err(|e| ConfigError::Invalid(format!("issuer: {e}")))?;
         p.code_ttl = self.tokens.code_ttl;
         p.access_token_ttl = self.tokens.access_token_ttl;
         p.id_token_ttl = self.tokens.id_token_ttl;
@@ -204,6 +205,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
     fn file_and_environment_override_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("custom.toml", "issuer = \"https://idp.example\"\n[tokens]\naccess_token_ttl = 120\n")?;

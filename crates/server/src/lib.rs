@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod testing;
 
 pub use app::App;
 pub use config::Config;
