@@ -1,0 +1,148 @@
+//! The real `caducee` binary, as an operator uses it: CLI commands on a data folder, then
+//! `serve` on the embedded default, keys kept across restarts.
+
+use std::io::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+const BIN: &str = env!("CARGO_BIN_EXE_caducee");
+
+fn caducee(data: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("CADUCEE_DATA_DIR", data)
+        .env_remove("CADUCEE_CONFIG")
+        .current_dir(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn serve(data: &std::path::Path, port: u16) -> Serving {
+    let child = Command::new(BIN)
+        .arg("serve")
+        .env("CADUCEE_DATA_DIR", data)
+        .env("CADUCEE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CADUCEE_ISSUER", format!("http://127.0.0.1:{port}"))
+        .current_dir(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serving = Serving(child);
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+            if r.status() == StatusCode::OK {
+                return serving;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("caducee serve did not start");
+}
+
+#[tokio::test]
+async fn operator_commands_and_serve_on_the_embedded_default() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+
+    let (ok, out, err) = caducee(
+        dir,
+        &["client", "add", "--name", "Démo", "--client-id", "demo", "--redirect-uri", "https://rp.example/cb"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("client_id: demo") && out.contains("client_secret: "), "{out}");
+    let (ok, _, err) = caducee(dir, &["client", "add", "--name", "x", "--redirect-uri", "http://rp.example/cb"], None);
+    assert!(!ok && err.contains("https"), "http redirect URIs are refused: {err}");
+
+    let (ok, out, err) = caducee(
+        dir,
+        &[
+            "user",
+            "add",
+            "--national-id",
+            "899700000001",
+            "--given-name",
+            "Jeanne",
+            "--family-name",
+            "Martin",
+            "--profession",
+            "60",
+            "--password-stdin",
+        ],
+        Some("une phrase de passe longue\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("subject: f:"), "{out}");
+    let (ok, out, _) = caducee(dir, &["user", "list"], None);
+    assert!(ok && out.contains("899700000001"));
+
+    let (ok, out, err) = caducee(dir, &["totp", "enroll", "--user", "899700000001"], None);
+    assert!(ok, "{err}");
+    assert!(out.trim().starts_with("otpauth://totp/Caduc%C3%A9e:899700000001?secret="), "{out}");
+    assert!(out.contains("issuer=Caduc%C3%A9e"));
+
+    let (ok, out, _) = caducee(dir, &["client", "list"], None);
+    assert!(ok && out.contains("demo"));
+
+    // Secrets at rest: the master key file is private.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(dir.join("master.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "master.key readable by its owner only");
+
+    // serve: discovery answers, and the keys generated on first start are kept on restart.
+    let port = test_support::free_port().unwrap();
+    let jwks_first = {
+        let _s = serve(dir, port).await;
+        let d: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/.well-known/openid-configuration"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(d["issuer"], format!("http://127.0.0.1:{port}"));
+        reqwest::get(format!("http://127.0.0.1:{port}/jwks")).await.unwrap().text().await.unwrap()
+    };
+    let _s = serve(dir, port).await;
+    let jwks_again = reqwest::get(format!("http://127.0.0.1:{port}/jwks")).await.unwrap().text().await.unwrap();
+    let kids = |jwks: &str| {
+        let v: serde_json::Value = serde_json::from_str(jwks).unwrap();
+        let mut k: Vec<String> =
+            v["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kids(&jwks_first), kids(&jwks_again), "signing keys survive a restart");
+    assert_eq!(kids(&jwks_first).len(), 2);
+
+    // keys rotate: new keys added, previous ones retired but still listed.
+    let (ok, out, err) = caducee(dir, &["keys", "rotate"], None);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("new signing key").count(), 2);
+    let (_, out, _) = caducee(dir, &["keys", "list"], None);
+    assert_eq!(out.matches("active").count(), 2, "{out}");
+    assert_eq!(out.matches("retired").count(), 2, "{out}");
+}

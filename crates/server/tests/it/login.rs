@@ -1,0 +1,169 @@
+//! The login page and its protections: messages in French and English, no account
+//! enumeration, lockout, anti-forgery, browser binding, cancel, security headers.
+
+use reqwest::StatusCode;
+use server::testing::TestProvider;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn login_page_is_french_by_default_and_english_on_request() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let (_, html) = open_login(&b, &s.p, "rp", &[]).await;
+    assert!(html.contains("<html lang=\"fr\">"));
+    assert!(html.contains("Identifiant") && html.contains("Mot de passe") && html.contains("Code OTP"));
+    let (_, html) = open_login(&b, &s.p, "rp", &[("ui_locales", "en")]).await;
+    assert!(html.contains("<html lang=\"en\">"));
+    assert!(html.contains("Identifier") && html.contains("Password"));
+}
+
+#[tokio::test]
+async fn login_page_sends_protective_headers() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let r = b.get(&authorize_url(&s.p, "rp", &[])).await;
+    let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let page = b.get(&s.p.url(&location(r.headers()))).await;
+    let h = page.headers();
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert!(h["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+}
+
+#[tokio::test]
+async fn wrong_secrets_and_unknown_identifiers_get_the_same_answer() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let otp = s.p.totp(&s.totp, 0).unwrap();
+    let mut bodies = Vec::new();
+    for (user, password, code) in
+        [(USER, "wrong password!", otp.as_str()), (USER, PASSWORD, "000000"), ("899799999999", PASSWORD, otp.as_str())]
+    {
+        let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+        let r = submit(&b, &url, &html, user, password, code).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("Identifiant, mot de passe ou code OTP incorrect"), "French error shown");
+        assert!(body.contains("role=\"alert\""));
+        let path = url.trim_start_matches(&s.p.base_url);
+        bodies.push(body.replace(&csrf(&body), "").replace(user, "").replace(path, ""));
+    }
+    for body in &bodies[1..] {
+        assert_eq!(body, &bodies[0], "identical pages whatever was wrong");
+    }
+    // English on request.
+    let (url, html) = open_login(&b, &s.p, "rp", &[("ui_locales", "en")]).await;
+    let body = submit(&b, &url, &html, USER, "nope nope nope", "123456").await.text().await.unwrap();
+    assert!(body.contains("Incorrect identifier, password or OTP code"));
+}
+
+#[tokio::test]
+async fn a_totp_code_is_accepted_once() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let code = s.p.totp(&s.totp, 0).unwrap();
+    let b1 = Browser::new();
+    let (url, html) = open_login(&b1, &s.p, "rp", &[]).await;
+    assert_eq!(submit(&b1, &url, &html, USER, PASSWORD, &code).await.status(), StatusCode::SEE_OTHER);
+    let b2 = Browser::new();
+    let (url, html) = open_login(&b2, &s.p, "rp", &[]).await;
+    let r = submit(&b2, &url, &html, USER, PASSWORD, &code).await;
+    assert_eq!(r.status(), StatusCode::OK, "the same code again is refused");
+    assert!(r.text().await.unwrap().contains("incorrect"));
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_identifier_even_for_the_right_password_and_unknown_ones_alike() {
+    let s = setup(
+        TestProvider::start_with(server::testing::Storage::Embedded, |c| {
+            c.login.base_lock = 1;
+        })
+        .await
+        .unwrap(),
+    )
+    .await;
+    let b = Browser::new();
+    for user in [USER, "899711111111"] {
+        for _ in 0..5 {
+            let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+            let r = submit(&b, &url, &html, user, "wrong password!", "123456").await;
+            assert!(matches!(r.status(), StatusCode::OK | StatusCode::TOO_MANY_REQUESTS));
+        }
+        let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+        let r = submit(&b, &url, &html, user, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "{user} is locked");
+        assert!(r.text().await.unwrap().contains("Trop de tentatives"));
+    }
+    // The lock is audited.
+    let query = directory::AuditQuery { event: Some("lockout".into()), ..Default::default() };
+    assert!(!s.p.directory().audit().query(query).await.unwrap().is_empty());
+    // The first lock is short (1 s here): once it has passed, the right secrets work again.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 1).await;
+    assert!(!code.is_empty());
+}
+
+#[tokio::test]
+async fn forms_without_the_right_csrf_token_or_browser_are_refused() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let (url, _) = open_login(&b, &s.p, "rp", &[]).await;
+    let otp = s.p.totp(&s.totp, 0).unwrap();
+    let forged = [
+        ("username", USER),
+        ("password", PASSWORD),
+        ("otp", otp.as_str()),
+        ("csrf_token", "forged"),
+        ("action", "login"),
+    ];
+    assert_eq!(b.post_form(&url, &forged).await.status(), StatusCode::FORBIDDEN);
+    // Another browser (no binding cookie) cannot use this login page at all.
+    let other = Browser::new();
+    assert_eq!(other.get(&url).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn cancel_returns_access_denied_to_the_client_and_the_page_is_then_spent() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let token = csrf(&html);
+    let r = b.post_form(&url, &[("csrf_token", token.as_str()), ("action", "cancel")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = location(r.headers());
+    assert_eq!(query_param(&to, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query_param(&to, "state").as_deref(), Some("st4te"));
+    assert_eq!(b.get(&url).await.status(), StatusCode::BAD_REQUEST, "the interaction is gone");
+}
+
+#[tokio::test]
+async fn unknown_client_and_unregistered_redirect_get_an_error_page_not_a_redirect() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let r = b.get(&authorize_url(&s.p, "nobody", &[])).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("pas connu de Caducée"));
+    let url = authorize_url(&s.p, "rp", &[]).replace("127.0.0.1%3A9%2Fcb", "evil.example%2Fcb");
+    let r = b.get(&url).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn a_blocked_account_cannot_log_in_nor_use_its_session() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    let pro = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap();
+    s.p.directory().professionals().set_status(&pro.id, directory::AccountStatus::Blocked).await.unwrap();
+    assert_eq!(userinfo(&s.p, tokens["access_token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED);
+    let (status, body) = refresh(&s.p, "rp", &s.secret, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    // SSO does not sign a blocked account in silently.
+    let r = b.get(&authorize_url(&s.p, "rp", &[("prompt", "none")])).await;
+    assert_eq!(query_param(&location(r.headers()), "error").as_deref(), Some("login_required"));
+}

@@ -1,0 +1,10 @@
+//! Whole-provider tests: the real router on loopback, real storage (SQLite, PostgreSQL, Redis
+//! started by the harness), the real binary for the command line. One test binary, several
+//! modules, to keep link time down.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod binary;
+mod common;
+mod login;
+mod multinode;
+mod resilience;
