@@ -72,8 +72,17 @@ pub fn master_key(config: &Config) -> Result<DataKey, BuildError> {
     }
 }
 
+/// Creates the data folder, readable by its owner only (it holds the database and the master key).
 fn ensure_dir(dir: &Path) -> Result<(), BuildError> {
-    std::fs::create_dir_all(dir).map_err(|source| BuildError::DataDir { path: dir.display().to_string(), source })
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| BuildError::DataDir { path: dir.display().to_string(), source })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {

@@ -78,3 +78,28 @@ pub fn set(headers: &mut HeaderMap, cookie: &Cookie<'_>) {
         headers.append(header::SET_COOKIE, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_http_only_lax_and_secure_on_https() {
+        let plain = session_cookie("v", false).to_string();
+        assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Lax") && plain.contains("Path=/"));
+        assert!(!plain.contains("Secure"));
+        let secure = browser_cookie("v", true).to_string();
+        assert!(secure.contains("Secure") && secure.contains("HttpOnly"));
+        let cleared = clear_session_cookie(true).to_string();
+        assert!(cleared.contains("Max-Age=0") && cleared.contains("Secure"));
+    }
+
+    #[test]
+    fn reads_only_the_providers_cookies() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("other=1; caducee_session=s.x; caducee_browser=b"));
+        let jar = CookieJar::from_headers(&headers);
+        assert_eq!(jar.session(), Some("s.x"));
+        assert_eq!(jar.browser_cookies().browser.as_deref(), Some("b"));
+    }
+}
