@@ -53,10 +53,10 @@ async fn serve(data: &std::path::Path, port: u16) -> Serving {
         .unwrap();
     let serving = Serving(child);
     for _ in 0..100 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
-            if r.status() == StatusCode::OK {
-                return serving;
-            }
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await
+            && r.status() == StatusCode::OK
+        {
+            return serving;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
