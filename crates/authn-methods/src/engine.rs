@@ -9,6 +9,7 @@ use session_store::SessionStore;
 use tokio::time::Instant;
 
 use crate::lockout::{Admission, Lockout, LockoutPolicy};
+use crate::mail_otp::{MailOtp, SendOutcome};
 use crate::method::{AuthContext, AuthError, AuthMethod, FactorResult, Input, MethodState, Step};
 use crate::password::{PasswordMethod, normalise_identifier};
 use crate::policy::{AuthResult, Policy};
@@ -50,7 +51,15 @@ pub struct AuthEngine {
     first_factor: Arc<dyn AuthMethod>,
     /// Methods that read the form's `otp` field, tried in order for the identified person.
     otp_methods: Vec<Arc<dyn AuthMethod>>,
+    mail_otp: Option<Arc<MailOtp>>,
     failure_floor: Duration,
+}
+
+/// What a request for a mail OTP led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailOtpAttempt {
+    Sent(SendOutcome),
+    Refused(Refusal),
 }
 
 impl AuthEngine {
@@ -60,9 +69,75 @@ impl AuthEngine {
             otp_methods: vec![Arc::new(TotpMethod::new(directory.clone()))],
             lockout: Lockout::new(store, settings.lockout),
             policy: Policy,
+            mail_otp: None,
             failure_floor: settings.failure_floor,
             directory,
         }
+    }
+
+    /// Adds one-time passwords by e-mail (sent on request, checked like the other codes).
+    pub fn with_mail_otp(mut self, mail: Arc<MailOtp>) -> Self {
+        self.otp_methods.push(mail.clone());
+        self.mail_otp = Some(mail);
+        self
+    }
+
+    pub fn mail_otp_enabled(&self) -> bool {
+        self.mail_otp.is_some()
+    }
+
+    /// «Envoyer OTP par courriel»: checks the identifier and password (a failure counts toward
+    /// the lockout like any other), then mails a code. A correct password does not wipe the
+    /// failure count: only a completed login does, so mailing codes cannot reset the budget of
+    /// guesses on them.
+    pub async fn send_mail_otp(
+        &self,
+        cx: &AuthContext,
+        username: &str,
+        password: &str,
+    ) -> Result<MailOtpAttempt, AuthError> {
+        let started = Instant::now();
+        let Some(mail) = &self.mail_otp else {
+            return Ok(MailOtpAttempt::Refused(Refusal::Invalid));
+        };
+        let identifier = normalise_identifier(username);
+        if identifier.is_empty() {
+            return Ok(MailOtpAttempt::Refused(self.pad(started, Refusal::Invalid).await));
+        }
+        if let Admission::Locked { retry_after } = self.lockout.admit(&identifier, cx.now).await? {
+            self.audit(cx, "mail_otp_refused", None, &identifier, "locked").await;
+            return Ok(MailOtpAttempt::Refused(self.pad(started, Refusal::Locked { retry_after }).await));
+        }
+        let first = self
+            .first_factor
+            .submit(
+                cx,
+                MethodState::default(),
+                &Input::new().with("username", identifier.clone()).with("password", password),
+            )
+            .await?;
+        let Step::Done(factor) = first else {
+            let locked_until = self.lockout.failed(&identifier, cx.now).await?;
+            self.audit(cx, "login_failed", None, &identifier, "invalid_credentials").await;
+            let refusal = match locked_until {
+                Some(until) => {
+                    self.audit(cx, "lockout", None, &identifier, "locked").await;
+                    Refusal::Locked { retry_after: u64::try_from(until - cx.now).unwrap_or(1).max(1) }
+                }
+                None => Refusal::Invalid,
+            };
+            return Ok(MailOtpAttempt::Refused(self.pad(started, refusal).await));
+        };
+        let account = self.directory.professionals().get_by_subject(&factor.subject).await?;
+        let address = account.and_then(|a| a.email);
+        let outcome = mail.send_code(cx, &factor.subject, address.as_deref()).await?;
+        let label = match &outcome {
+            SendOutcome::Sent { .. } => "sent",
+            SendOutcome::NoAddress => "no_address",
+            SendOutcome::Throttled { .. } => "throttled",
+        };
+        self.audit(cx, "mail_otp", Some(&factor.subject), &identifier, label).await;
+        Ok(MailOtpAttempt::Sent(outcome))
     }
 
     pub fn lockout(&self) -> &Lockout {
@@ -145,8 +220,12 @@ impl AuthEngine {
     }
 
     async fn refuse(&self, started: Instant, refusal: Refusal) -> LoginAttempt {
+        LoginAttempt::Refused(self.pad(started, refusal).await)
+    }
+
+    async fn pad(&self, started: Instant, refusal: Refusal) -> Refusal {
         tokio::time::sleep_until(started + self.failure_floor).await;
-        LoginAttempt::Refused(refusal)
+        refusal
     }
 
     async fn audit(&self, cx: &AuthContext, event: &str, subject: Option<&str>, identifier: &str, outcome: &str) {

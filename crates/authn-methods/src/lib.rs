@@ -10,12 +10,14 @@
 
 pub mod engine;
 pub mod lockout;
+pub mod mail_otp;
+pub mod mailer;
 pub mod method;
 pub mod password;
 pub mod policy;
 pub mod totp;
 
-pub use engine::{AuthEngine, LoginAttempt, Refusal};
+pub use engine::{AuthEngine, LoginAttempt, MailOtpAttempt, Refusal};
 pub use method::{
     AuthContext, AuthError, AuthMethod, FactorKind, FactorResult, Failure, Input, MethodState, Prompt, Step,
 };

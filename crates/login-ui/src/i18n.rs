@@ -36,6 +36,17 @@ pub struct Texts {
     pub logged_out: &'static str,
     pub still_logged_in: &'static str,
     pub form_errors: &'static str,
+    pub send_mail_otp: &'static str,
+    pub mail_hint: &'static str,
+    pub mail_sent_to: &'static str,
+    pub mail_valid_until: &'static str,
+    pub mail_date_joiner: &'static str,
+    pub mail_retype: &'static str,
+    pub mail_no_address: &'static str,
+    pub mail_throttled_prefix: &'static str,
+    pub mail_throttled_suffix: &'static str,
+    pub mail_invalid: &'static str,
+    pub mail_disabled: &'static str,
 }
 
 pub static FR: Texts = Texts {
@@ -69,6 +80,17 @@ pub static FR: Texts = Texts {
     logged_out: "Vous êtes déconnecté. Vous pouvez fermer votre navigateur.",
     still_logged_in: "Vous êtes toujours connecté.",
     form_errors: "Le formulaire contient une erreur",
+    send_mail_otp: "Envoyer OTP par courriel",
+    mail_hint: "Pas d'application ni de boîtier OTP ? Saisissez votre identifiant et votre mot de passe, puis choisissez « Envoyer OTP par courriel » : le code arrive à l'adresse de votre compte.",
+    mail_sent_to: "Le courriel est parti : un code à usage unique a été envoyé à",
+    mail_valid_until: "Il est valable jusqu'à",
+    mail_date_joiner: "le",
+    mail_retype: "Saisissez à nouveau votre mot de passe, puis le code reçu dans la case « Code OTP ».",
+    mail_no_address: "Aucune adresse de courriel n'est enregistrée pour votre compte : utilisez votre application ou votre boîtier OTP, ou contactez l'assistance.",
+    mail_throttled_prefix: "Un code vous a déjà été envoyé récemment. Patientez",
+    mail_throttled_suffix: "seconde(s) avant d'en demander un nouveau, et vérifiez vos courriels indésirables.",
+    mail_invalid: "Identifiant ou mot de passe incorrect : aucun code n'a été envoyé.",
+    mail_disabled: "L'envoi de codes par courriel n'est pas disponible.",
 };
 
 pub static EN: Texts = Texts {
@@ -102,6 +124,17 @@ pub static EN: Texts = Texts {
     logged_out: "You are signed out. You may close your browser.",
     still_logged_in: "You are still signed in.",
     form_errors: "The form contains an error",
+    send_mail_otp: "Send OTP by e-mail",
+    mail_hint: "No app or OTP token? Type your identifier and password, then choose “Send OTP by e-mail”: the code goes to your account's address.",
+    mail_sent_to: "The e-mail has left: a one-time code was sent to",
+    mail_valid_until: "It is valid until",
+    mail_date_joiner: "on",
+    mail_retype: "Type your password again, then the code you received in the “OTP code” field.",
+    mail_no_address: "No e-mail address is registered for your account: use your app or OTP token, or contact support.",
+    mail_throttled_prefix: "A code was already sent recently. Wait",
+    mail_throttled_suffix: "second(s) before asking for a new one, and check your spam folder.",
+    mail_invalid: "Incorrect identifier or password: no code was sent.",
+    mail_disabled: "Sending codes by e-mail is not available.",
 };
 
 pub fn texts(locale: Locale) -> &'static Texts {

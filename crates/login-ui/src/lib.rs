@@ -12,7 +12,8 @@ mod pages;
 
 use std::sync::Arc;
 
-use authn_methods::{AuthContext, AuthEngine, LoginAttempt, Refusal};
+use authn_methods::mail_otp::SendOutcome;
+use authn_methods::{AuthContext, AuthEngine, LoginAttempt, MailOtpAttempt, Refusal};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -27,7 +28,7 @@ use serde::Deserialize;
 
 pub use pages::HtmlPages;
 
-use crate::i18n::texts;
+use crate::i18n::{Texts, texts};
 use crate::pages::{LoginPage, render_error};
 
 /// What the login handlers share.
@@ -139,6 +140,8 @@ async fn show_login(
         csrf_token: interaction.csrf_token.clone(),
         username: interaction.request.login_hint.clone().unwrap_or_default(),
         error: None,
+        notice: None,
+        mail_otp: st.engine.mail_otp_enabled(),
     };
     page(StatusCode::OK, form.render_page())
 }
@@ -183,6 +186,9 @@ async fn submit_login(
     }
 
     let cx = AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone() };
+    if form.action.as_deref() == Some("send_mail_otp") {
+        return send_mail_otp(&st, &interaction, &id, locale, &cx, &form).await;
+    }
     let attempt = st.engine.password_and_otp(&cx, &form.username, &form.password, &form.otp).await;
     let t = texts(locale);
     let refusal = match attempt {
@@ -208,19 +214,24 @@ async fn submit_login(
             tracing::error!(error = %e, "authentication failed to run");
             let status =
                 if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
-            let error =
-                if e.is_unavailable() { t.unavailable.to_owned() } else { texts(locale).error_title.to_owned() };
-            return page(status, login_again(&st, &interaction, &id, locale, &form.username, error).await);
+            let error = if e.is_unavailable() { t.unavailable.to_owned() } else { t.error_title.to_owned() };
+            return page(
+                status,
+                login_again(&st, &interaction, &id, locale, &form.username, Message::Error(error)).await,
+            );
         }
     };
     let (status, message) = match refusal {
         Refusal::Invalid => (StatusCode::OK, t.invalid_credentials.to_owned()),
-        Refusal::Locked { retry_after } => {
-            let minutes = retry_after.div_ceil(60).max(1);
-            (StatusCode::TOO_MANY_REQUESTS, format!("{} {minutes} {}", t.locked_prefix, t.locked_suffix))
-        }
+        Refusal::Locked { retry_after } => (StatusCode::TOO_MANY_REQUESTS, locked_message(t, retry_after)),
     };
-    page(status, login_again(&st, &interaction, &id, locale, &form.username, message).await)
+    page(status, login_again(&st, &interaction, &id, locale, &form.username, Message::Error(message)).await)
+}
+
+/// What the page says besides the form: an error (`role=alert`) or a notice (`role=status`).
+enum Message {
+    Error(String),
+    Notice(String),
 }
 
 async fn login_again(
@@ -229,17 +240,71 @@ async fn login_again(
     id: &str,
     locale: Locale,
     username: &str,
-    error: String,
+    message: Message,
 ) -> String {
+    let (error, notice) = match message {
+        Message::Error(e) => (Some(e), None),
+        Message::Notice(n) => (None, Some(n)),
+    };
     LoginPage {
         t: texts(locale),
         action: format!("{INTERACTION_PATH}/{id}"),
         client_name: client_name(st, interaction).await,
         csrf_token: interaction.csrf_token.clone(),
         username: username.chars().take(64).collect(),
-        error: Some(error),
+        error,
+        notice,
+        mail_otp: st.engine.mail_otp_enabled(),
     }
     .render_page()
+}
+
+fn locked_message(t: &Texts, retry_after: u64) -> String {
+    let minutes = retry_after.div_ceil(60).max(1);
+    format!("{} {minutes} {}", t.locked_prefix, t.locked_suffix)
+}
+
+/// «Envoyer OTP par courriel»: the password is checked, then a code is mailed.
+async fn send_mail_otp(
+    st: &LoginState,
+    interaction: &Interaction,
+    id: &str,
+    locale: Locale,
+    cx: &AuthContext,
+    form: &LoginForm,
+) -> Response {
+    let t = texts(locale);
+    if !st.engine.mail_otp_enabled() {
+        let message = Message::Error(t.mail_disabled.to_owned());
+        return page(StatusCode::BAD_REQUEST, login_again(st, interaction, id, locale, &form.username, message).await);
+    }
+    let (status, message) = match st.engine.send_mail_otp(cx, &form.username, &form.password).await {
+        Ok(MailOtpAttempt::Sent(SendOutcome::Sent { masked_address, time, date, .. })) => (
+            StatusCode::OK,
+            Message::Notice(format!(
+                "{} {masked_address}. {} {time} {} {date}. {}",
+                t.mail_sent_to, t.mail_valid_until, t.mail_date_joiner, t.mail_retype
+            )),
+        ),
+        Ok(MailOtpAttempt::Sent(SendOutcome::NoAddress)) => {
+            (StatusCode::OK, Message::Error(t.mail_no_address.to_owned()))
+        }
+        Ok(MailOtpAttempt::Sent(SendOutcome::Throttled { retry_after })) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Message::Error(format!("{} {retry_after} {}", t.mail_throttled_prefix, t.mail_throttled_suffix)),
+        ),
+        Ok(MailOtpAttempt::Refused(Refusal::Invalid)) => (StatusCode::OK, Message::Error(t.mail_invalid.to_owned())),
+        Ok(MailOtpAttempt::Refused(Refusal::Locked { retry_after })) => {
+            (StatusCode::TOO_MANY_REQUESTS, Message::Error(locked_message(t, retry_after)))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sending a mail OTP failed");
+            let status =
+                if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            (status, Message::Error(t.unavailable.to_owned()))
+        }
+    };
+    page(status, login_again(st, interaction, id, locale, &form.username, message).await)
 }
 
 fn redirect(location: &str, session_cookie: Option<&str>, secure: bool) -> Response {

@@ -17,6 +17,9 @@ pub(crate) struct LoginPage {
     pub csrf_token: String,
     pub username: String,
     pub error: Option<String>,
+    pub notice: Option<String>,
+    /// Whether to offer «Envoyer OTP par courriel».
+    pub mail_otp: bool,
 }
 
 #[derive(Template)]
@@ -104,6 +107,8 @@ mod tests {
             csrf_token: "tok".into(),
             username: "\"><b>".into(),
             error: Some("Identifiant incorrect".into()),
+            notice: None,
+            mail_otp: true,
         }
         .render_page();
         assert!(html.contains("<html lang=\"fr\">"));
@@ -115,6 +120,10 @@ mod tests {
         assert!(!html.contains("<script>x</script>"));
         assert!(!html.contains("\"><b>"));
         assert!(html.contains("role=\"alert\""));
+        // The default button (Enter) logs in: it comes before the other submit buttons.
+        let login = html.find("value=\"login\"").unwrap();
+        assert!(login < html.find("value=\"send_mail_otp\"").unwrap());
+        assert!(login < html.find("value=\"cancel\"").unwrap());
     }
 
     #[test]

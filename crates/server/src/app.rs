@@ -10,6 +10,8 @@ use std::time::Duration;
 use authn_methods::AuthEngine;
 use authn_methods::engine::EngineSettings;
 use authn_methods::lockout::LockoutPolicy;
+use authn_methods::mail_otp::{MailOtp, MailOtpSettings};
+use authn_methods::mailer::{FileOutbox, Mailer, SmtpMailer, SmtpSettings};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,6 +48,8 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error("signing keys: {0}")]
     Keys(#[from] KeyError),
+    #[error("mail: {0}")]
+    Mail(String),
     #[error("provider: {0}")]
     Provider(#[from] oidc_core::error::ProviderError),
 }
@@ -118,6 +122,42 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, BuildError> 
     Ok(Arc::new(store))
 }
 
+/// The mail transport the configuration names: SMTP, or the file outbox of the embedded default.
+pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, BuildError> {
+    let m = &config.mail;
+    if m.smtp_host.is_empty() {
+        ensure_dir(&config.data_dir)?;
+        let outbox =
+            FileOutbox::new(config.data_dir.join("outbox"), &m.from).map_err(|e| BuildError::Mail(e.to_string()))?;
+        return Ok(Arc::new(outbox));
+    }
+    let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let smtp = SmtpMailer::new(&SmtpSettings {
+        host: m.smtp_host.clone(),
+        port: m.smtp_port,
+        security: m.smtp_security,
+        username: non_empty(&m.smtp_username),
+        password: non_empty(&m.smtp_password),
+        from: m.from.clone(),
+    })
+    .map_err(|e| BuildError::Mail(e.to_string()))?;
+    Ok(Arc::new(smtp))
+}
+
+fn mail_settings(config: &Config) -> MailOtpSettings {
+    let m = &config.mail;
+    MailOtpSettings {
+        validity: Duration::from_secs(m.otp_validity),
+        timezone: m.timezone.clone(),
+        product: "Caducée".into(),
+        per_account_max: m.max_per_account,
+        per_account_window: Duration::from_secs(m.account_window),
+        min_interval: Duration::from_secs(m.min_interval),
+        per_address_max: m.max_per_address,
+        per_address_window: Duration::from_secs(m.address_window),
+    }
+}
+
 /// The provider, wired.
 #[derive(Clone)]
 pub struct App {
@@ -167,7 +207,15 @@ impl App {
             },
             failure_floor: Duration::from_millis(login.failure_floor_ms),
         };
-        let engine = Arc::new(AuthEngine::new(directory.clone(), store.clone(), settings));
+        let mail = Arc::new(MailOtp::new(store.clone(), mailer(&config)?, mail_settings(&config)));
+        tracing::info!(mail = %mail.mailer().describe(), "one-time passwords by e-mail");
+        if config.mail.smtp_host.is_empty() {
+            tracing::warn!(
+                outbox = %config.data_dir.join("outbox").display(),
+                "no SMTP server configured (mail.smtp_host): OTP mails are written to the file outbox, not sent"
+            );
+        }
+        let engine = Arc::new(AuthEngine::new(directory.clone(), store.clone(), settings).with_mail_otp(mail));
         Ok(App { config, directory, store, keys, provider, engine, clock })
     }
 

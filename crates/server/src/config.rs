@@ -32,6 +32,7 @@ pub struct Config {
     pub tokens: TokenSettings,
     pub session: SessionSettings,
     pub login: LoginSettings,
+    pub mail: MailSettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -78,6 +79,32 @@ pub struct LoginSettings {
     pub totp_issuer: String,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// SMTP server; empty: mails go to the file outbox `data_dir/outbox` (one `.eml` each).
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (loopback relays only).
+    pub smtp_security: authn_methods::mailer::SmtpSecurity,
+    pub smtp_username: String,
+    pub smtp_password: String,
+    /// Sender of the OTP mails.
+    pub from: String,
+    /// Seconds a mailed code stays valid.
+    pub otp_validity: u64,
+    /// Time zone of the expiry time written in the mail.
+    pub timezone: String,
+    /// Codes mailed to one account per `account_window` seconds, and at least
+    /// `min_interval` seconds apart.
+    pub max_per_account: u64,
+    pub account_window: u64,
+    pub min_interval: u64,
+    /// Codes requested from one source address per `address_window` seconds.
+    pub max_per_address: u64,
+    pub address_window: u64,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -104,6 +131,21 @@ impl Default for Config {
                 max_lock: 24 * 3600,
                 failure_floor_ms: 300,
                 totp_issuer: "Caducée".into(),
+            },
+            mail: MailSettings {
+                smtp_host: String::new(),
+                smtp_port: 587,
+                smtp_security: authn_methods::mailer::SmtpSecurity::Starttls,
+                smtp_username: String::new(),
+                smtp_password: String::new(),
+                from: "Caducée <ne.pas.repondre@caducee.invalid>".into(),
+                otp_validity: 300,
+                timezone: "Europe/Paris".into(),
+                max_per_account: 5,
+                account_window: 3600,
+                min_interval: 30,
+                max_per_address: 20,
+                address_window: 3600,
             },
         }
     }
@@ -159,6 +201,12 @@ impl Config {
             if v <= 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
             }
+        }
+        if self.mail.otp_validity == 0 || self.mail.max_per_account == 0 {
+            return Err(ConfigError::Invalid("mail.otp_validity and mail.max_per_account must be positive".into()));
+        }
+        if jiff::tz::TimeZone::get(&self.mail.timezone).is_err() {
+            return Err(ConfigError::Invalid(format!("mail.timezone: unknown time zone {}", self.mail.timezone)));
         }
         if self.login.max_failures == 0 {
             return Err(ConfigError::Invalid("login.max_failures must be at least 1".into()));

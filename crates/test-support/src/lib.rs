@@ -6,6 +6,7 @@
 
 pub mod postgres;
 pub mod redis;
+pub mod smtp;
 
 use std::net::TcpListener;
 

@@ -6,5 +6,6 @@
 mod binary;
 mod common;
 mod login;
+mod mail;
 mod multinode;
 mod resilience;
