@@ -9,6 +9,7 @@
 //! Must not depend on `oidc-core` (it knows nothing of OAuth) nor on `axum` (no HTTP here).
 
 pub mod engine;
+pub mod enrolment;
 pub mod lockout;
 pub mod mail_otp;
 pub mod mailer;

@@ -9,9 +9,12 @@
 
 mod i18n;
 mod pages;
+pub mod wallet;
+mod wallet_texts;
 
 use std::sync::Arc;
 
+use authn_methods::enrolment::Enrolment;
 use authn_methods::mail_otp::SendOutcome;
 use authn_methods::{AuthContext, AuthEngine, LoginAttempt, MailOtpAttempt, Refusal};
 use axum::Router;
@@ -25,6 +28,7 @@ use oidc_core::http::Clock;
 use oidc_core::http::cookies::{self, CookieJar};
 use oidc_core::{Locale, LoginResult, Provider, RequestOrigin};
 use serde::Deserialize;
+use session_store::SessionStore;
 
 pub use pages::HtmlPages;
 
@@ -36,15 +40,18 @@ use crate::pages::{LoginPage, render_error};
 pub struct LoginState {
     pub provider: Arc<Provider>,
     pub engine: Arc<AuthEngine>,
+    pub enrolment: Arc<Enrolment>,
+    pub store: Arc<dyn SessionStore>,
     pub clock: Clock,
 }
 
-/// The login pages and their static assets.
+/// The login pages, the wallet and their static assets.
 pub fn router(state: LoginState) -> Router {
     Router::new()
         .route(&format!("{INTERACTION_PATH}/{{id}}"), get(show_login).post(submit_login))
         .route("/assets/caducee.css", get(stylesheet))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(wallet::router(state))
 }
 
 const STYLESHEET: &str = include_str!("../assets/caducee.css");
@@ -77,7 +84,7 @@ struct LoginForm {
 }
 
 /// Pages are never cached, never framed, and send no referrer (the URL names the interaction).
-fn page(status: StatusCode, body: String) -> Response {
+pub(crate) fn page(status: StatusCode, body: String) -> Response {
     let mut r = (status, Html(body)).into_response();
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

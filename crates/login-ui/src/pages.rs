@@ -42,7 +42,7 @@ struct LogoutConfirmPage<'a> {
 
 /// Renders a template, falling back to a minimal page: a template error must not become a
 /// blank answer (nor leak its details).
-fn render_or_fallback(result: Result<String, askama::Error>) -> String {
+pub(crate) fn render_or_fallback(result: Result<String, askama::Error>) -> String {
     result.unwrap_or_else(|e| {
         tracing::error!(error = %e, "template rendering failed");
         "<!DOCTYPE html><html lang=\"fr\"><head><meta charset=\"utf-8\"><title>Caducée</title></head><body><h1>Erreur / Error</h1></body></html>".to_owned()

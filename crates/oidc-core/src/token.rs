@@ -377,6 +377,18 @@ impl Provider {
         self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: true, now })
     }
 
+    /// Verifies an ID token this provider issued to `client_id`, not expired; returns its claims.
+    /// For first-party relying parties running in this process (the wallet).
+    pub fn verify_id_token(&self, token: &str, client_id: &str, now: i64) -> Option<Map<String, Value>> {
+        if token.len() > 64 * 1024 {
+            return None;
+        }
+        let claims: Map<String, Value> = self
+            .keys
+            .verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: false, now })?;
+        (claims.get("aud").and_then(Value::as_str) == Some(client_id)).then_some(claims)
+    }
+
     /// Verifies an access token's signature and lifetime (not yet whether it was revoked).
     pub(crate) fn decode_access_token(&self, token: &str, now: i64) -> Option<AccessTokenClaims> {
         if token.len() > 8 * 1024 {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use authn_methods::AuthEngine;
 use authn_methods::engine::EngineSettings;
+use authn_methods::enrolment::Enrolment;
 use authn_methods::lockout::LockoutPolicy;
 use authn_methods::mail_otp::{MailOtp, MailOtpSettings};
 use authn_methods::mailer::{FileOutbox, Mailer, SmtpMailer, SmtpSettings};
@@ -50,6 +51,8 @@ pub enum BuildError {
     Keys(#[from] KeyError),
     #[error("mail: {0}")]
     Mail(String),
+    #[error("wallet registration: {0}")]
+    Wallet(String),
     #[error("provider: {0}")]
     Provider(#[from] oidc_core::error::ProviderError),
 }
@@ -158,6 +161,47 @@ fn mail_settings(config: &Config) -> MailOtpSettings {
     }
 }
 
+/// Registers (or updates) the wallet, the provider's own first-party relying party: a public
+/// client with PKCE whose redirect URI follows the issuer.
+pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64) -> Result<(), BuildError> {
+    use login_ui::wallet::{WALLET_CLIENT_ID, wallet_redirect_uri};
+    use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod};
+    let metadata = ClientMetadata {
+        client_name: "Caducée – portefeuille".into(),
+        redirect_uris: vec![wallet_redirect_uri(issuer)],
+        post_logout_redirect_uris: vec![format!("{issuer}/wallet")],
+        token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+        jwks: None,
+        id_token_signed_response_alg: oidc_core::keys::SigningAlg::ES256,
+        userinfo_signed_response_alg: None,
+        grant_types: vec!["authorization_code".into()],
+        allowed_scopes: vec!["openid".into(), "profile".into()],
+        resource_server: false,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
+    };
+    let value = serde_json::to_value(&metadata).map_err(|e| BuildError::Wallet(e.to_string()))?;
+    let clients = directory.clients();
+    match clients.get(WALLET_CLIENT_ID).await? {
+        Some(existing) if existing.metadata == value => Ok(()),
+        Some(_) => Ok(clients.update_metadata(WALLET_CLIENT_ID, value).await?),
+        None => {
+            let record = directory::ClientRecord {
+                client_id: WALLET_CLIENT_ID.into(),
+                secret_hash: None,
+                metadata: value,
+                created_at: now,
+                updated_at: now,
+            };
+            match clients.create(record).await {
+                // Another node registered it at the same moment.
+                Err(DirectoryError::Conflict(_)) => Ok(()),
+                other => Ok(other?),
+            }
+        }
+    }
+}
+
 /// The provider, wired.
 #[derive(Clone)]
 pub struct App {
@@ -185,6 +229,7 @@ impl App {
         store: Arc<dyn SessionStore>,
         clock: Clock,
     ) -> Result<App, BuildError> {
+        ensure_wallet_client(&directory, &config.issuer, clock()).await?;
         let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: clock.clone() });
         let keys = Arc::new(KeyRing::load_or_init(adapter.clone(), clock()).await?);
         let provider = Arc::new(Provider::new(ProviderDeps {
@@ -229,6 +274,8 @@ impl App {
         let login = login_ui::router(login_ui::LoginState {
             provider: self.provider.clone(),
             engine: self.engine.clone(),
+            enrolment: Arc::new(Enrolment::new(self.directory.clone(), self.config.login.totp_issuer.clone())),
+            store: self.store.clone(),
             clock: self.clock.clone(),
         });
         let health = Router::new()

@@ -9,3 +9,4 @@ mod login;
 mod mail;
 mod multinode;
 mod resilience;
+mod wallet;

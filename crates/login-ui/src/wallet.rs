@@ -1,0 +1,430 @@
+//! The professional's own page («portefeuille», `/wallet`): who they are signed in as, and their
+//! authenticators (enrol a TOTP app with a QR code, remove one).
+//!
+//! The wallet is a first-party relying party of the provider, as Pro Santé Connect's wallet is:
+//! it signs people in through `/authorize` (client `caducee-wallet`, public, PKCE, a recent
+//! authentication required), redeems the code in process, and keeps a short wallet session
+//! bound to the SSO session's `sid`: when that session ends, the wallet is closed too.
+
+use std::time::Duration;
+
+use askama::Template;
+use authn_methods::enrolment::AuthenticatorView;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use cookie::{Cookie, SameSite};
+use oidc_core::Locale;
+use oidc_core::client_auth::ClientCredentials;
+use oidc_core::token::TokenParams;
+use oidc_core::util::{constant_time_eq, random_token, sha256_b64};
+use serde::{Deserialize, Serialize};
+
+use crate::i18n::texts;
+use crate::pages::render_or_fallback;
+use crate::wallet_texts::{WalletTexts, wallet_texts};
+use crate::{LoginState, page};
+
+/// The wallet's client id, registered by the server at start-up.
+pub const WALLET_CLIENT_ID: &str = "caducee-wallet";
+const COOKIE: &str = "caducee_wallet";
+/// The wallet asks for an authentication at most this old, and its session lasts as long.
+pub const WALLET_MAX_AGE: i64 = 900;
+const LOGIN_TTL: Duration = Duration::from_secs(900);
+
+/// The redirect URI of the wallet under `issuer`.
+pub fn wallet_redirect_uri(issuer: &str) -> String {
+    format!("{issuer}/wallet/callback")
+}
+
+pub fn router(state: LoginState) -> Router {
+    Router::new()
+        .route("/wallet", get(home))
+        .route("/wallet/callback", get(callback))
+        .route("/wallet/totp", post(start_totp))
+        .route("/wallet/totp/{id}/activate", post(activate_totp))
+        .route("/wallet/authenticators/{id}/remove", post(remove))
+        .route("/wallet/logout", post(logout))
+        .with_state(state)
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingLogin {
+    verifier: String,
+    nonce: String,
+    locale: Locale,
+}
+
+/// A wallet session (server-side; the cookie holds only a random handle).
+#[derive(Serialize, Deserialize, Clone)]
+struct WalletSession {
+    sid: String,
+    subject: String,
+    national_id: String,
+    given_name: String,
+    family_name: String,
+    auth_time: i64,
+    csrf: String,
+    locale: Locale,
+}
+
+fn session_key(handle: &str) -> String {
+    format!("wallet:{}", sha256_b64(handle.as_bytes()))
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| Cookie::split_parse(v.to_owned()).flatten().collect::<Vec<_>>())
+        .find(|c| c.name() == COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+fn wallet_cookie(value: &str, secure: bool, remove: bool) -> HeaderValue {
+    let mut c = Cookie::build((COOKIE, value.to_owned()))
+        .path("/wallet")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .build();
+    if remove {
+        c.make_removal();
+    }
+    HeaderValue::from_str(&c.to_string()).unwrap_or(HeaderValue::from_static(""))
+}
+
+#[derive(Deserialize, Default)]
+struct LangQuery {
+    lang: Option<String>,
+}
+
+/// The wallet session of this request, if it exists and its SSO session is still alive.
+async fn current(st: &LoginState, headers: &HeaderMap) -> Result<Option<(String, WalletSession)>, Response> {
+    let Some(handle) = cookie_value(headers) else {
+        return Ok(None);
+    };
+    let now = (st.clock)();
+    let bytes = st.store.get(&session_key(&handle)).await.map_err(|_| unavailable(Locale::default()))?;
+    let Some(session) = bytes.and_then(|b| serde_json::from_slice::<WalletSession>(&b).ok()) else {
+        return Ok(None);
+    };
+    match st.provider.sessions().is_alive(&session.sid, now).await {
+        Ok(true) => Ok(Some((handle, session))),
+        Ok(false) => {
+            let _ = st.store.delete(&session_key(&handle)).await;
+            Ok(None)
+        }
+        Err(_) => Err(unavailable(session.locale)),
+    }
+}
+
+fn unavailable(locale: Locale) -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::pages::render_error(locale, oidc_core::authorize::PageError::Unavailable),
+    )
+}
+
+/// Sends the person to sign in (through the provider, as any relying party would).
+async fn sign_in(st: &LoginState, locale: Locale) -> Response {
+    let verifier = random_token();
+    let state = random_token();
+    let nonce = random_token();
+    let pending = PendingLogin { verifier: verifier.clone(), nonce: nonce.clone(), locale };
+    let Ok(bytes) = serde_json::to_vec(&pending) else {
+        return unavailable(locale);
+    };
+    if st.store.put(&format!("wallet-login:{state}"), &bytes, LOGIN_TTL).await.is_err() {
+        return unavailable(locale);
+    }
+    let issuer = &st.provider.config().issuer;
+    let params = [
+        ("client_id", WALLET_CLIENT_ID),
+        ("redirect_uri", &wallet_redirect_uri(issuer)),
+        ("response_type", "code"),
+        ("scope", "openid profile"),
+        ("state", &state),
+        ("nonce", &nonce),
+        ("code_challenge", &sha256_b64(verifier.as_bytes())),
+        ("code_challenge_method", "S256"),
+        ("max_age", &WALLET_MAX_AGE.to_string()),
+        ("ui_locales", locale.as_str()),
+    ];
+    let query = serde_urlencoded::to_string(params).unwrap_or_default();
+    see_other(&format!("/authorize?{query}"))
+}
+
+fn see_other(location: &str) -> Response {
+    let mut r = Redirect::to(location).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+#[derive(Deserialize, Default)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+async fn callback(State(st): State<LoginState>, Query(q): Query<CallbackQuery>) -> Response {
+    let now = (st.clock)();
+    let Some(state) = q.state.filter(|s| s.len() <= 64) else {
+        return see_other("/wallet");
+    };
+    let pending = match st.store.take(&format!("wallet-login:{state}")).await {
+        Ok(Some(b)) => serde_json::from_slice::<PendingLogin>(&b).ok(),
+        Ok(None) => None,
+        Err(_) => return unavailable(Locale::default()),
+    };
+    let Some(pending) = pending else {
+        return see_other("/wallet");
+    };
+    let (Some(code), None) = (q.code, q.error) else {
+        // The person cancelled: back to a fresh start.
+        return see_other("/wallet");
+    };
+    let issuer = st.provider.config().issuer.clone();
+    let params = TokenParams {
+        grant_type: Some("authorization_code".into()),
+        code: Some(code),
+        redirect_uri: Some(wallet_redirect_uri(&issuer)),
+        code_verifier: Some(pending.verifier),
+        client_id: Some(WALLET_CLIENT_ID.into()),
+        ..TokenParams::default()
+    };
+    let creds = ClientCredentials { client_id: Some(WALLET_CLIENT_ID.into()), ..ClientCredentials::default() };
+    let tokens = match st.provider.token(params, &creds, now).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e.into_oauth(), "wallet sign-in failed");
+            return see_other("/wallet");
+        }
+    };
+    let Some(claims) = st.provider.verify_id_token(&tokens.id_token, WALLET_CLIENT_ID, now) else {
+        return see_other("/wallet");
+    };
+    let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    if !constant_time_eq(text("nonce").as_bytes(), pending.nonce.as_bytes()) {
+        return see_other("/wallet");
+    }
+    let session = WalletSession {
+        sid: text("sid"),
+        subject: text("sub"),
+        national_id: text("preferred_username"),
+        given_name: text("given_name"),
+        family_name: text("family_name"),
+        auth_time: claims.get("auth_time").and_then(|v| v.as_i64()).unwrap_or(now),
+        csrf: random_token(),
+        locale: pending.locale,
+    };
+    let handle = random_token();
+    let Ok(bytes) = serde_json::to_vec(&session) else {
+        return unavailable(pending.locale);
+    };
+    if st.store.put(&session_key(&handle), &bytes, Duration::from_secs(WALLET_MAX_AGE as u64)).await.is_err() {
+        return unavailable(pending.locale);
+    }
+    let mut r = see_other("/wallet");
+    r.headers_mut().append(header::SET_COOKIE, wallet_cookie(&handle, st.provider.config().secure_cookies, false));
+    r
+}
+
+#[derive(Template)]
+#[template(path = "wallet.html")]
+struct WalletPage<'a> {
+    t: &'static crate::i18n::Texts,
+    w: &'static WalletTexts,
+    session: &'a WalletSession,
+    authenticators: Vec<AuthenticatorRow>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "wallet_totp.html")]
+struct TotpPage<'a> {
+    t: &'static crate::i18n::Texts,
+    w: &'static WalletTexts,
+    session: &'a WalletSession,
+    id: &'a str,
+    qr_svg: String,
+    secret: &'a str,
+    error: Option<String>,
+}
+
+struct AuthenticatorRow {
+    id: String,
+    kind: &'static str,
+    label: String,
+    active: bool,
+    created: String,
+    last_used: String,
+}
+
+fn when(at: Option<i64>) -> String {
+    at.and_then(|t| jiff::Timestamp::from_second(t).ok())
+        .map(|ts| ts.to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC)))
+        .map(|z| z.strftime("%d/%m/%Y %H:%M").to_string())
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+fn rows(w: &'static WalletTexts, list: Vec<AuthenticatorView>) -> Vec<AuthenticatorRow> {
+    list.into_iter()
+        .map(|a| AuthenticatorRow {
+            kind: w.kind_name(&a.kind),
+            label: match &a.serial {
+                Some(serial) => format!("{} ({serial})", a.label),
+                None => a.label.clone(),
+            },
+            active: a.active,
+            created: when(Some(a.created_at)),
+            last_used: when(a.last_used_at),
+            id: a.id,
+        })
+        .collect()
+}
+
+async fn render_home(
+    st: &LoginState,
+    session: &WalletSession,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let w = wallet_texts(session.locale);
+    let list = match st.enrolment.list(&session.subject).await {
+        Ok(l) => l,
+        Err(_) => return unavailable(session.locale),
+    };
+    let html = render_or_fallback(
+        WalletPage { t: texts(session.locale), w, session, authenticators: rows(w, list), notice, error }.render(),
+    );
+    page(StatusCode::OK, html)
+}
+
+async fn home(State(st): State<LoginState>, Query(q): Query<LangQuery>, headers: HeaderMap) -> Response {
+    let locale = q.lang.as_deref().and_then(Locale::from_tag).unwrap_or_default();
+    match current(&st, &headers).await {
+        Err(r) => r,
+        Ok(None) => sign_in(&st, locale).await,
+        Ok(Some((_, session))) => render_home(&st, &session, None, None).await,
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct WalletForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Every wallet form: a live wallet session and its anti-forgery token, or nothing happens.
+async fn checked(
+    st: &LoginState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, WalletSession, WalletForm), Response> {
+    let form: WalletForm = serde_urlencoded::from_bytes(body).unwrap_or_default();
+    match current(st, headers).await? {
+        None => Err(see_other("/wallet")),
+        Some((handle, session)) => {
+            if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
+                return Err(page(
+                    StatusCode::FORBIDDEN,
+                    crate::pages::render_error(session.locale, oidc_core::authorize::PageError::Forbidden),
+                ));
+            }
+            Ok((handle, session, form))
+        }
+    }
+}
+
+fn qr_svg(uri: &str) -> String {
+    match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(220, 220)
+            .dark_color(qrcode::render::svg::Color("#000000"))
+            .light_color(qrcode::render::svg::Color("#ffffff"))
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn start_totp(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, session, _) = match checked(&st, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = (st.clock)();
+    let pending = match st.enrolment.start_totp(&session.subject, &session.national_id, now).await {
+        Ok(p) => p,
+        Err(_) => return unavailable(session.locale),
+    };
+    render_totp(&session, &pending.id, &pending.otpauth_uri, &pending.secret_base32, None)
+}
+
+fn render_totp(session: &WalletSession, id: &str, uri: &str, secret: &str, error: Option<String>) -> Response {
+    let w = wallet_texts(session.locale);
+    let html = render_or_fallback(
+        TotpPage { t: texts(session.locale), w, session, id, qr_svg: qr_svg(uri), secret, error }.render(),
+    );
+    page(StatusCode::OK, html)
+}
+
+async fn activate_totp(
+    State(st): State<LoginState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, session, form) = match checked(&st, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let w = wallet_texts(session.locale);
+    let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
+    match st.enrolment.activate_totp(&session.subject, &id, &code, (st.clock)()).await {
+        Ok(true) => render_home(&st, &session, Some(w.totp_activated.to_owned()), None).await,
+        Ok(false) => render_home(&st, &session, None, Some(w.totp_wrong_code.to_owned())).await,
+        Err(_) => unavailable(session.locale),
+    }
+}
+
+async fn remove(State(st): State<LoginState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (_, session, _) = match checked(&st, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let w = wallet_texts(session.locale);
+    match st.enrolment.remove(&session.subject, &id).await {
+        Ok(true) => render_home(&st, &session, Some(w.removed.to_owned()), None).await,
+        Ok(false) => render_home(&st, &session, None, Some(w.not_found.to_owned())).await,
+        Err(_) => unavailable(session.locale),
+    }
+}
+
+/// Signs out: the SSO session ends (and with it every token issued under it).
+async fn logout(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (handle, session, _) = match checked(&st, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = (st.clock)();
+    if st.provider.end_session(&session.sid, "wallet", now).await.is_err() {
+        return unavailable(session.locale);
+    }
+    let _ = st.store.delete(&session_key(&handle)).await;
+    let secure = st.provider.config().secure_cookies;
+    let html = oidc_core::http::Pages::logged_out(&crate::HtmlPages, session.locale);
+    let mut r = page(StatusCode::OK, html);
+    r.headers_mut().append(header::SET_COOKIE, wallet_cookie("", secure, true));
+    oidc_core::http::cookies::set(r.headers_mut(), &oidc_core::http::cookies::clear_session_cookie(secure));
+    r
+}
