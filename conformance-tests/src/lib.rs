@@ -1,1 +1,9 @@
-//! placeholder
+//! A relying-party test suite for Caducée, written against the OpenID Connect specs and driven
+//! by the `openidconnect` crate (which nobody here wrote) as the client.
+//!
+//! The person's part (the login form) is played by [`browser::Browser`], a cookie-keeping HTTP
+//! client that follows the documented form contract (docs/login-ui.md); the relying party's
+//! part by `openidconnect`'s `CoreClient`, built from discovery ([`rp`]).
+
+pub mod browser;
+pub mod rp;
