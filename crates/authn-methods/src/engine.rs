@@ -8,6 +8,7 @@ use directory::{AuditEvent, Directory};
 use session_store::SessionStore;
 use tokio::time::Instant;
 
+use crate::hardware::{HardwareTokenMethod, Windows};
 use crate::lockout::{Admission, Lockout, LockoutPolicy};
 use crate::mail_otp::{MailOtp, SendOutcome};
 use crate::method::{AuthContext, AuthError, AuthMethod, FactorResult, Input, MethodState, Step};
@@ -66,7 +67,10 @@ impl AuthEngine {
     pub fn new(directory: Directory, store: Arc<dyn SessionStore>, settings: EngineSettings) -> Self {
         AuthEngine {
             first_factor: Arc::new(PasswordMethod::new(directory.clone())),
-            otp_methods: vec![Arc::new(TotpMethod::new(directory.clone()))],
+            otp_methods: vec![
+                Arc::new(TotpMethod::new(directory.clone())),
+                Arc::new(HardwareTokenMethod::new(directory.clone(), Windows::default())),
+            ],
             lockout: Lockout::new(store, settings.lockout),
             policy: Policy,
             mail_otp: None,

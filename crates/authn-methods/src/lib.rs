@@ -10,12 +10,15 @@
 
 pub mod engine;
 pub mod enrolment;
+pub mod hardware;
 pub mod lockout;
 pub mod mail_otp;
 pub mod mailer;
 pub mod method;
+pub mod otp;
 pub mod password;
 pub mod policy;
+pub mod pskc;
 pub mod totp;
 
 pub use engine::{AuthEngine, LoginAttempt, MailOtpAttempt, Refusal};

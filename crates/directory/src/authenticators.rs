@@ -173,6 +173,12 @@ impl<'a> Authenticators<'a> {
         self.update_row(id, ActiveModel { subject: Set(subject), ..Default::default() }).await
     }
 
+    /// Replaces the parameters (e.g. a hardware token's tracked clock drift).
+    pub async fn set_params(&self, id: &str, params: &Value) -> Result<(), DirectoryError> {
+        let text = serde_json::to_string(params)?;
+        self.update_row(id, ActiveModel { params: Set(text), ..Default::default() }).await
+    }
+
     /// `false` if there was no such authenticator.
     pub async fn delete(&self, id: &str) -> Result<bool, DirectoryError> {
         let res = Entity::delete_by_id(id.to_owned()).exec(&self.inner.db).await?;

@@ -42,9 +42,42 @@ pub enum Command {
     /// Enrol TOTP apps (FreeOTP, Google Authenticator).
     #[command(subcommand)]
     Totp(TotpCommand),
+    /// Manage OTP tokens («boîtiers OTP»): import their seeds (PSKC), assign them.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Import the token seeds of a PSKC file (RFC 6030) as unassigned tokens.
+    Import {
+        /// The vendor's PSKC file.
+        file: PathBuf,
+        /// File holding the container's pre-shared AES key, in hex (for `ds:KeyName` containers).
+        #[arg(long, conflicts_with = "passphrase_stdin")]
+        preshared_key_file: Option<PathBuf>,
+        /// Read the container's passphrase (PBKDF2-derived key) from standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+    /// Give a token to a professional (it signs them in from now on).
+    Assign {
+        #[arg(long)]
+        serial: String,
+        /// The professional's national identifier.
+        #[arg(long)]
+        user: String,
+    },
+    /// Take a token back (lost or returned): it signs nobody in.
+    Unassign {
+        #[arg(long)]
+        serial: String,
+    },
+    /// List tokens: serial, kind, holder, state.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -191,6 +224,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Client(c) => client(config, c).await,
         Command::User(c) => user(config, c).await,
         Command::Totp(TotpCommand::Enroll { user }) => totp_enroll(config, &user).await,
+        Command::Token(c) => token(config, c).await,
         Command::Keys(c) => keys(config, c).await,
     }
 }
@@ -521,6 +555,70 @@ async fn totp_enroll(config: Config, national_id: &str) -> anyhow::Result<()> {
         "Scan this URI as a QR code with FreeOTP or Google Authenticator, or type the secret: {}",
         enrolment.secret_base32.as_str()
     );
+    Ok(())
+}
+
+fn parse_hex(text: &str) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if !clean.len().is_multiple_of(2) || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("the pre-shared key must be hexadecimal");
+    }
+    let bytes = (0..clean.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&clean[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()?;
+    Ok(zeroize::Zeroizing::new(bytes))
+}
+
+async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
+    use authn_methods::hardware;
+    use authn_methods::pskc::{ContainerKey, parse};
+    let directory = open_directory(&config).await?;
+    match command {
+        TokenCommand::Import { file, preshared_key_file, passphrase_stdin } => {
+            let xml = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let unlock = match (preshared_key_file, passphrase_stdin) {
+                (Some(path), _) => ContainerKey::PreShared(parse_hex(
+                    &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+                )?),
+                (None, true) => ContainerKey::Passphrase(zeroize::Zeroizing::new(read_password_stdin()?)),
+                (None, false) => ContainerKey::None,
+            };
+            let keys = parse(&xml, &unlock).with_context(|| format!("reading {}", file.display()))?;
+            for t in hardware::import(&directory, keys).await? {
+                println!("imported {}\t{}", t.serial.unwrap_or_default(), t.kind);
+            }
+        }
+        TokenCommand::Assign { serial, user } => {
+            let p = directory
+                .professionals()
+                .get_by_national_id(&user)
+                .await?
+                .with_context(|| format!("no professional {user}"))?;
+            hardware::assign(&directory, &serial, &p.subject).await?;
+            println!("token {serial} assigned to {user}");
+        }
+        TokenCommand::Unassign { serial } => {
+            hardware::unassign(&directory, &serial).await?;
+            println!("token {serial} unassigned");
+        }
+        TokenCommand::List => {
+            for t in directory.authenticators().list_all().await? {
+                let Some(serial) = &t.serial else { continue };
+                let holder = match &t.subject {
+                    Some(s) => directory
+                        .professionals()
+                        .get_by_subject(s)
+                        .await?
+                        .map(|p| p.national_id)
+                        .unwrap_or_else(|| "?".into()),
+                    None => "-".into(),
+                };
+                let state = if t.active { "active" } else { "inactive" };
+                println!("{serial}\t{}\t{holder}\t{state}", t.kind);
+            }
+        }
+    }
     Ok(())
 }
 

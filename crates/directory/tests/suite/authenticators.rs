@@ -58,6 +58,10 @@ pub async fn authenticators_crud(ctx: &Ctx) {
     // The secret is bound to the row id and kind, not to its owner: reassignment keeps it readable.
     assert_eq!(&auths.get(&token.id).await.unwrap().unwrap().secret[..], SEED);
 
+    auths.set_params(&token.id, &json!({"digits": 8, "drift": 2})).await.unwrap();
+    assert_eq!(auths.get(&token.id).await.unwrap().unwrap().params, json!({"digits": 8, "drift": 2}));
+    assert!(matches!(auths.set_params("nope", &json!({})).await, Err(DirectoryError::NotFound)));
+
     assert!(matches!(auths.activate("nope").await, Err(DirectoryError::NotFound)));
     assert!(matches!(auths.assign("nope", None).await, Err(DirectoryError::NotFound)));
 

@@ -146,3 +146,38 @@ async fn operator_commands_and_serve_on_the_embedded_default() {
     assert_eq!(out.matches("active").count(), 2, "{out}");
     assert_eq!(out.matches("retired").count(), 2, "{out}");
 }
+
+#[tokio::test]
+async fn token_commands_import_assign_and_list() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../authn-methods/tests/pskc");
+    let (ok, _, err) = caducee(dir, &["token", "import", &format!("{fixtures}/rfc6030-figure7.xml")], None);
+    assert!(!ok && err.contains("encrypted"), "an encrypted container needs its passphrase: {err}");
+    let (ok, out, err) = caducee(
+        dir,
+        &["token", "import", &format!("{fixtures}/rfc6030-figure7.xml"), "--passphrase-stdin"],
+        Some("qwerty\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "imported 987654321\thotp");
+    let psk = dir.join("psk.hex");
+    std::fs::write(&psk, "12345678901234567890123456789012\n").unwrap();
+    let (ok, _, err) = caducee(
+        dir,
+        &["token", "import", &format!("{fixtures}/rfc6030-figure6.xml"), "--preshared-key-file", psk.to_str().unwrap()],
+        None,
+    );
+    assert!(!ok && err.contains("already exists"), "same serial twice: {err}");
+
+    caducee(dir, &["user", "add", "--national-id", "899700000001", "--given-name", "A", "--family-name", "B"], None);
+    let (ok, out, err) = caducee(dir, &["token", "assign", "--serial", "987654321", "--user", "899700000001"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("assigned"));
+    let (_, out, _) = caducee(dir, &["token", "list"], None);
+    assert_eq!(out.trim(), "987654321\thotp\t899700000001\tactive");
+    let (ok, _, _) = caducee(dir, &["token", "unassign", "--serial", "987654321"], None);
+    assert!(ok);
+    let (_, out, _) = caducee(dir, &["token", "list"], None);
+    assert_eq!(out.trim(), "987654321\thotp\t-\tinactive");
+}
