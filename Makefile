@@ -3,7 +3,10 @@
 
 CARGO ?= cargo
 
-.PHONY: run build release test lint fmt check-tools clean
+.PHONY: run build release test test-assets lint fmt check-tools clean
+
+AXE_VERSION = 4.14.1
+AXE = .cache/npm/node_modules/axe-core/axe.min.js
 
 ## Start the provider on 127.0.0.1:8080 (SQLite and keys under ./data, sessions in process).
 run:
@@ -15,9 +18,16 @@ build:
 release:
 	$(CARGO) build --release --bin caducee
 
-## Every test, in parallel, against real parts (loopback HTTP, Redis, PostgreSQL started by the harness).
-test: check-tools
+## Every test, in parallel, against real parts (loopback HTTP, Redis, PostgreSQL and an SMTP sink
+## started by the harness, headless Chromium).
+test: check-tools test-assets
 	$(CARGO) nextest run --workspace --no-fail-fast
+
+## axe-core, for the accessibility checks the browser tests run (from npm, pinned).
+test-assets: $(AXE)
+
+$(AXE):
+	npm install --no-save --no-audit --no-fund --prefix .cache/npm axe-core@$(AXE_VERSION)
 
 ## Formatting and lints, as CI checks them.
 lint:
@@ -31,6 +41,8 @@ check-tools:
 	@command -v cargo-nextest >/dev/null 2>&1 || { echo "cargo-nextest is missing: cargo install --locked cargo-nextest"; exit 1; }
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is missing: apt-get install redis-server"; exit 1; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { echo "PostgreSQL is missing: apt-get install postgresql"; exit 1; }
+	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { echo "Chromium is missing: apt-get install chromium chromium-driver"; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (for axe-core): apt-get install npm"; exit 1; }
 
 clean:
 	$(CARGO) clean

@@ -57,6 +57,14 @@ pub enum BuildError {
     Provider(#[from] oidc_core::error::ProviderError),
 }
 
+/// Chooses aws-lc-rs as the process's TLS crypto provider. Dependencies enable both rustls
+/// back-ends (SMTP through lettre: aws-lc-rs; PostgreSQL through sqlx: ring), and rustls then
+/// refuses to guess: without this, the first TLS connection (STARTTLS to the mail server, TLS to
+/// PostgreSQL) would panic. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// The master key for secrets at rest: from the configuration, or from `data_dir/master.key`
 /// (created on first start, readable by its owner only).
 pub fn master_key(config: &Config) -> Result<DataKey, BuildError> {
@@ -216,6 +224,7 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, clock: Clock) -> Result<App, BuildError> {
+        install_crypto_provider();
         config.validate()?;
         let directory = open_directory(&config).await?;
         let store = open_store(&config)?;
@@ -229,6 +238,7 @@ impl App {
         store: Arc<dyn SessionStore>,
         clock: Clock,
     ) -> Result<App, BuildError> {
+        install_crypto_provider();
         ensure_wallet_client(&directory, &config.issuer, clock()).await?;
         let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: clock.clone() });
         let keys = Arc::new(KeyRing::load_or_init(adapter.clone(), clock()).await?);
@@ -331,4 +341,16 @@ async fn readiness(State(app): State<App>) -> Response {
     let database = app.directory.ping().await.is_ok();
     let status = if store && database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(serde_json::json!({ "session_store": store, "database": database }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tls_clients_can_be_built_once_the_provider_is_chosen() {
+        super::install_crypto_provider();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        assert!(!config.alpn_protocols.contains(&b"bogus".to_vec()));
+    }
 }

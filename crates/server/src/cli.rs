@@ -212,6 +212,7 @@ pub enum KeysCommand {
 
 /// Runs the command line (the binary's `main`).
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::app::install_crypto_provider();
     let config = Config::load(cli.config.as_deref())?;
     init_logging(config.log_format, matches!(cli.command, Command::Serve));
     match cli.command {

@@ -7,6 +7,7 @@
 pub mod postgres;
 pub mod redis;
 pub mod smtp;
+pub mod webdriver;
 
 use std::net::TcpListener;
 

@@ -1,0 +1,257 @@
+//! The login page in a real browser (Debian's headless Chromium through ChromeDriver): each OTP
+//! mode signs a professional in, wrong codes and lockouts show their messages in French and
+//! English, and axe-core finds no accessibility violation. A failing test saves a screenshot
+//! under target/browser-screenshots/.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, ensure};
+use authn_methods::otp::{HashAlgorithm, hotp};
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::FutureExt as _;
+use server::testing::{Storage, TestProvider};
+use test_support::smtp::SmtpSink;
+use test_support::webdriver::{ChromeDriver, axe_script, screenshot_dir};
+
+use crate::common::{PASSWORD, USER};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// A relying party on loopback: where the browser lands after signing in.
+async fn relying_party() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/cb",
+        axum::routing::get(|| async {
+            axum::response::Html("<!DOCTYPE html><html lang=\"fr\"><title>RP</title><p id=\"rp\">connecté</p></html>")
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/cb")
+}
+
+/// Runs `body` with a fresh browser; on failure, saves a screenshot named after the test.
+async fn with_browser<F, Fut>(name: &str, body: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let driver = ChromeDriver::start().expect("chromium and chromedriver (see .ci/run)");
+    let mut builder = ClientBuilder::rustls().expect("a TLS configuration");
+    let client = builder.capabilities(driver.capabilities()).connect(&driver.url()).await.expect("a browser session");
+    let outcome = AssertUnwindSafe(body(client.clone())).catch_unwind().await;
+    let failure = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(format!("{e:#}")),
+        Err(panic) => Some(panic.downcast_ref::<String>().cloned().unwrap_or_else(|| "panic".into())),
+    };
+    if let Some(message) = failure {
+        let dir = screenshot_dir(&workspace());
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join(format!("{name}.png"));
+        if let Ok(png) = client.screenshot().await {
+            let _ = std::fs::write(&path, png);
+        }
+        let _ = client.close().await;
+        panic!("{message}\n(screenshot: {})", path.display());
+    }
+    let _ = client.close().await;
+}
+
+struct Site {
+    p: TestProvider,
+    rp: String,
+    totp: Vec<u8>,
+}
+
+async fn site(storage: Storage, tune: impl FnOnce(&mut server::Config)) -> Site {
+    let p = TestProvider::start_with(storage, tune).await.unwrap();
+    let (_, totp) = p.add_professional(USER, PASSWORD).await.unwrap();
+    let rp = relying_party().await;
+    let mut client = TestProvider::confidential_client("rp", &rp);
+    client.name = "Logiciel de test".into();
+    p.add_client(client).await.unwrap();
+    Site { p, rp, totp }
+}
+
+fn authorize(s: &Site, extra: &str) -> String {
+    format!(
+        "{}/authorize?client_id=rp&response_type=code&scope=openid&state=st&redirect_uri={}{extra}",
+        s.p.base_url,
+        url::form_urlencoded::byte_serialize(s.rp.as_bytes()).collect::<String>()
+    )
+}
+
+async fn fill(c: &Client, id: &str, value: &str) -> anyhow::Result<()> {
+    let field = c.find(Locator::Id(id)).await?;
+    field.clear().await?;
+    field.send_keys(value).await?;
+    Ok(())
+}
+
+async fn click(c: &Client, action: &str) -> anyhow::Result<()> {
+    c.find(Locator::Css(&format!("button[value=\"{action}\"]"))).await?.click().await?;
+    Ok(())
+}
+
+async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
+    Ok(c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await?.text().await?)
+}
+
+/// Waits until the browser reaches the relying party with a code.
+async fn landed(c: &Client, rp: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = c.current_url().await?;
+        if url.as_str().starts_with(rp) {
+            ensure!(url.query_pairs().any(|(k, _)| k == "code"), "no code in {url}");
+            return Ok(());
+        }
+        ensure!(std::time::Instant::now() < deadline, "still at {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// axe-core on the current page: no violation of WCAG 2 A/AA rules.
+async fn accessible(c: &Client) -> anyhow::Result<()> {
+    let axe = axe_script(&workspace()).context("axe-core")?;
+    c.execute(&axe, vec![]).await?;
+    let violations = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] })
+                .then(r => done(r.violations.map(v => v.id + ': ' + v.help + ' (' + v.nodes.length + ')')))
+                .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await?;
+    let list = violations.as_array().cloned().unwrap_or_default();
+    ensure!(list.is_empty(), "accessibility violations: {list:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn totp_app_login_wrong_code_messages_and_accessibility() {
+    let s = site(Storage::Embedded, |_| {}).await;
+    with_browser("totp_app_login", |c| async move {
+        c.goto(&authorize(&s, "")).await?;
+        let title = text_of(&c, "h1").await?;
+        ensure!(title.contains("Logiciel de test"), "{title}");
+        let lang = c.find(Locator::Css("html")).await?.attr("lang").await?;
+        ensure!(lang.as_deref() == Some("fr"), "{lang:?}");
+        accessible(&c).await?;
+
+        fill(&c, "username", USER).await?;
+        fill(&c, "password", PASSWORD).await?;
+        fill(&c, "otp", "000000").await?;
+        click(&c, "login").await?;
+        let alert = text_of(&c, "[role=alert]").await?;
+        ensure!(alert.contains("Identifiant, mot de passe ou code OTP incorrect"), "{alert}");
+        accessible(&c).await.context("with the error shown")?;
+
+        fill(&c, "password", PASSWORD).await?;
+        fill(&c, "otp", &s.p.totp(&s.totp, 0)?).await?;
+        click(&c, "login").await?;
+        landed(&c, &s.rp).await?;
+
+        // The same page in English.
+        c.goto(&authorize(&s, "&prompt=login&ui_locales=en")).await?;
+        fill(&c, "username", USER).await?;
+        fill(&c, "password", "wrong password!").await?;
+        fill(&c, "otp", "123456").await?;
+        click(&c, "login").await?;
+        let alert = text_of(&c, "[role=alert]").await?;
+        ensure!(alert.contains("Incorrect identifier, password or OTP code"), "{alert}");
+        let lang = c.find(Locator::Css("html")).await?.attr("lang").await?;
+        ensure!(lang.as_deref() == Some("en"), "{lang:?}");
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn mail_otp_login_in_the_browser() {
+    let sink = SmtpSink::start().unwrap();
+    let port = sink.port();
+    let s = site(Storage::Embedded, move |c| {
+        c.mail.smtp_host = "127.0.0.1".into();
+        c.mail.smtp_port = port;
+        c.mail.smtp_security = authn_methods::mailer::SmtpSecurity::None;
+    })
+    .await;
+    with_browser("mail_otp_login", |c| async move {
+        c.goto(&authorize(&s, "")).await?;
+        fill(&c, "username", USER).await?;
+        fill(&c, "password", PASSWORD).await?;
+        click(&c, "send_mail_otp").await?;
+        let notice = text_of(&c, "[role=status]").await?;
+        ensure!(notice.contains("Le courriel est parti"), "{notice}");
+        let mails = sink.wait_for(1, Duration::from_secs(10));
+        ensure!(mails.len() == 1, "one mail");
+        ensure!(
+            mails[0].subject().starts_with("[Authentification Caducée] Votre OTP valable jusqu'à"),
+            "{}",
+            mails[0].subject()
+        );
+        let text = mails[0].text();
+        let marker = "pour vous authentifier : ";
+        let at = text.find(marker).context("the code in the mail")? + marker.len();
+        let code = text[at..at + 6].to_owned();
+        // The identifier stays filled in; the password is typed again with the code.
+        let kept = c.find(Locator::Id("username")).await?.prop("value").await?;
+        ensure!(kept.as_deref() == Some(USER), "{kept:?}");
+        fill(&c, "password", PASSWORD).await?;
+        fill(&c, "otp", &code).await?;
+        click(&c, "login").await?;
+        landed(&c, &s.rp).await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hardware_token_login_in_the_browser() {
+    let s = site(Storage::Embedded, |_| {}).await;
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/../authn-methods/tests/pskc/rfc6030-figure3.xml");
+    let keys = authn_methods::pskc::parse(
+        &std::fs::read_to_string(fixture).unwrap(),
+        &authn_methods::pskc::ContainerKey::None,
+    )
+    .unwrap();
+    authn_methods::hardware::import(s.p.directory(), keys).await.unwrap();
+    let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
+    authn_methods::hardware::assign(s.p.directory(), "987654321", &subject).await.unwrap();
+    with_browser("hardware_token_login", |c| async move {
+        c.goto(&authorize(&s, "")).await?;
+        fill(&c, "username", USER).await?;
+        fill(&c, "password", PASSWORD).await?;
+        // The token was pressed twice before: its third code is within the look-ahead window.
+        fill(&c, "otp", &hotp(b"12345678901234567890", 2, 8, HashAlgorithm::Sha1)).await?;
+        click(&c, "login").await?;
+        landed(&c, &s.rp).await
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn lockout_shows_its_page() {
+    let s = site(Storage::Embedded, |_| {}).await;
+    with_browser("lockout", |c| async move {
+        c.goto(&authorize(&s, "")).await?;
+        for _ in 0..5 {
+            fill(&c, "username", USER).await?;
+            fill(&c, "password", "wrong password!").await?;
+            fill(&c, "otp", "123456").await?;
+            click(&c, "login").await?;
+            text_of(&c, "[role=alert]").await?;
+        }
+        let alert = text_of(&c, "[role=alert]").await?;
+        ensure!(alert.contains("Trop de tentatives"), "{alert}");
+        accessible(&c).await
+    })
+    .await;
+}
