@@ -17,6 +17,7 @@ mod clients;
 mod crypto;
 mod entity;
 mod error;
+mod logout_deliveries;
 mod migration;
 mod professionals;
 mod refresh_tokens;
@@ -37,6 +38,7 @@ pub use authenticators::{AuthenticatorRecord, Authenticators, NewAuthenticator};
 pub use clients::{ClientRecord, Clients};
 pub use crypto::{DataKey, sha256_hex};
 pub use error::DirectoryError;
+pub use logout_deliveries::{DeliveryQuery, DeliveryStatus, LogoutDeliveries, LogoutDeliveryRecord};
 pub use professionals::{
     AccountStatus, Activity, NewProfessional, OtherId, Practice, Professional, ProfessionalUpdate, Professionals,
 };
@@ -156,6 +158,10 @@ impl Directory {
 
     pub fn refresh_tokens(&self) -> RefreshTokens<'_> {
         RefreshTokens::new(&self.inner)
+    }
+
+    pub fn logout_deliveries(&self) -> LogoutDeliveries<'_> {
+        LogoutDeliveries::new(&self.inner)
     }
 
     pub fn signing_keys(&self) -> SigningKeys<'_> {

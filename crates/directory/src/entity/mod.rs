@@ -4,6 +4,7 @@
 pub(crate) mod audit_log;
 pub(crate) mod authenticator;
 pub(crate) mod client;
+pub(crate) mod logout_delivery;
 pub(crate) mod professional;
 pub(crate) mod refresh_token;
 pub(crate) mod signing_key;

@@ -28,6 +28,8 @@ mod signing_keys;
 pub use signing_keys::*;
 mod audit;
 pub use audit::*;
+mod logout_deliveries;
+pub use logout_deliveries::*;
 
 pub const KEY: [u8; 32] = [0x42; 32];
 const CONCURRENCY: usize = 16;
@@ -46,7 +48,7 @@ impl Ctx {
     }
 
     /// Another handle on the same database, as a second node would have.
-    async fn second_node(&self) -> Directory {
+    pub async fn second_node(&self) -> Directory {
         Directory::connect(&self.url, DataKey::from_bytes(KEY)).await.unwrap()
     }
 

@@ -1,0 +1,57 @@
+//! Back-channel logout deliveries: recording attempts, claiming due retries once across nodes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use directory::{DeliveryQuery, DeliveryStatus, LogoutDeliveryRecord};
+
+use super::*;
+
+fn delivery(id: &str, client: &str, next: Option<i64>) -> LogoutDeliveryRecord {
+    LogoutDeliveryRecord {
+        id: id.into(),
+        sid: "sid-1".into(),
+        subject: "sub-1".into(),
+        client_id: client.into(),
+        uri: format!("https://{client}.example/logout"),
+        status: DeliveryStatus::Pending,
+        attempts: 1,
+        last_error: Some("timeout".into()),
+        next_attempt_at: next,
+        created_at: 100,
+        updated_at: 100,
+    }
+}
+
+pub async fn logout_deliveries_lifecycle(ctx: &Ctx) {
+    let d = ctx.dir.logout_deliveries();
+    d.insert(&delivery("a", "rp1", Some(110))).await.unwrap();
+    d.insert(&delivery("b", "rp2", Some(500))).await.unwrap();
+    d.insert(&LogoutDeliveryRecord {
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: None,
+        ..delivery("c", "rp3", None)
+    })
+    .await
+    .unwrap();
+
+    let all = d.query(&DeliveryQuery { sid: Some("sid-1".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let pending =
+        d.query(&DeliveryQuery { status: Some(DeliveryStatus::Pending), ..Default::default() }).await.unwrap();
+    assert_eq!(pending.len(), 2);
+
+    // Only what is due is claimed, and a claim is taken once even by two nodes.
+    let other = ctx.second_node().await;
+    let other = other.logout_deliveries();
+    let (mine, theirs) = tokio::join!(d.claim_due(200, 260, 10), other.claim_due(200, 260, 10));
+    let (mine, theirs) = (mine.unwrap(), theirs.unwrap());
+    assert_eq!(mine.len() + theirs.len(), 1, "{mine:?} {theirs:?}");
+    assert_eq!(mine.iter().chain(&theirs).next().unwrap().id, "a");
+    assert!(d.claim_due(200, 260, 10).await.unwrap().is_empty(), "leased until 260");
+
+    d.update("a", DeliveryStatus::Delivered, 2, None, None, 210).await.unwrap();
+    let a = d.get("a").await.unwrap().unwrap();
+    assert_eq!((a.status, a.attempts, a.last_error, a.updated_at), (DeliveryStatus::Delivered, 2, None, 210));
+    assert!(matches!(d.update("zz", DeliveryStatus::Failed, 1, None, None, 1).await, Err(DirectoryError::NotFound)));
+    assert!(d.claim_due(10_000, 10_100, 10).await.unwrap().iter().all(|r| r.id == "b"));
+}
