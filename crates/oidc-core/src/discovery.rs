@@ -43,6 +43,8 @@ pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     });
     serde_json::to_string(&doc)
 }

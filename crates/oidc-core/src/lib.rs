@@ -12,6 +12,7 @@
 //! seconds) so that tests move it instead of sleeping.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod claims;
 pub mod client;
 pub mod client_auth;

@@ -65,8 +65,9 @@ fn pending_key(token: &str) -> String {
 }
 
 impl Provider {
-    /// Ends a session for any reason: removes it, revokes its refresh tokens, and records it.
-    /// Access tokens die with it, since every check reads the session.
+    /// Ends a session for any reason: removes it, revokes its refresh tokens, tells every relying
+    /// party it signed into (back-channel logout, in the background), and records it. Access
+    /// tokens die with it, since every check reads the session.
     pub async fn end_session(
         &self,
         sid: &str,
@@ -77,6 +78,9 @@ impl Provider {
             return Ok(None);
         };
         self.grants.revoke_sid(sid, now).await?;
+        if let Some(notifier) = &self.notifier {
+            notifier.session_ended(&session).await;
+        }
         self.audit(
             AuditEntry::new("logout", "success")
                 .subject(&session.subject)

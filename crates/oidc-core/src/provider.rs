@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use session_store::SessionStore;
 
+use crate::backchannel::Notifier;
 use crate::claims::AccountDirectory;
 use crate::client::{Client, ClientRegistry};
 use crate::config::ProviderConfig;
@@ -66,6 +67,8 @@ pub struct ProviderDeps {
     pub accounts: Arc<dyn AccountDirectory>,
     pub grants: Arc<dyn RefreshTokenStore>,
     pub audit: Arc<dyn AuditSink>,
+    /// Sends back-channel logouts when sessions end (none: nobody is told).
+    pub notifier: Option<Arc<Notifier>>,
 }
 
 /// The OpenID provider. Cheap to share (`Arc<Provider>`); holds no per-request state.
@@ -77,6 +80,7 @@ pub struct Provider {
     pub(crate) accounts: Arc<dyn AccountDirectory>,
     pub(crate) grants: Arc<dyn RefreshTokenStore>,
     pub(crate) audit: Arc<dyn AuditSink>,
+    pub(crate) notifier: Option<Arc<Notifier>>,
     pub(crate) sessions: Sessions,
     pub(crate) discovery: Arc<str>,
 }
@@ -95,6 +99,7 @@ impl Provider {
             accounts: deps.accounts,
             grants: deps.grants,
             audit: deps.audit,
+            notifier: deps.notifier,
         })
     }
 
@@ -108,6 +113,10 @@ impl Provider {
 
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    pub fn notifier(&self) -> Option<&Arc<Notifier>> {
+        self.notifier.as_ref()
     }
 
     pub fn discovery_json(&self) -> Arc<str> {

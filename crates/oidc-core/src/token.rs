@@ -15,7 +15,8 @@ use crate::keys::VerifyOptions;
 use crate::provider::{AuditEntry, Provider};
 use crate::util::{constant_time_eq, half_hash, random_id, random_token, sha256_b64, sha256_hex, split_spaces};
 
-/// What marks a consumed code; a second use of the code finds this instead of the record.
+/// What marks a consumed code; a second use of the code finds this (followed by the session's
+/// `sid` once known) instead of the record.
 const CODE_REDEEMED: &[u8] = b"redeemed";
 /// How long a consumed code is remembered to detect replays.
 const CODE_REPLAY_WINDOW: Duration = Duration::from_secs(3600);
@@ -151,12 +152,18 @@ impl Provider {
             return Err(OAuthError::invalid_grant("invalid or expired authorization code").into());
         };
         let grant_id = grant_id_for_code(code);
-        if bytes == CODE_REDEEMED {
+        if let Some(rest) = bytes.strip_prefix(CODE_REDEEMED) {
+            // A stolen code is being replayed: what it gave is revoked, and the session it came
+            // from ends, with a logout to every relying party.
             self.revoke_grant(&grant_id, now).await?;
+            let sid = std::str::from_utf8(rest).ok().and_then(|r| r.strip_prefix(':')).filter(|s| !s.is_empty());
+            if let Some(sid) = sid {
+                self.end_session(sid, "code_replay", now).await?;
+            }
             self.audit(
                 AuditEntry::new("code_replay", "revoked")
                     .client(&client.client_id)
-                    .details(serde_json::json!({ "grant": grant_id })),
+                    .details(serde_json::json!({ "grant": grant_id, "sid": sid })),
             )
             .await;
             return Err(OAuthError::invalid_grant(
@@ -165,6 +172,8 @@ impl Provider {
             .into());
         }
         let record: CodeRecord = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
+        let marker = [CODE_REDEEMED, b":", record.sid.as_bytes()].concat();
+        self.store.put(&code_key(code), &marker, CODE_REPLAY_WINDOW).await?;
         if record.expires_at <= now {
             return Err(OAuthError::invalid_grant("authorization code expired").into());
         }
@@ -232,6 +241,7 @@ impl Provider {
             ConsumeResult::Consumed(g) => g,
             ConsumeResult::Reused(g) => {
                 self.revoke_grant(&g.grant_id, now).await?;
+                self.end_session(&g.sid, "refresh_reuse", now).await?;
                 self.audit(
                     AuditEntry::new("refresh_reuse", "revoked")
                         .subject(&g.subject)

@@ -3,8 +3,10 @@
 
 use async_trait::async_trait;
 use directory::{
-    AccountStatus, ClientRecord, ConsumeOutcome, Directory, DirectoryError, RefreshTokenRecord, SigningKeyRecord,
+    AccountStatus, ClientRecord, ConsumeOutcome, DeliveryStatus, Directory, DirectoryError, LogoutDeliveryRecord,
+    RefreshTokenRecord, SigningKeyRecord,
 };
+use oidc_core::backchannel::{Delivery, DeliveryLog, DeliveryLogError, DeliveryOutcome};
 use oidc_core::claims::{Account, AccountDirectory, AccountError};
 use oidc_core::client::{Client, ClientMetadata, ClientRegistry, RegistryError};
 use oidc_core::grants::{ConsumeResult, GrantContext, GrantError, RefreshGrant, RefreshTokenStore};
@@ -197,5 +199,54 @@ impl AuditSink for DirectoryAdapter {
         if let Err(e) = self.directory.audit().append(event).await {
             tracing::error!(error = %e, event = entry.event, "audit append failed");
         }
+    }
+}
+
+fn log_error(e: DirectoryError) -> DeliveryLogError {
+    DeliveryLogError(e.to_string())
+}
+
+#[async_trait]
+impl DeliveryLog for DirectoryAdapter {
+    async fn created(&self, d: &Delivery, now: i64) -> Result<(), DeliveryLogError> {
+        let record = LogoutDeliveryRecord {
+            id: d.id.clone(),
+            sid: d.sid.clone(),
+            subject: d.subject.clone(),
+            client_id: d.client_id.clone(),
+            uri: d.uri.clone(),
+            status: DeliveryStatus::Pending,
+            attempts: d.attempts,
+            last_error: None,
+            // Not due for the retry job until the first attempts are over.
+            next_attempt_at: Some(now + 60),
+            created_at: now,
+            updated_at: now,
+        };
+        self.directory.logout_deliveries().insert(&record).await.map_err(log_error)
+    }
+
+    async fn attempted(&self, d: &Delivery, outcome: &DeliveryOutcome, now: i64) -> Result<(), DeliveryLogError> {
+        let (status, error, next) = match outcome {
+            DeliveryOutcome::Delivered => (DeliveryStatus::Delivered, None, None),
+            DeliveryOutcome::Retry { at, error } => (DeliveryStatus::Pending, Some(error.clone()), Some(*at)),
+            DeliveryOutcome::Failed { error } => (DeliveryStatus::Failed, Some(error.clone()), None),
+        };
+        self.directory.logout_deliveries().update(&d.id, status, d.attempts, error, next, now).await.map_err(log_error)
+    }
+
+    async fn claim_due(&self, now: i64, lease_until: i64) -> Result<Vec<Delivery>, DeliveryLogError> {
+        let rows = self.directory.logout_deliveries().claim_due(now, lease_until, 100).await.map_err(log_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Delivery {
+                id: r.id,
+                sid: r.sid,
+                subject: r.subject,
+                client_id: r.client_id,
+                uri: r.uri,
+                attempts: r.attempts,
+            })
+            .collect())
     }
 }

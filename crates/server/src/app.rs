@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use directory::{DataKey, Directory, DirectoryError};
+use oidc_core::backchannel::{BackchannelSettings, Notifier};
 use oidc_core::http::{Clock, ProtocolState};
 use oidc_core::keys::{KeyError, KeyRing};
 use oidc_core::{Provider, ProviderDeps};
@@ -32,6 +33,8 @@ use crate::config::{Config, ConfigError};
 
 /// How often each node re-reads the signing keys (to pick up a rotation made elsewhere).
 pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// How often each node looks for back-channel logouts to retry.
+pub const LOGOUT_RETRY_INTERVAL: Duration = Duration::from_secs(10);
 /// Largest request body accepted (forms and token requests are small).
 const BODY_LIMIT: usize = 64 * 1024;
 
@@ -242,6 +245,15 @@ impl App {
         ensure_wallet_client(&directory, &config.issuer, clock()).await?;
         let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: clock.clone() });
         let keys = Arc::new(KeyRing::load_or_init(adapter.clone(), clock()).await?);
+        let notifier = Notifier::new(
+            config.issuer.clone(),
+            keys.clone(),
+            adapter.clone(),
+            adapter.clone(),
+            BackchannelSettings::default(),
+            clock.clone(),
+        )
+        .map_err(|e| BuildError::Wallet(format!("back-channel logout client: {e}")))?;
         let provider = Arc::new(Provider::new(ProviderDeps {
             config: config.provider_config()?,
             keys: keys.clone(),
@@ -250,6 +262,7 @@ impl App {
             accounts: adapter.clone(),
             grants: adapter.clone(),
             audit: adapter,
+            notifier: Some(notifier),
         })?);
         let login = &config.login;
         let settings = EngineSettings {
@@ -299,20 +312,30 @@ impl App {
             .layer(TraceLayer::new_for_http())
     }
 
-    /// Background duties: reload keys (rotation on another node), purge expired refresh tokens.
+    /// Background duties: retry back-channel logouts that are due (every few seconds), reload
+    /// keys (rotation on another node), purge expired refresh tokens.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
         let app = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
-            tick.tick().await;
+            let mut keys_tick = tokio::time::interval(KEY_RELOAD_INTERVAL);
+            let mut logout_tick = tokio::time::interval(LOGOUT_RETRY_INTERVAL);
+            keys_tick.tick().await;
             loop {
-                tick.tick().await;
-                let now = (app.clock)();
-                if let Err(e) = app.keys.reload(now).await {
-                    tracing::warn!(error = %e, "reloading signing keys failed");
-                }
-                if let Err(e) = app.directory.refresh_tokens().purge_expired(now).await {
-                    tracing::warn!(error = %e, "purging expired refresh tokens failed");
+                tokio::select! {
+                    _ = logout_tick.tick() => {
+                        if let Some(notifier) = app.provider.notifier() {
+                            notifier.retry_due().await;
+                        }
+                    }
+                    _ = keys_tick.tick() => {
+                        let now = (app.clock)();
+                        if let Err(e) = app.keys.reload(now).await {
+                            tracing::warn!(error = %e, "reloading signing keys failed");
+                        }
+                        if let Err(e) = app.directory.refresh_tokens().purge_expired(now).await {
+                            tracing::warn!(error = %e, "purging expired refresh tokens failed");
+                        }
+                    }
                 }
             }
         })

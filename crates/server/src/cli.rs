@@ -135,6 +135,12 @@ pub struct ClientAdd {
     /// Let this client introspect tokens issued to other clients (a resource server).
     #[arg(long)]
     pub resource_server: bool,
+    /// Where to POST logout tokens when a session it signed into ends (Back-Channel Logout 1.0).
+    #[arg(long)]
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs `sid` in logout tokens (always sent; recorded for discovery).
+    #[arg(long)]
+    pub backchannel_logout_session_required: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -375,8 +381,8 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
         grant_types,
         allowed_scopes: Vec::new(),
         resource_server: add.resource_server,
-        backchannel_logout_uri: None,
-        backchannel_logout_session_required: false,
+        backchannel_logout_uri: add.backchannel_logout_uri,
+        backchannel_logout_session_required: add.backchannel_logout_session_required,
     };
     metadata.validate()?;
     let client_id = add.client_id.unwrap_or_else(oidc_core::util::random_id);

@@ -189,6 +189,8 @@ impl TestProvider {
             userinfo_alg: None,
             no_refresh: false,
             resource_server: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
         }
     }
 
