@@ -66,19 +66,20 @@ impl Browser {
         password: &str,
         otp: &str,
     ) -> anyhow::Result<Landing> {
+        self.submit(form_url, html, &[("username", user), ("password", password), ("otp", otp), ("action", "login")])
+            .await
+    }
+
+    /// Presses «Annuler» on the login form.
+    pub async fn cancel_login(&self, form_url: &Url, html: &str) -> anyhow::Result<Landing> {
+        self.submit(form_url, html, &[("action", "cancel")]).await
+    }
+
+    async fn submit(&self, form_url: &Url, html: &str, fields: &[(&str, &str)]) -> anyhow::Result<Landing> {
         let token = hidden_field(html, "csrf_token").context("the form has a csrf_token")?;
-        let r = self
-            .http
-            .post(form_url.clone())
-            .form(&[
-                ("username", user),
-                ("password", password),
-                ("otp", otp),
-                ("csrf_token", &token),
-                ("action", "login"),
-            ])
-            .send()
-            .await?;
+        let mut form = fields.to_vec();
+        form.push(("csrf_token", &token));
+        let r = self.http.post(form_url.clone()).form(&form).send().await?;
         let status = r.status();
         if status.is_redirection() {
             let location = r.headers().get("location").context("redirect without Location")?.to_str()?;

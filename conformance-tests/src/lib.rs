@@ -3,7 +3,9 @@
 //!
 //! The person's part (the login form) is played by [`browser::Browser`], a cookie-keeping HTTP
 //! client that follows the documented form contract (docs/login-ui.md); the relying party's
-//! part by `openidconnect`'s `CoreClient`, built from discovery ([`rp`]).
+//! part by `openidconnect`'s `CoreClient`, built from discovery ([`rp`]); `private_key_jwt`
+//! assertions are signed with the `jsonwebtoken` crate ([`assertion`]).
 
+pub mod assertion;
 pub mod browser;
 pub mod rp;

@@ -86,6 +86,12 @@ impl AuthEngine {
         self
     }
 
+    /// The strongest `acr` the configured methods can reach: a password and a one-time code
+    /// (any of them) make `eidas1`. The CPS card and WebAuthn will raise it when they land.
+    pub fn strongest_acr(&self) -> &'static str {
+        "eidas1"
+    }
+
     pub fn mail_otp_enabled(&self) -> bool {
         self.mail_otp.is_some()
     }
@@ -233,10 +239,18 @@ impl AuthEngine {
     }
 
     async fn audit(&self, cx: &AuthContext, event: &str, subject: Option<&str>, identifier: &str, outcome: &str) {
+        // Refused attempts on an existing account are filed under it, so that the professional
+        // sees them in their wallet (the page never tells the attacker whether it exists).
+        let subject = match subject {
+            Some(s) => Some(s.to_owned()),
+            None => {
+                self.directory.professionals().get_by_national_id(identifier).await.ok().flatten().map(|p| p.subject)
+            }
+        };
         let record = AuditEvent {
             event: event.to_owned(),
             actor: None,
-            subject: subject.map(str::to_owned),
+            subject,
             client_id: None,
             source_ip: cx.source_ip.clone(),
             outcome: outcome.to_owned(),

@@ -5,8 +5,15 @@
 //!
 //! Resynchronisation: when a token has drifted beyond the window (many presses without logging
 //! in, or a clock running off), the person types two consecutive codes separated by a space in
-//! the one-time-code field; they are searched in a much wider window, and the token is
-//! resynchronised when both match in sequence.
+//! the one-time-code field (`otp`, e.g. «12345678 87654321»); they are searched in a much wider
+//! window, and the token is resynchronised when both match in sequence. One form field keeps the
+//! login form's contract unchanged for every client that drives it.
+//!
+//! Directory records: kind [`KIND_HOTP`] (`"hotp"`) or [`KIND_TOTP`] (`"totp-token"`, distinct
+//! from the phone apps' `"totp"`); `serial` the device's serial number; `counter` the next HOTP
+//! counter expected, or the last TOTP step accepted (-1 before the first); `params` a
+//! [`TokenParams`] in JSON, e.g. `{"digits":8,"algorithm":"SHA1","period":0,"t0":0,"drift":0,
+//! "manufacturer":"Acme","key_id":"12345678","not_after":1830297600}`.
 
 use async_trait::async_trait;
 use directory::{AuthenticatorRecord, Directory, DirectoryError, NewAuthenticator};
@@ -42,6 +49,11 @@ pub struct TokenParams {
     pub manufacturer: Option<String>,
     #[serde(default)]
     pub key_id: String,
+    /// Validity from the vendor's file (Unix seconds): no code is accepted outside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +75,12 @@ impl Default for Windows {
 pub enum TokenAdminError {
     #[error("a token with serial {0} already exists")]
     Duplicate(String),
+    #[error("serial {0} is on several keys of this file: Caducée holds one key per token")]
+    DuplicateInFile(String),
+    #[error("token {serial}: its key expired on {expired}")]
+    Expired { serial: String, expired: String },
+    #[error("token {serial} is assigned to someone else: unassign it first")]
+    AlreadyAssigned { serial: String },
     #[error("token {0}: its seed is shorter than 128 bits, too weak to use")]
     WeakSecret(String),
     #[error("no token with serial {0}")]
@@ -80,65 +98,106 @@ fn kind_name(kind: TokenKind) -> &'static str {
     }
 }
 
-/// Imports every key of a parsed container as an unassigned, inactive token. Nothing is written
-/// if any serial already exists or any seed is too short.
+/// Imports every key of a parsed container as an unassigned, inactive token, checking expiry
+/// against the system clock (see [`import_at`]).
 pub async fn import(directory: &Directory, keys: Vec<PskcKey>) -> Result<Vec<AuthenticatorRecord>, TokenAdminError> {
+    import_at(directory, keys, jiff::Timestamp::now().as_second()).await
+}
+
+/// Imports every key of a parsed container as an unassigned, inactive token. Nothing is kept
+/// if any serial already exists (or appears twice in the file), any seed is too short, or any
+/// key has expired at `now`.
+pub async fn import_at(
+    directory: &Directory,
+    keys: Vec<PskcKey>,
+    now: i64,
+) -> Result<Vec<AuthenticatorRecord>, TokenAdminError> {
+    let mut seen = std::collections::HashSet::new();
     for k in &keys {
+        if !seen.insert(k.serial.as_str()) {
+            return Err(TokenAdminError::DuplicateInFile(k.serial.clone()));
+        }
         if directory.authenticators().get_by_serial(&k.serial).await?.is_some() {
             return Err(TokenAdminError::Duplicate(k.serial.clone()));
         }
         if k.secret.len() < MIN_SECRET_BYTES {
             return Err(TokenAdminError::WeakSecret(k.serial.clone()));
         }
+        if let Some(end) = k.not_after.filter(|end| *end <= now) {
+            let expired = jiff::Timestamp::from_second(end).map(|t| t.to_string()).unwrap_or_else(|_| end.to_string());
+            return Err(TokenAdminError::Expired { serial: k.serial.clone(), expired });
+        }
     }
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
-        let params = TokenParams {
-            digits: k.digits,
-            algorithm: k.algorithm,
-            period: if k.kind == TokenKind::Totp { k.time_step } else { 0 },
-            t0: k.t0,
-            drift: k.drift,
-            manufacturer: k.manufacturer.clone(),
-            key_id: k.key_id.clone(),
-        };
-        let label = match &k.manufacturer {
-            Some(m) => format!("{m} {}", k.serial),
-            None => k.serial.clone(),
-        };
-        let record = directory
-            .authenticators()
-            .create(NewAuthenticator {
-                subject: None,
-                kind: kind_name(k.kind).to_owned(),
-                label,
-                serial: Some(k.serial.clone()),
-                secret: k.secret.clone(),
-                params: serde_json::to_value(&params).map_err(|e| TokenAdminError::Internal(e.to_string()))?,
-                active: false,
-                // HOTP: the next counter the token will show; TOTP: no step accepted yet.
-                counter: match k.kind {
-                    TokenKind::Hotp => i64::try_from(k.counter).unwrap_or(i64::MAX),
-                    TokenKind::Totp => -1,
-                },
-            })
-            .await
-            .map_err(|e| match e {
-                DirectoryError::Conflict(_) => TokenAdminError::Duplicate(k.serial.clone()),
-                other => other.into(),
-            })?;
-        out.push(record);
+        match create(directory, k).await {
+            Ok(record) => out.push(record),
+            Err(e) => {
+                // No transaction across rows here: take back what this import wrote, so that the
+                // operator can fix the cause and run the same file again.
+                for record in &out {
+                    if let Err(undo) = directory.authenticators().delete(&record.id).await {
+                        tracing::error!(error = %undo, id = %record.id, "could not undo a partial token import");
+                    }
+                }
+                return Err(e);
+            }
+        }
     }
     Ok(out)
 }
 
-/// Hands the token `serial` to `subject` and activates it.
+async fn create(directory: &Directory, k: PskcKey) -> Result<AuthenticatorRecord, TokenAdminError> {
+    let params = TokenParams {
+        digits: k.digits,
+        algorithm: k.algorithm,
+        period: if k.kind == TokenKind::Totp { k.time_step } else { 0 },
+        t0: k.t0,
+        drift: k.drift,
+        manufacturer: k.manufacturer.clone(),
+        key_id: k.key_id.clone(),
+        not_before: k.not_before,
+        not_after: k.not_after,
+    };
+    let label = match &k.manufacturer {
+        Some(m) => format!("{m} {}", k.serial),
+        None => k.serial.clone(),
+    };
+    directory
+        .authenticators()
+        .create(NewAuthenticator {
+            subject: None,
+            kind: kind_name(k.kind).to_owned(),
+            label,
+            serial: Some(k.serial.clone()),
+            secret: k.secret.clone(),
+            params: serde_json::to_value(&params).map_err(|e| TokenAdminError::Internal(e.to_string()))?,
+            active: false,
+            // HOTP: the next counter the token will show; TOTP: no step accepted yet.
+            counter: match k.kind {
+                TokenKind::Hotp => i64::try_from(k.counter).unwrap_or(i64::MAX),
+                TokenKind::Totp => -1,
+            },
+        })
+        .await
+        .map_err(|e| match e {
+            DirectoryError::Conflict(_) => TokenAdminError::Duplicate(k.serial.clone()),
+            other => other.into(),
+        })
+}
+
+/// Hands the token `serial` to `subject` and activates it. A token held by someone else must be
+/// taken back first, so that a typo in a serial cannot silently move someone's token.
 pub async fn assign(directory: &Directory, serial: &str, subject: &str) -> Result<(), TokenAdminError> {
     let t = directory
         .authenticators()
         .get_by_serial(serial)
         .await?
+        .filter(is_token)
         .ok_or_else(|| TokenAdminError::UnknownSerial(serial.into()))?;
+    if t.subject.as_deref().is_some_and(|holder| holder != subject) {
+        return Err(TokenAdminError::AlreadyAssigned { serial: serial.into() });
+    }
     directory.authenticators().assign(&t.id, Some(subject.to_owned())).await?;
     directory.authenticators().activate(&t.id).await?;
     Ok(())
@@ -150,10 +209,16 @@ pub async fn unassign(directory: &Directory, serial: &str) -> Result<(), TokenAd
         .authenticators()
         .get_by_serial(serial)
         .await?
+        .filter(is_token)
         .ok_or_else(|| TokenAdminError::UnknownSerial(serial.into()))?;
     directory.authenticators().deactivate(&t.id).await?;
     directory.authenticators().assign(&t.id, None).await?;
     Ok(())
+}
+
+/// Whether a directory record is an OTP token (and not a phone app or another authenticator).
+pub fn is_token(record: &AuthenticatorRecord) -> bool {
+    record.kind == KIND_HOTP || record.kind == KIND_TOTP
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -177,7 +242,7 @@ impl HardwareTokenMethod {
 
     async fn tokens_of(&self, subject: &str) -> Result<Vec<AuthenticatorRecord>, AuthError> {
         let all = self.directory.authenticators().list_for_subject(subject).await?;
-        Ok(all.into_iter().filter(|a| a.active && (a.kind == KIND_HOTP || a.kind == KIND_TOTP)).collect())
+        Ok(all.into_iter().filter(|a| a.active && is_token(a)).collect())
     }
 
     /// Checks one or two codes against a token; on success moves its counter (and drift) on.
@@ -185,6 +250,9 @@ impl HardwareTokenMethod {
         let Ok(params) = serde_json::from_value::<TokenParams>(token.params.clone()) else {
             return Ok(false);
         };
+        if params.not_before.is_some_and(|t| now < t) || params.not_after.is_some_and(|t| now >= t) {
+            return Ok(false);
+        }
         let codes: Vec<&str> = input.split_whitespace().collect();
         let digits = usize::try_from(params.digits).unwrap_or(6);
         if codes.is_empty()
@@ -246,8 +314,9 @@ impl HardwareTokenMethod {
         if last <= token.counter || !self.directory.authenticators().advance_counter(&token.id, last, now).await? {
             return Ok(false);
         }
-        // Follow the token's clock: the next codes are searched around where this one was.
-        let observed = step - time_step(now, p.t0, period);
+        // Follow the token's clock: the next codes are searched around where the last one shown
+        // (the second of a resynchronising pair) was.
+        let observed = last - time_step(now, p.t0, period);
         if observed != p.drift {
             let updated = TokenParams { drift: observed, ..p.clone() };
             let value = serde_json::to_value(&updated).map_err(|e| AuthError::Internal(e.to_string()))?;

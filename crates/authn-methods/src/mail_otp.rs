@@ -171,6 +171,7 @@ impl MailOtp {
         // A new code replaces the previous one.
         self.store.put(&code_key(subject), &bytes, s.validity).await?;
         let expiry = format_expiry(until, &s.timezone);
+        let (time, date) = expiry_parts(until, &s.timezone);
         let mail = OutgoingMail {
             to: address.to_owned(),
             subject: format!("[Authentification {}] Votre OTP valable jusqu'à {expiry}", s.product),
@@ -181,7 +182,7 @@ impl MailOtp {
                  Si vous n'êtes pas à l'origine de cette demande, quelqu'un connaît votre mot de passe : \
                  ne communiquez ce code à personne et changez votre mot de passe.\n\n\
                  --\n\
-                 Your one-time password is {code}. It is valid once, until {expiry}.\n\
+                 Your one-time password is {code}. It is valid once, until {time} on {date}.\n\
                  {} — merci de ne pas répondre à ce message.\n",
                 s.product
             ),
@@ -193,7 +194,6 @@ impl MailOtp {
             tracing::error!(error = %e, "sending the OTP mail failed");
             return Err(AuthError::Internal(format!("mail: {e}")));
         }
-        let (time, date) = expiry_parts(until, &s.timezone);
         Ok(SendOutcome::Sent { masked_address: mask_address(address), until, time, date })
     }
 }

@@ -1,5 +1,7 @@
-//! OTP tokens: PSKC import (RFC 6030's own examples), HOTP look-ahead and resynchronisation,
-//! TOTP drift tracking, single use, and login through the engine — on a real SQLite directory.
+//! OTP tokens on a real SQLite directory: import of RFC 6030's examples, assignment, HOTP
+//! look-ahead and resynchronisation, TOTP drift tracking, validity, single use (also under
+//! concurrent submissions), and login through the engine. The PSKC reader itself is tested in
+//! tests/pskc_rfc6030.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
@@ -7,9 +9,9 @@ use std::time::Duration;
 
 use authn_methods::engine::EngineSettings;
 use authn_methods::hardware::{self, HardwareTokenMethod, KIND_HOTP, KIND_TOTP, TokenAdminError, TokenParams, Windows};
-use authn_methods::otp::{HashAlgorithm, TokenKind, hotp, time_step};
-use authn_methods::pskc::{ContainerKey, PskcError, parse};
-use authn_methods::{AuthContext, AuthEngine, LoginAttempt};
+use authn_methods::otp::{HashAlgorithm, hotp, time_step};
+use authn_methods::pskc::{ContainerKey, parse};
+use authn_methods::{AuthContext, AuthEngine, AuthMethod as _, Input, LoginAttempt, Step};
 use directory::{DataKey, Directory, NewProfessional};
 use session_store::{MemoryStore, SessionStore};
 use zeroize::Zeroizing;
@@ -25,76 +27,6 @@ fn preshared() -> ContainerKey {
     let hex = "12345678901234567890123456789012";
     let bytes = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
     ContainerKey::PreShared(Zeroizing::new(bytes))
-}
-
-#[test]
-fn rfc6030_figure2_basic_container() {
-    let keys = parse(&fixture("rfc6030-figure2.xml"), &ContainerKey::None).unwrap();
-    assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0].secret.as_slice(), b"1234");
-    assert_eq!(keys[0].kind, TokenKind::Hotp);
-    assert_eq!(keys[0].serial, "12345678", "no DeviceInfo: the key Id serves as serial");
-    assert_eq!(keys[0].issuer.as_deref(), Some("Issuer-A"));
-}
-
-#[test]
-fn rfc6030_figure3_supplementary_data() {
-    let keys = parse(&fixture("rfc6030-figure3.xml"), &ContainerKey::None).unwrap();
-    let k = &keys[0];
-    assert_eq!(k.secret.as_slice(), SEED);
-    assert_eq!(
-        (k.serial.as_str(), k.manufacturer.as_deref(), k.digits, k.counter),
-        ("987654321", Some("Manufacturer"), 8, 0)
-    );
-}
-
-#[test]
-fn rfc6030_figure6_preshared_key_with_mac() {
-    let keys = parse(&fixture("rfc6030-figure6.xml"), &preshared()).unwrap();
-    assert_eq!(keys[0].secret.as_slice(), SEED);
-    assert_eq!(keys[0].digits, 8);
-    assert_eq!(parse(&fixture("rfc6030-figure6.xml"), &ContainerKey::None).unwrap_err(), PskcError::KeyNeeded);
-    let wrong = ContainerKey::PreShared(Zeroizing::new(vec![0x11; 16]));
-    assert!(matches!(
-        parse(&fixture("rfc6030-figure6.xml"), &wrong).unwrap_err(),
-        PskcError::Decrypt(_) | PskcError::BadMac(_)
-    ));
-}
-
-#[test]
-fn rfc6030_figure7_pbkdf2_passphrase() {
-    let keys =
-        parse(&fixture("rfc6030-figure7.xml"), &ContainerKey::Passphrase(Zeroizing::new("qwerty".into()))).unwrap();
-    assert_eq!(keys[0].secret.as_slice(), SEED);
-    assert_eq!((keys[0].serial.as_str(), keys[0].manufacturer.as_deref()), ("987654321", Some("TokenVendorAcme")));
-    let wrong = parse(&fixture("rfc6030-figure7.xml"), &ContainerKey::Passphrase(Zeroizing::new("azerty".into())));
-    assert!(matches!(wrong.unwrap_err(), PskcError::Decrypt(_) | PskcError::BadMac(_)));
-    assert_eq!(
-        parse(&fixture("rfc6030-figure7.xml"), &preshared()).unwrap_err(),
-        PskcError::WrongKeyKind("pre-shared key")
-    );
-}
-
-#[test]
-fn a_tampered_ciphertext_fails_the_mac() {
-    let xml = fixture("rfc6030-figure6.xml").replace("AAECAwQFBgcICQoLDA0OD+cI", "AAECAwQFBgcICQoLDA0OD+cJ");
-    assert_eq!(parse(&xml, &preshared()).unwrap_err(), PskcError::BadMac("12345678".into()));
-}
-
-#[test]
-fn unsupported_content_is_refused_not_guessed() {
-    let ocra = fixture("rfc6030-figure3.xml").replace("pskc:hotp", "pskc:ocra");
-    assert!(matches!(
-        parse(&ocra, &ContainerKey::None).unwrap_err(),
-        PskcError::Unsupported { what: "key algorithm", .. }
-    ));
-    let hex = fixture("rfc6030-figure3.xml").replace("Encoding=\"DECIMAL\"", "Encoding=\"HEXADECIMAL\"");
-    assert!(matches!(
-        parse(&hex, &ContainerKey::None).unwrap_err(),
-        PskcError::Unsupported { what: "code encoding", .. }
-    ));
-    assert!(matches!(parse("<not-pskc/>", &ContainerKey::None).unwrap_err(), PskcError::NotPskc(_)));
-    assert!(matches!(parse("garbage", &ContainerKey::None).unwrap_err(), PskcError::NotPskc(_)));
 }
 
 async fn directory() -> (Directory, tempfile::TempDir) {
@@ -206,6 +138,26 @@ async fn concurrent_submissions_of_one_token_code_let_one_through() {
         wins += usize::from(h.await.unwrap());
     }
     assert_eq!(wins, 1);
+
+    // The same through the method's own steps, each reading the token afresh.
+    let code = hotp(SEED, 1, 8, HashAlgorithm::Sha1);
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let (d, subject, code) = (d.clone(), subject.clone(), code.clone());
+        handles.push(tokio::spawn(async move {
+            let m = HardwareTokenMethod::new(d, Windows::default());
+            let cx = AuthContext { now: NOW, source_ip: None, interaction: format!("ix{i}") };
+            let Step::Continue { state, .. } = m.begin(&cx, Some(&subject)).await.unwrap() else {
+                panic!("the method opens for a token holder");
+            };
+            matches!(m.submit(&cx, state, &Input::new().with("otp", code)).await.unwrap(), Step::Done(_))
+        }));
+    }
+    let mut wins = 0;
+    for h in handles {
+        wins += usize::from(h.await.unwrap());
+    }
+    assert_eq!(wins, 1);
 }
 
 #[tokio::test]
@@ -233,4 +185,71 @@ async fn totp_tokens_follow_their_clock_drift() {
     assert!(m.verify(&token().await, &pair, far).await.unwrap());
     // A code already used, or older, never works again.
     assert!(!m.verify(&token().await, &code_at(far + 300), far).await.unwrap());
+    assert!(!m.verify(&token().await, &code_at(far + 330), far).await.unwrap());
+    // The drift is now where the second code of the pair was (11 steps), and followed from there.
+    let params: TokenParams = serde_json::from_value(token().await.params).unwrap();
+    assert_eq!(params.drift, 11);
+    assert!(m.verify(&token().await, &code_at(far + 90 + 330), far + 90).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_code_is_only_accepted_within_the_keys_validity() {
+    let (d, _t) = directory().await;
+    let subject = professional(&d, "899700000015").await;
+    // 2030-01-01 to 2031-01-01.
+    let xml = fixture("rfc6030-figure3.xml").replace(
+        "</Data>",
+        "</Data><Policy><StartDate>2030-01-01T00:00:00Z</StartDate><ExpiryDate>2031-01-01T00:00:00Z</ExpiryDate></Policy>",
+    );
+    hardware::import_at(&d, parse(&xml, &ContainerKey::None).unwrap(), NOW).await.unwrap();
+    hardware::assign(&d, "987654321", &subject).await.unwrap();
+    let m = HardwareTokenMethod::new(d.clone(), Windows::default());
+    let token = || async { d.authenticators().get_by_serial("987654321").await.unwrap().unwrap() };
+    let code = |c: u64| hotp(SEED, c, 8, HashAlgorithm::Sha1);
+    assert!(!m.verify(&token().await, &code(0), NOW).await.unwrap(), "not yet valid");
+    assert!(m.verify(&token().await, &code(0), 1_900_000_000).await.unwrap());
+    assert!(!m.verify(&token().await, &code(1), 1_930_000_000).await.unwrap(), "expired");
+}
+
+#[tokio::test]
+async fn files_that_cannot_be_imported_whole_write_nothing() {
+    let (d, _t) = directory().await;
+    // RFC 6030 Figure 10: its keys expired in 2006.
+    let fig10 = fixture("rfc6030-figure10.xml");
+    let expired = hardware::import_at(&d, parse(&fig10, &ContainerKey::None).unwrap(), NOW).await;
+    assert!(
+        matches!(&expired, Err(TokenAdminError::Expired { serial, expired }) if serial == "654321" && expired == "2006-05-31T00:00:00Z"),
+        "{expired:?}"
+    );
+    // In its own time, its device 9999999 still carries two keys: one token, one key.
+    let in_march_2006 = 1_141_948_800;
+    let shared = hardware::import_at(&d, parse(&fig10, &ContainerKey::None).unwrap(), in_march_2006).await;
+    assert!(matches!(&shared, Err(TokenAdminError::DuplicateInFile(s)) if s == "9999999"), "{shared:?}");
+    assert!(d.authenticators().list_all().await.unwrap().is_empty());
+    // Without the second key of that device, the whole file comes in.
+    let start = fig10.rfind("<KeyPackage>").unwrap();
+    let end = fig10.rfind("</KeyPackage>").unwrap() + "</KeyPackage>".len();
+    let three = format!("{}{}", &fig10[..start], &fig10[end..]);
+    let imported = hardware::import_at(&d, parse(&three, &ContainerKey::None).unwrap(), in_march_2006).await.unwrap();
+    let serials: Vec<_> = imported.iter().map(|t| t.serial.clone().unwrap()).collect();
+    assert_eq!(serials, vec!["654321", "123456", "9999999"]);
+    let params: TokenParams = serde_json::from_value(imported[2].params.clone()).unwrap();
+    assert_eq!((params.not_before, params.not_after), (Some(1_141_171_200), Some(1_143_763_200)));
+}
+
+#[tokio::test]
+async fn a_token_held_by_someone_is_not_moved_silently() {
+    let (d, _t) = directory().await;
+    let alice = professional(&d, "899700000016").await;
+    let bob = professional(&d, "899700000017").await;
+    hotp_token(&d, &alice).await;
+    let moved = hardware::assign(&d, "987654321", &bob).await;
+    assert!(matches!(moved, Err(TokenAdminError::AlreadyAssigned { .. })), "{moved:?}");
+    hardware::assign(&d, "987654321", &alice).await.unwrap();
+    hardware::unassign(&d, "987654321").await.unwrap();
+    hardware::assign(&d, "987654321", &bob).await.unwrap();
+    let t = d.authenticators().get_by_serial("987654321").await.unwrap().unwrap();
+    assert_eq!((t.subject.as_deref(), t.active), (Some(bob.as_str()), true));
+    let unknown = hardware::assign(&d, "nope", &bob).await;
+    assert!(matches!(unknown, Err(TokenAdminError::UnknownSerial(_))));
 }

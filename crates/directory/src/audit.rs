@@ -68,6 +68,8 @@ pub struct AuditQuery {
     pub after_id: Option<i64>,
     /// Default 100, at most 1000.
     pub limit: Option<u64>,
+    /// Newest first (then `after_id` is ignored): for "what happened lately" views.
+    pub newest_first: bool,
 }
 
 /// The result of checking the whole chain.
@@ -141,18 +143,12 @@ impl<'a> AuditLog<'a> {
         if let Some(to) = q.to {
             select = select.filter(Column::At.lte(to));
         }
-        if let Some(after) = q.after_id {
+        if let (Some(after), false) = (q.after_id, q.newest_first) {
             select = select.filter(Column::Id.gt(after));
         }
         let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        select
-            .order_by_asc(Column::Id)
-            .limit(limit)
-            .all(&self.inner.db)
-            .await?
-            .into_iter()
-            .map(to_record_fields)
-            .collect()
+        select = if q.newest_first { select.order_by_desc(Column::Id) } else { select.order_by_asc(Column::Id) };
+        select.limit(limit).all(&self.inner.db).await?.into_iter().map(to_record_fields).collect()
     }
 
     /// Walks the whole chain from the first record, recomputing every hash.

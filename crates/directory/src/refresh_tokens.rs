@@ -111,6 +111,11 @@ impl<'a> RefreshTokens<'a> {
         self.revoke_where(Column::Subject, subject, now).await
     }
 
+    /// Revokes every token issued to a client (the client is removed or compromised).
+    pub async fn revoke_client(&self, client_id: &str, now: i64) -> Result<u64, DirectoryError> {
+        self.revoke_where(Column::ClientId, client_id, now).await
+    }
+
     /// Deletes expired tokens; returns how many.
     pub async fn purge_expired(&self, now: i64) -> Result<u64, DirectoryError> {
         let res = Entity::delete_many().filter(Column::ExpiresAt.lte(now)).exec(&self.inner.db).await?;

@@ -10,6 +10,7 @@
 mod i18n;
 mod pages;
 pub mod wallet;
+pub mod wallet_sessions;
 mod wallet_texts;
 
 use std::sync::Arc;
@@ -42,6 +43,7 @@ pub struct LoginState {
     pub engine: Arc<AuthEngine>,
     pub enrolment: Arc<Enrolment>,
     pub store: Arc<dyn SessionStore>,
+    pub wallet_data: Arc<dyn wallet_sessions::WalletData>,
     pub clock: Clock,
 }
 
@@ -228,11 +230,16 @@ async fn submit_login(
             );
         }
     };
-    let (status, message) = match refusal {
-        Refusal::Invalid => (StatusCode::OK, t.invalid_credentials.to_owned()),
-        Refusal::Locked { retry_after } => (StatusCode::TOO_MANY_REQUESTS, locked_message(t, retry_after)),
+    let (status, message, retry) = match refusal {
+        Refusal::Invalid => (StatusCode::OK, t.invalid_credentials.to_owned(), None),
+        Refusal::Locked { retry_after } => {
+            (StatusCode::TOO_MANY_REQUESTS, locked_message(t, retry_after), Some(retry_after))
+        }
     };
-    page(status, login_again(&st, &interaction, &id, locale, &form.username, Message::Error(message)).await)
+    let mut r =
+        page(status, login_again(&st, &interaction, &id, locale, &form.username, Message::Error(message)).await);
+    with_retry_after(&mut r, retry);
+    r
 }
 
 /// What the page says besides the form: an error (`role=alert`) or a notice (`role=status`).
@@ -266,6 +273,13 @@ async fn login_again(
     .render_page()
 }
 
+/// RFC 6585: a 429 says when to come back.
+fn with_retry_after(r: &mut Response, seconds: Option<u64>) {
+    if let Some(v) = seconds.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
 fn locked_message(t: &Texts, retry_after: u64) -> String {
     let minutes = retry_after.div_ceil(60).max(1);
     format!("{} {minutes} {}", t.locked_prefix, t.locked_suffix)
@@ -285,6 +299,7 @@ async fn send_mail_otp(
         let message = Message::Error(t.mail_disabled.to_owned());
         return page(StatusCode::BAD_REQUEST, login_again(st, interaction, id, locale, &form.username, message).await);
     }
+    let mut retry = None;
     let (status, message) = match st.engine.send_mail_otp(cx, &form.username, &form.password).await {
         Ok(MailOtpAttempt::Sent(SendOutcome::Sent { masked_address, time, date, .. })) => (
             StatusCode::OK,
@@ -297,11 +312,15 @@ async fn send_mail_otp(
             (StatusCode::OK, Message::Error(t.mail_no_address.to_owned()))
         }
         Ok(MailOtpAttempt::Sent(SendOutcome::Throttled { retry_after })) => (
-            StatusCode::TOO_MANY_REQUESTS,
+            {
+                retry = Some(retry_after);
+                StatusCode::TOO_MANY_REQUESTS
+            },
             Message::Error(format!("{} {retry_after} {}", t.mail_throttled_prefix, t.mail_throttled_suffix)),
         ),
         Ok(MailOtpAttempt::Refused(Refusal::Invalid)) => (StatusCode::OK, Message::Error(t.mail_invalid.to_owned())),
         Ok(MailOtpAttempt::Refused(Refusal::Locked { retry_after })) => {
+            retry = Some(retry_after);
             (StatusCode::TOO_MANY_REQUESTS, Message::Error(locked_message(t, retry_after)))
         }
         Err(e) => {
@@ -311,7 +330,9 @@ async fn send_mail_otp(
             (status, Message::Error(t.unavailable.to_owned()))
         }
     };
-    page(status, login_again(st, interaction, id, locale, &form.username, message).await)
+    let mut r = page(status, login_again(st, interaction, id, locale, &form.username, message).await);
+    with_retry_after(&mut r, retry);
+    r
 }
 
 fn redirect(location: &str, session_cookie: Option<&str>, secure: bool) -> Response {

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::i18n::texts;
 use crate::pages::render_or_fallback;
+use crate::wallet_sessions::{ActivityRow, SessionRow, activity_row, browser_name, method_label, when};
 use crate::wallet_texts::{WalletTexts, wallet_texts};
 use crate::{LoginState, page};
 
@@ -48,6 +49,8 @@ pub fn router(state: LoginState) -> Router {
         .route("/wallet/totp/{id}/activate", post(activate_totp))
         .route("/wallet/authenticators/{id}/remove", post(remove))
         .route("/wallet/logout", post(logout))
+        .route("/wallet/sessions/{sid}/end", post(end_one))
+        .route("/wallet/sessions/end-all", post(end_all))
         .with_state(state)
 }
 
@@ -242,6 +245,8 @@ struct WalletPage<'a> {
     w: &'static WalletTexts,
     session: &'a WalletSession,
     authenticators: Vec<AuthenticatorRow>,
+    sessions: Vec<SessionRow>,
+    activity: Vec<ActivityRow>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -265,13 +270,6 @@ struct AuthenticatorRow {
     active: bool,
     created: String,
     last_used: String,
-}
-
-fn when(at: Option<i64>) -> String {
-    at.and_then(|t| jiff::Timestamp::from_second(t).ok())
-        .map(|ts| ts.to_zoned_datetime(jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC)))
-        .map(|z| z.strftime("%d/%m/%Y %H:%M").to_string())
-        .unwrap_or_else(|| "—".to_owned())
 }
 
 fn rows(w: &'static WalletTexts, list: Vec<AuthenticatorView>) -> Vec<AuthenticatorRow> {
@@ -301,10 +299,52 @@ async fn render_home(
         Ok(l) => l,
         Err(_) => return unavailable(session.locale),
     };
-    let html = render_or_fallback(
-        WalletPage { t: texts(session.locale), w, session, authenticators: rows(w, list), notice, error }.render(),
-    );
-    page(StatusCode::OK, html)
+    let Ok(sessions) = session_rows(st, session, w).await else {
+        return unavailable(session.locale);
+    };
+    let Ok(history) = st.wallet_data.recent_activity(&session.subject, 40).await else {
+        return unavailable(session.locale);
+    };
+    let activity = history.iter().filter_map(|e| activity_row(w, e)).take(20).collect();
+    let page_data = WalletPage {
+        t: texts(session.locale),
+        w,
+        session,
+        authenticators: rows(w, list),
+        sessions,
+        activity,
+        notice,
+        error,
+    };
+    page(StatusCode::OK, render_or_fallback(page_data.render()))
+}
+
+async fn session_rows(
+    st: &LoginState,
+    current: &WalletSession,
+    w: &'static WalletTexts,
+) -> Result<Vec<SessionRow>, ()> {
+    let now = (st.clock)();
+    let live = st.provider.sessions().list_for_subject(&current.subject, now).await.map_err(|_| ())?;
+    let mut rows = Vec::with_capacity(live.len());
+    for s in live {
+        let mut services = Vec::new();
+        for c in s.clients.iter().filter(|c| c.client_id != WALLET_CLIENT_ID) {
+            services.push(st.provider.client_display_name(&c.client_id).await.unwrap_or_else(|| c.client_id.clone()));
+        }
+        let mut methods: Vec<&str> = s.methods.iter().map(|m| method_label(w, m)).collect();
+        methods.dedup();
+        rows.push(SessionRow {
+            current: s.sid == current.sid,
+            started: when(Some(s.created_at)),
+            methods: methods.join(" + "),
+            source_ip: s.source_ip.clone().unwrap_or_else(|| "—".into()),
+            browser: browser_name(s.user_agent.as_deref()),
+            services: if services.is_empty() { "—".into() } else { services.join(", ") },
+            sid: s.sid,
+        });
+    }
+    Ok(rows)
 }
 
 async fn home(State(st): State<LoginState>, Query(q): Query<LangQuery>, headers: HeaderMap) -> Response {
@@ -410,6 +450,59 @@ async fn remove(State(st): State<LoginState>, Path(id): Path<String>, headers: H
     }
 }
 
+/// «Déconnecter cette session»: ends one of the professional's sessions (never someone else's).
+async fn end_one(State(st): State<LoginState>, Path(sid): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let (handle, session, _) = match checked(&st, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = (st.clock)();
+    let owned = match st.provider.sessions().get(&sid, now).await {
+        Ok(found) => found.is_some_and(|s| s.subject == session.subject),
+        Err(_) => return unavailable(session.locale),
+    };
+    let w = wallet_texts(session.locale);
+    if !owned {
+        return render_home(&st, &session, None, Some(w.not_found.to_owned())).await;
+    }
+    if st.provider.end_session(&sid, "wallet", now).await.is_err() {
+        return unavailable(session.locale);
+    }
+    if sid == session.sid {
+        return signed_out(&st, &handle, session.locale).await;
+    }
+    render_home(&st, &session, Some(w.session_ended.to_owned()), None).await
+}
+
+/// «Me déconnecter partout»: every session of the professional ends, this one included.
+async fn end_all(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -> Response {
+    let (handle, session, _) = match checked(&st, &headers, &body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let now = (st.clock)();
+    let Ok(all) = st.provider.sessions().list_for_subject(&session.subject, now).await else {
+        return unavailable(session.locale);
+    };
+    for s in all {
+        if st.provider.end_session(&s.sid, "wallet_everywhere", now).await.is_err() {
+            return unavailable(session.locale);
+        }
+    }
+    signed_out(&st, &handle, session.locale).await
+}
+
+/// Closes the wallet session and shows the signed-out page.
+async fn signed_out(st: &LoginState, handle: &str, locale: Locale) -> Response {
+    let _ = st.store.delete(&session_key(handle)).await;
+    let secure = st.provider.config().secure_cookies;
+    let html = oidc_core::http::Pages::logged_out(&crate::HtmlPages, locale);
+    let mut r = page(StatusCode::OK, html);
+    r.headers_mut().append(header::SET_COOKIE, wallet_cookie("", secure, true));
+    oidc_core::http::cookies::set(r.headers_mut(), &oidc_core::http::cookies::clear_session_cookie(secure));
+    r
+}
+
 /// Signs out: the SSO session ends (and with it every token issued under it).
 async fn logout(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -> Response {
     let (handle, session, _) = match checked(&st, &headers, &body).await {
@@ -420,11 +513,5 @@ async fn logout(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -
     if st.provider.end_session(&session.sid, "wallet", now).await.is_err() {
         return unavailable(session.locale);
     }
-    let _ = st.store.delete(&session_key(&handle)).await;
-    let secure = st.provider.config().secure_cookies;
-    let html = oidc_core::http::Pages::logged_out(&crate::HtmlPages, session.locale);
-    let mut r = page(StatusCode::OK, html);
-    r.headers_mut().append(header::SET_COOKIE, wallet_cookie("", secure, true));
-    oidc_core::http::cookies::set(r.headers_mut(), &oidc_core::http::cookies::clear_session_cookie(secure));
-    r
+    signed_out(&st, &handle, session.locale).await
 }

@@ -23,6 +23,8 @@ pub struct ProviderConfig {
     pub acr_levels: Vec<String>,
     /// Cookies are `Secure` when the issuer is https.
     pub secure_cookies: bool,
+    /// The strongest `acr` the configured authentication methods can reach (None: no cap).
+    pub reachable_acr: Option<String>,
     /// Algorithm of the JWT access tokens (ID tokens use each client's registered one).
     pub access_token_alg: SigningAlg,
     /// How far in the future a client assertion's `exp` may be (seconds).
@@ -46,6 +48,7 @@ impl ProviderConfig {
             acr_levels: vec!["eidas1".into(), "eidas2".into(), "eidas3".into()],
             max_assertion_lifetime: 300,
             access_token_alg: SigningAlg::ES256,
+            reachable_acr: None,
         })
     }
 

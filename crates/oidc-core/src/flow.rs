@@ -185,12 +185,18 @@ impl Provider {
             Some(c) => self.sessions.from_cookie(c, now).await?,
             None => None,
         };
-        let required_rank = required_acr_rank(&request, &self.config.acr_levels);
+        // A level no configured method can reach is capped at the strongest one that can: asking
+        // again could only produce the same result (acr_values is a voluntary request).
+        let reachable = self.config.reachable_acr.as_deref().and_then(|a| self.config.acr_rank(a));
+        let required_rank = match (required_acr_rank(&request, &self.config.acr_levels), reachable) {
+            (Some(r), Some(max)) => Some(r.min(max)),
+            (r, _) => r,
+        };
         let needs_login = match &session {
             None => true,
             Some(s) => {
                 request.prompt_login
-                    || request.max_age.is_some_and(|max| now.saturating_sub(s.auth_time) > max)
+                    || request.max_age.is_some_and(|max| max == 0 || now.saturating_sub(s.auth_time) > max)
                     || required_rank.is_some_and(|r| self.config.acr_rank(&s.acr).is_none_or(|have| have < r))
                     || request.hinted_subject.as_ref().is_some_and(|h| *h != s.subject)
             }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::client_auth::ClientCredentials;
-use crate::error::{EndpointError, ErrorCode, OAuthError};
+use crate::error::{EndpointError, OAuthError};
 use crate::grants::RefreshGrant;
 use crate::provider::{AuditEntry, Provider};
 use crate::token::{AccessTokenClaims, revoked_grant_key, revoked_token_key};
@@ -166,7 +166,11 @@ impl Provider {
             let found = if as_refresh {
                 self.live_refresh_token(token, now).await?.map(|g| self.describe_refresh(g))
             } else {
-                self.live_access_token(token, now).await?.map(describe_access)
+                match self.live_access_token(token, now).await? {
+                    // A token of a client that was removed since is no longer honoured.
+                    Some(at) if self.client(&at.client_id).await?.is_some() => Some(describe_access(at)),
+                    _ => None,
+                }
             };
             if let Some(found) = found {
                 let owner = found.client_id.as_deref().unwrap_or_default();
@@ -224,12 +228,6 @@ impl Provider {
     ) -> Result<(), EndpointError> {
         let client = self.authenticate_client(creds, true, now).await?;
         let token = params.token.as_deref().ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        if let Some(hint) = params.token_type_hint.as_deref()
-            && hint != "access_token"
-            && hint != "refresh_token"
-        {
-            return Err(OAuthError::new(ErrorCode::UnsupportedTokenType, "unsupported token_type_hint").into());
-        }
         if let Some(grant) = self.live_refresh_token(token, now).await? {
             if grant.client_id == client.client_id {
                 self.revoke_grant(&grant.grant_id, now).await?;

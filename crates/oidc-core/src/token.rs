@@ -112,7 +112,10 @@ struct Issue<'a> {
     subject: &'a str,
     sid: &'a str,
     grant_id: &'a str,
+    /// What the tokens issued now carry.
     context: &'a GrantContext,
+    /// What the new refresh token carries (the whole grant, even when `context` is narrower).
+    grant_context: &'a GrantContext,
     /// `Some(expiry)` to add a refresh token to the response.
     refresh_expiry: Option<i64>,
 }
@@ -147,33 +150,17 @@ impl Provider {
         if code.is_empty() || code.len() > 128 {
             return Err(OAuthError::invalid_grant("invalid authorization code").into());
         }
-        let previous = self.store.swap_existing(&code_key(code), CODE_REDEEMED, CODE_REPLAY_WINDOW).await?;
-        let Some(bytes) = previous else {
+        let key = code_key(code);
+        let Some(bytes) = self.store.get(&key).await? else {
             return Err(OAuthError::invalid_grant("invalid or expired authorization code").into());
         };
         let grant_id = grant_id_for_code(code);
         if let Some(rest) = bytes.strip_prefix(CODE_REDEEMED) {
-            // A stolen code is being replayed: what it gave is revoked, and the session it came
-            // from ends, with a logout to every relying party.
-            self.revoke_grant(&grant_id, now).await?;
-            let sid = std::str::from_utf8(rest).ok().and_then(|r| r.strip_prefix(':')).filter(|s| !s.is_empty());
-            if let Some(sid) = sid {
-                self.end_session(sid, "code_replay", now).await?;
-            }
-            self.audit(
-                AuditEntry::new("code_replay", "revoked")
-                    .client(&client.client_id)
-                    .details(serde_json::json!({ "grant": grant_id, "sid": sid })),
-            )
-            .await;
-            return Err(OAuthError::invalid_grant(
-                "authorization code already used; tokens issued from it are revoked",
-            )
-            .into());
+            return Err(self.code_replayed(client, &grant_id, rest, now).await);
         }
         let record: CodeRecord = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
-        let marker = [CODE_REDEEMED, b":", record.sid.as_bytes()].concat();
-        self.store.put(&code_key(code), &marker, CODE_REPLAY_WINDOW).await?;
+        // Checked before the code is consumed: a request that does not match the authorization
+        // (another client, redirect URI or PKCE verifier) must not burn the legitimate client's code.
         if record.expires_at <= now {
             return Err(OAuthError::invalid_grant("authorization code expired").into());
         }
@@ -184,6 +171,16 @@ impl Provider {
             return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
         }
         check_pkce(record.code_challenge.as_deref(), params.code_verifier.as_deref())?;
+        // Single use: of concurrent redemptions, only one swaps out the record it checked.
+        let marker = [CODE_REDEEMED, b":", record.sid.as_bytes()].concat();
+        match self.store.swap_existing(&key, &marker, CODE_REPLAY_WINDOW).await? {
+            Some(previous) if previous == bytes => {}
+            Some(previous) => {
+                let rest = previous.strip_prefix(CODE_REDEEMED).unwrap_or_default();
+                return Err(self.code_replayed(client, &grant_id, rest, now).await);
+            }
+            None => return Err(OAuthError::invalid_grant("invalid or expired authorization code").into()),
+        }
         let session = self.sessions.get(&record.sid, now).await?;
         let Some(session) = session else {
             return Err(OAuthError::invalid_grant("the session behind this code has ended").into());
@@ -207,6 +204,7 @@ impl Provider {
             sid: &record.sid,
             grant_id: &grant_id,
             context: &context,
+            grant_context: &context,
             refresh_expiry,
         };
         let response = self.issue_tokens(&issue, now).await?;
@@ -218,6 +216,30 @@ impl Provider {
         )
         .await;
         Ok(response)
+    }
+
+    /// A code used a second time: it was stolen, or intercepted and raced. What it gave is
+    /// revoked, and the session it came from ends, with a logout to every relying party.
+    async fn code_replayed(&self, client: &Client, grant_id: &str, marker_rest: &[u8], now: i64) -> EndpointError {
+        let sid = std::str::from_utf8(marker_rest).ok().and_then(|r| r.strip_prefix(':')).filter(|s| !s.is_empty());
+        let outcome = async {
+            self.revoke_grant(grant_id, now).await?;
+            if let Some(sid) = sid {
+                self.end_session(sid, "code_replay", now).await?;
+            }
+            Ok::<(), ProviderError>(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            return e.into();
+        }
+        self.audit(
+            AuditEntry::new("code_replay", "revoked")
+                .client(&client.client_id)
+                .details(serde_json::json!({ "grant": grant_id, "sid": sid })),
+        )
+        .await;
+        OAuthError::invalid_grant("authorization code already used; tokens issued from it are revoked").into()
     }
 
     async fn refresh_grant(
@@ -232,11 +254,24 @@ impl Provider {
             return Err(OAuthError::invalid_grant("invalid refresh token").into());
         }
         let hash = sha256_hex(token.as_bytes());
-        // Checked before consuming: another client presenting this token must not burn it.
-        match self.grants.get(&hash).await? {
-            Some(g) if g.client_id == client.client_id => {}
+        // Checked before consuming: another client presenting this token, or a request the grant
+        // cannot honour, must not burn it.
+        let granted_scopes = match self.grants.get(&hash).await? {
+            Some(g) if g.client_id == client.client_id => g.context.scopes,
             _ => return Err(OAuthError::invalid_grant("invalid refresh token").into()),
-        }
+        };
+        let narrowed: Option<Vec<String>> = match params.scope.as_deref() {
+            None => None,
+            Some(scope) => {
+                let asked: Vec<&str> = split_spaces(scope).collect();
+                if asked.iter().any(|s| !granted_scopes.iter().any(|g| g == s)) {
+                    return Err(
+                        OAuthError::new(ErrorCode::InvalidScope, "a refresh may not widen the granted scope").into()
+                    );
+                }
+                Some(granted_scopes.iter().filter(|g| asked.contains(&g.as_str())).cloned().collect())
+            }
+        };
         let grant = match self.grants.consume(&hash, now).await? {
             ConsumeResult::Consumed(g) => g,
             ConsumeResult::Reused(g) => {
@@ -260,15 +295,11 @@ impl Provider {
         };
         self.ensure_active(&grant.subject).await?;
 
+        // RFC 6749 6: a narrower scope applies to the tokens issued now; the new refresh token
+        // keeps the scope of the one it replaces.
         let mut context = grant.context.clone();
-        if let Some(scope) = params.scope.as_deref() {
-            let asked: Vec<&str> = split_spaces(scope).collect();
-            if asked.iter().any(|s| !context.scopes.iter().any(|g| g == s)) {
-                return Err(
-                    OAuthError::new(ErrorCode::InvalidScope, "a refresh may not widen the granted scope").into()
-                );
-            }
-            context.scopes.retain(|s| asked.contains(&s.as_str()));
+        if let Some(scopes) = narrowed {
+            context.scopes = scopes;
         }
         let refresh_expiry = Some((now + self.config.refresh_token_ttl).min(session.expires_at));
         let issue = Issue {
@@ -277,6 +308,7 @@ impl Provider {
             sid: &grant.sid,
             grant_id: &grant.grant_id,
             context: &context,
+            grant_context: &grant.context,
             refresh_expiry,
         };
         let response = self.issue_tokens(&issue, now).await?;
@@ -359,7 +391,7 @@ impl Provider {
                     client_id: issue.client.client_id.clone(),
                     subject: issue.subject.to_owned(),
                     sid: issue.sid.to_owned(),
-                    context: issue.context.clone(),
+                    context: issue.grant_context.clone(),
                     created_at: now,
                     expires_at,
                     consumed_at: None,

@@ -250,3 +250,35 @@ impl DeliveryLog for DirectoryAdapter {
             .collect())
     }
 }
+
+#[async_trait]
+impl login_ui::wallet_sessions::WalletData for DirectoryAdapter {
+    async fn recent_activity(
+        &self,
+        subject: &str,
+        limit: u64,
+    ) -> Result<Vec<login_ui::wallet_sessions::ActivityEntry>, login_ui::wallet_sessions::WalletDataError> {
+        let query = directory::AuditQuery {
+            subject: Some(subject.to_owned()),
+            limit: Some(limit),
+            newest_first: true,
+            ..Default::default()
+        };
+        let records = self
+            .directory
+            .audit()
+            .query(query)
+            .await
+            .map_err(|e| login_ui::wallet_sessions::WalletDataError(e.to_string()))?;
+        Ok(records
+            .into_iter()
+            .map(|r| login_ui::wallet_sessions::ActivityEntry {
+                at: r.at,
+                event: r.event,
+                outcome: r.outcome,
+                source_ip: r.source_ip,
+                client_id: r.client_id,
+            })
+            .collect())
+    }
+}

@@ -2,7 +2,7 @@
 //! the tests alike (real listener, real storage).
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use directory::{DataKey, Directory, DirectoryError};
 use oidc_core::backchannel::{BackchannelSettings, Notifier};
-use oidc_core::http::{Clock, ProtocolState};
+use oidc_core::http::{ClientIp, Clock, ProtocolState};
 use oidc_core::keys::{KeyError, KeyRing};
 use oidc_core::{Provider, ProviderDeps};
 use session_store::{MemoryStore, RedisStore, SessionStore, StoreError};
@@ -73,6 +73,13 @@ pub fn install_crypto_provider() {
 pub fn master_key(config: &Config) -> Result<DataKey, BuildError> {
     if !config.master_key.is_empty() {
         return DataKey::from_base64(config.master_key.trim()).map_err(|e| BuildError::MasterKey(e.to_string()));
+    }
+    if !config.database_url.is_empty() {
+        // A shared database is read by several nodes and by operators' commands: a key made up
+        // here would encrypt with a key nobody else has.
+        return Err(BuildError::MasterKey(
+            "master_key (CADUCEE_MASTER_KEY) is required with database_url: every node and every command must use the same key".into(),
+        ));
     }
     let path = config.data_dir.join("master.key");
     ensure_dir(&config.data_dir)?;
@@ -254,16 +261,6 @@ impl App {
             clock.clone(),
         )
         .map_err(|e| BuildError::Wallet(format!("back-channel logout client: {e}")))?;
-        let provider = Arc::new(Provider::new(ProviderDeps {
-            config: config.provider_config()?,
-            keys: keys.clone(),
-            store: store.clone(),
-            clients: adapter.clone(),
-            accounts: adapter.clone(),
-            grants: adapter.clone(),
-            audit: adapter,
-            notifier: Some(notifier),
-        })?);
         let login = &config.login;
         let settings = EngineSettings {
             lockout: LockoutPolicy {
@@ -284,6 +281,18 @@ impl App {
             );
         }
         let engine = Arc::new(AuthEngine::new(directory.clone(), store.clone(), settings).with_mail_otp(mail));
+        let mut provider_config = config.provider_config()?;
+        provider_config.reachable_acr = Some(engine.strongest_acr().to_owned());
+        let provider = Arc::new(Provider::new(ProviderDeps {
+            config: provider_config,
+            keys: keys.clone(),
+            store: store.clone(),
+            clients: adapter.clone(),
+            accounts: adapter.clone(),
+            grants: adapter.clone(),
+            audit: adapter,
+            notifier: Some(notifier),
+        })?);
         Ok(App { config, directory, store, keys, provider, engine, clock })
     }
 
@@ -299,15 +308,18 @@ impl App {
             engine: self.engine.clone(),
             enrolment: Arc::new(Enrolment::new(self.directory.clone(), self.config.login.totp_issuer.clone())),
             store: self.store.clone(),
+            wallet_data: Arc::new(DirectoryAdapter { directory: self.directory.clone(), clock: self.clock.clone() }),
             clock: self.clock.clone(),
         });
         let health = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readiness))
             .with_state(self.clone());
+        let trusted = Arc::new(self.config.trusted_proxies.clone());
         protocol
             .merge(login)
             .merge(health)
+            .layer(axum::middleware::from_fn_with_state(trusted, client_ip))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
             .layer(TraceLayer::new_for_http())
     }
@@ -357,6 +369,40 @@ impl App {
     }
 }
 
+/// Establishes the client's address: the connection's peer, or, when the peer is a trusted
+/// proxy, the last `X-Forwarded-For` entry that is not itself a trusted proxy.
+async fn client_ip(
+    State(trusted): State<Arc<Vec<IpAddr>>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(axum::extract::ConnectInfo(peer)) = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>()
+    {
+        let ip = forwarded_client(peer.ip(), request.headers().get("x-forwarded-for"), &trusted);
+        request.extensions_mut().insert(ClientIp(ip));
+    }
+    next.run(request).await
+}
+
+fn forwarded_client(peer: IpAddr, header: Option<&axum::http::HeaderValue>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let Some(list) = header.and_then(|h| h.to_str().ok()) else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in list.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => client = ip,
+            Ok(ip) => return ip,
+            // A malformed entry: stop at what is known for sure.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
 /// 200 when the session store and the database answer, 503 otherwise (load balancers stop
 /// sending traffic to a node that would only refuse logins).
 async fn readiness(State(app): State<App>) -> Response {
@@ -368,6 +414,22 @@ async fn readiness(State(app): State<App>) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_from_trusted_proxies_only() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let header = axum::http::HeaderValue::from_static("198.51.100.7, 203.0.113.9, 10.0.0.1");
+        let client = |peer: &str, trusted: &[IpAddr]| forwarded_client(peer.parse().unwrap(), Some(&header), trusted);
+        assert_eq!(client("10.0.0.1", &[proxy]), "203.0.113.9".parse::<IpAddr>().unwrap(), "rightmost untrusted hop");
+        assert_eq!(
+            client("192.0.2.1", &[proxy]),
+            "192.0.2.1".parse::<IpAddr>().unwrap(),
+            "untrusted peer: header ignored"
+        );
+        assert_eq!(client("10.0.0.1", &[]), "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
     #[test]
     fn tls_clients_can_be_built_once_the_provider_is_chosen() {
         super::install_crypto_provider();

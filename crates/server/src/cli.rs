@@ -1,5 +1,5 @@
 //! The `caducee` command line: serve, migrate, and the operators' commands on clients,
-//! professionals, TOTP apps and signing keys. Documented in docs/cli.md.
+//! professionals, TOTP apps, OTP tokens and signing keys. Documented in docs/cli.md.
 
 use std::io::{BufRead as _, Read as _};
 use std::path::PathBuf;
@@ -339,7 +339,9 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
             if !directory.clients().delete(&client_id).await? {
                 bail!("no client {client_id}");
             }
-            println!("removed {client_id}");
+            // Its refresh tokens die with it; its access tokens are refused since the client is gone.
+            let revoked = directory.refresh_tokens().revoke_client(&client_id, now()).await?;
+            println!("removed {client_id} ({revoked} refresh token(s) revoked)");
         }
         ClientCommand::RotateSecret { client_id } => {
             let r = directory.clients().get(&client_id).await?.with_context(|| format!("no client {client_id}"))?;
@@ -407,7 +409,7 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
 }
 
 fn read_password_stdin() -> anyhow::Result<String> {
-    let mut line = String::new();
+    let mut line = zeroize::Zeroizing::new(String::new());
     std::io::stdin().lock().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
@@ -566,7 +568,7 @@ async fn totp_enroll(config: Config, national_id: &str) -> anyhow::Result<()> {
 }
 
 fn parse_hex(text: &str) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
-    let clean: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let clean = zeroize::Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect::<String>());
     if !clean.len().is_multiple_of(2) || !clean.chars().all(|c| c.is_ascii_hexdigit()) {
         bail!("the pre-shared key must be hexadecimal");
     }
@@ -583,11 +585,14 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
     let directory = open_directory(&config).await?;
     match command {
         TokenCommand::Import { file, preshared_key_file, passphrase_stdin } => {
-            let xml = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            // Plain containers hold the seeds in clear: wipe the text once parsed.
+            let xml = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?,
+            );
             let unlock = match (preshared_key_file, passphrase_stdin) {
-                (Some(path), _) => ContainerKey::PreShared(parse_hex(
-                    &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-                )?),
+                (Some(path), _) => ContainerKey::PreShared(parse_hex(&zeroize::Zeroizing::new(
+                    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+                ))?),
                 (None, true) => ContainerKey::Passphrase(zeroize::Zeroizing::new(read_password_stdin()?)),
                 (None, false) => ContainerKey::None,
             };
@@ -610,7 +615,7 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
             println!("token {serial} unassigned");
         }
         TokenCommand::List => {
-            for t in directory.authenticators().list_all().await? {
+            for t in directory.authenticators().list_all().await?.into_iter().filter(hardware::is_token) {
                 let Some(serial) = &t.serial else { continue };
                 let holder = match &t.subject {
                     Some(s) => directory
@@ -636,8 +641,10 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Rotate => {
             let ring = KeyRing::load_or_init(adapter, now()).await?;
             let provider = config.provider_config()?;
-            // Running nodes keep signing with the old key until their next reload.
-            let publish_for = provider.max_signed_token_lifetime() + i64::try_from(KEY_RELOAD_INTERVAL.as_secs())? + 60;
+            // Running nodes keep signing with the old key until their next reload; and an ID token
+            // it signed may come back as id_token_hint as long as its session lives.
+            let longest = provider.max_signed_token_lifetime().max(provider.session_ttl);
+            let publish_for = longest + i64::try_from(KEY_RELOAD_INTERVAL.as_secs())? + 60;
             for kid in ring.rotate(now(), publish_for).await? {
                 println!("new signing key {kid}");
             }

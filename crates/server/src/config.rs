@@ -29,6 +29,9 @@ pub struct Config {
     pub master_key: String,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed (e.g. `["127.0.0.1"]`).
+    /// Empty: the connection's peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub tokens: TokenSettings,
     pub session: SessionSettings,
     pub login: LoginSettings,
@@ -116,6 +119,7 @@ impl Default for Config {
             redis_prefix: "caducee:".into(),
             master_key: String::new(),
             log_format: LogFormat::Text,
+            trusted_proxies: Vec::new(),
             tokens: TokenSettings {
                 code_ttl: 60,
                 access_token_ttl: 300,
@@ -172,7 +176,8 @@ impl Config {
             None if Path::new("caducee.toml").exists() => figment = figment.merge(Toml::file("caducee.toml")),
             None => {}
         }
-        let config: Config = figment.merge(Env::prefixed("CADUCEE_").split("__")).extract().map_err(Box::new)?;
+        let config: Config =
+            figment.merge(Env::prefixed("CADUCEE_").ignore(&["config"]).split("__")).extract().map_err(Box::new)?;
         config.validate()?;
         Ok(config)
     }
@@ -181,6 +186,12 @@ impl Config {
         let url = url::Url::parse(&self.issuer).map_err(|e| ConfigError::Invalid(format!("issuer: {e}")))?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(ConfigError::Invalid("issuer must not have a query or fragment".into()));
+        }
+        if !matches!(url.path(), "" | "/") {
+            // Every endpoint is served at the root of the host.
+            return Err(ConfigError::Invalid(
+                "issuer must be an origin without a path, e.g. https://auth.example".into(),
+            ));
         }
         let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
@@ -210,6 +221,18 @@ impl Config {
         }
         if self.login.max_failures == 0 {
             return Err(ConfigError::Invalid("login.max_failures must be at least 1".into()));
+        }
+        for (name, v) in [
+            ("login.failure_window", self.login.failure_window),
+            ("login.base_lock", self.login.base_lock),
+            ("login.max_lock", self.login.max_lock),
+            ("mail.account_window", self.mail.account_window),
+            ("mail.address_window", self.mail.address_window),
+            ("mail.max_per_address", self.mail.max_per_address),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
         }
         Ok(())
     }
@@ -269,11 +292,28 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_config_file_variable_is_not_a_setting() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("other.toml", "issuer = \"https://idp.example\"\n")?;
+            jail.set_env("CADUCEE_CONFIG", "other.toml");
+            let c = Config::load(Some(Path::new("other.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.issuer, "https://idp.example");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unsafe_settings_are_refused() {
         let mut c = Config { issuer: "http://idp.example".into(), ..Config::default() };
         assert!(c.validate().is_err());
         c.issuer = "https://idp.example".into();
         c.tokens.access_token_alg = "HS256".into();
         assert!(c.validate().is_err());
+        let mut c = Config { issuer: "https://idp.example/auth".into(), ..Config::default() };
+        assert!(c.validate().is_err(), "an issuer with a path");
+        c.issuer = "https://idp.example".into();
+        c.login.failure_window = 0;
+        assert!(c.validate().is_err(), "a zero window");
     }
 }

@@ -55,6 +55,8 @@ pub async fn audit_append_and_query(ctx: &Ctx) {
     let page2 =
         audit.query(AuditQuery { limit: Some(2), after_id: Some(page1[1].id), ..Default::default() }).await.unwrap();
     assert_eq!(page1.iter().chain(&page2).map(|r| r.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    let latest = audit.query(AuditQuery { limit: Some(2), newest_first: true, ..Default::default() }).await.unwrap();
+    assert_eq!(latest.iter().map(|r| r.id).collect::<Vec<_>>(), [5, 4]);
 
     let v = audit.verify().await.unwrap();
     assert_eq!((v.records, v.first_bad_id), (5, None));

@@ -59,12 +59,16 @@ pub async fn refresh_tokens_lifecycle(ctx: &Ctx) {
     assert_eq!(rts.revoke_subject("sub-2", 1900).await.unwrap(), 1);
     assert_eq!(rts.revoke_subject("sub-3", 1900).await.unwrap(), 1);
     assert!(matches!(rts.consume(&sha256_hex(b"d"), 1950).await.unwrap(), ConsumeOutcome::Revoked(_)));
+    let other_client = RefreshTokenRecord { client_id: "rp-b".into(), ..refresh("e", "g6", "s5", "sub-4", 5000) };
+    rts.insert(other_client).await.unwrap();
+    assert_eq!(rts.revoke_client("rp-b", 1960).await.unwrap(), 1, "only that client's tokens");
+    assert!(matches!(rts.consume(&sha256_hex(b"e"), 1970).await.unwrap(), ConsumeOutcome::Revoked(_)));
 
     // t1 and t2 expire at 2000; everything else at 5000.
     assert_eq!(rts.purge_expired(2000).await.unwrap(), 2);
     assert!(rts.get(&t1.token_hash).await.unwrap().is_none());
     assert!(rts.get(&t3.token_hash).await.unwrap().is_some());
-    assert_eq!(rts.purge_expired(5000).await.unwrap(), 5);
+    assert_eq!(rts.purge_expired(5000).await.unwrap(), 6);
 }
 
 pub async fn refresh_consume_concurrent_single_winner(ctx: &Ctx) {

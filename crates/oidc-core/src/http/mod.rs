@@ -77,21 +77,39 @@ pub fn router(state: ProtocolState) -> Router {
         .with_state(state)
 }
 
+/// The caller's address as the server established it (behind trusted proxies, from
+/// `X-Forwarded-For`); when absent, the peer address of the connection is used.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
 /// Who is calling, for audit and for the professional's view of their sessions.
 impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let source_ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        let source_ip = match parts.extensions.get::<ClientIp>() {
+            Some(ClientIp(ip)) => Some(ip.to_string()),
+            None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        };
         let user_agent =
             parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
         Ok(RequestOrigin { source_ip, user_agent })
     }
 }
 
+/// A page for people: never cached, never framed, no referrer, no script.
 fn html(status: StatusCode, body: String) -> Response {
     let mut r = (status, Html(body)).into_response();
-    no_store(r.headers_mut());
+    let h = r.headers_mut();
+    no_store(h);
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
     r
 }
 
@@ -108,13 +126,13 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     r
 }
 
-/// An OAuth error as JSON, with the status RFC 6749 5.2 gives it.
-fn oauth_error_response(error: &OAuthError, basic_used: bool) -> Response {
+/// An OAuth error as JSON, with the status RFC 6749 5.2 gives it. A failed client
+/// authentication (401) challenges for client credentials, whatever method was tried.
+fn oauth_error_response(error: &OAuthError) -> Response {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let mut r = json_response(status, error);
     if status == StatusCode::UNAUTHORIZED {
-        let challenge = if basic_used { "Basic realm=\"caducee\"" } else { "Bearer realm=\"caducee\"" };
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"caducee\""));
     }
     r
 }
@@ -219,17 +237,16 @@ fn see_other(location: &str) -> Response {
 async fn token(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
     let basic = match basic_credentials(&headers) {
         Ok(b) => b,
-        Err(e) => return oauth_error_response(&e, true),
+        Err(e) => return oauth_error_response(&e),
     };
-    let basic_used = basic.is_some();
     let params: TokenParams = match parse_form(&headers, &body) {
         Ok(p) => p,
-        Err(e) => return oauth_error_response(&e, basic_used),
+        Err(e) => return oauth_error_response(&e),
     };
     let creds = params.credentials(basic);
     match st.provider.token(params, &creds, st.now()).await {
         Ok(response) => json_response(StatusCode::OK, &response),
-        Err(e) => oauth_error_response(&e.into_oauth(), basic_used),
+        Err(e) => oauth_error_response(&e.into_oauth()),
     }
 }
 
@@ -309,13 +326,9 @@ async fn userinfo(st: ProtocolState, token: Option<String>) -> Response {
     }
 }
 
-fn token_operation(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(TokenOperationParams, ClientCredentials), (OAuthError, bool)> {
-    let basic = basic_credentials(headers).map_err(|e| (e, true))?;
-    let basic_used = basic.is_some();
-    let params: TokenOperationParams = parse_form(headers, body).map_err(|e| (e, basic_used))?;
+fn token_operation(headers: &HeaderMap, body: &[u8]) -> Result<(TokenOperationParams, ClientCredentials), OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let params: TokenOperationParams = parse_form(headers, body)?;
     let creds = params.credentials(basic);
     Ok((params, creds))
 }
@@ -323,28 +336,26 @@ fn token_operation(
 async fn introspect(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
     let (params, creds) = match token_operation(&headers, &body) {
         Ok(v) => v,
-        Err((e, basic)) => return oauth_error_response(&e, basic),
+        Err(e) => return oauth_error_response(&e),
     };
-    let basic_used = creds.basic.is_some();
     match st.provider.introspect(params, &creds, st.now()).await {
         Ok(answer) => json_response(StatusCode::OK, &answer),
-        Err(e) => oauth_error_response(&e.into_oauth(), basic_used),
+        Err(e) => oauth_error_response(&e.into_oauth()),
     }
 }
 
 async fn revoke(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
     let (params, creds) = match token_operation(&headers, &body) {
         Ok(v) => v,
-        Err((e, basic)) => return oauth_error_response(&e, basic),
+        Err(e) => return oauth_error_response(&e),
     };
-    let basic_used = creds.basic.is_some();
     match st.provider.revoke(params, &creds, st.now()).await {
         Ok(()) => {
             let mut r = StatusCode::OK.into_response();
             no_store(r.headers_mut());
             r
         }
-        Err(e) => oauth_error_response(&EndpointError::into_oauth(e), basic_used),
+        Err(e) => oauth_error_response(&EndpointError::into_oauth(e)),
     }
 }
 

@@ -11,4 +11,5 @@ mod login;
 mod mail;
 mod multinode;
 mod resilience;
+mod tokens;
 mod wallet;

@@ -110,3 +110,44 @@ async fn removing_an_authenticator_stops_its_codes_and_signing_out_ends_the_sess
     assert_eq!(userinfo(&s.p, &at).await, StatusCode::UNAUTHORIZED, "tokens of the session are dead");
     assert_eq!(b.get(&s.p.url("/wallet")).await.status(), StatusCode::SEE_OTHER, "the wallet is closed");
 }
+
+#[tokio::test]
+async fn the_wallet_lists_sessions_and_activity_and_cuts_sessions_off() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    // An impostor who knows the password failed once, then got in from another browser.
+    let impostor = Browser::new();
+    let (url, html) = open_login(&impostor, &s.p, "rp", &[]).await;
+    submit(&impostor, &url, &html, USER, PASSWORD, "000000").await;
+    let code = login(&impostor, &s.p, "rp", USER, &s.totp, 1).await;
+    let (_, stolen) = exchange(&s.p, "rp", &s.secret, &code).await;
+    let stolen_at = stolen["access_token"].as_str().unwrap().to_owned();
+
+    let me = Browser::new();
+    s.p.clock.advance(30);
+    let home = open_wallet(&me, &s, 1).await;
+    assert!(home.contains("Mes sessions actives") && home.contains("Activité récente"));
+    assert_eq!(home.matches("Déconnecter cette session</button>").count(), 2, "two sessions: mine and the impostor's");
+    assert!(home.contains("(cette session)"));
+    assert!(home.contains("Tentative refusée"), "the refused attempt is visible");
+    assert!(home.contains("rp"), "the service the impostor reached is named");
+
+    // Cut the impostor's session (the one that is not this one).
+    let csrf = between(&home, "name=\"csrf_token\" value=\"", "\"").to_owned();
+    let rows: Vec<&str> = home.split("<tr>").filter(|r| r.contains("/wallet/sessions/")).collect();
+    let other = rows.iter().find(|r| !r.contains("(cette session)")).unwrap();
+    let sid = between(other, "action=\"/wallet/sessions/", "/end\"").to_owned();
+    let page = me.post_form(&s.p.url(&format!("/wallet/sessions/{sid}/end")), &[("csrf_token", &csrf)]).await;
+    assert!(page.text().await.unwrap().contains("a été déconnectée"));
+    assert_eq!(userinfo(&s.p, &stolen_at).await, StatusCode::UNAUTHORIZED, "the impostor's tokens are dead");
+    let r = impostor.get(&authorize_url(&s.p, "rp", &[("prompt", "none")])).await;
+    assert_eq!(query_param(&location(r.headers()), "error").as_deref(), Some("login_required"));
+
+    // Another professional's session cannot be ended from this wallet.
+    let forged = me.post_form(&s.p.url("/wallet/sessions/not-mine/end"), &[("csrf_token", &csrf)]).await;
+    assert!(forged.text().await.unwrap().contains("ne vous appartient pas"));
+
+    // «Me déconnecter partout» ends this session too.
+    let out = me.post_form(&s.p.url("/wallet/sessions/end-all"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(out.status(), StatusCode::OK);
+    assert_eq!(me.get(&s.p.url("/wallet")).await.status(), StatusCode::SEE_OTHER, "signed out everywhere");
+}
