@@ -179,10 +179,13 @@ async fn token_requests_that_do_not_match_the_code_are_refused() {
     let (status, body) = w.token_raw(Some(("rp", &secret)), &stolen).await.unwrap();
     assert_eq!(status, StatusCode::OK, "the owner's refresh still works: {body}");
 
-    for grant in ["client_credentials", "password", "urn:ietf:params:oauth:grant-type:device_code"] {
+    for grant in ["password", "urn:ietf:params:oauth:grant-type:device_code"] {
         let (status, body) = w.token_raw(Some(("rp", &secret)), &[("grant_type", grant)]).await.unwrap();
         assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
     }
+    // Client credentials exist, for clients registered for them only (RFC 6749 5.2).
+    let (status, body) = w.token_raw(Some(("rp", &secret)), &[("grant_type", "client_credentials")]).await.unwrap();
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")));
     let (status, body) = w.token_raw(Some(("rp", &secret)), &[("grant_type", "authorization_code")]).await.unwrap();
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "no code");
 }

@@ -1,5 +1,13 @@
-//! The admin REST API of Caducée (`/admin/v1`): sessions (list, revoke, force logout), accounts
-//! (block, unblock, reset lockouts), authenticators, clients and audit queries, described by an
-//! OpenAPI document.
+//! The admin side of Caducée: the operations administrators need when an account is
+//! compromised or a relying party changes — sessions (list, revoke one, force logout everywhere),
+//! accounts (block, unblock, lift a lockout), authenticators, clients, audit and back-channel
+//! logout deliveries — as a REST API under `/admin/v1` with its OpenAPI document, and as a service
+//! the `caducee` command line calls, so that both share one code path and one audit trail.
 //!
-//! Empty until its issue lands; it must not depend on `login-ui`.
+//! Must not depend on `login-ui`.
+
+pub mod http;
+pub mod service;
+
+pub use http::{ADMIN_SCOPE, ApiDoc, router};
+pub use service::{Actor, AdminError, AdminService};

@@ -209,7 +209,8 @@ async fn callback(State(st): State<LoginState>, Query(q): Query<CallbackQuery>) 
             return see_other("/wallet");
         }
     };
-    let Some(claims) = st.provider.verify_id_token(&tokens.id_token, WALLET_CLIENT_ID, now) else {
+    let Some(claims) = tokens.id_token.as_deref().and_then(|t| st.provider.verify_id_token(t, WALLET_CLIENT_ID, now))
+    else {
         return see_other("/wallet");
     };
     let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();

@@ -110,7 +110,7 @@ fn check_uri(uri: &str) -> Result<(), MetadataError> {
 impl ClientMetadata {
     /// Checks the registration before it is stored: redirect URIs, keys, grant types.
     pub fn validate(&self) -> Result<(), MetadataError> {
-        if self.redirect_uris.is_empty() {
+        if self.redirect_uris.is_empty() && self.allows_grant("authorization_code") {
             return Err(MetadataError::NoRedirectUri);
         }
         for uri in self.redirect_uris.iter().chain(&self.post_logout_redirect_uris) {
@@ -131,7 +131,7 @@ impl ClientMetadata {
             }
         }
         for g in &self.grant_types {
-            if g != "authorization_code" && g != "refresh_token" {
+            if !matches!(g.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
                 return Err(MetadataError::BadGrantType(g.clone()));
             }
         }

@@ -92,11 +92,14 @@ impl Provider {
         let Some(claims) = self.decode_access_token(token, now) else {
             return Ok(None);
         };
-        let session_key = format!("sso:{}", claims.sid);
-        let keys = [session_key.as_str(), &revoked_grant_key(&claims.gid), &revoked_token_key(&claims.jti)];
-        let found = self.store.get_many(&keys).await?;
-        let session_alive = found.first().is_some_and(Option::is_some);
-        let revoked = found.iter().skip(1).any(Option::is_some);
+        let mut keys = vec![revoked_grant_key(&claims.gid), revoked_token_key(&claims.jti)];
+        if let Some(sid) = &claims.sid {
+            keys.push(format!("sso:{sid}"));
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let found = self.store.get_many(&refs).await?;
+        let revoked = found.iter().take(2).any(Option::is_some);
+        let session_alive = claims.sid.is_none() || found.get(2).is_some_and(Option::is_some);
         if !session_alive || revoked {
             return Ok(None);
         }
@@ -125,7 +128,7 @@ impl Provider {
         };
         let mut out = Map::new();
         out.insert("sub".into(), Value::String(claims.sub.clone()));
-        out.extend(crate::claims::released_claims(&account, &scopes, &claims.acr));
+        out.extend(crate::claims::released_claims(&account, &scopes, claims.acr.as_deref().unwrap_or_default()));
 
         let client = match self.client(&claims.client_id).await {
             Ok(Some(c)) => c,
@@ -270,8 +273,8 @@ fn describe_access(at: AccessTokenClaims) -> Introspection {
         aud: Some(at.aud),
         iss: Some(at.iss),
         jti: Some(at.jti),
-        sid: Some(at.sid),
-        acr: Some(at.acr),
-        auth_time: Some(at.auth_time),
+        sid: at.sid,
+        acr: at.acr,
+        auth_time: at.auth_time,
     }
 }

@@ -54,7 +54,8 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
-    pub id_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
@@ -71,11 +72,16 @@ pub struct AccessTokenClaims {
     pub iat: i64,
     pub jti: String,
     pub scope: String,
-    pub sid: String,
+    /// The SSO session the token lives and dies with; none for a client acting on its own
+    /// behalf (client credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// The grant (code or refresh family) this token comes from.
     pub gid: String,
-    pub auth_time: i64,
-    pub acr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// The part of an ID token this provider reads back (`id_token_hint`).
@@ -130,7 +136,7 @@ impl Provider {
     ) -> Result<TokenResponse, EndpointError> {
         let grant_type =
             params.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
-        if !matches!(grant_type, "authorization_code" | "refresh_token") {
+        if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials") {
             return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type").into());
         }
         let client = self.authenticate_client(creds, true, now).await?;
@@ -141,6 +147,7 @@ impl Provider {
         }
         match grant_type {
             "authorization_code" => self.code_grant(&client, params, now).await,
+            "client_credentials" => self.client_credentials_grant(&client, params, now).await,
             _ => self.refresh_grant(&client, params, now).await,
         }
     }
@@ -216,6 +223,62 @@ impl Provider {
         )
         .await;
         Ok(response)
+    }
+
+    /// A client acting on its own behalf (RFC 6749 4.4): an access token with the scopes the
+    /// client is registered for (all of them, or those asked), no ID token, no refresh token.
+    async fn client_credentials_grant(
+        &self,
+        client: &Client,
+        params: TokenParams,
+        now: i64,
+    ) -> Result<TokenResponse, EndpointError> {
+        if client.metadata.is_public() {
+            return Err(
+                OAuthError::new(ErrorCode::UnauthorizedClient, "public clients cannot use client credentials").into()
+            );
+        }
+        let registered = &client.metadata.allowed_scopes;
+        let scopes: Vec<String> = match params.scope.as_deref() {
+            None => registered.clone(),
+            Some(asked) => {
+                let asked: Vec<&str> = split_spaces(asked).collect();
+                if asked.iter().any(|a| !registered.iter().any(|r| r == a)) {
+                    return Err(OAuthError::new(ErrorCode::InvalidScope, "scope not registered for this client").into());
+                }
+                registered.iter().filter(|r| asked.contains(&r.as_str())).cloned().collect()
+            }
+        };
+        let scope = scopes.join(" ");
+        let claims = AccessTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub: client.client_id.clone(),
+            aud: client.client_id.clone(),
+            client_id: client.client_id.clone(),
+            exp: now + self.config.access_token_ttl,
+            iat: now,
+            jti: random_id(),
+            scope: scope.clone(),
+            sid: None,
+            gid: random_id(),
+            auth_time: None,
+            acr: None,
+        };
+        let access_token = self.keys.sign(self.config.access_token_alg, "at+jwt", &claims)?;
+        self.audit(
+            AuditEntry::new("token_issued", "success")
+                .client(&client.client_id)
+                .details(serde_json::json!({ "grant_type": "client_credentials", "scope": scope })),
+        )
+        .await;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.config.access_token_ttl,
+            id_token: None,
+            refresh_token: None,
+            scope,
+        })
     }
 
     /// A code used a second time: it was stolen, or intercepted and raced. What it gave is
@@ -350,10 +413,10 @@ impl Provider {
             iat: now,
             jti: random_id(),
             scope: scope.clone(),
-            sid: issue.sid.to_owned(),
+            sid: Some(issue.sid.to_owned()),
             gid: issue.grant_id.to_owned(),
-            auth_time: issue.context.auth_time,
-            acr: issue.context.acr.clone(),
+            auth_time: Some(issue.context.auth_time),
+            acr: Some(issue.context.acr.clone()),
         };
         let access_token = self.keys.sign(self.config.access_token_alg, "at+jwt", &at_claims)?;
 
@@ -405,7 +468,7 @@ impl Provider {
             access_token,
             token_type: "Bearer",
             expires_in: self.config.access_token_ttl,
-            id_token,
+            id_token: Some(id_token),
             refresh_token,
             scope,
         })

@@ -296,7 +296,17 @@ impl App {
         Ok(App { config, directory, store, keys, provider, engine, clock })
     }
 
-    /// Every route: protocol, login pages, health.
+    /// The administrators' operations (REST API and CLI).
+    pub fn admin(&self) -> admin_api::AdminService {
+        admin_api::AdminService {
+            provider: self.provider.clone(),
+            directory: self.directory.clone(),
+            engine: self.engine.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// Every route: protocol, login pages, admin API, health.
     pub fn router(&self) -> Router {
         let protocol = oidc_core::http::router(ProtocolState {
             provider: self.provider.clone(),
@@ -311,6 +321,7 @@ impl App {
             wallet_data: Arc::new(DirectoryAdapter { directory: self.directory.clone(), clock: self.clock.clone() }),
             clock: self.clock.clone(),
         });
+        let admin = admin_api::router(self.admin());
         let health = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readiness))
@@ -318,6 +329,7 @@ impl App {
         let trusted = Arc::new(self.config.trusted_proxies.clone());
         protocol
             .merge(login)
+            .merge(admin)
             .merge(health)
             .layer(axum::middleware::from_fn_with_state(trusted, client_ip))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

@@ -48,6 +48,92 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// See and end professionals' SSO sessions (needs the shared session store: redis_url).
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Block or unblock accounts, lift lockouts, remove authenticators.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Query and verify the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionCommand {
+    /// List a professional's live sessions.
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// End one session: its relying parties are told, its tokens die.
+    Revoke {
+        #[arg(long)]
+        sid: String,
+    },
+    /// End every session of a professional (forced logout everywhere).
+    RevokeAll {
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCommand {
+    /// Block an account: no more sign-in, every session ends now.
+    Block {
+        #[arg(long)]
+        user: String,
+    },
+    Unblock {
+        #[arg(long)]
+        user: String,
+    },
+    /// Lift the lockout of an identifier after too many failures.
+    ResetLockout {
+        #[arg(long)]
+        user: String,
+    },
+    /// List a professional's authenticators.
+    Authenticators {
+        #[arg(long)]
+        user: String,
+    },
+    /// Remove an authenticator (an app is deleted, a token goes back to the pool).
+    RemoveAuthenticator {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the hash chain: any edited or removed record is reported.
+    Verify,
+    /// List records, oldest first.
+    List {
+        /// A professional's national identifier.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        event: Option<String>,
+        #[arg(long)]
+        after_id: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Back-channel logout deliveries and their outcome.
+    Deliveries {
+        #[arg(long)]
+        sid: Option<String>,
+        #[arg(long)]
+        client_id: Option<String>,
+        /// pending, delivered or failed.
+        #[arg(long)]
+        status: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,8 +197,9 @@ pub struct ClientAdd {
     /// Identifier to use (default: generated).
     #[arg(long)]
     pub client_id: Option<String>,
-    /// Allowed redirect URI (repeat for several); matched exactly.
-    #[arg(long = "redirect-uri", required = true)]
+    /// Allowed redirect URI (repeat for several); matched exactly. Required unless the client
+    /// only uses client credentials.
+    #[arg(long = "redirect-uri")]
     pub redirect_uris: Vec<String>,
     /// Allowed post-logout redirect URI (repeat for several).
     #[arg(long = "post-logout-redirect-uri")]
@@ -132,6 +219,14 @@ pub struct ClientAdd {
     /// Do not issue refresh tokens to this client.
     #[arg(long)]
     pub no_refresh: bool,
+    /// Grant types (repeat): authorization_code, refresh_token, client_credentials.
+    /// Default: authorization_code and refresh_token.
+    #[arg(long = "grant-type")]
+    pub grant_types: Vec<String>,
+    /// Scopes this client may obtain (repeat); default: every scope of the login flow. A service
+    /// for the admin API gets `caducee:admin` with the client_credentials grant.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
     /// Let this client introspect tokens issued to other clients (a resource server).
     #[arg(long)]
     pub resource_server: bool,
@@ -233,6 +328,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Totp(TotpCommand::Enroll { user }) => totp_enroll(config, &user).await,
         Command::Token(c) => token(config, c).await,
         Command::Keys(c) => keys(config, c).await,
+        Command::Session(c) => session(config, c).await,
+        Command::Account(c) => account(config, c).await,
+        Command::Audit(c) => audit(config, c).await,
     }
 }
 
@@ -368,9 +466,13 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
         None => None,
     };
     let alg = |name: &str| SigningAlg::parse(name).with_context(|| format!("unsupported algorithm {name}"));
-    let mut grant_types = vec!["authorization_code".to_owned()];
-    if !add.no_refresh {
-        grant_types.push("refresh_token".to_owned());
+    let mut grant_types = if add.grant_types.is_empty() {
+        vec!["authorization_code".to_owned(), "refresh_token".to_owned()]
+    } else {
+        add.grant_types.clone()
+    };
+    if add.no_refresh {
+        grant_types.retain(|g| g != "refresh_token");
     }
     let metadata = ClientMetadata {
         client_name: add.name,
@@ -381,7 +483,7 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
         id_token_signed_response_alg: alg(&add.id_token_alg)?,
         userinfo_signed_response_alg: add.userinfo_alg.as_deref().map(alg).transpose()?,
         grant_types,
-        allowed_scopes: Vec::new(),
+        allowed_scopes: add.scopes,
         resource_server: add.resource_server,
         backchannel_logout_uri: add.backchannel_logout_uri,
         backchannel_logout_session_required: add.backchannel_logout_session_required,
@@ -564,6 +666,90 @@ async fn totp_enroll(config: Config, national_id: &str) -> anyhow::Result<()> {
         "Scan this URI as a QR code with FreeOTP or Google Authenticator, or type the secret: {}",
         enrolment.secret_base32.as_str()
     );
+    Ok(())
+}
+
+fn operator() -> admin_api::Actor {
+    let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    admin_api::Actor { id: format!("operator:{who}"), source_ip: None }
+}
+
+async fn admin_service(config: Config) -> anyhow::Result<admin_api::AdminService> {
+    Ok(App::build(config, system_clock()).await?.admin())
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn session(config: Config, command: SessionCommand) -> anyhow::Result<()> {
+    if config.redis_url.is_empty() {
+        eprintln!(
+            "note: without redis_url the sessions live inside the server process: use the admin API (/admin/v1) instead"
+        );
+    }
+    let admin = admin_service(config).await?;
+    match command {
+        SessionCommand::List { user } => print_json(&admin.sessions(&user).await?)?,
+        SessionCommand::Revoke { sid } => {
+            admin.revoke_session(&operator(), &sid).await?;
+            println!("session {sid} ended; its relying parties are being told");
+        }
+        SessionCommand::RevokeAll { user } => {
+            let n = admin.revoke_all(&operator(), &user).await?;
+            println!("{n} session(s) of {user} ended; their relying parties are being told");
+        }
+    }
+    // Back-channel deliveries run in the background: give them their quick attempts.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    Ok(())
+}
+
+async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> {
+    let admin = admin_service(config).await?;
+    match command {
+        AccountCommand::Block { user } => print_json(&admin.block(&operator(), &user).await?)?,
+        AccountCommand::Unblock { user } => print_json(&admin.unblock(&operator(), &user).await?)?,
+        AccountCommand::ResetLockout { user } => {
+            admin.reset_lockout(&operator(), &user).await?;
+            println!("lockout of {user} lifted");
+        }
+        AccountCommand::Authenticators { user } => print_json(&admin.authenticators(&user).await?)?,
+        AccountCommand::RemoveAuthenticator { user, id } => {
+            admin.remove_authenticator(&operator(), &user, &id).await?;
+            println!("authenticator {id} removed");
+        }
+    }
+    Ok(())
+}
+
+async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
+    let admin = admin_service(config).await?;
+    match command {
+        AuditCommand::Verify => {
+            let check = admin.audit_verify().await?;
+            match check.first_bad_id {
+                None => println!("audit log intact: {} record(s), chain verified", check.records),
+                Some(id) => {
+                    bail!("audit log tampered: record {id} does not match the chain ({} record(s) read)", check.records)
+                }
+            }
+        }
+        AuditCommand::List { user, event, after_id, limit } => {
+            let filter = admin_api::service::AuditFilter {
+                national_id: user,
+                event,
+                after_id,
+                limit: Some(limit),
+                ..Default::default()
+            };
+            print_json(&admin.audit_query(filter).await?)?;
+        }
+        AuditCommand::Deliveries { sid, client_id, status } => {
+            print_json(&admin.deliveries(sid, client_id, status).await?)?
+        }
+    }
     Ok(())
 }
 

@@ -188,6 +188,8 @@ impl TestProvider {
             id_token_alg: "RS256".into(),
             userinfo_alg: None,
             no_refresh: false,
+            grant_types: Vec::new(),
+            scopes: Vec::new(),
             resource_server: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,

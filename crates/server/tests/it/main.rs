@@ -3,6 +3,7 @@
 //! modules, to keep link time down.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod admin;
 mod backchannel;
 mod binary;
 mod browser;

@@ -1,0 +1,357 @@
+//! The REST face of the admin operations, under `/admin/v1`, described by the OpenAPI document
+//! served at `/admin/v1/openapi.json`. Every route needs a bearer access token obtained with the
+//! client-credentials grant by a client registered for the `caducee:admin` scope.
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, extract::rejection::JsonRejection};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::service::{
+    AccountView, Actor, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView, AuthenticatorView,
+    ClientView, CreatedClient, DeliveryView, NewClient, SessionView,
+};
+
+/// The scope a client must hold to call the admin API.
+pub const ADMIN_SCOPE: &str = "caducee:admin";
+
+/// A JSON error with a stable code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiError {
+    /// `unauthorized`, `forbidden`, `not_found`, `conflict`, `invalid_request`, `unavailable`, `internal_error`.
+    pub error: String,
+    pub message: String,
+}
+
+pub struct Failure(StatusCode, ApiError);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(self.1)).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"caducee-admin\""));
+        }
+        if self.0 == StatusCode::FORBIDDEN {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"caducee-admin\", error=\"insufficient_scope\", scope=\"caducee:admin\"",
+                ),
+            );
+        }
+        r
+    }
+}
+
+fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
+    Failure(status, ApiError { error: code.to_owned(), message: message.into() })
+}
+
+impl From<AdminError> for Failure {
+    fn from(e: AdminError) -> Self {
+        let status = match e {
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %e, "admin API failure");
+        }
+        let message =
+            if status == StatusCode::INTERNAL_SERVER_ERROR { "internal error".to_owned() } else { e.to_string() };
+        failure(status, e.code(), message)
+    }
+}
+
+type ApiResult<T> = Result<T, Failure>;
+
+/// The authenticated administrator of a request.
+pub struct Admin(pub Actor);
+
+impl FromRequestParts<AdminService> for Admin {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &AdminService) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_owned())
+            .ok_or_else(|| failure(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required"))?;
+        let now = (svc.clock)();
+        let claims = svc.provider.live_access_token(&token, now).await.map_err(|e| {
+            tracing::error!(error = %e.into_oauth(), "admin token check failed");
+            failure(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot check the token now")
+        })?;
+        let claims = claims.ok_or_else(|| {
+            failure(StatusCode::UNAUTHORIZED, "unauthorized", "the token is invalid, expired or revoked")
+        })?;
+        // Only a client acting on its own behalf, holding the admin scope, administers.
+        let admin = claims.sid.is_none() && claims.scope.split(' ').any(|s| s == ADMIN_SCOPE);
+        if !admin {
+            return Err(failure(StatusCode::FORBIDDEN, "forbidden", "the token lacks the caducee:admin scope"));
+        }
+        let source_ip = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+        Ok(Admin(Actor { id: format!("client:{}", claims.client_id), source_ip }))
+    }
+}
+
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+    payload.map(|Json(v)| v).map_err(|e| failure(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub sessions: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Secret {
+    pub client_secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ClientUpdate {
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeliveryFilter {
+    pub sid: Option<String>,
+    pub client_id: Option<String>,
+    /// `pending`, `delivered` or `failed`.
+    pub status: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/professionals/{national_id}", params(("national_id" = String, Path)),
+    responses((status = 200, body = AccountView), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn get_account(State(s): State<AdminService>, _a: Admin, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
+    Ok(Json(s.account(&id).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/sessions", params(("national_id" = String, Path)),
+    responses((status = 200, body = Vec<SessionView>), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn list_sessions(
+    State(s): State<AdminService>,
+    _a: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<SessionView>>> {
+    Ok(Json(s.sessions(&id).await?))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/professionals/{national_id}/sessions", params(("national_id" = String, Path)),
+    responses((status = 200, body = Revoked), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn revoke_all(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Revoked>> {
+    Ok(Json(Revoked { sessions: s.revoke_all(&a, &id).await? }))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/sessions/{sid}", params(("sid" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn revoke_session(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    Path(sid): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.revoke_session(&a, &sid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/block", params(("national_id" = String, Path)),
+    responses((status = 200, body = AccountView), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn block(State(s): State<AdminService>, Admin(a): Admin, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
+    Ok(Json(s.block(&a, &id).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/unblock", params(("national_id" = String, Path)),
+    responses((status = 200, body = AccountView), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn unblock(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AccountView>> {
+    Ok(Json(s.unblock(&a, &id).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/lockout/reset", params(("national_id" = String, Path)),
+    responses((status = 204)), security(("bearer" = [])))]
+async fn reset_lockout(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.reset_lockout(&a, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/authenticators", params(("national_id" = String, Path)),
+    responses((status = 200, body = Vec<AuthenticatorView>), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn list_authenticators(
+    State(s): State<AdminService>,
+    _a: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<AuthenticatorView>>> {
+    Ok(Json(s.authenticators(&id).await?))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/professionals/{national_id}/authenticators/{id}",
+    params(("national_id" = String, Path), ("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn remove_authenticator(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    Path((national_id, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    s.remove_authenticator(&a, &national_id, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/admin/v1/clients", responses((status = 200, body = Vec<ClientView>)), security(("bearer" = [])))]
+async fn list_clients(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<Vec<ClientView>>> {
+    Ok(Json(s.clients().await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/clients", request_body = NewClient,
+    responses((status = 201, body = CreatedClient), (status = 400, body = ApiError), (status = 409, body = ApiError)), security(("bearer" = [])))]
+async fn create_client(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    payload: Result<Json<NewClient>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<CreatedClient>)> {
+    Ok((StatusCode::CREATED, Json(s.create_client(&a, body(payload)?).await?)))
+}
+
+#[utoipa::path(get, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientView), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn get_client(State(s): State<AdminService>, _a: Admin, Path(id): Path<String>) -> ApiResult<Json<ClientView>> {
+    Ok(Json(s.client(&id).await?))
+}
+
+#[utoipa::path(put, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)), request_body = ClientUpdate,
+    responses((status = 200, body = ClientView), (status = 400, body = ApiError), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn update_client(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+    payload: Result<Json<ClientUpdate>, JsonRejection>,
+) -> ApiResult<Json<ClientView>> {
+    Ok(Json(s.update_client(&a, &id, body(payload)?.metadata).await?))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn delete_client(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.delete_client(&a, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/admin/v1/clients/{client_id}/secret", params(("client_id" = String, Path)),
+    responses((status = 200, body = Secret), (status = 400, body = ApiError), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn rotate_secret(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Secret>> {
+    Ok(Json(Secret { client_secret: s.rotate_secret(&a, &id).await? }))
+}
+
+#[utoipa::path(get, path = "/admin/v1/audit", params(AuditFilter),
+    responses((status = 200, body = Vec<AuditRecordView>), (status = 404, body = ApiError)), security(("bearer" = [])))]
+async fn audit(
+    State(s): State<AdminService>,
+    _a: Admin,
+    Query(f): Query<AuditFilter>,
+) -> ApiResult<Json<Vec<AuditRecordView>>> {
+    Ok(Json(s.audit_query(f).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/audit/verify", responses((status = 200, body = AuditCheck)), security(("bearer" = [])))]
+async fn audit_verify(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<AuditCheck>> {
+    Ok(Json(s.audit_verify().await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/logout-deliveries", params(DeliveryFilter),
+    responses((status = 200, body = Vec<DeliveryView>), (status = 400, body = ApiError)), security(("bearer" = [])))]
+async fn deliveries(
+    State(s): State<AdminService>,
+    _a: Admin,
+    Query(f): Query<DeliveryFilter>,
+) -> ApiResult<Json<Vec<DeliveryView>>> {
+    Ok(Json(s.deliveries(f.sid, f.client_id, f.status).await?))
+}
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Caducée admin API", version = "1", description = "Sessions, accounts, authenticators, clients and audit. Bearer tokens from the client-credentials grant with the caducee:admin scope."),
+    paths(get_account, list_sessions, revoke_all, revoke_session, block, unblock, reset_lockout, list_authenticators,
+          remove_authenticator, list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
+          audit, audit_verify, deliveries),
+    components(schemas(ApiError, AccountView, SessionView, AuthenticatorView, ClientView, NewClient, CreatedClient,
+                       ClientUpdate, Secret, Revoked, AuditRecordView, AuditCheck, DeliveryView)),
+    modifiers(&BearerScheme)
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn not_found() -> Failure {
+    failure(StatusCode::NOT_FOUND, "not_found", "no such admin route")
+}
+
+/// The admin API's routes.
+pub fn router(service: AdminService) -> Router {
+    Router::new()
+        .route("/admin/v1/openapi.json", get(openapi))
+        .route("/admin/v1/professionals/{national_id}", get(get_account))
+        .route("/admin/v1/professionals/{national_id}/sessions", get(list_sessions).delete(revoke_all))
+        .route("/admin/v1/sessions/{sid}", delete(revoke_session))
+        .route("/admin/v1/professionals/{national_id}/block", post(block))
+        .route("/admin/v1/professionals/{national_id}/unblock", post(unblock))
+        .route("/admin/v1/professionals/{national_id}/lockout/reset", post(reset_lockout))
+        .route("/admin/v1/professionals/{national_id}/authenticators", get(list_authenticators))
+        .route("/admin/v1/professionals/{national_id}/authenticators/{id}", delete(remove_authenticator))
+        .route("/admin/v1/clients", get(list_clients).post(create_client))
+        .route("/admin/v1/clients/{client_id}", get(get_client).put(update_client).delete(delete_client))
+        .route("/admin/v1/clients/{client_id}/secret", post(rotate_secret))
+        .route("/admin/v1/audit", get(audit))
+        .route("/admin/v1/audit/verify", get(audit_verify))
+        .route("/admin/v1/logout-deliveries", get(deliveries))
+        .route("/admin/v1/{*rest}", axum::routing::any(not_found))
+        .with_state(service)
+}

@@ -1,0 +1,526 @@
+//! The administrators' operations, shared by the REST API and the `caducee` command line, so
+//! that both go through the same checks and leave the same audit records.
+
+use std::sync::Arc;
+
+use authn_methods::AuthEngine;
+use directory::{
+    AccountStatus, AuditEvent, AuditQuery, AuditRecord, ClientRecord, DeliveryQuery, DeliveryStatus, Directory,
+    DirectoryError, LogoutDeliveryRecord, Professional,
+};
+use oidc_core::Provider;
+use oidc_core::client::{ClientMetadata, MetadataError, new_client_secret};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Who acts: the admin client of an API token, or an operator at the command line.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: String,
+    pub source_ip: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    /// The stable code the API returns for it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdminError::NotFound(_) => "not_found",
+            AdminError::Conflict(_) => "conflict",
+            AdminError::Invalid(_) => "invalid_request",
+            AdminError::Unavailable(_) => "unavailable",
+            AdminError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl From<DirectoryError> for AdminError {
+    fn from(e: DirectoryError) -> Self {
+        match e {
+            DirectoryError::NotFound => AdminError::NotFound("record"),
+            DirectoryError::Conflict(m) => AdminError::Conflict(m),
+            DirectoryError::Unavailable(m) => AdminError::Unavailable(m),
+            DirectoryError::Invalid(m) => AdminError::Invalid(m),
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<oidc_core::error::ProviderError> for AdminError {
+    fn from(e: oidc_core::error::ProviderError) -> Self {
+        if e.is_unavailable() { AdminError::Unavailable(e.to_string()) } else { AdminError::Internal(e.to_string()) }
+    }
+}
+
+impl From<oidc_core::session::SessionError> for AdminError {
+    fn from(e: oidc_core::session::SessionError) -> Self {
+        oidc_core::error::ProviderError::from(e).into()
+    }
+}
+
+impl From<MetadataError> for AdminError {
+    fn from(e: MetadataError) -> Self {
+        AdminError::Invalid(e.to_string())
+    }
+}
+
+/// An SSO session as administrators see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionView {
+    pub sid: String,
+    pub subject: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub auth_time: i64,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub methods: Vec<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The relying parties it signed into.
+    pub clients: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AccountView {
+    pub national_id: String,
+    pub subject: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub email: Option<String>,
+    /// `active` or `blocked`.
+    pub status: String,
+}
+
+impl From<&Professional> for AccountView {
+    fn from(p: &Professional) -> Self {
+        AccountView {
+            national_id: p.national_id.clone(),
+            subject: p.subject.clone(),
+            given_name: p.given_name.clone(),
+            family_name: p.family_name.clone(),
+            email: p.email.clone(),
+            status: p.status.as_str().to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuthenticatorView {
+    pub id: String,
+    /// `totp` (app), `hotp` or `totp-token` (OTP tokens).
+    pub kind: String,
+    pub label: String,
+    pub serial: Option<String>,
+    pub active: bool,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A client's registration, as read and written by the API (RFC 7591 names).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A new client: its id (generated if absent) and metadata.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewClient {
+    pub client_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreatedClient {
+    pub client: ClientView,
+    /// Shown once: only its hash is kept.
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditRecordView {
+    pub id: i64,
+    pub at: i64,
+    pub event: String,
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub source_ip: Option<String>,
+    pub outcome: String,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub hash: String,
+}
+
+impl From<AuditRecord> for AuditRecordView {
+    fn from(r: AuditRecord) -> Self {
+        AuditRecordView {
+            id: r.id,
+            at: r.at,
+            event: r.event,
+            actor: r.actor,
+            subject: r.subject,
+            client_id: r.client_id,
+            source_ip: r.source_ip,
+            outcome: r.outcome,
+            details: r.details,
+            hash: r.hash,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: String,
+    pub sid: String,
+    pub subject: String,
+    pub client_id: String,
+    pub uri: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<LogoutDeliveryRecord> for DeliveryView {
+    fn from(d: LogoutDeliveryRecord) -> Self {
+        DeliveryView {
+            status: d.status.as_str().to_owned(),
+            id: d.id,
+            sid: d.sid,
+            subject: d.subject,
+            client_id: d.client_id,
+            uri: d.uri,
+            attempts: d.attempts,
+            last_error: d.last_error,
+            next_attempt_at: d.next_attempt_at,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditCheck {
+    pub records: u64,
+    /// The first record whose hash or link does not match (tampering), if any.
+    pub first_bad_id: Option<i64>,
+}
+
+/// Filters of an audit query.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+pub struct AuditFilter {
+    /// A professional's national identifier.
+    pub national_id: Option<String>,
+    pub event: Option<String>,
+    /// Unix seconds, inclusive.
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// The last id of the previous page.
+    pub after_id: Option<i64>,
+    /// At most 1000 (default 100).
+    pub limit: Option<u64>,
+}
+
+/// The operations, over the provider, the directory and the authentication engine.
+#[derive(Clone)]
+pub struct AdminService {
+    pub provider: Arc<Provider>,
+    pub directory: Directory,
+    pub engine: Arc<AuthEngine>,
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl AdminService {
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Every administrative action leaves one audit record, with who did it.
+    async fn audit(&self, actor: &Actor, event: &str, subject: Option<&str>, details: serde_json::Value) {
+        let record = AuditEvent {
+            event: event.to_owned(),
+            actor: Some(actor.id.clone()),
+            subject: subject.map(str::to_owned),
+            client_id: None,
+            source_ip: actor.source_ip.clone(),
+            outcome: "success".into(),
+            details,
+            at: self.now(),
+        };
+        if let Err(e) = self.directory.audit().append(record).await {
+            tracing::error!(error = %e, event, "audit append failed");
+        }
+    }
+
+    pub async fn professional(&self, national_id: &str) -> Result<Professional, AdminError> {
+        self.directory
+            .professionals()
+            .get_by_national_id(national_id)
+            .await?
+            .ok_or(AdminError::NotFound("professional"))
+    }
+
+    pub async fn account(&self, national_id: &str) -> Result<AccountView, AdminError> {
+        Ok(AccountView::from(&self.professional(national_id).await?))
+    }
+
+    pub async fn sessions(&self, national_id: &str) -> Result<Vec<SessionView>, AdminError> {
+        let p = self.professional(national_id).await?;
+        let sessions = self.provider.sessions().list_for_subject(&p.subject, self.now()).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| SessionView {
+                clients: s.clients.iter().map(|c| c.client_id.clone()).collect(),
+                sid: s.sid,
+                subject: s.subject,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                auth_time: s.auth_time,
+                acr: s.acr,
+                amr: s.amr,
+                methods: s.methods,
+                source_ip: s.source_ip,
+                user_agent: s.user_agent,
+            })
+            .collect())
+    }
+
+    /// Ends one session: every relying party is told, every token of it dies.
+    pub async fn revoke_session(&self, actor: &Actor, sid: &str) -> Result<(), AdminError> {
+        let ended = self.provider.end_session(sid, "admin", self.now()).await?;
+        let Some(session) = ended else {
+            return Err(AdminError::NotFound("session"));
+        };
+        self.audit(actor, "admin.session.revoke", Some(&session.subject), serde_json::json!({ "sid": sid })).await;
+        Ok(())
+    }
+
+    /// Ends every session of a professional (forced logout everywhere). Returns how many.
+    pub async fn revoke_all(&self, actor: &Actor, national_id: &str) -> Result<usize, AdminError> {
+        let p = self.professional(national_id).await?;
+        let ended = self.end_all(&p.subject, "admin").await?;
+        self.audit(actor, "admin.session.revoke_all", Some(&p.subject), serde_json::json!({ "sessions": ended })).await;
+        Ok(ended)
+    }
+
+    async fn end_all(&self, subject: &str, reason: &'static str) -> Result<usize, AdminError> {
+        let now = self.now();
+        let mut ended = 0;
+        for s in self.provider.sessions().list_for_subject(subject, now).await? {
+            if self.provider.end_session(&s.sid, reason, now).await?.is_some() {
+                ended += 1;
+            }
+        }
+        self.directory.refresh_tokens().revoke_subject(subject, now).await?;
+        Ok(ended)
+    }
+
+    /// Blocks an account: no more sign-in, and every session ends now.
+    pub async fn block(&self, actor: &Actor, national_id: &str) -> Result<AccountView, AdminError> {
+        let p = self.professional(national_id).await?;
+        self.directory.professionals().set_status(&p.id, AccountStatus::Blocked).await?;
+        let ended = self.end_all(&p.subject, "account_blocked").await?;
+        self.audit(actor, "admin.account.block", Some(&p.subject), serde_json::json!({ "sessions_ended": ended }))
+            .await;
+        self.account(national_id).await
+    }
+
+    pub async fn unblock(&self, actor: &Actor, national_id: &str) -> Result<AccountView, AdminError> {
+        let p = self.professional(national_id).await?;
+        self.directory.professionals().set_status(&p.id, AccountStatus::Active).await?;
+        self.audit(actor, "admin.account.unblock", Some(&p.subject), serde_json::Value::Null).await;
+        self.account(national_id).await
+    }
+
+    /// Lifts a lockout (and its escalation) on an identifier, existing or not.
+    pub async fn reset_lockout(&self, actor: &Actor, national_id: &str) -> Result<(), AdminError> {
+        let identifier = authn_methods::password::normalise_identifier(national_id);
+        self.engine.lockout().reset(&identifier).await.map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        let subject = self.directory.professionals().get_by_national_id(&identifier).await?.map(|p| p.subject);
+        self.audit(actor, "admin.lockout.reset", subject.as_deref(), serde_json::json!({ "identifier": identifier }))
+            .await;
+        Ok(())
+    }
+
+    pub async fn authenticators(&self, national_id: &str) -> Result<Vec<AuthenticatorView>, AdminError> {
+        let p = self.professional(national_id).await?;
+        let list = self.directory.authenticators().list_for_subject(&p.subject).await?;
+        Ok(list
+            .into_iter()
+            .map(|a| AuthenticatorView {
+                id: a.id,
+                kind: a.kind,
+                label: a.label,
+                serial: a.serial,
+                active: a.active,
+                created_at: a.created_at,
+                last_used_at: a.last_used_at,
+            })
+            .collect())
+    }
+
+    /// Removes an authenticator of a professional: an app is deleted, a token goes back to the pool.
+    pub async fn remove_authenticator(&self, actor: &Actor, national_id: &str, id: &str) -> Result<(), AdminError> {
+        let p = self.professional(national_id).await?;
+        let enrolment = authn_methods::enrolment::Enrolment::new(self.directory.clone(), "Caducée");
+        let removed = enrolment.remove(&p.subject, id).await.map_err(|e| AdminError::Internal(e.to_string()))?;
+        if !removed {
+            return Err(AdminError::NotFound("authenticator"));
+        }
+        self.audit(actor, "admin.authenticator.remove", Some(&p.subject), serde_json::json!({ "authenticator": id }))
+            .await;
+        Ok(())
+    }
+
+    pub async fn clients(&self) -> Result<Vec<ClientView>, AdminError> {
+        Ok(self.directory.clients().list().await?.into_iter().map(client_view).collect())
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<ClientView, AdminError> {
+        self.directory.clients().get(client_id).await?.map(client_view).ok_or(AdminError::NotFound("client"))
+    }
+
+    fn checked_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, AdminError> {
+        let parsed: ClientMetadata =
+            serde_json::from_value(metadata).map_err(|e| AdminError::Invalid(format!("client metadata: {e}")))?;
+        parsed.validate()?;
+        serde_json::to_value(&parsed).map_err(|e| AdminError::Internal(e.to_string()))
+    }
+
+    pub async fn create_client(&self, actor: &Actor, new: NewClient) -> Result<CreatedClient, AdminError> {
+        let metadata = Self::checked_metadata(new.metadata)?;
+        let parsed: ClientMetadata =
+            serde_json::from_value(metadata.clone()).map_err(|e| AdminError::Internal(e.to_string()))?;
+        let client_id = new.client_id.unwrap_or_else(oidc_core::util::random_id);
+        if client_id.is_empty() || client_id.len() > 255 {
+            return Err(AdminError::Invalid("client_id must have 1 to 255 characters".into()));
+        }
+        let (secret, hash) = if parsed.token_endpoint_auth_method.uses_secret() {
+            let (s, h) = new_client_secret();
+            (Some(s), Some(h))
+        } else {
+            (None, None)
+        };
+        let now = self.now();
+        let record = ClientRecord {
+            client_id: client_id.clone(),
+            secret_hash: hash,
+            metadata,
+            created_at: now,
+            updated_at: now,
+        };
+        self.directory.clients().create(record).await?;
+        self.audit(actor, "admin.client.create", None, serde_json::json!({ "client_id": client_id })).await;
+        Ok(CreatedClient { client: self.client(&client_id).await?, client_secret: secret })
+    }
+
+    pub async fn update_client(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+        metadata: serde_json::Value,
+    ) -> Result<ClientView, AdminError> {
+        let metadata = Self::checked_metadata(metadata)?;
+        self.directory.clients().update_metadata(client_id, metadata).await.map_err(|e| match e {
+            DirectoryError::NotFound => AdminError::NotFound("client"),
+            other => other.into(),
+        })?;
+        self.audit(actor, "admin.client.update", None, serde_json::json!({ "client_id": client_id })).await;
+        self.client(client_id).await
+    }
+
+    /// Removes a client; its refresh tokens are revoked and its access tokens refused.
+    pub async fn delete_client(&self, actor: &Actor, client_id: &str) -> Result<u64, AdminError> {
+        if !self.directory.clients().delete(client_id).await? {
+            return Err(AdminError::NotFound("client"));
+        }
+        let revoked = self.directory.refresh_tokens().revoke_client(client_id, self.now()).await?;
+        self.audit(
+            actor,
+            "admin.client.delete",
+            None,
+            serde_json::json!({ "client_id": client_id, "refresh_tokens_revoked": revoked }),
+        )
+        .await;
+        Ok(revoked)
+    }
+
+    /// A new secret; the old one stops working at once. Returns it (shown once).
+    pub async fn rotate_secret(&self, actor: &Actor, client_id: &str) -> Result<String, AdminError> {
+        let record = self.directory.clients().get(client_id).await?.ok_or(AdminError::NotFound("client"))?;
+        let meta: ClientMetadata =
+            serde_json::from_value(record.metadata).map_err(|e| AdminError::Internal(e.to_string()))?;
+        if !meta.token_endpoint_auth_method.uses_secret() {
+            return Err(AdminError::Invalid("this client does not authenticate with a secret".into()));
+        }
+        let (secret, hash) = new_client_secret();
+        self.directory.clients().set_secret_hash(client_id, Some(hash)).await?;
+        self.audit(actor, "admin.client.rotate_secret", None, serde_json::json!({ "client_id": client_id })).await;
+        Ok(secret)
+    }
+
+    pub async fn audit_query(&self, filter: AuditFilter) -> Result<Vec<AuditRecordView>, AdminError> {
+        let subject = match &filter.national_id {
+            Some(id) => Some(self.professional(id).await?.subject),
+            None => None,
+        };
+        let query = AuditQuery {
+            subject,
+            event: filter.event,
+            from: filter.from,
+            to: filter.to,
+            after_id: filter.after_id,
+            limit: filter.limit,
+            newest_first: false,
+        };
+        Ok(self.directory.audit().query(query).await?.into_iter().map(AuditRecordView::from).collect())
+    }
+
+    pub async fn audit_verify(&self) -> Result<AuditCheck, AdminError> {
+        let v = self.directory.audit().verify().await?;
+        Ok(AuditCheck { records: v.records, first_bad_id: v.first_bad_id })
+    }
+
+    pub async fn deliveries(
+        &self,
+        sid: Option<String>,
+        client_id: Option<String>,
+        status: Option<String>,
+    ) -> Result<Vec<DeliveryView>, AdminError> {
+        let status = match status.as_deref() {
+            None => None,
+            Some("pending") => Some(DeliveryStatus::Pending),
+            Some("delivered") => Some(DeliveryStatus::Delivered),
+            Some("failed") => Some(DeliveryStatus::Failed),
+            Some(other) => return Err(AdminError::Invalid(format!("unknown status {other}"))),
+        };
+        let q = DeliveryQuery { sid, subject: None, client_id, status, limit: Some(500) };
+        Ok(self.directory.logout_deliveries().query(&q).await?.into_iter().map(DeliveryView::from).collect())
+    }
+}
+
+fn client_view(r: ClientRecord) -> ClientView {
+    ClientView { client_id: r.client_id, metadata: r.metadata, created_at: r.created_at, updated_at: r.updated_at }
+}

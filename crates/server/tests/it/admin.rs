@@ -1,0 +1,337 @@
+//! The admin API: only admin clients get in, on any route; sessions revoked through it are dead
+//! on every node; clients and audit are managed through it; and the CLI does the same.
+
+use std::sync::Arc;
+
+use directory::{DataKey, Directory};
+use reqwest::{Method, StatusCode};
+use server::testing::{Storage, TestProvider};
+use session_store::{RedisStore, SessionStore};
+use test_support::postgres::PostgresServer;
+use test_support::redis::RedisServer;
+
+use crate::common::*;
+
+/// Registers a service client for the admin API and gets a token for it.
+async fn admin_token(p: &TestProvider, scopes: &[&str]) -> String {
+    let mut add = TestProvider::confidential_client(&format!("svc-{}", scopes.join("-").replace(':', "_")), REDIRECT);
+    add.redirect_uris.clear();
+    add.grant_types = vec!["client_credentials".into()];
+    add.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+    let id = add.client_id.clone().unwrap();
+    let (_, secret) = p.add_client(add).await.unwrap();
+    let r = reqwest::Client::new()
+        .post(p.url("/token"))
+        .basic_auth(&id, secret)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body.get("id_token").is_none() && body.get("refresh_token").is_none());
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn call(
+    p: &TestProvider,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new().request(method, p.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn no_unauthenticated_or_non_admin_caller_reaches_any_admin_route() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let doc: serde_json::Value = reqwest::get(s.p.url("/admin/v1/openapi.json")).await.unwrap().json().await.unwrap();
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    let user_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let other_service = admin_token(&s.p, &["caducee:reports"]).await;
+
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "the document describes the routes");
+    let mut checked = 0;
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{national_id}", USER)
+            .replace("{sid}", "some-sid")
+            .replace("{client_id}", "rp")
+            .replace("{id}", "some-id");
+        for method in ops.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = matches!(m, Method::POST | Method::PUT).then(|| serde_json::json!({ "metadata": {} }));
+            for (token, expected) in [
+                (None, StatusCode::UNAUTHORIZED),
+                (Some("garbage"), StatusCode::UNAUTHORIZED),
+                (Some(user_token.as_str()), StatusCode::FORBIDDEN),
+                (Some(other_service.as_str()), StatusCode::FORBIDDEN),
+            ] {
+                let r = call(&s.p, m.clone(), &concrete, token, body.clone()).await;
+                assert_eq!(r.status(), expected, "{method} {path} with {:?}", token.map(|t| &t[..t.len().min(8)]));
+                let err: serde_json::Value = r.json().await.unwrap();
+                assert!(err["error"].is_string() && err["message"].is_string(), "JSON error with a stable code");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 60);
+    // The user is still there: nothing above changed anything.
+    assert_eq!(userinfo(&s.p, &user_token).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn clients_accounts_and_audit_through_the_api() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let admin = admin_token(&s.p, &["caducee:admin"]).await;
+
+    let created = call(&s.p, Method::POST, "/admin/v1/clients", Some(&admin), Some(serde_json::json!({
+        "client_id": "nouveau", "metadata": { "client_name": "Nouveau", "redirect_uris": ["https://nouveau.example/cb"] }
+    }))).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["client"]["metadata"]["token_endpoint_auth_method"], "client_secret_basic");
+    let bad = call(
+        &s.p,
+        Method::POST,
+        "/admin/v1/clients",
+        Some(&admin),
+        Some(serde_json::json!({
+            "metadata": { "redirect_uris": ["http://not-loopback.example/cb"] }
+        })),
+    )
+    .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json::<serde_json::Value>().await.unwrap()["error"], "invalid_request");
+    let dup = call(
+        &s.p,
+        Method::POST,
+        "/admin/v1/clients",
+        Some(&admin),
+        Some(serde_json::json!({
+            "client_id": "nouveau", "metadata": { "redirect_uris": ["https://nouveau.example/cb"] }
+        })),
+    )
+    .await;
+    assert_eq!(dup.status(), StatusCode::CONFLICT);
+
+    let rotated: serde_json::Value =
+        call(&s.p, Method::POST, "/admin/v1/clients/nouveau/secret", Some(&admin), None).await.json().await.unwrap();
+    assert_ne!(rotated["client_secret"].as_str().unwrap(), secret);
+    let updated = call(
+        &s.p,
+        Method::PUT,
+        "/admin/v1/clients/nouveau",
+        Some(&admin),
+        Some(serde_json::json!({
+            "metadata": { "client_name": "Renommé", "redirect_uris": ["https://nouveau.example/cb2"] }
+        })),
+    )
+    .await;
+    assert_eq!(updated.json::<serde_json::Value>().await.unwrap()["metadata"]["client_name"], "Renommé");
+    assert_eq!(
+        call(&s.p, Method::DELETE, "/admin/v1/clients/nouveau", Some(&admin), None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&s.p, Method::GET, "/admin/v1/clients/nouveau", Some(&admin), None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Block: the professional's sessions end and sign-in is refused; unblock lets them back.
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    let blocked: serde_json::Value =
+        call(&s.p, Method::POST, &format!("/admin/v1/professionals/{USER}/block"), Some(&admin), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(blocked["status"], "blocked");
+    assert_eq!(userinfo(&s.p, tokens["access_token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED);
+    call(&s.p, Method::POST, &format!("/admin/v1/professionals/{USER}/unblock"), Some(&admin), None).await;
+    assert_eq!(
+        exchange(&s.p, "rp", &s.secret, &login(&Browser::new(), &s.p, "rp", USER, &s.totp, 1).await).await.0,
+        StatusCode::OK
+    );
+
+    // Authenticators: list and remove.
+    let list: serde_json::Value =
+        call(&s.p, Method::GET, &format!("/admin/v1/professionals/{USER}/authenticators"), Some(&admin), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    let id = list[0]["id"].as_str().unwrap();
+    let path = format!("/admin/v1/professionals/{USER}/authenticators/{id}");
+    assert_eq!(call(&s.p, Method::DELETE, &path, Some(&admin), None).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(call(&s.p, Method::DELETE, &path, Some(&admin), None).await.status(), StatusCode::NOT_FOUND);
+
+    // Every call above is audited with the admin's identity; the chain holds; pages follow each other.
+    let page1: serde_json::Value =
+        call(&s.p, Method::GET, "/admin/v1/audit?event=admin.client.create&limit=5", Some(&admin), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(page1.as_array().unwrap().len(), 1);
+    assert_eq!(page1[0]["actor"], "client:svc-caducee_admin");
+    let all: serde_json::Value =
+        call(&s.p, Method::GET, "/admin/v1/audit?limit=3", Some(&admin), None).await.json().await.unwrap();
+    let last = all[2]["id"].as_i64().unwrap();
+    let next: serde_json::Value =
+        call(&s.p, Method::GET, &format!("/admin/v1/audit?limit=3&after_id={last}"), Some(&admin), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(next[0]["id"].as_i64().unwrap(), last + 1);
+    let check: serde_json::Value =
+        call(&s.p, Method::GET, "/admin/v1/audit/verify", Some(&admin), None).await.json().await.unwrap();
+    assert_eq!(check["first_bad_id"], serde_json::Value::Null);
+    let by_user: serde_json::Value = call(
+        &s.p,
+        Method::GET,
+        &format!("/admin/v1/audit?national_id={USER}&event=admin.account.block"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(by_user.as_array().unwrap().len(), 1);
+}
+
+struct Cluster {
+    a: TestProvider,
+    b: TestProvider,
+    pg: PostgresServer,
+    redis: RedisServer,
+    key: DataKey,
+}
+
+async fn cluster() -> Cluster {
+    let pg = PostgresServer::start().unwrap();
+    let redis = RedisServer::start().unwrap();
+    let key = DataKey::generate().unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let directory = Directory::connect(&pg.url(), key.clone()).await.unwrap();
+        directory.migrate().await.unwrap();
+        let store: Arc<dyn SessionStore> =
+            Arc::new(RedisStore::connect(&redis.url()).await.unwrap().with_prefix("caducee:"));
+        nodes.push(TestProvider::start_with(Storage::Shared { directory, store }, |_| {}).await.unwrap());
+    }
+    let b = nodes.pop().unwrap();
+    let a = nodes.pop().unwrap();
+    Cluster { a, b, pg, redis, key }
+}
+
+#[tokio::test]
+async fn a_session_revoked_through_the_api_on_one_node_is_dead_on_the_other() {
+    let c = cluster().await;
+    let (_, totp) = c.b.add_professional(USER, PASSWORD).await.unwrap();
+    let (_, secret) = c.b.add_client(TestProvider::confidential_client("rp", REDIRECT)).await.unwrap();
+    let secret = secret.unwrap();
+    let browser = Browser::new();
+    let code = login(&browser, &c.b, "rp", USER, &totp, 0).await;
+    let (_, tokens) = exchange(&c.b, "rp", &secret, &code).await;
+    let at = tokens["access_token"].as_str().unwrap();
+    let rt = tokens["refresh_token"].as_str().unwrap();
+
+    let admin = admin_token(&c.a, &["caducee:admin"]).await;
+    let sessions: serde_json::Value =
+        call(&c.a, Method::GET, &format!("/admin/v1/professionals/{USER}/sessions"), Some(&admin), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "node A sees the session opened on node B");
+    assert_eq!(sessions[0]["clients"], serde_json::json!(["rp"]));
+    let revoked: serde_json::Value =
+        call(&c.a, Method::DELETE, &format!("/admin/v1/professionals/{USER}/sessions"), Some(&admin), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(revoked["sessions"], 1);
+
+    assert_eq!(userinfo(&c.b, at).await, StatusCode::UNAUTHORIZED, "userinfo on node B refuses at once");
+    let introspected: serde_json::Value = reqwest::Client::new()
+        .post(c.b.url("/introspect"))
+        .basic_auth("rp", Some(&secret))
+        .form(&[("token", at)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected, serde_json::json!({ "active": false }));
+    assert_eq!(refresh(&c.b, "rp", &secret, rt).await.1["error"], "invalid_grant");
+    let r = browser.get(&authorize_url(&c.b, "rp", &[("prompt", "none")])).await;
+    assert_eq!(query_param(&location(r.headers()), "error").as_deref(), Some("login_required"));
+}
+
+#[tokio::test]
+async fn the_cli_revokes_sessions_and_verifies_the_audit_chain() {
+    let c = cluster().await;
+    let (_, totp) = c.a.add_professional(USER, PASSWORD).await.unwrap();
+    let (_, secret) = c.a.add_client(TestProvider::confidential_client("rp", REDIRECT)).await.unwrap();
+    let code = login(&Browser::new(), &c.a, "rp", USER, &totp, 0).await;
+    let (_, tokens) = exchange(&c.a, "rp", &secret.unwrap(), &code).await;
+
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caducee"))
+            .args(args)
+            .env("CADUCEE_DATA_DIR", data.path())
+            .env("CADUCEE_DATABASE_URL", c.pg.url())
+            .env("CADUCEE_REDIS_URL", c.redis.url())
+            .env("CADUCEE_MASTER_KEY", c.key.to_base64().as_str())
+            .env("CADUCEE_ISSUER", &c.a.base_url)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["session", "revoke-all", "--user", USER]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 session(s)"));
+    assert_eq!(userinfo(&c.a, tokens["access_token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(userinfo(&c.b, tokens["access_token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED);
+
+    let out = run(&["audit", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("intact"));
+    let out = run(&["audit", "list", "--event", "admin.session.revoke_all"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(listed[0]["actor"].as_str().unwrap().starts_with("operator:"));
+
+    // Someone edits a record behind the log's back: verify says so.
+    let raw = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("psql '{}' -c \"UPDATE audit_log SET outcome = 'failure' WHERE id = 2\"", c.pg.url()))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    let out = run(&["audit", "verify"]);
+    assert!(!out.status.success(), "a tampered log fails verification");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tampered: record 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
