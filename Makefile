@@ -7,6 +7,8 @@ CARGO ?= cargo
 
 AXE_VERSION = 4.14.1
 AXE = .cache/npm/node_modules/axe-core/axe.min.js
+SCHEMATHESIS_VERSION = 4.32.5
+SCHEMATHESIS = .cache/venv/bin/schemathesis
 
 ## Start the provider on 127.0.0.1:8080 (SQLite and keys under ./data, sessions in process).
 run:
@@ -23,11 +25,16 @@ release:
 test: check-tools test-assets
 	$(CARGO) nextest run --workspace --no-fail-fast
 
-## axe-core, for the accessibility checks the browser tests run (from npm, pinned).
-test-assets: $(AXE)
+## axe-core, for the accessibility checks the browser tests run (from npm, pinned), and
+## schemathesis, which checks the admin API against its OpenAPI document (from PyPI, pinned).
+test-assets: $(AXE) $(SCHEMATHESIS)
 
 $(AXE):
 	npm install --no-save --no-audit --no-fund --prefix .cache/npm axe-core@$(AXE_VERSION)
+
+$(SCHEMATHESIS):
+	python3 -m venv .cache/venv
+	.cache/venv/bin/pip install --quiet schemathesis==$(SCHEMATHESIS_VERSION)
 
 ## Formatting and lints, as CI checks them.
 lint:
@@ -43,6 +50,7 @@ check-tools:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { echo "PostgreSQL is missing: apt-get install postgresql"; exit 1; }
 	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { echo "Chromium is missing: apt-get install chromium chromium-driver"; exit 1; }
 	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (for axe-core): apt-get install npm"; exit 1; }
+	@python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { echo "python3 with venv is missing (for schemathesis): apt-get install python3-venv"; exit 1; }
 
 clean:
 	$(CARGO) clean

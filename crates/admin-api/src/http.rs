@@ -2,13 +2,14 @@
 //! served at `/admin/v1/openapi.json`. Every route needs a bearer access token obtained with the
 //! client-credentials grant by a client registered for the `caducee:admin` scope.
 
+use axum::Json;
 use axum::Router;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, extract::rejection::JsonRejection};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -73,6 +74,20 @@ impl From<AdminError> for Failure {
 
 type ApiResult<T> = Result<T, Failure>;
 
+/// Path parameters, refused with a JSON error (axum's own rejection is plain text).
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e| failure(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+    }
+}
+
 /// The authenticated administrator of a request.
 pub struct Admin(pub Actor);
 
@@ -110,6 +125,10 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     payload.map(|Json(v)| v).map_err(|e| failure(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
 }
 
+fn query<T>(params: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    params.map(|Query(v)| v).map_err(|e| failure(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Revoked {
     pub sessions: usize,
@@ -122,11 +141,11 @@ pub struct Secret {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ClientUpdate {
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
+    pub metadata: oidc_core::client::ClientMetadata,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryFilter {
     pub sid: Option<String>,
     pub client_id: Option<String>,
@@ -135,98 +154,106 @@ pub struct DeliveryFilter {
 }
 
 #[utoipa::path(get, path = "/admin/v1/professionals/{national_id}", params(("national_id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 404, body = ApiError)), security(("bearer" = [])))]
-async fn get_account(State(s): State<AdminService>, _a: Admin, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
+    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+async fn get_account(
+    State(s): State<AdminService>,
+    _a: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<AccountView>> {
     Ok(Json(s.account(&id).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/sessions", params(("national_id" = String, Path)),
-    responses((status = 200, body = Vec<SessionView>), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<SessionView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn list_sessions(
     State(s): State<AdminService>,
     _a: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<SessionView>>> {
     Ok(Json(s.sessions(&id).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/professionals/{national_id}/sessions", params(("national_id" = String, Path)),
-    responses((status = 200, body = Revoked), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Revoked), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn revoke_all(
     State(s): State<AdminService>,
     Admin(a): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Revoked>> {
     Ok(Json(Revoked { sessions: s.revoke_all(&a, &id).await? }))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/sessions/{sid}", params(("sid" = String, Path)),
-    responses((status = 204), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn revoke_session(
     State(s): State<AdminService>,
     Admin(a): Admin,
-    Path(sid): Path<String>,
+    ApiPath(sid): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     s.revoke_session(&a, &sid).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/block", params(("national_id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 404, body = ApiError)), security(("bearer" = [])))]
-async fn block(State(s): State<AdminService>, Admin(a): Admin, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
+    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+async fn block(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<AccountView>> {
     Ok(Json(s.block(&a, &id).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/unblock", params(("national_id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn unblock(
     State(s): State<AdminService>,
     Admin(a): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<AccountView>> {
     Ok(Json(s.unblock(&a, &id).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/lockout/reset", params(("national_id" = String, Path)),
-    responses((status = 204)), security(("bearer" = [])))]
+    responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn reset_lockout(
     State(s): State<AdminService>,
     Admin(a): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     s.reset_lockout(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/authenticators", params(("national_id" = String, Path)),
-    responses((status = 200, body = Vec<AuthenticatorView>), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<AuthenticatorView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn list_authenticators(
     State(s): State<AdminService>,
     _a: Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<AuthenticatorView>>> {
     Ok(Json(s.authenticators(&id).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/professionals/{national_id}/authenticators/{id}",
     params(("national_id" = String, Path), ("id" = String, Path)),
-    responses((status = 204), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn remove_authenticator(
     State(s): State<AdminService>,
     Admin(a): Admin,
-    Path((national_id, id)): Path<(String, String)>,
+    ApiPath((national_id, id)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     s.remove_authenticator(&a, &national_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/admin/v1/clients", responses((status = 200, body = Vec<ClientView>)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/v1/clients", responses((status = 200, body = Vec<ClientView>), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn list_clients(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<Vec<ClientView>>> {
     Ok(Json(s.clients().await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients", request_body = NewClient,
-    responses((status = 201, body = CreatedClient), (status = 400, body = ApiError), (status = 409, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 201, body = CreatedClient), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn create_client(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -236,65 +263,70 @@ async fn create_client(
 }
 
 #[utoipa::path(get, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)),
-    responses((status = 200, body = ClientView), (status = 404, body = ApiError)), security(("bearer" = [])))]
-async fn get_client(State(s): State<AdminService>, _a: Admin, Path(id): Path<String>) -> ApiResult<Json<ClientView>> {
+    responses((status = 200, body = ClientView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+async fn get_client(
+    State(s): State<AdminService>,
+    _a: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ClientView>> {
     Ok(Json(s.client(&id).await?))
 }
 
 #[utoipa::path(put, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)), request_body = ClientUpdate,
-    responses((status = 200, body = ClientView), (status = 400, body = ApiError), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = ClientView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn update_client(
     State(s): State<AdminService>,
     Admin(a): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     payload: Result<Json<ClientUpdate>, JsonRejection>,
 ) -> ApiResult<Json<ClientView>> {
-    Ok(Json(s.update_client(&a, &id, body(payload)?.metadata).await?))
+    Ok(Json(s.update_client(&a, &id, &body(payload)?.metadata).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)),
-    responses((status = 204), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn delete_client(
     State(s): State<AdminService>,
     Admin(a): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     s.delete_client(&a, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients/{client_id}/secret", params(("client_id" = String, Path)),
-    responses((status = 200, body = Secret), (status = 400, body = ApiError), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Secret), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn rotate_secret(
     State(s): State<AdminService>,
     Admin(a): Admin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Secret>> {
     Ok(Json(Secret { client_secret: s.rotate_secret(&a, &id).await? }))
 }
 
 #[utoipa::path(get, path = "/admin/v1/audit", params(AuditFilter),
-    responses((status = 200, body = Vec<AuditRecordView>), (status = 404, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<AuditRecordView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn audit(
     State(s): State<AdminService>,
     _a: Admin,
-    Query(f): Query<AuditFilter>,
+    f: Result<Query<AuditFilter>, QueryRejection>,
 ) -> ApiResult<Json<Vec<AuditRecordView>>> {
-    Ok(Json(s.audit_query(f).await?))
+    Ok(Json(s.audit_query(query(f)?).await?))
 }
 
-#[utoipa::path(get, path = "/admin/v1/audit/verify", responses((status = 200, body = AuditCheck)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/v1/audit/verify", responses((status = 200, body = AuditCheck), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn audit_verify(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<AuditCheck>> {
     Ok(Json(s.audit_verify().await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/logout-deliveries", params(DeliveryFilter),
-    responses((status = 200, body = Vec<DeliveryView>), (status = 400, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<DeliveryView>), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
 async fn deliveries(
     State(s): State<AdminService>,
     _a: Admin,
-    Query(f): Query<DeliveryFilter>,
+    f: Result<Query<DeliveryFilter>, QueryRejection>,
 ) -> ApiResult<Json<Vec<DeliveryView>>> {
+    let f = query(f)?;
     Ok(Json(s.deliveries(f.sid, f.client_id, f.status).await?))
 }
 
@@ -318,7 +350,9 @@ impl utoipa::Modify for BearerScheme {
           remove_authenticator, list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
           audit, audit_verify, deliveries),
     components(schemas(ApiError, AccountView, SessionView, AuthenticatorView, ClientView, NewClient, CreatedClient,
-                       ClientUpdate, Secret, Revoked, AuditRecordView, AuditCheck, DeliveryView)),
+                       ClientUpdate, Secret, Revoked, AuditRecordView, AuditCheck, DeliveryView,
+                       oidc_core::client::ClientMetadata, oidc_core::client::TokenEndpointAuthMethod,
+                       oidc_core::keys::SigningAlg)),
     modifiers(&BearerScheme)
 )]
 pub struct ApiDoc;
@@ -330,7 +364,8 @@ async fn openapi() -> Response {
     }
 }
 
-async fn not_found() -> Failure {
+/// Unknown routes too are only answered to administrators: the API's shape is not for strangers.
+async fn not_found(_a: Admin) -> Failure {
     failure(StatusCode::NOT_FOUND, "not_found", "no such admin route")
 }
 

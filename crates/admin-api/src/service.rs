@@ -144,8 +144,7 @@ pub struct ClientView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct NewClient {
     pub client_id: Option<String>,
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
+    pub metadata: ClientMetadata,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -165,7 +164,8 @@ pub struct AuditRecordView {
     pub client_id: Option<String>,
     pub source_ip: Option<String>,
     pub outcome: String,
-    #[schema(value_type = Object)]
+    /// What the event carried, if anything.
+    #[schema(value_type = Option<Object>)]
     pub details: serde_json::Value,
     pub hash: String,
 }
@@ -230,6 +230,7 @@ pub struct AuditCheck {
 
 /// Filters of an audit query.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     /// A professional's national identifier.
     pub national_id: Option<String>,
@@ -240,7 +241,8 @@ pub struct AuditFilter {
     /// The last id of the previous page.
     pub after_id: Option<i64>,
     /// At most 1000 (default 100).
-    pub limit: Option<u64>,
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
 }
 
 /// The operations, over the provider, the directory and the authentication engine.
@@ -402,17 +404,14 @@ impl AdminService {
         self.directory.clients().get(client_id).await?.map(client_view).ok_or(AdminError::NotFound("client"))
     }
 
-    fn checked_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, AdminError> {
-        let parsed: ClientMetadata =
-            serde_json::from_value(metadata).map_err(|e| AdminError::Invalid(format!("client metadata: {e}")))?;
-        parsed.validate()?;
-        serde_json::to_value(&parsed).map_err(|e| AdminError::Internal(e.to_string()))
+    fn checked_metadata(metadata: &ClientMetadata) -> Result<serde_json::Value, AdminError> {
+        metadata.validate()?;
+        serde_json::to_value(metadata).map_err(|e| AdminError::Internal(e.to_string()))
     }
 
     pub async fn create_client(&self, actor: &Actor, new: NewClient) -> Result<CreatedClient, AdminError> {
-        let metadata = Self::checked_metadata(new.metadata)?;
-        let parsed: ClientMetadata =
-            serde_json::from_value(metadata.clone()).map_err(|e| AdminError::Internal(e.to_string()))?;
+        let parsed = new.metadata;
+        let metadata = Self::checked_metadata(&parsed)?;
         let client_id = new.client_id.unwrap_or_else(oidc_core::util::random_id);
         if client_id.is_empty() || client_id.len() > 255 {
             return Err(AdminError::Invalid("client_id must have 1 to 255 characters".into()));
@@ -440,7 +439,7 @@ impl AdminService {
         &self,
         actor: &Actor,
         client_id: &str,
-        metadata: serde_json::Value,
+        metadata: &ClientMetadata,
     ) -> Result<ClientView, AdminError> {
         let metadata = Self::checked_metadata(metadata)?;
         self.directory.clients().update_metadata(client_id, metadata).await.map_err(|e| match e {
@@ -486,13 +485,16 @@ impl AdminService {
             Some(id) => Some(self.professional(id).await?.subject),
             None => None,
         };
+        if filter.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
+            return Err(AdminError::Invalid("limit must be between 1 and 1000".into()));
+        }
         let query = AuditQuery {
             subject,
             event: filter.event,
             from: filter.from,
             to: filter.to,
             after_id: filter.after_id,
-            limit: filter.limit,
+            limit: filter.limit.map(u64::from),
             newest_first: false,
         };
         Ok(self.directory.audit().query(query).await?.into_iter().map(AuditRecordView::from).collect())

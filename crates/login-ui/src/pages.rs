@@ -40,6 +40,14 @@ struct LogoutConfirmPage<'a> {
     client_name: Option<&'a str>,
 }
 
+#[derive(Template)]
+#[template(path = "frontchannel_logout.html")]
+struct FrontChannelLogoutPage<'a> {
+    t: &'static Texts,
+    frames: &'a [String],
+    then: Option<&'a str>,
+}
+
 /// Renders a template, falling back to a minimal page: a template error must not become a
 /// blank answer (nor leak its details).
 pub(crate) fn render_or_fallback(result: Result<String, askama::Error>) -> String {
@@ -86,6 +94,10 @@ impl Pages for HtmlPages {
     fn logged_out(&self, locale: Locale) -> String {
         let t = texts(locale);
         message(locale, t.logout_title, t.logged_out, None, false)
+    }
+
+    fn frontchannel_logout(&self, locale: Locale, frames: &[String], then: Option<&str>) -> String {
+        render_or_fallback(FrontChannelLogoutPage { t: texts(locale), frames, then }.render())
     }
 
     fn still_logged_in(&self, locale: Locale) -> String {

@@ -19,6 +19,7 @@ use axum::routing::{get, post};
 use cookie::{Cookie, SameSite};
 use oidc_core::Locale;
 use oidc_core::client_auth::ClientCredentials;
+use oidc_core::session::SsoSession;
 use oidc_core::token::TokenParams;
 use oidc_core::util::{constant_time_eq, random_token, sha256_b64};
 use serde::{Deserialize, Serialize};
@@ -466,11 +467,11 @@ async fn end_one(State(st): State<LoginState>, Path(sid): Path<String>, headers:
     if !owned {
         return render_home(&st, &session, None, Some(w.not_found.to_owned())).await;
     }
-    if st.provider.end_session(&sid, "wallet", now).await.is_err() {
+    let Ok(ended) = st.provider.end_session(&sid, "wallet", now).await else {
         return unavailable(session.locale);
-    }
+    };
     if sid == session.sid {
-        return signed_out(&st, &handle, session.locale).await;
+        return signed_out(&st, &handle, session.locale, ended.as_ref()).await;
     }
     render_home(&st, &session, Some(w.session_ended.to_owned()), None).await
 }
@@ -485,20 +486,32 @@ async fn end_all(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) 
     let Ok(all) = st.provider.sessions().list_for_subject(&session.subject, now).await else {
         return unavailable(session.locale);
     };
+    let mut this_one = None;
     for s in all {
-        if st.provider.end_session(&s.sid, "wallet_everywhere", now).await.is_err() {
-            return unavailable(session.locale);
+        match st.provider.end_session(&s.sid, "wallet_everywhere", now).await {
+            Ok(ended) if s.sid == session.sid => this_one = ended,
+            Ok(_) => {}
+            Err(_) => return unavailable(session.locale),
         }
     }
-    signed_out(&st, &handle, session.locale).await
+    signed_out(&st, &handle, session.locale, this_one.as_ref()).await
 }
 
-/// Closes the wallet session and shows the signed-out page.
-async fn signed_out(st: &LoginState, handle: &str, locale: Locale) -> Response {
+/// Closes the wallet session and shows the signed-out page; this browser's relying parties that
+/// asked for Front-Channel Logout get their logout pages loaded (the others, in other browsers,
+/// have the back-channel).
+async fn signed_out(st: &LoginState, handle: &str, locale: Locale, ended: Option<&SsoSession>) -> Response {
     let _ = st.store.delete(&session_key(handle)).await;
     let secure = st.provider.config().secure_cookies;
-    let html = oidc_core::http::Pages::logged_out(&crate::HtmlPages, locale);
-    let mut r = page(StatusCode::OK, html);
+    let frames = match ended {
+        Some(s) => st.provider.frontchannel_frames(s).await,
+        None => Vec::new(),
+    };
+    let mut r = if frames.is_empty() {
+        page(StatusCode::OK, oidc_core::http::Pages::logged_out(&crate::HtmlPages, locale))
+    } else {
+        oidc_core::http::frontchannel_page(&crate::HtmlPages, locale, &frames, None)
+    };
     r.headers_mut().append(header::SET_COOKIE, wallet_cookie("", secure, true));
     oidc_core::http::cookies::set(r.headers_mut(), &oidc_core::http::cookies::clear_session_cookie(secure));
     r
@@ -511,8 +524,8 @@ async fn logout(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -
         Err(r) => return r,
     };
     let now = (st.clock)();
-    if st.provider.end_session(&session.sid, "wallet", now).await.is_err() {
+    let Ok(ended) = st.provider.end_session(&session.sid, "wallet", now).await else {
         return unavailable(session.locale);
-    }
-    signed_out(&st, &handle, session.locale).await
+    };
+    signed_out(&st, &handle, session.locale, ended.as_ref()).await
 }

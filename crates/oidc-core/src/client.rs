@@ -10,6 +10,7 @@ use crate::util::{constant_time_eq, random_token, sha256_b64};
 
 /// How a client authenticates at the token, introspection and revocation endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenEndpointAuthMethod {
     #[default]
@@ -51,6 +52,7 @@ fn default_grant_types() -> Vec<String> {
 
 /// What a relying party registered (the subset of RFC 7591 / OIDC Registration we honour).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClientMetadata {
     #[serde(default)]
     pub client_name: String,
@@ -61,6 +63,7 @@ pub struct ClientMetadata {
     pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     /// Public keys for `private_key_jwt`, as a JWK Set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub jwks: Option<serde_json::Value>,
     #[serde(default)]
     pub id_token_signed_response_alg: SigningAlg,
@@ -79,6 +82,13 @@ pub struct ClientMetadata {
     pub backchannel_logout_uri: Option<String>,
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// Front-Channel Logout 1.0: a page of the relying party that logs it out when the provider's
+    /// logout page loads it in an iframe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontchannel_logout_uri: Option<String>,
+    /// The relying party wants `iss` and `sid` on its front-channel logout URI.
+    #[serde(default)]
+    pub frontchannel_logout_session_required: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -89,8 +99,12 @@ pub enum MetadataError {
     BadRedirectUri(String),
     #[error("private_key_jwt needs a `jwks` with at least one key")]
     MissingJwks,
+    #[error("invalid `jwks`: {0}")]
+    BadJwks(String),
     #[error("unsupported grant type `{0}`")]
     BadGrantType(String),
+    #[error("the front-channel logout URI `{0}` must have the scheme, host and port of a redirect URI")]
+    FrontChannelOrigin(String),
 }
 
 fn check_uri(uri: &str) -> Result<(), MetadataError> {
@@ -119,16 +133,24 @@ impl ClientMetadata {
         if let Some(uri) = &self.backchannel_logout_uri {
             check_uri(uri)?;
         }
-        if self.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt {
-            let has_key = self
-                .jwks
-                .as_ref()
-                .and_then(|j| j.get("keys"))
-                .and_then(|k| k.as_array())
-                .is_some_and(|k| !k.is_empty());
-            if !has_key {
-                return Err(MetadataError::MissingJwks);
+        if let Some(uri) = &self.frontchannel_logout_uri {
+            check_uri(uri)?;
+            // Front-Channel Logout 1.0 §2: the page lives where the relying party's redirect URIs do.
+            let origin = |u: &str| Url::parse(u).ok().map(|u| u.origin());
+            if !self.redirect_uris.iter().any(|r| origin(r) == origin(uri)) {
+                return Err(MetadataError::FrontChannelOrigin(uri.clone()));
             }
+        }
+        if let Some(jwks) = &self.jwks {
+            // Refused at registration rather than silently unusable at the token endpoint.
+            let set: jsonwebtoken::jwk::JwkSet =
+                serde_json::from_value(jwks.clone()).map_err(|e| MetadataError::BadJwks(e.to_string()))?;
+            if set.keys.is_empty() {
+                return Err(MetadataError::BadJwks("the set has no key".into()));
+            }
+        }
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt && self.jwks.is_none() {
+            return Err(MetadataError::MissingJwks);
         }
         for g in &self.grant_types {
             if !matches!(g.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
@@ -219,6 +241,33 @@ mod tests {
         assert!(meta(&["https://rp.example/cb#frag"]).validate().is_err());
         assert!(meta(&["not a url"]).validate().is_err());
         assert_eq!(meta(&[]).validate(), Err(MetadataError::NoRedirectUri));
+    }
+
+    #[test]
+    fn a_jwks_must_be_a_jwk_set_with_a_key() {
+        let mut m = meta(&["https://rp.example/cb"]);
+        for bad in [serde_json::json!([null, null]), serde_json::json!({ "keys": [] }), serde_json::json!("x")] {
+            m.jwks = Some(bad);
+            assert!(matches!(m.validate(), Err(MetadataError::BadJwks(_))));
+        }
+        m.jwks = Some(
+            serde_json::json!({ "keys": [{ "kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" }] }),
+        );
+        assert!(m.validate().is_ok());
+        m.jwks = None;
+        m.token_endpoint_auth_method = TokenEndpointAuthMethod::PrivateKeyJwt;
+        assert_eq!(m.validate(), Err(MetadataError::MissingJwks));
+    }
+
+    #[test]
+    fn the_front_channel_page_shares_a_redirect_uris_origin() {
+        let mut m = meta(&["https://rp.example/cb"]);
+        m.frontchannel_logout_uri = Some("https://rp.example/logout?x=1".into());
+        assert!(m.validate().is_ok());
+        for bad in ["https://rp.example:8443/logout", "https://other.example/logout", "http://rp.example/logout"] {
+            m.frontchannel_logout_uri = Some(bad.into());
+            assert!(m.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

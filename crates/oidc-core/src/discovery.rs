@@ -45,6 +45,8 @@ pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
         "authorization_response_iss_parameter_supported": true,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
     });
     serde_json::to_string(&doc)
 }

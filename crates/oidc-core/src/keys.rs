@@ -24,6 +24,7 @@ use crate::util::sha256_b64;
 
 /// The JWS algorithms this provider signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SigningAlg {
     #[default]
     RS256,

@@ -45,6 +45,13 @@ pub enum EndSessionOutcome {
         confirmation: String,
         client_name: Option<String>,
     },
+    /// Done; load the relying parties' front-channel logout pages, then go on to `then` (the
+    /// client's post-logout redirect) or show the "you are logged out" page.
+    FrontChannel {
+        locale: Locale,
+        frames: Vec<String>,
+        then: Option<String>,
+    },
     /// The person declined: the session goes on.
     StillLoggedIn(Locale),
     Refused(LogoutError, Locale),
@@ -88,6 +95,44 @@ impl Provider {
         )
         .await;
         Ok(Some(session))
+    }
+
+    /// Front-Channel Logout 1.0: the logout pages of the relying parties an ended session signed
+    /// into, with `iss` and `sid` for those that asked for them. A client that cannot be read
+    /// now is skipped: the back-channel and the dead session already cover it.
+    pub async fn frontchannel_frames(&self, session: &SsoSession) -> Vec<String> {
+        let mut frames = Vec::new();
+        for c in &session.clients {
+            let Ok(Some(client)) = self.client(&c.client_id).await else { continue };
+            let Some(uri) = client.metadata.frontchannel_logout_uri.as_deref() else { continue };
+            let Ok(mut url) = url::Url::parse(uri) else { continue };
+            if client.metadata.frontchannel_logout_session_required {
+                url.query_pairs_mut().append_pair("iss", &self.config.issuer).append_pair("sid", &session.sid);
+            }
+            let frame = String::from(url);
+            if !frames.contains(&frame) {
+                frames.push(frame);
+            }
+        }
+        frames
+    }
+
+    /// What the browser sees once its session has ended.
+    async fn after_logout(
+        &self,
+        ended: Option<&SsoSession>,
+        location: Option<String>,
+        locale: Locale,
+    ) -> EndSessionOutcome {
+        let frames = match ended {
+            Some(s) => self.frontchannel_frames(s).await,
+            None => Vec::new(),
+        };
+        match (frames.is_empty(), location) {
+            (false, then) => EndSessionOutcome::FrontChannel { locale, frames, then },
+            (true, Some(l)) => EndSessionOutcome::Redirect(l),
+            (true, None) => EndSessionOutcome::LoggedOut(locale),
+        }
     }
 
     /// Handles `/end_session` (GET or POST) for the browser holding `session_cookie`.
@@ -162,8 +207,8 @@ impl Provider {
             .as_ref()
             .is_some_and(|h| h.sub == session.subject && h.sid.as_deref().is_none_or(|sid| sid == session.sid));
         if hint_matches {
-            self.end_session(&session.sid, "rp_initiated", now).await?;
-            return Ok(done(location));
+            let ended = self.end_session(&session.sid, "rp_initiated", now).await?;
+            return Ok(self.after_logout(ended.as_ref(), location, locale).await);
         }
         // Without proof that the request comes from this session's relying party, a link could
         // log anyone out: the person confirms with a form bound to a single-use token.
@@ -197,20 +242,17 @@ impl Provider {
                 Some(c) => self.sessions.from_cookie(c, now).await?,
                 None => None,
             };
-            // The confirmation is bound to the session it was issued for.
-            if let Some(s) = session
-                && s.sid == pending.sid
-                && accept
-            {
-                self.end_session(&s.sid, "rp_initiated_confirmed", now).await?;
-            }
             if !accept {
                 return Ok(EndSessionOutcome::StillLoggedIn(pending.locale));
             }
-            Ok(match pending.location {
-                Some(l) => EndSessionOutcome::Redirect(l),
-                None => EndSessionOutcome::LoggedOut(pending.locale),
-            })
+            // The confirmation is bound to the session it was issued for.
+            let mut ended = None;
+            if let Some(s) = session
+                && s.sid == pending.sid
+            {
+                ended = self.end_session(&s.sid, "rp_initiated_confirmed", now).await?;
+            }
+            Ok(self.after_logout(ended.as_ref(), pending.location, pending.locale).await)
         }
         .await;
         result.unwrap_or_else(|e| {

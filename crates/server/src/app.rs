@@ -197,6 +197,8 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
         resource_server: false,
         backchannel_logout_uri: None,
         backchannel_logout_session_required: false,
+        frontchannel_logout_uri: None,
+        frontchannel_logout_session_required: false,
     };
     let value = serde_json::to_value(&metadata).map_err(|e| BuildError::Wallet(e.to_string()))?;
     let clients = directory.clients();

@@ -63,16 +63,19 @@ pub enum Command {
 pub enum SessionCommand {
     /// List a professional's live sessions.
     List {
+        /// The professional's national identifier.
         #[arg(long)]
         user: String,
     },
     /// End one session: its relying parties are told, its tokens die.
     Revoke {
+        /// The session's identifier (`sid`, as `session list` shows it).
         #[arg(long)]
         sid: String,
     },
     /// End every session of a professional (forced logout everywhere).
     RevokeAll {
+        /// The professional's national identifier.
         #[arg(long)]
         user: String,
     },
@@ -82,27 +85,34 @@ pub enum SessionCommand {
 pub enum AccountCommand {
     /// Block an account: no more sign-in, every session ends now.
     Block {
+        /// The professional's national identifier.
         #[arg(long)]
         user: String,
     },
+    /// Unblock an account: sign-in is possible again.
     Unblock {
+        /// The professional's national identifier.
         #[arg(long)]
         user: String,
     },
     /// Lift the lockout of an identifier after too many failures.
     ResetLockout {
+        /// The professional's national identifier.
         #[arg(long)]
         user: String,
     },
     /// List a professional's authenticators.
     Authenticators {
+        /// The professional's national identifier.
         #[arg(long)]
         user: String,
     },
     /// Remove an authenticator (an app is deleted, a token goes back to the pool).
     RemoveAuthenticator {
+        /// The professional's national identifier.
         #[arg(long)]
         user: String,
+        /// The authenticator's id, as `account authenticators` shows it.
         #[arg(long)]
         id: String,
     },
@@ -117,17 +127,28 @@ pub enum AuditCommand {
         /// A professional's national identifier.
         #[arg(long)]
         user: Option<String>,
+        /// One event type (`signin`, `login_failed`, `logout`, `admin.session.revoke`, …).
         #[arg(long)]
         event: Option<String>,
+        /// From this time (Unix seconds, inclusive).
+        #[arg(long)]
+        from: Option<i64>,
+        /// Until this time (Unix seconds, inclusive).
+        #[arg(long)]
+        to: Option<i64>,
+        /// The last id of the previous page.
         #[arg(long)]
         after_id: Option<i64>,
-        #[arg(long, default_value_t = 100)]
-        limit: u64,
+        /// At most 1000.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
     },
     /// Back-channel logout deliveries and their outcome.
     Deliveries {
+        /// One session's deliveries.
         #[arg(long)]
         sid: Option<String>,
+        /// One relying party's deliveries.
         #[arg(long)]
         client_id: Option<String>,
         /// pending, delivered or failed.
@@ -236,6 +257,13 @@ pub struct ClientAdd {
     /// The client needs `sid` in logout tokens (always sent; recorded for discovery).
     #[arg(long)]
     pub backchannel_logout_session_required: bool,
+    /// A page that logs the client out when the provider's logout page loads it in an iframe
+    /// (Front-Channel Logout 1.0); same scheme, host and port as a redirect URI.
+    #[arg(long)]
+    pub frontchannel_logout_uri: Option<String>,
+    /// Add `iss` and `sid` to the front-channel logout URI.
+    #[arg(long)]
+    pub frontchannel_logout_session_required: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -487,6 +515,8 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
         resource_server: add.resource_server,
         backchannel_logout_uri: add.backchannel_logout_uri,
         backchannel_logout_session_required: add.backchannel_logout_session_required,
+        frontchannel_logout_uri: add.frontchannel_logout_uri,
+        frontchannel_logout_session_required: add.frontchannel_logout_session_required,
     };
     metadata.validate()?;
     let client_id = add.client_id.unwrap_or_else(oidc_core::util::random_id);
@@ -736,14 +766,9 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        AuditCommand::List { user, event, after_id, limit } => {
-            let filter = admin_api::service::AuditFilter {
-                national_id: user,
-                event,
-                after_id,
-                limit: Some(limit),
-                ..Default::default()
-            };
+        AuditCommand::List { user, event, from, to, after_id, limit } => {
+            let filter =
+                admin_api::service::AuditFilter { national_id: user, event, from, to, after_id, limit: Some(limit) };
             print_json(&admin.audit_query(filter).await?)?;
         }
         AuditCommand::Deliveries { sid, client_id, status } => {

@@ -193,6 +193,8 @@ impl TestProvider {
             resource_server: false,
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
+            frontchannel_logout_uri: None,
+            frontchannel_logout_session_required: false,
         }
     }
 

@@ -34,6 +34,9 @@ pub trait Pages: Send + Sync {
     fn logout_error(&self, locale: Locale, error: LogoutError) -> String;
     fn logout_confirm(&self, locale: Locale, confirmation: &str, client_name: Option<&str>) -> String;
     fn logged_out(&self, locale: Locale) -> String;
+    /// "You are logged out", loading each of `frames` (the relying parties' front-channel logout
+    /// pages) in an iframe, then going on to `then` if given.
+    fn frontchannel_logout(&self, locale: Locale, frames: &[String], then: Option<&str>) -> String;
     fn still_logged_in(&self, locale: Locale) -> String;
 }
 
@@ -110,6 +113,31 @@ fn html(status: StatusCode, body: String) -> Response {
             "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
+    r
+}
+
+/// The logged-out page that loads the relying parties' front-channel logout pages: the same
+/// protections as every page, with just those origins allowed in frames.
+pub fn frontchannel_page(pages: &dyn Pages, locale: Locale, frames: &[String], then: Option<&str>) -> Response {
+    let mut origins: Vec<String> = frames
+        .iter()
+        .filter_map(|f| url::Url::parse(f).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+        .collect();
+    origins.dedup();
+    let mut r = html(StatusCode::OK, pages.frontchannel_logout(locale, frames, then));
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src {}; frame-ancestors 'none'; base-uri 'none'",
+        if origins.is_empty() { "'none'".to_owned() } else { origins.join(" ") }
+    );
+    match HeaderValue::from_str(&csp) {
+        Ok(v) => {
+            r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        // Registered URIs are validated; a value that cannot be a header keeps the strict policy.
+        Err(_) => tracing::warn!("front-channel logout origins do not fit in a CSP header"),
+    }
     r
 }
 
@@ -409,6 +437,9 @@ fn render_logout(st: &ProtocolState, outcome: EndSessionOutcome) -> Response {
     let mut r = match outcome {
         EndSessionOutcome::Redirect(location) => see_other(&location),
         EndSessionOutcome::LoggedOut(locale) => html(StatusCode::OK, st.pages.logged_out(locale)),
+        EndSessionOutcome::FrontChannel { locale, frames, then } => {
+            frontchannel_page(st.pages.as_ref(), locale, &frames, then.as_deref())
+        }
         EndSessionOutcome::Confirm { locale, confirmation, client_name } => {
             return html(StatusCode::OK, st.pages.logout_confirm(locale, &confirmation, client_name.as_deref()));
         }

@@ -255,3 +255,65 @@ async fn lockout_shows_its_page() {
     })
     .await;
 }
+
+/// Front-Channel Logout in the browser: after «Me déconnecter», the logged-out page loads the
+/// relying party's logout page in an iframe (the page's security policy lets exactly that origin
+/// in), which receives `iss` and `sid`; the page stays accessible.
+#[tokio::test]
+async fn front_channel_logout_reaches_the_relying_party() {
+    let p = TestProvider::start().await.unwrap();
+    let (_, totp) = p.add_professional(USER, PASSWORD).await.unwrap();
+    let hits: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let recorded = hits.clone();
+    let app = axum::Router::new()
+        .route(
+            "/cb",
+            axum::routing::get(|| async { axum::response::Html("<!DOCTYPE html><title>RP</title><p>ok</p>") }),
+        )
+        .route(
+            "/fc-logout",
+            axum::routing::get(move |uri: axum::http::Uri| async move {
+                recorded.lock().unwrap().push(uri.query().unwrap_or_default().to_owned());
+                axum::response::Html("<!DOCTYPE html><title>RP logout</title>")
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let rp = format!("{origin}/cb");
+    let mut client = TestProvider::confidential_client("rp", &rp);
+    client.frontchannel_logout_uri = Some(format!("{origin}/fc-logout"));
+    client.frontchannel_logout_session_required = true;
+    p.add_client(client).await.unwrap();
+    let s = Site { p, rp, totp };
+
+    with_browser("front_channel_logout", |c| async move {
+        c.goto(&authorize(&s, "")).await?;
+        fill(&c, "username", USER).await?;
+        fill(&c, "password", PASSWORD).await?;
+        fill(&c, "otp", &s.p.totp(&s.totp, 0)?).await?;
+        click(&c, "login").await?;
+        landed(&c, &s.rp).await?;
+
+        // A logout request without an ID token: the person confirms.
+        c.goto(&format!("{}/end_session?client_id=rp", s.p.base_url)).await?;
+        click(&c, "logout").await?;
+        let notice = text_of(&c, ".notice").await?;
+        ensure!(notice.contains("Les services où vous étiez connecté sont prévenus"), "{notice}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let query = loop {
+            if let Some(q) = hits.lock().unwrap().first().cloned() {
+                break q;
+            }
+            ensure!(std::time::Instant::now() < deadline, "the relying party's logout page was never loaded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let params: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        ensure!(params.get("iss") == Some(&s.p.base_url), "{query}");
+        ensure!(params.get("sid").is_some_and(|sid| sid.len() >= 16), "{query}");
+        accessible(&c).await.context("the logged-out page with its frame")?;
+        Ok(())
+    })
+    .await;
+}

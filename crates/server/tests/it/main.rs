@@ -8,6 +8,7 @@ mod backchannel;
 mod binary;
 mod browser;
 mod common;
+mod frontchannel;
 mod login;
 mod mail;
 mod multinode;
