@@ -91,10 +91,39 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
 /// The authenticated administrator of a request.
 pub struct Admin(pub Actor);
 
+/// A client certificate that the TLS-terminating proxy verified (mutual TLS), as the server's
+/// edge established it from a trusted proxy only.
+#[derive(Debug, Clone)]
+pub struct VerifiedClientCertificate {
+    /// SHA-256 of the DER certificate, base64url.
+    pub thumbprint: String,
+}
+
 impl FromRequestParts<AdminService> for Admin {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, svc: &AdminService) -> Result<Self, Self::Rejection> {
+        // The client's address as the server's edge established it (behind trusted proxies).
+        let source_ip = match parts.extensions.get::<oidc_core::http::ClientIp>() {
+            Some(ip) => Some(ip.0.to_string()),
+            None => parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()),
+        };
+        // Mutual TLS: without a bearer token, a verified certificate on the allowlist administers.
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && let Some(cert) = parts.extensions.get::<VerifiedClientCertificate>()
+        {
+            let known = svc.admin_certificates.iter().fold(false, |found, t| {
+                found | oidc_core::util::constant_time_eq(t.as_bytes(), cert.thumbprint.as_bytes())
+            });
+            if !known {
+                return Err(failure(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "this client certificate is not registered for the admin API",
+                ));
+            }
+            return Ok(Admin(Actor { id: format!("cert:{}", cert.thumbprint), source_ip }));
+        }
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -116,7 +145,6 @@ impl FromRequestParts<AdminService> for Admin {
         if !admin {
             return Err(failure(StatusCode::FORBIDDEN, "forbidden", "the token lacks the caducee:admin scope"));
         }
-        let source_ip = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
         Ok(Admin(Actor { id: format!("client:{}", claims.client_id), source_ip }))
     }
 }
@@ -154,7 +182,7 @@ pub struct DeliveryFilter {
 }
 
 #[utoipa::path(get, path = "/admin/v1/professionals/{national_id}", params(("national_id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn get_account(
     State(s): State<AdminService>,
     _a: Admin,
@@ -164,7 +192,7 @@ async fn get_account(
 }
 
 #[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/sessions", params(("national_id" = String, Path)),
-    responses((status = 200, body = Vec<SessionView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<SessionView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn list_sessions(
     State(s): State<AdminService>,
     _a: Admin,
@@ -174,7 +202,7 @@ async fn list_sessions(
 }
 
 #[utoipa::path(delete, path = "/admin/v1/professionals/{national_id}/sessions", params(("national_id" = String, Path)),
-    responses((status = 200, body = Revoked), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Revoked), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn revoke_all(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -184,7 +212,7 @@ async fn revoke_all(
 }
 
 #[utoipa::path(delete, path = "/admin/v1/sessions/{sid}", params(("sid" = String, Path)),
-    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn revoke_session(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -195,7 +223,7 @@ async fn revoke_session(
 }
 
 #[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/block", params(("national_id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn block(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -205,7 +233,7 @@ async fn block(
 }
 
 #[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/unblock", params(("national_id" = String, Path)),
-    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = AccountView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn unblock(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -215,7 +243,7 @@ async fn unblock(
 }
 
 #[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/lockout/reset", params(("national_id" = String, Path)),
-    responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn reset_lockout(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -226,7 +254,7 @@ async fn reset_lockout(
 }
 
 #[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/authenticators", params(("national_id" = String, Path)),
-    responses((status = 200, body = Vec<AuthenticatorView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<AuthenticatorView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn list_authenticators(
     State(s): State<AdminService>,
     _a: Admin,
@@ -237,7 +265,7 @@ async fn list_authenticators(
 
 #[utoipa::path(delete, path = "/admin/v1/professionals/{national_id}/authenticators/{id}",
     params(("national_id" = String, Path), ("id" = String, Path)),
-    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn remove_authenticator(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -247,13 +275,13 @@ async fn remove_authenticator(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/admin/v1/clients", responses((status = 200, body = Vec<ClientView>), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/v1/clients", responses((status = 200, body = Vec<ClientView>), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn list_clients(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<Vec<ClientView>>> {
     Ok(Json(s.clients().await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients", request_body = NewClient,
-    responses((status = 201, body = CreatedClient), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 201, body = CreatedClient), (status = 400, body = ApiError), (status = 409, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn create_client(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -263,7 +291,7 @@ async fn create_client(
 }
 
 #[utoipa::path(get, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)),
-    responses((status = 200, body = ClientView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = ClientView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn get_client(
     State(s): State<AdminService>,
     _a: Admin,
@@ -273,7 +301,7 @@ async fn get_client(
 }
 
 #[utoipa::path(put, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)), request_body = ClientUpdate,
-    responses((status = 200, body = ClientView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = ClientView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn update_client(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -284,7 +312,7 @@ async fn update_client(
 }
 
 #[utoipa::path(delete, path = "/admin/v1/clients/{client_id}", params(("client_id" = String, Path)),
-    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn delete_client(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -295,7 +323,7 @@ async fn delete_client(
 }
 
 #[utoipa::path(post, path = "/admin/v1/clients/{client_id}/secret", params(("client_id" = String, Path)),
-    responses((status = 200, body = Secret), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Secret), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn rotate_secret(
     State(s): State<AdminService>,
     Admin(a): Admin,
@@ -305,7 +333,7 @@ async fn rotate_secret(
 }
 
 #[utoipa::path(get, path = "/admin/v1/audit", params(AuditFilter),
-    responses((status = 200, body = Vec<AuditRecordView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<AuditRecordView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn audit(
     State(s): State<AdminService>,
     _a: Admin,
@@ -314,13 +342,13 @@ async fn audit(
     Ok(Json(s.audit_query(query(f)?).await?))
 }
 
-#[utoipa::path(get, path = "/admin/v1/audit/verify", responses((status = 200, body = AuditCheck), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/admin/v1/audit/verify", responses((status = 200, body = AuditCheck), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn audit_verify(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<AuditCheck>> {
     Ok(Json(s.audit_verify().await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/logout-deliveries", params(DeliveryFilter),
-    responses((status = 200, body = Vec<DeliveryView>), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<DeliveryView>), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn deliveries(
     State(s): State<AdminService>,
     _a: Admin,
@@ -340,12 +368,21 @@ impl utoipa::Modify for BearerScheme {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+        components.add_security_scheme(
+            "mutual_tls",
+            SecurityScheme::MutualTls {
+                description: Some(
+                    "A client certificate verified by the TLS-terminating proxy, whose SHA-256 thumbprint is in admin.client_certificates.".into(),
+                ),
+                extensions: None,
+            },
+        );
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Caducée admin API", version = "1", description = "Sessions, accounts, authenticators, clients and audit. Bearer tokens from the client-credentials grant with the caducee:admin scope."),
+    info(title = "Caducée admin API", version = "1", description = "Sessions, accounts, authenticators, clients and audit. Callers present a bearer token from the client-credentials grant with the caducee:admin scope, or a client certificate (mutual TLS, verified by the TLS-terminating proxy) registered in admin.client_certificates."),
     paths(get_account, list_sessions, revoke_all, revoke_session, block, unblock, reset_lockout, list_authenticators,
           remove_authenticator, list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
           audit, audit_verify, deliveries),

@@ -9,5 +9,5 @@
 pub mod http;
 pub mod service;
 
-pub use http::{ADMIN_SCOPE, ApiDoc, router};
+pub use http::{ADMIN_SCOPE, ApiDoc, VerifiedClientCertificate, router};
 pub use service::{Actor, AdminError, AdminService};

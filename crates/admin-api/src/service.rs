@@ -252,6 +252,8 @@ pub struct AdminService {
     pub directory: Directory,
     pub engine: Arc<AuthEngine>,
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// SHA-256 thumbprints (base64url) of the client certificates that administer (mutual TLS).
+    pub admin_certificates: Arc<Vec<String>>,
 }
 
 impl AdminService {

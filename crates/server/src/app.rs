@@ -305,6 +305,7 @@ impl App {
             directory: self.directory.clone(),
             engine: self.engine.clone(),
             clock: self.clock.clone(),
+            admin_certificates: Arc::new(self.config.admin.client_certificates.clone()),
         }
     }
 
@@ -328,12 +329,17 @@ impl App {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readiness))
             .with_state(self.clone());
-        let trusted = Arc::new(self.config.trusted_proxies.clone());
+        let edge = Arc::new(Edge {
+            trusted: self.config.trusted_proxies.clone(),
+            // Checked by `Config::validate`; a bad name falls back to the default.
+            cert_header: axum::http::HeaderName::from_bytes(self.config.admin.client_certificate_header.as_bytes())
+                .unwrap_or_else(|_| axum::http::HeaderName::from_static("x-client-cert")),
+        });
         protocol
             .merge(login)
             .merge(admin)
             .merge(health)
-            .layer(axum::middleware::from_fn_with_state(trusted, client_ip))
+            .layer(axum::middleware::from_fn_with_state(edge, client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
             .layer(TraceLayer::new_for_http())
     }
@@ -383,19 +389,53 @@ impl App {
     }
 }
 
+/// What the server believes of the proxies in front of it.
+struct Edge {
+    trusted: Vec<IpAddr>,
+    cert_header: axum::http::HeaderName,
+}
+
 /// Establishes the client's address: the connection's peer, or, when the peer is a trusted
-/// proxy, the last `X-Forwarded-For` entry that is not itself a trusted proxy.
-async fn client_ip(
-    State(trusted): State<Arc<Vec<IpAddr>>>,
+/// proxy, the last `X-Forwarded-For` entry that is not itself a trusted proxy. From a trusted
+/// proxy only, the client certificate it verified (mutual TLS) is believed; the header is
+/// removed from every request so that nothing downstream can read a forged one.
+async fn client_origin(
+    State(edge): State<Arc<Edge>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let cert = request.headers_mut().remove(&edge.cert_header);
     if let Some(axum::extract::ConnectInfo(peer)) = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>()
     {
-        let ip = forwarded_client(peer.ip(), request.headers().get("x-forwarded-for"), &trusted);
+        let peer = peer.ip();
+        let ip = forwarded_client(peer, request.headers().get("x-forwarded-for"), &edge.trusted);
         request.extensions_mut().insert(ClientIp(ip));
+        if edge.trusted.contains(&peer)
+            && let Some(thumbprint) = cert.as_ref().and_then(certificate_thumbprint)
+        {
+            request.extensions_mut().insert(admin_api::VerifiedClientCertificate { thumbprint });
+        }
     }
     next.run(request).await
+}
+
+/// The SHA-256 thumbprint (base64url) of a certificate passed by a proxy as URL-encoded PEM
+/// (nginx) or base64 DER (HAProxy); `None` if it is neither.
+fn certificate_thumbprint(value: &axum::http::HeaderValue) -> Option<String> {
+    use base64::Engine as _;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let raw = value.to_str().ok()?.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    let der = if decoded.contains("-----BEGIN CERTIFICATE-----") {
+        CertificateDer::from_pem_slice(decoded.as_bytes()).ok()?.to_vec()
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(decoded.as_bytes()).ok()?
+    };
+    (!der.is_empty()).then(|| oidc_core::util::sha256_b64(&der))
 }
 
 fn forwarded_client(peer: IpAddr, header: Option<&axum::http::HeaderValue>, trusted: &[IpAddr]) -> IpAddr {

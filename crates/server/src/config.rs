@@ -36,6 +36,20 @@ pub struct Config {
     pub session: SessionSettings,
     pub login: LoginSettings,
     pub mail: MailSettings,
+    pub admin: AdminSettings,
+}
+
+/// Who may call the admin API besides clients holding a `caducee:admin` token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// SHA-256 thumbprints (base64url, like RFC 8705's `x5t#S256`) of the client certificates
+    /// that administer, as verified by the TLS-terminating proxy (mutual TLS).
+    pub client_certificates: Vec<String>,
+    /// The header in which a trusted proxy passes the verified client certificate: URL-encoded
+    /// PEM (nginx's `$ssl_client_escaped_cert`) or base64 DER. Believed from `trusted_proxies`
+    /// only; removed from every other request.
+    pub client_certificate_header: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -151,6 +165,7 @@ impl Default for Config {
                 max_per_address: 20,
                 address_window: 3600,
             },
+            admin: AdminSettings { client_certificates: Vec::new(), client_certificate_header: "x-client-cert".into() },
         }
     }
 }
@@ -196,6 +211,22 @@ impl Config {
         let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
             return Err(ConfigError::Invalid("issuer must be https (http only on loopback, for development)".into()));
+        }
+        if axum::http::HeaderName::from_bytes(self.admin.client_certificate_header.as_bytes()).is_err() {
+            return Err(ConfigError::Invalid("admin.client_certificate_header must be a header name".into()));
+        }
+        if !self.admin.client_certificates.is_empty() && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::Invalid(
+                "admin.client_certificates needs the TLS-terminating proxy in trusted_proxies".into(),
+            ));
+        }
+        for t in &self.admin.client_certificates {
+            let ok = t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "admin.client_certificates: `{t}` is not a SHA-256 thumbprint in base64url (43 characters)"
+                )));
+            }
         }
         if oidc_core::keys::SigningAlg::parse(&self.tokens.access_token_alg).is_none() {
             return Err(ConfigError::Invalid("tokens.access_token_alg must be ES256 or RS256".into()));
@@ -287,6 +318,18 @@ mod tests {
             assert_eq!(c.tokens.access_token_ttl, 120);
             assert_eq!(c.tokens.code_ttl, 30);
             assert_eq!(c.redis_url, "redis://127.0.0.1:6379/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_shipped_production_example_loads() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("caducee.toml", include_str!("../../../deploy/caducee.toml.example"))?;
+            let c = Config::load(Some(Path::new("caducee.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.issuer, "https://auth.sante.example");
+            assert_eq!(c.admin.client_certificate_header, "x-client-cert");
             Ok(())
         });
     }

@@ -392,3 +392,87 @@ async fn the_openapi_document_holds_against_the_running_server() {
     assert!(report.passed, "schemathesis found problems:\n{}", report.output);
     assert!(report.output.contains("18 selected"), "it exercised every operation:\n{}", report.output);
 }
+
+const CONSOLE_PEM: &str = include_str!("../fixtures/admin-console.pem");
+const STRANGER_PEM: &str = include_str!("../fixtures/stranger.pem");
+/// `openssl x509 -in admin-console.pem -outform DER | openssl dgst -sha256 -binary | basenc --base64url`
+const CONSOLE_THUMBPRINT: &str = "65FzY1vtF8jqzqEzAldyni0OwBOkWPrJcMiEFqi5_qI";
+
+fn escaped(pem: &str) -> String {
+    // As nginx's `$ssl_client_escaped_cert`.
+    url::form_urlencoded::byte_serialize(pem.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// Mutual TLS, terminated by a proxy: a certificate it verified and passes on administers when
+/// its thumbprint is registered; from anyone but a trusted proxy the header counts for nothing.
+#[tokio::test]
+async fn a_registered_client_certificate_from_the_trusted_proxy_administers() {
+    let p = TestProvider::start_with(Storage::Embedded, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.admin.client_certificates = vec![CONSOLE_THUMBPRINT.into()];
+    })
+    .await
+    .unwrap();
+    let s = setup(p).await;
+    let get = |cert: Option<String>, token: Option<String>| {
+        let mut req = reqwest::Client::new().get(s.p.url("/admin/v1/clients"));
+        if let Some(c) = cert {
+            req = req.header("x-client-cert", c);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let r = get(Some(escaped(CONSOLE_PEM)), None).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("\"rp\""));
+    // HAProxy's form: base64 DER.
+    let der_b64: String = CONSOLE_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert_eq!(get(Some(der_b64), None).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get(Some(escaped(STRANGER_PEM)), None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(get(Some("garbage".into()), None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // A bearer token, when present, is what is judged.
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let user_token = exchange(&s.p, "rp", &s.secret, &code).await.1["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(get(Some(escaped(CONSOLE_PEM)), Some(user_token)).await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // The action is audited with the certificate as the actor.
+    let r = reqwest::Client::new()
+        .post(s.p.url(&format!("/admin/v1/professionals/{USER}/block")))
+        .header("x-client-cert", escaped(CONSOLE_PEM))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let records =
+        s.p.directory()
+            .audit()
+            .query(directory::AuditQuery { event: Some("admin.account.block".into()), ..Default::default() })
+            .await
+            .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].actor.as_deref(), Some(format!("cert:{CONSOLE_THUMBPRINT}").as_str()));
+
+    // Without the proxy in trusted_proxies, the same header is nobody.
+    let direct = setup(TestProvider::start().await.unwrap()).await;
+    let r = reqwest::Client::new()
+        .get(direct.p.url("/admin/v1/clients"))
+        .header("x-client-cert", escaped(CONSOLE_PEM))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[test]
+fn client_certificates_need_a_trusted_proxy_and_real_thumbprints() {
+    let mut c = server::Config::default();
+    c.admin.client_certificates = vec![CONSOLE_THUMBPRINT.into()];
+    assert!(c.validate().unwrap_err().to_string().contains("trusted_proxies"));
+    c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    assert!(c.validate().is_ok());
+    c.admin.client_certificates = vec!["AB:CD:EF".into()];
+    assert!(c.validate().unwrap_err().to_string().contains("thumbprint"));
+}
