@@ -345,9 +345,19 @@ impl AdminService {
     pub async fn block(&self, actor: &Actor, national_id: &str) -> Result<AccountView, AdminError> {
         let p = self.professional(national_id).await?;
         self.directory.professionals().set_status(&p.id, AccountStatus::Blocked).await?;
-        let ended = self.end_all(&p.subject, "account_blocked").await?;
-        self.audit(actor, "admin.account.block", Some(&p.subject), serde_json::json!({ "sessions_ended": ended }))
-            .await;
+        // The block holds from here (sessions of a blocked account are refused), so it is
+        // recorded even when its sessions cannot be ended now; calling again finishes the job.
+        let ended = self.end_all(&p.subject, "account_blocked").await;
+        let details = match &ended {
+            Ok(n) => serde_json::json!({ "sessions_ended": n }),
+            Err(e) => serde_json::json!({ "sessions_ended": null, "error": e.to_string() }),
+        };
+        self.audit(actor, "admin.account.block", Some(&p.subject), details).await;
+        if let Err(e) = ended {
+            return Err(AdminError::Unavailable(format!(
+                "the account is blocked, but its sessions could not be ended now ({e}): call again"
+            )));
+        }
         self.account(national_id).await
     }
 

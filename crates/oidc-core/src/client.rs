@@ -95,8 +95,8 @@ pub struct ClientMetadata {
 pub enum MetadataError {
     #[error("at least one redirect URI is required")]
     NoRedirectUri,
-    #[error("invalid redirect URI `{0}`: it must be an absolute https URL (http only for localhost) without fragment")]
-    BadRedirectUri(String),
+    #[error("invalid {field} `{uri}`: it must be an absolute https URL (http only for localhost) without fragment")]
+    BadUri { field: &'static str, uri: String },
     #[error("private_key_jwt needs a `jwks` with at least one key")]
     MissingJwks,
     #[error("invalid `jwks`: {0}")]
@@ -105,10 +105,16 @@ pub enum MetadataError {
     BadGrantType(String),
     #[error("the front-channel logout URI `{0}` must have the scheme, host and port of a redirect URI")]
     FrontChannelOrigin(String),
+    #[error("a public client (token_endpoint_auth_method none) cannot use the client_credentials grant")]
+    PublicClientCredentials,
+    #[error("the refresh_token grant needs the authorization_code grant")]
+    RefreshWithoutCode,
+    #[error("at least one grant type is required")]
+    NoGrantType,
 }
 
-fn check_uri(uri: &str) -> Result<(), MetadataError> {
-    let bad = || MetadataError::BadRedirectUri(uri.to_owned());
+fn check_uri(field: &'static str, uri: &str) -> Result<(), MetadataError> {
+    let bad = || MetadataError::BadUri { field, uri: uri.to_owned() };
     let url = Url::parse(uri).map_err(|_| bad())?;
     if url.fragment().is_some() {
         return Err(bad());
@@ -127,14 +133,17 @@ impl ClientMetadata {
         if self.redirect_uris.is_empty() && self.allows_grant("authorization_code") {
             return Err(MetadataError::NoRedirectUri);
         }
-        for uri in self.redirect_uris.iter().chain(&self.post_logout_redirect_uris) {
-            check_uri(uri)?;
+        for uri in &self.redirect_uris {
+            check_uri("redirect URI", uri)?;
+        }
+        for uri in &self.post_logout_redirect_uris {
+            check_uri("post-logout redirect URI", uri)?;
         }
         if let Some(uri) = &self.backchannel_logout_uri {
-            check_uri(uri)?;
+            check_uri("back-channel logout URI", uri)?;
         }
         if let Some(uri) = &self.frontchannel_logout_uri {
-            check_uri(uri)?;
+            check_uri("front-channel logout URI", uri)?;
             // Front-Channel Logout 1.0 §2: the page lives where the relying party's redirect URIs do.
             let origin = |u: &str| Url::parse(u).ok().map(|u| u.origin());
             if !self.redirect_uris.iter().any(|r| origin(r) == origin(uri)) {
@@ -148,6 +157,20 @@ impl ClientMetadata {
             if set.keys.is_empty() {
                 return Err(MetadataError::BadJwks("the set has no key".into()));
             }
+            for key in &set.keys {
+                jsonwebtoken::DecodingKey::from_jwk(key)
+                    .map_err(|e| MetadataError::BadJwks(format!("a key cannot verify signatures: {e}")))?;
+                if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &key.algorithm {
+                    use base64::Engine as _;
+                    let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(rsa.n.trim_end_matches('='))
+                        .map_err(|_| MetadataError::BadJwks("an RSA modulus is not base64url".into()))?;
+                    let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                    if bits < 2048 {
+                        return Err(MetadataError::BadJwks("RSA keys must have at least 2048 bits".into()));
+                    }
+                }
+            }
         }
         if self.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt && self.jwks.is_none() {
             return Err(MetadataError::MissingJwks);
@@ -156,6 +179,15 @@ impl ClientMetadata {
             if !matches!(g.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
                 return Err(MetadataError::BadGrantType(g.clone()));
             }
+        }
+        if self.grant_types.is_empty() {
+            return Err(MetadataError::NoGrantType);
+        }
+        if self.is_public() && self.allows_grant("client_credentials") {
+            return Err(MetadataError::PublicClientCredentials);
+        }
+        if self.allows_grant("refresh_token") && !self.allows_grant("authorization_code") {
+            return Err(MetadataError::RefreshWithoutCode);
         }
         Ok(())
     }
@@ -246,7 +278,13 @@ mod tests {
     #[test]
     fn a_jwks_must_be_a_jwk_set_with_a_key() {
         let mut m = meta(&["https://rp.example/cb"]);
-        for bad in [serde_json::json!([null, null]), serde_json::json!({ "keys": [] }), serde_json::json!("x")] {
+        for bad in [
+            serde_json::json!([null, null]),
+            serde_json::json!({ "keys": [] }),
+            serde_json::json!("x"),
+            serde_json::json!({ "keys": [{ "kty": "EC" }] }),
+            serde_json::json!({ "keys": [{ "kty": "RSA", "n": "", "e": "AQAB" }] }),
+        ] {
             m.jwks = Some(bad);
             assert!(matches!(m.validate(), Err(MetadataError::BadJwks(_))));
         }
@@ -257,6 +295,23 @@ mod tests {
         m.jwks = None;
         m.token_endpoint_auth_method = TokenEndpointAuthMethod::PrivateKeyJwt;
         assert_eq!(m.validate(), Err(MetadataError::MissingJwks));
+    }
+
+    #[test]
+    fn grant_types_must_make_sense_for_the_client() {
+        let mut m = meta(&["https://rp.example/cb"]);
+        m.grant_types = vec![];
+        assert_eq!(m.validate(), Err(MetadataError::NoGrantType));
+        m.grant_types = vec!["refresh_token".into()];
+        assert_eq!(m.validate(), Err(MetadataError::RefreshWithoutCode));
+        m.grant_types = vec!["client_credentials".into()];
+        m.token_endpoint_auth_method = TokenEndpointAuthMethod::None;
+        assert_eq!(m.validate(), Err(MetadataError::PublicClientCredentials));
+        m.token_endpoint_auth_method = TokenEndpointAuthMethod::ClientSecretBasic;
+        assert!(m.validate().is_ok());
+        // Each URI is named in the error.
+        m.backchannel_logout_uri = Some("http://rp.example/logout".into());
+        assert!(m.validate().unwrap_err().to_string().starts_with("invalid back-channel logout URI"));
     }
 
     #[test]

@@ -251,7 +251,6 @@ impl App {
         clock: Clock,
     ) -> Result<App, BuildError> {
         install_crypto_provider();
-        ensure_wallet_client(&directory, &config.issuer, clock()).await?;
         let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: clock.clone() });
         let keys = Arc::new(KeyRing::load_or_init(adapter.clone(), clock()).await?);
         let notifier = Notifier::new(
@@ -299,6 +298,12 @@ impl App {
     }
 
     /// The administrators' operations (REST API and CLI).
+    /// Registers the wallet for this node's issuer. Only `serve` does it: a command run with
+    /// another configuration must not rewrite the wallet of the running servers.
+    pub async fn register_wallet(&self) -> Result<(), BuildError> {
+        ensure_wallet_client(&self.directory, &self.config.issuer, (self.clock)()).await
+    }
+
     pub fn admin(&self) -> admin_api::AdminService {
         admin_api::AdminService {
             provider: self.provider.clone(),

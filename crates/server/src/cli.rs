@@ -172,6 +172,7 @@ pub enum TokenCommand {
     },
     /// Give a token to a professional (it signs them in from now on).
     Assign {
+        /// The token's serial number.
         #[arg(long)]
         serial: String,
         /// The professional's national identifier.
@@ -180,6 +181,7 @@ pub enum TokenCommand {
     },
     /// Take a token back (lost or returned): it signs nobody in.
     Unassign {
+        /// The token's serial number.
         #[arg(long)]
         serial: String,
     },
@@ -195,16 +197,19 @@ pub enum ClientCommand {
     List,
     /// Show one relying party's registration.
     Show {
+        /// The client's identifier.
         #[arg(long)]
         client_id: String,
     },
     /// Remove a relying party.
     Remove {
+        /// The client's identifier.
         #[arg(long)]
         client_id: String,
     },
     /// Issue a new secret (the old one stops working at once); prints it once.
     RotateSecret {
+        /// The client's identifier.
         #[arg(long)]
         client_id: String,
     },
@@ -279,6 +284,7 @@ pub enum UserCommand {
     },
     /// Set or replace a password (read from standard input).
     SetPassword {
+        /// The professional's national identifier.
         #[arg(long)]
         national_id: String,
     },
@@ -291,10 +297,13 @@ pub struct UserAdd {
     /// National identifier (SubjectNameID), e.g. 899700000001; also the login identifier.
     #[arg(long)]
     pub national_id: String,
+    /// Given name (first name).
     #[arg(long)]
     pub given_name: String,
+    /// Family name.
     #[arg(long)]
     pub family_name: String,
+    /// E-mail address: where OTP codes are mailed.
     #[arg(long)]
     pub email: Option<String>,
     /// M or MME.
@@ -391,6 +400,7 @@ fn system_clock() -> oidc_core::http::Clock {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let app = App::build(config, system_clock()).await?;
+    app.register_wallet().await?;
     let store_kind =
         if app.config.redis_url.is_empty() { "in-process (single node)".to_owned() } else { "Redis".to_owned() };
     tracing::info!(
@@ -432,11 +442,38 @@ fn now() -> i64 {
     oidc_core::http::system_clock()
 }
 
+/// An operator's change leaves an audit record like the admin API's, the operator (`$USER`) as
+/// its actor.
+async fn audit_operator(
+    directory: &Directory,
+    event: &str,
+    subject: Option<&str>,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    directory
+        .audit()
+        .append(directory::AuditEvent {
+            event: event.to_owned(),
+            actor: Some(operator().id),
+            subject: subject.map(str::to_owned),
+            client_id: None,
+            source_ip: None,
+            outcome: "success".into(),
+            details,
+            at: now(),
+        })
+        .await
+        .context("the change is made, but its audit record could not be written")?;
+    Ok(())
+}
+
 async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
     let directory = open_directory(&config).await?;
     match command {
         ClientCommand::Add(add) => {
             let (client_id, secret) = add_client(&directory, *add).await?;
+            audit_operator(&directory, "admin.client.create", None, serde_json::json!({ "client_id": client_id }))
+                .await?;
             println!("client_id: {client_id}");
             if let Some(secret) = secret {
                 println!("client_secret: {secret}");
@@ -467,6 +504,13 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
             }
             // Its refresh tokens die with it; its access tokens are refused since the client is gone.
             let revoked = directory.refresh_tokens().revoke_client(&client_id, now()).await?;
+            audit_operator(
+                &directory,
+                "admin.client.delete",
+                None,
+                serde_json::json!({ "client_id": client_id, "refresh_tokens_revoked": revoked }),
+            )
+            .await?;
             println!("removed {client_id} ({revoked} refresh token(s) revoked)");
         }
         ClientCommand::RotateSecret { client_id } => {
@@ -477,6 +521,13 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
             }
             let (secret, hash) = new_client_secret();
             directory.clients().set_secret_hash(&client_id, Some(hash)).await?;
+            audit_operator(
+                &directory,
+                "admin.client.rotate_secret",
+                None,
+                serde_json::json!({ "client_id": client_id }),
+            )
+            .await?;
             println!("client_secret: {secret}");
         }
     }
@@ -488,9 +539,12 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
     let method = TokenEndpointAuthMethod::parse(&add.auth_method)
         .with_context(|| format!("unknown auth method {}", add.auth_method))?;
     let jwks = match &add.jwks_file {
-        Some(path) => Some(serde_json::from_str::<serde_json::Value>(
-            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        )?),
+        Some(path) => Some(
+            serde_json::from_str::<serde_json::Value>(
+                &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON (a JWK Set is expected)", path.display()))?,
+        ),
         None => None,
     };
     let alg = |name: &str| SigningAlg::parse(name).with_context(|| format!("unsupported algorithm {name}"));
@@ -606,6 +660,7 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
                     password_hash,
                 })
                 .await?;
+            audit_operator(&directory, "admin.account.create", Some(&p.subject), serde_json::Value::Null).await?;
             println!("national_id: {}\nsubject: {}", p.national_id, p.subject);
         }
         UserCommand::List { offset, limit } => {
@@ -621,6 +676,7 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("no professional {national_id}"))?;
             let h = hash(read_password_stdin()?).await?;
             directory.professionals().set_password_hash(&p.id, Some(h)).await?;
+            audit_operator(&directory, "admin.account.set_password", Some(&p.subject), serde_json::Value::Null).await?;
             println!("password set for {national_id}");
         }
         UserCommand::Import { file } => {
@@ -637,7 +693,7 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
                     None => None,
                 };
                 let id = r.national_id.clone();
-                directory
+                let p = directory
                     .professionals()
                     .create(NewProfessional {
                         subject: r.subject,
@@ -652,6 +708,13 @@ async fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
                     })
                     .await
                     .with_context(|| format!("importing {id}"))?;
+                audit_operator(
+                    &directory,
+                    "admin.account.create",
+                    Some(&p.subject),
+                    serde_json::json!({ "import": true }),
+                )
+                .await?;
                 created += 1;
             }
             println!("imported {created} professional(s)");
@@ -691,6 +754,8 @@ async fn totp_enroll(config: Config, national_id: &str) -> anyhow::Result<()> {
     let enrolment =
         authn_methods::totp::enroll(&directory, &p.subject, &p.national_id, &config.login.totp_issuer, true, now())
             .await?;
+    audit_operator(&directory, "admin.authenticator.enrol", Some(&p.subject), serde_json::json!({ "kind": "totp" }))
+        .await?;
     println!("{}", enrolment.otpauth_uri.as_str());
     eprintln!(
         "Scan this URI as a QR code with FreeOTP or Google Authenticator, or type the secret: {}",
@@ -713,12 +778,20 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn session(config: Config, command: SessionCommand) -> anyhow::Result<()> {
+/// Sessions and lockout counters live in the session store: with the embedded default, inside
+/// the server's own process, out of this command's reach.
+fn needs_shared_store(config: &Config) -> anyhow::Result<()> {
     if config.redis_url.is_empty() {
-        eprintln!(
-            "note: without redis_url the sessions live inside the server process: use the admin API (/admin/v1) instead"
+        bail!(
+            "this command needs the shared session store (redis_url): with the embedded default, sessions and \
+             lockouts live inside the server process; use the admin API of the running server (docs/admin.md)"
         );
     }
+    Ok(())
+}
+
+async fn session(config: Config, command: SessionCommand) -> anyhow::Result<()> {
+    needs_shared_store(&config)?;
     let admin = admin_service(config).await?;
     match command {
         SessionCommand::List { user } => print_json(&admin.sessions(&user).await?)?,
@@ -737,9 +810,16 @@ async fn session(config: Config, command: SessionCommand) -> anyhow::Result<()> 
 }
 
 async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> {
+    if matches!(command, AccountCommand::Block { .. } | AccountCommand::ResetLockout { .. }) {
+        needs_shared_store(&config)?;
+    }
     let admin = admin_service(config).await?;
     match command {
-        AccountCommand::Block { user } => print_json(&admin.block(&operator(), &user).await?)?,
+        AccountCommand::Block { user } => {
+            print_json(&admin.block(&operator(), &user).await?)?;
+            // Back-channel deliveries run in the background: give them their quick attempts.
+            tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        }
         AccountCommand::Unblock { user } => print_json(&admin.unblock(&operator(), &user).await?)?,
         AccountCommand::ResetLockout { user } => {
             admin.reset_lockout(&operator(), &user).await?;
@@ -808,7 +888,10 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
                 (None, false) => ContainerKey::None,
             };
             let keys = parse(&xml, &unlock).with_context(|| format!("reading {}", file.display()))?;
-            for t in hardware::import(&directory, keys).await? {
+            let imported = hardware::import(&directory, keys).await?;
+            let serials: Vec<&str> = imported.iter().filter_map(|t| t.serial.as_deref()).collect();
+            audit_operator(&directory, "admin.token.import", None, serde_json::json!({ "serials": serials })).await?;
+            for t in imported {
                 println!("imported {}\t{}", t.serial.unwrap_or_default(), t.kind);
             }
         }
@@ -819,10 +902,13 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no professional {user}"))?;
             hardware::assign(&directory, &serial, &p.subject).await?;
+            audit_operator(&directory, "admin.token.assign", Some(&p.subject), serde_json::json!({ "serial": serial }))
+                .await?;
             println!("token {serial} assigned to {user}");
         }
         TokenCommand::Unassign { serial } => {
             hardware::unassign(&directory, &serial).await?;
+            audit_operator(&directory, "admin.token.unassign", None, serde_json::json!({ "serial": serial })).await?;
             println!("token {serial} unassigned");
         }
         TokenCommand::List => {
@@ -856,7 +942,9 @@ async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
             // it signed may come back as id_token_hint as long as its session lives.
             let longest = provider.max_signed_token_lifetime().max(provider.session_ttl);
             let publish_for = longest + i64::try_from(KEY_RELOAD_INTERVAL.as_secs())? + 60;
-            for kid in ring.rotate(now(), publish_for).await? {
+            let kids = ring.rotate(now(), publish_for).await?;
+            audit_operator(&directory, "admin.keys.rotate", None, serde_json::json!({ "new_kids": kids })).await?;
+            for kid in kids {
                 println!("new signing key {kid}");
             }
             eprintln!(

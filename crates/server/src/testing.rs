@@ -80,6 +80,7 @@ impl TestProvider {
             Storage::Embedded => App::build(config, clock.as_clock()).await?,
             Storage::Shared { directory, store } => App::assemble(config, directory, store, clock.as_clock()).await?,
         };
+        app.register_wallet().await?;
         let (tx, rx) = oneshot::channel::<()>();
         let serving = app.clone();
         let task = tokio::spawn(async move {

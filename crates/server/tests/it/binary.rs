@@ -145,6 +145,34 @@ async fn operator_commands_and_serve_on_the_embedded_default() {
     let (_, out, _) = caducee(dir, &["keys", "list"], None);
     assert_eq!(out.matches("active").count(), 2, "{out}");
     assert_eq!(out.matches("retired").count(), 2, "{out}");
+
+    // Every change above left an audit record naming the operator, and the chain holds.
+    let (ok, out, err) = caducee(dir, &["audit", "list"], None);
+    assert!(ok, "{err}");
+    let records: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let events: Vec<&str> = records
+        .iter()
+        .filter(|r| r["actor"].as_str().is_some_and(|a| a.starts_with("operator:")))
+        .map(|r| r["event"].as_str().unwrap())
+        .collect();
+    for e in ["admin.client.create", "admin.account.create", "admin.authenticator.enrol", "admin.keys.rotate"] {
+        assert!(events.contains(&e), "{e} in {events:?}");
+    }
+    let (ok, out, _) = caducee(dir, &["audit", "verify"], None);
+    assert!(ok && out.contains("chain verified"), "{out}");
+
+    // Sessions and lockouts of the embedded default live in the server process: the commands
+    // that need them say so instead of acting on an empty store.
+    for args in [
+        &["session", "list", "--user", "899700000001"][..],
+        &["account", "block", "--user", "899700000001"][..],
+        &["account", "reset-lockout", "--user", "899700000001"][..],
+    ] {
+        let (ok, _, err) = caducee(dir, args, None);
+        assert!(!ok && err.contains("shared session store (redis_url)"), "{args:?}: {err}");
+    }
+    let (_, out, _) = caducee(dir, &["user", "list"], None);
+    assert!(out.contains("active"), "nothing was blocked: {out}");
 }
 
 #[tokio::test]

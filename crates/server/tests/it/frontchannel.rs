@@ -101,3 +101,27 @@ async fn a_front_channel_page_must_live_with_the_redirect_uris() {
     let err = p.add_client(c).await.unwrap_err().to_string();
     assert!(err.contains("front-channel logout URI"), "{err}");
 }
+
+#[tokio::test]
+async fn signing_out_from_the_wallet_loads_this_browsers_front_channel_pages() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let mut fc = TestProvider::confidential_client("rp-fc", REDIRECT);
+    fc.frontchannel_logout_uri = Some("http://127.0.0.1:9/fc".into());
+    fc.frontchannel_logout_session_required = true;
+    s.p.add_client(fc).await.unwrap();
+    let b = Browser::new();
+    let wallet = crate::wallet::open_wallet(&b, &s, 0).await;
+    // The same browser session signs into the relying party.
+    let r = b.get(&authorize_url(&s.p, "rp-fc", &[])).await;
+    assert!(query_param(&location(r.headers()), "code").is_some(), "SSO");
+
+    let r = b.post_form(&s.p.url("/wallet/logout"), &[("csrf_token", &csrf(&wallet))]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("frame-src http://127.0.0.1:9;"), "{csp}");
+    let frames = iframe_sources(&r.text().await.unwrap());
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(frames[0].starts_with("http://127.0.0.1:9/fc?iss=") && frames[0].contains("&sid="), "{frames:?}");
+    let r = b.get(&authorize_url(&s.p, "rp-fc", &[("prompt", "none")])).await;
+    assert_eq!(query_param(&location(r.headers()), "error").as_deref(), Some("login_required"));
+}

@@ -7,7 +7,7 @@ use server::testing::TestProvider;
 use crate::common::*;
 
 /// Opens the wallet in `b`, signing in when asked; returns the wallet page.
-async fn open_wallet(b: &Browser, s: &Setup, step: i64) -> String {
+pub(crate) async fn open_wallet(b: &Browser, s: &Setup, step: i64) -> String {
     let r = b.get(&s.p.url("/wallet")).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let to = location(r.headers());
