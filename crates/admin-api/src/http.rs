@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::service::{
-    AccountView, Actor, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView, AuthenticatorView,
-    ClientView, CreatedClient, DeliveryView, NewClient, SessionView,
+    AccountView, ActivationCodeView, Actor, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView,
+    AuthenticatorView, ClientView, CreatedClient, DeliveryView, NewClient, SessionView,
 };
 
 /// The scope a client must hold to call the admin API.
@@ -275,6 +275,27 @@ async fn remove_authenticator(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/activation-code", params(("national_id" = String, Path)),
+    responses((status = 201, body = ActivationCodeView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
+async fn issue_activation_code(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<ActivationCodeView>)> {
+    Ok((StatusCode::CREATED, Json(s.issue_activation_code(&a, &id).await?)))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/professionals/{national_id}/activation-code", params(("national_id" = String, Path)),
+    responses((status = 204), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
+async fn revoke_activation_code(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    s.revoke_activation_code(&a, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(get, path = "/admin/v1/clients", responses((status = 200, body = Vec<ClientView>), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn list_clients(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<Vec<ClientView>>> {
     Ok(Json(s.clients().await?))
@@ -384,9 +405,9 @@ impl utoipa::Modify for BearerScheme {
 #[openapi(
     info(title = "Caducée admin API", version = "1", description = "Sessions, accounts, authenticators, clients and audit. Callers present a bearer token from the client-credentials grant with the caducee:admin scope, or a client certificate (mutual TLS, verified by the TLS-terminating proxy) registered in admin.client_certificates."),
     paths(get_account, list_sessions, revoke_all, revoke_session, block, unblock, reset_lockout, list_authenticators,
-          remove_authenticator, list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
+          remove_authenticator, issue_activation_code, revoke_activation_code, list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
           audit, audit_verify, deliveries),
-    components(schemas(ApiError, AccountView, SessionView, AuthenticatorView, ClientView, NewClient, CreatedClient,
+    components(schemas(ApiError, AccountView, ActivationCodeView, SessionView, AuthenticatorView, ClientView, NewClient, CreatedClient,
                        ClientUpdate, Secret, Revoked, AuditRecordView, AuditCheck, DeliveryView,
                        oidc_core::client::ClientMetadata, oidc_core::client::TokenEndpointAuthMethod,
                        oidc_core::keys::SigningAlg)),
@@ -418,6 +439,10 @@ pub fn router(service: AdminService) -> Router {
         .route("/admin/v1/professionals/{national_id}/lockout/reset", post(reset_lockout))
         .route("/admin/v1/professionals/{national_id}/authenticators", get(list_authenticators))
         .route("/admin/v1/professionals/{national_id}/authenticators/{id}", delete(remove_authenticator))
+        .route(
+            "/admin/v1/professionals/{national_id}/activation-code",
+            post(issue_activation_code).delete(revoke_activation_code),
+        )
         .route("/admin/v1/clients", get(list_clients).post(create_client))
         .route("/admin/v1/clients/{client_id}", get(get_client).put(update_client).delete(delete_client))
         .route("/admin/v1/clients/{client_id}/secret", post(rotate_secret))

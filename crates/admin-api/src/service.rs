@@ -130,6 +130,15 @@ pub struct AuthenticatorView {
     pub last_used_at: Option<i64>,
 }
 
+/// A code to hand over to a professional who lost every second factor: typed in the login form's
+/// code field with the password, it signs them in once, to enrol a new authenticator.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ActivationCodeView {
+    /// Twelve digits in groups of four; shown once, only its hash is kept.
+    pub code: String,
+    pub expires_at: i64,
+}
+
 /// A client's registration, as read and written by the API (RFC 7591 names).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClientView {
@@ -374,6 +383,38 @@ impl AdminService {
         self.engine.lockout().reset(&identifier).await.map_err(|e| AdminError::Unavailable(e.to_string()))?;
         let subject = self.directory.professionals().get_by_national_id(&identifier).await?.map(|p| p.subject);
         self.audit(actor, "admin.lockout.reset", subject.as_deref(), serde_json::json!({ "identifier": identifier }))
+            .await;
+        Ok(())
+    }
+
+    /// Issues an activation code (replacing any pending one). The code itself is never audited.
+    pub async fn issue_activation_code(
+        &self,
+        actor: &Actor,
+        national_id: &str,
+    ) -> Result<ActivationCodeView, AdminError> {
+        let p = self.professional(national_id).await?;
+        let issued = self
+            .engine
+            .activation_codes()
+            .issue(&p.subject, self.now())
+            .await
+            .map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        self.audit(
+            actor,
+            "admin.authenticator.activation_code",
+            Some(&p.subject),
+            serde_json::json!({ "expires_at": issued.expires_at }),
+        )
+        .await;
+        Ok(ActivationCodeView { code: issued.code, expires_at: issued.expires_at })
+    }
+
+    /// Withdraws a pending activation code.
+    pub async fn revoke_activation_code(&self, actor: &Actor, national_id: &str) -> Result<(), AdminError> {
+        let p = self.professional(national_id).await?;
+        self.engine.activation_codes().revoke(&p.subject).await.map_err(|e| AdminError::Unavailable(e.to_string()))?;
+        self.audit(actor, "admin.authenticator.activation_code_revoke", Some(&p.subject), serde_json::Value::Null)
             .await;
         Ok(())
     }

@@ -8,6 +8,7 @@ use directory::{AuditEvent, Directory};
 use session_store::SessionStore;
 use tokio::time::Instant;
 
+use crate::activation::ActivationCodes;
 use crate::hardware::{HardwareTokenMethod, Windows};
 use crate::lockout::{Admission, Lockout, LockoutPolicy};
 use crate::mail_otp::{MailOtp, SendOutcome};
@@ -53,6 +54,7 @@ pub struct AuthEngine {
     /// Methods that read the form's `otp` field, tried in order for the identified person.
     otp_methods: Vec<Arc<dyn AuthMethod>>,
     mail_otp: Option<Arc<MailOtp>>,
+    activation: Arc<ActivationCodes>,
     failure_floor: Duration,
 }
 
@@ -65,12 +67,15 @@ pub enum MailOtpAttempt {
 
 impl AuthEngine {
     pub fn new(directory: Directory, store: Arc<dyn SessionStore>, settings: EngineSettings) -> Self {
+        let activation = Arc::new(ActivationCodes::new(store.clone()));
         AuthEngine {
             first_factor: Arc::new(PasswordMethod::new(directory.clone())),
             otp_methods: vec![
                 Arc::new(TotpMethod::new(directory.clone())),
                 Arc::new(HardwareTokenMethod::new(directory.clone(), Windows::default())),
+                activation.clone(),
             ],
+            activation,
             lockout: Lockout::new(store, settings.lockout),
             policy: Policy,
             mail_otp: None,
@@ -90,6 +95,11 @@ impl AuthEngine {
     /// (any of them) make `eidas1`. The CPS card and WebAuthn will raise it when they land.
     pub fn strongest_acr(&self) -> &'static str {
         "eidas1"
+    }
+
+    /// Activation codes, issued by administrators to professionals who lost their factors.
+    pub fn activation_codes(&self) -> &ActivationCodes {
+        &self.activation
     }
 
     pub fn mail_otp_enabled(&self) -> bool {

@@ -8,6 +8,7 @@
 //!
 //! Must not depend on `oidc-core` (it knows nothing of OAuth) nor on `axum` (no HTTP here).
 
+pub mod activation;
 pub mod engine;
 pub mod enrolment;
 pub mod hardware;

@@ -82,6 +82,7 @@ pub(crate) fn method_label(w: &WalletTexts, method: &str) -> &'static str {
         "totp" => w.method_app,
         "hwk-otp" => w.method_token,
         "otp-mail" => w.method_mail,
+        "activation-code" => w.method_activation,
         _ => w.kind_other,
     }
 }

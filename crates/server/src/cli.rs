@@ -51,7 +51,7 @@ pub enum Command {
     /// See and end professionals' SSO sessions (needs the shared session store: redis_url).
     #[command(subcommand)]
     Session(SessionCommand),
-    /// Block or unblock accounts, lift lockouts, remove authenticators.
+    /// Block or unblock accounts, lift lockouts, remove authenticators, issue activation codes.
     #[command(subcommand)]
     Account(AccountCommand),
     /// Query and verify the audit log.
@@ -106,6 +106,16 @@ pub enum AccountCommand {
         /// The professional's national identifier.
         #[arg(long)]
         user: String,
+    },
+    /// Issue an activation code (valid 72 h, usable once) for a professional who lost every
+    /// second factor: with the password, it signs them in once, to enrol a new authenticator.
+    ActivationCode {
+        /// The professional's national identifier.
+        #[arg(long)]
+        user: String,
+        /// Withdraw the pending code instead.
+        #[arg(long)]
+        revoke: bool,
     },
     /// Remove an authenticator (an app is deleted, a token goes back to the pool).
     RemoveAuthenticator {
@@ -810,7 +820,10 @@ async fn session(config: Config, command: SessionCommand) -> anyhow::Result<()> 
 }
 
 async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> {
-    if matches!(command, AccountCommand::Block { .. } | AccountCommand::ResetLockout { .. }) {
+    if matches!(
+        command,
+        AccountCommand::Block { .. } | AccountCommand::ResetLockout { .. } | AccountCommand::ActivationCode { .. }
+    ) {
         needs_shared_store(&config)?;
     }
     let admin = admin_service(config).await?;
@@ -826,6 +839,18 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
             println!("lockout of {user} lifted");
         }
         AccountCommand::Authenticators { user } => print_json(&admin.authenticators(&user).await?)?,
+        AccountCommand::ActivationCode { user, revoke: false } => {
+            let issued = admin.issue_activation_code(&operator(), &user).await?;
+            println!("activation code: {}", issued.code);
+            eprintln!(
+                "Hand it to the professional once you are sure who they are; valid until {} (Unix time), usable once.",
+                issued.expires_at
+            );
+        }
+        AccountCommand::ActivationCode { user, revoke: true } => {
+            admin.revoke_activation_code(&operator(), &user).await?;
+            println!("activation code of {user} withdrawn");
+        }
         AccountCommand::RemoveAuthenticator { user, id } => {
             admin.remove_authenticator(&operator(), &user, &id).await?;
             println!("authenticator {id} removed");

@@ -317,3 +317,23 @@ async fn front_channel_logout_reaches_the_relying_party() {
     })
     .await;
 }
+
+/// An activation code typed in the browser as printed, with its spaces, signs in (the form is
+/// checked by the server, `novalidate`; the field's pattern allows spaces all the same).
+#[tokio::test]
+async fn an_activation_code_with_spaces_signs_in_from_the_browser() {
+    let s = site(Storage::Embedded, |_| {}).await;
+    let operator = admin_api::Actor { id: "operator:test".into(), source_ip: None };
+    let issued = s.p.app.admin().issue_activation_code(&operator, USER).await.unwrap();
+    assert!(issued.code.contains(' '));
+    with_browser("activation_code", |c| async move {
+        c.goto(&authorize(&s, "")).await?;
+        fill(&c, "username", USER).await?;
+        fill(&c, "password", PASSWORD).await?;
+        fill(&c, "otp", &issued.code).await?;
+        click(&c, "login").await?;
+        landed(&c, &s.rp).await?;
+        Ok(())
+    })
+    .await;
+}
