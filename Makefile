@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build release test test-assets lint fmt check-tools clean
+.PHONY: run build release test test-assets lint fmt check-tools clean bench bench-peers
 
 AXE_VERSION = 4.14.1
 AXE = .cache/npm/node_modules/axe-core/axe.min.js
@@ -35,6 +35,21 @@ $(AXE):
 $(SCHEMATHESIS):
 	python3 -m venv .cache/venv
 	.cache/venv/bin/pip install --quiet schemathesis==$(SCHEMATHESIS_VERSION)
+
+## Benchmarks (docs/benchmarks.md): release build, then Caducée, panva's oidc-provider and the raw
+## limits (signatures, argon2id, an axum hello-world) measured side by side on loopback, servers
+## pinned to core 0 and the load generator to core 1. BENCH_QUICK=1 for short runs.
+bench: bench-peers
+	$(CARGO) build --release --bin caducee
+	$(CARGO) build --release -p caducee-bench
+	$${CARGO_TARGET_DIR:-target}/release/caducee-bench run --caducee $${CARGO_TARGET_DIR:-target}/release/caducee
+
+## The peer provider, pinned in bench/peers/package-lock.json.
+bench-peers: bench/peers/node_modules/oidc-provider/package.json
+
+bench/peers/node_modules/oidc-provider/package.json: bench/peers/package.json bench/peers/package-lock.json
+	npm ci --no-audit --no-fund --prefix bench/peers
+	touch $@
 
 ## Formatting and lints, as CI checks them.
 lint:
