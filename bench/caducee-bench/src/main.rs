@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
             procs::pin_self()?;
             let settings = run::Settings {
                 quick,
-                duration: Duration::from_secs_f64(if quick { 1.0 } else { 5.0 }),
+                duration: Duration::from_secs_f64(if quick { 1.0 } else { 3.0 }),
                 warmup: Duration::from_secs_f64(if quick { 0.3 } else { 1.0 }),
                 runs: 3,
                 connections: 64,

@@ -42,6 +42,31 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
 }
 
+/// At most this many password checks run at once per core; the others wait their turn. Each
+/// check needs 19 MiB, so without a bound a burst of logins (or an attacker posting passwords)
+/// would take memory in proportion to the requests in flight, with no gain in throughput since
+/// the work is CPU-bound.
+const CHECKS_PER_CORE: usize = 2;
+
+fn password_checks() -> &'static tokio::sync::Semaphore {
+    static CHECKS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    CHECKS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores.saturating_mul(CHECKS_PER_CORE))
+    })
+}
+
+/// [`verify_password`] off the async runtime, within the bound on concurrent checks.
+pub async fn verify_password_bounded(password: Zeroizing<String>, hash: String) -> Result<bool, AuthError> {
+    // The semaphore is never closed, so acquiring only waits.
+    let permit = password_checks().acquire().await.map_err(|e| AuthError::Internal(e.to_string()))?;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    drop(permit);
+    Ok(ok)
+}
+
 /// A hash of a random password, computed once, verified when the identifier is unknown.
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
@@ -107,9 +132,7 @@ impl AuthMethod for PasswordMethod {
             },
             _ => (dummy_hash().to_owned(), None),
         };
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        let ok = verify_password_bounded(password, hash).await?;
         match (ok, candidate) {
             (true, Some(subject)) => Ok(Step::Done(FactorResult {
                 subject,

@@ -4,10 +4,18 @@
 //! removing a record breaks the chain at that point, which [`AuditLog::verify`] reports. (Removing
 //! the newest records, or rewriting the whole chain from some point on, is not detectable from the
 //! chain alone: ship the latest hash elsewhere, e.g. to the logs, to anchor it.)
+//!
+//! Appends are group-committed: the chain needs one writer at a time, so appends that arrive
+//! while a transaction commits wait and are written together by the next one, and each caller
+//! still returns only once its own record is committed. Under load this turns one transaction
+//! per event into one per batch, without weakening "an answered append is durable".
+
+use std::sync::Arc;
 
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
 use crate::crypto::sha256_hex;
 use crate::entity::audit_log::{self, ActiveModel, Column, Entity};
@@ -19,6 +27,10 @@ const HASH_DOMAIN: &str = "caducee-audit-v1";
 const DEFAULT_PAGE: u64 = 100;
 const MAX_PAGE: u64 = 1000;
 const VERIFY_BATCH: u64 = 500;
+/// Most records one group commit writes; the rest wait for the next one.
+const MAX_GROUP: usize = 256;
+/// Rows per `INSERT` statement: 11 bound values each stays far below SQLite's variable limit.
+const ROWS_PER_INSERT: usize = 64;
 
 /// Something worth keeping a durable trace of (logins, admin actions, revocations...).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -82,50 +94,65 @@ pub struct AuditVerification {
 
 /// The audit log; obtained from [`crate::Directory::audit`].
 pub struct AuditLog<'a> {
-    inner: &'a Inner,
+    inner: &'a Arc<Inner>,
+}
+
+/// Appends of this process waiting for the next group commit, and the right to write one.
+#[derive(Default)]
+pub(crate) struct AuditQueue {
+    pending: std::sync::Mutex<Vec<Waiting>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+struct Waiting {
+    event: AuditEvent,
+    details: String,
+    reply: oneshot::Sender<Result<AuditRecord, DirectoryError>>,
 }
 
 impl<'a> AuditLog<'a> {
-    pub(crate) fn new(inner: &'a Inner) -> Self {
+    pub(crate) fn new(inner: &'a Arc<Inner>) -> Self {
         AuditLog { inner }
     }
 
-    /// Appends an event at the end of the chain. Reading the last record and inserting the next
-    /// happen in one transaction holding a database-wide lock, so appends from several processes
-    /// or nodes never fork the chain.
+    /// Appends an event at the end of the chain and returns once it is committed. Reading the
+    /// last record and inserting the next happen in one transaction holding a database-wide
+    /// lock, so appends from several processes or nodes never fork the chain.
+    ///
+    /// Dropping the returned future does not withdraw the event: once queued it is written.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, DirectoryError> {
         let details = serde_json::to_string(&event.details)?;
-        let txn = self.inner.write_txn(LOCK_AUDIT).await?;
-        let last = Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .column(Column::Hash)
-            .order_by_desc(Column::Id)
-            .into_tuple::<(i64, String)>()
-            .one(&txn)
-            .await?;
-        let (id, prev_hash) = match last {
-            Some((id, hash)) => (id + 1, hash),
-            None => (1, GENESIS_HASH.to_owned()),
-        };
-        let mut row = audit_log::Model {
-            id,
-            at: event.at,
-            event: event.event,
-            actor: event.actor,
-            subject: event.subject,
-            client_id: event.client_id,
-            source_ip: event.source_ip,
-            outcome: event.outcome,
-            details,
-            prev_hash,
-            hash: String::new(),
-        };
-        row.hash = chain_hash(&row);
-        let am: ActiveModel = row.clone().into();
-        Entity::insert(am).exec_without_returning(&txn).await?;
-        txn.commit().await?;
-        Ok(AuditRecord { details: event.details, ..to_record_fields(row)? })
+        let (reply, mut answer) = oneshot::channel();
+        lock_pending(&self.inner.audit_queue).push(Waiting { event, details, reply });
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut answer => return result.unwrap_or_else(|_| Err(writer_gone())),
+                guard = self.inner.audit_queue.writer.lock() => {
+                    // The writer before us may have taken our event in its group.
+                    match answer.try_recv() {
+                        Ok(result) => return result,
+                        Err(oneshot::error::TryRecvError::Closed) => return Err(writer_gone()),
+                        Err(oneshot::error::TryRecvError::Empty) => {}
+                    }
+                    let group: Vec<Waiting> = {
+                        let mut pending = lock_pending(&self.inner.audit_queue);
+                        let n = pending.len().min(MAX_GROUP);
+                        pending.drain(..n).collect()
+                    };
+                    if group.is_empty() {
+                        // Ours is in a group whose writer was dropped while its task commits.
+                        drop(guard);
+                        return answer.await.unwrap_or_else(|_| Err(writer_gone()));
+                    }
+                    // In a task of its own, so that a caller going away mid-commit cannot abandon
+                    // the other callers' events.
+                    let inner = Arc::clone(self.inner);
+                    let _ = tokio::spawn(commit_group(inner, group)).await;
+                    drop(guard);
+                }
+            }
+        }
     }
 
     /// Matching records in id order, at most `limit`.
@@ -178,6 +205,82 @@ impl<'a> AuditLog<'a> {
     }
 }
 
+fn lock_pending(queue: &AuditQueue) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
+    // The lock only guards pushes and drains, which cannot panic halfway.
+    queue.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn writer_gone() -> DirectoryError {
+    DirectoryError::Unavailable("the audit writer stopped before committing".into())
+}
+
+/// Writes a group of events in one transaction and tells each caller how it went.
+async fn commit_group(inner: Arc<Inner>, group: Vec<Waiting>) {
+    let mut replies = Vec::with_capacity(group.len());
+    let mut rows = Vec::with_capacity(group.len());
+    let mut values = Vec::with_capacity(group.len());
+    for w in group {
+        replies.push(w.reply);
+        values.push(w.event.details);
+        rows.push(audit_log::Model {
+            id: 0,
+            at: w.event.at,
+            event: w.event.event,
+            actor: w.event.actor,
+            subject: w.event.subject,
+            client_id: w.event.client_id,
+            source_ip: w.event.source_ip,
+            outcome: w.event.outcome,
+            details: w.details,
+            prev_hash: String::new(),
+            hash: String::new(),
+        });
+    }
+    match write_rows(&inner, &mut rows).await {
+        Ok(()) => {
+            for ((reply, row), details) in replies.into_iter().zip(rows).zip(values) {
+                let record = AuditRecord { details, ..to_record_fields_raw(row) };
+                let _ = reply.send(Ok(record));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// Chains `rows` after the last stored record and inserts them, in one locked transaction.
+async fn write_rows(inner: &Inner, rows: &mut [audit_log::Model]) -> Result<(), DirectoryError> {
+    let txn = inner.write_txn(LOCK_AUDIT).await?;
+    let last = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .column(Column::Hash)
+        .order_by_desc(Column::Id)
+        .into_tuple::<(i64, String)>()
+        .one(&txn)
+        .await?;
+    let (mut id, mut prev_hash) = match last {
+        Some((id, hash)) => (id + 1, hash),
+        None => (1, GENESIS_HASH.to_owned()),
+    };
+    for row in rows.iter_mut() {
+        row.id = id;
+        row.prev_hash = prev_hash;
+        row.hash = chain_hash(row);
+        prev_hash = row.hash.clone();
+        id += 1;
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let models = chunk.iter().cloned().map(ActiveModel::from);
+        Entity::insert_many(models).exec_without_returning(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
 /// SHA-256 over a JSON array of the fields: JSON escaping makes the encoding unambiguous, and the
 /// details are hashed as the exact text stored, so no re-serialisation can change the hash.
 fn chain_hash(row: &audit_log::Model) -> String {
@@ -198,8 +301,14 @@ fn chain_hash(row: &audit_log::Model) -> String {
 }
 
 fn to_record_fields(row: audit_log::Model) -> Result<AuditRecord, DirectoryError> {
-    Ok(AuditRecord {
-        details: serde_json::from_str(&row.details)?,
+    let details = serde_json::from_str(&row.details)?;
+    Ok(AuditRecord { details, ..to_record_fields_raw(row) })
+}
+
+/// The record without parsing its details (left `null`), for callers that still hold them.
+fn to_record_fields_raw(row: audit_log::Model) -> AuditRecord {
+    AuditRecord {
+        details: Value::Null,
         id: row.id,
         event: row.event,
         actor: row.actor,
@@ -210,5 +319,5 @@ fn to_record_fields(row: audit_log::Model) -> Result<AuditRecord, DirectoryError
         at: row.at,
         prev_hash: row.prev_hash,
         hash: row.hash,
-    })
+    }
 }

@@ -57,6 +57,7 @@ impl<'a> Clients<'a> {
             }
             other => other,
         })?;
+        self.inner.changed();
         Ok(())
     }
 
@@ -81,12 +82,14 @@ impl<'a> Clients<'a> {
     /// `false` if there was no such client.
     pub async fn delete(&self, client_id: &str) -> Result<bool, DirectoryError> {
         let res = Entity::delete_by_id(client_id.to_owned()).exec(&self.inner.db).await?;
+        self.inner.changed();
         Ok(res.rows_affected > 0)
     }
 
     async fn update_row(&self, client_id: &str, mut am: ActiveModel) -> Result<(), DirectoryError> {
         am.updated_at = Set(now());
         let res = Entity::update_many().set(am).filter(Column::ClientId.eq(client_id)).exec(&self.inner.db).await?;
+        self.inner.changed();
         if res.rows_affected == 0 {
             return Err(DirectoryError::NotFound);
         }

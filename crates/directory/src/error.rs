@@ -8,7 +8,7 @@ use sea_orm::{DbErr, RuntimeErr, SqlErr};
 ///
 /// Callers branch on the variant: `Unavailable` must become a 503 (fail closed), `Conflict` a
 /// 409-like answer, `Crypto` means the data key does not match the stored secrets.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum DirectoryError {
     #[error("not found")]
     NotFound,

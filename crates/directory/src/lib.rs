@@ -24,6 +24,7 @@ mod refresh_tokens;
 mod signing_keys;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -65,6 +66,9 @@ pub struct Directory {
 pub(crate) struct Inner {
     pub(crate) db: DatabaseConnection,
     pub(crate) sealer: Sealer,
+    pub(crate) audit_queue: audit::AuditQueue,
+    /// See [`Directory::change_count`].
+    pub(crate) changes: AtomicU64,
 }
 
 impl std::fmt::Debug for Directory {
@@ -118,7 +122,14 @@ impl Directory {
             // Whatever the cause (refused, unknown host, bad path), the store is not there.
             DirectoryError::Unavailable(e.to_string())
         })?;
-        Ok(Directory { inner: Arc::new(Inner { db, sealer }) })
+        Ok(Directory {
+            inner: Arc::new(Inner {
+                db,
+                sealer,
+                audit_queue: audit::AuditQueue::default(),
+                changes: AtomicU64::new(0),
+            }),
+        })
     }
 
     /// Applies pending migrations; a no-op when the schema is current. Safe to run from several
@@ -142,6 +153,14 @@ impl Directory {
             DbBackend::Sqlite => "sqlite",
             _ => "other",
         }
+    }
+
+    /// Grows after every change this process makes to a client or a professional. In-process
+    /// caches of either keep the count they read before loading an entry, and drop the entry
+    /// once the count has moved; changes made by other nodes are not seen here, so such caches
+    /// also bound how long they keep an entry.
+    pub fn change_count(&self) -> u64 {
+        self.inner.changes.load(Ordering::Acquire)
     }
 
     pub fn professionals(&self) -> Professionals<'_> {
@@ -174,6 +193,12 @@ impl Directory {
 }
 
 impl Inner {
+    /// Called after a client or professional write has reached the database (not before: a
+    /// cache that reads the old row after an early bump would keep it under the new count).
+    pub(crate) fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// A transaction that holds the database-wide lock `key` until it ends: an advisory lock on
     /// PostgreSQL, `BEGIN IMMEDIATE` on SQLite (which already allows a single writer, and taking
     /// the write lock up front avoids the `SQLITE_BUSY` of upgrading a read transaction).

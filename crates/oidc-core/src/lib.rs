@@ -29,6 +29,7 @@ pub mod resource;
 pub mod session;
 pub mod token;
 pub mod util;
+mod verified;
 
 pub use authorize::Locale;
 pub use config::ProviderConfig;

@@ -83,6 +83,8 @@ pub struct Provider {
     pub(crate) notifier: Option<Arc<Notifier>>,
     pub(crate) sessions: Sessions,
     pub(crate) discovery: Arc<str>,
+    /// Access tokens whose signature was checked lately (userinfo, introspection).
+    pub(crate) verified: crate::verified::VerifiedTokens,
 }
 
 impl Provider {
@@ -92,6 +94,7 @@ impl Provider {
         Ok(Provider {
             sessions: Sessions::new(deps.store.clone(), deps.config.session_ttl),
             discovery: Arc::from(discovery),
+            verified: Default::default(),
             config: deps.config,
             keys: deps.keys,
             store: deps.store,

@@ -499,7 +499,15 @@ impl Provider {
         if token.len() > 8 * 1024 {
             return None;
         }
-        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "at+jwt", allow_expired: false, now })
+        let key = match self.verified.lookup(token, now) {
+            Ok(claims) => return Some(claims),
+            Err(key) => key,
+        };
+        let claims: AccessTokenClaims = self
+            .keys
+            .verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "at+jwt", allow_expired: false, now })?;
+        self.verified.remember(key, &claims, now);
+        Some(claims)
     }
 }
 

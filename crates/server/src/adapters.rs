@@ -1,6 +1,8 @@
 //! The protocol's storage traits implemented over the directory. This is the only place where
 //! `oidc-core` and `directory` meet: each side keeps its own types.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use directory::{
     AccountStatus, ClientRecord, ConsumeOutcome, DeliveryStatus, Directory, DirectoryError, LogoutDeliveryRecord,
@@ -14,11 +16,22 @@ use oidc_core::http::Clock;
 use oidc_core::keys::{KeyError, KeyStore, SigningAlg, StoredKey};
 use oidc_core::{AuditEntry, AuditSink};
 
+use crate::recent::RecentCache;
+
 /// Implements every protocol storage trait over one [`Directory`].
 #[derive(Clone)]
 pub struct DirectoryAdapter {
     pub directory: Directory,
     pub clock: Clock,
+    /// Clients and accounts recently read (see [`crate::recent`]); shared by the clones.
+    clients: Arc<RecentCache<Client>>,
+    accounts: Arc<RecentCache<Account>>,
+}
+
+impl DirectoryAdapter {
+    pub fn new(directory: Directory, clock: Clock) -> Self {
+        DirectoryAdapter { directory, clock, clients: Arc::default(), accounts: Arc::default() }
+    }
 }
 
 fn registry_error(e: DirectoryError) -> RegistryError {
@@ -51,21 +64,33 @@ pub fn client_from_record(record: ClientRecord) -> Option<Client> {
 #[async_trait]
 impl ClientRegistry for DirectoryAdapter {
     async fn get(&self, client_id: &str) -> Result<Option<Client>, RegistryError> {
+        let change_count = self.directory.change_count();
+        if let Some(client) = self.clients.get(client_id, change_count) {
+            return Ok(Some(client));
+        }
         let record = self.directory.clients().get(client_id).await.map_err(registry_error)?;
-        Ok(record.and_then(client_from_record))
+        let client = record.and_then(client_from_record);
+        if let Some(c) = &client {
+            self.clients.put(client_id, change_count, c.clone());
+        }
+        Ok(client)
     }
 }
 
 #[async_trait]
 impl AccountDirectory for DirectoryAdapter {
     async fn account(&self, subject: &str) -> Result<Option<Account>, AccountError> {
+        let change_count = self.directory.change_count();
+        if let Some(account) = self.accounts.get(subject, change_count) {
+            return Ok(Some(account));
+        }
         let p = self
             .directory
             .professionals()
             .get_by_subject(subject)
             .await
             .map_err(|e| AccountError::Unavailable(e.to_string()))?;
-        Ok(p.map(|p| Account {
+        let account = p.map(|p| Account {
             active: p.status == AccountStatus::Active,
             professional_claims: p.psc_claims(),
             subject: p.subject,
@@ -73,7 +98,11 @@ impl AccountDirectory for DirectoryAdapter {
             family_name: p.family_name,
             national_id: p.national_id,
             email: p.email,
-        }))
+        });
+        if let Some(a) = &account {
+            self.accounts.put(subject, change_count, a.clone());
+        }
+        Ok(account)
     }
 }
 

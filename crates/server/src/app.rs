@@ -251,7 +251,7 @@ impl App {
         clock: Clock,
     ) -> Result<App, BuildError> {
         install_crypto_provider();
-        let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: clock.clone() });
+        let adapter = Arc::new(DirectoryAdapter::new(directory.clone(), clock.clone()));
         let keys = Arc::new(KeyRing::load_or_init(adapter.clone(), clock()).await?);
         let notifier = Notifier::new(
             config.issuer.clone(),
@@ -326,7 +326,7 @@ impl App {
             engine: self.engine.clone(),
             enrolment: Arc::new(Enrolment::new(self.directory.clone(), self.config.login.totp_issuer.clone())),
             store: self.store.clone(),
-            wallet_data: Arc::new(DirectoryAdapter { directory: self.directory.clone(), clock: self.clock.clone() }),
+            wallet_data: Arc::new(DirectoryAdapter::new(self.directory.clone(), self.clock.clone())),
             clock: self.clock.clone(),
         });
         let admin = admin_api::router(self.admin());

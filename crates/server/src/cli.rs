@@ -958,7 +958,7 @@ async fn token(config: Config, command: TokenCommand) -> anyhow::Result<()> {
 
 async fn keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
     let directory = open_directory(&config).await?;
-    let adapter = Arc::new(DirectoryAdapter { directory: directory.clone(), clock: system_clock() });
+    let adapter = Arc::new(DirectoryAdapter::new(directory.clone(), system_clock()));
     match command {
         KeysCommand::Rotate => {
             let ring = KeyRing::load_or_init(adapter, now()).await?;

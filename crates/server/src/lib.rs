@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod recent;
 pub mod testing;
 
 pub use app::App;

@@ -96,6 +96,7 @@ impl<'a> Professionals<'a> {
             )),
             other => other,
         })?;
+        self.inner.changed();
         to_professional(row)
     }
 
@@ -157,6 +158,7 @@ impl<'a> Professionals<'a> {
     /// are left to the caller, which knows whether to revoke or keep them.
     pub async fn delete(&self, id: &str) -> Result<bool, DirectoryError> {
         let res = Entity::delete_by_id(id.to_owned()).exec(&self.inner.db).await?;
+        self.inner.changed();
         Ok(res.rows_affected > 0)
     }
 
@@ -168,6 +170,7 @@ impl<'a> Professionals<'a> {
     async fn update_row(&self, id: &str, mut am: ActiveModel) -> Result<(), DirectoryError> {
         am.updated_at = Set(now());
         let res = Entity::update_many().set(am).filter(Column::Id.eq(id)).exec(&self.inner.db).await?;
+        self.inner.changed();
         if res.rows_affected == 0 {
             return Err(DirectoryError::NotFound);
         }

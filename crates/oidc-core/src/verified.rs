@@ -1,0 +1,90 @@
+//! Access tokens whose signature and issuer were checked recently, so that a resource server
+//! calling userinfo or introspection with the same token many times pays for one ECDSA or RSA
+//! verification, not one per call.
+//!
+//! Only the signature check is remembered: expiry is compared on every use, and revocation and
+//! the session's end are read from the session store on every call, exactly as without it.
+//! Entries are keyed by the SHA-256 of the whole token, so a token altered in any byte misses.
+//! A signing key leaves the ring only once every token it signed has expired (see
+//! [`crate::keys`]), so a remembered signature never outlives its key. Entries are per node,
+//! which is harmless: another node verifies the token itself.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use aws_lc_rs::digest;
+
+use crate::token::AccessTokenClaims;
+
+/// Tokens kept at most; past it expired ones are dropped, and if none are, everything.
+const CAPACITY: usize = 100_000;
+
+type TokenDigest = [u8; 32];
+
+#[derive(Default)]
+pub(crate) struct VerifiedTokens {
+    entries: RwLock<HashMap<TokenDigest, AccessTokenClaims>>,
+}
+
+fn token_digest(token: &str) -> TokenDigest {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+    out
+}
+
+impl VerifiedTokens {
+    /// The claims of `token` if it was verified before and has not expired at `now`, and its
+    /// digest for [`VerifiedTokens::remember`] otherwise.
+    pub(crate) fn lookup(&self, token: &str, now: i64) -> Result<AccessTokenClaims, TokenDigest> {
+        let key = token_digest(token);
+        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match entries.get(&key) {
+            Some(claims) if claims.exp > now => Ok(claims.clone()),
+            _ => Err(key),
+        }
+    }
+
+    /// Remembers claims just verified for the token whose digest `lookup` returned.
+    pub(crate) fn remember(&self, key: TokenDigest, claims: &AccessTokenClaims, now: i64) {
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= CAPACITY {
+            entries.retain(|_, c| c.exp > now);
+            if entries.len() >= CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(key, claims.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "https://idp".into(),
+            sub: "s".into(),
+            aud: "a".into(),
+            client_id: "c".into(),
+            exp,
+            iat: 0,
+            jti: "j".into(),
+            scope: "openid".into(),
+            sid: None,
+            gid: "g".into(),
+            auth_time: None,
+            acr: None,
+        }
+    }
+
+    #[test]
+    fn remembered_until_expiry_and_only_for_the_same_token() {
+        let cache = VerifiedTokens::default();
+        let Err(key) = cache.lookup("a.b.c", 10) else { panic!("empty cache hit") };
+        cache.remember(key, &claims(100), 10);
+        assert_eq!(cache.lookup("a.b.c", 99).map(|c| c.exp).ok(), Some(100));
+        assert!(cache.lookup("a.b.c", 100).is_err(), "expired");
+        assert!(cache.lookup("a.b.d", 10).is_err(), "another token");
+    }
+}
