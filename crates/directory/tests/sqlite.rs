@@ -46,6 +46,7 @@ suite_tests!(
     audit_detects_edited_details,
     audit_detects_deleted_record,
     audit_concurrent_appends_keep_one_chain,
+    audit_group_commit_returns_each_callers_record,
     logout_deliveries_lifecycle,
 );
 

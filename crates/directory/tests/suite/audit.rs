@@ -105,3 +105,27 @@ pub async fn audit_concurrent_appends_keep_one_chain(ctx: &Ctx) {
     let v = ctx.dir.audit().verify().await.unwrap();
     assert_eq!((v.records, v.first_bad_id), (CONCURRENCY as u64, None));
 }
+
+/// Appends from one process are committed in groups: each caller must get back exactly its own
+/// record, as stored, whatever group it went in.
+pub async fn audit_group_commit_returns_each_callers_record(ctx: &Ctx) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let dir = ctx.dir.clone();
+        tasks.spawn(async move {
+            let mut e = event("token.issued", &format!("sub-{i}"), 5000 + i);
+            e.details = json!({ "n": i });
+            (i, dir.audit().append(e).await.unwrap())
+        });
+    }
+    let returned = tasks.join_all().await;
+    let stored = ctx.dir.audit().query(AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap();
+    assert_eq!(stored.len(), 64);
+    for (i, record) in returned {
+        assert_eq!(record.subject.as_deref(), Some(format!("sub-{i}").as_str()));
+        assert_eq!(record.details, json!({ "n": i }));
+        let same = stored.iter().find(|s| s.id == record.id).unwrap();
+        assert_eq!(same, &record);
+    }
+    assert_eq!(ctx.dir.audit().verify().await.unwrap(), AuditVerification { records: 64, first_bad_id: None });
+}

@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 
 use directory::{
-    AccountStatus, Activity, AuditEvent, AuditQuery, ClientRecord, ConsumeOutcome, DataKey, Directory, DirectoryError,
-    NewAuthenticator, NewProfessional, OtherId, Practice, ProfessionalUpdate, RefreshTokenRecord, SigningKeyRecord,
-    sha256_hex,
+    AccountStatus, Activity, AuditEvent, AuditQuery, AuditVerification, ClientRecord, ConsumeOutcome, DataKey,
+    Directory, DirectoryError, NewAuthenticator, NewProfessional, OtherId, Practice, ProfessionalUpdate,
+    RefreshTokenRecord, SigningKeyRecord, sha256_hex,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::json;

@@ -535,3 +535,39 @@ async fn an_activation_code_lets_a_professional_back_in_once() {
     let (url, html) = open_login(&other, &s.p, "rp", &[]).await;
     assert_eq!(submit(&other, &url, &html, USER, PASSWORD, &code).await.status(), StatusCode::OK, "withdrawn");
 }
+
+/// Clients are cached per node: a change made through this node must still count from the very
+/// next request (the cache is dropped when the directory changes), not after the cache's age.
+#[tokio::test]
+async fn client_changes_count_from_the_next_request() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let admin = admin_token(&s.p, &["caducee:admin"]).await;
+    let introspect = |secret: String| {
+        let url = s.p.url("/introspect");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .basic_auth("rp", Some(secret))
+                .form(&[("token", "unknown")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Warm the cache with the current secret.
+    assert_eq!(introspect(s.secret.clone()).await, StatusCode::OK);
+    assert_eq!(introspect(s.secret.clone()).await, StatusCode::OK);
+
+    let rotated: serde_json::Value =
+        call(&s.p, Method::POST, "/admin/v1/clients/rp/secret", Some(&admin), None).await.json().await.unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(s.secret.clone()).await, StatusCode::UNAUTHORIZED, "old secret refused at once");
+    assert_eq!(introspect(new_secret.clone()).await, StatusCode::OK);
+
+    assert_eq!(
+        call(&s.p, Method::DELETE, "/admin/v1/clients/rp", Some(&admin), None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(introspect(new_secret).await, StatusCode::UNAUTHORIZED, "deleted client refused at once");
+}
