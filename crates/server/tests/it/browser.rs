@@ -99,6 +99,19 @@ async fn click(c: &Client, action: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Clicks a submit button and waits until the next page has replaced the current one, so that
+/// nothing found afterwards belongs to the page being left (whose alert looks the same).
+async fn submit(c: &Client, action: &str) -> anyhow::Result<()> {
+    let old = c.find(Locator::Css("html")).await?;
+    click(c, action).await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while old.tag_name().await.is_ok() {
+        ensure!(std::time::Instant::now() < deadline, "the page did not change after «{action}»");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
     Ok(c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await?.text().await?)
 }
@@ -246,7 +259,7 @@ async fn lockout_shows_its_page() {
             fill(&c, "username", USER).await?;
             fill(&c, "password", "wrong password!").await?;
             fill(&c, "otp", "123456").await?;
-            click(&c, "login").await?;
+            submit(&c, "login").await?;
             text_of(&c, "[role=alert]").await?;
         }
         let alert = text_of(&c, "[role=alert]").await?;
