@@ -119,7 +119,8 @@ impl<'a> AuditLog<'a> {
     /// last record and inserting the next happen in one transaction holding a database-wide
     /// lock, so appends from several processes or nodes never fork the chain.
     ///
-    /// Dropping the returned future does not withdraw the event: once queued it is written.
+    /// Dropping the returned future does not withdraw the event: once queued, it goes in the
+    /// next group written, by this caller or by the next one to append.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, DirectoryError> {
         let details = serde_json::to_string(&event.details)?;
         let (reply, mut answer) = oneshot::channel();
