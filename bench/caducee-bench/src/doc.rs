@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::caducee::Logins;
 use crate::report::{self, Row, Target, fmt_num};
-use crate::run::{Bench, Logins, Protocol};
+use crate::run::{Bench, Protocol};
 use crate::stats::Summary;
 
 /// Ratio of the whole limit a response may use: 0.85, as the issue asks.

@@ -4,11 +4,15 @@
 //! provider (panva's oidc-provider, `bench/peers/`) as pinned child processes, and the report
 //! `docs/benchmarks.md`. No production crate depends on it.
 
+mod caducee;
 mod doc;
+mod fanout;
 mod flows;
 mod limits;
 mod loadgen;
+mod peer;
 mod procs;
+mod redis;
 mod report;
 mod run;
 mod stats;

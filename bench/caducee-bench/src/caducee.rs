@@ -1,0 +1,413 @@
+//! Caducée under the bench: its clients, users and TOTP apps made with the CLI, the server
+//! started pinned (embedded default, then with Redis), and its measures: the protocol ones it
+//! shares with the peer, logins, memory and the back-channel fan-out.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use http::StatusCode;
+use tokio::process::Command;
+
+use crate::fanout::Receivers;
+use crate::flows::{self, Browser, Rp, User, Users};
+use crate::loadgen::{self, Check, Plan, Req, Source};
+use crate::procs::{self, Server};
+use crate::redis::redis_bytes_per_session;
+use crate::run::{Bench, Protocol, futures_lite, say};
+use crate::stats::Summary;
+
+const PASSWORD: &str = "une longue phrase de passe";
+
+/// What the CLI registered.
+pub struct Setup {
+    pub cc: Rp,
+    pub rp_rs: Rp,
+    pub rp_es: Rp,
+    pub rp_sso: Rp,
+    pub fan: Vec<Rp>,
+    pub users: Arc<Users>,
+}
+
+/// Caducée's own figures beyond the protocol measures.
+#[derive(Default, Clone)]
+pub struct Logins {
+    pub full: Summary,
+    pub sso: Summary,
+    pub rss_idle: Summary,
+    pub rss_sessions: Summary,
+    pub sessions: u64,
+    pub redis_bytes_per_session: Option<f64>,
+    /// Back-channel fan-out: ms until every healthy relying party was notified.
+    pub fanout: Summary,
+    pub notes: Vec<(String, String)>,
+}
+
+impl Bench {
+    fn caducee_command(&self, data: &Path, addr: SocketAddr, pinned: bool) -> Command {
+        let mut c = if pinned { procs::server_command(&self.s.caducee) } else { Command::new(&self.s.caducee) };
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .env("CADUCEE_DATA_DIR", data)
+            .env("CADUCEE_LISTEN", addr.to_string())
+            .env("CADUCEE_ISSUER", format!("http://{addr}"))
+            // Codes are prepared ahead of the exchange measure: let them live 10 minutes.
+            .env("CADUCEE_TOKENS__CODE_TTL", "600");
+        c
+    }
+
+    async fn cli(&self, data: &Path, addr: SocketAddr, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
+        let mut c = self.caducee_command(data, addr, false);
+        c.args(args);
+        procs::output(c, stdin).await
+    }
+
+    async fn add_client(&self, data: &Path, addr: SocketAddr, args: &[&str]) -> anyhow::Result<Rp> {
+        let mut all = vec!["client", "add"];
+        all.extend_from_slice(args);
+        let out = self.cli(data, addr, &all, None).await?;
+        let field = |name: &str| {
+            out.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned()).unwrap_or_default()
+        };
+        Ok(Rp { client_id: field("client_id:"), secret: field("client_secret:") })
+    }
+
+    /// Clients, users and TOTP apps, through the CLI, before the server starts.
+    pub(crate) async fn setup_caducee(
+        &self,
+        data: &Path,
+        addr: SocketAddr,
+        fanout: &[SocketAddr],
+    ) -> anyhow::Result<Setup> {
+        let t = Instant::now();
+        let cb = flows::REDIRECT_URI;
+        let cc = self
+            .add_client(
+                data,
+                addr,
+                &[
+                    "--client-id",
+                    "bench-cc",
+                    "--name",
+                    "Bench API",
+                    "--grant-type",
+                    "client_credentials",
+                    "--scope",
+                    "api",
+                    "--resource-server",
+                ],
+            )
+            .await?;
+        let rp_rs = self
+            .add_client(
+                data,
+                addr,
+                &["--client-id", "rp-rs", "--name", "RP RS256", "--redirect-uri", cb, "--no-refresh"],
+            )
+            .await?;
+        let rp_es = self
+            .add_client(
+                data,
+                addr,
+                &[
+                    "--client-id",
+                    "rp-es",
+                    "--name",
+                    "RP ES256",
+                    "--redirect-uri",
+                    cb,
+                    "--no-refresh",
+                    "--id-token-alg",
+                    "ES256",
+                ],
+            )
+            .await?;
+        let rp_sso = self
+            .add_client(
+                data,
+                addr,
+                &[
+                    "--client-id",
+                    "rp-sso",
+                    "--name",
+                    "RP SSO",
+                    "--redirect-uri",
+                    cb,
+                    "--no-refresh",
+                    "--id-token-alg",
+                    "ES256",
+                ],
+            )
+            .await?;
+        let mut fan = Vec::new();
+        for (i, rp) in fanout.iter().enumerate() {
+            let id = format!("rp-bcl-{i:03}");
+            let uri = format!("http://{rp}/backchannel");
+            fan.push(
+                self.add_client(
+                    data,
+                    addr,
+                    &[
+                        "--client-id",
+                        &id,
+                        "--name",
+                        &id,
+                        "--redirect-uri",
+                        cb,
+                        "--no-refresh",
+                        "--id-token-alg",
+                        "ES256",
+                        "--backchannel-logout-uri",
+                        &uri,
+                    ],
+                )
+                .await?,
+            );
+        }
+        let people: Vec<serde_json::Value> = (0..self.s.users)
+            .map(|i| {
+                serde_json::json!({
+                    "national_id": format!("8997{i:08}"),
+                    "given_name": "Bench",
+                    "family_name": format!("User{i}"),
+                    "password": PASSWORD,
+                })
+            })
+            .collect();
+        let file = self.path("users.json");
+        std::fs::write(&file, serde_json::to_vec(&people)?)?;
+        let file = file.to_string_lossy().into_owned();
+        self.cli(data, addr, &["user", "import", &file], None).await?;
+        let mut users = Vec::new();
+        for i in 0..self.s.users {
+            let id = format!("8997{i:08}");
+            let out = self.cli(data, addr, &["totp", "enroll", "--user", &id], None).await?;
+            let uri = out.lines().find(|l| l.starts_with("otpauth://")).context("no otpauth URI")?;
+            let totp = totp_rs::TOTP::from_url_unchecked(uri).map_err(|e| anyhow::anyhow!("otpauth URI: {e}"))?;
+            users.push(User {
+                national_id: id,
+                password: PASSWORD.to_owned(),
+                totp,
+                last_step: std::sync::atomic::AtomicU64::new(0),
+            });
+        }
+        say(format!("Caducée set up ({} users) in {:.1} s", users.len(), t.elapsed().as_secs_f64()));
+        Ok(Setup { cc, rp_rs, rp_es, rp_sso, fan, users: Arc::new(Users::new(users)) })
+    }
+
+    async fn start_caducee(
+        &self,
+        name: &str,
+        data: &Path,
+        addr: SocketAddr,
+        extra: &[(&str, &str)],
+    ) -> anyhow::Result<Server> {
+        let mut c = self.caducee_command(data, addr, true);
+        c.arg("serve");
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        Server::spawn(name, c, addr, "/readyz", &self.path(&format!("{name}.log"))).await
+    }
+
+    /// Codes for `rp`, through `/authorize` with the browser's SSO session, `n` of them.
+    async fn prepare_codes(
+        &self,
+        addr: SocketAddr,
+        browser: &Browser,
+        rp: &Rp,
+        n: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let cookie = browser.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let req = Req::get(flows::authorize_path(rp)).header(http::header::COOKIE, &cookie)?;
+        let codes = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+        let left = Arc::new(std::sync::atomic::AtomicI64::new(i64::try_from(n)?));
+        let l2 = left.clone();
+        let source: Source =
+            Arc::new(move || (l2.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) > 0).then(|| req.clone()));
+        let c2 = codes.clone();
+        let check: Check = Arc::new(move |status, headers, _| {
+            let code = headers.get(http::header::LOCATION).and_then(|v| v.to_str().ok()).and_then(flows::code_of);
+            match (status, code) {
+                (StatusCode::SEE_OTHER, Some(code)) => {
+                    if let Ok(mut v) = c2.lock() {
+                        v.push(code);
+                    }
+                    true
+                }
+                _ => false,
+            }
+        });
+        let o =
+            loadgen::run(addr, Plan { connections: 16, duration: Duration::from_secs(600), rate: None }, source, check)
+                .await?;
+        let codes = std::mem::take(&mut *codes.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+        if codes.len() < n {
+            bail!("prepared only {} codes of {n}: {:?}", codes.len(), o.first_failure);
+        }
+        Ok(codes)
+    }
+
+    /// The protocol measures on Caducée, with `extra` settings (e.g. Redis).
+    pub async fn caducee(
+        &self,
+        label: &str,
+        redis: Option<(&str, u16)>,
+        (data, addr, setup): (&Path, SocketAddr, &Setup),
+        receivers: &Receivers,
+    ) -> anyhow::Result<(Protocol, Logins)> {
+        let embedded = redis.is_none();
+        let mut extra = Vec::new();
+        if let Some((url, _)) = redis {
+            extra.push(("CADUCEE_REDIS_URL", url));
+        }
+        let mut p = Protocol::default();
+        let mut l = Logins::default();
+        let server = self.start_caducee(&format!("caducee-{label}"), data, addr, &extra).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        l.rss_idle = Summary::of(&[server.rss()? as f64 / 1_048_576.0]);
+        let base = format!("http://{addr}");
+        let http = flows::client()?;
+
+        // Discovery and JWKS (they do not touch the store: embedded run only).
+        if embedded {
+            (p.discovery, p.jwks) = self.documents("", addr).await?;
+        }
+
+        // Client credentials, ES256 access tokens (the default); latencies on the embedded run.
+        let (s, n, at_half) =
+            self.client_credentials_load("client_credentials ES256", addr, &setup.cc, embedded).await?;
+        p.cc_es = s;
+        p.notes.push(("client_credentials ES256".into(), n));
+        if let Some(at_half) = at_half {
+            (p.cc_es_p50, p.cc_es_p99) = at_half;
+        }
+
+        // One login, for a session to prepare codes with and an access token.
+        let (user, otp) = setup.users.take().context("no user available")?;
+        let browser = flows::full_login(&http, &base, &setup.rp_es, user, &otp).await.context("first login")?;
+        let code = flows::login(&http, &base, &mut browser.clone(), &setup.rp_es, None).await?;
+        let token = flows::exchange(&http, &base, &setup.rp_es, &code).await?;
+
+        let ((userinfo, n_userinfo), (introspection, n_introspection)) =
+            self.resource_endpoints("", addr, ("/userinfo", "/introspect"), &setup.cc, &token).await?;
+        (p.userinfo, p.introspection) = (userinfo, introspection);
+        p.notes.push(("userinfo".into(), n_userinfo));
+        p.notes.push(("introspection".into(), n_introspection));
+
+        // Code exchange: all ES256, then RS256 ID token (+ ES256 access token, the default).
+        for (rp, es) in [(&setup.rp_es, true), (&setup.rp_rs, false)] {
+            let b = browser.clone();
+            let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
+                let b = b.clone();
+                Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
+            };
+            let what = format!("code exchange {}", rp.client_id);
+            let (s, n) = self.code_exchange(&what, addr, &prepare, rp).await?;
+            p.notes.push((what, n));
+            if es { p.code_es = s } else { p.code_rs = s }
+        }
+
+        // Full logins (password + TOTP), then SSO logins to a second client.
+        let mut full = Vec::new();
+        let sessions = Arc::new(tokio::sync::Mutex::new(Vec::<Browser>::new()));
+        for run in 0..self.s.runs {
+            let (users, http2, base2, rp, sess) =
+                (setup.users.clone(), http.clone(), base.clone(), setup.rp_es.clone(), sessions.clone());
+            let o = flows::drive(4, self.s.duration, move || {
+                let (users, http, base, rp, sess) =
+                    (users.clone(), http2.clone(), base2.clone(), rp.clone(), sess.clone());
+                async move {
+                    let Some((user, otp)) = users.take() else { return Ok(false) };
+                    let b = flows::full_login(&http, &base, &rp, user, &otp).await?;
+                    sess.lock().await.push(b);
+                    Ok(true)
+                }
+            })
+            .await;
+            let rate = o.ok as f64 / o.secs;
+            say(format!(
+                "full logins run {run}: {rate:.1}/s ({} failed, {} waits for a TOTP step)",
+                o.failed, o.starved
+            ));
+            if o.failed > 0 || o.starved > 0 {
+                l.notes.push((
+                    "full login".into(),
+                    format!(
+                        "{} failed, {} waits for a TOTP step; {}",
+                        o.failed,
+                        o.starved,
+                        o.first_failure.as_deref().unwrap_or("")
+                    ),
+                ));
+            }
+            full.push(rate);
+        }
+        l.full = Summary::of(&full);
+        let browsers: Arc<Vec<Browser>> = Arc::new(sessions.lock().await.clone());
+        l.sessions = browsers.len() as u64 + 1;
+        l.rss_sessions = Summary::of(&[server.rss()? as f64 / 1_048_576.0]);
+        let mut sso = Vec::new();
+        for _ in 0..self.s.runs {
+            let (http2, base2, rp, browsers) = (http.clone(), base.clone(), setup.rp_sso.clone(), browsers.clone());
+            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let o = flows::drive(16, self.s.duration, move || {
+                let (http, base, rp, browsers, next) =
+                    (http2.clone(), base2.clone(), rp.clone(), browsers.clone(), next.clone());
+                async move {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % browsers.len().max(1);
+                    let b = browsers.get(i).context("no session")?;
+                    flows::sso_login(&http, &base, &rp, b).await?;
+                    Ok(true)
+                }
+            })
+            .await;
+            if o.failed > 0 {
+                l.notes.push((
+                    "SSO login".into(),
+                    format!("{} failed: {}", o.failed, o.first_failure.as_deref().unwrap_or("")),
+                ));
+            }
+            sso.push(o.ok as f64 / o.secs);
+        }
+        l.sso = Summary::of(&sso);
+        say(format!("full logins {:.1}/s, SSO logins {:.0}/s", l.full.median, l.sso.median));
+        if let Some((_, port)) = redis {
+            l.redis_bytes_per_session = Some(redis_bytes_per_session(port).await?);
+        }
+        if embedded && !receivers.addrs.is_empty() {
+            let mut times = Vec::new();
+            for b in browsers.iter().take(self.s.runs) {
+                let t = self.fanout(&http, &base, &setup.fan, b, receivers).await?;
+                say(format!("back-channel fan-out: {t:.1} ms"));
+                times.push(t);
+            }
+            l.fanout = Summary::of(&times);
+        }
+        server.stop().await?;
+
+        // Client credentials with RS256 access tokens: the same data, restarted.
+        if redis.is_none() {
+            let server = self
+                .start_caducee(
+                    &format!("caducee-{label}-rs256"),
+                    data,
+                    addr,
+                    &[("CADUCEE_TOKENS__ACCESS_TOKEN_ALG", "RS256")],
+                )
+                .await?;
+            let (s, n, at_half) =
+                self.client_credentials_load("client_credentials RS256", addr, &setup.cc, true).await?;
+            p.cc_rs = s;
+            p.notes.push(("client_credentials RS256".into(), n));
+            if let Some(at_half) = at_half {
+                (p.cc_rs_p50, p.cc_rs_p99) = at_half;
+            }
+            server.stop().await?;
+        }
+        Ok((p, l))
+    }
+}
