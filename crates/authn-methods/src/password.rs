@@ -111,9 +111,14 @@ fn password_checks() -> &'static tokio::sync::Semaphore {
     CHECKS.get_or_init(|| tokio::sync::Semaphore::new(max_concurrent_checks()))
 }
 
+/// Read once: `available_parallelism` asks the kernel (and may read cgroup files), which has
+/// no place on every login.
 fn max_concurrent_checks() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    cores.saturating_mul(CHECKS_PER_CORE)
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        cores.saturating_mul(CHECKS_PER_CORE)
+    })
 }
 
 /// [`verify_password`] off the async runtime, within the bound on concurrent checks.
