@@ -15,7 +15,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::service::{
     AccountView, ActivationCodeView, Actor, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView,
-    AuthenticatorView, ClientView, CreatedClient, DeliveryView, NewClient, SessionView,
+    AuthenticatorView, ClientView, CreatedClient, DeliveryView, NewClient, PushBlockView, SessionView,
 };
 
 /// The scope a client must hold to call the admin API.
@@ -253,6 +253,36 @@ async fn reset_lockout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/push", params(("national_id" = String, Path)),
+    responses((status = 200, body = PushBlockView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
+async fn get_push(
+    State(s): State<AdminService>,
+    _a: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<PushBlockView>> {
+    Ok(Json(s.push_block(&id).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/push/block", params(("national_id" = String, Path)),
+    responses((status = 200, body = PushBlockView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
+async fn block_pushes(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<PushBlockView>> {
+    Ok(Json(s.block_pushes(&a, &id).await?))
+}
+
+#[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/push/unblock", params(("national_id" = String, Path)),
+    responses((status = 200, body = PushBlockView), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
+async fn unblock_pushes(
+    State(s): State<AdminService>,
+    Admin(a): Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<PushBlockView>> {
+    Ok(Json(s.unblock_pushes(&a, &id).await?))
+}
+
 #[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/authenticators", params(("national_id" = String, Path)),
     responses((status = 200, body = Vec<AuthenticatorView>), (status = 400, body = ApiError), (status = 404, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
 async fn list_authenticators(
@@ -403,11 +433,11 @@ impl utoipa::Modify for BearerScheme {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Caducée admin API", version = "1", description = "Sessions, accounts, authenticators, clients and audit. Callers present a bearer token from the client-credentials grant with the caducee:admin scope, or a client certificate (mutual TLS, verified by the TLS-terminating proxy) registered in admin.client_certificates."),
-    paths(get_account, list_sessions, revoke_all, revoke_session, block, unblock, reset_lockout, list_authenticators,
+    info(title = "Caducée admin API", version = "1", description = "Sessions, accounts, push blocks, authenticators, clients and audit. Callers present a bearer token from the client-credentials grant with the caducee:admin scope, or a client certificate (mutual TLS, verified by the TLS-terminating proxy) registered in admin.client_certificates."),
+    paths(get_account, list_sessions, revoke_all, revoke_session, block, unblock, reset_lockout, get_push, block_pushes, unblock_pushes, list_authenticators,
           remove_authenticator, issue_activation_code, revoke_activation_code, list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
           audit, audit_verify, deliveries),
-    components(schemas(ApiError, AccountView, ActivationCodeView, SessionView, AuthenticatorView, ClientView, NewClient, CreatedClient,
+    components(schemas(ApiError, AccountView, ActivationCodeView, PushBlockView, SessionView, AuthenticatorView, ClientView, NewClient, CreatedClient,
                        ClientUpdate, Secret, Revoked, AuditRecordView, AuditCheck, DeliveryView,
                        oidc_core::client::ClientMetadata, oidc_core::client::TokenEndpointAuthMethod,
                        oidc_core::keys::SigningAlg)),
@@ -437,6 +467,9 @@ pub fn router(service: AdminService) -> Router {
         .route("/admin/v1/professionals/{national_id}/block", post(block))
         .route("/admin/v1/professionals/{national_id}/unblock", post(unblock))
         .route("/admin/v1/professionals/{national_id}/lockout/reset", post(reset_lockout))
+        .route("/admin/v1/professionals/{national_id}/push", get(get_push))
+        .route("/admin/v1/professionals/{national_id}/push/block", post(block_pushes))
+        .route("/admin/v1/professionals/{national_id}/push/unblock", post(unblock_pushes))
         .route("/admin/v1/professionals/{national_id}/authenticators", get(list_authenticators))
         .route("/admin/v1/professionals/{national_id}/authenticators/{id}", delete(remove_authenticator))
         .route(

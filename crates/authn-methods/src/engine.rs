@@ -15,6 +15,7 @@ use crate::mail_otp::{MailOtp, SendOutcome};
 use crate::method::{AuthContext, AuthError, AuthMethod, FactorResult, Input, MethodState, Step};
 use crate::password::{PasswordMethod, normalise_identifier};
 use crate::policy::{AuthResult, Policy};
+use crate::push::{PushApprovals, PushSend, PushStatus};
 use crate::totp::TotpMethod;
 
 /// What the login page tells the person.
@@ -54,8 +55,43 @@ pub struct AuthEngine {
     /// Methods that read the form's `otp` field, tried in order for the identified person.
     otp_methods: Vec<Arc<dyn AuthMethod>>,
     mail_otp: Option<Arc<MailOtp>>,
+    push: Option<Arc<PushApprovals>>,
+    store: Arc<dyn SessionStore>,
     activation: Arc<ActivationCodes>,
     failure_floor: Duration,
+}
+
+/// What a request for a push approval led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushAttempt {
+    Sent(PushSend),
+    Refused(Refusal),
+}
+
+/// Where a login by push approval stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushLogin {
+    Waiting {
+        number: String,
+        expires_at: i64,
+    },
+    Success(AuthResult),
+    /// Refused or «ce n'était pas moi» on the phone, or a wrong number typed there.
+    Denied,
+    /// No answer in time, or no push started for this login.
+    Expired,
+}
+
+/// A login waiting for its push: the password was right, the push is out.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PushWait {
+    challenge: String,
+    identifier: String,
+    password: FactorResult,
+}
+
+fn push_wait_key(interaction: &str) -> String {
+    format!("push-login:{interaction}")
 }
 
 /// What a request for a mail OTP led to.
@@ -76,9 +112,11 @@ impl AuthEngine {
                 activation.clone(),
             ],
             activation,
-            lockout: Lockout::new(store, settings.lockout),
+            lockout: Lockout::new(store.clone(), settings.lockout),
             policy: Policy,
             mail_otp: None,
+            push: None,
+            store,
             failure_floor: settings.failure_floor,
             directory,
         }
@@ -104,6 +142,124 @@ impl AuthEngine {
 
     pub fn mail_otp_enabled(&self) -> bool {
         self.mail_otp.is_some()
+    }
+
+    /// Adds push approval on the professional's phone.
+    pub fn with_push(mut self, push: Arc<PushApprovals>) -> Self {
+        self.push = Some(push);
+        self
+    }
+
+    pub fn push(&self) -> Option<&Arc<PushApprovals>> {
+        self.push.as_ref()
+    }
+
+    /// «Valider sur mon téléphone»: checks the identifier and password exactly as a login does
+    /// (a failure counts toward the lockout; a push is never sent on an identifier alone), then
+    /// sends a push whose number the page shows.
+    pub async fn send_push(
+        &self,
+        cx: &AuthContext,
+        username: &str,
+        password: &str,
+        client_name: &str,
+    ) -> Result<PushAttempt, AuthError> {
+        let started = Instant::now();
+        let Some(push) = &self.push else {
+            return Ok(PushAttempt::Refused(Refusal::Invalid));
+        };
+        let identifier = normalise_identifier(username);
+        if identifier.is_empty() {
+            return Ok(PushAttempt::Refused(self.pad(started, Refusal::Invalid).await));
+        }
+        if let Admission::Locked { retry_after } = self.lockout.admit(&identifier, cx.now).await? {
+            self.audit(cx, "push_refused", None, &identifier, "locked").await;
+            return Ok(PushAttempt::Refused(self.pad(started, Refusal::Locked { retry_after }).await));
+        }
+        let first = self
+            .first_factor
+            .submit(
+                cx,
+                MethodState::default(),
+                &Input::new().with("username", identifier.clone()).with("password", password),
+            )
+            .await?;
+        let Step::Done(factor) = first else {
+            return Ok(PushAttempt::Refused(self.failed(cx, started, None, &identifier).await?));
+        };
+        let sent = push.send(cx, &factor.subject, client_name).await?;
+        if let PushSend::Sent { challenge, expires_at, .. } = &sent {
+            let wait = PushWait { challenge: challenge.clone(), identifier, password: factor };
+            let bytes = serde_json::to_vec(&wait).map_err(|e| AuthError::Internal(e.to_string()))?;
+            let ttl = Duration::from_secs(u64::try_from(expires_at - cx.now).unwrap_or(0).max(1));
+            self.store.put(&push_wait_key(&cx.interaction), &bytes, ttl).await?;
+        }
+        Ok(PushAttempt::Sent(sent))
+    }
+
+    /// Asks whether the phone answered the push of this login (`cx.interaction`). An approval
+    /// completes the login once; a refusal counts as a failed attempt on the identifier.
+    pub async fn check_push(&self, cx: &AuthContext) -> Result<PushLogin, AuthError> {
+        let started = Instant::now();
+        let Some(push) = &self.push else {
+            return Ok(PushLogin::Expired);
+        };
+        let key = push_wait_key(&cx.interaction);
+        let Some(bytes) = self.store.get(&key).await? else {
+            return Ok(PushLogin::Expired);
+        };
+        let Ok(wait) = serde_json::from_slice::<PushWait>(&bytes) else {
+            return Ok(PushLogin::Expired);
+        };
+        match push.status(cx, &wait.challenge).await? {
+            PushStatus::Waiting { number, expires_at } => Ok(PushLogin::Waiting { number, expires_at }),
+            PushStatus::Approved(second) => {
+                self.store.delete(&key).await?;
+                let subject = wait.password.subject.clone();
+                match self.policy.result(vec![wait.password, second], cx.now) {
+                    Some(result) => {
+                        self.lockout.succeeded(&wait.identifier).await?;
+                        Ok(PushLogin::Success(result))
+                    }
+                    None => {
+                        self.failed(cx, started, Some(&subject), &wait.identifier).await?;
+                        Ok(PushLogin::Denied)
+                    }
+                }
+            }
+            PushStatus::Denied | PushStatus::NotMe => {
+                // Only the first page to see the refusal counts it.
+                if self.store.take(&key).await?.is_some() {
+                    let subject = wait.password.subject.clone();
+                    self.failed(cx, started, Some(&subject), &wait.identifier).await?;
+                }
+                Ok(PushLogin::Denied)
+            }
+            PushStatus::Expired => {
+                self.store.delete(&key).await?;
+                Ok(PushLogin::Expired)
+            }
+        }
+    }
+
+    /// Counts a failed attempt on `identifier`, audits it, and pads the answer.
+    async fn failed(
+        &self,
+        cx: &AuthContext,
+        started: Instant,
+        subject: Option<&str>,
+        identifier: &str,
+    ) -> Result<Refusal, AuthError> {
+        let locked_until = self.lockout.failed(identifier, cx.now).await?;
+        self.audit(cx, "login_failed", subject, identifier, "invalid_credentials").await;
+        let refusal = match locked_until {
+            Some(until) => {
+                self.audit(cx, "lockout", subject, identifier, "locked").await;
+                Refusal::Locked { retry_after: u64::try_from(until - cx.now).unwrap_or(1).max(1) }
+            }
+            None => Refusal::Invalid,
+        };
+        Ok(self.pad(started, refusal).await)
     }
 
     /// «Envoyer OTP par courriel»: checks the identifier and password (a failure counts toward
@@ -137,16 +293,7 @@ impl AuthEngine {
             )
             .await?;
         let Step::Done(factor) = first else {
-            let locked_until = self.lockout.failed(&identifier, cx.now).await?;
-            self.audit(cx, "login_failed", None, &identifier, "invalid_credentials").await;
-            let refusal = match locked_until {
-                Some(until) => {
-                    self.audit(cx, "lockout", None, &identifier, "locked").await;
-                    Refusal::Locked { retry_after: u64::try_from(until - cx.now).unwrap_or(1).max(1) }
-                }
-                None => Refusal::Invalid,
-            };
-            return Ok(MailOtpAttempt::Refused(self.pad(started, refusal).await));
+            return Ok(MailOtpAttempt::Refused(self.failed(cx, started, None, &identifier).await?));
         };
         let account = self.directory.professionals().get_by_subject(&factor.subject).await?;
         let address = account.and_then(|a| a.email);

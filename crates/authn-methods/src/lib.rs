@@ -1,7 +1,8 @@
 //! Strong authentication for Caducée: proving who a person is, and at which strength.
 //!
-//! Owns the [`AuthMethod`] trait every method implements (password, TOTP now; mail OTP, hardware
-//! tokens, QR phone app, push, CPS card and WebAuthn later), the methods themselves, the
+//! Owns the [`AuthMethod`] trait the methods implement (password, TOTP, OTP tokens, mail OTP;
+//! QR phone app, CPS card and WebAuthn later), push approval on the phone ([`push`], driven by
+//! the engine, with the phones' signed requests in [`push_request`]), the methods themselves, the
 //! enrolment of authenticators, attempt counters and lockouts ([`lockout`]), and the policy that
 //! turns the factors used into `acr` and `amr` ([`policy`]). The [`engine::AuthEngine`] runs the
 //! methods for the login pages and is the only place that counts failures.
@@ -20,9 +21,11 @@ pub mod otp;
 pub mod password;
 pub mod policy;
 pub mod pskc;
+pub mod push;
+pub mod push_request;
 pub mod totp;
 
-pub use engine::{AuthEngine, LoginAttempt, MailOtpAttempt, Refusal};
+pub use engine::{AuthEngine, LoginAttempt, MailOtpAttempt, PushAttempt, PushLogin, Refusal};
 pub use method::{
     AuthContext, AuthError, AuthMethod, FactorKind, FactorResult, Failure, Input, MethodState, Prompt, Step,
 };

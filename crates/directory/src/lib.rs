@@ -20,6 +20,7 @@ mod error;
 mod logout_deliveries;
 mod migration;
 mod professionals;
+mod push_blocks;
 mod refresh_tokens;
 mod signing_keys;
 
@@ -43,6 +44,7 @@ pub use logout_deliveries::{DeliveryQuery, DeliveryStatus, LogoutDeliveries, Log
 pub use professionals::{
     AccountStatus, Activity, NewProfessional, OtherId, Practice, Professional, ProfessionalUpdate, Professionals,
 };
+pub use push_blocks::{PushBlock, PushBlocks};
 pub use refresh_tokens::{ConsumeOutcome, RefreshTokenRecord, RefreshTokens};
 pub use signing_keys::{SigningKeyRecord, SigningKeys};
 
@@ -181,6 +183,10 @@ impl Directory {
 
     pub fn logout_deliveries(&self) -> LogoutDeliveries<'_> {
         LogoutDeliveries::new(&self.inner)
+    }
+
+    pub fn push_blocks(&self) -> PushBlocks<'_> {
+        PushBlocks::new(&self.inner)
     }
 
     pub fn signing_keys(&self) -> SigningKeys<'_> {

@@ -54,6 +54,7 @@ suite_tests!(
     audit_concurrent_appends_keep_one_chain,
     audit_group_commit_returns_each_callers_record,
     logout_deliveries_lifecycle,
+    push_blocks_lifecycle,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

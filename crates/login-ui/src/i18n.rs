@@ -50,6 +50,20 @@ pub struct Texts {
     pub mail_throttled_suffix: &'static str,
     pub mail_invalid: &'static str,
     pub mail_disabled: &'static str,
+    pub send_push: &'static str,
+    pub push_hint: &'static str,
+    pub push_title: &'static str,
+    pub push_type_number: &'static str,
+    pub push_valid_until: &'static str,
+    pub push_waiting: &'static str,
+    pub push_check: &'static str,
+    pub push_no_device: &'static str,
+    pub push_blocked: &'static str,
+    pub push_throttled_prefix: &'static str,
+    pub push_throttled_suffix: &'static str,
+    pub push_invalid: &'static str,
+    pub push_denied: &'static str,
+    pub push_expired: &'static str,
 }
 
 pub static FR: Texts = Texts {
@@ -97,6 +111,20 @@ pub static FR: Texts = Texts {
     mail_throttled_suffix: "seconde(s) avant d'en demander un nouveau, et vérifiez vos courriels indésirables.",
     mail_invalid: "Identifiant ou mot de passe incorrect : aucun code n'a été envoyé.",
     mail_disabled: "L'envoi de codes par courriel n'est pas disponible.",
+    send_push: "Valider sur mon téléphone",
+    push_hint: "Application d'approbation installée ? Saisissez votre identifiant et votre mot de passe, puis choisissez « Valider sur mon téléphone ».",
+    push_title: "Validez sur votre téléphone",
+    push_type_number: "Ouvrez l'application Caducée sur votre téléphone et saisissez-y ce nombre pour approuver la connexion :",
+    push_valid_until: "La demande est valable jusqu'à",
+    push_waiting: "Cette page se met à jour toute seule. Si vous n'êtes pas à l'origine de cette connexion, répondez « Ce n'était pas moi » sur le téléphone.",
+    push_check: "J'ai validé sur mon téléphone",
+    push_no_device: "Aucun téléphone d'approbation n'est associé à votre compte : utilisez un code OTP, ou ajoutez un téléphone depuis votre portefeuille.",
+    push_blocked: "Les notifications d'approbation sont bloquées pour votre compte : utilisez un code OTP. Vous pouvez les débloquer depuis votre portefeuille.",
+    push_throttled_prefix: "Trop de demandes d'approbation ont été envoyées. Patientez",
+    push_throttled_suffix: "seconde(s), ou utilisez un code OTP.",
+    push_invalid: "Identifiant ou mot de passe incorrect : aucune demande n'a été envoyée.",
+    push_denied: "La connexion a été refusée sur le téléphone.",
+    push_expired: "La demande d'approbation a expiré sans réponse. Recommencez.",
 };
 
 pub static EN: Texts = Texts {
@@ -144,6 +172,20 @@ pub static EN: Texts = Texts {
     mail_throttled_suffix: "second(s) before asking for a new one, and check your spam folder.",
     mail_invalid: "Incorrect identifier or password: no code was sent.",
     mail_disabled: "Sending codes by e-mail is not available.",
+    send_push: "Approve on my phone",
+    push_hint: "Approval app installed? Type your identifier and password, then choose “Approve on my phone”.",
+    push_title: "Approve on your phone",
+    push_type_number: "Open the Caducée app on your phone and type this number there to approve the sign-in:",
+    push_valid_until: "The request is valid until",
+    push_waiting: "This page updates by itself. If you did not start this sign-in, answer “This was not me” on the phone.",
+    push_check: "I approved on my phone",
+    push_no_device: "No approval phone is linked to your account: use an OTP code, or add a phone from your wallet.",
+    push_blocked: "Approval notifications are blocked for your account: use an OTP code. You can unblock them from your wallet.",
+    push_throttled_prefix: "Too many approval requests were sent. Wait",
+    push_throttled_suffix: "second(s), or use an OTP code.",
+    push_invalid: "Incorrect identifier or password: no request was sent.",
+    push_denied: "The sign-in was refused on the phone.",
+    push_expired: "The approval request expired without an answer. Start again.",
 };
 
 pub fn texts(locale: Locale) -> &'static Texts {

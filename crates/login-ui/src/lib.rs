@@ -3,13 +3,16 @@
 //! Owns the HTML (askama templates, French first, English second, accessible, working without
 //! JavaScript) and the login handlers, which run the authentication engine (`authn-methods`)
 //! and hand the result to the protocol (`oidc-core`) to finish the interaction. The form
-//! contract (field names) is documented in docs/login-ui.md.
+//! contract (field names) is documented in docs/login-ui.md. Also serves the push approval
+//! phones' JSON API ([`push_device`]), which completes these logins.
 //!
 //! Must not reach into the directory's internals: accounts are only seen through the engine.
 
 mod i18n;
 mod pages;
+pub mod push_device;
 pub mod wallet;
+mod wallet_push;
 pub mod wallet_sessions;
 mod wallet_texts;
 
@@ -17,7 +20,10 @@ use std::sync::Arc;
 
 use authn_methods::enrolment::Enrolment;
 use authn_methods::mail_otp::SendOutcome;
-use authn_methods::{AuthContext, AuthEngine, LoginAttempt, MailOtpAttempt, Refusal};
+use authn_methods::push::PushSend;
+use authn_methods::{
+    AuthContext, AuthEngine, AuthResult, LoginAttempt, MailOtpAttempt, PushAttempt, PushLogin, Refusal,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -34,7 +40,7 @@ use session_store::SessionStore;
 pub use pages::HtmlPages;
 
 use crate::i18n::{Texts, texts};
-use crate::pages::{LoginPage, render_error};
+use crate::pages::{LoginPage, PushWaitPage, render_error};
 
 /// What the login handlers share.
 #[derive(Clone)]
@@ -51,8 +57,10 @@ pub struct LoginState {
 pub fn router(state: LoginState) -> Router {
     Router::new()
         .route(&format!("{INTERACTION_PATH}/{{id}}"), get(show_login).post(submit_login))
+        .route(&format!("{INTERACTION_PATH}/{{id}}/push"), get(push_status))
         .route("/assets/caducee.css", get(stylesheet))
         .with_state(state.clone())
+        .merge(push_device::router(state.clone()))
         .merge(wallet::router(state))
 }
 
@@ -151,6 +159,7 @@ async fn show_login(
         error: None,
         notice: None,
         mail_otp: st.engine.mail_otp_enabled(),
+        push: st.engine.push().is_some(),
     };
     page(StatusCode::OK, form.render_page())
 }
@@ -198,25 +207,17 @@ async fn submit_login(
     if form.action.as_deref() == Some("send_mail_otp") {
         return send_mail_otp(&st, &interaction, &id, locale, &cx, &form).await;
     }
+    if form.action.as_deref() == Some("send_push") {
+        return send_push(&st, &interaction, &id, locale, &cx, &form).await;
+    }
+    if form.action.as_deref() == Some("check_push") {
+        return check_push(&st, &interaction, &id, locale, &cx, &cookies, &origin).await;
+    }
     let attempt = st.engine.password_and_otp(&cx, &form.username, &form.password, &form.otp).await;
     let t = texts(locale);
     let refusal = match attempt {
         Ok(LoginAttempt::Success(result)) => {
-            let login = LoginResult {
-                subject: result.subject,
-                acr: result.acr,
-                amr: result.amr,
-                auth_time: result.auth_time,
-                methods: result.factors.iter().map(|f| f.method.clone()).collect(),
-            };
-            // `now` is read again: the engine may have taken a while (argon2, padding).
-            let done = st.provider.finish_interaction(&id, &cookies, &login, &origin, (st.clock)()).await;
-            return match done {
-                Ok(outcome) => {
-                    redirect(&outcome.location, outcome.session_cookie.as_deref(), st.provider.config().secure_cookies)
-                }
-                Err(e) => interaction_error(locale, e),
-            };
+            return complete_login(&st, &id, &cookies, &origin, result, locale).await;
         }
         Ok(LoginAttempt::Refused(r)) => r,
         Err(e) => {
@@ -240,6 +241,31 @@ async fn submit_login(
         page(status, login_again(&st, &interaction, &id, locale, &form.username, Message::Error(message)).await);
     with_retry_after(&mut r, retry);
     r
+}
+
+/// Hands a successful authentication to the protocol, which redirects to the relying party.
+async fn complete_login(
+    st: &LoginState,
+    id: &str,
+    cookies: &oidc_core::flow::BrowserCookies,
+    origin: &RequestOrigin,
+    result: AuthResult,
+    locale: Locale,
+) -> Response {
+    let login = LoginResult {
+        subject: result.subject,
+        acr: result.acr,
+        amr: result.amr,
+        auth_time: result.auth_time,
+        methods: result.factors.iter().map(|f| f.method.clone()).collect(),
+    };
+    // `now` is read again: the engine may have taken a while (argon2, padding).
+    match st.provider.finish_interaction(id, cookies, &login, origin, (st.clock)()).await {
+        Ok(outcome) => {
+            redirect(&outcome.location, outcome.session_cookie.as_deref(), st.provider.config().secure_cookies)
+        }
+        Err(e) => interaction_error(locale, e),
+    }
 }
 
 /// What the page says besides the form: an error (`role=alert`) or a notice (`role=status`).
@@ -269,6 +295,7 @@ async fn login_again(
         error,
         notice,
         mail_otp: st.engine.mail_otp_enabled(),
+        push: st.engine.push().is_some(),
     }
     .render_page()
 }
@@ -342,4 +369,116 @@ fn redirect(location: &str, session_cookie: Option<&str>, secure: bool) -> Respo
         cookies::set(r.headers_mut(), &cookies::session_cookie(value, secure));
     }
     r
+}
+
+/// «Valider sur mon téléphone»: the password is checked, then a push goes to the phone and the
+/// page shows the number to type there.
+async fn send_push(
+    st: &LoginState,
+    interaction: &Interaction,
+    id: &str,
+    locale: Locale,
+    cx: &AuthContext,
+    form: &LoginForm,
+) -> Response {
+    let t = texts(locale);
+    let client = client_name(st, interaction).await;
+    let mut retry = None;
+    let (status, message) = match st.engine.send_push(cx, &form.username, &form.password, &client).await {
+        Ok(PushAttempt::Sent(PushSend::Sent { number, expires_at, .. })) => {
+            return push_wait_page(interaction, id, locale, &number, expires_at);
+        }
+        Ok(PushAttempt::Sent(PushSend::NoDevice)) => (StatusCode::OK, t.push_no_device.to_owned()),
+        Ok(PushAttempt::Sent(PushSend::Blocked)) => (StatusCode::OK, t.push_blocked.to_owned()),
+        Ok(PushAttempt::Sent(PushSend::Throttled { retry_after })) => {
+            retry = Some(retry_after);
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{} {retry_after} {}", t.push_throttled_prefix, t.push_throttled_suffix),
+            )
+        }
+        Ok(PushAttempt::Refused(Refusal::Invalid)) => (StatusCode::OK, t.push_invalid.to_owned()),
+        Ok(PushAttempt::Refused(Refusal::Locked { retry_after })) => {
+            retry = Some(retry_after);
+            (StatusCode::TOO_MANY_REQUESTS, locked_message(t, retry_after))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sending a push failed");
+            let status =
+                if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            (status, t.unavailable.to_owned())
+        }
+    };
+    let mut r = page(status, login_again(st, interaction, id, locale, &form.username, Message::Error(message)).await);
+    with_retry_after(&mut r, retry);
+    r
+}
+
+fn push_wait_page(interaction: &Interaction, id: &str, locale: Locale, number: &str, expires_at: i64) -> Response {
+    let t = texts(locale);
+    let action = format!("{INTERACTION_PATH}/{id}");
+    let (valid_until, _) = authn_methods::mail_otp::expiry_parts(expires_at, "Europe/Paris");
+    let html = PushWaitPage {
+        t,
+        status_url: format!("{action}/push?lang={}", t.lang),
+        action,
+        csrf_token: interaction.csrf_token.clone(),
+        number: number.to_owned(),
+        number_spoken: number.chars().map(String::from).collect::<Vec<_>>().join(" "),
+        valid_until,
+    }
+    .render_page();
+    page(StatusCode::OK, html)
+}
+
+/// Whether the phone answered: the waiting page again, the relying party, or the login form
+/// saying why not.
+async fn check_push(
+    st: &LoginState,
+    interaction: &Interaction,
+    id: &str,
+    locale: Locale,
+    cx: &AuthContext,
+    cookies: &oidc_core::flow::BrowserCookies,
+    origin: &RequestOrigin,
+) -> Response {
+    let t = texts(locale);
+    let message = match st.engine.check_push(cx).await {
+        Ok(PushLogin::Waiting { number, expires_at }) => {
+            return push_wait_page(interaction, id, locale, &number, expires_at);
+        }
+        Ok(PushLogin::Success(result)) => return complete_login(st, id, cookies, origin, result, locale).await,
+        Ok(PushLogin::Denied) => t.push_denied,
+        Ok(PushLogin::Expired) => t.push_expired,
+        Err(e) => {
+            tracing::error!(error = %e, "checking a push failed");
+            let status =
+                if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let html = login_again(st, interaction, id, locale, "", Message::Error(t.unavailable.to_owned())).await;
+            return page(status, html);
+        }
+    };
+    let username = interaction.request.login_hint.clone().unwrap_or_default();
+    page(StatusCode::OK, login_again(st, interaction, id, locale, &username, Message::Error(message.to_owned())).await)
+}
+
+/// The waiting page refreshes itself here (a plain GET, so that it works without JavaScript).
+/// Reading the status changes nothing but finishing an approved login, which only this
+/// browser's interaction can do.
+async fn push_status(
+    State(st): State<LoginState>,
+    Path(id): Path<String>,
+    Query(q): Query<LangQuery>,
+    jar: CookieJar,
+    origin: RequestOrigin,
+) -> Response {
+    let now = (st.clock)();
+    let cookies = jar.browser_cookies();
+    let interaction = match st.provider.interaction(&id, cookies.browser.as_deref(), now).await {
+        Ok(i) => i,
+        Err(e) => return interaction_error(locale_for(q.lang.as_deref(), None), e),
+    };
+    let locale = locale_for(q.lang.as_deref(), Some(&interaction));
+    let cx = AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone() };
+    check_push(&st, &interaction, &id, locale, &cx, &cookies, &origin).await
 }

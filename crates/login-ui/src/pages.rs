@@ -20,6 +20,28 @@ pub(crate) struct LoginPage {
     pub notice: Option<String>,
     /// Whether to offer «Envoyer OTP par courriel».
     pub mail_otp: bool,
+    /// Whether to offer «Valider sur mon téléphone».
+    pub push: bool,
+}
+
+/// Waiting for the phone: the number to type there, refreshed without JavaScript.
+#[derive(Template)]
+#[template(path = "push_wait.html")]
+pub(crate) struct PushWaitPage {
+    pub t: &'static Texts,
+    pub action: String,
+    pub status_url: String,
+    pub csrf_token: String,
+    pub number: String,
+    /// The digits apart, so that screen readers say «4 2», not «forty-two».
+    pub number_spoken: String,
+    pub valid_until: String,
+}
+
+impl PushWaitPage {
+    pub(crate) fn render_page(&self) -> String {
+        render_or_fallback(self.render())
+    }
 }
 
 #[derive(Template)]
@@ -121,6 +143,7 @@ mod tests {
             error: Some("Identifiant incorrect".into()),
             notice: None,
             mail_otp: true,
+            push: true,
         }
         .render_page();
         assert!(html.contains("<html lang=\"fr\">"));
@@ -135,6 +158,7 @@ mod tests {
         // The default button (Enter) logs in: it comes before the other submit buttons.
         let login = html.find("value=\"login\"").unwrap();
         assert!(login < html.find("value=\"send_mail_otp\"").unwrap());
+        assert!(login < html.find("value=\"send_push\"").unwrap());
         assert!(login < html.find("value=\"cancel\"").unwrap());
     }
 

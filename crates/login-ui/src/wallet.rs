@@ -52,6 +52,9 @@ pub fn router(state: LoginState) -> Router {
         .route("/wallet/logout", post(logout))
         .route("/wallet/sessions/{sid}/end", post(end_one))
         .route("/wallet/sessions/end-all", post(end_all))
+        .route("/wallet/push", post(crate::wallet_push::start))
+        .route("/wallet/push/block", post(crate::wallet_push::block))
+        .route("/wallet/push/unblock", post(crate::wallet_push::unblock))
         .with_state(state)
 }
 
@@ -64,15 +67,15 @@ struct PendingLogin {
 
 /// A wallet session (server-side; the cookie holds only a random handle).
 #[derive(Serialize, Deserialize, Clone)]
-struct WalletSession {
-    sid: String,
-    subject: String,
-    national_id: String,
-    given_name: String,
-    family_name: String,
-    auth_time: i64,
-    csrf: String,
-    locale: Locale,
+pub(crate) struct WalletSession {
+    pub(crate) sid: String,
+    pub(crate) subject: String,
+    pub(crate) national_id: String,
+    pub(crate) given_name: String,
+    pub(crate) family_name: String,
+    pub(crate) auth_time: i64,
+    pub(crate) csrf: String,
+    pub(crate) locale: Locale,
 }
 
 fn session_key(handle: &str) -> String {
@@ -127,7 +130,7 @@ async fn current(st: &LoginState, headers: &HeaderMap) -> Result<Option<(String,
     }
 }
 
-fn unavailable(locale: Locale) -> Response {
+pub(crate) fn unavailable(locale: Locale) -> Response {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
         crate::pages::render_error(locale, oidc_core::authorize::PageError::Unavailable),
@@ -247,6 +250,7 @@ struct WalletPage<'a> {
     w: &'static WalletTexts,
     session: &'a WalletSession,
     authenticators: Vec<AuthenticatorRow>,
+    push: Option<crate::wallet_push::PushPanel>,
     sessions: Vec<SessionRow>,
     activity: Vec<ActivityRow>,
     notice: Option<String>,
@@ -290,7 +294,7 @@ fn rows(w: &'static WalletTexts, list: Vec<AuthenticatorView>) -> Vec<Authentica
         .collect()
 }
 
-async fn render_home(
+pub(crate) async fn render_home(
     st: &LoginState,
     session: &WalletSession,
     notice: Option<String>,
@@ -308,11 +312,15 @@ async fn render_home(
         return unavailable(session.locale);
     };
     let activity = history.iter().filter_map(|e| activity_row(w, e)).take(20).collect();
+    let Ok(push) = crate::wallet_push::panel(st, session, w).await else {
+        return unavailable(session.locale);
+    };
     let page_data = WalletPage {
         t: texts(session.locale),
         w,
         session,
         authenticators: rows(w, list),
+        push,
         sessions,
         activity,
         notice,
@@ -359,7 +367,7 @@ async fn home(State(st): State<LoginState>, Query(q): Query<LangQuery>, headers:
 }
 
 #[derive(Deserialize, Default)]
-struct WalletForm {
+pub(crate) struct WalletForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
@@ -367,7 +375,7 @@ struct WalletForm {
 }
 
 /// Every wallet form: a live wallet session and its anti-forgery token, or nothing happens.
-async fn checked(
+pub(crate) async fn checked(
     st: &LoginState,
     headers: &HeaderMap,
     body: &[u8],
@@ -387,7 +395,7 @@ async fn checked(
     }
 }
 
-fn qr_svg(uri: &str) -> String {
+pub(crate) fn qr_svg(uri: &str) -> String {
     match qrcode::QrCode::new(uri.as_bytes()) {
         Ok(code) => code
             .render::<qrcode::render::svg::Color<'_>>()

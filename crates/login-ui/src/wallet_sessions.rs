@@ -83,6 +83,7 @@ pub(crate) fn method_label(w: &WalletTexts, method: &str) -> &'static str {
         "hwk-otp" => w.method_token,
         "otp-mail" => w.method_mail,
         "activation-code" => w.method_activation,
+        "push" => w.method_push,
         _ => w.kind_other,
     }
 }
@@ -97,6 +98,12 @@ pub(crate) fn activity_row(w: &WalletTexts, e: &ActivityEntry) -> Option<Activit
         "mail_otp" => (w.event_mail, false),
         "logout" => (w.event_logout, false),
         "code_replay" | "refresh_reuse" => (w.event_replay, true),
+        "push_sent" => (w.event_push_sent, false),
+        "push_approved" => (w.event_push_approved, false),
+        "push_denied" => (w.event_push_denied, true),
+        "push_not_me" => (w.event_push_not_me, true),
+        "push_blocked" => (w.event_push_blocked, true),
+        "push_unblocked" => (w.event_push_unblocked, false),
         _ => return None,
     };
     Some(ActivityRow {

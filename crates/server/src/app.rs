@@ -13,6 +13,7 @@ use authn_methods::enrolment::Enrolment;
 use authn_methods::lockout::LockoutPolicy;
 use authn_methods::mail_otp::{MailOtp, MailOtpSettings};
 use authn_methods::mailer::{FileOutbox, Mailer, SmtpMailer, SmtpSettings};
+use authn_methods::push::{PushApprovals, PushSettings};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -165,6 +166,16 @@ pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, BuildError> {
     Ok(Arc::new(smtp))
 }
 
+fn push_settings(config: &Config) -> PushSettings {
+    let p = &config.push;
+    PushSettings {
+        validity: Duration::from_secs(p.validity),
+        per_account_max: p.max_per_account,
+        per_account_window: Duration::from_secs(p.account_window),
+        ..PushSettings::default()
+    }
+}
+
 fn mail_settings(config: &Config) -> MailOtpSettings {
     let m = &config.mail;
     MailOtpSettings {
@@ -281,7 +292,12 @@ impl App {
                 "no SMTP server configured (mail.smtp_host): OTP mails are written to the file outbox, not sent"
             );
         }
-        let engine = Arc::new(AuthEngine::new(directory.clone(), store.clone(), settings).with_mail_otp(mail));
+        let mut engine = AuthEngine::new(directory.clone(), store.clone(), settings).with_mail_otp(mail);
+        if config.push.enabled {
+            let push = PushApprovals::new(directory.clone(), store.clone(), &config.issuer, push_settings(&config));
+            engine = engine.with_push(Arc::new(push));
+        }
+        let engine = Arc::new(engine);
         let mut provider_config = config.provider_config()?;
         provider_config.reachable_acr = Some(engine.strongest_acr().to_owned());
         let provider = Arc::new(Provider::new(ProviderDeps {

@@ -95,6 +95,18 @@ pub enum AccountCommand {
         #[arg(long)]
         user: String,
     },
+    /// Block push approvals to a professional's phone.
+    BlockPushes {
+        /// The professional's national identifier.
+        #[arg(long)]
+        user: String,
+    },
+    /// Lift a push block (set by «ce n'était pas moi», the wallet or an admin).
+    UnblockPushes {
+        /// The professional's national identifier.
+        #[arg(long)]
+        user: String,
+    },
     /// Lift the lockout of an identifier after too many failures.
     ResetLockout {
         /// The professional's national identifier.
@@ -834,6 +846,8 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
             tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         }
         AccountCommand::Unblock { user } => print_json(&admin.unblock(&operator(), &user).await?)?,
+        AccountCommand::BlockPushes { user } => print_json(&admin.block_pushes(&operator(), &user).await?)?,
+        AccountCommand::UnblockPushes { user } => print_json(&admin.unblock_pushes(&operator(), &user).await?)?,
         AccountCommand::ResetLockout { user } => {
             admin.reset_lockout(&operator(), &user).await?;
             println!("lockout of {user} lifted");

@@ -36,7 +36,21 @@ pub struct Config {
     pub session: SessionSettings,
     pub login: LoginSettings,
     pub mail: MailSettings,
+    pub push: PushConfig,
     pub admin: AdminSettings,
+}
+
+/// Push approval on the professional's phone (docs/authentication.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// Offer «Valider sur mon téléphone» and serve the phones' API under `/push/v1`.
+    pub enabled: bool,
+    /// Seconds a push can be answered: 10 to 60.
+    pub validity: u64,
+    /// Pushes sent to one account per `account_window` seconds.
+    pub max_per_account: u64,
+    pub account_window: u64,
 }
 
 /// Who may call the admin API besides clients holding a `caducee:admin` token.
@@ -165,6 +179,7 @@ impl Default for Config {
                 max_per_address: 20,
                 address_window: 3600,
             },
+            push: PushConfig { enabled: true, validity: 60, max_per_account: 5, account_window: 900 },
             admin: AdminSettings { client_certificates: Vec::new(), client_certificate_header: "x-client-cert".into() },
         }
     }
@@ -249,6 +264,12 @@ impl Config {
         }
         if jiff::tz::TimeZone::get(&self.mail.timezone).is_err() {
             return Err(ConfigError::Invalid(format!("mail.timezone: unknown time zone {}", self.mail.timezone)));
+        }
+        if !(10..=60).contains(&self.push.validity) {
+            return Err(ConfigError::Invalid("push.validity must be between 10 and 60 seconds".into()));
+        }
+        if self.push.max_per_account == 0 || self.push.account_window == 0 {
+            return Err(ConfigError::Invalid("push.max_per_account and push.account_window must be positive".into()));
         }
         if self.login.max_failures == 0 {
             return Err(ConfigError::Invalid("login.max_failures must be at least 1".into()));

@@ -6,5 +6,6 @@ pub(crate) mod authenticator;
 pub(crate) mod client;
 pub(crate) mod logout_delivery;
 pub(crate) mod professional;
+pub(crate) mod push_block;
 pub(crate) mod refresh_token;
 pub(crate) mod signing_key;

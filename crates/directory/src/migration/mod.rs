@@ -8,12 +8,17 @@ use sea_orm_migration::prelude::*;
 
 mod m20260101_000001_initial;
 mod m20261125_000002_logout_deliveries;
+mod m20261204_000003_push_blocks;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20260101_000001_initial::Migration), Box::new(m20261125_000002_logout_deliveries::Migration)]
+        vec![
+            Box::new(m20260101_000001_initial::Migration),
+            Box::new(m20261125_000002_logout_deliveries::Migration),
+            Box::new(m20261204_000003_push_blocks::Migration),
+        ]
     }
 }

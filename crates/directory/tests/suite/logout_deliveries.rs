@@ -55,3 +55,18 @@ pub async fn logout_deliveries_lifecycle(ctx: &Ctx) {
     assert!(matches!(d.update("zz", DeliveryStatus::Failed, 1, None, None, 1).await, Err(DirectoryError::NotFound)));
     assert!(d.claim_due(10_000, 10_100, 10).await.unwrap().iter().all(|r| r.id == "b"));
 }
+
+/// A push block is set once (the first reason stays), seen by a second node, and lifted once.
+pub async fn push_blocks_lifecycle(ctx: &Ctx) {
+    let blocks = ctx.dir.push_blocks();
+    assert_eq!(blocks.get("sub-1").await.unwrap(), None);
+    assert!(blocks.block("sub-1", "not_me", None, 100).await.unwrap());
+    assert!(!blocks.block("sub-1", "admin", Some("admin-1"), 200).await.unwrap());
+    let other = ctx.second_node().await;
+    let seen = other.push_blocks().get("sub-1").await.unwrap().unwrap();
+    assert_eq!((seen.reason.as_str(), seen.actor, seen.blocked_at), ("not_me", None, 100));
+    assert_eq!(blocks.get("sub-2").await.unwrap(), None);
+    assert!(other.push_blocks().unblock("sub-1").await.unwrap());
+    assert!(!blocks.unblock("sub-1").await.unwrap());
+    assert_eq!(blocks.get("sub-1").await.unwrap(), None);
+}

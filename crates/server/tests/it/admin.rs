@@ -13,7 +13,7 @@ use test_support::redis::RedisServer;
 use crate::common::*;
 
 /// Registers a service client for the admin API and gets a token for it.
-async fn admin_token(p: &TestProvider, scopes: &[&str]) -> String {
+pub(crate) async fn admin_token(p: &TestProvider, scopes: &[&str]) -> String {
     let mut add = TestProvider::confidential_client(&format!("svc-{}", scopes.join("-").replace(':', "_")), REDIRECT);
     add.redirect_uris.clear();
     add.grant_types = vec!["client_credentials".into()];
@@ -33,7 +33,7 @@ async fn admin_token(p: &TestProvider, scopes: &[&str]) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn call(
+pub(crate) async fn call(
     p: &TestProvider,
     method: Method,
     path: &str,
@@ -295,7 +295,7 @@ async fn a_session_revoked_through_the_api_on_one_node_is_dead_on_the_other() {
 #[tokio::test]
 async fn the_cli_revokes_sessions_and_verifies_the_audit_chain() {
     let c = cluster().await;
-    let (_, totp) = c.a.add_professional(USER, PASSWORD).await.unwrap();
+    let (pro, totp) = c.a.add_professional(USER, PASSWORD).await.unwrap();
     let (_, secret) = c.a.add_client(TestProvider::confidential_client("rp", REDIRECT)).await.unwrap();
     let code = login(&Browser::new(), &c.a, "rp", USER, &totp, 0).await;
     let (_, tokens) = exchange(&c.a, "rp", &secret.unwrap(), &code).await;
@@ -317,6 +317,17 @@ async fn the_cli_revokes_sessions_and_verifies_the_audit_chain() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 session(s)"));
     assert_eq!(userinfo(&c.a, tokens["access_token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED);
     assert_eq!(userinfo(&c.b, tokens["access_token"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED);
+
+    // Push blocks, set and lifted from the command line, hold for every node.
+    let out = run(&["account", "block-pushes", "--user", USER]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((state["blocked"].as_bool(), state["reason"].as_str()), (Some(true), Some("admin")));
+    assert!(c.b.directory().push_blocks().get(&pro.subject).await.unwrap().is_some());
+    let out = run(&["account", "unblock-pushes", "--user", USER]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["blocked"], false);
+    assert!(c.b.directory().push_blocks().get(&pro.subject).await.unwrap().is_none());
 
     let out = run(&["audit", "verify"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -15,11 +15,11 @@ use crate::common::*;
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 #[derive(Clone)]
-struct Rp {
+pub(crate) struct Rp {
     client_id: String,
     issuer: String,
     jwks: Arc<Mutex<Option<JwkSet>>>,
-    received: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub(crate) received: Arc<Mutex<Vec<serde_json::Value>>>,
     /// How long the endpoint takes to answer (a hung relying party).
     delay: Duration,
 }
@@ -74,7 +74,7 @@ async fn logout_endpoint(State(rp): State<Rp>, Form(form): Form<LogoutForm>) -> 
 }
 
 /// Starts a relying party's logout endpoint on `listener`; returns its state.
-async fn serve_rp(p: &TestProvider, client_id: &str, listener: TcpListener, delay: Duration) -> Rp {
+pub(crate) async fn serve_rp(p: &TestProvider, client_id: &str, listener: TcpListener, delay: Duration) -> Rp {
     let jwks: JwkSet = reqwest::get(p.url("/jwks")).await.unwrap().json().await.unwrap();
     let rp = Rp {
         client_id: client_id.into(),
@@ -89,14 +89,14 @@ async fn serve_rp(p: &TestProvider, client_id: &str, listener: TcpListener, dela
 }
 
 /// Registers a client with a back-channel logout URI on a port of its own.
-async fn register(p: &TestProvider, client_id: &str, port: u16) {
+pub(crate) async fn register(p: &TestProvider, client_id: &str, port: u16) {
     let mut add = TestProvider::confidential_client(client_id, REDIRECT);
     add.backchannel_logout_uri = Some(format!("http://127.0.0.1:{port}/logout"));
     add.backchannel_logout_session_required = true;
     p.add_client(add).await.unwrap();
 }
 
-async fn wait_for(rp: &Rp, count: usize, within: Duration) -> Vec<serde_json::Value> {
+pub(crate) async fn wait_for(rp: &Rp, count: usize, within: Duration) -> Vec<serde_json::Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let got = rp.received.lock().unwrap().clone();
@@ -107,7 +107,7 @@ async fn wait_for(rp: &Rp, count: usize, within: Duration) -> Vec<serde_json::Va
     }
 }
 
-async fn listener() -> (TcpListener, u16) {
+pub(crate) async fn listener() -> (TcpListener, u16) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = l.local_addr().unwrap().port();
     (l, port)

@@ -12,6 +12,7 @@ mod frontchannel;
 mod login;
 mod mail;
 mod multinode;
+mod push;
 mod resilience;
 mod tokens;
 mod wallet;

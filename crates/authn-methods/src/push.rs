@@ -1,0 +1,554 @@
+//! Push approval on the professional's phone, built against account takeover:
+//! - a push is only ever sent after the right password (never on a bare, public identifier);
+//! - it lives 60 seconds, one at a time per account, and a few per quarter hour at most;
+//! - the login page shows a two-digit number that must be typed on the phone to approve, so
+//!   that a tired professional cannot approve an impostor's login by reflex;
+//! - «ce n'était pas moi» blocks pushes for the account (until the professional, in the wallet,
+//!   or an administrator lifts the block) and the caller logs the account out everywhere.
+//!
+//! The phone holds a P-256 key generated at enrolment; everything it says is a signed request
+//! (see [`crate::push_request`]). It learns of pending approvals by asking (`poll`), so no
+//! third-party push service is needed; a deployment may add a wake-up notification on top.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use directory::{AuditEvent, Directory};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use session_store::SessionStore;
+use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
+
+use crate::method::{AuthContext, AuthError, FactorKind, FactorResult};
+use crate::push_request::{DeviceError, DevicePublicKey, RequestCheck};
+
+pub const METHOD_ID: &str = "push";
+/// The authenticator kind of an enrolled push phone.
+pub const KIND: &str = "push";
+
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// How long a push can be answered.
+    pub validity: Duration,
+    /// Pushes sent to one account per window.
+    pub per_account_max: u64,
+    pub per_account_window: Duration,
+    /// How long an enrolment code shown in the wallet stays usable.
+    pub enrolment_validity: Duration,
+    /// How far a phone's clock may be from ours.
+    pub clock_skew: Duration,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        PushSettings {
+            validity: Duration::from_secs(60),
+            per_account_max: 5,
+            per_account_window: Duration::from_secs(900),
+            enrolment_validity: Duration::from_secs(600),
+            clock_skew: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What asking for a push led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushSend {
+    /// Sent: the login page shows `number`, the phone must type it before `expires_at`.
+    Sent { challenge: String, number: String, expires_at: i64 },
+    /// The account has no push phone.
+    NoDevice,
+    /// Pushes are blocked for this account («ce n'était pas moi», or the wallet's switch).
+    Blocked,
+    /// Too many pushes: try again after `retry_after` seconds.
+    Throttled { retry_after: u64 },
+}
+
+/// Where a push stands, as the login page asks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushStatus {
+    Waiting {
+        number: String,
+        expires_at: i64,
+    },
+    Approved(FactorResult),
+    /// Refused on the phone, or approved with the wrong number.
+    Denied,
+    /// «Ce n'était pas moi».
+    NotMe,
+    /// Nobody answered in time (or the push was replaced by a newer one).
+    Expired,
+}
+
+/// What the phone decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Deny,
+    NotMe,
+}
+
+/// What an answer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerOutcome {
+    Approved,
+    /// Refused, or the typed number was wrong (the push is spent either way).
+    Denied {
+        wrong_number: bool,
+    },
+    /// Pushes are now blocked for `subject`; the caller must end its sessions everywhere.
+    NotMe {
+        subject: String,
+    },
+}
+
+/// A pending approval as the phone sees it: never the number (it must come from the login page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingView {
+    pub id: String,
+    pub client_name: String,
+    pub source_ip: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An enrolment code for the wallet to show (as text and QR code).
+#[derive(Debug, Clone)]
+pub struct PushEnrolment {
+    pub code: Zeroizing<String>,
+    /// `caducee-push://enrol?...`: what the phone app reads from the QR code.
+    pub uri: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ChallengeState {
+    Pending,
+    Approved,
+    Denied,
+    NotMe,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Challenge {
+    id: String,
+    subject: String,
+    device: String,
+    number: String,
+    interaction: String,
+    client_name: String,
+    source_ip: Option<String>,
+    created_at: i64,
+    expires_at: i64,
+    state: ChallengeState,
+}
+
+#[derive(Serialize, Deserialize)]
+struct EnrolmentGrant {
+    subject: String,
+    label: String,
+}
+
+#[derive(Deserialize)]
+struct EnrolBody {
+    action: String,
+    code: String,
+    #[serde(default)]
+    label: String,
+}
+
+#[derive(Deserialize)]
+struct ListBody {
+    action: String,
+}
+
+#[derive(Deserialize)]
+struct AnswerBody {
+    action: String,
+    challenge: String,
+    decision: Decision,
+    #[serde(default)]
+    number: String,
+}
+
+fn challenge_key(id: &str) -> String {
+    format!("push-ch:{id}")
+}
+
+fn current_key(subject: &str) -> String {
+    format!("push-current:{subject}")
+}
+
+fn enrolment_key(code: &str) -> String {
+    format!("push-enrol:{}", directory::sha256_hex(code.as_bytes()))
+}
+
+fn random_id() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The push approval service: sends pushes for the login engine, answers the phones.
+pub struct PushApprovals {
+    directory: Directory,
+    store: Arc<dyn SessionStore>,
+    settings: PushSettings,
+    /// `{issuer}/push/v1`: the audience of every phone request, and where phones find us.
+    endpoint: String,
+}
+
+impl PushApprovals {
+    pub fn new(directory: Directory, store: Arc<dyn SessionStore>, issuer: &str, settings: PushSettings) -> Self {
+        PushApprovals { directory, store, settings, endpoint: format!("{}/push/v1", issuer.trim_end_matches('/')) }
+    }
+
+    pub fn settings(&self) -> &PushSettings {
+        &self.settings
+    }
+
+    /// The device API's base URL (also the `aud` every phone request must carry).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The subject's push phone, if enrolled and active.
+    async fn device_of(&self, subject: &str) -> Result<Option<directory::AuthenticatorRecord>, AuthError> {
+        let all = self.directory.authenticators().list_for_subject(subject).await?;
+        Ok(all.into_iter().find(|a| a.kind == KIND && a.active))
+    }
+
+    /// Whether pushes are blocked for `subject`, and since when.
+    pub async fn block_of(&self, subject: &str) -> Result<Option<directory::PushBlock>, AuthError> {
+        Ok(self.directory.push_blocks().get(subject).await?)
+    }
+
+    /// Blocks pushes (the wallet's switch, an admin, or the phone's «ce n'était pas moi»).
+    /// Audited; returns whether this call set the block.
+    pub async fn block(&self, subject: &str, reason: &str, actor: Option<&str>, now: i64) -> Result<bool, AuthError> {
+        let set = self.directory.push_blocks().block(subject, reason, actor, now).await?;
+        if set {
+            let details = serde_json::json!({ "reason": reason });
+            self.audit("push_blocked", subject, actor, None, "blocked", details, now).await;
+        }
+        // A push still pending dies with the block: its login page reads it as refused.
+        if let Some(id) = self.store.take(&current_key(subject)).await? {
+            let key = challenge_key(&String::from_utf8_lossy(&id));
+            if let Some(raw) = self.store.get(&key).await?
+                && let Ok(ch) = serde_json::from_slice::<Challenge>(&raw)
+                && ch.state == ChallengeState::Pending
+            {
+                let denied =
+                    serde_json::to_vec(&Challenge { state: ChallengeState::Denied, ..ch }).map_err(internal)?;
+                // Lost only to an answer that came first, which then stands.
+                self.store.compare_and_swap(&key, &raw, &denied, self.settings.validity).await?;
+            }
+        }
+        Ok(set)
+    }
+
+    /// Lifts a push block; audited with who did it. Returns whether there was one.
+    pub async fn unblock(&self, subject: &str, actor: Option<&str>, now: i64) -> Result<bool, AuthError> {
+        let lifted = self.directory.push_blocks().unblock(subject).await?;
+        if lifted {
+            self.audit("push_unblocked", subject, actor, None, "unblocked", serde_json::Value::Null, now).await;
+        }
+        Ok(lifted)
+    }
+
+    /// Sends a push to `subject`'s phone. The caller has checked the password: this is never
+    /// reachable with an identifier alone.
+    pub async fn send(&self, cx: &AuthContext, subject: &str, client_name: &str) -> Result<PushSend, AuthError> {
+        if self.block_of(subject).await?.is_some() {
+            self.audit(
+                "push_refused",
+                subject,
+                None,
+                cx.source_ip.as_deref(),
+                "blocked",
+                serde_json::Value::Null,
+                cx.now,
+            )
+            .await;
+            return Ok(PushSend::Blocked);
+        }
+        let Some(device) = self.device_of(subject).await? else {
+            return Ok(PushSend::NoDevice);
+        };
+        let sent = self.store.increment(&format!("push-rate:{subject}"), self.settings.per_account_window).await?;
+        if sent > self.settings.per_account_max {
+            let details = serde_json::json!({ "interaction": cx.interaction });
+            self.audit("push_refused", subject, None, cx.source_ip.as_deref(), "throttled", details, cx.now).await;
+            return Ok(PushSend::Throttled { retry_after: self.settings.per_account_window.as_secs() });
+        }
+        let validity = i64::try_from(self.settings.validity.as_secs()).unwrap_or(60);
+        let challenge = Challenge {
+            id: random_id(),
+            subject: subject.to_owned(),
+            device: device.id.clone(),
+            number: format!("{:02}", rand::rng().random_range(10..100u32)),
+            interaction: cx.interaction.clone(),
+            client_name: client_name.chars().take(100).collect(),
+            source_ip: cx.source_ip.clone(),
+            created_at: cx.now,
+            expires_at: cx.now + validity,
+            state: ChallengeState::Pending,
+        };
+        self.store
+            .put(
+                &challenge_key(&challenge.id),
+                &serde_json::to_vec(&challenge).map_err(internal)?,
+                self.settings.validity,
+            )
+            .await?;
+        // One push at a time per account: a newer one replaces the older, which the phone
+        // no longer lists and which can no longer be approved.
+        let previous = self.store.take(&current_key(subject)).await?;
+        self.store.put(&current_key(subject), challenge.id.as_bytes(), self.settings.validity).await?;
+        if let Some(old) = previous {
+            self.store.delete(&challenge_key(&String::from_utf8_lossy(&old))).await?;
+        }
+        let details =
+            serde_json::json!({ "interaction": cx.interaction, "device": device.id, "client": challenge.client_name });
+        self.audit("push_sent", subject, None, cx.source_ip.as_deref(), "sent", details, cx.now).await;
+        Ok(PushSend::Sent { challenge: challenge.id, number: challenge.number, expires_at: challenge.expires_at })
+    }
+
+    /// Where the push `challenge` of this login stands. An approval is consumed by the first
+    /// caller to see it: the factor is returned once.
+    pub async fn status(&self, cx: &AuthContext, challenge: &str) -> Result<PushStatus, AuthError> {
+        let key = challenge_key(challenge);
+        let Some(found) = self.read(&key).await? else {
+            return Ok(PushStatus::Expired);
+        };
+        if found.interaction != cx.interaction || found.expires_at < cx.now {
+            return Ok(PushStatus::Expired);
+        }
+        match found.state {
+            ChallengeState::Pending => Ok(PushStatus::Waiting { number: found.number, expires_at: found.expires_at }),
+            ChallengeState::Denied => Ok(PushStatus::Denied),
+            ChallengeState::NotMe => Ok(PushStatus::NotMe),
+            ChallengeState::Approved => {
+                let Some(taken) = self.store.take(&key).await? else {
+                    return Ok(PushStatus::Expired);
+                };
+                let taken: Challenge = serde_json::from_slice(&taken).map_err(internal)?;
+                if taken.state != ChallengeState::Approved {
+                    return Ok(PushStatus::Expired);
+                }
+                Ok(PushStatus::Approved(FactorResult {
+                    subject: taken.subject,
+                    method: METHOD_ID.to_owned(),
+                    credential: Some(taken.device),
+                    kind: FactorKind::Possession,
+                    phishing_resistant: false,
+                    // RFC 8176: a proof of possession of a software-secured key.
+                    amr: vec!["swk".to_owned()],
+                    at: cx.now,
+                }))
+            }
+        }
+    }
+
+    /// Starts enrolling a phone for `subject` (one per account: remove the old one first).
+    pub async fn start_enrolment(
+        &self,
+        subject: &str,
+        label: &str,
+        now: i64,
+    ) -> Result<Option<PushEnrolment>, AuthError> {
+        if self.device_of(subject).await?.is_some() {
+            return Ok(None);
+        }
+        let code = Zeroizing::new(random_id());
+        let grant = EnrolmentGrant { subject: subject.to_owned(), label: label.chars().take(64).collect() };
+        let bytes = serde_json::to_vec(&grant).map_err(internal)?;
+        self.store.put(&enrolment_key(&code), &bytes, self.settings.enrolment_validity).await?;
+        let uri = format!("caducee-push://enrol?server={}&code={}", percent_encode(&self.endpoint), code.as_str());
+        let expires_at = now + i64::try_from(self.settings.enrolment_validity.as_secs()).unwrap_or(600);
+        Ok(Some(PushEnrolment { code, uri, expires_at }))
+    }
+
+    /// A phone redeems an enrolment code with its new key. Returns the device id, which the
+    /// phone names (`kid`) in every later request.
+    pub async fn register_device(&self, token: &str, now: i64) -> Result<String, DeviceError> {
+        let header = RequestCheck::header(token)?;
+        let jwk = header.jwk.ok_or(DeviceError::InvalidRequest("an enrolment request carries its key in jwk"))?;
+        let key = DevicePublicKey::from_jwk(&jwk)?;
+        let check = self.check(now);
+        let body: EnrolBody = check.verify(token, &key, &format!("enrol:{}", key.x)).await?;
+        if body.action != "enrol" {
+            return Err(DeviceError::InvalidRequest("action must be enrol"));
+        }
+        let grant =
+            self.store.take(&enrolment_key(&body.code)).await?.ok_or(DeviceError::NotFound("enrolment code"))?;
+        let grant: EnrolmentGrant =
+            serde_json::from_slice(&grant).map_err(|e| DeviceError::Unavailable(internal(e)))?;
+        if self.device_of(&grant.subject).await?.is_some() {
+            return Err(DeviceError::Conflict("this account already has a push phone"));
+        }
+        let label =
+            if body.label.trim().is_empty() { grant.label } else { body.label.trim().chars().take(64).collect() };
+        let params = serde_json::to_value(&key).map_err(|e| DeviceError::Unavailable(internal(e)))?;
+        let record = self
+            .directory
+            .authenticators()
+            .create(directory::NewAuthenticator {
+                subject: Some(grant.subject.clone()),
+                kind: KIND.to_owned(),
+                label,
+                serial: None,
+                // Nothing secret is kept: the phone's public key is in `params`.
+                secret: Zeroizing::new(Vec::new()),
+                params,
+                active: true,
+                counter: 0,
+            })
+            .await?;
+        let details = serde_json::json!({ "device": record.id });
+        self.audit("push_device_enrolled", &grant.subject, Some(&grant.subject), None, "enrolled", details, now).await;
+        Ok(record.id)
+    }
+
+    /// The phone asks what is waiting for its approval.
+    pub async fn pending(&self, token: &str, now: i64) -> Result<Vec<PendingView>, DeviceError> {
+        let (device, body): (_, ListBody) = self.device_request(token, now).await?;
+        if body.action != "list" {
+            return Err(DeviceError::InvalidRequest("action must be list"));
+        }
+        let Some(subject) = device.subject else {
+            return Err(DeviceError::Unauthorized);
+        };
+        let Some(id) = self.store.get(&current_key(&subject)).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(ch) = self.read(&challenge_key(&String::from_utf8_lossy(&id))).await? else {
+            return Ok(Vec::new());
+        };
+        if ch.state != ChallengeState::Pending || ch.device != device.id || ch.expires_at < now {
+            return Ok(Vec::new());
+        }
+        Ok(vec![PendingView {
+            id: ch.id,
+            client_name: ch.client_name,
+            source_ip: ch.source_ip,
+            created_at: ch.created_at,
+            expires_at: ch.expires_at,
+        }])
+    }
+
+    /// The phone answers a push: approve (with the number the login page shows), deny, or
+    /// «ce n'était pas moi». A push is answered once; a wrong number spends it.
+    pub async fn answer(&self, token: &str, now: i64) -> Result<AnswerOutcome, DeviceError> {
+        let (device, body): (_, AnswerBody) = self.device_request(token, now).await?;
+        if body.action != "answer" {
+            return Err(DeviceError::InvalidRequest("action must be answer"));
+        }
+        let key = challenge_key(&body.challenge);
+        let Some(raw) = self.store.get(&key).await? else {
+            return Err(DeviceError::NotFound("challenge"));
+        };
+        let ch: Challenge = serde_json::from_slice(&raw).map_err(|e| DeviceError::Unavailable(internal(e)))?;
+        if ch.device != device.id || ch.state != ChallengeState::Pending || ch.expires_at < now {
+            return Err(DeviceError::NotFound("challenge"));
+        }
+        let right_number = bool::from(body.number.trim().as_bytes().ct_eq(ch.number.as_bytes()));
+        let (state, outcome) = match body.decision {
+            Decision::Approve if right_number => (ChallengeState::Approved, AnswerOutcome::Approved),
+            Decision::Approve => (ChallengeState::Denied, AnswerOutcome::Denied { wrong_number: true }),
+            Decision::Deny => (ChallengeState::Denied, AnswerOutcome::Denied { wrong_number: false }),
+            Decision::NotMe => (ChallengeState::NotMe, AnswerOutcome::NotMe { subject: ch.subject.clone() }),
+        };
+        let answered = Challenge { state, ..ch.clone() };
+        let bytes = serde_json::to_vec(&answered).map_err(|e| DeviceError::Unavailable(internal(e)))?;
+        let left = u64::try_from(ch.expires_at - now).unwrap_or(0).max(1);
+        // Of two answers racing (two taps, two nodes), exactly one changes the pending push.
+        if !self.store.compare_and_swap(&key, &raw, &bytes, Duration::from_secs(left)).await? {
+            return Err(DeviceError::NotFound("challenge"));
+        }
+        let details =
+            serde_json::json!({ "interaction": ch.interaction, "device": device.id, "client": ch.client_name });
+        let (event, result) = match &outcome {
+            AnswerOutcome::Approved => ("push_approved", "approved"),
+            AnswerOutcome::Denied { wrong_number: true } => ("push_denied", "wrong_number"),
+            AnswerOutcome::Denied { wrong_number: false } => ("push_denied", "denied"),
+            AnswerOutcome::NotMe { .. } => ("push_not_me", "not_me"),
+        };
+        self.audit(event, &ch.subject, Some(&ch.subject), ch.source_ip.as_deref(), result, details, now).await;
+        if let AnswerOutcome::NotMe { subject } = &outcome {
+            self.block(subject, "not_me", None, now).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Checks a signed request from an enrolled phone (`kid` names it).
+    async fn device_request<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(directory::AuthenticatorRecord, T), DeviceError> {
+        let header = RequestCheck::header(token)?;
+        let kid = header.kid.ok_or(DeviceError::InvalidRequest("kid must name the device"))?;
+        let device = match self.directory.authenticators().get(&kid).await? {
+            Some(d) if d.kind == KIND && d.active && d.subject.is_some() => d,
+            _ => return Err(DeviceError::Unauthorized),
+        };
+        let key: DevicePublicKey =
+            serde_json::from_value(device.params.clone()).map_err(|_| DeviceError::Unauthorized)?;
+        let body = self.check(now).verify(token, &key, &format!("device:{}", device.id)).await?;
+        Ok((device, body))
+    }
+
+    fn check(&self, now: i64) -> RequestCheck<'_> {
+        RequestCheck { store: self.store.as_ref(), audience: &self.endpoint, skew: self.settings.clock_skew, now }
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Challenge>, AuthError> {
+        let Some(bytes) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&bytes).ok())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn audit(
+        &self,
+        event: &str,
+        subject: &str,
+        actor: Option<&str>,
+        source_ip: Option<&str>,
+        outcome: &str,
+        details: serde_json::Value,
+        at: i64,
+    ) {
+        let record = AuditEvent {
+            event: event.to_owned(),
+            actor: actor.map(str::to_owned),
+            subject: Some(subject.to_owned()),
+            client_id: None,
+            source_ip: source_ip.map(str::to_owned),
+            outcome: outcome.to_owned(),
+            details,
+            at,
+        };
+        if let Err(e) = self.directory.audit().append(record).await {
+            tracing::error!(error = %e, event, "audit append failed");
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AuthError {
+    AuthError::Internal(e.to_string())
+}
+
+/// Enough percent-encoding for a URL placed in a query parameter.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,149 @@
+//! The device API of the push approval phone app (`/push/v1`), JSON over HTTPS. It sits with
+//! the login pages because it completes their logins and, on «ce n'était pas moi», ends the
+//! professional's sessions through the protocol exactly as the wallet does.
+//!
+//! Every request body is one compact JWS signed by the phone (see
+//! `authn_methods::push_request`); answers are JSON, errors `{"error", "error_description"}`.
+//! The contract is in docs/authentication.md («Approbation sur téléphone»).
+
+use authn_methods::push::AnswerOutcome;
+use authn_methods::push_request::DeviceError;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+
+use crate::LoginState;
+
+/// A signed request is a few hundred bytes; anything much larger is not one.
+const MAX_BODY: usize = 8 * 1024;
+
+pub fn router(state: LoginState) -> Router {
+    Router::new()
+        .route("/push/v1/devices", post(enrol))
+        .route("/push/v1/challenges", post(pending))
+        .route("/push/v1/answers", post(answer))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut r = (status, axum::Json(body)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn error(e: DeviceError) -> Response {
+    let status = match &e {
+        DeviceError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+        DeviceError::Unauthorized => StatusCode::UNAUTHORIZED,
+        DeviceError::NotFound(_) => StatusCode::NOT_FOUND,
+        DeviceError::Conflict(_) => StatusCode::CONFLICT,
+        DeviceError::Unavailable(inner) => {
+            tracing::error!(error = %inner, "push device request failed to run");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    let description = match &e {
+        DeviceError::Unavailable(_) => "try again later".to_owned(),
+        other => other.to_string(),
+    };
+    json_response(status, json!({ "error": e.code(), "error_description": description }))
+}
+
+/// The JWS of the body, or a clear refusal.
+fn token(body: &Bytes) -> Result<&str, DeviceError> {
+    let text = std::str::from_utf8(body).map_err(|_| DeviceError::InvalidRequest("the body must be a compact JWS"))?;
+    let text = text.trim();
+    if text.is_empty() || text.split('.').count() != 3 {
+        return Err(DeviceError::InvalidRequest("the body must be a compact JWS"));
+    }
+    Ok(text)
+}
+
+fn disabled() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        json!({ "error": "not_found", "error_description": "push approval is not enabled" }),
+    )
+}
+
+/// Enrols a phone: `{"action":"enrol","code":...}` signed with the new key, which rides in the
+/// header's `jwk`. Answers the device id to put in `kid` from now on.
+async fn enrol(State(st): State<LoginState>, body: Bytes) -> Response {
+    let Some(push) = st.engine.push() else {
+        return disabled();
+    };
+    let result = match token(&body) {
+        Ok(t) => push.register_device(t, (st.clock)()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(device) => json_response(StatusCode::CREATED, json!({ "device_id": device })),
+        Err(e) => error(e),
+    }
+}
+
+/// What waits for this phone's approval (`{"action":"list"}`).
+async fn pending(State(st): State<LoginState>, body: Bytes) -> Response {
+    let Some(push) = st.engine.push() else {
+        return disabled();
+    };
+    let result = match token(&body) {
+        Ok(t) => push.pending(t, (st.clock)()).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(list) => json_response(StatusCode::OK, json!({ "challenges": list })),
+        Err(e) => error(e),
+    }
+}
+
+/// The phone's answer (`{"action":"answer","challenge","decision","number"}`). «Ce n'était
+/// pas moi» has blocked pushes already; here every session of the account ends, and with
+/// them the relying parties are told (back-channel logout) and every token dies.
+async fn answer(State(st): State<LoginState>, body: Bytes) -> Response {
+    let Some(push) = st.engine.push() else {
+        return disabled();
+    };
+    let now = (st.clock)();
+    let result = match token(&body) {
+        Ok(t) => push.answer(t, now).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(AnswerOutcome::Approved) => json_response(StatusCode::OK, json!({ "outcome": "approved" })),
+        Ok(AnswerOutcome::Denied { wrong_number }) => {
+            json_response(StatusCode::OK, json!({ "outcome": if wrong_number { "wrong_number" } else { "denied" } }))
+        }
+        Ok(AnswerOutcome::NotMe { subject }) => match end_everywhere(&st, &subject, now).await {
+            Ok(ended) => json_response(StatusCode::OK, json!({ "outcome": "blocked", "sessions_ended": ended })),
+            Err(e) => {
+                // The block holds (it was written first); the phone says what is left to do.
+                tracing::error!(error = %e, "ending sessions after «not me» failed");
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({
+                        "error": "temporarily_unavailable",
+                        "error_description": "pushes are blocked, but the sessions could not be ended now: sign out everywhere from the wallet",
+                        "outcome": "blocked",
+                    }),
+                )
+            }
+        },
+        Err(e) => error(e),
+    }
+}
+
+async fn end_everywhere(st: &LoginState, subject: &str, now: i64) -> Result<usize, oidc_core::error::ProviderError> {
+    let mut ended = 0;
+    for s in st.provider.sessions().list_for_subject(subject, now).await? {
+        if st.provider.end_session(&s.sid, "push_not_me", now).await?.is_some() {
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
