@@ -407,6 +407,19 @@ impl PushApprovals {
                 counter: 0,
             })
             .await?;
+        // Two codes redeemed at once could both pass the check above: the oldest phone stays.
+        let phones: Vec<_> = self
+            .directory
+            .authenticators()
+            .list_for_subject(&grant.subject)
+            .await?
+            .into_iter()
+            .filter(|a| a.kind == KIND && a.active)
+            .collect();
+        if phones.first().is_some_and(|oldest| oldest.id != record.id) {
+            self.directory.authenticators().delete(&record.id).await?;
+            return Err(DeviceError::Conflict("this account already has a push phone"));
+        }
         let details = serde_json::json!({ "device": record.id });
         self.audit("push_device_enrolled", &grant.subject, Some(&grant.subject), None, "enrolled", details, now).await;
         Ok(record.id)

@@ -221,15 +221,15 @@ async fn clients_accounts_and_audit_through_the_api() {
     assert_eq!(by_user.as_array().unwrap().len(), 1);
 }
 
-struct Cluster {
-    a: TestProvider,
-    b: TestProvider,
-    pg: PostgresServer,
-    redis: RedisServer,
-    key: DataKey,
+pub(crate) struct Cluster {
+    pub(crate) a: TestProvider,
+    pub(crate) b: TestProvider,
+    pub(crate) pg: PostgresServer,
+    pub(crate) redis: RedisServer,
+    pub(crate) key: DataKey,
 }
 
-async fn cluster() -> Cluster {
+pub(crate) async fn cluster() -> Cluster {
     let pg = PostgresServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
     let key = DataKey::generate().unwrap();

@@ -14,7 +14,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use server::testing::{Storage, TestProvider};
 
-use crate::admin::{admin_token, call};
+use crate::admin::{admin_token, call, cluster};
 use crate::backchannel::{listener, register, serve_rp, wait_for};
 use crate::common::*;
 use crate::wallet::open_wallet;
@@ -151,8 +151,11 @@ async fn ask_push(b: &Browser, login_url: &str, html: &str, password: &str) -> r
 
 /// The number the waiting page shows, and the URL it refreshes to.
 fn waiting(html: &str) -> (String, String) {
-    let number = between(html, "<p class=\"push-number\"", "</p>");
-    let number = number.rsplit('>').next().unwrap().to_owned();
+    let shown = between(html, "<p class=\"push-number\">", "</p>");
+    let number = between(shown, "<span aria-hidden=\"true\">", "</span>").to_owned();
+    // Screen readers hear the digits one by one.
+    let spoken = between(shown, "<span class=\"visually-hidden\">", "</span>");
+    assert_eq!(spoken.replace(' ', ""), number);
     let refresh = between(html, "content=\"2;url=", "\"").to_owned();
     (number, refresh)
 }
@@ -280,14 +283,19 @@ async fn a_push_expires_after_sixty_seconds_and_pushes_are_rate_limited() {
 
     // Two pushes per window here (one already sent): the third is refused with Retry-After.
     let r = ask_push(&b, &login_url, &html, PASSWORD).await;
-    assert!(r.text().await.map(plain).unwrap().contains("push-number"));
+    let (number, _) = waiting(&r.text().await.map(plain).unwrap());
+    // Two answers racing (two taps): exactly one decides.
+    let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
+    let (one, two) =
+        tokio::join!(phone.answer(&s.p, &challenge, "approve", &number), phone.answer(&s.p, &challenge, "deny", ""));
+    let mut statuses = [one.0, two.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::NOT_FOUND], "{one:?} {two:?}");
     let r = ask_push(&b, &login_url, &html, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers().get("retry-after").is_some());
     let text = r.text().await.map(plain).unwrap();
     assert!(text.contains("Trop de demandes"), "{text}");
-    // Only the newest push is ever pending.
-    assert_eq!(phone.pending(&s.p).await.len(), 1);
 }
 
 #[tokio::test]
@@ -381,4 +389,34 @@ async fn administrators_block_and_unblock_pushes_through_the_api_and_every_call_
         let r = audit.iter().find(|r| r.event == e).unwrap_or_else(|| panic!("{e} audited"));
         assert_eq!(r.actor.as_deref(), Some("client:svc-caducee_admin"), "with the admin's identity");
     }
+}
+
+#[tokio::test]
+async fn a_push_asked_on_one_node_is_answered_on_the_other_and_completes_once() {
+    let c = cluster().await;
+    let (_, totp) = c.a.add_professional(USER, PASSWORD).await.unwrap();
+    let (_, secret) = c.a.add_client(TestProvider::confidential_client("rp", REDIRECT)).await.unwrap();
+    let node_a = c.a;
+    // Each test node has its own issuer, and the wallet client is registered for the last node
+    // started: the phone is enrolled on node b, and talks to node b.
+    let s = Setup { p: c.b, secret: secret.unwrap(), totp };
+    let phone = enrolled_phone(&s).await;
+
+    let b = Browser::new();
+    let (login_url, html) = open_login(&b, &node_a, "rp", &[]).await;
+    let page = ask_push(&b, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
+    let (number, refresh) = waiting(&page);
+    let pending = phone.pending(&s.p).await;
+    assert_eq!(pending.len(), 1, "node b sees the push node a sent");
+    let challenge = pending[0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = phone.answer(&s.p, &challenge, "approve", &number).await;
+    assert_eq!(body["outcome"], "approved", "{status} {body}");
+
+    let done = b.get(&node_a.url(&refresh)).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER, "node a completes the login");
+    let code = query_param(&location(done.headers()), "code").unwrap();
+    assert_eq!(exchange(&node_a, "rp", &s.secret, &code).await.0, StatusCode::OK);
+    let again = b.get(&node_a.url(&refresh)).await;
+    assert_ne!(again.status(), StatusCode::SEE_OTHER, "the approval was used once: no second code");
+    drop((c.pg, c.redis));
 }
