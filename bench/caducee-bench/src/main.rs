@@ -54,6 +54,26 @@ enum Cmd {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// Drive one request at a running server and print its rate and latencies (for profiling
+    /// one endpoint by hand, e.g. under `perf record`).
+    Load {
+        /// The server's address, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// GET this path, or POST `--form` to it.
+        #[arg(long)]
+        path: String,
+        /// An urlencoded form body: the request becomes a POST.
+        #[arg(long)]
+        form: Option<String>,
+        /// `user:password` for HTTP Basic authentication.
+        #[arg(long)]
+        basic: Option<String>,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+    },
     /// Serve an axum hello-world (used by `run`).
     Hello {
         #[arg(long)]
@@ -68,6 +88,31 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Hello { listen } => hello(listen),
+        Cmd::Load { addr, path, form, basic, seconds, connections } => {
+            let mut req = match form {
+                Some(body) => loadgen::Req::post_form(path, body),
+                None => loadgen::Req::get(path),
+            };
+            if let Some(userpass) = basic {
+                use base64::Engine as _;
+                let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(userpass));
+                req = req.header(http::header::AUTHORIZATION, &value)?;
+            }
+            let plan = loadgen::Plan { connections, duration: Duration::from_secs_f64(seconds), rate: None };
+            let check: loadgen::Check = std::sync::Arc::new(|status, _, _| status.is_success());
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let out = rt.block_on(loadgen::run(addr, plan, loadgen::repeat(req), check))?;
+            println!(
+                "{:.0}/s ok={} failed={} p50={:.2} ms p99={:.2} ms{}",
+                out.rate(),
+                out.ok,
+                out.failed,
+                out.p(0.5),
+                out.p(0.99),
+                out.first_failure.map(|f| format!(" first failure: {f}")).unwrap_or_default()
+            );
+            Ok(())
+        }
         Cmd::Run { quick, caducee, peers, out, users } => {
             procs::pin_self()?;
             let settings = run::Settings {

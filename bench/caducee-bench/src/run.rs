@@ -49,7 +49,13 @@ pub(crate) fn say(text: impl AsRef<str>) {
 
 impl Bench {
     pub fn new(s: Settings) -> anyhow::Result<Bench> {
-        Ok(Bench { s, rows: Vec::new(), limits: Vec::new(), tmp: tempfile::tempdir()? })
+        let mut tmp = tempfile::tempdir()?;
+        // BENCH_KEEP=1 keeps the servers' logs and data after the run, to look into a failure.
+        if std::env::var_os("BENCH_KEEP").is_some() {
+            tmp.disable_cleanup(true);
+            say(format!("logs and data kept in {}", tmp.path().display()));
+        }
+        Ok(Bench { s, rows: Vec::new(), limits: Vec::new(), tmp })
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {

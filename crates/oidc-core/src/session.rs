@@ -57,7 +57,7 @@ pub struct RequestOrigin {
     pub user_agent: Option<String>,
 }
 
-const MAX_CAS_ATTEMPTS: usize = 8;
+const MAX_CAS_ATTEMPTS: usize = 16;
 
 fn key(sid: &str) -> String {
     format!("sso:{sid}")
@@ -81,6 +81,10 @@ impl From<SessionError> for crate::error::ProviderError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::Store(s) => crate::error::ProviderError::Store(s),
+            // Not a broken record: the caller may try again (503, not 500).
+            SessionError::Contended => crate::error::ProviderError::Store(StoreError::Unavailable(
+                "the session changed concurrently too often".into(),
+            )),
             other => crate::error::ProviderError::Corrupt(other.to_string()),
         }
     }
@@ -180,10 +184,17 @@ impl Sessions {
             }
             change(&mut session);
             let new_bytes = encode(&session)?;
+            // Many requests of one session in the same second (codes for several relying
+            // parties, tabs) change nothing after the first: no write, no contention.
+            if new_bytes == old_bytes {
+                return Ok(Some(session));
+            }
             let ttl = ttl_until(session.expires_at, now);
             if self.store.compare_and_swap(&key(sid), &old_bytes, &new_bytes, ttl).await? {
                 return Ok(Some(session));
             }
+            // Let the writer that won finish before reading again.
+            tokio::task::yield_now().await;
         }
         Err(SessionError::Contended)
     }
@@ -249,4 +260,37 @@ fn encode(session: &SsoSession) -> Result<Vec<u8>, SessionError> {
 
 fn decode(bytes: &[u8]) -> Result<SsoSession, SessionError> {
     serde_json::from_slice(bytes).map_err(|e| SessionError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Codes for many relying parties at once, under one session: every request succeeds, and
+    /// after the first of a second nothing is rewritten.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_concurrent_requests_of_one_session_all_land() {
+        let store: Arc<dyn SessionStore> = Arc::new(session_store::MemoryStore::new());
+        let sessions = Sessions::new(store, 3600);
+        let login = LoginResult {
+            subject: "sub".into(),
+            acr: "eidas1".into(),
+            amr: vec!["pwd".into(), "otp".into()],
+            auth_time: 100,
+            methods: vec!["pwd".into()],
+        };
+        let (session, _) = sessions.create(&login, &RequestOrigin::default(), 100).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (sessions, sid) = (sessions.clone(), session.sid.clone());
+            tasks.push(tokio::spawn(async move { sessions.add_client(&sid, &format!("rp{}", i % 4), 101).await }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap().unwrap().is_some(), "every update lands");
+        }
+        let clients = sessions.get(&session.sid, 101).await.unwrap().unwrap().clients;
+        assert_eq!(clients.len(), 4, "each relying party recorded once");
+    }
 }

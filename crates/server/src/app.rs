@@ -332,11 +332,13 @@ impl App {
 
     /// Every route: protocol, login pages, admin API, health.
     pub fn router(&self) -> Router {
-        let protocol = oidc_core::http::router(ProtocolState {
+        let protocol_state = ProtocolState {
             provider: self.provider.clone(),
             pages: Arc::new(login_ui::HtmlPages),
             clock: self.clock.clone(),
-        });
+        };
+        let documents = oidc_core::http::documents_router(protocol_state.clone());
+        let protocol = oidc_core::http::dynamic_router(protocol_state);
         let login = login_ui::router(login_ui::LoginState {
             provider: self.provider.clone(),
             engine: self.engine.clone(),
@@ -356,13 +358,16 @@ impl App {
             cert_header: axum::http::HeaderName::from_bytes(self.config.admin.client_certificate_header.as_bytes())
                 .unwrap_or_else(|_| axum::http::HeaderName::from_static("x-client-cert")),
         });
-        protocol
+        let layered = protocol
             .merge(login)
             .merge(admin)
             .merge(health)
             .layer(axum::middleware::from_fn_with_state(edge, client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-            .layer(TraceLayer::new_for_http())
+            .layer(TraceLayer::new_for_http());
+        // Discovery and JWKS need none of those layers (no body, no caller-specific answer):
+        // layers apply to the routes present when added, so these stay bare.
+        documents.merge(layered)
     }
 
     /// Background duties: retry back-channel logouts that are due (every few seconds), reload

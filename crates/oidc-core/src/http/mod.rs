@@ -67,9 +67,19 @@ pub fn system_clock() -> i64 {
 
 /// The protocol's routes: discovery, JWKS, authorize, token, userinfo, introspect, revoke, end_session.
 pub fn router(state: ProtocolState) -> Router {
+    documents_router(state.clone()).merge(dynamic_router(state))
+}
+
+/// The two public documents (discovery and JWKS): the same bytes for everyone, read from
+/// memory, so that a server may serve them ahead of the layers its other routes need (client
+/// address, body limit, tracing), which would cost them more than the answer itself.
+pub fn documents_router(state: ProtocolState) -> Router {
+    Router::new().route("/.well-known/openid-configuration", get(discovery)).route("/jwks", get(jwks)).with_state(state)
+}
+
+/// Every other protocol route.
+pub fn dynamic_router(state: ProtocolState) -> Router {
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/jwks", get(jwks))
         .route("/authorize", get(authorize_get).post(authorize_post))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo_get).post(userinfo_post))
