@@ -197,6 +197,21 @@ impl AuthEngine {
         Ok(PushAttempt::Sent(sent))
     }
 
+    /// Whether this login's push still awaits the phone (for the waiting page's script, which
+    /// then submits the page: reading changes nothing).
+    pub async fn push_waiting(&self, cx: &AuthContext) -> Result<bool, AuthError> {
+        let Some(push) = &self.push else {
+            return Ok(false);
+        };
+        let Some(bytes) = self.store.get(&push_wait_key(&cx.interaction)).await? else {
+            return Ok(false);
+        };
+        let Ok(wait) = serde_json::from_slice::<PushWait>(&bytes) else {
+            return Ok(false);
+        };
+        push.is_waiting(cx, &wait.challenge).await
+    }
+
     /// Asks whether the phone answered the push of this login (`cx.interaction`). An approval
     /// completes the login once; a refusal counts as a failed attempt on the identifier.
     pub async fn check_push(&self, cx: &AuthContext) -> Result<PushLogin, AuthError> {

@@ -316,6 +316,14 @@ impl PushApprovals {
         Ok(PushSend::Sent { challenge: challenge.id, number: challenge.number, expires_at: challenge.expires_at })
     }
 
+    /// Whether the push `challenge` of this login still awaits the phone's answer. Reads only:
+    /// an approval stays for [`PushApprovals::status`] to consume.
+    pub async fn is_waiting(&self, cx: &AuthContext, challenge: &str) -> Result<bool, AuthError> {
+        Ok(self.read(&challenge_key(challenge)).await?.is_some_and(|c| {
+            c.interaction == cx.interaction && c.expires_at >= cx.now && c.state == ChallengeState::Pending
+        }))
+    }
+
     /// Where the push `challenge` of this login stands. An approval is consumed by the first
     /// caller to see it: the factor is returned once.
     pub async fn status(&self, cx: &AuthContext, challenge: &str) -> Result<PushStatus, AuthError> {

@@ -57,14 +57,23 @@ pub struct LoginState {
 pub fn router(state: LoginState) -> Router {
     Router::new()
         .route(&format!("{INTERACTION_PATH}/{{id}}"), get(show_login).post(submit_login))
-        .route(&format!("{INTERACTION_PATH}/{{id}}/push"), get(push_status))
+        .route(&format!("{INTERACTION_PATH}/{{id}}/push/state"), get(push_state))
         .route("/assets/caducee.css", get(stylesheet))
+        .route("/assets/push-wait.js", get(push_script))
         .with_state(state.clone())
         .merge(push_device::router(state.clone()))
         .merge(wallet::router(state))
 }
 
 const STYLESHEET: &str = include_str!("../assets/caducee.css");
+const PUSH_SCRIPT: &str = include_str!("../assets/push-wait.js");
+
+async fn push_script() -> Response {
+    let mut r = PUSH_SCRIPT.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    r
+}
 
 async fn stylesheet() -> Response {
     let mut r = STYLESHEET.into_response();
@@ -420,7 +429,7 @@ fn push_wait_page(interaction: &Interaction, id: &str, locale: Locale, number: &
     let (valid_until, _) = authn_methods::mail_otp::expiry_parts(expires_at, "Europe/Paris");
     let html = PushWaitPage {
         t,
-        status_url: format!("{action}/push?lang={}", t.lang),
+        state_url: format!("{action}/push/state"),
         action,
         csrf_token: interaction.csrf_token.clone(),
         number: number.to_owned(),
@@ -428,7 +437,15 @@ fn push_wait_page(interaction: &Interaction, id: &str, locale: Locale, number: &
         valid_until,
     }
     .render_page();
-    page(StatusCode::OK, html)
+    let mut r = page(StatusCode::OK, html);
+    // This page alone runs a script: ours, asking our own origin.
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    r
 }
 
 /// Whether the phone answered: the waiting page again, the relying party, or the login form
@@ -462,23 +479,31 @@ async fn check_push(
     page(StatusCode::OK, login_again(st, interaction, id, locale, &username, Message::Error(message.to_owned())).await)
 }
 
-/// The waiting page refreshes itself here (a plain GET, so that it works without JavaScript).
-/// Reading the status changes nothing but finishing an approved login, which only this
-/// browser's interaction can do.
-async fn push_status(
+/// `{"waiting": bool}` for the waiting page's script: whether the phone has yet to answer.
+/// Reads only; the page then submits its form, which finishes (or refuses) the login.
+async fn push_state(
     State(st): State<LoginState>,
     Path(id): Path<String>,
-    Query(q): Query<LangQuery>,
     jar: CookieJar,
     origin: RequestOrigin,
 ) -> Response {
     let now = (st.clock)();
-    let cookies = jar.browser_cookies();
-    let interaction = match st.provider.interaction(&id, cookies.browser.as_deref(), now).await {
-        Ok(i) => i,
-        Err(e) => return interaction_error(locale_for(q.lang.as_deref(), None), e),
+    let browser = jar.browser_cookies().browser;
+    let waiting = match st.provider.interaction(&id, browser.as_deref(), now).await {
+        Ok(_) => {
+            let cx = AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone() };
+            match st.engine.push_waiting(&cx).await {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a push failed");
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+            }
+        }
+        // Gone or another browser's: nothing to wait for (the form's answer will say why).
+        Err(_) => false,
     };
-    let locale = locale_for(q.lang.as_deref(), Some(&interaction));
-    let cx = AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone() };
-    check_push(&st, &interaction, &id, locale, &cx, &cookies, &origin).await
+    let mut r = axum::Json(serde_json::json!({ "waiting": waiting })).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }

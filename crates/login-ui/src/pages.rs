@@ -30,7 +30,8 @@ pub(crate) struct LoginPage {
 pub(crate) struct PushWaitPage {
     pub t: &'static Texts,
     pub action: String,
-    pub status_url: String,
+    /// Where the page's script asks whether the phone answered.
+    pub state_url: String,
     pub csrf_token: String,
     pub number: String,
     /// The digits apart, so that screen readers say «4 2», not «forty-two».

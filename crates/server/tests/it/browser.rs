@@ -1,5 +1,5 @@
 //! The login page in a real browser (Debian's headless Chromium through ChromeDriver): each OTP
-//! mode signs a professional in, wrong codes and lockouts show their messages in French and
+//! mode and the push approval sign a professional in, wrong codes and lockouts show their messages in French and
 //! English, and axe-core finds no accessibility violation. A failing test saves a screenshot
 //! under target/browser-screenshots/.
 
@@ -347,6 +347,32 @@ async fn an_activation_code_with_spaces_signs_in_from_the_browser() {
         click(&c, "login").await?;
         landed(&c, &s.rp).await?;
         Ok(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_push_approval_moves_the_page_on_by_itself_without_a_click() {
+    let s = site(Storage::Embedded, |_| {}).await;
+    let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
+    let push = s.p.app.engine.push().unwrap().clone();
+    let enrolment = push.start_enrolment(&subject, "Téléphone", s.p.clock.now()).await.unwrap().unwrap();
+    let mut phone = crate::push::Phone::new(&s.p);
+    assert_eq!(phone.enrol(&s.p, &enrolment.code).await.0, reqwest::StatusCode::CREATED);
+    with_browser("push_login", |c| async move {
+        c.goto(&authorize(&s, "")).await?;
+        fill(&c, "username", USER).await?;
+        fill(&c, "password", PASSWORD).await?;
+        submit(&c, "send_push").await?;
+        let number = text_of(&c, ".push-number span[aria-hidden=true]").await?;
+        ensure!(number.len() == 2, "the number to type: {number:?}");
+        accessible(&c).await.context("the waiting page")?;
+        let pending = phone.pending(&s.p).await;
+        let challenge = pending[0]["id"].as_str().context("a pending push")?.to_owned();
+        let (_, answer) = phone.answer(&s.p, &challenge, "approve", &number).await;
+        ensure!(answer["outcome"] == "approved", "{answer}");
+        // No click: the page refreshes itself (no JavaScript) and reaches the relying party.
+        landed(&c, &s.rp).await
     })
     .await;
 }

@@ -20,7 +20,7 @@ use crate::common::*;
 use crate::wallet::open_wallet;
 
 /// The Caducée phone app, as far as the provider can tell: a key pair and signed requests.
-struct Phone {
+pub(crate) struct Phone {
     key: EncodingKey,
     jwk: Jwk,
     device: Option<String>,
@@ -28,7 +28,7 @@ struct Phone {
 }
 
 impl Phone {
-    fn new(p: &TestProvider) -> Phone {
+    pub(crate) fn new(p: &TestProvider) -> Phone {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
         let public = pair.public_key().as_ref().to_vec();
@@ -74,7 +74,7 @@ impl Phone {
         (status, r.json().await.unwrap())
     }
 
-    async fn enrol(&mut self, p: &TestProvider, code: &str) -> (StatusCode, Value) {
+    pub(crate) async fn enrol(&mut self, p: &TestProvider, code: &str) -> (StatusCode, Value) {
         let jws = self.sign(p, json!({ "action": "enrol", "code": code, "label": "Pixel de Jeanne" }), true);
         let (status, body) = Self::post(p, "/push/v1/devices", jws).await;
         if status == StatusCode::CREATED {
@@ -83,14 +83,20 @@ impl Phone {
         (status, body)
     }
 
-    async fn pending(&self, p: &TestProvider) -> Vec<Value> {
+    pub(crate) async fn pending(&self, p: &TestProvider) -> Vec<Value> {
         let (status, body) =
             Self::post(p, "/push/v1/challenges", self.sign(p, json!({ "action": "list" }), false)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["challenges"].as_array().unwrap().clone()
     }
 
-    async fn answer(&self, p: &TestProvider, challenge: &str, decision: &str, number: &str) -> (StatusCode, Value) {
+    pub(crate) async fn answer(
+        &self,
+        p: &TestProvider,
+        challenge: &str,
+        decision: &str,
+        number: &str,
+    ) -> (StatusCode, Value) {
         let body = json!({ "action": "answer", "challenge": challenge, "decision": decision, "number": number });
         Self::post(p, "/push/v1/answers", self.sign(p, body, false)).await
     }
@@ -149,15 +155,27 @@ async fn ask_push(b: &Browser, login_url: &str, html: &str, password: &str) -> r
     .await
 }
 
-/// The number the waiting page shows, and the URL it refreshes to.
+/// The number the waiting page shows, and the URL its script asks whether the phone answered.
 fn waiting(html: &str) -> (String, String) {
     let shown = between(html, "<p class=\"push-number\">", "</p>");
     let number = between(shown, "<span aria-hidden=\"true\">", "</span>").to_owned();
     // Screen readers hear the digits one by one.
     let spoken = between(shown, "<span class=\"visually-hidden\">", "</span>");
     assert_eq!(spoken.replace(' ', ""), number);
-    let refresh = between(html, "content=\"2;url=", "\"").to_owned();
-    (number, refresh)
+    let state = between(html, "data-state=\"", "\"").to_owned();
+    (number, state)
+}
+
+/// «J'ai validé sur mon téléphone» on the waiting page.
+async fn check(b: &Browser, login_url: &str, html: &str) -> reqwest::Response {
+    b.post_form(login_url, &[("csrf_token", &csrf(html)), ("action", "check_push")]).await
+}
+
+/// What the waiting page's script reads.
+async fn still_waiting(b: &Browser, p: &TestProvider, state_url: &str) -> bool {
+    let r = b.get(&p.url(state_url)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    r.json::<Value>().await.unwrap()["waiting"].as_bool().unwrap()
 }
 
 #[tokio::test]
@@ -176,21 +194,26 @@ async fn a_phone_enrolled_from_the_wallet_approves_a_sign_in_by_typing_the_numbe
     let r = ask_push(&b, &login_url, &html, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
     let page = r.text().await.map(plain).unwrap();
-    let (number, refresh) = waiting(&page);
+    let (number, state) = waiting(&page);
     assert_eq!(number.len(), 2, "two digits: {number}");
     let pending = phone.pending(&s.p).await;
     assert_eq!(pending.len(), 1);
     assert!(pending[0].get("number").is_none(), "the phone never learns the number: {}", pending[0]);
     let challenge = pending[0]["id"].as_str().unwrap().to_owned();
 
-    // Still waiting: the page refreshes itself, without JavaScript.
-    let again = b.get(&s.p.url(&refresh)).await;
+    // Still waiting: «J'ai validé» too early shows the same number again.
+    assert!(still_waiting(&b, &s.p, &state).await);
+    let again = check(&b, &login_url, &page).await;
     assert_eq!(again.status(), StatusCode::OK);
     assert!(again.text().await.map(plain).unwrap().contains(&number));
+    // Another browser learns nothing of this login.
+    assert_eq!(Browser::new().get(&s.p.url(&state)).await.json::<Value>().await.unwrap()["waiting"], false);
 
     let (status, body) = phone.answer(&s.p, &challenge, "approve", &number).await;
     assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("approved")), "{body}");
-    let done = b.get(&s.p.url(&refresh)).await;
+    assert!(!still_waiting(&b, &s.p, &state).await, "the script now submits the page");
+    assert!(!still_waiting(&b, &s.p, &state).await, "reading the state consumes nothing");
+    let done = check(&b, &login_url, &page).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     let code = query_param(&location(done.headers()), "code").expect("a code for the relying party");
     let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
@@ -225,7 +248,7 @@ async fn a_wrong_number_spends_the_push_and_forged_or_replayed_requests_are_refu
     let b = Browser::new();
     let (login_url, html) = open_login(&b, &s.p, "rp", &[]).await;
     let page = ask_push(&b, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
-    let (number, refresh) = waiting(&page);
+    let (number, _) = waiting(&page);
     let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
 
     // Requests that are not the phone's own, fresh, for this provider.
@@ -251,8 +274,8 @@ async fn a_wrong_number_spends_the_push_and_forged_or_replayed_requests_are_refu
     assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("wrong_number")));
     let (status, _) = phone.answer(&s.p, &challenge, "approve", &number).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the push is spent");
-    let page = b.get(&s.p.url(&refresh)).await.text().await.map(plain).unwrap();
-    assert!(page.contains("refusée sur le téléphone"), "the login page says so");
+    let answer = check(&b, &login_url, &page).await.text().await.map(plain).unwrap();
+    assert!(answer.contains("refusée sur le téléphone"), "the login page says so");
     assert!(
         s.p.directory()
             .audit()
@@ -274,12 +297,12 @@ async fn a_push_expires_after_sixty_seconds_and_pushes_are_rate_limited() {
     let b = Browser::new();
     let (login_url, html) = open_login(&b, &s.p, "rp", &[]).await;
     let page = ask_push(&b, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
-    let (number, refresh) = waiting(&page);
+    let (number, _) = waiting(&page);
     let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
     s.p.clock.advance(61);
     assert!(phone.pending(&s.p).await.is_empty(), "an expired push is no longer offered");
     assert_eq!(phone.answer(&s.p, &challenge, "approve", &number).await.0, StatusCode::NOT_FOUND);
-    assert!(b.get(&s.p.url(&refresh)).await.text().await.map(plain).unwrap().contains("a expiré sans réponse"));
+    assert!(check(&b, &login_url, &page).await.text().await.map(plain).unwrap().contains("a expiré sans réponse"));
 
     // Two pushes per window here (one already sent): the third is refused with Retry-After.
     let r = ask_push(&b, &login_url, &html, PASSWORD).await;
@@ -319,7 +342,6 @@ async fn not_me_blocks_pushes_and_logs_the_account_out_everywhere_until_unblocke
     let impostor = Browser::new();
     let (login_url, html) = open_login(&impostor, &s.p, "rp", &[]).await;
     let page = ask_push(&impostor, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
-    let (_, refresh) = waiting(&page);
     let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
     let (status, body) = phone.answer(&s.p, &challenge, "not_me", "").await;
     assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("blocked")), "{body}");
@@ -329,7 +351,7 @@ async fn not_me_blocks_pushes_and_logs_the_account_out_everywhere_until_unblocke
     let got = wait_for(&rp, 1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1, "the relying party was told");
     assert_eq!(userinfo(&s.p, &access).await, StatusCode::UNAUTHORIZED, "tokens of the session are dead");
-    assert!(impostor.get(&s.p.url(&refresh)).await.text().await.map(plain).unwrap().contains("refusée"));
+    assert!(check(&impostor, &login_url, &page).await.text().await.map(plain).unwrap().contains("refusée"));
     let blocked = ask_push(&impostor, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
     assert!(blocked.contains("sont bloquées pour votre compte"));
     assert!(phone.pending(&s.p).await.is_empty());
@@ -405,18 +427,18 @@ async fn a_push_asked_on_one_node_is_answered_on_the_other_and_completes_once() 
     let b = Browser::new();
     let (login_url, html) = open_login(&b, &node_a, "rp", &[]).await;
     let page = ask_push(&b, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
-    let (number, refresh) = waiting(&page);
+    let (number, _) = waiting(&page);
     let pending = phone.pending(&s.p).await;
     assert_eq!(pending.len(), 1, "node b sees the push node a sent");
     let challenge = pending[0]["id"].as_str().unwrap().to_owned();
     let (status, body) = phone.answer(&s.p, &challenge, "approve", &number).await;
     assert_eq!(body["outcome"], "approved", "{status} {body}");
 
-    let done = b.get(&node_a.url(&refresh)).await;
+    let done = check(&b, &login_url, &page).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER, "node a completes the login");
     let code = query_param(&location(done.headers()), "code").unwrap();
     assert_eq!(exchange(&node_a, "rp", &s.secret, &code).await.0, StatusCode::OK);
-    let again = b.get(&node_a.url(&refresh)).await;
+    let again = check(&b, &login_url, &page).await;
     assert_ne!(again.status(), StatusCode::SEE_OTHER, "the approval was used once: no second code");
     drop((c.pg, c.redis));
 }
