@@ -168,24 +168,9 @@ impl AuthEngine {
         let Some(push) = &self.push else {
             return Ok(PushAttempt::Refused(Refusal::Invalid));
         };
-        let identifier = normalise_identifier(username);
-        if identifier.is_empty() {
-            return Ok(PushAttempt::Refused(self.pad(started, Refusal::Invalid).await));
-        }
-        if let Admission::Locked { retry_after } = self.lockout.admit(&identifier, cx.now).await? {
-            self.audit(cx, "push_refused", None, &identifier, "locked").await;
-            return Ok(PushAttempt::Refused(self.pad(started, Refusal::Locked { retry_after }).await));
-        }
-        let first = self
-            .first_factor
-            .submit(
-                cx,
-                MethodState::default(),
-                &Input::new().with("username", identifier.clone()).with("password", password),
-            )
-            .await?;
-        let Step::Done(factor) = first else {
-            return Ok(PushAttempt::Refused(self.failed(cx, started, None, &identifier).await?));
+        let (identifier, factor) = match self.password_first(cx, started, username, password, "push_refused").await? {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(PushAttempt::Refused(refusal)),
         };
         let sent = push.send(cx, &factor.subject, client_name).await?;
         if let PushSend::Sent { challenge, expires_at, .. } = &sent {
@@ -257,6 +242,40 @@ impl AuthEngine {
         }
     }
 
+    /// The identifier and password before an out-of-band step (a mailed code, a push): refused
+    /// exactly as a login would be, a failure counted toward the lockout. A right password does
+    /// not wipe the count: only a completed login does, so the out-of-band step cannot reset the
+    /// budget of guesses. `locked_event` is audited when the identifier is locked.
+    async fn password_first(
+        &self,
+        cx: &AuthContext,
+        started: Instant,
+        username: &str,
+        password: &str,
+        locked_event: &str,
+    ) -> Result<Result<(String, FactorResult), Refusal>, AuthError> {
+        let identifier = normalise_identifier(username);
+        if identifier.is_empty() {
+            return Ok(Err(self.pad(started, Refusal::Invalid).await));
+        }
+        if let Admission::Locked { retry_after } = self.lockout.admit(&identifier, cx.now).await? {
+            self.audit(cx, locked_event, None, &identifier, "locked").await;
+            return Ok(Err(self.pad(started, Refusal::Locked { retry_after }).await));
+        }
+        let first = self
+            .first_factor
+            .submit(
+                cx,
+                MethodState::default(),
+                &Input::new().with("username", identifier.clone()).with("password", password),
+            )
+            .await?;
+        match first {
+            Step::Done(factor) => Ok(Ok((identifier, factor))),
+            _ => Ok(Err(self.failed(cx, started, None, &identifier).await?)),
+        }
+    }
+
     /// Counts a failed attempt on `identifier`, audits it, and pads the answer.
     async fn failed(
         &self,
@@ -291,25 +310,11 @@ impl AuthEngine {
         let Some(mail) = &self.mail_otp else {
             return Ok(MailOtpAttempt::Refused(Refusal::Invalid));
         };
-        let identifier = normalise_identifier(username);
-        if identifier.is_empty() {
-            return Ok(MailOtpAttempt::Refused(self.pad(started, Refusal::Invalid).await));
-        }
-        if let Admission::Locked { retry_after } = self.lockout.admit(&identifier, cx.now).await? {
-            self.audit(cx, "mail_otp_refused", None, &identifier, "locked").await;
-            return Ok(MailOtpAttempt::Refused(self.pad(started, Refusal::Locked { retry_after }).await));
-        }
-        let first = self
-            .first_factor
-            .submit(
-                cx,
-                MethodState::default(),
-                &Input::new().with("username", identifier.clone()).with("password", password),
-            )
-            .await?;
-        let Step::Done(factor) = first else {
-            return Ok(MailOtpAttempt::Refused(self.failed(cx, started, None, &identifier).await?));
-        };
+        let (identifier, factor) =
+            match self.password_first(cx, started, username, password, "mail_otp_refused").await? {
+                Ok(checked) => checked,
+                Err(refusal) => return Ok(MailOtpAttempt::Refused(refusal)),
+            };
         let account = self.directory.professionals().get_by_subject(&factor.subject).await?;
         let address = account.and_then(|a| a.email);
         let outcome = mail.send_code(cx, &factor.subject, address.as_deref()).await?;

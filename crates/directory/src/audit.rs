@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::crypto::sha256_hex;
@@ -196,7 +196,7 @@ impl<'a> AuditLog<'a> {
             after = last.id;
             for row in batch {
                 records += 1;
-                if first_bad_id.is_none() && (row.prev_hash != expected_prev || chain_hash(&row) != row.hash) {
+                if first_bad_id.is_none() && (row.prev_hash != expected_prev || chain_hash(&row)? != row.hash) {
                     first_bad_id = Some(row.id);
                 }
                 expected_prev = row.hash;
@@ -270,7 +270,7 @@ async fn write_rows(inner: &Inner, rows: &mut [audit_log::Model]) -> Result<(), 
     for row in rows.iter_mut() {
         row.id = id;
         row.prev_hash = prev_hash;
-        row.hash = chain_hash(row);
+        row.hash = chain_hash(row)?;
         prev_hash = row.hash.clone();
         id += 1;
     }
@@ -286,7 +286,7 @@ async fn write_rows(inner: &Inner, rows: &mut [audit_log::Model]) -> Result<(), 
 /// details are hashed as the exact text stored, so no re-serialisation can change the hash.
 /// Serialised straight from borrowed fields (a tuple is written as a JSON array), byte for byte
 /// what `json!([...]).to_string()` gives, without building a `Value` on every append.
-fn chain_hash(row: &audit_log::Model) -> String {
+fn chain_hash(row: &audit_log::Model) -> Result<String, DirectoryError> {
     let fields = (
         HASH_DOMAIN,
         row.id,
@@ -300,27 +300,7 @@ fn chain_hash(row: &audit_log::Model) -> String {
         &row.outcome,
         &row.details,
     );
-    match serde_json::to_vec(&fields) {
-        Ok(bytes) => sha256_hex(&bytes),
-        // Strings, integers and options always serialise; keep the old path rather than panic.
-        Err(_) => sha256_hex(
-            json!([
-                HASH_DOMAIN,
-                row.id,
-                row.prev_hash,
-                row.at,
-                row.event,
-                row.actor,
-                row.subject,
-                row.client_id,
-                row.source_ip,
-                row.outcome,
-                row.details,
-            ])
-            .to_string()
-            .as_bytes(),
-        ),
-    }
+    Ok(sha256_hex(&serde_json::to_vec(&fields)?))
 }
 
 fn to_record_fields(row: audit_log::Model) -> Result<AuditRecord, DirectoryError> {
@@ -347,6 +327,10 @@ fn to_record_fields_raw(row: audit_log::Model) -> AuditRecord {
 
 #[cfg(test)]
 mod chain_encoding_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
     use super::*;
 
     /// Chains written before this encoding must still verify: the bytes hashed are the same.
@@ -379,6 +363,6 @@ mod chain_encoding_tests {
             row.details,
         ])
         .to_string();
-        assert_eq!(chain_hash(&row), sha256_hex(old.as_bytes()));
+        assert_eq!(chain_hash(&row).unwrap(), sha256_hex(old.as_bytes()));
     }
 }
