@@ -230,9 +230,7 @@ async fn submit_login(
         }
         Ok(LoginAttempt::Refused(r)) => r,
         Err(e) => {
-            tracing::error!(error = %e, "authentication failed to run");
-            let status =
-                if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let status = failure_status(&e, "authentication failed to run");
             let error = if e.is_unavailable() { t.unavailable.to_owned() } else { t.error_title.to_owned() };
             return page(
                 status,
@@ -309,6 +307,13 @@ async fn login_again(
     .render_page()
 }
 
+/// Logs why the engine could not run and says how to answer: 503 when a dependency is down
+/// (the person may try again), 500 otherwise.
+fn failure_status(e: &authn_methods::AuthError, what: &str) -> StatusCode {
+    tracing::error!(error = %e, "{what}");
+    if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR }
+}
+
 /// RFC 6585: a 429 says when to come back.
 fn with_retry_after(r: &mut Response, seconds: Option<u64>) {
     if let Some(v) = seconds.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
@@ -360,9 +365,7 @@ async fn send_mail_otp(
             (StatusCode::TOO_MANY_REQUESTS, Message::Error(locked_message(t, retry_after)))
         }
         Err(e) => {
-            tracing::error!(error = %e, "sending a mail OTP failed");
-            let status =
-                if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let status = failure_status(&e, "sending a mail OTP failed");
             (status, Message::Error(t.unavailable.to_owned()))
         }
     };
@@ -412,9 +415,7 @@ async fn send_push(
             (StatusCode::TOO_MANY_REQUESTS, locked_message(t, retry_after))
         }
         Err(e) => {
-            tracing::error!(error = %e, "sending a push failed");
-            let status =
-                if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let status = failure_status(&e, "sending a push failed");
             (status, t.unavailable.to_owned())
         }
     };
@@ -468,9 +469,7 @@ async fn check_push(
         Ok(PushLogin::Denied) => t.push_denied,
         Ok(PushLogin::Expired) => t.push_expired,
         Err(e) => {
-            tracing::error!(error = %e, "checking a push failed");
-            let status =
-                if e.is_unavailable() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::INTERNAL_SERVER_ERROR };
+            let status = failure_status(&e, "checking a push failed");
             let html = login_again(st, interaction, id, locale, "", Message::Error(t.unavailable.to_owned())).await;
             return page(status, html);
         }
