@@ -13,9 +13,10 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::push::PushBlockView;
 use crate::service::{
     AccountView, ActivationCodeView, Actor, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView,
-    AuthenticatorView, ClientView, CreatedClient, DeliveryView, NewClient, PushBlockView, SessionView,
+    AuthenticatorView, ClientView, CreatedClient, DeliveryView, NewClient, SessionView,
 };
 
 /// The scope a client must hold to call the admin API.

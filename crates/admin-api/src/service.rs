@@ -130,28 +130,6 @@ pub struct AuthenticatorView {
     pub last_used_at: Option<i64>,
 }
 
-/// Whether push approvals reach a professional's phone.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct PushBlockView {
-    pub blocked: bool,
-    /// `not_me` (answered on the phone), `wallet` (the professional's switch) or `admin`.
-    pub reason: Option<String>,
-    /// Who set the block: the subject, an admin id, or none for the phone's answer.
-    pub actor: Option<String>,
-    pub since: Option<i64>,
-}
-
-impl From<Option<directory::PushBlock>> for PushBlockView {
-    fn from(b: Option<directory::PushBlock>) -> Self {
-        match b {
-            Some(b) => {
-                PushBlockView { blocked: true, reason: Some(b.reason), actor: b.actor, since: Some(b.blocked_at) }
-            }
-            None => PushBlockView { blocked: false, reason: None, actor: None, since: None },
-        }
-    }
-}
-
 /// A code to hand over to a professional who lost every second factor: typed in the login form's
 /// code field with the password, it signs them in once, to enrol a new authenticator.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -288,12 +266,12 @@ pub struct AdminService {
 }
 
 impl AdminService {
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         (self.clock)()
     }
 
     /// Every administrative action leaves one audit record, with who did it.
-    async fn audit(&self, actor: &Actor, event: &str, subject: Option<&str>, details: serde_json::Value) {
+    pub(crate) async fn audit(&self, actor: &Actor, event: &str, subject: Option<&str>, details: serde_json::Value) {
         let record = AuditEvent {
             event: event.to_owned(),
             actor: Some(actor.id.clone()),
@@ -407,31 +385,6 @@ impl AdminService {
         self.audit(actor, "admin.lockout.reset", subject.as_deref(), serde_json::json!({ "identifier": identifier }))
             .await;
         Ok(())
-    }
-
-    /// Whether pushes are blocked for a professional.
-    pub async fn push_block(&self, national_id: &str) -> Result<PushBlockView, AdminError> {
-        let p = self.professional(national_id).await?;
-        Ok(self.directory.push_blocks().get(&p.subject).await?.into())
-    }
-
-    /// Blocks pushes for a professional (their phone gets no more approvals). Held in the
-    /// database, so it works with push approval disabled on this node too.
-    pub async fn block_pushes(&self, actor: &Actor, national_id: &str) -> Result<PushBlockView, AdminError> {
-        let p = self.professional(national_id).await?;
-        let set = self.directory.push_blocks().block(&p.subject, "admin", Some(&actor.id), self.now()).await?;
-        self.audit(actor, "admin.push.block", Some(&p.subject), serde_json::json!({ "already_blocked": !set })).await;
-        self.push_block(national_id).await
-    }
-
-    /// «Débloquer les notifications»: lifts a push block, whoever set it.
-    pub async fn unblock_pushes(&self, actor: &Actor, national_id: &str) -> Result<PushBlockView, AdminError> {
-        let p = self.professional(national_id).await?;
-        let lifted = self.directory.push_blocks().get(&p.subject).await?;
-        self.directory.push_blocks().unblock(&p.subject).await?;
-        let details = serde_json::json!({ "was_blocked": lifted.is_some(), "reason": lifted.map(|b| b.reason) });
-        self.audit(actor, "admin.push.unblock", Some(&p.subject), details).await;
-        self.push_block(national_id).await
     }
 
     /// Issues an activation code (replacing any pending one). The code itself is never audited.
