@@ -242,10 +242,11 @@ impl AuthEngine {
         }
     }
 
-    /// The identifier and password before an out-of-band step (a mailed code, a push): refused
-    /// exactly as a login would be, a failure counted toward the lockout. A right password does
-    /// not wipe the count: only a completed login does, so the out-of-band step cannot reset the
-    /// budget of guesses. `locked_event` is audited when the identifier is locked.
+    /// The identifier and password, first step of every login (the one-form login, and before
+    /// an out-of-band step: a mailed code, a push). A failure counts toward the lockout; a right
+    /// password does not wipe the count: only a completed login does, so an out-of-band step
+    /// cannot reset the budget of guesses. `locked_event` is audited when the identifier is
+    /// locked.
     async fn password_first(
         &self,
         cx: &AuthContext,
@@ -340,47 +341,20 @@ impl AuthEngine {
         otp: &str,
     ) -> Result<LoginAttempt, AuthError> {
         let started = Instant::now();
-        let identifier = normalise_identifier(username);
-        if identifier.is_empty() {
-            return Ok(self.refuse(started, Refusal::Invalid).await);
+        let (identifier, first) = match self.password_first(cx, started, username, password, "login_refused").await? {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(LoginAttempt::Refused(refusal)),
+        };
+        let subject = first.subject.clone();
+        let mut factors = vec![first];
+        if let Some(second) = self.second_factor(cx, &subject, otp).await? {
+            factors.push(second);
         }
-        if let Admission::Locked { retry_after } = self.lockout.admit(&identifier, cx.now).await? {
-            self.audit(cx, "login_refused", None, &identifier, "locked").await;
-            return Ok(self.refuse(started, Refusal::Locked { retry_after }).await);
-        }
-
-        let mut factors: Vec<FactorResult> = Vec::new();
-        let first = self
-            .first_factor
-            .submit(
-                cx,
-                MethodState::default(),
-                &Input::new().with("username", identifier.clone()).with("password", password),
-            )
-            .await?;
-        if let Step::Done(f) = first {
-            let subject = f.subject.clone();
-            factors.push(f);
-            if let Some(second) = self.second_factor(cx, &subject, otp).await? {
-                factors.push(second);
-            }
-        }
-        let subject = factors.first().map(|f| f.subject.clone());
         if let Some(result) = self.policy.result(factors, cx.now) {
             self.lockout.succeeded(&identifier).await?;
             return Ok(LoginAttempt::Success(result));
         }
-
-        let locked_until = self.lockout.failed(&identifier, cx.now).await?;
-        self.audit(cx, "login_failed", subject.as_deref(), &identifier, "invalid_credentials").await;
-        match locked_until {
-            Some(until) => {
-                self.audit(cx, "lockout", subject.as_deref(), &identifier, "locked").await;
-                let retry_after = u64::try_from(until - cx.now).unwrap_or(1).max(1);
-                Ok(self.refuse(started, Refusal::Locked { retry_after }).await)
-            }
-            None => Ok(self.refuse(started, Refusal::Invalid).await),
-        }
+        Ok(LoginAttempt::Refused(self.failed(cx, started, Some(&subject), &identifier).await?))
     }
 
     async fn second_factor(
@@ -404,10 +378,6 @@ impl AuthEngine {
             }
         }
         Ok(None)
-    }
-
-    async fn refuse(&self, started: Instant, refusal: Refusal) -> LoginAttempt {
-        LoginAttempt::Refused(self.pad(started, refusal).await)
     }
 
     async fn pad(&self, started: Instant, refusal: Refusal) -> Refusal {

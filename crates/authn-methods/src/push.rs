@@ -214,7 +214,7 @@ impl PushApprovals {
         &self.endpoint
     }
 
-    /// The subject's push phone, if enrolled and active.
+    /// The subject's push phone, if enrolled and active (the oldest, should two have raced).
     async fn device_of(&self, subject: &str) -> Result<Option<directory::AuthenticatorRecord>, AuthError> {
         let all = self.directory.authenticators().list_for_subject(subject).await?;
         Ok(all.into_iter().find(|a| a.kind == KIND && a.active))
@@ -416,15 +416,7 @@ impl PushApprovals {
             })
             .await?;
         // Two codes redeemed at once could both pass the check above: the oldest phone stays.
-        let phones: Vec<_> = self
-            .directory
-            .authenticators()
-            .list_for_subject(&grant.subject)
-            .await?
-            .into_iter()
-            .filter(|a| a.kind == KIND && a.active)
-            .collect();
-        if phones.first().is_some_and(|oldest| oldest.id != record.id) {
+        if self.device_of(&grant.subject).await?.is_some_and(|oldest| oldest.id != record.id) {
             self.directory.authenticators().delete(&record.id).await?;
             return Err(DeviceError::Conflict("this account already has a push phone"));
         }
