@@ -73,6 +73,10 @@ enum Cmd {
         seconds: f64,
         #[arg(long, default_value_t = 64)]
         connections: usize,
+        /// Requests per second to send on schedule (open loop, latencies counted from when each
+        /// request was due), instead of as fast as the server answers.
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Serve an axum hello-world (used by `run`).
     Hello {
@@ -88,7 +92,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Hello { listen } => hello(listen),
-        Cmd::Load { addr, path, form, basic, seconds, connections } => {
+        Cmd::Load { addr, path, form, basic, seconds, connections, rate } => {
             let mut req = match form {
                 Some(body) => loadgen::Req::post_form(path, body),
                 None => loadgen::Req::get(path),
@@ -98,7 +102,7 @@ fn main() -> anyhow::Result<()> {
                 let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(userpass));
                 req = req.header(http::header::AUTHORIZATION, &value)?;
             }
-            let plan = loadgen::Plan { connections, duration: Duration::from_secs_f64(seconds), rate: None };
+            let plan = loadgen::Plan { connections, duration: Duration::from_secs_f64(seconds), rate };
             let check: loadgen::Check = std::sync::Arc::new(|status, _, _| status.is_success());
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             let out = rt.block_on(loadgen::run(addr, plan, loadgen::repeat(req), check))?;

@@ -36,6 +36,21 @@ impl From<DbErr> for DirectoryError {
     }
 }
 
+impl From<rusqlite::Error> for DirectoryError {
+    /// From the audit log's own SQLite connection ([`crate::audit`]).
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match err.sqlite_error_code() {
+            // The busy timeout ran out, or the file cannot be opened or read: fail closed.
+            Some(C::DatabaseBusy | C::DatabaseLocked | C::CannotOpen | C::SystemIoFailure) => {
+                DirectoryError::Unavailable(err.to_string())
+            }
+            Some(C::ConstraintViolation) => DirectoryError::Conflict(err.to_string()),
+            _ => DirectoryError::Db(err.to_string()),
+        }
+    }
+}
+
 impl From<serde_json::Error> for DirectoryError {
     fn from(err: serde_json::Error) -> Self {
         // Only rows we wrote ourselves are parsed, so a failure means a corrupted column.

@@ -53,7 +53,7 @@ use crypto::Sealer;
 /// How long a caller waits for a connection before getting `Unavailable` (and a 503).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long SQLite waits for another writer before giving up with `SQLITE_BUSY`.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// `pg_advisory_xact_lock` keys ("Caducee" + a purpose byte), so nodes sharing one database
 /// serialise migrations and audit appends.
 const LOCK_MIGRATE: i64 = 0x4361_6475_6365_6501;
@@ -68,7 +68,7 @@ pub struct Directory {
 pub(crate) struct Inner {
     pub(crate) db: DatabaseConnection,
     pub(crate) sealer: Sealer,
-    pub(crate) audit_queue: audit::AuditQueue,
+    pub(crate) audit_writer: audit::AuditWriter,
     /// See [`Directory::change_count`].
     pub(crate) changes: AtomicU64,
 }
@@ -124,14 +124,12 @@ impl Directory {
             // Whatever the cause (refused, unknown host, bad path), the store is not there.
             DirectoryError::Unavailable(e.to_string())
         })?;
-        Ok(Directory {
-            inner: Arc::new(Inner {
-                db,
-                sealer,
-                audit_queue: audit::AuditQueue::default(),
-                changes: AtomicU64::new(0),
-            }),
-        })
+        // After the pool, which has created the file if it was missing.
+        let audit_writer = match sqlite_file(database_url)? {
+            Some(path) => audit::AuditWriter::for_sqlite_file(&path)?,
+            None => audit::AuditWriter::pool(),
+        };
+        Ok(Directory { inner: Arc::new(Inner { db, sealer, audit_writer, changes: AtomicU64::new(0) }) })
     }
 
     /// Applies pending migrations; a no-op when the schema is current. Safe to run from several
@@ -229,6 +227,19 @@ impl Inner {
                 .await?),
         }
     }
+}
+
+/// The file behind a `sqlite:` URL, `None` for an in-memory database or another backend.
+fn sqlite_file(database_url: &str) -> Result<Option<std::path::PathBuf>, DirectoryError> {
+    use std::str::FromStr as _;
+    if !database_url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let opts = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(database_url)
+        .map_err(|e| DirectoryError::Invalid(format!("database_url: {e}")))?;
+    let path = opts.get_filename();
+    let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
+    Ok((!in_memory).then(|| path.to_path_buf()))
 }
 
 /// Current Unix time in seconds, for the timestamps the directory sets itself.

@@ -4,7 +4,11 @@
 
 mod suite;
 
-use directory::{DataKey, Directory, DirectoryError};
+use directory::{AuditEvent, AuditVerification, DataKey, Directory, DirectoryError};
+use sea_orm::{
+    ConnectionTrait as _, Database, DbBackend, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait as _,
+};
 use suite::Ctx;
 
 async fn setup() -> (tempfile::TempDir, Ctx) {
@@ -58,6 +62,73 @@ async fn in_memory_database_works() {
     dir.migrate().await.unwrap();
     assert_eq!(dir.backend(), "sqlite");
     assert_eq!(dir.professionals().count().await.unwrap(), 0);
+    // No second connection can see an in-memory database: appends go through the pool.
+    let first = dir.audit().append(audit_event(1)).await.unwrap();
+    let second = dir.audit().append(audit_event(2)).await.unwrap();
+    assert_eq!((first.id, second.id, second.prev_hash.as_str()), (1, 2, first.hash.as_str()));
+    assert_eq!(dir.audit().verify().await.unwrap(), AuditVerification { records: 2, first_bad_id: None });
+}
+
+fn audit_event(at: i64) -> AuditEvent {
+    AuditEvent { event: "token_issued".into(), outcome: "success".into(), at, ..Default::default() }
+}
+
+/// `(log frames, frames checkpointed)` of the file's write-ahead log, from a connection of its own.
+async fn wal_frames(url: &str) -> (i64, i64) {
+    let raw = Database::connect(url).await.unwrap();
+    let row = raw
+        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)"))
+        .await
+        .unwrap()
+        .unwrap();
+    (row.try_get_by_index::<i64>(1).unwrap(), row.try_get_by_index::<i64>(2).unwrap())
+}
+
+/// On a file, the audit log's own thread writes, and SQLite no longer checkpoints inside its
+/// commits: the checkpointer thread must, and must let the log start over even while records
+/// keep coming (a checkpoint beside a busy writer never catches up with its last frames by
+/// itself), or the write-ahead log would grow with every record ever written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_starts_over_under_steady_writes() {
+    let (_tmp, ctx) = setup().await;
+    let started = std::time::Instant::now();
+    let mut commits = 0i64;
+    // One append at a time: at least one log frame per commit.
+    while started.elapsed() < std::time::Duration::from_millis(4500) {
+        ctx.dir.audit().append(audit_event(commits)).await.unwrap();
+        commits += 1;
+    }
+    let (frames, checkpointed) = wal_frames(&ctx.url).await;
+    assert!(
+        frames < commits / 2,
+        "the log never started over: {frames} frames ({checkpointed} checkpointed) after {commits} commits"
+    );
+    let expected = AuditVerification { records: u64::try_from(commits).unwrap(), first_bad_id: None };
+    assert_eq!(ctx.dir.audit().verify().await.unwrap(), expected);
+}
+
+/// Another process writing the same file (the CLI, a second server) holds SQLite's write lock:
+/// appends wait for it instead of failing or forking the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_append_waits_for_another_writer_of_the_file() {
+    let (_tmp, ctx) = setup().await;
+    ctx.dir.audit().append(audit_event(1)).await.unwrap();
+    let other = Database::connect(ctx.url.as_str()).await.unwrap();
+    let txn = other
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dir = ctx.dir.clone();
+    let waiting = tokio::spawn(async move { dir.audit().append(audit_event(2)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the append went through another writer's lock");
+    txn.commit().await.unwrap();
+    let record = waiting.await.unwrap().unwrap();
+    assert_eq!(record.id, 2);
+    assert_eq!(ctx.dir.audit().verify().await.unwrap(), AuditVerification { records: 2, first_bad_id: None });
 }
 
 #[tokio::test]

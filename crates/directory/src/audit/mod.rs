@@ -8,8 +8,14 @@
 //! Appends are group-committed: the chain needs one writer at a time, so appends that arrive
 //! while a transaction commits wait and are written together by the next one, and each caller
 //! still returns only once its own record is committed. Under load this turns one transaction
-//! per event into one per batch, without weakening "an answered append is durable".
+//! per event into one per batch, without weakening "an answered append is durable". On a SQLite
+//! file a dedicated thread writes the groups ([`sqlite_writer`]); elsewhere the callers take
+//! turns writing them through the pool ([`group`]).
 
+mod group;
+mod sqlite_writer;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use sea_orm::{ColumnTrait as _, EntityTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _};
@@ -18,8 +24,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::crypto::sha256_hex;
-use crate::entity::audit_log::{self, ActiveModel, Column, Entity};
-use crate::{DirectoryError, Inner, LOCK_AUDIT};
+use crate::entity::audit_log::{self, Column, Entity};
+use crate::{DirectoryError, Inner};
 
 /// `prev_hash` of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -29,8 +35,6 @@ const MAX_PAGE: u64 = 1000;
 const VERIFY_BATCH: u64 = 500;
 /// Most records one group commit writes; the rest wait for the next one.
 const MAX_GROUP: usize = 256;
-/// Rows per `INSERT` statement: 11 bound values each stays far below SQLite's variable limit.
-const ROWS_PER_INSERT: usize = 64;
 
 /// Something worth keeping a durable trace of (logins, admin actions, revocations...).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -97,18 +101,33 @@ pub struct AuditLog<'a> {
     inner: &'a Arc<Inner>,
 }
 
-/// Appends of this process waiting for the next group commit, and the right to write one.
-#[derive(Default)]
-pub(crate) struct AuditQueue {
-    pending: std::sync::Mutex<Vec<Waiting>>,
-    writer: tokio::sync::Mutex<()>,
+/// Who writes this process's appends.
+pub(crate) enum AuditWriter {
+    /// The callers, taking turns through the pool.
+    Pool(group::AuditQueue),
+    /// A thread of its own, on its own connection to the SQLite file.
+    Thread(sqlite_writer::SqliteAuditWriter),
 }
 
-struct Waiting {
+impl AuditWriter {
+    /// The dedicated thread for a SQLite file; the pool otherwise.
+    pub(crate) fn for_sqlite_file(path: &Path) -> Result<Self, DirectoryError> {
+        Ok(AuditWriter::Thread(sqlite_writer::SqliteAuditWriter::start(path)?))
+    }
+
+    pub(crate) fn pool() -> Self {
+        AuditWriter::Pool(group::AuditQueue::default())
+    }
+}
+
+/// An append waiting for its group to be committed.
+pub(crate) struct Waiting {
     event: AuditEvent,
     details: String,
     reply: oneshot::Sender<Result<AuditRecord, DirectoryError>>,
 }
+
+type Answer = oneshot::Receiver<Result<AuditRecord, DirectoryError>>;
 
 impl<'a> AuditLog<'a> {
     pub(crate) fn new(inner: &'a Arc<Inner>) -> Self {
@@ -123,36 +142,14 @@ impl<'a> AuditLog<'a> {
     /// next group written, by this caller or by the next one to append.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, DirectoryError> {
         let details = serde_json::to_string(&event.details)?;
-        let (reply, mut answer) = oneshot::channel();
-        lock_pending(&self.inner.audit_queue).push(Waiting { event, details, reply });
-        loop {
-            tokio::select! {
-                biased;
-                result = &mut answer => return result.unwrap_or_else(|_| Err(writer_gone())),
-                guard = self.inner.audit_queue.writer.lock() => {
-                    // The writer before us may have taken our event in its group.
-                    match answer.try_recv() {
-                        Ok(result) => return result,
-                        Err(oneshot::error::TryRecvError::Closed) => return Err(writer_gone()),
-                        Err(oneshot::error::TryRecvError::Empty) => {}
-                    }
-                    let group: Vec<Waiting> = {
-                        let mut pending = lock_pending(&self.inner.audit_queue);
-                        let n = pending.len().min(MAX_GROUP);
-                        pending.drain(..n).collect()
-                    };
-                    if group.is_empty() {
-                        // Ours is in a group whose writer was dropped while its task commits.
-                        drop(guard);
-                        return answer.await.unwrap_or_else(|_| Err(writer_gone()));
-                    }
-                    // In a task of its own, so that a caller going away mid-commit cannot abandon
-                    // the other callers' events.
-                    let inner = Arc::clone(self.inner);
-                    let _ = tokio::spawn(commit_group(inner, group)).await;
-                    drop(guard);
-                }
+        let (reply, answer) = oneshot::channel();
+        let waiting = Waiting { event, details, reply };
+        match &self.inner.audit_writer {
+            AuditWriter::Thread(writer) => {
+                writer.submit(waiting)?;
+                answer.await.unwrap_or_else(|_| Err(writer_gone()))
             }
+            AuditWriter::Pool(queue) => group::append(self.inner, queue, waiting, answer).await,
         }
     }
 
@@ -206,24 +203,28 @@ impl<'a> AuditLog<'a> {
     }
 }
 
-fn lock_pending(queue: &AuditQueue) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
-    // The lock only guards pushes and drains, which cannot panic halfway.
-    queue.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn writer_gone() -> DirectoryError {
     DirectoryError::Unavailable("the audit writer stopped before committing".into())
 }
 
-/// Writes a group of events in one transaction and tells each caller how it went.
-async fn commit_group(inner: Arc<Inner>, group: Vec<Waiting>) {
-    let mut replies = Vec::with_capacity(group.len());
-    let mut rows = Vec::with_capacity(group.len());
-    let mut values = Vec::with_capacity(group.len());
+/// A group taken apart: the rows to chain and write, and what each caller gets back.
+struct SplitGroup {
+    rows: Vec<audit_log::Model>,
+    replies: Vec<oneshot::Sender<Result<AuditRecord, DirectoryError>>>,
+    /// The callers' details as given, so that the answer need not parse them back.
+    details: Vec<Value>,
+}
+
+fn split_group(group: Vec<Waiting>) -> SplitGroup {
+    let mut split = SplitGroup {
+        rows: Vec::with_capacity(group.len()),
+        replies: Vec::with_capacity(group.len()),
+        details: Vec::with_capacity(group.len()),
+    };
     for w in group {
-        replies.push(w.reply);
-        values.push(w.event.details);
-        rows.push(audit_log::Model {
+        split.replies.push(w.reply);
+        split.details.push(w.event.details);
+        split.rows.push(audit_log::Model {
             id: 0,
             at: w.event.at,
             event: w.event.event,
@@ -237,32 +238,12 @@ async fn commit_group(inner: Arc<Inner>, group: Vec<Waiting>) {
             hash: String::new(),
         });
     }
-    match write_rows(&inner, &mut rows).await {
-        Ok(()) => {
-            for ((reply, row), details) in replies.into_iter().zip(rows).zip(values) {
-                let record = AuditRecord { details, ..to_record_fields_raw(row) };
-                let _ = reply.send(Ok(record));
-            }
-        }
-        Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
-    }
+    split
 }
 
-/// Chains `rows` after the last stored record and inserts them, in one locked transaction.
-async fn write_rows(inner: &Inner, rows: &mut [audit_log::Model]) -> Result<(), DirectoryError> {
-    let txn = inner.write_txn(LOCK_AUDIT).await?;
-    let last = Entity::find()
-        .select_only()
-        .column(Column::Id)
-        .column(Column::Hash)
-        .order_by_desc(Column::Id)
-        .into_tuple::<(i64, String)>()
-        .one(&txn)
-        .await?;
+/// Gives each row its id, its link to the record before it and its hash, after `last` (the
+/// newest stored record's id and hash, read inside the write lock).
+fn chain_rows(rows: &mut [audit_log::Model], last: Option<(i64, String)>) -> Result<(), DirectoryError> {
     let (mut id, mut prev_hash) = match last {
         Some((id, hash)) => (id + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
@@ -274,12 +255,24 @@ async fn write_rows(inner: &Inner, rows: &mut [audit_log::Model]) -> Result<(), 
         prev_hash = row.hash.clone();
         id += 1;
     }
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let models = chunk.iter().cloned().map(ActiveModel::from);
-        Entity::insert_many(models).exec_without_returning(&txn).await?;
-    }
-    txn.commit().await?;
     Ok(())
+}
+
+/// Tells every caller of the group how its write went: its own record, or the group's error.
+fn reply_all(split: SplitGroup, result: Result<(), DirectoryError>) {
+    match result {
+        Ok(()) => {
+            for ((reply, row), details) in split.replies.into_iter().zip(split.rows).zip(split.details) {
+                let record = AuditRecord { details, ..to_record_fields_raw(row) };
+                let _ = reply.send(Ok(record));
+            }
+        }
+        Err(e) => {
+            for reply in split.replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+    }
 }
 
 /// SHA-256 over a JSON array of the fields: JSON escaping makes the encoding unambiguous, and the
