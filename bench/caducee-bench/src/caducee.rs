@@ -287,7 +287,7 @@ impl Bench {
         }
 
         // One login, for a session to prepare codes with and an access token.
-        let (user, otp) = setup.users.take().context("no user available")?;
+        let (user, otp) = setup.users.take_waiting().await?;
         let browser = flows::full_login(&http, &base, &setup.rp_es, user, &otp).await.context("first login")?;
         let code = flows::login(&http, &base, &mut browser.clone(), &setup.rp_es, None).await?;
         let token = flows::exchange(&http, &base, &setup.rp_es, &code).await?;
