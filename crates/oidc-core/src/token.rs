@@ -192,7 +192,7 @@ impl Provider {
         let Some(session) = session else {
             return Err(OAuthError::invalid_grant("the session behind this code has ended").into());
         };
-        self.ensure_active(&record.subject).await?;
+        // Whether the account is still active is checked by issue_tokens, which needs it anyway.
 
         let context = GrantContext {
             scopes: record.scopes,
@@ -356,7 +356,7 @@ impl Provider {
         let Some(session) = self.sessions.get(&grant.sid, now).await? else {
             return Err(OAuthError::invalid_grant("the session behind this refresh token has ended").into());
         };
-        self.ensure_active(&grant.subject).await?;
+        // Whether the account is still active is checked by issue_tokens, which needs it anyway.
 
         // RFC 6749 6: a narrower scope applies to the tokens issued now; the new refresh token
         // keeps the scope of the one it replaces.

@@ -209,16 +209,25 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 }
 
 async fn discovery(State(st): State<ProtocolState>) -> Response {
-    let mut r = st.provider.discovery_json().to_string().into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
-    r
+    shared_document(st.provider.discovery_json(), "application/json", "public, max-age=300")
 }
 
 async fn jwks(State(st): State<ProtocolState>) -> Response {
-    let mut r = st.provider.keys().jwks_json().to_string().into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    shared_document(st.provider.keys().jwks_json(), "application/jwk-set+json", "public, max-age=60")
+}
+
+/// A document serialised once and the same for everyone, answered without copying it.
+fn shared_document(text: Arc<str>, content_type: &'static str, cache: &'static str) -> Response {
+    /// `Arc<str>` as bytes, for `Bytes::from_owner`.
+    struct Text(Arc<str>);
+    impl AsRef<[u8]> for Text {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+    let mut r = axum::body::Body::from(bytes::Bytes::from_owner(Text(text))).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     r
 }
 
