@@ -2,6 +2,8 @@
 //! (production, several nodes): health professionals and their PSC-shaped professional data,
 //! OIDC clients, enrolled authenticators (secrets encrypted at rest), refresh-token grants,
 //! signing keys, and the hash-chained audit log; plus the schema migrations for both backends.
+//! (On a SQLite file, the audit log's writer thread has a connection of its own, through
+//! `rusqlite`, linked to the same SQLite library as sqlx.)
 //!
 //! This crate owns storage only. It must not depend on the protocol (`oidc-core`), the
 //! authentication methods (`authn-methods`), the pages (`login-ui`) or the `server` crate: they
