@@ -40,8 +40,7 @@ $(SCHEMATHESIS):
 ## limits (signatures, argon2id, an axum hello-world) measured side by side on loopback, servers
 ## pinned to core 0 and the load generator to core 1. BENCH_QUICK=1 for short runs.
 bench: bench-peers
-	$(CARGO) build --release --bin caducee
-	$(CARGO) build --release -p caducee-bench
+	$(CARGO) build --release -p server -p caducee-bench --bins
 	$${CARGO_TARGET_DIR:-target}/release/caducee-bench run --caducee $${CARGO_TARGET_DIR:-target}/release/caducee
 
 ## The peer provider, pinned in bench/peers/package-lock.json.
