@@ -95,7 +95,7 @@ impl Directory {
         opts.sqlx_logging(false).connect_timeout(ACQUIRE_TIMEOUT).acquire_timeout(ACQUIRE_TIMEOUT);
 
         if database_url.starts_with("sqlite:") {
-            let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
+            let in_memory = sqlite_in_memory(database_url);
             if in_memory {
                 // The single connection must never be recycled, or the data goes with it.
                 opts.max_connections(1)
@@ -240,8 +240,12 @@ fn sqlite_file(database_url: &str) -> Result<Option<std::path::PathBuf>, Directo
     let opts = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(database_url)
         .map_err(|e| DirectoryError::Invalid(format!("database_url: {e}")))?;
     let path = opts.get_filename();
-    let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
-    Ok((!in_memory).then(|| path.to_path_buf()))
+    Ok((!sqlite_in_memory(database_url)).then(|| path.to_path_buf()))
+}
+
+/// Whether a `sqlite:` URL names an in-memory database (one per connection).
+fn sqlite_in_memory(database_url: &str) -> bool {
+    database_url.contains(":memory:") || database_url.contains("mode=memory")
 }
 
 /// Current Unix time in seconds, for the timestamps the directory sets itself.
