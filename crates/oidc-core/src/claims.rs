@@ -1,6 +1,8 @@
 //! The professional's identity as released to relying parties: which claims each scope
 //! releases, and the [`AccountDirectory`] the protocol reads accounts from.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
@@ -33,7 +35,10 @@ pub enum AccountError {
 
 #[async_trait]
 pub trait AccountDirectory: Send + Sync {
-    async fn account(&self, subject: &str) -> Result<Option<Account>, AccountError>;
+    /// Shared rather than owned: a directory may keep accounts in a cache, and token, userinfo
+    /// and authorize requests read one each; copying its claims every time was the code
+    /// exchange's largest source of allocations.
+    async fn account(&self, subject: &str) -> Result<Option<Arc<Account>>, AccountError>;
 }
 
 /// Every claim name a client can receive, for discovery.

@@ -223,7 +223,8 @@ pub enum RegistryError {
 /// Where the protocol reads clients from (the directory, through the server's wiring).
 #[async_trait]
 pub trait ClientRegistry: Send + Sync {
-    async fn get(&self, client_id: &str) -> Result<Option<Client>, RegistryError>;
+    /// Shared, as accounts are: a registry may keep clients in a cache read on every request.
+    async fn get(&self, client_id: &str) -> Result<Option<std::sync::Arc<Client>>, RegistryError>;
 }
 
 const SECRET_HASH_PREFIX: &str = "sha256$";

@@ -1,6 +1,7 @@
 //! Client authentication at the token, introspection and revocation endpoints:
 //! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523) and `none`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -72,7 +73,7 @@ impl Provider {
         creds: &ClientCredentials,
         allow_public: bool,
         now: i64,
-    ) -> Result<Client, EndpointError> {
+    ) -> Result<Arc<Client>, EndpointError> {
         let methods_used = usize::from(creds.basic.is_some())
             + usize::from(creds.client_secret.is_some())
             + usize::from(creds.client_assertion.is_some());
@@ -120,7 +121,7 @@ impl Provider {
         assertion: &str,
         form_client_id: Option<&str>,
         now: i64,
-    ) -> Result<Client, EndpointError> {
+    ) -> Result<Arc<Client>, EndpointError> {
         let failed = || invalid_client("client authentication failed");
         // The client is named by the (not yet verified) `sub`; nothing is trusted before the
         // signature is checked against that client's registered keys.

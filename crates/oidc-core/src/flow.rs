@@ -161,7 +161,7 @@ impl Provider {
             Some(id) => self.client(id).await?,
             None => None,
         };
-        let redirect_uri = authorize::check_client_and_redirect(&params, client.as_ref())?;
+        let redirect_uri = authorize::check_client_and_redirect(&params, client.as_deref())?;
         let Some(client) = client else {
             return Err(Rejection::Page(PageError::UnknownClient).into());
         };

@@ -126,7 +126,7 @@ impl Provider {
         self.discovery.clone()
     }
 
-    pub(crate) async fn client(&self, client_id: &str) -> Result<Option<Client>, ProviderError> {
+    pub(crate) async fn client(&self, client_id: &str) -> Result<Option<Arc<Client>>, ProviderError> {
         if client_id.is_empty() || client_id.len() > 255 {
             return Ok(None);
         }
@@ -136,7 +136,11 @@ impl Provider {
     /// The name to show people for a client (its registered name, else its id).
     pub async fn client_display_name(&self, client_id: &str) -> Option<String> {
         let client = self.client(client_id).await.ok().flatten()?;
-        Some(if client.metadata.client_name.is_empty() { client.client_id } else { client.metadata.client_name })
+        Some(if client.metadata.client_name.is_empty() {
+            client.client_id.clone()
+        } else {
+            client.metadata.client_name.clone()
+        })
     }
 
     pub(crate) async fn audit(&self, entry: AuditEntry) {

@@ -385,7 +385,7 @@ impl Provider {
         Ok(response)
     }
 
-    async fn ensure_active(&self, subject: &str) -> Result<crate::claims::Account, EndpointError> {
+    async fn ensure_active(&self, subject: &str) -> Result<std::sync::Arc<crate::claims::Account>, EndpointError> {
         match self.accounts.account(subject).await? {
             Some(a) if a.active => Ok(a),
             _ => Err(OAuthError::invalid_grant("the account is not active").into()),

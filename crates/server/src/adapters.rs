@@ -24,8 +24,8 @@ pub struct DirectoryAdapter {
     pub directory: Directory,
     pub clock: Clock,
     /// Clients and accounts recently read (see [`crate::recent`]); shared by the clones.
-    clients: Arc<RecentCache<Client>>,
-    accounts: Arc<RecentCache<Account>>,
+    clients: Arc<RecentCache<Arc<Client>>>,
+    accounts: Arc<RecentCache<Arc<Account>>>,
 }
 
 impl DirectoryAdapter {
@@ -63,13 +63,13 @@ pub fn client_from_record(record: ClientRecord) -> Option<Client> {
 
 #[async_trait]
 impl ClientRegistry for DirectoryAdapter {
-    async fn get(&self, client_id: &str) -> Result<Option<Client>, RegistryError> {
+    async fn get(&self, client_id: &str) -> Result<Option<Arc<Client>>, RegistryError> {
         let change_count = self.directory.change_count();
         if let Some(client) = self.clients.get(client_id, change_count) {
             return Ok(Some(client));
         }
         let record = self.directory.clients().get(client_id).await.map_err(registry_error)?;
-        let client = record.and_then(client_from_record);
+        let client = record.and_then(client_from_record).map(Arc::new);
         if let Some(c) = &client {
             self.clients.put(client_id, change_count, c.clone());
         }
@@ -79,7 +79,7 @@ impl ClientRegistry for DirectoryAdapter {
 
 #[async_trait]
 impl AccountDirectory for DirectoryAdapter {
-    async fn account(&self, subject: &str) -> Result<Option<Account>, AccountError> {
+    async fn account(&self, subject: &str) -> Result<Option<Arc<Account>>, AccountError> {
         let change_count = self.directory.change_count();
         if let Some(account) = self.accounts.get(subject, change_count) {
             return Ok(Some(account));
@@ -90,14 +90,16 @@ impl AccountDirectory for DirectoryAdapter {
             .get_by_subject(subject)
             .await
             .map_err(|e| AccountError::Unavailable(e.to_string()))?;
-        let account = p.map(|p| Account {
-            active: p.status == AccountStatus::Active,
-            professional_claims: p.psc_claims(),
-            subject: p.subject,
-            given_name: p.given_name,
-            family_name: p.family_name,
-            national_id: p.national_id,
-            email: p.email,
+        let account = p.map(|p| {
+            Arc::new(Account {
+                active: p.status == AccountStatus::Active,
+                professional_claims: p.psc_claims(),
+                subject: p.subject,
+                given_name: p.given_name,
+                family_name: p.family_name,
+                national_id: p.national_id,
+                email: p.email,
+            })
         });
         if let Some(a) = &account {
             self.accounts.put(subject, change_count, a.clone());
