@@ -6,7 +6,7 @@
 //! `authn_methods::push_request`); answers are JSON, errors `{"error", "error_description"}`.
 //! The contract is in docs/authentication.md («Approbation sur téléphone»).
 
-use authn_methods::push::AnswerOutcome;
+use authn_methods::push::{AnswerOutcome, PushApprovals};
 use authn_methods::push_request::DeviceError;
 use axum::Router;
 use axum::body::Bytes;
@@ -54,34 +54,44 @@ fn error(e: DeviceError) -> Response {
     json_response(status, json!({ "error": e.code(), "error_description": description }))
 }
 
-/// The JWS of the body, or a clear refusal.
-fn token(body: &Bytes) -> Result<&str, DeviceError> {
-    let text = std::str::from_utf8(body).map_err(|_| DeviceError::InvalidRequest("the body must be a compact JWS"))?;
-    let text = text.trim();
-    if text.is_empty() || text.split('.').count() != 3 {
-        return Err(DeviceError::InvalidRequest("the body must be a compact JWS"));
-    }
-    Ok(text)
+/// Why a device request is answered before it reaches the push service.
+enum Refusal {
+    /// Push approval is not enabled on this provider.
+    Disabled,
+    /// The body is not a compact JWS.
+    NotAJws,
 }
 
-fn disabled() -> Response {
-    json_response(
-        StatusCode::NOT_FOUND,
-        json!({ "error": "not_found", "error_description": "push approval is not enabled" }),
-    )
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Disabled => json_response(
+                StatusCode::NOT_FOUND,
+                json!({ "error": "not_found", "error_description": "push approval is not enabled" }),
+            ),
+            Refusal::NotAJws => error(DeviceError::InvalidRequest("the body must be a compact JWS")),
+        }
+    }
+}
+
+/// The push service and the JWS of the body.
+fn device_request<'a>(st: &'a LoginState, body: &'a Bytes) -> Result<(&'a PushApprovals, &'a str), Refusal> {
+    let push = st.engine.push().ok_or(Refusal::Disabled)?;
+    let text = std::str::from_utf8(body).map(str::trim).unwrap_or_default();
+    if text.is_empty() || text.split('.').count() != 3 {
+        return Err(Refusal::NotAJws);
+    }
+    Ok((push, text))
 }
 
 /// Enrols a phone: `{"action":"enrol","code":...}` signed with the new key, which rides in the
 /// header's `jwk`. Answers the device id to put in `kid` from now on.
 async fn enrol(State(st): State<LoginState>, body: Bytes) -> Response {
-    let Some(push) = st.engine.push() else {
-        return disabled();
+    let (push, jws) = match device_request(&st, &body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
     };
-    let result = match token(&body) {
-        Ok(t) => push.register_device(t, (st.clock)()).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match push.register_device(jws, (st.clock)()).await {
         Ok(device) => json_response(StatusCode::CREATED, json!({ "device_id": device })),
         Err(e) => error(e),
     }
@@ -89,14 +99,11 @@ async fn enrol(State(st): State<LoginState>, body: Bytes) -> Response {
 
 /// What waits for this phone's approval (`{"action":"list"}`).
 async fn pending(State(st): State<LoginState>, body: Bytes) -> Response {
-    let Some(push) = st.engine.push() else {
-        return disabled();
+    let (push, jws) = match device_request(&st, &body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
     };
-    let result = match token(&body) {
-        Ok(t) => push.pending(t, (st.clock)()).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match push.pending(jws, (st.clock)()).await {
         Ok(list) => json_response(StatusCode::OK, json!({ "challenges": list })),
         Err(e) => error(e),
     }
@@ -106,15 +113,12 @@ async fn pending(State(st): State<LoginState>, body: Bytes) -> Response {
 /// pas moi» has blocked pushes already; here every session of the account ends, and with
 /// them the relying parties are told (back-channel logout) and every token dies.
 async fn answer(State(st): State<LoginState>, body: Bytes) -> Response {
-    let Some(push) = st.engine.push() else {
-        return disabled();
+    let (push, jws) = match device_request(&st, &body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
     };
     let now = (st.clock)();
-    let result = match token(&body) {
-        Ok(t) => push.answer(t, now).await,
-        Err(e) => Err(e),
-    };
-    match result {
+    match push.answer(jws, now).await {
         Ok(AnswerOutcome::Approved) => json_response(StatusCode::OK, json!({ "outcome": "approved" })),
         Ok(AnswerOutcome::Denied { wrong_number }) => {
             json_response(StatusCode::OK, json!({ "outcome": if wrong_number { "wrong_number" } else { "denied" } }))
