@@ -67,11 +67,11 @@ pub fn each<T: Send + Sync + 'static>(items: Vec<T>, make: impl Fn(&T) -> Req + 
 
 /// Accept answers with this status whose body contains `needle` (empty: any body).
 pub fn status_and(status: StatusCode, needle: &'static str) -> Check {
-    Arc::new(move |s, _, body| s == status && (needle.is_empty() || contains(body, needle.as_bytes())))
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+    // memchr's searcher, not a byte-by-byte scan: that cost the load generator's core about
+    // 2 µs per discovery answer (the marker sits 1.5 KiB into it), which at 100,000 answers/s
+    // held the measure back rather than the server.
+    let finder = memchr::memmem::Finder::new(needle);
+    Arc::new(move |s, _, body| s == status && (needle.is_empty() || finder.find(body).is_some()))
 }
 
 /// What a load run gave.
@@ -270,8 +270,11 @@ mod tests {
 
     #[test]
     fn needle_search() {
-        assert!(contains(b"{\"active\":true}", b"\"active\":true"));
-        assert!(!contains(b"{\"active\":false}", b"\"active\":true"));
-        assert!(contains(b"x", b""));
+        let headers = http::HeaderMap::new();
+        let active = status_and(StatusCode::OK, "\"active\":true");
+        assert!(active(StatusCode::OK, &headers, b"{\"active\":true}"));
+        assert!(!active(StatusCode::OK, &headers, b"{\"active\":false}"));
+        assert!(!active(StatusCode::BAD_REQUEST, &headers, b"{\"active\":true}"));
+        assert!(status_and(StatusCode::OK, "")(StatusCode::OK, &headers, b"x"));
     }
 }
