@@ -214,6 +214,13 @@ pub struct Client {
     pub metadata: ClientMetadata,
 }
 
+impl Client {
+    /// The name to show people: the registered name, else the client id.
+    pub fn display_name(&self) -> &str {
+        if self.metadata.client_name.is_empty() { &self.client_id } else { &self.metadata.client_name }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("client registry unavailable: {0}")]

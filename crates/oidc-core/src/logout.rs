@@ -216,9 +216,7 @@ impl Provider {
         let pending = PendingLogout { sid: session.sid.clone(), location, locale };
         let bytes = serde_json::to_vec(&pending).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
         self.store.put(&pending_key(&confirmation), &bytes, CONFIRMATION_TTL).await?;
-        let client_name = client.map(|c| {
-            if c.metadata.client_name.is_empty() { c.client_id.clone() } else { c.metadata.client_name.clone() }
-        });
+        let client_name = client.map(|c| c.display_name().to_owned());
         Ok(EndSessionOutcome::Confirm { locale, confirmation, client_name })
     }
 

@@ -136,11 +136,7 @@ impl Provider {
     /// The name to show people for a client (its registered name, else its id).
     pub async fn client_display_name(&self, client_id: &str) -> Option<String> {
         let client = self.client(client_id).await.ok().flatten()?;
-        Some(if client.metadata.client_name.is_empty() {
-            client.client_id.clone()
-        } else {
-            client.metadata.client_name.clone()
-        })
+        Some(client.display_name().to_owned())
     }
 
     pub(crate) async fn audit(&self, entry: AuditEntry) {

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-// mimalloc rather than glibc's allocator: a token response allocates a few hundred small
-// objects on the runtime's thread and the audit writer frees some on its own; measured on the
+// mimalloc rather than glibc's allocator: requests make many small allocations on the
+// runtime's thread, and the audit writer frees some of them on its own; measured on the
 // bench (docs/benchmarks.md), 5-13 % more code exchanges per core and a few % on every other
 // protocol endpoint. Version 2 of mimalloc is the one measured.
 #[global_allocator]
