@@ -1,4 +1,5 @@
-//! Secrets at rest: AES-256-GCM under the operator's data key, and SHA-256 helpers.
+//! Secrets at rest: AES-256-GCM under the operator's data key, keyed hashes (HMAC-SHA256) under
+//! keys derived from it for one purpose each, and SHA-256 helpers.
 //!
 //! Sealed layout: `version (1 byte) || nonce (12 bytes) || ciphertext || tag (16 bytes)`. The
 //! version byte leaves room for a future algorithm or key rotation without guessing formats.
@@ -6,7 +7,7 @@
 //! (e.g. one's own TOTP seed onto someone else's authenticator) fails to decrypt.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
-use aws_lc_rs::digest;
+use aws_lc_rs::{digest, hkdf, hmac};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -58,6 +59,69 @@ impl DataKey {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The source of this key's purpose keys (see [`SubKeys`]).
+    pub fn sub_keys(&self) -> SubKeys {
+        SubKeys(hkdf::Salt::new(hkdf::HKDF_SHA256, SUBKEY_SALT).extract(&self.0))
+    }
+}
+
+/// Salt of the HKDF extraction: fixed, so that every node derives the same keys from one master key.
+const SUBKEY_SALT: &[u8] = b"caducee-subkeys-v1";
+
+/// Keys derived from the master key (HKDF-SHA256), one per purpose: a keyed hash made for one
+/// use (mail codes, activation codes, the audit chain, identifiers) cannot be replayed as
+/// another, and none of them reveals the master key.
+#[derive(Clone)]
+pub struct SubKeys(hkdf::Prk);
+
+impl SubKeys {
+    /// The keyed hash for `purpose` (a stable label such as `"mail-otp"`).
+    pub fn keyed_hash(&self, purpose: &str) -> KeyedHash {
+        let info = [purpose.as_bytes()];
+        // Expanding 32 bytes of SHA-256 output never exceeds HKDF's limit (255 blocks).
+        let key = match self.0.expand(&info, hmac::HMAC_SHA256) {
+            Ok(okm) => hmac::Key::from(okm),
+            Err(_) => hmac::Key::new(hmac::HMAC_SHA256, purpose.as_bytes()),
+        };
+        KeyedHash(key)
+    }
+}
+
+impl std::fmt::Debug for SubKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubKeys(<redacted>)")
+    }
+}
+
+/// HMAC-SHA256 under a key of one purpose. Whoever reads a stored value without the master key
+/// cannot test guesses against it (a 6-digit code, a national identifier), unlike a bare hash.
+#[derive(Clone)]
+pub struct KeyedHash(hmac::Key);
+
+impl KeyedHash {
+    /// The MAC of `parts`, each length-prefixed so that `("ab", "c")` and `("a", "bc")` differ.
+    pub fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        for part in parts {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    /// [`KeyedHash::tag`] in lower-case hex.
+    pub fn hex(&self, parts: &[&[u8]]) -> String {
+        hex(&self.tag(parts))
+    }
+}
+
+impl std::fmt::Debug for KeyedHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyedHash(<redacted>)")
     }
 }
 
@@ -174,6 +238,20 @@ mod tests {
     #[test]
     fn sha256_known_answer() {
         assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn purpose_keys_are_stable_distinct_and_keyed() {
+        let key = DataKey::from_bytes([3; 32]);
+        let a = key.sub_keys().keyed_hash("mail-otp");
+        let again = DataKey::from_bytes([3; 32]).sub_keys().keyed_hash("mail-otp");
+        assert_eq!(a.hex(&[b"x"]), again.hex(&[b"x"]), "same master key, same purpose: same tag");
+        assert_ne!(a.hex(&[b"x"]), key.sub_keys().keyed_hash("activation").hex(&[b"x"]), "purposes differ");
+        assert_ne!(a.hex(&[b"x"]), DataKey::from_bytes([4; 32]).sub_keys().keyed_hash("mail-otp").hex(&[b"x"]));
+        assert_ne!(a.hex(&[b"ab", b"c"]), a.hex(&[b"a", b"bc"]), "parts are unambiguous");
+        assert_ne!(a.hex(&[b"x"]), sha256_hex(b"x"));
+        assert_eq!(a.hex(&[b"x"]).len(), 64);
+        assert_eq!(format!("{a:?}"), "KeyedHash(<redacted>)");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use sea_orm_migration::MigratorTrait;
 pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRecord, AuditVerification, GENESIS_HASH};
 pub use authenticators::{AuthenticatorRecord, Authenticators, NewAuthenticator};
 pub use clients::{ClientRecord, Clients};
-pub use crypto::{DataKey, sha256_hex};
+pub use crypto::{DataKey, KeyedHash, SubKeys, sha256_hex};
 pub use error::DirectoryError;
 pub use logout_deliveries::{DeliveryQuery, DeliveryStatus, LogoutDeliveries, LogoutDeliveryRecord};
 pub use professionals::{
@@ -70,6 +70,7 @@ pub struct Directory {
 pub(crate) struct Inner {
     pub(crate) db: DatabaseConnection,
     pub(crate) sealer: Sealer,
+    pub(crate) sub_keys: SubKeys,
     pub(crate) audit_writer: audit::AuditWriter,
     /// See [`Directory::change_count`].
     pub(crate) changes: AtomicU64,
@@ -89,6 +90,7 @@ impl Directory {
     /// Fails with `Unavailable` when the database cannot be reached, `Invalid` for other URLs.
     pub async fn connect(database_url: &str, key: DataKey) -> Result<Self, DirectoryError> {
         let sealer = Sealer::new(&key)?;
+        let sub_keys = key.sub_keys();
         drop(key);
 
         let mut opts = ConnectOptions::new(database_url.to_owned());
@@ -131,7 +133,7 @@ impl Directory {
             Some(path) => audit::AuditWriter::for_sqlite_file(&path)?,
             None => audit::AuditWriter::pool(),
         };
-        Ok(Directory { inner: Arc::new(Inner { db, sealer, audit_writer, changes: AtomicU64::new(0) }) })
+        Ok(Directory { inner: Arc::new(Inner { db, sealer, sub_keys, audit_writer, changes: AtomicU64::new(0) }) })
     }
 
     /// Applies pending migrations; a no-op when the schema is current. Safe to run from several
@@ -195,6 +197,12 @@ impl Directory {
 
     pub fn audit(&self) -> AuditLog<'_> {
         AuditLog::new(&self.inner)
+    }
+
+    /// The keyed hash for `purpose`, under a key derived from the master key this directory
+    /// was opened with (the same on every node sharing that key).
+    pub fn keyed_hash(&self, purpose: &str) -> KeyedHash {
+        self.inner.sub_keys.keyed_hash(purpose)
     }
 }
 
