@@ -379,7 +379,8 @@ impl AdminService {
 
     /// Lifts a lockout (and its escalation) on an identifier, existing or not.
     pub async fn reset_lockout(&self, actor: &Actor, national_id: &str) -> Result<(), AdminError> {
-        let identifier = authn_methods::password::normalise_identifier(national_id);
+        let identifier = authn_methods::password::normalise_identifier(national_id)
+            .ok_or_else(|| AdminError::Invalid("this cannot be a national identifier".into()))?;
         self.engine.lockout().reset(&identifier).await.map_err(|e| AdminError::Unavailable(e.to_string()))?;
         let subject = self.directory.professionals().get_by_national_id(&identifier).await?.map(|p| p.subject);
         self.audit(actor, "admin.lockout.reset", subject.as_deref(), serde_json::json!({ "identifier": identifier }))

@@ -9,8 +9,9 @@ use session_store::SessionStore;
 use tokio::time::Instant;
 
 use crate::activation::ActivationCodes;
+use crate::device::DeviceCookies;
 use crate::hardware::{HardwareTokenMethod, Windows};
-use crate::lockout::{Admission, Lockout, LockoutPolicy};
+use crate::lockout::{Admission, AfterFailure, LockScope, Lockout, LockoutPolicy, Source};
 use crate::mail_otp::{MailOtp, SendOutcome};
 use crate::method::{AuthContext, AuthError, AuthMethod, FactorResult, Input, MethodState, Step};
 use crate::password::{PasswordMethod, normalise_identifier};
@@ -27,9 +28,17 @@ pub enum Refusal {
     Locked { retry_after: u64 },
 }
 
+/// A completed login: the result for the protocol, and the browser's new device cookie
+/// ([`crate::device`]), which the page must set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Login {
+    pub result: AuthResult,
+    pub device_cookie: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum LoginAttempt {
-    Success(AuthResult),
+    Success(Login),
     Refused(Refusal),
 }
 
@@ -50,6 +59,9 @@ impl Default for EngineSettings {
 pub struct AuthEngine {
     directory: Directory,
     lockout: Lockout,
+    devices: DeviceCookies,
+    /// Keys the hash under which an identifier with no account is audited.
+    audit_identifiers: directory::KeyedHash,
     policy: Policy,
     first_factor: Arc<dyn AuthMethod>,
     /// Methods that read the form's `otp` field, tried in order for the identified person.
@@ -75,18 +87,25 @@ pub enum PushLogin {
         number: String,
         expires_at: i64,
     },
-    Success(AuthResult),
+    Success(Login),
     /// Refused or «ce n'était pas moi» on the phone, or a wrong number typed there.
     Denied,
     /// No answer in time, or no push started for this login.
     Expired,
 }
 
+/// An attempt on an identifier, from a source, as the lockout counts it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Attempt {
+    identifier: String,
+    source: Source,
+}
+
 /// A login waiting for its push: the password was right, the push is out.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PushWait {
     challenge: String,
-    identifier: String,
+    attempt: Attempt,
     password: FactorResult,
 }
 
@@ -112,7 +131,9 @@ impl AuthEngine {
                 activation.clone(),
             ],
             activation,
-            lockout: Lockout::new(store.clone(), settings.lockout),
+            lockout: Lockout::new(store.clone(), settings.lockout, directory.keyed_hash("lockout-identifier")),
+            devices: DeviceCookies::new(directory.keyed_hash("device-cookie")),
+            audit_identifiers: directory.keyed_hash("audit-identifier"),
             policy: Policy,
             mail_otp: None,
             push: None,
@@ -168,13 +189,13 @@ impl AuthEngine {
         let Some(push) = &self.push else {
             return Ok(PushAttempt::Refused(Refusal::Invalid));
         };
-        let (identifier, factor) = match self.password_first(cx, started, username, password, "push_refused").await? {
+        let (attempt, factor) = match self.password_first(cx, started, username, password, "push_refused").await? {
             Ok(checked) => checked,
             Err(refusal) => return Ok(PushAttempt::Refused(refusal)),
         };
         let sent = push.send(cx, &factor.subject, client_name).await?;
         if let PushSend::Sent { challenge, expires_at, .. } = &sent {
-            let wait = PushWait { challenge: challenge.clone(), identifier, password: factor };
+            let wait = PushWait { challenge: challenge.clone(), attempt, password: factor };
             let bytes = serde_json::to_vec(&wait).map_err(|e| AuthError::Internal(e.to_string()))?;
             let ttl = Duration::from_secs(u64::try_from(expires_at - cx.now).unwrap_or(0).max(1));
             self.store.put(&push_wait_key(&cx.interaction), &bytes, ttl).await?;
@@ -217,12 +238,9 @@ impl AuthEngine {
                 self.store.delete(&key).await?;
                 let subject = wait.password.subject.clone();
                 match self.policy.result(vec![wait.password, second], cx.now) {
-                    Some(result) => {
-                        self.lockout.succeeded(&wait.identifier).await?;
-                        Ok(PushLogin::Success(result))
-                    }
+                    Some(result) => Ok(PushLogin::Success(self.succeeded(cx, &wait.attempt, result).await?)),
                     None => {
-                        self.failed(cx, started, Some(&subject), &wait.identifier).await?;
+                        self.failed(cx, started, Some(&subject), &wait.attempt).await?;
                         Ok(PushLogin::Denied)
                     }
                 }
@@ -231,7 +249,7 @@ impl AuthEngine {
                 // Only the first page to see the refusal counts it.
                 if self.store.take(&key).await?.is_some() {
                     let subject = wait.password.subject.clone();
-                    self.failed(cx, started, Some(&subject), &wait.identifier).await?;
+                    self.failed(cx, started, Some(&subject), &wait.attempt).await?;
                 }
                 Ok(PushLogin::Denied)
             }
@@ -245,8 +263,8 @@ impl AuthEngine {
     /// The identifier and password, first step of every login (the one-form login, and before
     /// an out-of-band step: a mailed code, a push). A failure counts toward the lockout; a right
     /// password does not wipe the count: only a completed login does, so an out-of-band step
-    /// cannot reset the budget of guesses. `locked_event` is audited when the identifier is
-    /// locked.
+    /// cannot reset the budget of guesses. `locked_event` is audited when the attempt is refused
+    /// by the lockout.
     async fn password_first(
         &self,
         cx: &AuthContext,
@@ -254,13 +272,23 @@ impl AuthEngine {
         username: &str,
         password: &str,
         locked_event: &str,
-    ) -> Result<Result<(String, FactorResult), Refusal>, AuthError> {
-        let identifier = normalise_identifier(username);
-        if identifier.is_empty() {
+    ) -> Result<Result<(Attempt, FactorResult), Refusal>, AuthError> {
+        let Some(identifier) = normalise_identifier(username) else {
+            // Nothing that can be an identifier: charged to the address alone, and nothing is
+            // kept of the text (it may be 60 KB, or someone's password typed in the wrong field).
+            let source = Source::Address(cx.address());
+            if let Admission::Locked { retry_after, scope } = self.lockout.admit_source(&source).await? {
+                self.audit(cx, locked_event, None, None, "locked", Some(scope)).await;
+                return Ok(Err(self.pad(started, Refusal::Locked { retry_after }).await));
+            }
+            self.audit(cx, "login_failed", None, None, "malformed_identifier", None).await;
             return Ok(Err(self.pad(started, Refusal::Invalid).await));
-        }
-        if let Admission::Locked { retry_after } = self.lockout.admit(&identifier, cx.now).await? {
-            self.audit(cx, locked_event, None, &identifier, "locked").await;
+        };
+        let attempt = Attempt { source: self.source(cx, &identifier), identifier };
+        if let Admission::Locked { retry_after, scope } =
+            self.lockout.admit(&attempt.identifier, &attempt.source, cx.now).await?
+        {
+            self.audit(cx, locked_event, None, Some(&attempt.identifier), "locked", Some(scope)).await;
             return Ok(Err(self.pad(started, Refusal::Locked { retry_after }).await));
         }
         let first = self
@@ -268,33 +296,49 @@ impl AuthEngine {
             .submit(
                 cx,
                 MethodState::default(),
-                &Input::new().with("username", identifier.clone()).with("password", password),
+                &Input::new().with("username", attempt.identifier.clone()).with("password", password),
             )
             .await?;
         match first {
-            Step::Done(factor) => Ok(Ok((identifier, factor))),
-            _ => Ok(Err(self.failed(cx, started, None, &identifier).await?)),
+            Step::Done(factor) => Ok(Ok((attempt, factor))),
+            _ => Ok(Err(self.failed(cx, started, None, &attempt).await?)),
         }
     }
 
-    /// Counts a failed attempt on `identifier`, audits it, and pads the answer.
+    /// The browser as the lockout sees it: one this identifier signed in with before, or an
+    /// address.
+    fn source(&self, cx: &AuthContext, identifier: &str) -> Source {
+        match self.devices.trusted_nonce(cx.device_cookie.as_deref(), identifier) {
+            Some(nonce) => Source::TrustedDevice(nonce),
+            None => Source::Address(cx.address()),
+        }
+    }
+
+    /// Counts a failed attempt, audits it, and pads the answer.
     async fn failed(
         &self,
         cx: &AuthContext,
         started: Instant,
         subject: Option<&str>,
-        identifier: &str,
+        attempt: &Attempt,
     ) -> Result<Refusal, AuthError> {
-        let locked_until = self.lockout.failed(identifier, cx.now).await?;
-        self.audit(cx, "login_failed", subject, identifier, "invalid_credentials").await;
-        let refusal = match locked_until {
-            Some(until) => {
-                self.audit(cx, "lockout", subject, identifier, "locked").await;
-                Refusal::Locked { retry_after: u64::try_from(until - cx.now).unwrap_or(1).max(1) }
+        let after = self.lockout.failed(&attempt.identifier, &attempt.source, cx.now).await?;
+        self.audit(cx, "login_failed", subject, Some(&attempt.identifier), "invalid_credentials", None).await;
+        let refusal = match after {
+            AfterFailure::Locked { until, scope } => {
+                self.audit(cx, "lockout", subject, Some(&attempt.identifier), "locked", Some(scope)).await;
+                Refusal::Locked { retry_after: u64::try_from(until.saturating_sub(cx.now)).unwrap_or(1).max(1) }
             }
-            None => Refusal::Invalid,
+            AfterFailure::Counted => Refusal::Invalid,
         };
         Ok(self.pad(started, refusal).await)
+    }
+
+    /// A login completed: the attempt's slate is wiped and the browser is remembered.
+    async fn succeeded(&self, cx: &AuthContext, attempt: &Attempt, result: AuthResult) -> Result<Login, AuthError> {
+        self.lockout.succeeded(&attempt.identifier, &attempt.source).await?;
+        let device_cookie = self.devices.after_sign_in(cx.device_cookie.as_deref(), &attempt.identifier);
+        Ok(Login { result, device_cookie })
     }
 
     /// «Envoyer OTP par courriel»: checks the identifier and password (a failure counts toward
@@ -311,11 +355,10 @@ impl AuthEngine {
         let Some(mail) = &self.mail_otp else {
             return Ok(MailOtpAttempt::Refused(Refusal::Invalid));
         };
-        let (identifier, factor) =
-            match self.password_first(cx, started, username, password, "mail_otp_refused").await? {
-                Ok(checked) => checked,
-                Err(refusal) => return Ok(MailOtpAttempt::Refused(refusal)),
-            };
+        let (attempt, factor) = match self.password_first(cx, started, username, password, "mail_otp_refused").await? {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(MailOtpAttempt::Refused(refusal)),
+        };
         let account = self.directory.professionals().get_by_subject(&factor.subject).await?;
         let address = account.and_then(|a| a.email);
         let outcome = mail.send_code(cx, &factor.subject, address.as_deref()).await?;
@@ -324,7 +367,7 @@ impl AuthEngine {
             SendOutcome::NoAddress => "no_address",
             SendOutcome::Throttled { .. } => "throttled",
         };
-        self.audit(cx, "mail_otp", Some(&factor.subject), &identifier, label).await;
+        self.audit(cx, "mail_otp", Some(&factor.subject), Some(&attempt.identifier), label, None).await;
         Ok(MailOtpAttempt::Sent(outcome))
     }
 
@@ -341,7 +384,7 @@ impl AuthEngine {
         otp: &str,
     ) -> Result<LoginAttempt, AuthError> {
         let started = Instant::now();
-        let (identifier, first) = match self.password_first(cx, started, username, password, "login_refused").await? {
+        let (attempt, first) = match self.password_first(cx, started, username, password, "login_refused").await? {
             Ok(checked) => checked,
             Err(refusal) => return Ok(LoginAttempt::Refused(refusal)),
         };
@@ -351,10 +394,9 @@ impl AuthEngine {
             factors.push(second);
         }
         if let Some(result) = self.policy.result(factors, cx.now) {
-            self.lockout.succeeded(&identifier).await?;
-            return Ok(LoginAttempt::Success(result));
+            return Ok(LoginAttempt::Success(self.succeeded(cx, &attempt, result).await?));
         }
-        Ok(LoginAttempt::Refused(self.failed(cx, started, Some(&subject), &identifier).await?))
+        Ok(LoginAttempt::Refused(self.failed(cx, started, Some(&subject), &attempt).await?))
     }
 
     async fn second_factor(
@@ -385,15 +427,39 @@ impl AuthEngine {
         refusal
     }
 
-    async fn audit(&self, cx: &AuthContext, event: &str, subject: Option<&str>, identifier: &str, outcome: &str) {
-        // Refused attempts on an existing account are filed under it, so that the professional
-        // sees them in their wallet (the page never tells the attacker whether it exists).
-        let subject = match subject {
-            Some(s) => Some(s.to_owned()),
-            None => {
-                self.directory.professionals().get_by_national_id(identifier).await.ok().flatten().map(|p| p.subject)
+    /// Audits a login event. The identifier is written as typed only when an account has it
+    /// (the record is then filed under that account, so that the professional sees refused
+    /// attempts in their wallet); an identifier nobody has is written as a keyed hash: enough to
+    /// tell that one stranger tried the same one many times, and no list of what was typed.
+    async fn audit(
+        &self,
+        cx: &AuthContext,
+        event: &str,
+        subject: Option<&str>,
+        identifier: Option<&str>,
+        outcome: &str,
+        scope: Option<LockScope>,
+    ) {
+        let subject = match (subject, identifier) {
+            (Some(s), _) => Some(s.to_owned()),
+            (None, Some(id)) => {
+                self.directory.professionals().get_by_national_id(id).await.ok().flatten().map(|p| p.subject)
             }
+            (None, None) => None,
         };
+        let mut details = serde_json::json!({ "interaction": cx.interaction });
+        match (identifier, &subject) {
+            (Some(id), Some(_)) => details["identifier"] = serde_json::Value::from(id),
+            (Some(id), None) => {
+                let mut hash = self.audit_identifiers.hex(&[id.as_bytes()]);
+                hash.truncate(32);
+                details["identifier_hash"] = serde_json::Value::from(hash);
+            }
+            (None, _) => {}
+        }
+        if let Some(scope) = scope {
+            details["lock"] = serde_json::Value::from(scope.as_str());
+        }
         let record = AuditEvent {
             event: event.to_owned(),
             actor: None,
@@ -401,7 +467,7 @@ impl AuthEngine {
             client_id: None,
             source_ip: cx.source_ip.clone(),
             outcome: outcome.to_owned(),
-            details: serde_json::json!({ "identifier": identifier, "interaction": cx.interaction }),
+            details,
             at: cx.now,
         };
         if let Err(e) = self.directory.audit().append(record).await {

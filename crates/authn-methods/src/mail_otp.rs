@@ -149,7 +149,7 @@ impl MailOtp {
         };
         let s = &self.settings;
         if let Some(ip) = &cx.source_ip {
-            let n = self.store.increment(&format!("mail-otp-ip:{ip}"), s.per_address_window).await?;
+            let n = self.store.increment(&format!("mail-otp-ip:{ip}"), s.per_address_window).await?.value;
             if n > s.per_address_max {
                 return Ok(SendOutcome::Throttled { retry_after: s.per_address_window.as_secs() });
             }
@@ -159,7 +159,7 @@ impl MailOtp {
         {
             return Ok(SendOutcome::Throttled { retry_after: s.min_interval.as_secs().max(1) });
         }
-        let n = self.store.increment(&format!("mail-otp-count:{subject}"), s.per_account_window).await?;
+        let n = self.store.increment(&format!("mail-otp-count:{subject}"), s.per_account_window).await?.value;
         if n > s.per_account_max {
             return Ok(SendOutcome::Throttled { retry_after: s.per_account_window.as_secs() });
         }

@@ -25,12 +25,33 @@ pub enum FactorKind {
 }
 
 /// Where and when a step happens.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AuthContext {
     pub now: i64,
     pub source_ip: Option<String>,
     /// The login interaction this step belongs to (binds challenges to it).
     pub interaction: String,
+    /// The browser's device cookie, as sent ([`crate::device`]).
+    pub device_cookie: Option<String>,
+}
+
+impl AuthContext {
+    /// The source address, when known and well formed.
+    pub fn address(&self) -> Option<std::net::IpAddr> {
+        self.source_ip.as_deref().and_then(|ip| ip.parse().ok())
+    }
+}
+
+impl fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The device cookie vouches for a browser: it stays out of logs.
+        f.debug_struct("AuthContext")
+            .field("now", &self.now)
+            .field("source_ip", &self.source_ip)
+            .field("interaction", &self.interaction)
+            .field("device_cookie", &self.device_cookie.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// What the person submitted, by form field name (see docs/login-ui.md). Debug hides values.

@@ -1,7 +1,8 @@
 //! The password factor: argon2id hashes (OWASP parameters), verified off the async runtime.
 //! Unknown identifiers are checked against a dummy hash so that timing does not reveal them.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -70,6 +71,53 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     hashed.is_ok() && bool::from(computed.as_slice().ct_eq(expected.as_bytes()))
 }
 
+/// How many password checks run right now, the most that ever ran at once, and how many argon2
+/// working areas exist: what the bound on concurrent checks must keep small whatever clients do
+/// (tests read it; a metrics endpoint may later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckStats {
+    /// Checks started since the process began.
+    pub started: usize,
+    pub running: usize,
+    pub peak: usize,
+    pub working_areas: usize,
+    /// The bound: checks that may run at once.
+    pub bound: usize,
+}
+
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+static WORKING_AREAS: AtomicUsize = AtomicUsize::new(0);
+
+pub fn check_stats() -> CheckStats {
+    CheckStats {
+        started: STARTED.load(Ordering::SeqCst),
+        running: RUNNING.load(Ordering::SeqCst),
+        peak: PEAK.load(Ordering::SeqCst),
+        working_areas: WORKING_AREAS.load(Ordering::SeqCst),
+        bound: max_concurrent_checks(),
+    }
+}
+
+/// Counts a check as running for as long as it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Self {
+        STARTED.fetch_add(1, Ordering::SeqCst);
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        PEAK.fetch_max(now, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// argon2's working area (19 MiB at our parameters), reused from one check to the next.
 /// Allocating it for each check costs the page faults of 19 MiB every time, and lets the
 /// allocator keep a freed area in each of its per-thread arenas: hundreds of MiB of resident
@@ -89,13 +137,19 @@ impl WorkingMemory {
             let mut pool = memory_pool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             pool.iter().position(|b| b.len() == blocks).map(|i| pool.swap_remove(i))
         };
-        WorkingMemory { blocks: reused.unwrap_or_else(|| vec![Block::default(); blocks]) }
+        let blocks = reused.unwrap_or_else(|| {
+            WORKING_AREAS.fetch_add(1, Ordering::SeqCst);
+            vec![Block::default(); blocks]
+        });
+        WorkingMemory { blocks }
     }
 
     fn give_back(self) {
         let mut pool = memory_pool().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if pool.len() < max_concurrent_checks() {
             pool.push(self.blocks);
+        } else {
+            WORKING_AREAS.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -106,9 +160,9 @@ impl WorkingMemory {
 /// the work is CPU-bound.
 const CHECKS_PER_CORE: usize = 2;
 
-fn password_checks() -> &'static tokio::sync::Semaphore {
-    static CHECKS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    CHECKS.get_or_init(|| tokio::sync::Semaphore::new(max_concurrent_checks()))
+fn password_checks() -> &'static Arc<tokio::sync::Semaphore> {
+    static CHECKS: OnceLock<Arc<tokio::sync::Semaphore>> = OnceLock::new();
+    CHECKS.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(max_concurrent_checks())))
 }
 
 /// Read once: `available_parallelism` asks the kernel (and may read cgroup files), which has
@@ -122,14 +176,22 @@ fn max_concurrent_checks() -> usize {
 }
 
 /// [`verify_password`] off the async runtime, within the bound on concurrent checks.
+///
+/// The permit goes into the blocking task and is released only when the check ends: if the
+/// request is abandoned meanwhile (the client hung up), the check still runs to its end, and it
+/// must keep its place until then, or clients posting logins and hanging up would run argon2
+/// (and its 19 MiB) without bound.
 pub async fn verify_password_bounded(password: Zeroizing<String>, hash: String) -> Result<bool, AuthError> {
     // The semaphore is never closed, so acquiring only waits.
-    let permit = password_checks().acquire().await.map_err(|e| AuthError::Internal(e.to_string()))?;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|e| AuthError::Internal(e.to_string()))?;
-    drop(permit);
-    Ok(ok)
+    let permit = password_checks().clone().acquire_owned().await.map_err(|e| AuthError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let _running = Running::start();
+        let ok = verify_password(&password, &hash);
+        drop(permit);
+        ok
+    })
+    .await
+    .map_err(|e| AuthError::Internal(e.to_string()))
 }
 
 /// A hash of a random password, computed once, verified when the identifier is unknown.
@@ -143,9 +205,13 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-/// The identifier as typed, normalised the way accounts are stored (national identifiers).
-pub fn normalise_identifier(raw: &str) -> String {
-    raw.trim().to_owned()
+/// The identifier as typed, normalised the way accounts are stored (national identifiers), or
+/// `None` when it cannot be one ([`directory::is_valid_national_id`]): such input is refused
+/// before anything is stored or counted under it, so that no one can grow the store, the
+/// counters or the audit log with it.
+pub fn normalise_identifier(raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    directory::is_valid_national_id(trimmed).then(|| trimmed.to_owned())
 }
 
 pub struct PasswordMethod {
@@ -183,12 +249,10 @@ impl AuthMethod for PasswordMethod {
     }
 
     async fn submit(&self, cx: &AuthContext, _state: MethodState, input: &Input) -> Result<Step, AuthError> {
-        let identifier = normalise_identifier(input.get("username").unwrap_or(""));
         let password = Zeroizing::new(input.get("password").unwrap_or("").to_owned());
-        let account = if identifier.is_empty() || identifier.len() > 64 {
-            None
-        } else {
-            self.directory.professionals().get_by_national_id(&identifier).await?
+        let account = match normalise_identifier(input.get("username").unwrap_or("")) {
+            None => None,
+            Some(identifier) => self.directory.professionals().get_by_national_id(&identifier).await?,
         };
         let (hash, candidate) = match &account {
             Some(p) if p.status == AccountStatus::Active => match &p.password_hash {

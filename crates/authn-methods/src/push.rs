@@ -16,7 +16,7 @@ use std::time::Duration;
 use directory::{AuditEvent, Directory};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
-use session_store::SessionStore;
+use session_store::{Rate, RateLimiter, SessionStore};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
@@ -196,13 +196,26 @@ pub struct PushApprovals {
     directory: Directory,
     store: Arc<dyn SessionStore>,
     settings: PushSettings,
+    /// Pushes sent to one account per window.
+    per_account: RateLimiter,
     /// `{issuer}/push/v1`: the audience of every phone request, and where phones find us.
     endpoint: String,
 }
 
 impl PushApprovals {
     pub fn new(directory: Directory, store: Arc<dyn SessionStore>, issuer: &str, settings: PushSettings) -> Self {
-        PushApprovals { directory, store, settings, endpoint: format!("{}/push/v1", issuer.trim_end_matches('/')) }
+        let per_account = RateLimiter::new(
+            store.clone(),
+            "push-account",
+            Rate::new(settings.per_account_max, settings.per_account_window),
+        );
+        PushApprovals {
+            directory,
+            store,
+            settings,
+            per_account,
+            endpoint: format!("{}/push/v1", issuer.trim_end_matches('/')),
+        }
     }
 
     pub fn settings(&self) -> &PushSettings {
@@ -277,11 +290,10 @@ impl PushApprovals {
         let Some(device) = self.device_of(subject).await? else {
             return Ok(PushSend::NoDevice);
         };
-        let sent = self.store.increment(&format!("push-rate:{subject}"), self.settings.per_account_window).await?;
-        if sent > self.settings.per_account_max {
+        if let Some(retry_after) = self.per_account.hit(subject).await?.retry_after_secs() {
             let details = serde_json::json!({ "interaction": cx.interaction });
             self.audit("push_refused", subject, None, cx.source_ip.as_deref(), "throttled", details, cx.now).await;
-            return Ok(PushSend::Throttled { retry_after: self.settings.per_account_window.as_secs() });
+            return Ok(PushSend::Throttled { retry_after });
         }
         let validity = i64::try_from(self.settings.validity.as_secs()).unwrap_or(60);
         let challenge = Challenge {

@@ -75,15 +75,15 @@ async fn import_assign_and_sign_in_with_a_hotp_token() {
         store,
         EngineSettings { failure_floor: Duration::from_millis(1), ..Default::default() },
     );
-    let cx = AuthContext { now: NOW, source_ip: None, interaction: "ix".into() };
+    let cx = AuthContext { now: NOW, source_ip: None, interaction: "ix".into(), device_cookie: None };
     let code0 = hotp(SEED, 0, 8, HashAlgorithm::Sha1);
     let LoginAttempt::Success(r) =
         engine.password_and_otp(&cx, "899700000011", "a long passphrase", &code0).await.unwrap()
     else {
         panic!("the token's first code signs in");
     };
-    assert!(r.amr.contains(&"hwk".to_owned()) && r.amr.contains(&"otp".to_owned()));
-    assert_eq!(r.acr, "eidas1");
+    assert!(r.result.amr.contains(&"hwk".to_owned()) && r.result.amr.contains(&"otp".to_owned()));
+    assert_eq!(r.result.acr, "eidas1");
     let replay = engine.password_and_otp(&cx, "899700000011", "a long passphrase", &code0).await.unwrap();
     assert!(matches!(replay, LoginAttempt::Refused(_)), "a code is accepted once");
 
@@ -146,7 +146,7 @@ async fn concurrent_submissions_of_one_token_code_let_one_through() {
         let (d, subject, code) = (d.clone(), subject.clone(), code.clone());
         handles.push(tokio::spawn(async move {
             let m = HardwareTokenMethod::new(d, Windows::default());
-            let cx = AuthContext { now: NOW, source_ip: None, interaction: format!("ix{i}") };
+            let cx = AuthContext { now: NOW, source_ip: None, interaction: format!("ix{i}"), device_cookie: None };
             let Step::Continue { state, .. } = m.begin(&cx, Some(&subject)).await.unwrap() else {
                 panic!("the method opens for a token holder");
             };

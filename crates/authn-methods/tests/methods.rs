@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authn_methods::engine::EngineSettings;
-use authn_methods::lockout::{Admission, Lockout, LockoutPolicy};
+use authn_methods::lockout::{Admission, AfterFailure, LockScope, Lockout, LockoutPolicy, Source};
 use authn_methods::totp::{self, TotpParams};
 use authn_methods::{AuthContext, AuthEngine, LoginAttempt, Refusal};
 use directory::{DataKey, Directory, NewProfessional};
@@ -38,7 +38,7 @@ async fn professional(d: &Directory, national_id: &str, password: &str) -> Strin
 }
 
 fn cx(now: i64) -> AuthContext {
-    AuthContext { now, source_ip: Some("192.0.2.1".into()), interaction: "ix".into() }
+    AuthContext { now, source_ip: Some("192.0.2.1".into()), interaction: "ix".into(), device_cookie: None }
 }
 
 #[tokio::test]
@@ -94,33 +94,122 @@ async fn pending_enrolment_activates_with_its_first_correct_code() {
     assert!(d.authenticators().get(&e.authenticator.id).await.unwrap().unwrap().active);
 }
 
-#[tokio::test]
-async fn lockouts_escalate_and_success_wipes_the_slate() {
+fn lockout(policy: LockoutPolicy) -> Lockout {
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    Lockout::new(store, policy, DataKey::from_bytes([9; 32]).sub_keys().keyed_hash("lockout-identifier"))
+}
+
+fn from(ip: &str) -> Source {
+    Source::Address(Some(ip.parse().unwrap()))
+}
+
+fn locked(until: i64) -> AfterFailure {
+    AfterFailure::Locked { until, scope: LockScope::Pair }
+}
+
+#[tokio::test]
+async fn lockouts_escalate_per_source_and_success_wipes_the_slate() {
     let policy = LockoutPolicy { max_failures: 3, base_delay: Duration::from_secs(1), ..LockoutPolicy::default() };
-    let lock = Lockout::new(store, policy);
+    let lock = lockout(policy);
+    let a = from("192.0.2.1");
     for _ in 0..2 {
-        assert_eq!(lock.admit("id", NOW).await.unwrap(), Admission::Allowed);
-        assert_eq!(lock.failed("id", NOW).await.unwrap(), None);
+        assert_eq!(lock.admit("id", &a, NOW).await.unwrap(), Admission::Allowed);
+        assert_eq!(lock.failed("id", &a, NOW).await.unwrap(), AfterFailure::Counted);
     }
-    assert_eq!(lock.admit("id", NOW).await.unwrap(), Admission::Allowed);
-    assert_eq!(lock.failed("id", NOW).await.unwrap(), Some(NOW + 1), "third failure: locked for the base delay");
-    assert_eq!(lock.admit("id", NOW).await.unwrap(), Admission::Locked { retry_after: 1 });
+    assert_eq!(lock.admit("id", &a, NOW).await.unwrap(), Admission::Allowed);
+    assert_eq!(lock.failed("id", &a, NOW).await.unwrap(), locked(NOW + 1), "third failure: locked for the base delay");
+    assert_eq!(lock.admit("id", &a, NOW).await.unwrap(), Admission::Locked { retry_after: 1, scope: LockScope::Pair });
     // The lock lives in the store for its real duration; once it is gone, the next one lasts
     // twice as long.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     for _ in 0..3 {
-        lock.admit("id", NOW + 100).await.unwrap();
+        lock.admit("id", &a, NOW + 100).await.unwrap();
     }
-    assert_eq!(lock.failed("id", NOW + 100).await.unwrap(), Some(NOW + 102));
-    // A success forgets the failures and the escalation.
+    assert_eq!(lock.failed("id", &a, NOW + 100).await.unwrap(), locked(NOW + 102));
+    // An administrator lifts it; a success forgets the failures and the escalation.
     lock.reset("id").await.unwrap();
-    lock.admit("id", NOW + 300).await.unwrap();
-    lock.succeeded("id").await.unwrap();
+    assert_eq!(lock.admit("id", &a, NOW + 100).await.unwrap(), Admission::Allowed, "lifted at once");
+    lock.succeeded("id", &a).await.unwrap();
     for _ in 0..3 {
-        lock.admit("id", NOW + 400).await.unwrap();
+        lock.admit("id", &a, NOW + 400).await.unwrap();
     }
-    assert_eq!(lock.failed("id", NOW + 400).await.unwrap(), Some(NOW + 401), "back to the base delay");
+    assert_eq!(lock.failed("id", &a, NOW + 400).await.unwrap(), locked(NOW + 401), "back to the base delay");
+}
+
+/// Item 3 at the level of the rules: failures from one address lock that address out of the
+/// identifier, not the identifier; a browser that signed in before is counted on its own; the
+/// identifier-wide spacing never passes its cap; an address spraying identifiers is stopped.
+#[tokio::test]
+async fn item_3_lockout_is_per_source_and_bounded_per_identifier() {
+    let policy = LockoutPolicy {
+        identifier_delay_after: 8,
+        identifier_base_delay: Duration::from_secs(5),
+        identifier_max_delay: Duration::from_secs(120),
+        address_max_attempts: 12,
+        ..LockoutPolicy::default()
+    };
+    let lock = lockout(policy);
+    let attacker = from("203.0.113.66");
+    for _ in 0..4 {
+        assert_eq!(lock.admit("899700000001", &attacker, NOW).await.unwrap(), Admission::Allowed);
+        assert_eq!(lock.failed("899700000001", &attacker, NOW).await.unwrap(), AfterFailure::Counted);
+    }
+    lock.admit("899700000001", &attacker, NOW).await.unwrap();
+    assert_eq!(lock.failed("899700000001", &attacker, NOW).await.unwrap(), locked(NOW + 60));
+    assert!(matches!(lock.admit("899700000001", &attacker, NOW).await.unwrap(), Admission::Locked { .. }));
+    // The professional, elsewhere or in their own browser, is not locked out.
+    assert_eq!(lock.admit("899700000001", &from("198.51.100.7"), NOW).await.unwrap(), Admission::Allowed);
+    let device = Source::TrustedDevice("n0nce".into());
+    assert_eq!(lock.admit("899700000001", &device, NOW).await.unwrap(), Admission::Allowed);
+
+    // Many addresses: past `identifier_delay_after` failures, each failing address waits, the
+    // wait doubles, and never passes the cap; a new address never waits for the others.
+    let mut longest = 0;
+    for i in 0..30 {
+        let bot = from(&format!("198.18.0.{i}"));
+        assert_eq!(lock.admit("899700000001", &bot, NOW).await.unwrap(), Admission::Allowed, "bot {i} first try");
+        match lock.failed("899700000001", &bot, NOW).await.unwrap() {
+            AfterFailure::Locked { until, scope: LockScope::Spacing } => {
+                longest = longest.max(until - NOW);
+                assert!(matches!(
+                    lock.admit("899700000001", &bot, NOW).await.unwrap(),
+                    Admission::Locked { scope: LockScope::Spacing, .. }
+                ));
+            }
+            AfterFailure::Counted => assert!(i < 3, "spaced once the identifier took 8 failures (bot {i})"),
+            other => panic!("bot {i}: {other:?}"),
+        }
+    }
+    assert_eq!(longest, 120, "the spacing reaches its cap and stays there");
+    // The trusted browser is not spaced out by strangers' failures.
+    assert_eq!(lock.failed("899700000001", &device, NOW).await.unwrap(), AfterFailure::Counted);
+    assert_eq!(lock.admit("899700000001", &device, NOW).await.unwrap(), Admission::Allowed);
+
+    // Password spraying from one address: many identifiers, stopped by the address limit.
+    let sprayer = from("2001:db8:5:6::1");
+    let mut refused_at = None;
+    for i in 0..20 {
+        let id = format!("8997000001{i:02}");
+        let other_in_64 = from(&format!("2001:db8:5:6::{:x}", i + 100));
+        let source = if i % 2 == 0 { &sprayer } else { &other_in_64 };
+        match lock.admit(&id, source, NOW).await.unwrap() {
+            Admission::Allowed => {
+                lock.failed(&id, source, NOW).await.unwrap();
+            }
+            Admission::Locked { scope, .. } => {
+                assert_eq!(scope, LockScope::Address);
+                refused_at = Some(i);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused_at, Some(12), "the whole /64 shares one budget of 12");
+    // A success is not charged to the address.
+    let office = from("192.0.2.50");
+    for _ in 0..40 {
+        assert_eq!(lock.admit("899700000009", &office, NOW).await.unwrap(), Admission::Allowed);
+        lock.succeeded("899700000009", &office).await.unwrap();
+    }
 }
 
 #[tokio::test]
@@ -140,11 +229,12 @@ async fn the_engine_combines_password_and_totp_into_eidas1() {
     let no_otp = engine.password_and_otp(&cx(NOW), "899700000004", "a long passphrase", "").await.unwrap();
     assert_eq!(no_otp, LoginAttempt::Refused(Refusal::Invalid));
 
-    let LoginAttempt::Success(result) =
+    let LoginAttempt::Success(login) =
         engine.password_and_otp(&cx(NOW), " 899700000004 ", "a long passphrase", &code).await.unwrap()
     else {
         panic!("right password and code must succeed");
     };
+    let result = login.result;
     assert_eq!(result.subject, subject);
     assert_eq!(result.acr, "eidas1");
     assert_eq!(result.amr, vec!["pwd", "otp", "mfa"]);
@@ -158,4 +248,34 @@ async fn the_engine_combines_password_and_totp_into_eidas1() {
         .unwrap();
     assert_eq!(events.len(), 3);
     assert!(!events.iter().any(|e| e.details.to_string().contains("passphrase")));
+    // An identifier nobody has is kept as a keyed hash only; an account's as typed.
+    assert!(!events.iter().any(|e| e.details.to_string().contains("899799999999")));
+    assert_eq!(events.iter().filter(|e| e.details.get("identifier_hash").is_some()).count(), 1);
+    assert_eq!(events.iter().filter(|e| e.details["identifier"] == "899700000004").count(), 2);
+}
+
+/// Item 2: what cannot be an identifier (too long, a character no national identifier has) is
+/// refused with the same answer as a wrong password, and nothing of it is stored: no counter, no
+/// audit text. It is charged to the address, so that it cannot be sent without bound either.
+#[tokio::test]
+async fn item_2_identifiers_that_cannot_be_one_are_refused_before_anything_is_stored() {
+    let (d, _t) = directory().await;
+    professional(&d, "899700000005", "a long passphrase").await;
+    let store = Arc::new(MemoryStore::new());
+    let settings = EngineSettings { failure_floor: Duration::from_millis(1), ..EngineSettings::default() };
+    let engine = AuthEngine::new(d.clone(), store.clone(), settings);
+    let long = "8".repeat(60_000);
+    let before = store.used_bytes();
+    for bad in [long.as_str(), "8997 00000005", "<script>", "899700000005\u{0}", "é"] {
+        let answer = engine.password_and_otp(&cx(NOW), bad, "a long passphrase", "000000").await.unwrap();
+        assert_eq!(answer, LoginAttempt::Refused(Refusal::Invalid), "{}", bad.chars().take(20).collect::<String>());
+    }
+    assert!(store.used_bytes() - before < 512, "only the address counter: {}", store.used_bytes() - before);
+    let events = d.audit().query(directory::AuditQuery::default()).await.unwrap();
+    assert_eq!(events.len(), 5);
+    for e in &events {
+        assert_eq!(e.outcome, "malformed_identifier");
+        assert!(e.details.get("identifier").is_none() && e.details.get("identifier_hash").is_none());
+        assert!(e.details.to_string().len() < 100, "{}", e.details);
+    }
 }

@@ -44,7 +44,8 @@ pub use crypto::{DataKey, KeyedHash, SubKeys, sha256_hex};
 pub use error::DirectoryError;
 pub use logout_deliveries::{DeliveryQuery, DeliveryStatus, LogoutDeliveries, LogoutDeliveryRecord};
 pub use professionals::{
-    AccountStatus, Activity, NewProfessional, OtherId, Practice, Professional, ProfessionalUpdate, Professionals,
+    AccountStatus, Activity, MAX_NATIONAL_ID_LEN, NewProfessional, OtherId, Practice, Professional, ProfessionalUpdate,
+    Professionals, is_valid_national_id,
 };
 pub use push_blocks::{PushBlock, PushBlocks};
 pub use refresh_tokens::{ConsumeOutcome, RefreshTokenRecord, RefreshTokens};

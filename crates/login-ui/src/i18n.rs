@@ -234,6 +234,13 @@ pub fn page_error(locale: Locale, error: PageError) -> &'static str {
             }
         }
         PageError::Unavailable => texts(locale).unavailable,
+        PageError::TooManyRequests => {
+            if fr {
+                "Trop de demandes de connexion depuis ce navigateur ou cette adresse. Réessayez dans quelques minutes."
+            } else {
+                "Too many sign-in requests from this browser or address. Please try again in a few minutes."
+            }
+        }
         PageError::Internal => {
             if fr {
                 "Une erreur interne est survenue."

@@ -18,12 +18,11 @@ mod wallet_texts;
 
 use std::sync::Arc;
 
+use authn_methods::device::{DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_SECS};
 use authn_methods::enrolment::Enrolment;
 use authn_methods::mail_otp::SendOutcome;
 use authn_methods::push::PushSend;
-use authn_methods::{
-    AuthContext, AuthEngine, AuthResult, LoginAttempt, MailOtpAttempt, PushAttempt, PushLogin, Refusal,
-};
+use authn_methods::{AuthContext, AuthEngine, Login, LoginAttempt, MailOtpAttempt, PushAttempt, PushLogin, Refusal};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -212,7 +211,12 @@ async fn submit_login(
         };
     }
 
-    let cx = AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone() };
+    let cx = AuthContext {
+        now,
+        source_ip: origin.source_ip.clone(),
+        interaction: id.clone(),
+        device_cookie: device_cookie(&headers),
+    };
     if form.action.as_deref() == Some("send_mail_otp") {
         return send_mail_otp(&st, &interaction, &id, locale, &cx, &form).await;
     }
@@ -225,8 +229,8 @@ async fn submit_login(
     let attempt = st.engine.password_and_otp(&cx, &form.username, &form.password, &form.otp).await;
     let t = texts(locale);
     let refusal = match attempt {
-        Ok(LoginAttempt::Success(result)) => {
-            return complete_login(&st, &id, &cookies, &origin, result, locale).await;
+        Ok(LoginAttempt::Success(login)) => {
+            return complete_login(&st, &id, &cookies, &origin, login, locale).await;
         }
         Ok(LoginAttempt::Refused(r)) => r,
         Err(e) => {
@@ -250,13 +254,38 @@ async fn submit_login(
     r
 }
 
-/// Hands a successful authentication to the protocol, which redirects to the relying party.
+/// The browser's device cookie ([`authn_methods::device`]), if it sent one.
+fn device_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| cookie::Cookie::split_parse(v).flatten())
+        .find(|c| c.name() == DEVICE_COOKIE)
+        .map(|c| c.value().to_owned())
+}
+
+/// The device cookie to set after a sign-in: sent back to the login pages only, never readable
+/// by scripts, kept half a year.
+fn set_device_cookie(r: &mut Response, value: String, secure: bool) {
+    let c = cookie::Cookie::build((DEVICE_COOKIE, value))
+        .path(INTERACTION_PATH)
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(DEVICE_COOKIE_MAX_AGE_SECS))
+        .build();
+    cookies::set(r.headers_mut(), &c);
+}
+
+/// Hands a successful authentication to the protocol, which redirects to the relying party, and
+/// remembers the browser.
 async fn complete_login(
     st: &LoginState,
     id: &str,
     cookies: &oidc_core::flow::BrowserCookies,
     origin: &RequestOrigin,
-    result: AuthResult,
+    Login { result, device_cookie }: Login,
     locale: Locale,
 ) -> Response {
     let login = LoginResult {
@@ -267,9 +296,12 @@ async fn complete_login(
         methods: result.factors.iter().map(|f| f.method.clone()).collect(),
     };
     // `now` is read again: the engine may have taken a while (argon2, padding).
+    let secure = st.provider.config().secure_cookies;
     match st.provider.finish_interaction(id, cookies, &login, origin, (st.clock)()).await {
         Ok(outcome) => {
-            redirect(&outcome.location, outcome.session_cookie.as_deref(), st.provider.config().secure_cookies)
+            let mut r = redirect(&outcome.location, outcome.session_cookie.as_deref(), secure);
+            set_device_cookie(&mut r, device_cookie, secure);
+            r
         }
         Err(e) => interaction_error(locale, e),
     }
@@ -465,7 +497,7 @@ async fn check_push(
         Ok(PushLogin::Waiting { number, expires_at }) => {
             return push_wait_page(interaction, id, locale, &number, expires_at);
         }
-        Ok(PushLogin::Success(result)) => return complete_login(st, id, cookies, origin, result, locale).await,
+        Ok(PushLogin::Success(login)) => return complete_login(st, id, cookies, origin, login, locale).await,
         Ok(PushLogin::Denied) => t.push_denied,
         Ok(PushLogin::Expired) => t.push_expired,
         Err(e) => {
@@ -490,7 +522,8 @@ async fn push_state(
     let browser = jar.browser_cookies().browser;
     let waiting = match st.provider.interaction(&id, browser.as_deref(), now).await {
         Ok(_) => {
-            let cx = AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone() };
+            let cx =
+                AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone(), device_cookie: None };
             match st.engine.push_waiting(&cx).await {
                 Ok(w) => w,
                 Err(e) => {

@@ -97,6 +97,8 @@ pub enum PageError {
     Forbidden,
     /// A dependency is down: the provider refuses logins (fail closed).
     Unavailable,
+    /// Too many sign-ins started from this address or browser lately (429, `Retry-After`).
+    TooManyRequests,
     Internal,
 }
 
@@ -107,7 +109,10 @@ pub enum Rejection {
     Redirect { redirect_uri: String, state: Option<String>, error: OAuthError },
 }
 
-const MAX_PARAM_LEN: usize = 2048;
+/// Longest value of a parameter kept with a login (state, nonce, login_hint...): every
+/// `/authorize` that needs a login stores them for the interaction's life, so what a stranger can
+/// make the provider hold must stay small. 512 bytes is far above what relying parties send.
+pub const MAX_PARAM_LEN: usize = 512;
 const PKCE_METHOD_S256: &str = "S256";
 
 /// Step 1: who is asking and where may we answer? Without a known client and one of its

@@ -1,5 +1,8 @@
 //! Protocol settings: issuer, lifetimes, supported assurance levels.
 
+use std::time::Duration;
+
+use session_store::Rate;
 use url::Url;
 
 use crate::keys::SigningAlg;
@@ -29,6 +32,10 @@ pub struct ProviderConfig {
     pub access_token_alg: SigningAlg,
     /// How far in the future a client assertion's `exp` may be (seconds).
     pub max_assertion_lifetime: i64,
+    /// Login interactions a source address (its /64 for IPv6) may start...
+    pub interactions_per_address: Rate,
+    /// ...and a browser (its `caducee_browser` cookie).
+    pub interactions_per_browser: Rate,
 }
 
 impl ProviderConfig {
@@ -49,6 +56,8 @@ impl ProviderConfig {
             max_assertion_lifetime: 300,
             access_token_alg: SigningAlg::ES256,
             reachable_acr: None,
+            interactions_per_address: Rate::new(300, Duration::from_secs(600)),
+            interactions_per_browser: Rate::new(30, Duration::from_secs(600)),
         })
     }
 

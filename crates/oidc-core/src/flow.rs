@@ -10,6 +10,7 @@ use crate::error::{ErrorCode, OAuthError, ProviderError};
 use crate::provider::{AuditEntry, Provider};
 use crate::session::{LoginResult, RequestOrigin, SsoSession};
 use crate::util::{constant_time_eq, random_token, sha256_b64};
+use session_store::Verdict;
 
 /// Where the login pages live; the interaction id follows.
 pub const INTERACTION_PATH: &str = "/interaction";
@@ -32,6 +33,9 @@ pub enum AuthorizeOutcome {
     Login { location: String, browser_cookie: Option<String> },
     /// An error shown to the person (nothing may be redirected).
     Page(PageError, Locale),
+    /// Too many logins started from this address or browser: 429, come back in `retry_after`
+    /// seconds. Nothing was stored.
+    TooManyRequests { retry_after: u64, locale: Locale },
 }
 
 /// A login in progress, kept in the store until it succeeds, is cancelled, or expires.
@@ -235,6 +239,9 @@ impl Provider {
                 (b.clone(), Some(b))
             }
         };
+        if let Some(retry_after) = self.interaction_refused(origin, &browser).await? {
+            return Ok(AuthorizeOutcome::TooManyRequests { retry_after, locale: request.locale });
+        }
         let interaction = Interaction {
             id: random_token(),
             required_acr: required_rank.and_then(|r| self.config.acr_levels.get(r).cloned()),
@@ -254,6 +261,36 @@ impl Provider {
             location: format!("{INTERACTION_PATH}/{}", interaction.id),
             browser_cookie: new_browser_cookie,
         })
+    }
+
+    /// Whether this browser or this address has started too many logins lately: each stores an
+    /// interaction for its whole life, so a stranger must not be able to make the provider hold
+    /// them without bound. Returns the seconds to wait. Checked by browser first, so that one
+    /// busy browser does not spend the budget of a shared address (a hospital behind one
+    /// gateway); a client that drops its cookie gets a new one each time, and meets the
+    /// address limit.
+    async fn interaction_refused(&self, origin: &RequestOrigin, browser: &str) -> Result<Option<u64>, ProviderError> {
+        let mut limit = "browser";
+        let mut verdict = self.interactions_per_browser.hit(&sha256_b64(browser.as_bytes())).await?;
+        if verdict.is_allowed() {
+            limit = "address";
+            let address = origin
+                .source_ip
+                .as_deref()
+                .and_then(|ip| ip.parse().ok())
+                .map_or_else(|| "unknown".to_owned(), session_store::address_subject);
+            verdict = self.interactions_per_address.hit(&address).await?;
+        }
+        if let Verdict::Limited { first: true, .. } = verdict {
+            // Once per window: a record for every refused request would let them grow the log.
+            self.audit(
+                AuditEntry::new("interaction_limit", "refused")
+                    .ip(origin.source_ip.clone())
+                    .details(serde_json::json!({ "limit": limit })),
+            )
+            .await;
+        }
+        Ok(verdict.retry_after_secs())
     }
 
     async fn account_is_active(&self, subject: &str) -> Result<bool, ProviderError> {

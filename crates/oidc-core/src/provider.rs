@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use session_store::SessionStore;
+use session_store::{RateLimiter, SessionStore};
 
 use crate::backchannel::Notifier;
 use crate::claims::AccountDirectory;
@@ -85,6 +85,9 @@ pub struct Provider {
     pub(crate) discovery: Arc<str>,
     /// Access tokens whose signature was checked lately (userinfo, introspection).
     pub(crate) verified: crate::verified::VerifiedTokens,
+    /// Login interactions started per source address and per browser.
+    pub(crate) interactions_per_address: RateLimiter,
+    pub(crate) interactions_per_browser: RateLimiter,
 }
 
 impl Provider {
@@ -93,6 +96,16 @@ impl Provider {
             .map_err(|e| ProviderError::Corrupt(format!("discovery document: {e}")))?;
         Ok(Provider {
             sessions: Sessions::new(deps.store.clone(), deps.config.session_ttl),
+            interactions_per_address: RateLimiter::new(
+                deps.store.clone(),
+                "interaction-address",
+                deps.config.interactions_per_address,
+            ),
+            interactions_per_browser: RateLimiter::new(
+                deps.store.clone(),
+                "interaction-browser",
+                deps.config.interactions_per_browser,
+            ),
             discovery: Arc::from(discovery),
             verified: Default::default(),
             config: deps.config,

@@ -137,7 +137,8 @@ pub async fn open_directory(config: &Config) -> Result<Directory, BuildError> {
 /// Opens the session store the configuration names: Redis when `redis_url` is set, else in process.
 pub fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, BuildError> {
     if config.redis_url.is_empty() {
-        return Ok(Arc::new(MemoryStore::new()));
+        let bytes = usize::try_from(config.session.memory_limit_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
+        return Ok(Arc::new(MemoryStore::with_capacity(bytes)));
     }
     // Lazy: a node may start while Redis is down; it refuses logins until Redis answers.
     let store = RedisStore::connect_lazy(&config.redis_url)?.with_prefix(config.redis_prefix.clone());
@@ -280,6 +281,12 @@ impl App {
                 window: Duration::from_secs(login.failure_window),
                 base_delay: Duration::from_secs(login.base_lock),
                 max_delay: Duration::from_secs(login.max_lock),
+                identifier_delay_after: login.identifier_delay_after,
+                identifier_window: Duration::from_secs(login.identifier_window),
+                identifier_base_delay: Duration::from_secs(login.identifier_base_delay),
+                identifier_max_delay: Duration::from_secs(login.identifier_max_delay),
+                address_max_attempts: login.address_max_attempts,
+                address_window: Duration::from_secs(login.address_window),
                 ..LockoutPolicy::default()
             },
             failure_floor: Duration::from_millis(login.failure_floor_ms),

@@ -92,18 +92,37 @@ pub struct SessionSettings {
     pub ttl: i64,
     /// Seconds a person has to finish logging in.
     pub interaction_ttl: i64,
+    /// Logins a source address (its /64 for IPv6) may start per `interaction_limit_window`...
+    pub max_interactions_per_address: u64,
+    /// ...and a browser (its `caducee_browser` cookie).
+    pub max_interactions_per_browser: u64,
+    pub interaction_limit_window: u64,
+    /// Most memory (MiB) the in-process session store may hold (embedded default, no Redis).
+    pub memory_limit_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginSettings {
-    /// Failures allowed before an identifier is locked.
+    /// Failures of one identifier from one source (an address, or a browser it signed in with)
+    /// before that source is locked out of it.
     pub max_failures: u64,
     /// Seconds over which failures are counted.
     pub failure_window: u64,
     /// Seconds of the first lock; each further one doubles, up to `max_lock`.
     pub base_lock: u64,
     pub max_lock: u64,
+    /// Failures on one identifier, from any sources, within `identifier_window` seconds, after
+    /// which each failing untrusted source waits before its next attempt on it: from
+    /// `identifier_base_delay` seconds, doubling up to `identifier_max_delay`.
+    pub identifier_delay_after: u64,
+    pub identifier_window: u64,
+    pub identifier_base_delay: u64,
+    pub identifier_max_delay: u64,
+    /// Attempts that did not succeed from one address (/64 for IPv6), any identifiers, per
+    /// `address_window` seconds (password spraying).
+    pub address_max_attempts: u64,
+    pub address_window: u64,
     /// Failed attempts take at least this many milliseconds.
     pub failure_floor_ms: u64,
     /// Name shown in authenticator apps.
@@ -155,12 +174,25 @@ impl Default for Config {
                 refresh_token_ttl: 8 * 3600,
                 access_token_alg: "ES256".into(),
             },
-            session: SessionSettings { ttl: 12 * 3600, interaction_ttl: 15 * 60 },
+            session: SessionSettings {
+                ttl: 12 * 3600,
+                interaction_ttl: 15 * 60,
+                max_interactions_per_address: 300,
+                max_interactions_per_browser: 30,
+                interaction_limit_window: 600,
+                memory_limit_mb: 512,
+            },
             login: LoginSettings {
                 max_failures: 5,
                 failure_window: 15 * 60,
                 base_lock: 60,
-                max_lock: 24 * 3600,
+                max_lock: 3600,
+                identifier_delay_after: 10,
+                identifier_window: 3600,
+                identifier_base_delay: 5,
+                identifier_max_delay: 300,
+                address_max_attempts: 30,
+                address_window: 15 * 60,
                 failure_floor_ms: 300,
                 totp_issuer: "Caducée".into(),
             },
@@ -274,10 +306,23 @@ impl Config {
         if self.login.max_failures == 0 {
             return Err(ConfigError::Invalid("login.max_failures must be at least 1".into()));
         }
+        if self.login.identifier_max_delay > 900 {
+            return Err(ConfigError::Invalid(
+                "login.identifier_max_delay is at most 900 seconds: it holds the professional off too".into(),
+            ));
+        }
         for (name, v) in [
             ("login.failure_window", self.login.failure_window),
             ("login.base_lock", self.login.base_lock),
             ("login.max_lock", self.login.max_lock),
+            ("login.identifier_delay_after", self.login.identifier_delay_after),
+            ("login.identifier_window", self.login.identifier_window),
+            ("login.address_max_attempts", self.login.address_max_attempts),
+            ("login.address_window", self.login.address_window),
+            ("session.max_interactions_per_address", self.session.max_interactions_per_address),
+            ("session.max_interactions_per_browser", self.session.max_interactions_per_browser),
+            ("session.interaction_limit_window", self.session.interaction_limit_window),
+            ("session.memory_limit_mb", self.session.memory_limit_mb),
             ("mail.account_window", self.mail.account_window),
             ("mail.address_window", self.mail.address_window),
             ("mail.max_per_address", self.mail.max_per_address),
@@ -308,6 +353,9 @@ impl Config {
         p.refresh_token_ttl = self.tokens.refresh_token_ttl;
         p.session_ttl = self.session.ttl;
         p.interaction_ttl = self.session.interaction_ttl;
+        let window = std::time::Duration::from_secs(self.session.interaction_limit_window);
+        p.interactions_per_address = session_store::Rate::new(self.session.max_interactions_per_address, window);
+        p.interactions_per_browser = session_store::Rate::new(self.session.max_interactions_per_browser, window);
         p.access_token_alg = oidc_core::keys::SigningAlg::parse(&self.tokens.access_token_alg)
             .ok_or_else(|| ConfigError::Invalid("tokens.access_token_alg".into()))?;
         Ok(p)

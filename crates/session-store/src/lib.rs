@@ -11,6 +11,7 @@
 //!
 //! Must not depend on any other crate of the workspace.
 
+mod limit;
 mod memory;
 mod redis_backend;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use limit::{Rate, RateLimiter, Verdict, address_subject};
 pub use memory::MemoryStore;
 pub use redis_backend::RedisStore;
 
@@ -30,9 +32,21 @@ pub enum StoreError {
     /// The arguments cannot be honoured (for example a zero time to live).
     #[error("invalid session store request: {0}")]
     Invalid(&'static str),
+    /// The in-process store holds as much as it may (its memory bound): nothing new is stored
+    /// until entries expire. Callers fail closed, as when the store is unavailable.
+    #[error("the in-process session store is full")]
+    Full,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A counter after an increment: its value, and how long its window still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter {
+    pub value: u64,
+    /// Time left until the counter expires (and the count starts again from zero).
+    pub resets_in: Duration,
+}
 
 /// Short-lived key/value state with expiry and atomic single-use operations.
 ///
@@ -68,10 +82,16 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes `key`. Returns whether something was removed.
     async fn delete(&self, key: &str) -> StoreResult<bool>;
 
-    /// Atomically increments the counter under `key` and returns its new value. A counter that did
-    /// not exist starts at 1 and expires after `ttl`; incrementing does not extend its life, so a
-    /// window opened by the first increment closes on time.
-    async fn increment(&self, key: &str, ttl: Duration) -> StoreResult<u64>;
+    /// Atomically increments the counter under `key` and returns its new value with the time its
+    /// window has left. A counter that did not exist starts at 1 and expires after `ttl`;
+    /// incrementing does not extend its life, so a window opened by the first increment closes
+    /// on time.
+    async fn increment(&self, key: &str, ttl: Duration) -> StoreResult<Counter>;
+
+    /// Atomically decrements the counter under `key` if it exists and is above zero (its window
+    /// is unchanged); does nothing otherwise. Takes back an increment that turned out not to
+    /// count (an attempt that succeeded).
+    async fn decrement(&self, key: &str) -> StoreResult<()>;
 
     /// Adds `member` to the set under `key` and sets the set's time to live to `ttl`.
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()>;

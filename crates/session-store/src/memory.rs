@@ -6,22 +6,36 @@
 //! and released without awaiting in between: that is what makes `take`, `swap_existing`,
 //! `compare_and_swap` and `increment` atomic. Expired entries are invisible at once, removed when
 //! touched, and swept periodically by a background task so that abandoned ones do not pile up.
+//!
+//! The store may be given a memory bound ([`MemoryStore::with_capacity`]): the bytes of every
+//! key and value, plus a fixed allowance per entry, are counted; a write that would pass the
+//! bound first sweeps its shard, then fails with [`StoreError::Full`]. Without it, anyone able to
+//! make the provider store something (an interaction per `/authorize`) could grow the process
+//! until the machine runs out of memory.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::{SessionStore, StoreError, StoreResult, ttl_millis};
+use crate::{Counter, SessionStore, StoreError, StoreResult, ttl_millis};
 
 /// A power of two well above the core counts we run on, so that lock contention stays negligible.
 const SHARDS: usize = 64;
 const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 const WRONG_KIND: StoreError = StoreError::Invalid("the key holds a value of another kind");
 const NOT_A_COUNTER: StoreError = StoreError::Invalid("the key holds a value that is not a counter");
+/// What an entry costs beyond its key and value (map slot, expiry, allocation headers): an
+/// estimate, generous rather than exact, so that the bound errs on the safe side.
+const ENTRY_OVERHEAD: usize = 96;
+/// Least time between two sweeps of every shard made by writes that found the store full.
+const FULL_SWEEP_SPACING_MS: u64 = 1000;
+/// What a set member costs beyond its text.
+const MEMBER_OVERHEAD: usize = 48;
 
 /// The in-process [`SessionStore`]: fast, but private to one process (state is lost on restart
 /// and not shared between nodes).
@@ -40,6 +54,13 @@ pub struct MemoryStore {
 struct Inner {
     hasher: RandomState,
     shards: [Mutex<HashMap<String, Entry>>; SHARDS],
+    /// Bytes held, as [`entry_size`] counts them; changed only under the lock of the shard
+    /// whose entry changed.
+    used: AtomicUsize,
+    capacity: usize,
+    /// When a write last swept every shard to make room (milliseconds since `started`).
+    last_full_sweep: AtomicU64,
+    started: Instant,
 }
 
 struct Entry {
@@ -87,6 +108,25 @@ impl Entry {
     }
 }
 
+/// How much a write may add to the entry it touches.
+#[derive(Clone, Copy)]
+enum Growth {
+    /// The entry becomes one of this size (as [`entry_size`] counts).
+    Replace(usize),
+    /// The entry gains this many bytes (or is created with them).
+    Add(usize),
+}
+
+/// The bytes an entry is counted for against the store's bound.
+fn entry_size(key: &str, value: &Value) -> usize {
+    let value = match value {
+        Value::Bytes(bytes) => bytes.len(),
+        Value::Counter(_) => 8,
+        Value::Set(members) => members.iter().map(|m| m.len() + MEMBER_OVERHEAD).sum(),
+    };
+    ENTRY_OVERHEAD + key.len() + value
+}
+
 impl MemoryStore {
     /// An empty store, with the expired-entry sweep running every ten seconds.
     pub fn new() -> Self {
@@ -96,10 +136,32 @@ impl MemoryStore {
     /// An empty store whose expired entries are swept every `interval` (a shorter interval bounds
     /// memory more tightly at the cost of more frequent sweeps).
     pub fn with_sweep_interval(interval: Duration) -> Self {
+        Self::build(interval, usize::MAX)
+    }
+
+    /// An empty store holding at most about `bytes` of keys and values (see the module doc);
+    /// writes past it fail with [`StoreError::Full`] until entries expire.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self::build(DEFAULT_SWEEP_INTERVAL, bytes)
+    }
+
+    fn build(interval: Duration, capacity: usize) -> Self {
         let shards = std::array::from_fn(|_| Mutex::new(HashMap::new()));
-        let inner = Arc::new(Inner { hasher: RandomState::new(), shards });
+        let inner = Arc::new(Inner {
+            hasher: RandomState::new(),
+            shards,
+            used: AtomicUsize::new(0),
+            capacity,
+            last_full_sweep: AtomicU64::new(0),
+            started: Instant::now(),
+        });
         spawn_sweeper(Arc::downgrade(&inner), interval);
         MemoryStore { inner }
+    }
+
+    /// Bytes currently counted against the bound.
+    pub fn used_bytes(&self) -> usize {
+        self.inner.used.load(Ordering::Relaxed)
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -108,10 +170,63 @@ impl MemoryStore {
         self.inner.lock_shard(index)
     }
 
-    /// Runs `f` on the live entry under `key` (expired ones are removed first), under its shard lock.
+    /// Runs `f` on the live entry under `key` (expired ones are removed first), under its shard
+    /// lock, for operations that cannot grow the store.
     fn with_live<T>(&self, key: &str, f: impl FnOnce(&mut HashMap<String, Entry>, bool) -> T) -> T {
+        let (mut shard, before, live, _) = self.open(key);
+        let outcome = f(&mut shard, live);
+        self.close(&shard, key, before);
+        outcome
+    }
+
+    /// As [`MemoryStore::with_live`], for an operation that may grow the entry under `key` by
+    /// `growth`: refused with [`StoreError::Full`] when that would pass the bound, even after
+    /// sweeping the shard, then (at most once a second) every shard.
+    fn with_live_growing<T>(
+        &self,
+        key: &str,
+        growth: Growth,
+        f: impl FnOnce(&mut HashMap<String, Entry>, bool) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut swept_all = false;
+        loop {
+            let (mut shard, before, live, now) = self.open(key);
+            let growth = match (growth, live) {
+                (Growth::Replace(size), true) => size.saturating_sub(before),
+                (Growth::Replace(size), false) => size,
+                (Growth::Add(bytes), true) => bytes,
+                (Growth::Add(bytes), false) => bytes + ENTRY_OVERHEAD + key.len(),
+            };
+            if growth > 0 && self.over_capacity(growth, before, live) {
+                self.inner.sweep_locked(&mut shard, now);
+                if self.over_capacity(growth, before, live) {
+                    self.close(&shard, key, before);
+                    drop(shard);
+                    // Expired entries elsewhere may be what fills the store; a full sweep costs
+                    // a pass over every entry, so a store kept full by live ones gets one a
+                    // second, not one per refused write.
+                    if !swept_all && self.inner.may_sweep_all(now) {
+                        swept_all = true;
+                        for index in 0..SHARDS {
+                            self.inner.sweep(index);
+                        }
+                        continue;
+                    }
+                    return Err(StoreError::Full);
+                }
+            }
+            let outcome = f(&mut shard, live);
+            self.close(&shard, key, before);
+            return outcome;
+        }
+    }
+
+    /// Locks the shard of `key` and removes its entry if expired. Returns the lock, the entry's
+    /// size before (expired or not: [`MemoryStore::close`] accounts for it), and whether it is live.
+    fn open(&self, key: &str) -> (MutexGuard<'_, HashMap<String, Entry>>, usize, bool, Instant) {
         let now = Instant::now();
         let mut shard = self.shard(key);
+        let before = shard.get(key).map_or(0, |e| entry_size(key, &e.value));
         let live = match shard.get(key) {
             Some(entry) if entry.is_live(now) => true,
             Some(_) => {
@@ -120,7 +235,21 @@ impl MemoryStore {
             }
             None => false,
         };
-        f(&mut shard, live)
+        (shard, before, live, now)
+    }
+
+    /// Accounts for the change of the entry under `key` since [`MemoryStore::open`], lock still held.
+    fn close(&self, shard: &HashMap<String, Entry>, key: &str, before: usize) {
+        let after = shard.get(key).map_or(0, |e| entry_size(key, &e.value));
+        self.inner.account(before, after);
+    }
+
+    /// Whether adding `growth` bytes would pass the bound; an expired entry of `before` bytes,
+    /// already removed but not yet accounted, is left out of the bytes in use.
+    fn over_capacity(&self, growth: usize, before: usize, live: bool) -> bool {
+        let used = self.inner.used.load(Ordering::Relaxed);
+        let used = if live { used } else { used.saturating_sub(before) };
+        used.saturating_add(growth) > self.inner.capacity
     }
 }
 
@@ -149,10 +278,47 @@ impl Inner {
     fn sweep(&self, index: usize) -> usize {
         let now = Instant::now();
         let mut shard = self.lock_shard(index);
+        self.sweep_locked(&mut shard, now)
+    }
+
+    /// Removes the expired entries of a locked shard; returns how many.
+    fn sweep_locked(&self, shard: &mut HashMap<String, Entry>, now: Instant) -> usize {
         let before = shard.len();
-        shard.retain(|_, entry| entry.is_live(now));
+        let mut freed = 0;
+        shard.retain(|key, entry| {
+            let keep = entry.is_live(now);
+            if !keep {
+                freed += entry_size(key, &entry.value);
+            }
+            keep
+        });
+        self.account(freed, 0);
         before - shard.len()
     }
+
+    /// Whether a write that finds the store full may sweep every shard now (once a second).
+    fn may_sweep_all(&self, now: Instant) -> bool {
+        let at = u64::try_from(now.saturating_duration_since(self.started).as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_full_sweep.load(Ordering::Relaxed);
+        (last == 0 || at.saturating_sub(last) >= FULL_SWEEP_SPACING_MS)
+            && self.last_full_sweep.compare_exchange(last, at.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+
+    /// Records that an entry went from `before` to `after` bytes.
+    fn account(&self, before: usize, after: usize) {
+        if after > before {
+            self.used.fetch_add(after - before, Ordering::Relaxed);
+        } else if before > after {
+            let freed = before - after;
+            // Never below zero, whatever the interleaving of shards.
+            let _ = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(freed)));
+        }
+    }
+}
+
+/// A write of `value` as the whole entry under `key`.
+fn bytes_entry(key: &str, value: &[u8]) -> Growth {
+    Growth::Replace(ENTRY_OVERHEAD + key.len() + value.len())
 }
 
 fn expiry(now: Instant, ttl: Duration) -> StoreResult<Instant> {
@@ -191,19 +357,20 @@ fn spawn_sweeper(store: Weak<Inner>, interval: Duration) {
 impl SessionStore for MemoryStore {
     async fn put(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
         let expires_at = expiry(Instant::now(), ttl)?;
-        let entry = Entry { value: Value::Bytes(value.to_vec()), expires_at };
-        self.shard(key).insert(key.to_owned(), entry);
-        Ok(())
+        self.with_live_growing(key, bytes_entry(key, value), |shard, _| {
+            shard.insert(key.to_owned(), Entry { value: Value::Bytes(value.to_vec()), expires_at });
+            Ok(())
+        })
     }
 
     async fn put_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<bool> {
         let expires_at = expiry(Instant::now(), ttl)?;
-        Ok(self.with_live(key, |shard, live| {
+        self.with_live_growing(key, bytes_entry(key, value), |shard, live| {
             if !live {
                 shard.insert(key.to_owned(), Entry { value: Value::Bytes(value.to_vec()), expires_at });
             }
-            !live
-        }))
+            Ok(!live)
+        })
     }
 
     async fn get(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
@@ -234,7 +401,7 @@ impl SessionStore for MemoryStore {
 
     async fn swap_existing(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<Option<Vec<u8>>> {
         let expires_at = expiry(Instant::now(), ttl)?;
-        self.with_live(key, |shard, _| {
+        self.with_live_growing(key, bytes_entry(key, value), |shard, _| {
             let Some(entry) = shard.get_mut(key) else {
                 return Ok(None);
             };
@@ -249,7 +416,7 @@ impl SessionStore for MemoryStore {
 
     async fn compare_and_swap(&self, key: &str, expected: &[u8], new: &[u8], ttl: Duration) -> StoreResult<bool> {
         let expires_at = expiry(Instant::now(), ttl)?;
-        self.with_live(key, |shard, _| {
+        self.with_live_growing(key, bytes_entry(key, new), |shard, _| {
             let Some(entry) = shard.get_mut(key) else {
                 return Ok(false);
             };
@@ -265,12 +432,13 @@ impl SessionStore for MemoryStore {
         Ok(self.with_live(key, |shard, live| live && shard.remove(key).is_some()))
     }
 
-    async fn increment(&self, key: &str, ttl: Duration) -> StoreResult<u64> {
-        let expires_at = expiry(Instant::now(), ttl)?;
-        self.with_live(key, |shard, _| {
+    async fn increment(&self, key: &str, ttl: Duration) -> StoreResult<Counter> {
+        let now = Instant::now();
+        let expires_at = expiry(now, ttl)?;
+        self.with_live_growing(key, Growth::Replace(entry_size(key, &Value::Counter(0))), |shard, _| {
             let Some(entry) = shard.get_mut(key) else {
                 shard.insert(key.to_owned(), Entry { value: Value::Counter(1), expires_at });
-                return Ok(1);
+                return Ok(Counter { value: 1, resets_in: ttl });
             };
             let current = match &entry.value {
                 Value::Counter(n) => *n,
@@ -289,13 +457,34 @@ impl SessionStore for MemoryStore {
                 .ok_or(StoreError::Invalid("counter overflow"))?;
             // The expiry stays as the first increment set it: the window does not slide.
             entry.value = Value::Counter(next);
-            Ok(next)
+            Ok(Counter { value: next, resets_in: entry.expires_at.saturating_duration_since(now) })
+        })
+    }
+
+    async fn decrement(&self, key: &str) -> StoreResult<()> {
+        self.with_live(key, |shard, _| {
+            let Some(entry) = shard.get_mut(key) else {
+                return Ok(());
+            };
+            let current = match &entry.value {
+                Value::Counter(n) => *n,
+                // As the Redis script does: a value that is not a counter is left alone.
+                Value::Bytes(bytes) => {
+                    match std::str::from_utf8(bytes).ok().and_then(|text| text.parse::<u64>().ok()) {
+                        Some(n) => n,
+                        None => return Ok(()),
+                    }
+                }
+                Value::Set(_) => return Err(WRONG_KIND),
+            };
+            entry.value = Value::Counter(current.saturating_sub(1));
+            Ok(())
         })
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {
         let expires_at = expiry(Instant::now(), ttl)?;
-        self.with_live(key, |shard, _| {
+        self.with_live_growing(key, Growth::Add(member.len() + MEMBER_OVERHEAD), |shard, _| {
             let entry =
                 shard.entry(key.to_owned()).or_insert_with(|| Entry { value: Value::Set(HashSet::new()), expires_at });
             let Value::Set(members) = &mut entry.value else {

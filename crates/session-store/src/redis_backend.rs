@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, RedisResult, Script, ServerErrorKind, Value};
 
-use crate::{SessionStore, StoreError, StoreResult, ttl_millis};
+use crate::{Counter, SessionStore, StoreError, StoreResult, ttl_millis};
 
 /// Bounds each connection attempt; Redis normally sits on the same network, where a connection
 /// takes milliseconds.
@@ -44,14 +44,30 @@ static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
 
 /// Sets the expiry only when the counter is created, so the window does not slide. A counter
 /// found without expiry (which our writes never leave) gets one too, so that none lives forever.
+/// Answers the new value and the milliseconds the window has left.
 static INCREMENT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
         local n = redis.call('INCR', KEYS[1])
-        if n == 1 or redis.call('PTTL', KEYS[1]) == -1 then
+        local ttl = redis.call('PTTL', KEYS[1])
+        if n == 1 or ttl < 0 then
             redis.call('PEXPIRE', KEYS[1], ARGV[1])
+            ttl = tonumber(ARGV[1])
         end
-        return n
+        return {n, ttl}
+        ",
+    )
+});
+
+/// Decrements an existing counter above zero, leaving its expiry; creates nothing.
+static DECREMENT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        local v = redis.call('GET', KEYS[1])
+        if v and tonumber(v) and tonumber(v) > 0 then
+            redis.call('DECR', KEYS[1])
+        end
+        return 0
         ",
     )
 });
@@ -226,15 +242,18 @@ impl SessionStore for RedisStore {
         Ok(removed > 0)
     }
 
-    async fn increment(&self, key: &str, ttl: Duration) -> StoreResult<u64> {
+    async fn increment(&self, key: &str, ttl: Duration) -> StoreResult<Counter> {
         let ms = ttl_millis(ttl)?;
         let mut conn = self.conn();
         let mut invocation = INCREMENT.key(self.key(key));
         invocation.arg(ms);
-        let outcome = tokio::time::timeout(OPERATION_TIMEOUT, invocation.invoke_async::<i64>(&mut conn)).await;
+        let outcome = tokio::time::timeout(OPERATION_TIMEOUT, invocation.invoke_async::<(i64, i64)>(&mut conn)).await;
         match outcome {
-            Ok(Ok(n)) => {
-                u64::try_from(n).map_err(|_| StoreError::Invalid("the key holds a value that is not a counter"))
+            Ok(Ok((n, left))) => {
+                let value =
+                    u64::try_from(n).map_err(|_| StoreError::Invalid("the key holds a value that is not a counter"))?;
+                let resets_in = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+                Ok(Counter { value, resets_in })
             }
             // INCR's own complaints: a value that is not a decimal number, or an overflow.
             Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::ResponseError) => {
@@ -245,6 +264,13 @@ impl SessionStore for RedisStore {
                 Err(StoreError::Unavailable(format!("increment: no answer from Redis within {OPERATION_TIMEOUT:?}")))
             }
         }
+    }
+
+    async fn decrement(&self, key: &str) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let invocation = DECREMENT.key(self.key(key));
+        let _: i64 = with_timeout("decrement", invocation.invoke_async(&mut conn)).await?;
+        Ok(())
     }
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {

@@ -79,7 +79,7 @@ async fn assert_recovers(store: &RedisStore) {
     }
     store.put("after", b"v", TTL).await.unwrap();
     assert_eq!(store.take("after").await.unwrap().as_deref(), Some(&b"v"[..]));
-    assert_eq!(store.increment("n:after", TTL).await.unwrap(), 1);
+    assert_eq!(store.increment("n:after", TTL).await.unwrap().value, 1);
     assert!(store.compare_and_swap("after:cas", b"x", b"y", TTL).await.is_ok());
 }
 
@@ -163,7 +163,7 @@ async fn prefixes_keep_stores_sharing_a_server_apart() {
     a.set_add("rps", "client", TTL).await.unwrap();
     assert!(b.set_members("rps").await.unwrap().is_empty());
     assert_eq!(bare.set_members("a:rps").await.unwrap(), vec!["client".to_owned()]);
-    assert_eq!(a.increment("n", TTL).await.unwrap(), 1);
-    assert_eq!(b.increment("n", TTL).await.unwrap(), 1);
+    assert_eq!(a.increment("n", TTL).await.unwrap().value, 1);
+    assert_eq!(b.increment("n", TTL).await.unwrap().value, 1);
     assert_eq!(a.get_many(&["n", "code:1"]).await.unwrap(), vec![Some(b"1".to_vec()), None]);
 }

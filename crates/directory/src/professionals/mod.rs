@@ -48,6 +48,18 @@ pub struct ProfessionalUpdate {
     pub other_ids: Vec<OtherId>,
 }
 
+/// Longest national identifier: `8` + RPPS is 12 characters, the longest registry forms (a
+/// FINESS or SIRET prefix, `/`, an internal number) about 30; twice that leaves room.
+pub const MAX_NATIONAL_ID_LEN: usize = 64;
+
+/// Whether `s` can be a national identifier: 1 to [`MAX_NATIONAL_ID_LEN`] ASCII letters, digits
+/// or `/ . _ -`. Accounts are created with such identifiers only, so anything else typed at the
+/// login page is refused before it is stored, counted or logged anywhere.
+pub fn is_valid_national_id(s: &str) -> bool {
+    (1..=MAX_NATIONAL_ID_LEN).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
+}
+
 /// Repository of professionals; obtained from [`crate::Directory::professionals`].
 pub struct Professionals<'a> {
     inner: &'a Inner,
@@ -60,8 +72,10 @@ impl<'a> Professionals<'a> {
 
     /// Creates the account. `Conflict` when the national id (or the given subject) is taken.
     pub async fn create(&self, new: NewProfessional) -> Result<Professional, DirectoryError> {
-        if new.national_id.trim().is_empty() {
-            return Err(DirectoryError::Invalid("national_id is empty".into()));
+        if !is_valid_national_id(&new.national_id) {
+            return Err(DirectoryError::Invalid(format!(
+                "national_id must be 1 to {MAX_NATIONAL_ID_LEN} letters, digits or `/ . _ -`"
+            )));
         }
         check_civility(&new.civility)?;
         let id = uuid::Uuid::new_v4().to_string();

@@ -272,6 +272,13 @@ async fn authorize(
             r
         }
         AuthorizeOutcome::Page(error, locale) => html(page_status(error), st.pages.error(locale, error)),
+        AuthorizeOutcome::TooManyRequests { retry_after, locale } => {
+            let mut r = html(StatusCode::TOO_MANY_REQUESTS, st.pages.error(locale, PageError::TooManyRequests));
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
     }
 }
 

@@ -20,6 +20,17 @@ impl Browser {
         Browser { http }
     }
 
+    /// A browser on another machine: its requests come from `ip`, an address of 127.0.0.0/8.
+    pub fn at(ip: &str) -> Browser {
+        let http = Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        Browser { http }
+    }
+
     pub async fn get(&self, url: &str) -> Response {
         self.http.get(url).send().await.unwrap()
     }

@@ -9,6 +9,7 @@ mod binary;
 mod browser;
 mod common;
 mod frontchannel;
+mod hardening;
 mod login;
 mod mail;
 mod multinode;

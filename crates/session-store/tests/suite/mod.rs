@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use session_store::{SessionStore, StoreError};
+use session_store::{Rate, RateLimiter, SessionStore, StoreError, Verdict};
 use tokio::sync::Barrier;
 
 /// Generates one `#[tokio::test]` per behaviour below, each with a fresh store from `$make`, an
@@ -30,6 +30,10 @@ macro_rules! session_store_suite {
             delete_reports_what_it_removed,
             increment_counts_from_one,
             increment_does_not_extend_the_window,
+            increment_reports_the_time_left_in_its_window,
+            decrement_takes_back_one_and_creates_nothing,
+            rate_limiter_allows_the_rate_then_says_when_to_return,
+            rate_limiter_forgives_and_clears,
             sets_add_remove_and_list_members,
             sets_expire,
             zero_or_absurd_time_to_live_is_refused,
@@ -183,26 +187,83 @@ pub async fn delete_reports_what_it_removed(store: Store) {
 }
 
 pub async fn increment_counts_from_one(store: Store) {
-    assert_eq!(store.increment("attempts:a", LONG).await.unwrap(), 1);
-    assert_eq!(store.increment("attempts:a", LONG).await.unwrap(), 2);
-    assert_eq!(store.increment("attempts:a", LONG).await.unwrap(), 3);
+    assert_eq!(store.increment("attempts:a", LONG).await.unwrap().value, 1);
+    assert_eq!(store.increment("attempts:a", LONG).await.unwrap().value, 2);
+    assert_eq!(store.increment("attempts:a", LONG).await.unwrap().value, 3);
     // A counter reads as its decimal text, on every backend.
     assert_eq!(store.get("attempts:a").await.unwrap().as_deref(), Some(&b"3"[..]));
-    assert_eq!(store.increment("attempts:b", LONG).await.unwrap(), 1);
+    assert_eq!(store.increment("attempts:b", LONG).await.unwrap().value, 1);
     // Once deleted, it starts again.
     assert!(store.delete("attempts:a").await.unwrap());
-    assert_eq!(store.increment("attempts:a", LONG).await.unwrap(), 1);
+    assert_eq!(store.increment("attempts:a", LONG).await.unwrap().value, 1);
 }
 
 pub async fn increment_does_not_extend_the_window(store: Store) {
     let window = Duration::from_millis(600);
-    assert_eq!(store.increment("pushes:w", window).await.unwrap(), 1);
+    assert_eq!(store.increment("pushes:w", window).await.unwrap().value, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(store.increment("pushes:w", window).await.unwrap(), 2);
+    assert_eq!(store.increment("pushes:w", window).await.unwrap().value, 2);
     // 700 ms after the window opened: past its end, though only 400 ms after the last increment.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(store.get("pushes:w").await.unwrap(), None);
-    assert_eq!(store.increment("pushes:w", window).await.unwrap(), 1);
+    assert_eq!(store.increment("pushes:w", window).await.unwrap().value, 1);
+}
+
+pub async fn increment_reports_the_time_left_in_its_window(store: Store) {
+    let first = store.increment("window:left", LONG).await.unwrap();
+    assert_eq!(first.value, 1);
+    assert!(first.resets_in <= LONG && first.resets_in > LONG - Duration::from_secs(5), "{first:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = store.increment("window:left", LONG).await.unwrap();
+    assert_eq!(second.value, 2);
+    assert!(second.resets_in < first.resets_in - Duration::from_millis(900), "the window runs: {second:?}");
+}
+
+pub async fn decrement_takes_back_one_and_creates_nothing(store: Store) {
+    store.decrement("dec:none").await.unwrap();
+    assert_eq!(store.get("dec:none").await.unwrap(), None, "nothing created");
+    store.increment("dec:a", LONG).await.unwrap();
+    store.increment("dec:a", LONG).await.unwrap();
+    store.decrement("dec:a").await.unwrap();
+    assert_eq!(store.get("dec:a").await.unwrap().as_deref(), Some(&b"1"[..]));
+    store.decrement("dec:a").await.unwrap();
+    store.decrement("dec:a").await.unwrap();
+    assert_eq!(store.get("dec:a").await.unwrap().as_deref(), Some(&b"0"[..]), "never below zero");
+    assert_eq!(store.increment("dec:a", LONG).await.unwrap().value, 1);
+    store.set_add("dec:set", "m", LONG).await.unwrap();
+    assert_invalid(store.decrement("dec:set").await);
+}
+
+pub async fn rate_limiter_allows_the_rate_then_says_when_to_return(store: Store) {
+    let limiter = RateLimiter::new(store.clone(), "test", Rate::new(3, LONG));
+    for _ in 0..3 {
+        assert_eq!(limiter.hit("198.51.100.7").await.unwrap(), Verdict::Allowed);
+    }
+    let refused = limiter.hit("198.51.100.7").await.unwrap();
+    let retry = refused.retry_after_secs().expect("the fourth is over the rate");
+    assert!((55..=60).contains(&retry), "{refused:?}");
+    assert_eq!(limiter.hit("198.51.100.8").await.unwrap(), Verdict::Allowed, "subjects count apart");
+    assert!(matches!(refused, Verdict::Limited { first: true, .. }), "the first refusal is marked");
+    assert!(matches!(limiter.hit("198.51.100.7").await.unwrap(), Verdict::Limited { first: false, .. }));
+    let window = RateLimiter::new(store.clone(), "short", Rate::new(1, SHORT));
+    assert!(window.hit("x").await.unwrap().is_allowed());
+    assert!(!window.hit("x").await.unwrap().is_allowed());
+    tokio::time::sleep(AFTER_SHORT).await;
+    assert!(window.hit("x").await.unwrap().is_allowed(), "the window closes on time");
+    assert_invalid(limiter.hit(&"x".repeat(300)).await.map(|_| ()));
+}
+
+pub async fn rate_limiter_forgives_and_clears(store: Store) {
+    let limiter = RateLimiter::new(store, "forgive", Rate::new(2, LONG));
+    for _ in 0..10 {
+        assert!(limiter.hit("a").await.unwrap().is_allowed());
+        limiter.forgive("a").await.unwrap();
+    }
+    assert!(limiter.hit("a").await.unwrap().is_allowed());
+    assert!(limiter.hit("a").await.unwrap().is_allowed());
+    assert!(!limiter.hit("a").await.unwrap().is_allowed());
+    limiter.clear("a").await.unwrap();
+    assert!(limiter.hit("a").await.unwrap().is_allowed());
 }
 
 pub async fn sets_add_remove_and_list_members(store: Store) {
@@ -279,7 +340,7 @@ pub async fn kinds_do_not_mix(store: Store) {
 
     // A value that reads as a number can be counted on.
     store.put("kind:number", b"41", LONG).await.unwrap();
-    assert_eq!(store.increment("kind:number", LONG).await.unwrap(), 42);
+    assert_eq!(store.increment("kind:number", LONG).await.unwrap().value, 42);
 
     // `put` replaces whatever was there.
     store.put("kind:set", b"now a value", LONG).await.unwrap();
@@ -343,7 +404,7 @@ pub async fn concurrent_increments_are_all_counted(store: Store) {
         let key = format!("attempts:race:{round}");
         let results = race(&store, |s, _| {
             let key = key.clone();
-            async move { s.increment(&key, LONG).await.unwrap() }
+            async move { s.increment(&key, LONG).await.unwrap().value }
         })
         .await;
         let distinct: HashSet<u64> = results.iter().copied().collect();
