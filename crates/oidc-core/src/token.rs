@@ -11,7 +11,7 @@ use crate::client_auth::ClientCredentials;
 use crate::error::{EndpointError, ErrorCode, OAuthError, ProviderError};
 use crate::flow::{CodeRecord, code_key, grant_id_for_code};
 use crate::grants::{ConsumeResult, GrantContext, RefreshGrant};
-use crate::keys::VerifyOptions;
+use crate::keys::{TokenKind, VerifyOptions};
 use crate::provider::{AuditEntry, Provider};
 use crate::util::{constant_time_eq, half_hash, random_id, random_token, sha256_b64, sha256_hex, split_spaces};
 
@@ -85,13 +85,18 @@ pub struct AccessTokenClaims {
 }
 
 /// The part of an ID token this provider reads back (`id_token_hint`).
+///
+/// Besides its `typ`, what makes a token one of this provider's ID tokens: every one of them
+/// carries `sid` and `auth_time`, which no other token it signs has (a userinfo answer has
+/// `iss`, `sub` and `aud` too). A token without them is not an ID token of ours, and a hint
+/// without `sid` could not say which session it speaks for.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdTokenHintClaims {
     pub sub: String,
     #[serde(default)]
     pub aud: Value,
-    #[serde(default)]
-    pub sid: Option<String>,
+    pub sid: String,
+    pub auth_time: i64,
 }
 
 impl IdTokenHintClaims {
@@ -264,7 +269,7 @@ impl Provider {
             auth_time: None,
             acr: None,
         };
-        let access_token = self.keys.sign(self.config.access_token_alg, "at+jwt", &claims)?;
+        let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &claims)?;
         self.audit(
             AuditEntry::new("token_issued", "success")
                 .client(&client.client_id)
@@ -418,7 +423,7 @@ impl Provider {
             auth_time: Some(issue.context.auth_time),
             acr: Some(issue.context.acr.clone()),
         };
-        let access_token = self.keys.sign(self.config.access_token_alg, "at+jwt", &at_claims)?;
+        let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &at_claims)?;
 
         let mut id_claims = Map::new();
         let mut put = |k: &str, v: Value| {
@@ -442,7 +447,7 @@ impl Provider {
             id_claims.entry(k).or_insert(v);
         }
         let alg = issue.client.metadata.id_token_signed_response_alg;
-        let id_token = self.keys.sign(alg, "JWT", &id_claims)?;
+        let id_token = self.keys.sign(alg, TokenKind::IdToken, &id_claims)?;
 
         let refresh_token = match issue.refresh_expiry {
             None => None,
@@ -474,12 +479,14 @@ impl Provider {
         })
     }
 
-    /// Verifies an ID token this provider issued, even expired (`id_token_hint`).
+    /// Verifies an ID token this provider issued, even expired (`id_token_hint`): its `typ`, and
+    /// the claims only ID tokens carry ([`IdTokenHintClaims`]).
     pub fn verify_id_token_hint(&self, token: &str, now: i64) -> Option<IdTokenHintClaims> {
         if token.len() > 16 * 1024 {
             return None;
         }
-        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: true, now })
+        let opts = VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::IdToken, allow_expired: true, now };
+        self.keys.verify(token, opts)
     }
 
     /// Verifies an ID token this provider issued to `client_id`, not expired; returns its claims.
@@ -488,9 +495,10 @@ impl Provider {
         if token.len() > 64 * 1024 {
             return None;
         }
-        let claims: Map<String, Value> = self
-            .keys
-            .verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: false, now })?;
+        let claims: Map<String, Value> = self.keys.verify(
+            token,
+            VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::IdToken, allow_expired: false, now },
+        )?;
         (claims.get("aud").and_then(Value::as_str) == Some(client_id)).then_some(claims)
     }
 
@@ -503,9 +511,10 @@ impl Provider {
             Ok(claims) => return Some(claims),
             Err(key) => key,
         };
-        let claims: AccessTokenClaims = self
-            .keys
-            .verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "at+jwt", allow_expired: false, now })?;
+        let claims: AccessTokenClaims = self.keys.verify(
+            token,
+            VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::AccessToken, allow_expired: false, now },
+        )?;
         self.verified.remember(key, &claims, now);
         Some(claims)
     }

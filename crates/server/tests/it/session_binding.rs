@@ -1,0 +1,102 @@
+//! What binds a login, a session and a code to the person and the client they belong to
+//! (issue 13, items 7 to 10): an `id_token_hint` must be an ID token of the session it speaks
+//! for, a login must be by the person the request is bound to, a re-authentication changes the
+//! session cookie, and only the code's own client can end a session by replaying it.
+
+use oidc_core::keys::{SigningAlg, TokenKind};
+use reqwest::{Client, StatusCode};
+use server::testing::TestProvider;
+
+use crate::common::*;
+
+/// A full login for `user` at `rp` in `b`; returns the token response.
+async fn sign_in(b: &Browser, s: &Setup, user: &str, totp: &[u8], step: i64) -> serde_json::Value {
+    let code = login(b, &s.p, "rp", user, totp, step).await;
+    let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens
+}
+
+/// `prompt=none` at `rp` in `b`: the code, or the error.
+async fn silent(b: &Browser, s: &Setup) -> Result<String, String> {
+    let r = b.get(&authorize_url(&s.p, "rp", &[("prompt", "none")])).await;
+    let to = location(r.headers());
+    query_param(&to, "code").ok_or_else(|| query_param(&to, "error").unwrap_or(to))
+}
+
+fn claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn end_session_url(s: &Setup, hint: &str) -> String {
+    let mut url = url::Url::parse(&s.p.url("/end_session")).unwrap();
+    url.query_pairs_mut().append_pair("id_token_hint", hint);
+    url.to_string()
+}
+
+#[tokio::test]
+async fn item_7_a_signed_userinfo_answer_is_not_an_id_token_hint() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let mut signed = TestProvider::confidential_client("signed", REDIRECT);
+    signed.userinfo_alg = Some("RS256".into());
+    let (_, signed_secret) = s.p.add_client(signed).await.unwrap();
+    let b = Browser::new();
+    let code = login(&b, &s.p, "signed", USER, &s.totp, 0).await;
+    let (_, tokens) = exchange(&s.p, "signed", &signed_secret.unwrap(), &code).await;
+    let at = tokens["access_token"].as_str().unwrap();
+    let r = Client::new().get(s.p.url("/userinfo")).bearer_auth(at).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/jwt");
+    let userinfo_jwt = r.text().await.unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    for claim in ["iss", "sub", "aud"] {
+        assert_eq!(claims(&userinfo_jwt)[claim], claims(id_token)[claim], "the userinfo JWT looks like the ID token");
+    }
+
+    // At /end_session, in the browser of that very session: refused, the session goes on.
+    let r = b.get(&end_session_url(&s, &userinfo_jwt)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "not an ID token");
+    assert_eq!(userinfo(&s.p, at).await, StatusCode::OK, "the session is alive");
+    assert!(silent(&b, &s).await.is_ok(), "the browser is still signed in");
+
+    // At /authorize too.
+    let r = b.get(&authorize_url(&s.p, "signed", &[("id_token_hint", &userinfo_jwt)])).await;
+    assert_eq!(query_param(&location(r.headers()), "error").as_deref(), Some("invalid_request"));
+
+    // The ID token itself still ends the session at once.
+    let r = b.get(&end_session_url(&s, id_token)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("déconnecté"));
+    assert_eq!(userinfo(&s.p, at).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn item_7_a_hint_of_another_session_asks_and_one_without_sid_is_refused() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let elsewhere = Browser::new();
+    let old = sign_in(&elsewhere, &s, USER, &s.totp, 0).await;
+    let b = Browser::new();
+    let mine = sign_in(&b, &s, USER, &s.totp, 1).await;
+    let at = mine["access_token"].as_str().unwrap();
+
+    // The same person's ID token from another session: the person is asked.
+    let r = b.get(&end_session_url(&s, old["id_token"].as_str().unwrap())).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("name=\"confirmation\""), "a confirmation form");
+    assert_eq!(userinfo(&s.p, at).await, StatusCode::OK, "not logged out without confirming");
+
+    // A token signed by the provider as an ID token, with the right iss, sub and aud, but no
+    // sid: no ID token of this provider lacks one, so it is not taken as a hint at all.
+    let theirs = claims(mine["id_token"].as_str().unwrap());
+    let now = s.p.clock.now();
+    let forged = serde_json::json!({
+        "iss": theirs["iss"], "sub": theirs["sub"], "aud": theirs["aud"], "azp": theirs["aud"],
+        "iat": now, "exp": now + 300, "auth_time": theirs["auth_time"],
+    });
+    let without_sid = s.p.app.provider.keys().sign(SigningAlg::RS256, TokenKind::IdToken, &forged).unwrap();
+    let r = b.get(&end_session_url(&s, &without_sid)).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a hint without sid is refused");
+    assert_eq!(userinfo(&s.p, at).await, StatusCode::OK, "and ends nothing");
+    assert!(silent(&b, &s).await.is_ok());
+}
