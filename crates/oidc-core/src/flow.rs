@@ -316,9 +316,11 @@ impl Provider {
         };
         let (session, session_cookie) = match existing {
             Some(s) if s.subject == login.subject => {
+                // Every login gets a new cookie, re-authentications included: a cookie taken
+                // before must not inherit the strength of the login that follows.
                 let updated = self.sessions.reauthenticate(&s.sid, login, now).await?;
                 match updated {
-                    Some(u) => (u, None),
+                    Some((u, c)) => (u, Some(c)),
                     None => {
                         let (n, c) = self.sessions.create(login, origin, now).await?;
                         (n, Some(c))

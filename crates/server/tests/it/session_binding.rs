@@ -4,10 +4,22 @@
 //! session cookie, and only the code's own client can end a session by replaying it.
 
 use oidc_core::keys::{SigningAlg, TokenKind};
+use reqwest::redirect::Policy;
 use reqwest::{Client, StatusCode};
 use server::testing::TestProvider;
 
 use crate::common::*;
+
+/// The value of the `caducee_session` cookie a response sets, if any.
+fn session_cookie_set(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("caducee_session="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .filter(|v| !v.is_empty())
+}
 
 /// A full login for `user` at `rp` in `b`; returns the token response.
 async fn sign_in(b: &Browser, s: &Setup, user: &str, totp: &[u8], step: i64) -> serde_json::Value {
@@ -99,4 +111,33 @@ async fn item_7_a_hint_of_another_session_asks_and_one_without_sid_is_refused() 
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a hint without sid is refused");
     assert_eq!(userinfo(&s.p, at).await, StatusCode::OK, "and ends nothing");
     assert!(silent(&b, &s).await.is_ok());
+}
+
+#[tokio::test]
+async fn item_9_reauthentication_issues_a_new_session_cookie() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
+    let old = session_cookie_set(&r).expect("a session cookie");
+    let sid = old.split('.').next().unwrap().to_owned();
+
+    s.p.clock.advance(60);
+    let (url, html) = open_login(&b, &s.p, "rp", &[("prompt", "login")]).await;
+    let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 1).unwrap()).await;
+    assert!(query_param(&location(r.headers()), "code").is_some());
+    let new = session_cookie_set(&r).expect("a re-authentication sets a new session cookie");
+    assert_ne!(new, old);
+    assert_eq!(new.split('.').next(), Some(sid.as_str()), "the sid stays (relying parties hold it)");
+
+    // Presented alone, each cookie: the old one no longer designates the session.
+    let http = Client::builder().redirect(Policy::none()).build().unwrap();
+    let with_cookie = |cookie: String| {
+        let req = http
+            .get(authorize_url(&s.p, "rp", &[("prompt", "none")]))
+            .header("cookie", format!("caducee_session={cookie}"));
+        async move { location(req.send().await.unwrap().headers()) }
+    };
+    assert_eq!(query_param(&with_cookie(old).await, "error").as_deref(), Some("login_required"));
+    assert!(query_param(&with_cookie(new).await, "code").is_some());
 }
