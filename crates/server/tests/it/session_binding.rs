@@ -10,6 +10,8 @@ use server::testing::TestProvider;
 
 use crate::common::*;
 
+const OTHER_USER: &str = "899700000002";
+
 /// The value of the `caducee_session` cookie a response sets, if any.
 fn session_cookie_set(r: &reqwest::Response) -> Option<String> {
     r.headers()
@@ -111,6 +113,60 @@ async fn item_7_a_hint_of_another_session_asks_and_one_without_sid_is_refused() 
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a hint without sid is refused");
     assert_eq!(userinfo(&s.p, at).await, StatusCode::OK, "and ends nothing");
     assert!(silent(&b, &s).await.is_ok());
+}
+
+#[tokio::test]
+async fn item_8_login_by_another_person_than_hinted_is_login_required() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let (_, other_totp) = s.p.add_professional(OTHER_USER, PASSWORD).await.unwrap();
+    let a = sign_in(&Browser::new(), &s, USER, &s.totp, 0).await;
+
+    // A request naming A, completed by B in a browser without a session.
+    let b = Browser::new();
+    let hint = a["id_token"].as_str().unwrap();
+    let (url, html) = open_login(&b, &s.p, "rp", &[("id_token_hint", hint)]).await;
+    let r = submit(&b, &url, &html, OTHER_USER, PASSWORD, &s.p.totp(&other_totp, 0).unwrap()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(session_cookie_set(&r), None, "no session for B");
+    let to = location(r.headers());
+    assert!(to.starts_with(REDIRECT), "back to the client: {to}");
+    assert_eq!(query_param(&to, "error").as_deref(), Some("login_required"));
+    assert_eq!(query_param(&to, "state").as_deref(), Some("st4te"));
+    assert_eq!(query_param(&to, "code"), None, "no code for B on a request bound to A");
+    assert_eq!(silent(&b, &s).await, Err("login_required".into()), "B is signed in nowhere");
+
+    // A, the person named, completes such a request.
+    let (url, html) = open_login(&b, &s.p, "rp", &[("id_token_hint", hint)]).await;
+    let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 1).unwrap()).await;
+    let code = query_param(&location(r.headers()), "code").expect("a code for A");
+    let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    assert_eq!(claims(tokens["id_token"].as_str().unwrap())["sub"], claims(hint)["sub"]);
+}
+
+#[tokio::test]
+async fn item_8_reauthentication_by_another_person_is_login_required_and_keeps_the_session() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let (_, other_totp) = s.p.add_professional(OTHER_USER, PASSWORD).await.unwrap();
+    let b = Browser::new();
+    let a = sign_in(&b, &s, USER, &s.totp, 0).await;
+    let a_sub = claims(a["id_token"].as_str().unwrap())["sub"].clone();
+
+    // The relying party asks A's session for a fresh login; B logs in at that browser.
+    let (url, html) = open_login(&b, &s.p, "rp", &[("prompt", "login")]).await;
+    let r = submit(&b, &url, &html, OTHER_USER, PASSWORD, &s.p.totp(&other_totp, 0).unwrap()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(session_cookie_set(&r), None, "the browser's session is not replaced");
+    let to = location(r.headers());
+    assert_eq!(query_param(&to, "error").as_deref(), Some("login_required"), "{to}");
+    assert_eq!(query_param(&to, "code"), None);
+
+    // A's session is as it was: alive, A's, and its tokens work.
+    assert_eq!(userinfo(&s.p, a["access_token"].as_str().unwrap()).await, StatusCode::OK);
+    let code = silent(&b, &s).await.expect("A's session answers");
+    let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    let again = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(again["sub"], a_sub, "the session is still A's");
+    assert_eq!(again["sid"], claims(a["id_token"].as_str().unwrap())["sid"]);
 }
 
 #[tokio::test]
