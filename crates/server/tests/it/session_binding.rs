@@ -197,3 +197,63 @@ async fn item_9_reauthentication_issues_a_new_session_cookie() {
     assert_eq!(query_param(&with_cookie(old).await, "error").as_deref(), Some("login_required"));
     assert!(query_param(&with_cookie(new).await, "code").is_some());
 }
+
+#[tokio::test]
+async fn item_10_code_replay_by_another_client_keeps_the_session() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let (_, other) = s.p.add_client(TestProvider::confidential_client("other", REDIRECT)).await.unwrap();
+    let other = other.unwrap();
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+
+    // Before its redemption, another client's attempt fails and does not burn the code.
+    assert_eq!(exchange(&s.p, "other", &other, &code).await.0, StatusCode::BAD_REQUEST);
+    let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Spent, then presented by another client: refused, what it gave is revoked, the session
+    // goes on.
+    let (status, body) = exchange(&s.p, "other", &other, &code).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    let at = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s.p, at).await, StatusCode::UNAUTHORIZED, "the grant is revoked");
+    assert!(silent(&b, &s).await.is_ok(), "the session is not ended by another client");
+
+    // Replayed by its own client: the session ends (a sign of theft).
+    assert_eq!(exchange(&s.p, "rp", &s.secret, &code).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(silent(&b, &s).await, Err("login_required".into()));
+}
+
+#[tokio::test]
+async fn item_10_a_public_clients_code_replayed_without_its_verifier_keeps_the_session() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let mut public = TestProvider::confidential_client("pub", REDIRECT);
+    public.auth_method = "none".into();
+    s.p.add_client(public).await.unwrap();
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let b = Browser::new();
+    let pkce = [("code_challenge", challenge), ("code_challenge_method", "S256")];
+    let (url, html) = open_login(&b, &s.p, "pub", &pkce).await;
+    let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
+    let code = query_param(&location(r.headers()), "code").unwrap();
+    let redeem = |verifier: Option<&'static str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "pub"),
+        ];
+        form.extend(verifier.map(|v| ("code_verifier", v)));
+        let req = Client::new().post(s.p.url("/token")).form(&form);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(redeem(Some(verifier)).await, StatusCode::OK);
+
+    // Anyone can name a public client: without the verifier, the replay ends no session.
+    assert_eq!(redeem(None).await, StatusCode::BAD_REQUEST);
+    assert!(silent(&b, &s).await.is_ok(), "the session goes on");
+    // With it, the replay is the client's own: the session ends.
+    assert_eq!(redeem(Some(verifier)).await, StatusCode::BAD_REQUEST);
+    assert_eq!(silent(&b, &s).await, Err("login_required".into()));
+}
