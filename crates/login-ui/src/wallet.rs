@@ -5,6 +5,12 @@
 //! it signs people in through `/authorize` (client `caducee-wallet`, public, PKCE, a recent
 //! authentication required), redeems the code in process, and keeps a short wallet session
 //! bound to the SSO session's `sid`: when that session ends, the wallet is closed too.
+//!
+//! Its own sign-in is bound to the browser that started it, as a relying party's must be
+//! (RFC 9700 4.7.1): the state, PKCE verifier and nonce are kept server-side with the hash of a
+//! random value held in a short-lived cookie, so that a callback URL carried to another
+//! browser (login CSRF: someone's own code and state, to sign a victim into their wallet)
+//! signs nobody in.
 
 use std::time::Duration;
 
@@ -33,6 +39,8 @@ use crate::{LoginState, page};
 /// The wallet's client id, registered by the server at start-up.
 pub const WALLET_CLIENT_ID: &str = "caducee-wallet";
 const COOKIE: &str = "caducee_wallet";
+/// Binds a wallet sign-in in progress to the browser that started it.
+const LOGIN_COOKIE: &str = "caducee_wallet_login";
 /// The wallet asks for an authentication at most this old, and its session lasts as long.
 pub const WALLET_MAX_AGE: i64 = 900;
 const LOGIN_TTL: Duration = Duration::from_secs(900);
@@ -63,6 +71,8 @@ struct PendingLogin {
     verifier: String,
     nonce: String,
     locale: Locale,
+    /// The hash of the login cookie's value set in the browser that started this sign-in.
+    browser_hash: String,
 }
 
 /// A wallet session (server-side; the cookie holds only a random handle).
@@ -83,13 +93,33 @@ fn session_key(handle: &str) -> String {
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, COOKIE)
+}
+
+fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| Cookie::split_parse(v.to_owned()).flatten().collect::<Vec<_>>())
-        .find(|c| c.name() == COOKIE)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
+}
+
+/// The sign-in binding cookie: `SameSite=Lax`, since the callback is a top-level navigation
+/// coming back from the login pages; it lives as long as the pending sign-in.
+fn login_cookie(value: &str, secure: bool, remove: bool) -> HeaderValue {
+    let mut c = Cookie::build((LOGIN_COOKIE, value.to_owned()))
+        .path("/wallet")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(cookie::time::Duration::seconds(LOGIN_TTL.as_secs().try_into().unwrap_or(i64::MAX)))
+        .build();
+    if remove {
+        c.make_removal();
+    }
+    HeaderValue::from_str(&c.to_string()).unwrap_or(HeaderValue::from_static(""))
 }
 
 fn wallet_cookie(value: &str, secure: bool, remove: bool) -> HeaderValue {
@@ -142,7 +172,13 @@ async fn sign_in(st: &LoginState, locale: Locale) -> Response {
     let verifier = random_token();
     let state = random_token();
     let nonce = random_token();
-    let pending = PendingLogin { verifier: verifier.clone(), nonce: nonce.clone(), locale };
+    let binding = random_token();
+    let pending = PendingLogin {
+        verifier: verifier.clone(),
+        nonce: nonce.clone(),
+        locale,
+        browser_hash: sha256_b64(binding.as_bytes()),
+    };
     let Ok(bytes) = serde_json::to_vec(&pending) else {
         return unavailable(locale);
     };
@@ -163,7 +199,9 @@ async fn sign_in(st: &LoginState, locale: Locale) -> Response {
         ("ui_locales", locale.as_str()),
     ];
     let query = serde_urlencoded::to_string(params).unwrap_or_default();
-    see_other(&format!("/authorize?{query}"))
+    let mut r = see_other(&format!("/authorize?{query}"));
+    r.headers_mut().append(header::SET_COOKIE, login_cookie(&binding, st.provider.config().secure_cookies, false));
+    r
 }
 
 fn see_other(location: &str) -> Response {
@@ -179,7 +217,14 @@ struct CallbackQuery {
     error: Option<String>,
 }
 
-async fn callback(State(st): State<LoginState>, Query(q): Query<CallbackQuery>) -> Response {
+async fn callback(State(st): State<LoginState>, Query(q): Query<CallbackQuery>, headers: HeaderMap) -> Response {
+    let mut r = finish_sign_in(&st, q, &headers).await;
+    // Spent whatever happened: a pending sign-in is taken at its first callback.
+    r.headers_mut().append(header::SET_COOKIE, login_cookie("", st.provider.config().secure_cookies, true));
+    r
+}
+
+async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) -> Response {
     let now = (st.clock)();
     let Some(state) = q.state.filter(|s| s.len() <= 64) else {
         return see_other("/wallet");
@@ -192,6 +237,12 @@ async fn callback(State(st): State<LoginState>, Query(q): Query<CallbackQuery>) 
     let Some(pending) = pending else {
         return see_other("/wallet");
     };
+    let presented = sha256_b64(cookie_named(headers, LOGIN_COOKIE).unwrap_or_default().as_bytes());
+    if !constant_time_eq(presented.as_bytes(), pending.browser_hash.as_bytes()) {
+        // Another browser than the one that started this sign-in: its code is not redeemed.
+        tracing::warn!("wallet callback from another browser than the one that signed in");
+        return see_other("/wallet");
+    }
     let (Some(code), None) = (q.code, q.error) else {
         // The person cancelled: back to a fresh start.
         return see_other("/wallet");

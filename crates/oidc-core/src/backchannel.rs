@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::client::ClientRegistry;
-use crate::keys::KeyRing;
+use crate::keys::{KeyRing, TokenKind};
 use crate::session::SsoSession;
 use crate::util::random_id;
 
@@ -245,7 +245,7 @@ impl Notifier {
         };
         let token = self
             .keys
-            .sign(client.metadata.id_token_signed_response_alg, "logout+jwt", &claims)
+            .sign(client.metadata.id_token_signed_response_alg, TokenKind::LogoutToken, &claims)
             .map_err(|e| e.to_string())?;
         let response = self
             .http

@@ -55,6 +55,14 @@ pub struct Interaction {
 }
 
 impl Interaction {
+    /// The person this login must be by, if the request is bound to one: the subject of the
+    /// `id_token_hint`, or else that of the session being re-authenticated (`prompt=login`,
+    /// `max_age`, a higher `acr`). A hint rules over the session: a relying party naming
+    /// someone else than the browser's session asks for that person.
+    pub fn bound_subject(&self) -> Option<&str> {
+        self.request.hinted_subject.as_deref().or(self.session_subject.as_deref())
+    }
+
     /// Checks the anti-forgery token of a posted form in constant time.
     pub fn csrf_matches(&self, presented: &str) -> bool {
         constant_time_eq(presented.as_bytes(), self.csrf_token.as_bytes())
@@ -337,7 +345,8 @@ impl Provider {
     }
 
     /// The person is authenticated: open or refresh the SSO session, issue the code, and go back
-    /// to the client.
+    /// to the client. A login by someone else than the request is bound to goes back to the
+    /// client with `login_required` instead, and leaves the browser's session as it was.
     pub async fn finish_interaction(
         &self,
         id: &str,
@@ -347,15 +356,22 @@ impl Provider {
         now: i64,
     ) -> Result<FinishOutcome, InteractionError> {
         let interaction = self.take_interaction(id, cookies.browser.as_deref(), now).await?;
+        if let Some(expected) = interaction.bound_subject()
+            && expected != login.subject
+        {
+            return Ok(self.refuse_other_person(&interaction, login, origin).await);
+        }
         let existing = match cookies.session.as_deref() {
             Some(c) => self.sessions.from_cookie(c, now).await?,
             None => None,
         };
         let (session, session_cookie) = match existing {
             Some(s) if s.subject == login.subject => {
+                // Every login gets a new cookie, re-authentications included: a cookie taken
+                // before must not inherit the strength of the login that follows.
                 let updated = self.sessions.reauthenticate(&s.sid, login, now).await?;
                 match updated {
-                    Some(u) => (u, None),
+                    Some((u, c)) => (u, Some(c)),
                     None => {
                         let (n, c) = self.sessions.create(login, origin, now).await?;
                         (n, Some(c))
@@ -381,6 +397,32 @@ impl Provider {
         .await;
         let location = self.issue_code(&interaction.request, &session, now).await?;
         Ok(FinishOutcome { location, session_cookie })
+    }
+
+    /// The login was by another person than the one the request is bound to: no code, no
+    /// session change; the client hears `login_required` (OIDC Core 3.1.2.1) and may start
+    /// again, and whoever is at the browser must log the other person out to switch.
+    async fn refuse_other_person(
+        &self,
+        interaction: &Interaction,
+        login: &LoginResult,
+        origin: &RequestOrigin,
+    ) -> FinishOutcome {
+        let r = &interaction.request;
+        self.audit(
+            AuditEntry::new("signin_other_person", "refused")
+                .subject(&login.subject)
+                .client(&r.client_id)
+                .ip(origin.source_ip.clone())
+                .details(serde_json::json!({
+                    "expected_subject": interaction.bound_subject(),
+                    "bound_by": if r.hinted_subject.is_some() { "id_token_hint" } else { "session" },
+                })),
+        )
+        .await;
+        let error = OAuthError::new(ErrorCode::LoginRequired, "the login was not by the end-user the request is for");
+        let location = authorize::error_redirect(&r.redirect_uri, r.state.as_deref(), &error, &self.config.issuer);
+        FinishOutcome { location, session_cookie: None }
     }
 
     /// The person gave up (or cannot log in): tell the client `access_denied`.

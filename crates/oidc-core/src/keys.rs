@@ -57,6 +57,36 @@ impl SigningAlg {
     }
 }
 
+/// The kinds of token this provider signs, each with its own `typ` header so that none can be
+/// taken for another where the provider reads tokens back (RFC 8725 3.11): an ID token hint must
+/// be an ID token, not a userinfo answer or a logout token signed by the same key, with the
+/// same `iss`, `sub` and `aud`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `JWT`, as relying parties expect of ID tokens.
+    IdToken,
+    /// `at+jwt` (RFC 9068).
+    AccessToken,
+    /// `logout+jwt` (Back-Channel Logout 1.0).
+    LogoutToken,
+    /// No `typ` at all: the one value apart from `JWT` that relying party libraries accept for
+    /// a signed userinfo answer (openidconnect-rs accepts `JWT`, `JOSE` or none; Nimbus `JWT` or
+    /// none), and no standard type exists for it.
+    UserInfo,
+}
+
+impl TokenKind {
+    /// The `typ` header of this kind (none for userinfo).
+    pub fn typ(self) -> Option<&'static str> {
+        match self {
+            TokenKind::IdToken => Some("JWT"),
+            TokenKind::AccessToken => Some("at+jwt"),
+            TokenKind::LogoutToken => Some("logout+jwt"),
+            TokenKind::UserInfo => None,
+        }
+    }
+}
+
 impl fmt::Display for SigningAlg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -193,15 +223,17 @@ impl SigningKey {
         }
     }
 
-    /// Signs `claims` as a compact JWS with header `{"alg","typ","kid"}`.
-    pub fn sign_jwt<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+    /// Signs `claims` as a compact JWS with header `{"alg","typ","kid"}` (no `typ` for kinds
+    /// that have none).
+    pub fn sign_jwt<T: Serialize>(&self, kind: TokenKind, claims: &T) -> Result<String, KeyError> {
         #[derive(Serialize)]
         struct Header<'a> {
             alg: &'static str,
-            typ: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            typ: Option<&'static str>,
             kid: &'a str,
         }
-        let header = serde_json::to_vec(&Header { alg: self.alg.as_str(), typ, kid: &self.kid })
+        let header = serde_json::to_vec(&Header { alg: self.alg.as_str(), typ: kind.typ(), kid: &self.kid })
             .map_err(|e| KeyError::Serialise(e.to_string()))?;
         let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Serialise(e.to_string()))?;
         let mut out = String::with_capacity((header.len() + payload.len()) * 4 / 3 + 400);
@@ -288,8 +320,8 @@ impl KeySet {
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyOptions<'a> {
     pub issuer: &'a str,
-    /// Expected `typ` header (`JWT` for ID tokens, `at+jwt` for access tokens).
-    pub typ: &'a str,
+    /// The kind of token expected, by its `typ` header.
+    pub kind: TokenKind,
     /// Whether an expired token is still accepted (e.g. `id_token_hint` at logout).
     pub allow_expired: bool,
     /// The current time (Unix seconds): expiry is judged by the provider's clock.
@@ -367,15 +399,21 @@ impl KeyRing {
         self.snapshot().active.get(&alg).cloned().ok_or(KeyError::NoActiveKey(alg))
     }
 
-    pub fn sign<T: Serialize>(&self, alg: SigningAlg, typ: &str, claims: &T) -> Result<String, KeyError> {
-        self.active(alg)?.sign_jwt(typ, claims)
+    pub fn sign<T: Serialize>(&self, alg: SigningAlg, kind: TokenKind, claims: &T) -> Result<String, KeyError> {
+        self.active(alg)?.sign_jwt(kind, claims)
     }
 
-    /// Verifies a token this provider signed: known `kid`, its algorithm, `typ`, `iss`, and
+    /// Verifies a token this provider signed: known `kid`, its algorithm, `typ` (that of the
+    /// expected kind exactly: a token without one is never an ID or access token), `iss`, and
     /// `exp` (unless `allow_expired`). `aud` is checked by the caller, who knows what to expect.
     pub fn verify<T: DeserializeOwned>(&self, token: &str, opts: VerifyOptions<'_>) -> Option<T> {
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(opts.typ)) {
+        let typ_matches = match (header.typ.as_deref(), opts.kind.typ()) {
+            (Some(found), Some(expected)) => found.eq_ignore_ascii_case(expected),
+            (None, None) => true,
+            _ => false,
+        };
+        if !typ_matches {
             return None;
         }
         let kid = header.kid?;
@@ -444,7 +482,7 @@ mod tests {
 
     fn opts() -> VerifyOptions<'static> {
         let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap();
-        VerifyOptions { issuer: "https://op.example", typ: "JWT", allow_expired: false, now }
+        VerifyOptions { issuer: "https://op.example", kind: TokenKind::IdToken, allow_expired: false, now }
     }
 
     #[tokio::test]
@@ -452,20 +490,39 @@ mod tests {
         let ring = KeyRing::load_or_init(Arc::new(MemKeys::default()), 1000).await.unwrap();
         let exp = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap() + 60;
         for alg in SigningAlg::ALL {
-            let jwt = ring.sign(alg, "JWT", &claims(exp)).unwrap();
+            let jwt = ring.sign(alg, TokenKind::IdToken, &claims(exp)).unwrap();
             assert_eq!(ring.verify::<Claims>(&jwt, opts()), Some(claims(exp)));
             // Wrong typ, tampered payload and expired tokens are refused.
-            assert!(ring.verify::<Claims>(&jwt, VerifyOptions { typ: "at+jwt", ..opts() }).is_none());
+            assert!(ring.verify::<Claims>(&jwt, VerifyOptions { kind: TokenKind::AccessToken, ..opts() }).is_none());
             let mut parts: Vec<&str> = jwt.split('.').collect();
             let other = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(exp + 1)).unwrap());
             parts[1] = &other;
             assert!(ring.verify::<Claims>(&parts.join("."), opts()).is_none());
-            let old = ring.sign(alg, "JWT", &claims(exp - 3600)).unwrap();
+            let old = ring.sign(alg, TokenKind::IdToken, &claims(exp - 3600)).unwrap();
             assert!(ring.verify::<Claims>(&old, opts()).is_none());
             assert!(ring.verify::<Claims>(&old, VerifyOptions { allow_expired: true, ..opts() }).is_some());
         }
         let jwks: serde_json::Value = serde_json::from_str(&ring.jwks_json()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    }
+
+    /// Issue 13, item 7: a userinfo answer, a logout token or an access token, signed by the
+    /// same key for the same `iss` and `sub`, is never read back as another kind.
+    #[tokio::test]
+    async fn item_7_each_kind_of_token_verifies_only_as_itself() {
+        let ring = KeyRing::load_or_init(Arc::new(MemKeys::default()), 1000).await.unwrap();
+        let exp = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap() + 60;
+        let kinds = [TokenKind::IdToken, TokenKind::AccessToken, TokenKind::LogoutToken, TokenKind::UserInfo];
+        for signed_as in kinds {
+            let jwt = ring.sign(SigningAlg::RS256, signed_as, &claims(exp)).unwrap();
+            for read_as in kinds {
+                let read = ring.verify::<Claims>(&jwt, VerifyOptions { kind: read_as, ..opts() });
+                assert_eq!(read.is_some(), signed_as == read_as, "{signed_as:?} read as {read_as:?}");
+            }
+        }
+        let userinfo = ring.sign(SigningAlg::ES256, TokenKind::UserInfo, &claims(exp)).unwrap();
+        let header = jsonwebtoken::decode_header(&userinfo).unwrap();
+        assert_eq!(header.typ, None, "a signed userinfo answer has no typ");
     }
 
     #[tokio::test]
@@ -474,7 +531,7 @@ mod tests {
         let ring = KeyRing::load_or_init(store.clone(), 1000).await.unwrap();
         let old_kid = ring.active(SigningAlg::RS256).unwrap().kid().to_owned();
         let exp = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap() + 60;
-        let old_token = ring.sign(SigningAlg::RS256, "JWT", &claims(exp)).unwrap();
+        let old_token = ring.sign(SigningAlg::RS256, TokenKind::IdToken, &claims(exp)).unwrap();
 
         ring.rotate(2000, 600).await.unwrap();
         let new_kid = ring.active(SigningAlg::RS256).unwrap().kid().to_owned();

@@ -203,9 +203,9 @@ impl Provider {
         let Some(session) = session else {
             return Ok(done(location));
         };
-        let hint_matches = hint
-            .as_ref()
-            .is_some_and(|h| h.sub == session.subject && h.sid.as_deref().is_none_or(|sid| sid == session.sid));
+        // Only an ID token of this very session ends it at once: one of the same person's
+        // other sessions (another browser, an older login) proves nothing about this one.
+        let hint_matches = hint.as_ref().is_some_and(|h| h.sub == session.subject && h.sid == session.sid);
         if hint_matches {
             let ended = self.end_session(&session.sid, "rp_initiated", now).await?;
             return Ok(self.after_logout(ended.as_ref(), location, locale).await);

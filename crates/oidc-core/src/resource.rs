@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use crate::client_auth::ClientCredentials;
 use crate::error::{EndpointError, OAuthError};
 use crate::grants::RefreshGrant;
+use crate::keys::TokenKind;
 use crate::provider::{AuditEntry, Provider};
 use crate::token::{AccessTokenClaims, revoked_grant_key, revoked_token_key};
 use crate::util::sha256_hex;
@@ -142,7 +143,9 @@ impl Provider {
                 out.insert("aud".into(), Value::String(client.client_id.clone()));
                 out.insert("iat".into(), Value::from(now));
                 out.insert("exp".into(), Value::from(claims.exp));
-                self.keys.sign(alg, "JWT", &out).map(UserInfo::Jwt).map_err(|e| {
+                // Same `iss`, `sub` and `aud` as an ID token: its own kind (no `typ`) keeps it
+                // from being accepted as an `id_token_hint`.
+                self.keys.sign(alg, TokenKind::UserInfo, &out).map(UserInfo::Jwt).map_err(|e| {
                     tracing::error!(error = %e, "signing userinfo failed");
                     BearerError::Unavailable
                 })

@@ -209,19 +209,28 @@ impl Sessions {
     }
 
     /// The same person authenticated again (re-authentication or step-up) in this session.
+    /// Returns the session and the new cookie value the browser must hold: the secret changes
+    /// in the same compare-and-swap as the authentication, so a cookie copied before a login
+    /// never wears what that login is worth, and the old cookie stops working at once. The
+    /// `sid` stays: relying parties hold it in ID tokens and logout tokens.
     pub async fn reauthenticate(
         &self,
         sid: &str,
         login: &LoginResult,
         now: i64,
-    ) -> Result<Option<SsoSession>, SessionError> {
-        self.update(sid, now, |s| {
-            s.auth_time = login.auth_time;
-            s.acr = login.acr.clone();
-            s.amr = login.amr.clone();
-            s.methods = login.methods.clone();
-        })
-        .await
+    ) -> Result<Option<(SsoSession, String)>, SessionError> {
+        let secret = random_token();
+        let secret_hash = sha256_b64(secret.as_bytes());
+        let updated = self
+            .update(sid, now, |s| {
+                s.secret_hash.clone_from(&secret_hash);
+                s.auth_time = login.auth_time;
+                s.acr = login.acr.clone();
+                s.amr = login.amr.clone();
+                s.methods = login.methods.clone();
+            })
+            .await?;
+        Ok(updated.map(|session| (session, format!("{sid}.{secret}"))))
     }
 
     /// Ends the session: it is removed atomically, so only one caller gets it back.
@@ -268,20 +277,41 @@ mod tests {
 
     use super::*;
 
+    fn login(subject: &str, auth_time: i64) -> LoginResult {
+        LoginResult {
+            subject: subject.into(),
+            acr: "eidas1".into(),
+            amr: vec!["pwd".into(), "otp".into()],
+            auth_time,
+            methods: vec!["pwd".into()],
+        }
+    }
+
+    /// Issue 13, item 9: a re-authentication gives the session a new secret; the cookie from
+    /// before no longer designates it, the new one does, and the `sid` stays.
+    #[tokio::test]
+    async fn item_9_reauthentication_replaces_the_session_secret() {
+        let store: Arc<dyn SessionStore> = Arc::new(session_store::MemoryStore::new());
+        let sessions = Sessions::new(store, 3600);
+        let (session, old_cookie) = sessions.create(&login("sub", 100), &RequestOrigin::default(), 100).await.unwrap();
+        let (again, new_cookie) =
+            sessions.reauthenticate(&session.sid, &login("sub", 200), 200).await.unwrap().unwrap();
+        assert_eq!(again.sid, session.sid);
+        assert_eq!(again.auth_time, 200);
+        assert_ne!(new_cookie, old_cookie);
+        assert!(new_cookie.starts_with(&format!("{}.", session.sid)));
+        assert!(sessions.from_cookie(&old_cookie, 201).await.unwrap().is_none(), "the old cookie is dead");
+        assert_eq!(sessions.from_cookie(&new_cookie, 201).await.unwrap().map(|s| s.auth_time), Some(200));
+        assert!(sessions.reauthenticate("gone", &login("sub", 200), 200).await.unwrap().is_none());
+    }
+
     /// Codes for many relying parties at once, under one session: every request succeeds, and
     /// after the first of a second nothing is rewritten.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn many_concurrent_requests_of_one_session_all_land() {
         let store: Arc<dyn SessionStore> = Arc::new(session_store::MemoryStore::new());
         let sessions = Sessions::new(store, 3600);
-        let login = LoginResult {
-            subject: "sub".into(),
-            acr: "eidas1".into(),
-            amr: vec!["pwd".into(), "otp".into()],
-            auth_time: 100,
-            methods: vec!["pwd".into()],
-        };
-        let (session, _) = sessions.create(&login, &RequestOrigin::default(), 100).await.unwrap();
+        let (session, _) = sessions.create(&login("sub", 100), &RequestOrigin::default(), 100).await.unwrap();
         let mut tasks = Vec::new();
         for i in 0..64 {
             let (sessions, sid) = (sessions.clone(), session.sid.clone());

@@ -11,13 +11,37 @@ use crate::client_auth::ClientCredentials;
 use crate::error::{EndpointError, ErrorCode, OAuthError, ProviderError};
 use crate::flow::{CodeRecord, code_key, grant_id_for_code};
 use crate::grants::{ConsumeResult, GrantContext, RefreshGrant};
-use crate::keys::VerifyOptions;
+use crate::keys::{TokenKind, VerifyOptions};
 use crate::provider::{AuditEntry, Provider};
 use crate::util::{constant_time_eq, half_hash, random_id, random_token, sha256_b64, sha256_hex, split_spaces};
 
-/// What marks a consumed code; a second use of the code finds this (followed by the session's
-/// `sid` once known) instead of the record.
+/// What marks a consumed code; a second use of the code finds this, followed by a
+/// [`RedeemedCode`] in JSON, instead of the record.
 const CODE_REDEEMED: &[u8] = b"redeemed";
+
+/// What a consumed code still says about itself, for when it comes back.
+#[derive(Debug, Serialize, Deserialize)]
+struct RedeemedCode {
+    /// The client the code was issued to: only it may end the session over a replay.
+    client_id: String,
+    sid: String,
+    /// The code's PKCE challenge: a replay by a public client (no secret) counts as the
+    /// client's own only with the verifier.
+    code_challenge: Option<String>,
+}
+
+impl RedeemedCode {
+    fn marker(&self) -> Result<Vec<u8>, ProviderError> {
+        let json = serde_json::to_vec(self).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
+        Ok([CODE_REDEEMED, b":", &json].concat())
+    }
+
+    /// `None` for a marker written by an older version (`redeemed:<sid>`): nothing then says
+    /// whose code it was, so it ends no session.
+    fn parse(after_prefix: &[u8]) -> Option<Self> {
+        serde_json::from_slice(after_prefix.strip_prefix(b":")?).ok()
+    }
+}
 /// How long a consumed code is remembered to detect replays.
 const CODE_REPLAY_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -85,13 +109,18 @@ pub struct AccessTokenClaims {
 }
 
 /// The part of an ID token this provider reads back (`id_token_hint`).
+///
+/// Besides its `typ`, what makes a token one of this provider's ID tokens: every one of them
+/// carries `sid` and `auth_time`, which no other token it signs has (a userinfo answer has
+/// `iss`, `sub` and `aud` too). A token without them is not an ID token of ours, and a hint
+/// without `sid` could not say which session it speaks for.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdTokenHintClaims {
     pub sub: String,
     #[serde(default)]
     pub aud: Value,
-    #[serde(default)]
-    pub sid: Option<String>,
+    pub sid: String,
+    pub auth_time: i64,
 }
 
 impl IdTokenHintClaims {
@@ -163,7 +192,7 @@ impl Provider {
         };
         let grant_id = grant_id_for_code(code);
         if let Some(rest) = bytes.strip_prefix(CODE_REDEEMED) {
-            return Err(self.code_replayed(client, &grant_id, rest, now).await);
+            return Err(self.code_replayed(client, &params, &grant_id, rest, now).await);
         }
         let record: CodeRecord = serde_json::from_slice(&bytes).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
         // Checked before the code is consumed: a request that does not match the authorization
@@ -179,12 +208,17 @@ impl Provider {
         }
         check_pkce(record.code_challenge.as_deref(), params.code_verifier.as_deref())?;
         // Single use: of concurrent redemptions, only one swaps out the record it checked.
-        let marker = [CODE_REDEEMED, b":", record.sid.as_bytes()].concat();
+        let marker = RedeemedCode {
+            client_id: record.client_id.clone(),
+            sid: record.sid.clone(),
+            code_challenge: record.code_challenge.clone(),
+        }
+        .marker()?;
         match self.store.swap_existing(&key, &marker, CODE_REPLAY_WINDOW).await? {
             Some(previous) if previous == bytes => {}
             Some(previous) => {
                 let rest = previous.strip_prefix(CODE_REDEEMED).unwrap_or_default();
-                return Err(self.code_replayed(client, &grant_id, rest, now).await);
+                return Err(self.code_replayed(client, &params, &grant_id, rest, now).await);
             }
             None => return Err(OAuthError::invalid_grant("invalid or expired authorization code").into()),
         }
@@ -264,7 +298,7 @@ impl Provider {
             auth_time: None,
             acr: None,
         };
-        let access_token = self.keys.sign(self.config.access_token_alg, "at+jwt", &claims)?;
+        let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &claims)?;
         self.audit(
             AuditEntry::new("token_issued", "success")
                 .client(&client.client_id)
@@ -282,12 +316,27 @@ impl Provider {
     }
 
     /// A code used a second time: it was stolen, or intercepted and raced. What it gave is
-    /// revoked, and the session it came from ends, with a logout to every relying party.
-    async fn code_replayed(&self, client: &Client, grant_id: &str, marker_rest: &[u8], now: i64) -> EndpointError {
-        let sid = std::str::from_utf8(marker_rest).ok().and_then(|r| r.strip_prefix(':')).filter(|s| !s.is_empty());
+    /// revoked whoever presents it (RFC 6749 4.1.2). The session it came from ends, with a
+    /// logout to every relying party, only when the replay comes from the client the code was
+    /// issued to (with the PKCE verifier, if the code had a challenge): that client speaks for
+    /// the person; anyone else holding a spent code must not be able to log them out.
+    async fn code_replayed(
+        &self,
+        client: &Client,
+        params: &TokenParams,
+        grant_id: &str,
+        marker_rest: &[u8],
+        now: i64,
+    ) -> EndpointError {
+        let redeemed = RedeemedCode::parse(marker_rest);
+        let by_its_client = redeemed.as_ref().is_some_and(|r| {
+            r.client_id == client.client_id
+                && check_pkce(r.code_challenge.as_deref(), params.code_verifier.as_deref()).is_ok()
+        });
+        let sid = redeemed.as_ref().map(|r| r.sid.as_str());
         let outcome = async {
             self.revoke_grant(grant_id, now).await?;
-            if let Some(sid) = sid {
+            if by_its_client && let Some(sid) = sid {
                 self.end_session(sid, "code_replay", now).await?;
             }
             Ok::<(), ProviderError>(())
@@ -297,9 +346,14 @@ impl Provider {
             return e.into();
         }
         self.audit(
-            AuditEntry::new("code_replay", "revoked")
+            AuditEntry::new("code_replay", if by_its_client { "revoked" } else { "revoked_grant_only" })
                 .client(&client.client_id)
-                .details(serde_json::json!({ "grant": grant_id, "sid": sid })),
+                .details(serde_json::json!({
+                    "grant": grant_id,
+                    "sid": sid,
+                    "issued_to": redeemed.as_ref().map(|r| r.client_id.as_str()),
+                    "session_ended": by_its_client,
+                })),
         )
         .await;
         OAuthError::invalid_grant("authorization code already used; tokens issued from it are revoked").into()
@@ -418,7 +472,7 @@ impl Provider {
             auth_time: Some(issue.context.auth_time),
             acr: Some(issue.context.acr.clone()),
         };
-        let access_token = self.keys.sign(self.config.access_token_alg, "at+jwt", &at_claims)?;
+        let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &at_claims)?;
 
         let mut id_claims = Map::new();
         let mut put = |k: &str, v: Value| {
@@ -442,7 +496,7 @@ impl Provider {
             id_claims.entry(k).or_insert(v);
         }
         let alg = issue.client.metadata.id_token_signed_response_alg;
-        let id_token = self.keys.sign(alg, "JWT", &id_claims)?;
+        let id_token = self.keys.sign(alg, TokenKind::IdToken, &id_claims)?;
 
         let refresh_token = match issue.refresh_expiry {
             None => None,
@@ -474,12 +528,14 @@ impl Provider {
         })
     }
 
-    /// Verifies an ID token this provider issued, even expired (`id_token_hint`).
+    /// Verifies an ID token this provider issued, even expired (`id_token_hint`): its `typ`, and
+    /// the claims only ID tokens carry ([`IdTokenHintClaims`]).
     pub fn verify_id_token_hint(&self, token: &str, now: i64) -> Option<IdTokenHintClaims> {
         if token.len() > 16 * 1024 {
             return None;
         }
-        self.keys.verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: true, now })
+        let opts = VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::IdToken, allow_expired: true, now };
+        self.keys.verify(token, opts)
     }
 
     /// Verifies an ID token this provider issued to `client_id`, not expired; returns its claims.
@@ -488,9 +544,10 @@ impl Provider {
         if token.len() > 64 * 1024 {
             return None;
         }
-        let claims: Map<String, Value> = self
-            .keys
-            .verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "JWT", allow_expired: false, now })?;
+        let claims: Map<String, Value> = self.keys.verify(
+            token,
+            VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::IdToken, allow_expired: false, now },
+        )?;
         (claims.get("aud").and_then(Value::as_str) == Some(client_id)).then_some(claims)
     }
 
@@ -503,9 +560,10 @@ impl Provider {
             Ok(claims) => return Some(claims),
             Err(key) => key,
         };
-        let claims: AccessTokenClaims = self
-            .keys
-            .verify(token, VerifyOptions { issuer: &self.config.issuer, typ: "at+jwt", allow_expired: false, now })?;
+        let claims: AccessTokenClaims = self.keys.verify(
+            token,
+            VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::AccessToken, allow_expired: false, now },
+        )?;
         self.verified.remember(key, &claims, now);
         Some(claims)
     }

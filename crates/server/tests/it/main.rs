@@ -15,5 +15,6 @@ mod mail;
 mod multinode;
 mod push;
 mod resilience;
+mod session_binding;
 mod tokens;
 mod wallet;

@@ -151,3 +151,47 @@ async fn the_wallet_lists_sessions_and_activity_and_cuts_sessions_off() {
     assert_eq!(out.status(), StatusCode::OK);
     assert_eq!(me.get(&s.p.url("/wallet")).await.status(), StatusCode::SEE_OTHER, "signed out everywhere");
 }
+
+/// The `Set-Cookie` header of `r` for cookie `name`.
+fn set_cookie<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+#[tokio::test]
+async fn item_11_a_wallet_callback_carried_to_another_browser_signs_nobody_in() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    // Someone starts a wallet sign-in with their own account and keeps the callback URL.
+    let attacker = Browser::new();
+    let r = attacker.get(&s.p.url("/wallet")).await;
+    let binding = set_cookie(&r, "caducee_wallet_login").expect("the sign-in is bound to this browser").to_owned();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/wallet", "Max-Age=900"] {
+        assert!(binding.contains(attribute), "{binding}");
+    }
+    let r = attacker.get(&s.p.url(&location(r.headers()))).await;
+    let login_url = s.p.url(&location(r.headers()));
+    let html = attacker.get(&login_url).await.text().await.unwrap();
+    let r = submit(&attacker, &login_url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
+    let callback = location(r.headers());
+    assert!(callback.starts_with(&s.p.url("/wallet/callback?code=")), "{callback}");
+
+    // The victim's browser, even in the middle of a wallet sign-in of its own, follows it.
+    let victim = Browser::new();
+    let own = victim.get(&s.p.url("/wallet")).await;
+    assert!(set_cookie(&own, "caducee_wallet_login").is_some());
+    let r = victim.get(&callback).await;
+    assert_eq!(location(r.headers()), "/wallet");
+    assert!(set_cookie(&r, "caducee_wallet").is_none(), "no wallet session");
+    let r = victim.get(&s.p.url("/wallet")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the victim is not signed into anyone's wallet");
+    assert!(location(r.headers()).starts_with("/authorize?"));
+
+    // The code was not redeemed for the victim: the attacker's pending sign-in is spent, and
+    // their browser gets nothing from the URL either.
+    let r = attacker.get(&callback).await;
+    assert!(set_cookie(&r, "caducee_wallet").is_none());
+    assert!(set_cookie(&r, "caducee_wallet_login").is_some_and(|c| c.contains("Max-Age=0")), "cleared");
+}
