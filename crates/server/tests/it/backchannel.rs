@@ -143,12 +143,18 @@ async fn ending_a_session_notifies_every_relying_party_with_a_valid_logout_token
     assert_eq!(a[0]["sub"], subject.as_str());
     assert_ne!(a[0]["jti"], b[0]["jti"]);
 
-    let delivered =
-        s.p.directory()
-            .logout_deliveries()
-            .query(&directory::DeliveryQuery { subject: Some(subject), ..Default::default() })
-            .await
-            .unwrap();
+    // The provider records a delivery once the relying party has answered, which may be just
+    // after the relying party saw the token: wait for the record rather than race it.
+    let query = directory::DeliveryQuery { subject: Some(subject), ..Default::default() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let delivered = loop {
+        let delivered = s.p.directory().logout_deliveries().query(&query).await.unwrap();
+        let done = delivered.len() == 2 && delivered.iter().all(|d| d.status == directory::DeliveryStatus::Delivered);
+        if done || tokio::time::Instant::now() > deadline {
+            break delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(delivered.len(), 2);
     assert!(delivered.iter().all(|d| d.status == directory::DeliveryStatus::Delivered), "{delivered:?}");
 }
