@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,9 +13,10 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+pub use crate::auth::{Admin, ProxiedClientCertificate};
 use crate::push::PushBlockView;
 use crate::service::{
-    AccountView, ActivationCodeView, Actor, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView,
+    AccountView, ActivationCodeView, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView,
     AuthenticatorView, ClientView, CreatedClient, DeliveryView, NewClient, SessionView,
 };
 
@@ -51,7 +52,7 @@ impl IntoResponse for Failure {
     }
 }
 
-fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
+pub(crate) fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
     Failure(status, ApiError { error: code.to_owned(), message: message.into() })
 }
 
@@ -86,67 +87,6 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
             .await
             .map(|Path(v)| ApiPath(v))
             .map_err(|e| failure(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
-    }
-}
-
-/// The authenticated administrator of a request.
-pub struct Admin(pub Actor);
-
-/// A client certificate that the TLS-terminating proxy verified (mutual TLS), as the server's
-/// edge established it from a trusted proxy only.
-#[derive(Debug, Clone)]
-pub struct VerifiedClientCertificate {
-    /// SHA-256 of the DER certificate, base64url.
-    pub thumbprint: String,
-}
-
-impl FromRequestParts<AdminService> for Admin {
-    type Rejection = Failure;
-
-    async fn from_request_parts(parts: &mut Parts, svc: &AdminService) -> Result<Self, Self::Rejection> {
-        // The client's address as the server's edge established it (behind trusted proxies).
-        let source_ip = match parts.extensions.get::<oidc_core::http::ClientIp>() {
-            Some(ip) => Some(ip.0.to_string()),
-            None => parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()),
-        };
-        // Mutual TLS: without a bearer token, a verified certificate on the allowlist administers.
-        if !parts.headers.contains_key(header::AUTHORIZATION)
-            && let Some(cert) = parts.extensions.get::<VerifiedClientCertificate>()
-        {
-            let known = svc.admin_certificates.iter().fold(false, |found, t| {
-                found | oidc_core::util::constant_time_eq(t.as_bytes(), cert.thumbprint.as_bytes())
-            });
-            if !known {
-                return Err(failure(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "this client certificate is not registered for the admin API",
-                ));
-            }
-            return Ok(Admin(Actor { id: format!("cert:{}", cert.thumbprint), source_ip }));
-        }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim().to_owned())
-            .ok_or_else(|| failure(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required"))?;
-        let now = (svc.clock)();
-        let claims = svc.provider.live_access_token(&token, now).await.map_err(|e| {
-            tracing::error!(error = %e.into_oauth(), "admin token check failed");
-            failure(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot check the token now")
-        })?;
-        let claims = claims.ok_or_else(|| {
-            failure(StatusCode::UNAUTHORIZED, "unauthorized", "the token is invalid, expired or revoked")
-        })?;
-        // Only a client acting on its own behalf, holding the admin scope, administers.
-        let admin = claims.sid.is_none() && claims.scope.split(' ').any(|s| s == ADMIN_SCOPE);
-        if !admin {
-            return Err(failure(StatusCode::FORBIDDEN, "forbidden", "the token lacks the caducee:admin scope"));
-        }
-        Ok(Admin(Actor { id: format!("client:{}", claims.client_id), source_ip }))
     }
 }
 

@@ -422,46 +422,30 @@ struct Edge {
 }
 
 /// Establishes the client's address: the connection's peer, or, when the peer is a trusted
-/// proxy, the last `X-Forwarded-For` entry that is not itself a trusted proxy. From a trusted
-/// proxy only, the client certificate it verified (mutual TLS) is believed; the header is
-/// removed from every request so that nothing downstream can read a forged one.
+/// proxy, the last `X-Forwarded-For` entry that is not itself a trusted proxy. The client
+/// certificate header is removed from every request, so that nothing downstream can read a
+/// forged one; from a trusted proxy, every copy of it is kept aside, unparsed, for the admin
+/// API (its only reader), which decides what it is worth.
 async fn client_origin(
     State(edge): State<Arc<Edge>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let cert = request.headers_mut().remove(&edge.cert_header);
+    let certificate: Vec<axum::http::HeaderValue> =
+        request.headers().get_all(&edge.cert_header).iter().cloned().collect();
+    if !certificate.is_empty() {
+        request.headers_mut().remove(&edge.cert_header);
+    }
     if let Some(axum::extract::ConnectInfo(peer)) = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>()
     {
         let peer = peer.ip();
         let ip = forwarded_client(peer, request.headers().get("x-forwarded-for"), &edge.trusted);
         request.extensions_mut().insert(ClientIp(ip));
-        if edge.trusted.contains(&peer)
-            && let Some(thumbprint) = cert.as_ref().and_then(certificate_thumbprint)
-        {
-            request.extensions_mut().insert(admin_api::VerifiedClientCertificate { thumbprint });
+        if edge.trusted.contains(&peer) && !certificate.is_empty() {
+            request.extensions_mut().insert(admin_api::ProxiedClientCertificate(certificate));
         }
     }
     next.run(request).await
-}
-
-/// The SHA-256 thumbprint (base64url) of a certificate passed by a proxy as URL-encoded PEM
-/// (nginx) or base64 DER (HAProxy); `None` if it is neither.
-fn certificate_thumbprint(value: &axum::http::HeaderValue) -> Option<String> {
-    use base64::Engine as _;
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let raw = value.to_str().ok()?.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
-    let der = if decoded.contains("-----BEGIN CERTIFICATE-----") {
-        CertificateDer::from_pem_slice(decoded.as_bytes()).ok()?.to_vec()
-    } else {
-        base64::engine::general_purpose::STANDARD.decode(decoded.as_bytes()).ok()?
-    };
-    (!der.is_empty()).then(|| oidc_core::util::sha256_b64(&der))
 }
 
 fn forwarded_client(peer: IpAddr, header: Option<&axum::http::HeaderValue>, trusted: &[IpAddr]) -> IpAddr {

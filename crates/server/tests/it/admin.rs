@@ -582,3 +582,39 @@ async fn client_changes_count_from_the_next_request() {
     );
     assert_eq!(introspect(new_secret).await, StatusCode::UNAUTHORIZED, "deleted client refused at once");
 }
+
+/// Issue 13, item 12: the certificate header a trusted proxy passes is believed only when it
+/// comes once. Twice means someone's copy got through beside the proxy's (or the proxy is
+/// misconfigured): which one is the proxy's cannot be told, so the admin API refuses with a 400
+/// instead of picking one. Other routes do not read the header at all.
+#[tokio::test]
+async fn item_12_a_certificate_header_sent_twice_is_refused() {
+    let p = TestProvider::start_with(Storage::Embedded, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.admin.client_certificates = vec![CONSOLE_THUMBPRINT.into()];
+    })
+    .await
+    .unwrap();
+    let s = setup(p).await;
+    let twice = |first: &str, second: &str, path: &str| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.append("x-client-cert", first.parse().unwrap());
+        headers.append("x-client-cert", second.parse().unwrap());
+        reqwest::Client::new().get(s.p.url(path)).headers(headers).send()
+    };
+    let (console, stranger) = (escaped(CONSOLE_PEM), escaped(STRANGER_PEM));
+    for (first, second) in [(&console, &stranger), (&stranger, &console), (&console, &console)] {
+        let r = twice(first, second, "/admin/v1/clients").await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let err: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(err["error"], "invalid_request");
+        assert!(err["message"].as_str().unwrap().contains("more than once"), "{err}");
+    }
+    // Once, it still administers.
+    let once = reqwest::Client::new().get(s.p.url("/admin/v1/clients")).header("x-client-cert", &console);
+    assert_eq!(once.send().await.unwrap().status(), StatusCode::OK);
+    // Routes that do not read the header are not disturbed by it, twice or malformed.
+    assert_eq!(twice(&console, "garbage", "/healthz").await.unwrap().status(), StatusCode::OK);
+    let discovery = twice(&console, "garbage", "/.well-known/openid-configuration").await.unwrap();
+    assert_eq!(discovery.status(), StatusCode::OK);
+}
