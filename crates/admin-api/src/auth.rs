@@ -1,12 +1,17 @@
 //! Who administers a request: a client-credentials token holding the `caducee:admin` scope,
-//! whose client still exists and still holds that right, or a client certificate that a
-//! trusted proxy verified (mutual TLS) and whose thumbprint is registered.
+//! whose client still exists, still holds that right and still has the credentials the token
+//! was obtained with (checked against the database on every call), or a client certificate
+//! that a trusted proxy verified (mutual TLS) and whose thumbprint is registered.
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 
-use crate::http::{ADMIN_SCOPE, Failure, failure};
+use directory::ClientRecord;
+use oidc_core::client::ClientMetadata;
+use oidc_core::token::AccessTokenClaims;
+
+use crate::http::{ADMIN_SCOPE, Failure, failure, invalid_token};
 use crate::service::{Actor, AdminService};
 
 /// The authenticated administrator of a request.
@@ -59,16 +64,44 @@ impl FromRequestParts<AdminService> for Admin {
             tracing::error!(error = %e.into_oauth(), "admin token check failed");
             failure(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot check the token now")
         })?;
-        let claims = claims.ok_or_else(|| {
-            failure(StatusCode::UNAUTHORIZED, "unauthorized", "the token is invalid, expired or revoked")
-        })?;
+        let claims = claims.ok_or_else(|| invalid_token("the token is invalid, expired or revoked"))?;
         // Only a client acting on its own behalf, holding the admin scope, administers.
         let admin = claims.sid.is_none() && claims.scope.split(' ').any(|s| s == ADMIN_SCOPE);
         if !admin {
             return Err(failure(StatusCode::FORBIDDEN, "forbidden", "the token lacks the caducee:admin scope"));
         }
+        // Read from the database on every call, past the node's client cache: a client deleted
+        // or changed by another node or by the command line must count from its next call.
+        let client = svc.directory.clients().get(&claims.client_id).await.map_err(|e| {
+            tracing::error!(error = %e, "admin token check failed");
+            failure(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot check the token now")
+        })?;
+        client_still_administers(client, &claims)?;
         Ok(Admin(Actor { id: format!("client:{}", claims.client_id), source_ip }))
     }
+}
+
+/// A token is worth what its client is worth now: the client must still exist (and be the one
+/// the token was issued to, not another registered since under the same id), still be allowed
+/// to get the admin scope with the client-credentials grant, and still authenticate with the
+/// credentials the token was obtained with. Tokens carry whole seconds, so one issued in the
+/// very second the credentials changed is refused too: its client gets a new one.
+fn client_still_administers(client: Option<ClientRecord>, claims: &AccessTokenClaims) -> Result<(), Failure> {
+    let gone = || invalid_token("the client of this token no longer exists");
+    let client = client.ok_or_else(gone)?;
+    if claims.iat < client.created_at {
+        return Err(gone());
+    }
+    let allowed = serde_json::from_value::<ClientMetadata>(client.metadata).is_ok_and(|m| {
+        !m.is_public() && m.allows_grant("client_credentials") && m.allowed_scopes.iter().any(|s| s == ADMIN_SCOPE)
+    });
+    if !allowed {
+        return Err(invalid_token("the client of this token is no longer allowed the caducee:admin scope"));
+    }
+    if client.credentials_changed_at.is_some_and(|at| claims.iat <= at) {
+        return Err(invalid_token("the client's credentials changed after this token was issued"));
+    }
+    Ok(())
 }
 
 /// The thumbprint of the certificate a trusted proxy passed, if it passed one that parses.

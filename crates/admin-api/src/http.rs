@@ -31,16 +31,21 @@ pub struct ApiError {
     pub message: String,
 }
 
-pub struct Failure(StatusCode, ApiError);
+pub struct Failure {
+    status: StatusCode,
+    body: ApiError,
+    /// The `WWW-Authenticate` challenge of a 401, when it says more than the bare realm.
+    challenge: Option<&'static str>,
+}
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let mut r = (self.0, Json(self.1)).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"caducee-admin\""));
+        let mut r = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = self.challenge.unwrap_or("Bearer realm=\"caducee-admin\"");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
-        if self.0 == StatusCode::FORBIDDEN {
+        if self.status == StatusCode::FORBIDDEN {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(
@@ -53,7 +58,15 @@ impl IntoResponse for Failure {
 }
 
 pub(crate) fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
-    Failure(status, ApiError { error: code.to_owned(), message: message.into() })
+    Failure { status, body: ApiError { error: code.to_owned(), message: message.into() }, challenge: None }
+}
+
+/// A bearer token was presented and is worth nothing (RFC 6750 3.1 `invalid_token`).
+pub(crate) fn invalid_token(message: &str) -> Failure {
+    Failure {
+        challenge: Some("Bearer realm=\"caducee-admin\", error=\"invalid_token\""),
+        ..failure(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
 }
 
 impl From<AdminError> for Failure {

@@ -482,6 +482,7 @@ impl AdminService {
             metadata,
             created_at: now,
             updated_at: now,
+            credentials_changed_at: None,
         };
         self.directory.clients().create(record).await?;
         self.audit(actor, "admin.client.create", None, serde_json::json!({ "client_id": client_id })).await;
@@ -494,12 +495,23 @@ impl AdminService {
         client_id: &str,
         metadata: &ClientMetadata,
     ) -> Result<ClientView, AdminError> {
-        let metadata = Self::checked_metadata(metadata)?;
-        self.directory.clients().update_metadata(client_id, metadata).await.map_err(|e| match e {
+        let new = Self::checked_metadata(metadata)?;
+        let current = self.directory.clients().get(client_id).await?.ok_or(AdminError::NotFound("client"))?;
+        // The keys or the way it authenticates change: what proved it was the client before
+        // proves nothing now, so its admin tokens stop (see `crate::auth`).
+        let credentials_changed = match serde_json::from_value::<ClientMetadata>(current.metadata) {
+            Ok(before) => {
+                before.token_endpoint_auth_method != metadata.token_endpoint_auth_method || before.jwks != metadata.jwks
+            }
+            Err(_) => true,
+        };
+        let changed_at = credentials_changed.then(|| self.now());
+        self.directory.clients().update_metadata(client_id, new, changed_at).await.map_err(|e| match e {
             DirectoryError::NotFound => AdminError::NotFound("client"),
             other => other.into(),
         })?;
-        self.audit(actor, "admin.client.update", None, serde_json::json!({ "client_id": client_id })).await;
+        let details = serde_json::json!({ "client_id": client_id, "credentials_changed": credentials_changed });
+        self.audit(actor, "admin.client.update", None, details).await;
         self.client(client_id).await
     }
 
@@ -528,7 +540,7 @@ impl AdminService {
             return Err(AdminError::Invalid("this client does not authenticate with a secret".into()));
         }
         let (secret, hash) = new_client_secret();
-        self.directory.clients().set_secret_hash(client_id, Some(hash)).await?;
+        self.directory.clients().set_secret_hash(client_id, Some(hash), self.now()).await?;
         self.audit(actor, "admin.client.rotate_secret", None, serde_json::json!({ "client_id": client_id })).await;
         Ok(secret)
     }

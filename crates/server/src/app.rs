@@ -215,7 +215,8 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
     let clients = directory.clients();
     match clients.get(WALLET_CLIENT_ID).await? {
         Some(existing) if existing.metadata == value => Ok(()),
-        Some(_) => Ok(clients.update_metadata(WALLET_CLIENT_ID, value).await?),
+        // A public client: no credentials to change.
+        Some(_) => Ok(clients.update_metadata(WALLET_CLIENT_ID, value, None).await?),
         None => {
             let record = directory::ClientRecord {
                 client_id: WALLET_CLIENT_ID.into(),
@@ -223,6 +224,7 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
                 metadata: value,
                 created_at: now,
                 updated_at: now,
+                credentials_changed_at: None,
             };
             match clients.create(record).await {
                 // Another node registered it at the same moment.

@@ -192,7 +192,7 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
                 bail!("client {client_id} does not authenticate with a secret");
             }
             let (secret, hash) = new_client_secret();
-            directory.clients().set_secret_hash(&client_id, Some(hash)).await?;
+            directory.clients().set_secret_hash(&client_id, Some(hash), now()).await?;
             audit_operator(
                 &directory,
                 "admin.client.rotate_secret",
@@ -261,6 +261,7 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
             metadata: serde_json::to_value(&metadata)?,
             created_at: at,
             updated_at: at,
+            credentials_changed_at: None,
         })
         .await?;
     Ok((client_id, secret))
