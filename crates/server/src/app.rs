@@ -286,7 +286,12 @@ impl App {
             },
             failure_floor: Duration::from_millis(login.failure_floor_ms),
         };
-        let mail = Arc::new(MailOtp::new(store.clone(), mailer(&config)?, mail_settings(&config)));
+        let mail = Arc::new(MailOtp::new(
+            store.clone(),
+            mailer(&config)?,
+            mail_settings(&config),
+            directory.keyed_hash("mail-otp"),
+        ));
         tracing::info!(mail = %mail.mailer().describe(), "one-time passwords by e-mail");
         if config.mail.smtp_host.is_empty() {
             tracing::warn!(
