@@ -347,9 +347,22 @@ async fn audit(
     Ok(Json(s.audit_query(query(f)?).await?))
 }
 
-#[utoipa::path(get, path = "/admin/v1/audit/verify", responses((status = 200, body = AuditCheck), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
-async fn audit_verify(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<AuditCheck>> {
-    Ok(Json(s.audit_verify().await?))
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditVerifyParams {
+    /// A head kept from an earlier check (`ID:HASH`): the chain must still reach it unchanged.
+    pub head: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/audit/verify", params(AuditVerifyParams),
+    responses((status = 200, body = AuditCheck), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
+async fn audit_verify(
+    State(s): State<AdminService>,
+    _a: Admin,
+    params: Result<Query<AuditVerifyParams>, QueryRejection>,
+) -> ApiResult<Json<AuditCheck>> {
+    let params = query(params)?;
+    Ok(Json(s.audit_verify(params.head.as_deref()).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/logout-deliveries", params(DeliveryFilter),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use authn_methods::AuthEngine;
 use directory::{
-    AccountStatus, AuditEvent, AuditQuery, AuditRecord, ClientRecord, DeliveryQuery, DeliveryStatus, Directory,
-    DirectoryError, LogoutDeliveryRecord, Professional,
+    AccountStatus, AuditEvent, AuditHead, AuditQuery, AuditRecord, ClientRecord, DeliveryQuery, DeliveryStatus,
+    Directory, DirectoryError, HeadCheck, LogoutDeliveryRecord, Professional,
 };
 use oidc_core::Provider;
 use oidc_core::client::{ClientMetadata, MetadataError, new_client_secret};
@@ -232,9 +232,20 @@ impl From<LogoutDeliveryRecord> for DeliveryView {
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuditCheck {
+    /// No record breaks the chain, and the given head (if any) is in it unchanged.
+    pub intact: bool,
     pub records: u64,
     /// The first record whose hash or link does not match (tampering), if any.
     pub first_bad_id: Option<i64>,
+    /// Records at the start of the chain written before it was keyed (bare SHA-256): only the
+    /// keyed records after them, or a head exported since, vouch for them.
+    pub unkeyed_records: u64,
+    /// The newest record as `ID:HASH`, to keep outside the database and check against later.
+    pub head: Option<String>,
+    /// With a `head` to check against: `matches`, `missing` (the chain was cut short before
+    /// it) or `differs` (the chain was rewritten up to it).
+    #[schema(value_type = Option<String>)]
+    pub head_check: Option<HeadCheck>,
 }
 
 /// Filters of an audit query.
@@ -565,9 +576,23 @@ impl AdminService {
         Ok(self.directory.audit().query(query).await?.into_iter().map(AuditRecordView::from).collect())
     }
 
-    pub async fn audit_verify(&self) -> Result<AuditCheck, AdminError> {
-        let v = self.directory.audit().verify().await?;
-        Ok(AuditCheck { records: v.records, first_bad_id: v.first_bad_id })
+    /// The newest record as `ID:HASH` (`None` while the log is empty), without checking the chain.
+    pub async fn audit_head(&self) -> Result<Option<String>, AdminError> {
+        Ok(self.directory.audit().head().await?.map(|h| h.to_string()))
+    }
+
+    /// Checks the whole chain, and against `head` (`ID:HASH`, an earlier check's `head`) if given.
+    pub async fn audit_verify(&self, head: Option<&str>) -> Result<AuditCheck, AdminError> {
+        let head = head.map(str::parse::<AuditHead>).transpose()?;
+        let v = self.directory.audit().verify(head.as_ref()).await?;
+        Ok(AuditCheck {
+            intact: v.is_intact(),
+            records: v.records,
+            first_bad_id: v.first_bad_id,
+            unkeyed_records: v.unkeyed_records,
+            head: v.head.map(|h| h.to_string()),
+            head_check: v.head_check,
+        })
     }
 
     pub async fn deliveries(

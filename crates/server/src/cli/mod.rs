@@ -357,15 +357,41 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
 async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     let admin = admin_service(config).await?;
     match command {
-        AuditCommand::Verify => {
-            let check = admin.audit_verify().await?;
-            match check.first_bad_id {
-                None => println!("audit log intact: {} record(s), chain verified", check.records),
-                Some(id) => {
-                    bail!("audit log tampered: record {id} does not match the chain ({} record(s) read)", check.records)
+        AuditCommand::Verify { head } => {
+            let check = admin.audit_verify(head.as_deref()).await?;
+            if let Some(id) = check.first_bad_id {
+                bail!("audit log tampered: record {id} does not match the chain ({} record(s) read)", check.records)
+            }
+            match (check.head_check, head.as_deref()) {
+                (Some(directory::HeadCheck::Missing), Some(head)) => {
+                    bail!(
+                        "audit log cut short: the chain ({} record(s)) no longer reaches the head {head}",
+                        check.records
+                    )
                 }
+                (Some(directory::HeadCheck::Differs), Some(head)) => {
+                    bail!("audit log rewritten: the record of the head {head} is not the one exported")
+                }
+                _ => {}
+            }
+            let against = head.map(|h| format!(", up to the head {h}")).unwrap_or_default();
+            println!("audit log intact: {} record(s), chain verified{against}", check.records);
+            if check.unkeyed_records > 0 {
+                eprintln!(
+                    "note: the first {} record(s) were chained before the chain was keyed (bare SHA-256); {}",
+                    check.unkeyed_records,
+                    if check.unkeyed_records == check.records {
+                        "no record is keyed yet, so a rewritten chain would look the same: check against a head kept outside the database"
+                    } else {
+                        "the keyed records after them vouch for them"
+                    }
+                );
             }
         }
+        AuditCommand::Head => match admin.audit_head().await? {
+            Some(head) => println!("{head}"),
+            None => bail!("the audit log is empty: no head yet"),
+        },
         AuditCommand::List { user, event, from, to, after_id, limit } => {
             let filter =
                 admin_api::service::AuditFilter { national_id: user, event, from, to, after_id, limit: Some(limit) };
