@@ -13,11 +13,12 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use crate::audit::{AuditCheck, AuditFilter, AuditRecordView};
 pub use crate::auth::{Admin, ProxiedClientCertificate};
 use crate::push::PushBlockView;
 use crate::service::{
-    AccountView, ActivationCodeView, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView,
-    AuthenticatorView, ClientView, CreatedClient, DeliveryView, NewClient, SessionView,
+    AccountView, ActivationCodeView, AdminError, AdminService, AuthenticatorView, ClientView, CreatedClient,
+    DeliveryView, NewClient, SessionView,
 };
 
 /// The scope a client must hold to call the admin API.

@@ -6,6 +6,7 @@
 //!
 //! Must not depend on `login-ui`.
 
+pub mod audit;
 mod auth;
 pub mod http;
 pub mod push;

@@ -394,7 +394,7 @@ async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
         },
         AuditCommand::List { user, event, from, to, after_id, limit } => {
             let filter =
-                admin_api::service::AuditFilter { national_id: user, event, from, to, after_id, limit: Some(limit) };
+                admin_api::audit::AuditFilter { national_id: user, event, from, to, after_id, limit: Some(limit) };
             print_json(&admin.audit_query(filter).await?)?;
         }
         AuditCommand::Deliveries { sid, client_id, status } => {

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod admin_access;
+mod audit;
 mod backchannel;
 mod binary;
 mod browser;
