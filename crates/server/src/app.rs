@@ -27,6 +27,7 @@ use oidc_core::{Provider, ProviderDeps};
 use session_store::{MemoryStore, RedisStore, SessionStore, StoreError};
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::adapters::DirectoryAdapter;
@@ -337,7 +338,8 @@ impl App {
         }
     }
 
-    /// Every route: protocol, login pages, admin API, health.
+    /// Every route: protocol, login pages, admin API, health; every answer with the security
+    /// headers (`oidc_core::http::security`).
     pub fn router(&self) -> Router {
         let protocol_state = ProtocolState {
             provider: self.provider.clone(),
@@ -374,7 +376,12 @@ impl App {
             .layer(TraceLayer::new_for_http());
         // Discovery and JWKS need none of those layers (no body, no caller-specific answer):
         // layers apply to the routes present when added, so these stay bare.
-        documents.merge(layered)
+        let mut router = documents.merge(layered);
+        // Every answer, the documents and the errors included: static values, no allocation.
+        for (name, value) in oidc_core::http::security::response_headers(&self.config.issuer) {
+            router = router.layer(SetResponseHeaderLayer::overriding(name, value));
+        }
+        router
     }
 
     /// Background duties: retry back-channel logouts that are due (every few seconds), reload
