@@ -373,7 +373,8 @@ impl App {
             .merge(health)
             .layer(axum::middleware::from_fn_with_state(edge, client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-            .layer(TraceLayer::new_for_http());
+            // The path and the names of the query's parameters, never their values.
+            .layer(TraceLayer::new_for_http().make_span_with(crate::request_log::request_span::<axum::body::Body>));
         // Discovery and JWKS need none of those layers (no body, no caller-specific answer):
         // layers apply to the routes present when added, so these stay bare.
         let mut router = documents.merge(layered);
