@@ -13,6 +13,8 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use oidc_core::secret::SecretString;
+
 use crate::audit::{AuditCheck, AuditFilter, AuditRecordView};
 pub use crate::auth::{Admin, ProxiedClientCertificate};
 use crate::push::PushBlockView;
@@ -117,9 +119,12 @@ pub struct Revoked {
     pub sessions: usize,
 }
 
+/// A client's new secret, shown once; redacted from `Debug`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Secret {
-    pub client_secret: String,
+    #[serde(serialize_with = "oidc_core::secret::serialize")]
+    #[schema(value_type = String)]
+    pub client_secret: SecretString,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -10,6 +10,7 @@ use directory::{
 };
 use oidc_core::Provider;
 use oidc_core::client::{ClientMetadata, MetadataError, new_client_secret};
+use oidc_core::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -134,8 +135,10 @@ pub struct AuthenticatorView {
 /// code field with the password, it signs them in once, to enrol a new authenticator.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActivationCodeView {
-    /// Twelve digits in groups of four; shown once, only its hash is kept.
-    pub code: String,
+    /// Twelve digits in groups of four; shown once, only its hash is kept. Redacted from `Debug`.
+    #[serde(serialize_with = "oidc_core::secret::serialize")]
+    #[schema(value_type = String)]
+    pub code: SecretString,
     pub expires_at: i64,
 }
 
@@ -159,8 +162,10 @@ pub struct NewClient {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CreatedClient {
     pub client: ClientView,
-    /// Shown once: only its hash is kept.
-    pub client_secret: Option<String>,
+    /// Shown once: only its hash is kept. Redacted from `Debug`.
+    #[serde(serialize_with = "oidc_core::secret::serialize_option")]
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -350,7 +355,7 @@ impl AdminService {
             serde_json::json!({ "expires_at": issued.expires_at }),
         )
         .await;
-        Ok(ActivationCodeView { code: issued.code, expires_at: issued.expires_at })
+        Ok(ActivationCodeView { code: issued.code.into(), expires_at: issued.expires_at })
     }
 
     /// Withdraws a pending activation code.
@@ -429,7 +434,7 @@ impl AdminService {
         };
         self.directory.clients().create(record).await?;
         self.audit(actor, "admin.client.create", None, serde_json::json!({ "client_id": client_id })).await;
-        Ok(CreatedClient { client: self.client(&client_id).await?, client_secret: secret })
+        Ok(CreatedClient { client: self.client(&client_id).await?, client_secret: secret.map(SecretString::from) })
     }
 
     pub async fn update_client(
@@ -475,7 +480,7 @@ impl AdminService {
     }
 
     /// A new secret; the old one stops working at once. Returns it (shown once).
-    pub async fn rotate_secret(&self, actor: &Actor, client_id: &str) -> Result<String, AdminError> {
+    pub async fn rotate_secret(&self, actor: &Actor, client_id: &str) -> Result<SecretString, AdminError> {
         let record = self.directory.clients().get(client_id).await?.ok_or(AdminError::NotFound("client"))?;
         let meta: ClientMetadata =
             serde_json::from_value(record.metadata).map_err(|e| AdminError::Internal(e.to_string()))?;
@@ -485,7 +490,7 @@ impl AdminService {
         let (secret, hash) = new_client_secret();
         self.directory.clients().set_secret_hash(client_id, Some(hash), self.now()).await?;
         self.audit(actor, "admin.client.rotate_secret", None, serde_json::json!({ "client_id": client_id })).await;
-        Ok(secret)
+        Ok(secret.into())
     }
 
     pub async fn deliveries(

@@ -29,12 +29,19 @@ pub const METHOD_ID: MethodId = "activation-code";
 /// the professional, short enough not to linger.
 pub const ACTIVATION_VALIDITY: Duration = Duration::from_secs(72 * 3600);
 
-/// A code just issued, to hand over to the professional (it is not kept in clear).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A code just issued, to hand over to the professional (it is not kept in clear, and `Debug`
+/// does not show it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct IssuedCode {
     /// Twelve digits in groups of four, e.g. `4821 0937 5516`.
     pub code: String,
     pub expires_at: i64,
+}
+
+impl std::fmt::Debug for IssuedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCode").field("code", &"<redacted>").field("expires_at", &self.expires_at).finish()
+    }
 }
 
 #[derive(Serialize, Deserialize)]

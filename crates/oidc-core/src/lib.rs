@@ -26,6 +26,7 @@ pub mod keys;
 pub mod logout;
 pub mod provider;
 pub mod resource;
+pub mod secret;
 pub mod session;
 pub mod token;
 pub mod util;

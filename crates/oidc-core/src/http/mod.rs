@@ -27,6 +27,7 @@ use crate::flow::AuthorizeOutcome;
 use crate::logout::{EndSessionOutcome, EndSessionParams, LogoutError};
 use crate::provider::Provider;
 use crate::resource::{BearerError, TokenOperationParams, UserInfo};
+use crate::secret::SecretString;
 use crate::session::RequestOrigin;
 use crate::token::TokenParams;
 
@@ -161,7 +162,7 @@ fn parse_form<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &[u8]) -
     serde_urlencoded::from_bytes(body).map_err(|_| OAuthError::invalid_request("malformed or repeated parameters"))
 }
 
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString)>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -341,7 +341,7 @@ pub struct UserAdd {
     pub organization: Option<String>,
     /// Password on the command line (visible to other local users: prefer --password-stdin).
     #[arg(long, conflicts_with = "password_stdin")]
-    pub password: Option<String>,
+    pub password: Option<oidc_core::secret::SecretString>,
     /// Read the password from standard input (one line).
     #[arg(long)]
     pub password_stdin: bool,

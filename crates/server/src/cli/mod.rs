@@ -8,11 +8,12 @@ use anyhow::{Context as _, bail};
 use directory::{Activity, ClientRecord, Directory, NewProfessional, OtherId, Practice};
 use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod, new_client_secret};
 use oidc_core::keys::{KeyRing, SigningAlg};
+use oidc_core::secret::ExposeSecret as _;
 use serde::Deserialize;
 
 use crate::adapters::DirectoryAdapter;
 use crate::app::{App, KEY_RELOAD_INTERVAL, open_directory};
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, redact_url};
 
 mod args;
 mod users;
@@ -53,16 +54,6 @@ fn init_logging(format: LogFormat, serving: bool) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
-}
-
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 fn system_clock() -> oidc_core::http::Clock {
@@ -336,7 +327,7 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
         AccountCommand::Authenticators { user } => print_json(&admin.authenticators(&user).await?)?,
         AccountCommand::ActivationCode { user, revoke: false } => {
             let issued = admin.issue_activation_code(&operator(), &user).await?;
-            println!("activation code: {}", issued.code);
+            println!("activation code: {}", issued.code.expose_secret());
             eprintln!(
                 "Hand it to the professional once you are sure who they are; valid until {} (Unix time), usable once.",
                 issued.expires_at

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use oidc_core::secret::ExposeSecret as _;
 use reqwest::StatusCode;
 use server::testing::{Storage, TestProvider};
 use session_store::{RedisStore, SessionStore as _};
@@ -174,7 +175,7 @@ async fn item_14_a_copy_of_redis_does_not_give_pending_codes_away() {
 
     let admin = s.p.app.admin();
     let operator = admin_api::Actor { id: "test".into(), source_ip: None };
-    let activation = admin.issue_activation_code(&operator, USER).await.unwrap().code.replace(' ', "");
+    let activation = admin.issue_activation_code(&operator, USER).await.unwrap().code.expose_secret().replace(' ', "");
     let kept = stored_hash(format!("activation:{subject}")).await;
     assert_eq!(kept.len(), 64);
     assert_ne!(kept, bare_hash(&subject, &activation));

@@ -10,6 +10,7 @@ mod backchannel;
 mod binary;
 mod browser;
 mod common;
+mod debug_redaction;
 mod frontchannel;
 mod login;
 mod mail;
