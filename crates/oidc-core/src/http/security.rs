@@ -14,19 +14,28 @@ const NO_REFERRER: &str = "no-referrer";
 /// out: other services of the domain may not be ready for it (a proxy can widen it).
 const HSTS: &str = "max-age=31536000";
 
-/// The headers every answer carries, as `(name, value)` pairs of static values (so that adding
-/// them costs no allocation, even on the public documents): `nosniff`, `no-referrer`, and
-/// `Strict-Transport-Security` when the issuer is https (over plain http a browser ignores it,
-/// and a developer's `http://127.0.0.1` must not be pinned to https).
-pub fn response_headers(issuer: &str) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = vec![
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static(NOSNIFF)),
-        (header::REFERRER_POLICY, HeaderValue::from_static(NO_REFERRER)),
-    ];
-    if issuer.starts_with("https://") {
-        headers.push((header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS)));
+/// The headers every answer carries, whoever built it; static values, so that adding them costs
+/// no allocation, even on the public documents.
+pub struct ResponseHeaders {
+    /// `X-Content-Type-Options`.
+    pub nosniff: (HeaderName, HeaderValue),
+    /// `Referrer-Policy`.
+    pub referrer_policy: (HeaderName, HeaderValue),
+    /// `Strict-Transport-Security`, when the issuer is https (over plain http a browser ignores
+    /// it, and a developer's `http://127.0.0.1` must not be pinned to https).
+    pub strict_transport_security: Option<(HeaderName, HeaderValue)>,
+}
+
+impl ResponseHeaders {
+    pub fn for_issuer(issuer: &str) -> Self {
+        ResponseHeaders {
+            nosniff: (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static(NOSNIFF)),
+            referrer_policy: (header::REFERRER_POLICY, HeaderValue::from_static(NO_REFERRER)),
+            strict_transport_security: issuer
+                .starts_with("https://")
+                .then(|| (header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS))),
+        }
     }
-    headers
 }
 
 /// What a page may load beyond its own stylesheet and images.
@@ -115,10 +124,7 @@ mod tests {
 
     #[test]
     fn hsts_only_for_an_https_issuer() {
-        let has_hsts =
-            |issuer: &str| response_headers(issuer).iter().any(|(name, _)| name == header::STRICT_TRANSPORT_SECURITY);
-        assert!(has_hsts("https://auth.example"));
-        assert!(!has_hsts("http://127.0.0.1:8080"));
-        assert_eq!(response_headers("http://127.0.0.1:8080").len(), 2);
+        assert!(ResponseHeaders::for_issuer("https://auth.example").strict_transport_security.is_some());
+        assert!(ResponseHeaders::for_issuer("http://127.0.0.1:8080").strict_transport_security.is_none());
     }
 }
