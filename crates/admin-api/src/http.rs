@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,10 +13,14 @@ use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use oidc_core::secret::SecretString;
+
+use crate::audit::{AuditCheck, AuditFilter, AuditRecordView};
+pub use crate::auth::{Admin, ProxiedClientCertificate};
 use crate::push::PushBlockView;
 use crate::service::{
-    AccountView, ActivationCodeView, Actor, AdminError, AdminService, AuditCheck, AuditFilter, AuditRecordView,
-    AuthenticatorView, ClientView, CreatedClient, DeliveryView, NewClient, SessionView,
+    AccountView, ActivationCodeView, AdminError, AdminService, AuthenticatorView, ClientView, CreatedClient,
+    DeliveryView, NewClient, SessionView,
 };
 
 /// The scope a client must hold to call the admin API.
@@ -30,16 +34,21 @@ pub struct ApiError {
     pub message: String,
 }
 
-pub struct Failure(StatusCode, ApiError);
+pub struct Failure {
+    status: StatusCode,
+    body: ApiError,
+    /// The `WWW-Authenticate` challenge of a 401, when it says more than the bare realm.
+    challenge: Option<&'static str>,
+}
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let mut r = (self.0, Json(self.1)).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"caducee-admin\""));
+        let mut r = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            let challenge = self.challenge.unwrap_or("Bearer realm=\"caducee-admin\"");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
-        if self.0 == StatusCode::FORBIDDEN {
+        if self.status == StatusCode::FORBIDDEN {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(
@@ -51,8 +60,16 @@ impl IntoResponse for Failure {
     }
 }
 
-fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
-    Failure(status, ApiError { error: code.to_owned(), message: message.into() })
+pub(crate) fn failure(status: StatusCode, code: &str, message: impl Into<String>) -> Failure {
+    Failure { status, body: ApiError { error: code.to_owned(), message: message.into() }, challenge: None }
+}
+
+/// A bearer token was presented and is worth nothing (RFC 6750 3.1 `invalid_token`).
+pub(crate) fn invalid_token(message: &str) -> Failure {
+    Failure {
+        challenge: Some("Bearer realm=\"caducee-admin\", error=\"invalid_token\""),
+        ..failure(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
 }
 
 impl From<AdminError> for Failure {
@@ -89,67 +106,6 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
     }
 }
 
-/// The authenticated administrator of a request.
-pub struct Admin(pub Actor);
-
-/// A client certificate that the TLS-terminating proxy verified (mutual TLS), as the server's
-/// edge established it from a trusted proxy only.
-#[derive(Debug, Clone)]
-pub struct VerifiedClientCertificate {
-    /// SHA-256 of the DER certificate, base64url.
-    pub thumbprint: String,
-}
-
-impl FromRequestParts<AdminService> for Admin {
-    type Rejection = Failure;
-
-    async fn from_request_parts(parts: &mut Parts, svc: &AdminService) -> Result<Self, Self::Rejection> {
-        // The client's address as the server's edge established it (behind trusted proxies).
-        let source_ip = match parts.extensions.get::<oidc_core::http::ClientIp>() {
-            Some(ip) => Some(ip.0.to_string()),
-            None => parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string()),
-        };
-        // Mutual TLS: without a bearer token, a verified certificate on the allowlist administers.
-        if !parts.headers.contains_key(header::AUTHORIZATION)
-            && let Some(cert) = parts.extensions.get::<VerifiedClientCertificate>()
-        {
-            let known = svc.admin_certificates.iter().fold(false, |found, t| {
-                found | oidc_core::util::constant_time_eq(t.as_bytes(), cert.thumbprint.as_bytes())
-            });
-            if !known {
-                return Err(failure(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "this client certificate is not registered for the admin API",
-                ));
-            }
-            return Ok(Admin(Actor { id: format!("cert:{}", cert.thumbprint), source_ip }));
-        }
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim().to_owned())
-            .ok_or_else(|| failure(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required"))?;
-        let now = (svc.clock)();
-        let claims = svc.provider.live_access_token(&token, now).await.map_err(|e| {
-            tracing::error!(error = %e.into_oauth(), "admin token check failed");
-            failure(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "cannot check the token now")
-        })?;
-        let claims = claims.ok_or_else(|| {
-            failure(StatusCode::UNAUTHORIZED, "unauthorized", "the token is invalid, expired or revoked")
-        })?;
-        // Only a client acting on its own behalf, holding the admin scope, administers.
-        let admin = claims.sid.is_none() && claims.scope.split(' ').any(|s| s == ADMIN_SCOPE);
-        if !admin {
-            return Err(failure(StatusCode::FORBIDDEN, "forbidden", "the token lacks the caducee:admin scope"));
-        }
-        Ok(Admin(Actor { id: format!("client:{}", claims.client_id), source_ip }))
-    }
-}
-
 fn body<T>(payload: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     payload.map(|Json(v)| v).map_err(|e| failure(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))
 }
@@ -163,9 +119,12 @@ pub struct Revoked {
     pub sessions: usize,
 }
 
+/// A client's new secret, shown once; redacted from `Debug`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Secret {
-    pub client_secret: String,
+    #[serde(serialize_with = "oidc_core::secret::serialize")]
+    #[schema(value_type = String)]
+    pub client_secret: SecretString,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -394,9 +353,22 @@ async fn audit(
     Ok(Json(s.audit_query(query(f)?).await?))
 }
 
-#[utoipa::path(get, path = "/admin/v1/audit/verify", responses((status = 200, body = AuditCheck), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
-async fn audit_verify(State(s): State<AdminService>, _a: Admin) -> ApiResult<Json<AuditCheck>> {
-    Ok(Json(s.audit_verify().await?))
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditVerifyParams {
+    /// A head kept from an earlier check (`ID:HASH`): the chain must still reach it unchanged.
+    pub head: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/audit/verify", params(AuditVerifyParams),
+    responses((status = 200, body = AuditCheck), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
+async fn audit_verify(
+    State(s): State<AdminService>,
+    _a: Admin,
+    params: Result<Query<AuditVerifyParams>, QueryRejection>,
+) -> ApiResult<Json<AuditCheck>> {
+    let params = query(params)?;
+    Ok(Json(s.audit_verify(params.head.as_deref()).await?))
 }
 
 #[utoipa::path(get, path = "/admin/v1/logout-deliveries", params(DeliveryFilter),

@@ -6,9 +6,11 @@
 //!
 //! Must not depend on `login-ui`.
 
+pub mod audit;
+mod auth;
 pub mod http;
 pub mod push;
 pub mod service;
 
-pub use http::{ADMIN_SCOPE, ApiDoc, VerifiedClientCertificate, router};
+pub use http::{ADMIN_SCOPE, Admin, ApiDoc, ProxiedClientCertificate, router};
 pub use service::{Actor, AdminError, AdminService};

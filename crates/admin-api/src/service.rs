@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use authn_methods::AuthEngine;
 use directory::{
-    AccountStatus, AuditEvent, AuditQuery, AuditRecord, ClientRecord, DeliveryQuery, DeliveryStatus, Directory,
-    DirectoryError, LogoutDeliveryRecord, Professional,
+    AccountStatus, AuditEvent, ClientRecord, DeliveryQuery, DeliveryStatus, Directory, DirectoryError,
+    LogoutDeliveryRecord, Professional,
 };
 use oidc_core::Provider;
 use oidc_core::client::{ClientMetadata, MetadataError, new_client_secret};
+use oidc_core::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -134,8 +135,10 @@ pub struct AuthenticatorView {
 /// code field with the password, it signs them in once, to enrol a new authenticator.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ActivationCodeView {
-    /// Twelve digits in groups of four; shown once, only its hash is kept.
-    pub code: String,
+    /// Twelve digits in groups of four; shown once, only its hash is kept. Redacted from `Debug`.
+    #[serde(serialize_with = "oidc_core::secret::serialize")]
+    #[schema(value_type = String)]
+    pub code: SecretString,
     pub expires_at: i64,
 }
 
@@ -159,41 +162,10 @@ pub struct NewClient {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CreatedClient {
     pub client: ClientView,
-    /// Shown once: only its hash is kept.
-    pub client_secret: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AuditRecordView {
-    pub id: i64,
-    pub at: i64,
-    pub event: String,
-    pub actor: Option<String>,
-    pub subject: Option<String>,
-    pub client_id: Option<String>,
-    pub source_ip: Option<String>,
-    pub outcome: String,
-    /// What the event carried, if anything.
-    #[schema(value_type = Option<Object>)]
-    pub details: serde_json::Value,
-    pub hash: String,
-}
-
-impl From<AuditRecord> for AuditRecordView {
-    fn from(r: AuditRecord) -> Self {
-        AuditRecordView {
-            id: r.id,
-            at: r.at,
-            event: r.event,
-            actor: r.actor,
-            subject: r.subject,
-            client_id: r.client_id,
-            source_ip: r.source_ip,
-            outcome: r.outcome,
-            details: r.details,
-            hash: r.hash,
-        }
-    }
+    /// Shown once: only its hash is kept. Redacted from `Debug`.
+    #[serde(serialize_with = "oidc_core::secret::serialize_option")]
+    #[schema(value_type = Option<String>)]
+    pub client_secret: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -228,30 +200,6 @@ impl From<LogoutDeliveryRecord> for DeliveryView {
             updated_at: d.updated_at,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct AuditCheck {
-    pub records: u64,
-    /// The first record whose hash or link does not match (tampering), if any.
-    pub first_bad_id: Option<i64>,
-}
-
-/// Filters of an audit query.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditFilter {
-    /// A professional's national identifier.
-    pub national_id: Option<String>,
-    pub event: Option<String>,
-    /// Unix seconds, inclusive.
-    pub from: Option<i64>,
-    pub to: Option<i64>,
-    /// The last id of the previous page.
-    pub after_id: Option<i64>,
-    /// At most 1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
 }
 
 /// The operations, over the provider, the directory and the authentication engine.
@@ -408,7 +356,7 @@ impl AdminService {
             serde_json::json!({ "expires_at": issued.expires_at }),
         )
         .await;
-        Ok(ActivationCodeView { code: issued.code, expires_at: issued.expires_at })
+        Ok(ActivationCodeView { code: issued.code.into(), expires_at: issued.expires_at })
     }
 
     /// Withdraws a pending activation code.
@@ -483,10 +431,11 @@ impl AdminService {
             metadata,
             created_at: now,
             updated_at: now,
+            credentials_changed_at: None,
         };
         self.directory.clients().create(record).await?;
         self.audit(actor, "admin.client.create", None, serde_json::json!({ "client_id": client_id })).await;
-        Ok(CreatedClient { client: self.client(&client_id).await?, client_secret: secret })
+        Ok(CreatedClient { client: self.client(&client_id).await?, client_secret: secret.map(SecretString::from) })
     }
 
     pub async fn update_client(
@@ -495,12 +444,23 @@ impl AdminService {
         client_id: &str,
         metadata: &ClientMetadata,
     ) -> Result<ClientView, AdminError> {
-        let metadata = Self::checked_metadata(metadata)?;
-        self.directory.clients().update_metadata(client_id, metadata).await.map_err(|e| match e {
+        let new = Self::checked_metadata(metadata)?;
+        let current = self.directory.clients().get(client_id).await?.ok_or(AdminError::NotFound("client"))?;
+        // The keys or the way it authenticates change: what proved it was the client before
+        // proves nothing now, so its admin tokens stop (see `crate::auth`).
+        let credentials_changed = match serde_json::from_value::<ClientMetadata>(current.metadata) {
+            Ok(before) => {
+                before.token_endpoint_auth_method != metadata.token_endpoint_auth_method || before.jwks != metadata.jwks
+            }
+            Err(_) => true,
+        };
+        let changed_at = credentials_changed.then(|| self.now());
+        self.directory.clients().update_metadata(client_id, new, changed_at).await.map_err(|e| match e {
             DirectoryError::NotFound => AdminError::NotFound("client"),
             other => other.into(),
         })?;
-        self.audit(actor, "admin.client.update", None, serde_json::json!({ "client_id": client_id })).await;
+        let details = serde_json::json!({ "client_id": client_id, "credentials_changed": credentials_changed });
+        self.audit(actor, "admin.client.update", None, details).await;
         self.client(client_id).await
     }
 
@@ -521,7 +481,7 @@ impl AdminService {
     }
 
     /// A new secret; the old one stops working at once. Returns it (shown once).
-    pub async fn rotate_secret(&self, actor: &Actor, client_id: &str) -> Result<String, AdminError> {
+    pub async fn rotate_secret(&self, actor: &Actor, client_id: &str) -> Result<SecretString, AdminError> {
         let record = self.directory.clients().get(client_id).await?.ok_or(AdminError::NotFound("client"))?;
         let meta: ClientMetadata =
             serde_json::from_value(record.metadata).map_err(|e| AdminError::Internal(e.to_string()))?;
@@ -529,34 +489,9 @@ impl AdminService {
             return Err(AdminError::Invalid("this client does not authenticate with a secret".into()));
         }
         let (secret, hash) = new_client_secret();
-        self.directory.clients().set_secret_hash(client_id, Some(hash)).await?;
+        self.directory.clients().set_secret_hash(client_id, Some(hash), self.now()).await?;
         self.audit(actor, "admin.client.rotate_secret", None, serde_json::json!({ "client_id": client_id })).await;
-        Ok(secret)
-    }
-
-    pub async fn audit_query(&self, filter: AuditFilter) -> Result<Vec<AuditRecordView>, AdminError> {
-        let subject = match &filter.national_id {
-            Some(id) => Some(self.professional(id).await?.subject),
-            None => None,
-        };
-        if filter.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-            return Err(AdminError::Invalid("limit must be between 1 and 1000".into()));
-        }
-        let query = AuditQuery {
-            subject,
-            event: filter.event,
-            from: filter.from,
-            to: filter.to,
-            after_id: filter.after_id,
-            limit: filter.limit.map(u64::from),
-            newest_first: false,
-        };
-        Ok(self.directory.audit().query(query).await?.into_iter().map(AuditRecordView::from).collect())
-    }
-
-    pub async fn audit_verify(&self) -> Result<AuditCheck, AdminError> {
-        let v = self.directory.audit().verify().await?;
-        Ok(AuditCheck { records: v.records, first_bad_id: v.first_bad_id })
+        Ok(secret.into())
     }
 
     pub async fn deliveries(

@@ -4,14 +4,16 @@
 //! in once, so that they can enrol a new authenticator from their wallet.
 //!
 //! Twelve digits (the code field is numeric), valid for [`ACTIVATION_VALIDITY`], usable once; a
-//! new code replaces the previous one. Only a hash is kept, in the session store, so that every
-//! node sees it and it expires by itself. Guesses count against the account's lockout like any
+//! new code replaces the previous one. Only a keyed hash is kept (HMAC under a key derived from
+//! the master key, so that a copy of the store does not give the code away), in the session
+//! store, so that every node sees it and it expires by itself. Guesses count against the account's lockout like any
 //! other code.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use directory::KeyedHash;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use session_store::SessionStore;
@@ -27,12 +29,19 @@ pub const METHOD_ID: MethodId = "activation-code";
 /// the professional, short enough not to linger.
 pub const ACTIVATION_VALIDITY: Duration = Duration::from_secs(72 * 3600);
 
-/// A code just issued, to hand over to the professional (it is not kept in clear).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A code just issued, to hand over to the professional (it is not kept in clear, and `Debug`
+/// does not show it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct IssuedCode {
     /// Twelve digits in groups of four, e.g. `4821 0937 5516`.
     pub code: String,
     pub expires_at: i64,
+}
+
+impl std::fmt::Debug for IssuedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedCode").field("code", &"<redacted>").field("expires_at", &self.expires_at).finish()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -50,19 +59,20 @@ fn key(subject: &str) -> String {
     format!("activation:{subject}")
 }
 
-fn hash(subject: &str, digits: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{subject}:{digits}").as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Issues activation codes and checks them at login.
 pub struct ActivationCodes {
     store: Arc<dyn SessionStore>,
+    /// Keyed (purpose `"activation-code"`): whoever copies the store cannot test guesses.
+    code_hash: KeyedHash,
 }
 
 impl ActivationCodes {
-    pub fn new(store: Arc<dyn SessionStore>) -> Self {
-        ActivationCodes { store }
+    pub fn new(store: Arc<dyn SessionStore>, code_hash: KeyedHash) -> Self {
+        ActivationCodes { store, code_hash }
+    }
+
+    fn hash(&self, subject: &str, digits: &str) -> String {
+        self.code_hash.hex(&[subject.as_bytes(), digits.as_bytes()])
     }
 
     /// A new code for `subject`, replacing any previous one.
@@ -72,7 +82,7 @@ impl ActivationCodes {
             (0..12).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect()
         };
         let expires_at = now + i64::try_from(ACTIVATION_VALIDITY.as_secs()).unwrap_or(i64::MAX);
-        let pending = Pending { hash: hash(subject, &digits), expires_at };
+        let pending = Pending { hash: self.hash(subject, &digits), expires_at };
         let bytes = serde_json::to_vec(&pending).map_err(|e| AuthError::Internal(e.to_string()))?;
         self.store.put(&key(subject), &bytes, ACTIVATION_VALIDITY).await?;
         let code = format!("{} {} {}", &digits[0..4], &digits[4..8], &digits[8..12]);
@@ -135,7 +145,7 @@ impl AuthMethod for ActivationCodes {
         if pending.expires_at <= cx.now {
             return Ok(Step::Failed(Failure::Expired));
         }
-        if !bool::from(hash(&subject, &digits).as_bytes().ct_eq(pending.hash.as_bytes())) {
+        if !bool::from(self.hash(&subject, &digits).as_bytes().ct_eq(pending.hash.as_bytes())) {
             return Ok(Step::Failed(Failure::Bad));
         }
         // Single use: of concurrent submissions of the right code, only one swaps it out.
@@ -172,7 +182,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_code_signs_in_once_for_its_person_until_it_expires() {
-        let codes = ActivationCodes::new(Arc::new(MemoryStore::new()));
+        let key = directory::DataKey::from_bytes([7; 32]).sub_keys().keyed_hash("activation-code");
+        let codes = ActivationCodes::new(Arc::new(MemoryStore::new()), key);
         let issued = codes.issue("alice", 1000).await.unwrap();
         assert_eq!(issued.code.len(), 14);
         assert_eq!(issued.expires_at, 1000 + 72 * 3600);

@@ -122,7 +122,7 @@ pub enum MailOtpAttempt {
 
 impl AuthEngine {
     pub fn new(directory: Directory, store: Arc<dyn SessionStore>, settings: EngineSettings) -> Self {
-        let activation = Arc::new(ActivationCodes::new(store.clone()));
+        let activation = Arc::new(ActivationCodes::new(store.clone(), directory.keyed_hash("activation-code")));
         AuthEngine {
             first_factor: Arc::new(PasswordMethod::new(directory.clone())),
             otp_methods: vec![

@@ -35,12 +35,22 @@ impl From<&AuthenticatorRecord> for AuthenticatorView {
     }
 }
 
-/// A TOTP enrolment waiting for its first code: what the page shows to scan.
-#[derive(Debug)]
+/// A TOTP enrolment waiting for its first code: what the page shows to scan. `Debug` shows
+/// neither the seed nor the URI that carries it.
 pub struct PendingTotp {
     pub id: String,
     pub otpauth_uri: Zeroizing<String>,
     pub secret_base32: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for PendingTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingTotp")
+            .field("id", &self.id)
+            .field("otpauth_uri", &"<redacted>")
+            .field("secret_base32", &"<redacted>")
+            .finish()
+    }
 }
 
 /// A pending enrolment older than this is dropped when the person starts another.

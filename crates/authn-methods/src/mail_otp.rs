@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use directory::KeyedHash;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use session_store::SessionStore;
@@ -83,15 +84,13 @@ pub struct MailOtp {
     store: Arc<dyn SessionStore>,
     mailer: Arc<dyn Mailer>,
     settings: MailOtpSettings,
+    /// Under a key derived from the master key: a million codes are tried in a blink against a
+    /// bare hash, so a copy of the session store must not be enough to find a pending code.
+    code_hash: KeyedHash,
 }
 
 fn code_key(subject: &str) -> String {
     format!("mail-otp:{subject}")
-}
-
-fn hash(subject: &str, code: &str) -> String {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{subject}:{code}").as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `jeanne.martin@example.org` → `j•••@example.org`: enough for the person to recognise it.
@@ -124,8 +123,19 @@ pub fn format_expiry(at: i64, timezone: &str) -> String {
 }
 
 impl MailOtp {
-    pub fn new(store: Arc<dyn SessionStore>, mailer: Arc<dyn Mailer>, settings: MailOtpSettings) -> Self {
-        MailOtp { store, mailer, settings }
+    /// `code_hash` is the keyed hash the pending codes are kept under (purpose `"mail-otp"`),
+    /// the same on every node.
+    pub fn new(
+        store: Arc<dyn SessionStore>,
+        mailer: Arc<dyn Mailer>,
+        settings: MailOtpSettings,
+        code_hash: KeyedHash,
+    ) -> Self {
+        MailOtp { store, mailer, settings, code_hash }
+    }
+
+    fn hash(&self, subject: &str, code: &str) -> String {
+        self.code_hash.hex(&[subject.as_bytes(), code.as_bytes()])
     }
 
     pub fn mailer(&self) -> &Arc<dyn Mailer> {
@@ -166,7 +176,7 @@ impl MailOtp {
 
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
         let until = cx.now + Self::secs(s.validity);
-        let pending = PendingCode { hash: hash(subject, &code), expires_at: until };
+        let pending = PendingCode { hash: self.hash(subject, &code), expires_at: until };
         let bytes = serde_json::to_vec(&pending).map_err(|e| AuthError::Internal(e.to_string()))?;
         // A new code replaces the previous one.
         self.store.put(&code_key(subject), &bytes, s.validity).await?;
@@ -244,7 +254,7 @@ impl AuthMethod for MailOtp {
         if pending.expires_at <= cx.now {
             return Ok(Step::Failed(Failure::Expired));
         }
-        if !bool::from(hash(&subject, &code).as_bytes().ct_eq(pending.hash.as_bytes())) {
+        if !bool::from(self.hash(&subject, &code).as_bytes().ct_eq(pending.hash.as_bytes())) {
             return Ok(Step::Failed(Failure::Bad));
         }
         // Single use: of concurrent submissions of the right code, only one swaps it out.

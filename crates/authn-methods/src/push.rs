@@ -114,13 +114,24 @@ pub struct PendingView {
     pub expires_at: i64,
 }
 
-/// An enrolment code for the wallet to show (as text and QR code).
-#[derive(Debug, Clone)]
+/// An enrolment code for the wallet to show (as text and QR code). `Debug` shows neither the
+/// code nor the URI that carries it.
+#[derive(Clone)]
 pub struct PushEnrolment {
     pub code: Zeroizing<String>,
     /// `caducee-push://enrol?...`: what the phone app reads from the QR code.
     pub uri: String,
     pub expires_at: i64,
+}
+
+impl std::fmt::Debug for PushEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushEnrolment")
+            .field("code", &"<redacted>")
+            .field("uri", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -63,11 +63,21 @@ fn build(params: TotpParams, secret: &[u8], issuer: &str, account: &str) -> Resu
 }
 
 /// A new TOTP enrolment: the URI to show (QR code or text) and the authenticator created.
-#[derive(Debug)]
+/// `Debug` shows neither the seed nor the URI that carries it.
 pub struct TotpEnrolment {
     pub authenticator: AuthenticatorRecord,
     pub otpauth_uri: Zeroizing<String>,
     pub secret_base32: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolment")
+            .field("authenticator", &self.authenticator)
+            .field("otpauth_uri", &"<redacted>")
+            .field("secret_base32", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Enrols a TOTP app for `subject`. `active: false` waits for a first valid code

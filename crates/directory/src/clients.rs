@@ -16,6 +16,10 @@ pub struct ClientRecord {
     pub metadata: Value,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When its credentials (secret, keys, authentication method) last changed, as the caller's
+    /// clock said; `None` if they never changed since registration. Tokens issued before that
+    /// moment were obtained with credentials that no longer hold.
+    pub credentials_changed_at: Option<i64>,
 }
 
 impl std::fmt::Debug for ClientRecord {
@@ -24,6 +28,7 @@ impl std::fmt::Debug for ClientRecord {
             .field("client_id", &self.client_id)
             .field("has_secret", &self.secret_hash.is_some())
             .field("metadata", &self.metadata)
+            .field("credentials_changed_at", &self.credentials_changed_at)
             .finish_non_exhaustive()
     }
 }
@@ -49,6 +54,7 @@ impl<'a> Clients<'a> {
             metadata: serde_json::to_string(&record.metadata)?,
             created_at: record.created_at,
             updated_at: record.updated_at,
+            credentials_changed_at: record.credentials_changed_at,
         }
         .into();
         Entity::insert(am).exec_without_returning(&self.inner.db).await.map_err(|e| match DirectoryError::from(e) {
@@ -70,13 +76,36 @@ impl<'a> Clients<'a> {
         Entity::find().order_by_asc(Column::ClientId).all(&self.inner.db).await?.into_iter().map(to_record).collect()
     }
 
-    pub async fn update_metadata(&self, client_id: &str, metadata: Value) -> Result<(), DirectoryError> {
-        let am = ActiveModel { metadata: Set(serde_json::to_string(&metadata)?), ..Default::default() };
+    /// Replaces the metadata. `credentials_changed_at` is `Some(now)` when the new metadata
+    /// changes how the client authenticates (its keys, its method): the caller knows what the
+    /// metadata means, this crate does not.
+    pub async fn update_metadata(
+        &self,
+        client_id: &str,
+        metadata: Value,
+        credentials_changed_at: Option<i64>,
+    ) -> Result<(), DirectoryError> {
+        let mut am = ActiveModel { metadata: Set(serde_json::to_string(&metadata)?), ..Default::default() };
+        if let Some(at) = credentials_changed_at {
+            am.credentials_changed_at = Set(Some(at));
+        }
         self.update_row(client_id, am).await
     }
 
-    pub async fn set_secret_hash(&self, client_id: &str, secret_hash: Option<String>) -> Result<(), DirectoryError> {
-        self.update_row(client_id, ActiveModel { secret_hash: Set(secret_hash), ..Default::default() }).await
+    /// Replaces the secret's hash, in the same write as the moment (`changed_at`, the caller's
+    /// clock) its credentials changed.
+    pub async fn set_secret_hash(
+        &self,
+        client_id: &str,
+        secret_hash: Option<String>,
+        changed_at: i64,
+    ) -> Result<(), DirectoryError> {
+        let am = ActiveModel {
+            secret_hash: Set(secret_hash),
+            credentials_changed_at: Set(Some(changed_at)),
+            ..Default::default()
+        };
+        self.update_row(client_id, am).await
     }
 
     /// `false` if there was no such client.
@@ -104,5 +133,6 @@ fn to_record(row: client::Model) -> Result<ClientRecord, DirectoryError> {
         metadata: serde_json::from_str(&row.metadata)?,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        credentials_changed_at: row.credentials_changed_at,
     })
 }

@@ -1,7 +1,8 @@
 //! Caducée's durable data, through `sea-orm`, on SQLite (the default, one file) or PostgreSQL
 //! (production, several nodes): health professionals and their PSC-shaped professional data,
 //! OIDC clients, enrolled authenticators (secrets encrypted at rest), refresh-token grants,
-//! signing keys, and the hash-chained audit log; plus the schema migrations for both backends.
+//! signing keys, and the audit log, chained by keyed hashes; plus the schema migrations for both
+//! backends.
 //! (On a SQLite file, the audit log's writer thread has a connection of its own, through
 //! `rusqlite`, linked to the same SQLite library as sqlx.)
 //!
@@ -37,7 +38,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-pub use audit::{AuditEvent, AuditLog, AuditQuery, AuditRecord, AuditVerification, GENESIS_HASH};
+pub use audit::{AuditEvent, AuditHead, AuditLog, AuditQuery, AuditRecord, AuditVerification, GENESIS_HASH, HeadCheck};
 pub use authenticators::{AuthenticatorRecord, Authenticators, NewAuthenticator};
 pub use clients::{ClientRecord, Clients};
 pub use crypto::{DataKey, KeyedHash, SubKeys, sha256_hex};
@@ -72,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) db: DatabaseConnection,
     pub(crate) sealer: Sealer,
     pub(crate) sub_keys: SubKeys,
+    /// The audit chain's key (see [`audit`]), derived once.
+    pub(crate) audit_key: KeyedHash,
     pub(crate) audit_writer: audit::AuditWriter,
     /// See [`Directory::change_count`].
     pub(crate) changes: AtomicU64,
@@ -92,6 +95,7 @@ impl Directory {
     pub async fn connect(database_url: &str, key: DataKey) -> Result<Self, DirectoryError> {
         let sealer = Sealer::new(&key)?;
         let sub_keys = key.sub_keys();
+        let audit_key = sub_keys.keyed_hash(audit::KEY_PURPOSE);
         drop(key);
 
         let mut opts = ConnectOptions::new(database_url.to_owned());
@@ -131,10 +135,11 @@ impl Directory {
         })?;
         // After the pool, which has created the file if it was missing.
         let audit_writer = match sqlite_file(database_url)? {
-            Some(path) => audit::AuditWriter::for_sqlite_file(&path)?,
+            Some(path) => audit::AuditWriter::for_sqlite_file(&path, audit_key.clone())?,
             None => audit::AuditWriter::pool(),
         };
-        Ok(Directory { inner: Arc::new(Inner { db, sealer, sub_keys, audit_writer, changes: AtomicU64::new(0) }) })
+        let inner = Inner { db, sealer, sub_keys, audit_key, audit_writer, changes: AtomicU64::new(0) };
+        Ok(Directory { inner: Arc::new(inner) })
     }
 
     /// Applies pending migrations; a no-op when the schema is current. Safe to run from several

@@ -53,6 +53,9 @@ suite_tests!(
     audit_detects_deleted_record,
     audit_concurrent_appends_keep_one_chain,
     audit_group_commit_returns_each_callers_record,
+    item_13_a_chain_rewritten_without_the_key_is_caught,
+    item_13_an_exported_head_catches_truncation_and_rebuilt_chains,
+    item_13_unkeyed_records_are_only_accepted_before_the_first_keyed_one,
     logout_deliveries_lifecycle,
     push_blocks_lifecycle,
 );

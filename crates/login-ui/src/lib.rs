@@ -27,7 +27,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use oidc_core::flow::{INTERACTION_PATH, Interaction, InteractionError};
 use oidc_core::http::Clock;
@@ -103,18 +103,7 @@ struct LoginForm {
 
 /// Pages are never cached, never framed, and send no referrer (the URL names the interaction).
 pub(crate) fn page(status: StatusCode, body: String) -> Response {
-    let mut r = (status, Html(body)).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    r
+    oidc_core::http::security::page(status, body, oidc_core::http::security::PageAllows::Nothing)
 }
 
 fn locale_for(lang: Option<&str>, interaction: Option<&Interaction>) -> Locale {
@@ -470,15 +459,8 @@ fn push_wait_page(interaction: &Interaction, id: &str, locale: Locale, number: &
         valid_until,
     }
     .render_page();
-    let mut r = page(StatusCode::OK, html);
     // This page alone runs a script: ours, asking our own origin.
-    r.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    r
+    oidc_core::http::security::page(StatusCode::OK, html, oidc_core::http::security::PageAllows::OwnScript)
 }
 
 /// Whether the phone answered: the waiting page again, the relying party, or the login form

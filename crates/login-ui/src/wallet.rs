@@ -250,9 +250,9 @@ async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) 
     let issuer = st.provider.config().issuer.clone();
     let params = TokenParams {
         grant_type: Some("authorization_code".into()),
-        code: Some(code),
+        code: Some(code.into()),
         redirect_uri: Some(wallet_redirect_uri(&issuer)),
-        code_verifier: Some(pending.verifier),
+        code_verifier: Some(pending.verifier.into()),
         client_id: Some(WALLET_CLIENT_ID.into()),
         ..TokenParams::default()
     };
@@ -264,8 +264,8 @@ async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) 
             return see_other("/wallet");
         }
     };
-    let Some(claims) = tokens.id_token.as_deref().and_then(|t| st.provider.verify_id_token(t, WALLET_CLIENT_ID, now))
-    else {
+    let id_token = oidc_core::secret::exposed(&tokens.id_token);
+    let Some(claims) = id_token.and_then(|t| st.provider.verify_id_token(t, WALLET_CLIENT_ID, now)) else {
         return see_other("/wallet");
     };
     let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();

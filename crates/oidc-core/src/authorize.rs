@@ -8,8 +8,9 @@ use crate::client::Client;
 use crate::error::{ErrorCode, OAuthError};
 use crate::util::split_spaces;
 
-/// The query (or form) parameters of `/authorize`, as received.
-#[derive(Debug, Default, Deserialize)]
+/// The query (or form) parameters of `/authorize`, as received. `Debug` leaves out what names
+/// or identifies the person (`login_hint`, `id_token_hint`) and the request objects.
+#[derive(Default, Deserialize)]
 pub struct AuthorizeParams {
     pub client_id: Option<String>,
     pub redirect_uri: Option<String>,
@@ -30,6 +31,37 @@ pub struct AuthorizeParams {
     pub request_uri: Option<String>,
     pub claims: Option<String>,
     pub display: Option<String>,
+}
+
+/// `Some("<redacted>")` for a value that is there, for `Debug` output.
+fn redacted<T>(value: &Option<T>) -> Option<&'static str> {
+    value.as_ref().map(|_| "<redacted>")
+}
+
+impl std::fmt::Debug for AuthorizeParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizeParams")
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("response_type", &self.response_type)
+            .field("response_mode", &self.response_mode)
+            .field("scope", &self.scope)
+            .field("state", &self.state)
+            .field("nonce", &self.nonce)
+            .field("code_challenge", &self.code_challenge)
+            .field("code_challenge_method", &self.code_challenge_method)
+            .field("prompt", &self.prompt)
+            .field("max_age", &self.max_age)
+            .field("login_hint", &redacted(&self.login_hint))
+            .field("acr_values", &self.acr_values)
+            .field("ui_locales", &self.ui_locales)
+            .field("id_token_hint", &redacted(&self.id_token_hint))
+            .field("request", &redacted(&self.request))
+            .field("request_uri", &self.request_uri)
+            .field("claims", &self.claims)
+            .field("display", &self.display)
+            .finish()
+    }
 }
 
 /// Page languages. French first.
@@ -65,7 +97,8 @@ impl Locale {
 }
 
 /// A validated authorization request, kept in the interaction while the person logs in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` leaves out the login hint (a national identifier, typically).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
     pub client_id: String,
     pub redirect_uri: String,
@@ -81,6 +114,26 @@ pub struct AuthorizationRequest {
     pub locale: Locale,
     /// The subject named by a valid `id_token_hint`, if one was sent.
     pub hinted_subject: Option<String>,
+}
+
+impl std::fmt::Debug for AuthorizationRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizationRequest")
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .field("state", &self.state)
+            .field("nonce", &self.nonce)
+            .field("code_challenge", &self.code_challenge)
+            .field("prompt_none", &self.prompt_none)
+            .field("prompt_login", &self.prompt_login)
+            .field("max_age", &self.max_age)
+            .field("login_hint", &redacted(&self.login_hint))
+            .field("acr_values", &self.acr_values)
+            .field("locale", &self.locale)
+            .field("hinted_subject", &self.hinted_subject)
+            .finish()
+    }
 }
 
 /// Why a request cannot even be redirected back: shown to the person as an error page.

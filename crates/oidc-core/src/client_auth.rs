@@ -13,40 +13,42 @@ use serde::Deserialize;
 use crate::client::{Client, TokenEndpointAuthMethod, verify_client_secret};
 use crate::error::{EndpointError, ErrorCode, OAuthError};
 use crate::provider::Provider;
+use crate::secret::{ExposeSecret as _, SecretString, exposed};
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// Signature algorithms accepted for client assertions.
 pub const ASSERTION_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"];
 
-/// The credentials a request carries, from its `Authorization` header and its form.
+/// The credentials a request carries, from its `Authorization` header and its form; the
+/// secret and the assertion are redacted from `Debug`.
 #[derive(Debug, Default, Clone)]
 pub struct ClientCredentials {
     /// `Authorization: Basic` credentials, already decoded.
-    pub basic: Option<(String, String)>,
+    pub basic: Option<(String, SecretString)>,
     pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub client_assertion: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_assertion: Option<SecretString>,
     pub client_assertion_type: Option<String>,
 }
 
 impl ClientCredentials {
     /// Decodes an `Authorization: Basic` header value (RFC 6749 2.3.1: both parts are
     /// form-urlencoded before being joined). `None` if it is not Basic or is malformed.
-    pub fn parse_basic(header: &str) -> Option<Result<(String, String), ()>> {
+    pub fn parse_basic(header: &str) -> Option<Result<(String, SecretString), ()>> {
         let (scheme, rest) = header.split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("basic") {
             return None;
         }
-        let decode = || -> Option<(String, String)> {
-            let raw = STANDARD.decode(rest.trim()).ok()?;
-            let text = String::from_utf8(raw).ok()?;
+        let decode = || -> Option<(String, SecretString)> {
+            // The decoded header holds the secret in clear: wiped once split.
+            let text = zeroize::Zeroizing::new(String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?);
             let (id, secret) = text.split_once(':')?;
             let unescape = |s: &str| -> Option<String> {
                 let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={s}")).ok()?;
                 pairs.into_iter().next().map(|(_, v)| v)
             };
-            Some((unescape(id)?, unescape(secret)?))
+            Some((unescape(id)?, SecretString::from(unescape(secret)?)))
         };
         Some(decode().ok_or(()))
     }
@@ -81,7 +83,7 @@ impl Provider {
             return Err(OAuthError::invalid_request("use exactly one client authentication method").into());
         }
 
-        if let Some(assertion) = creds.client_assertion.as_deref() {
+        if let Some(assertion) = exposed(&creds.client_assertion) {
             if creds.client_assertion_type.as_deref() != Some(JWT_BEARER_ASSERTION) {
                 return Err(OAuthError::invalid_request("unsupported client_assertion_type").into());
             }
@@ -93,10 +95,10 @@ impl Provider {
                 if form_id.as_ref().is_some_and(|f| f != id) {
                     return Err(OAuthError::invalid_request("client_id does not match the Basic credentials").into());
                 }
-                (id.as_str(), Some(secret.as_str()), TokenEndpointAuthMethod::ClientSecretBasic)
+                (id.as_str(), Some(secret.expose_secret()), TokenEndpointAuthMethod::ClientSecretBasic)
             }
             (None, Some(id), Some(secret)) => {
-                (id.as_str(), Some(secret.as_str()), TokenEndpointAuthMethod::ClientSecretPost)
+                (id.as_str(), Some(secret.expose_secret()), TokenEndpointAuthMethod::ClientSecretPost)
             }
             (None, Some(id), None) => (id.as_str(), None, TokenEndpointAuthMethod::None),
             (None, None, _) => return Err(invalid_client("client authentication is required")),
@@ -196,9 +198,12 @@ mod tests {
 
     #[test]
     fn basic_credentials_are_form_decoded() {
+        let parse = |h: &str| {
+            ClientCredentials::parse_basic(h).map(|r| r.map(|(id, secret)| (id, secret.expose_secret().to_owned())))
+        };
         let header = format!("Basic {}", STANDARD.encode("my%3Aclient:s%2Bcret"));
-        assert_eq!(ClientCredentials::parse_basic(&header), Some(Ok(("my:client".to_owned(), "s+cret".to_owned()))));
-        assert_eq!(ClientCredentials::parse_basic("Bearer abc"), None);
-        assert_eq!(ClientCredentials::parse_basic("Basic !!!"), Some(Err(())));
+        assert_eq!(parse(&header), Some(Ok(("my:client".to_owned(), "s+cret".to_owned()))));
+        assert_eq!(parse("Bearer abc"), None);
+        assert_eq!(parse("Basic !!!"), Some(Err(())));
     }
 }

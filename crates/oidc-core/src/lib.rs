@@ -2,7 +2,9 @@
 //!
 //! Owns discovery, JWKS and key rotation, authorization request validation, login interactions,
 //! single-use codes, tokens (ID, access, refresh), claims, userinfo, introspection, revocation,
-//! RP-initiated logout, client registry and client authentication.
+//! RP-initiated logout, client registry and client authentication; and the security headers of
+//! every HTTP answer ([`http::security`]) and the redacted type of the secrets requests and
+//! answers carry ([`secret`]).
 //!
 //! It never learns how a person was authenticated beyond a [`session::LoginResult`] (subject,
 //! `acr`, `amr`, time): it must not depend on `authn-methods`, `login-ui` or any database crate.
@@ -26,6 +28,7 @@ pub mod keys;
 pub mod logout;
 pub mod provider;
 pub mod resource;
+pub mod secret;
 pub mod session;
 pub mod token;
 pub mod util;

@@ -8,13 +8,16 @@ use serde::{Deserialize, Serialize};
 use crate::authorize::{Locale, redirect_with};
 use crate::error::ProviderError;
 use crate::provider::{AuditEntry, Provider};
+use crate::secret::{SecretString, exposed};
 use crate::session::SsoSession;
 use crate::util::random_token;
 
+/// The parameters of `/end_session`; the ID token hint (a signed token naming the person) and
+/// the logout hint are redacted from `Debug`.
 #[derive(Debug, Default, Deserialize)]
 pub struct EndSessionParams {
-    pub id_token_hint: Option<String>,
-    pub logout_hint: Option<String>,
+    pub id_token_hint: Option<SecretString>,
+    pub logout_hint: Option<SecretString>,
     pub client_id: Option<String>,
     pub post_logout_redirect_uri: Option<String>,
     pub state: Option<String>,
@@ -160,7 +163,7 @@ impl Provider {
         now: i64,
     ) -> Result<EndSessionOutcome, ProviderError> {
         let refuse = |e| Ok(EndSessionOutcome::Refused(e, locale));
-        let hint = match params.id_token_hint.as_deref() {
+        let hint = match exposed(&params.id_token_hint) {
             None => None,
             Some(h) => match self.verify_id_token_hint(h, now) {
                 Some(c) => Some(c),

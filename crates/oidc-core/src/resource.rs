@@ -13,6 +13,7 @@ use crate::error::{EndpointError, OAuthError};
 use crate::grants::RefreshGrant;
 use crate::keys::TokenKind;
 use crate::provider::{AuditEntry, Provider};
+use crate::secret::{SecretString, exposed};
 use crate::token::{AccessTokenClaims, revoked_grant_key, revoked_token_key};
 use crate::util::sha256_hex;
 
@@ -34,19 +35,20 @@ pub enum BearerError {
     Unavailable,
 }
 
-/// The form of `/introspect` and `/revoke` requests.
+/// The form of `/introspect` and `/revoke` requests; the token and the client's secret or
+/// assertion are redacted from `Debug`.
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenOperationParams {
-    pub token: Option<String>,
+    pub token: Option<SecretString>,
     pub token_type_hint: Option<String>,
     pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub client_assertion: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_assertion: Option<SecretString>,
     pub client_assertion_type: Option<String>,
 }
 
 impl TokenOperationParams {
-    pub fn credentials(&self, basic: Option<(String, String)>) -> ClientCredentials {
+    pub fn credentials(&self, basic: Option<(String, SecretString)>) -> ClientCredentials {
         ClientCredentials {
             basic,
             client_id: self.client_id.clone(),
@@ -162,9 +164,7 @@ impl Provider {
         now: i64,
     ) -> Result<Introspection, EndpointError> {
         let client = self.authenticate_client(creds, false, now).await?;
-        let token = params
-            .token
-            .as_deref()
+        let token = exposed(&params.token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         let refresh_first = params.token_type_hint.as_deref() == Some("refresh_token");
@@ -233,7 +233,7 @@ impl Provider {
         now: i64,
     ) -> Result<(), EndpointError> {
         let client = self.authenticate_client(creds, true, now).await?;
-        let token = params.token.as_deref().ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        let token = exposed(&params.token).ok_or_else(|| OAuthError::invalid_request("token is required"))?;
         if let Some(grant) = self.live_refresh_token(token, now).await? {
             if grant.client_id == client.client_id {
                 self.revoke_grant(&grant.grant_id, now).await?;

@@ -13,6 +13,7 @@ use crate::flow::{CodeRecord, code_key, grant_id_for_code};
 use crate::grants::{ConsumeResult, GrantContext, RefreshGrant};
 use crate::keys::{TokenKind, VerifyOptions};
 use crate::provider::{AuditEntry, Provider};
+use crate::secret::{self, SecretString, exposed};
 use crate::util::{constant_time_eq, half_hash, random_id, random_token, sha256_b64, sha256_hex, split_spaces};
 
 /// What marks a consumed code; a second use of the code finds this, followed by a
@@ -45,23 +46,24 @@ impl RedeemedCode {
 /// How long a consumed code is remembered to detect replays.
 const CODE_REPLAY_WINDOW: Duration = Duration::from_secs(3600);
 
-/// The token request's form fields (client credentials are read separately).
+/// The token request's form fields (client credentials are read separately). The secrets among
+/// them are [`SecretString`]s, redacted from `Debug`.
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenParams {
     pub grant_type: Option<String>,
-    pub code: Option<String>,
+    pub code: Option<SecretString>,
     pub redirect_uri: Option<String>,
-    pub code_verifier: Option<String>,
-    pub refresh_token: Option<String>,
+    pub code_verifier: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
     pub scope: Option<String>,
     pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub client_assertion: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_assertion: Option<SecretString>,
     pub client_assertion_type: Option<String>,
 }
 
 impl TokenParams {
-    pub fn credentials(&self, basic: Option<(String, String)>) -> ClientCredentials {
+    pub fn credentials(&self, basic: Option<(String, SecretString)>) -> ClientCredentials {
         ClientCredentials {
             basic,
             client_id: self.client_id.clone(),
@@ -72,16 +74,18 @@ impl TokenParams {
     }
 }
 
-/// A successful token response (RFC 6749 5.1, OIDC Core 3.1.3.3).
+/// A successful token response (RFC 6749 5.1, OIDC Core 3.1.3.3). The tokens are written in
+/// the answer, and redacted from `Debug`.
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    #[serde(serialize_with = "secret::serialize")]
+    pub access_token: SecretString,
     pub token_type: &'static str,
     pub expires_in: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "secret::serialize_option")]
+    pub id_token: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "secret::serialize_option")]
+    pub refresh_token: Option<SecretString>,
     pub scope: String,
 }
 
@@ -182,7 +186,7 @@ impl Provider {
     }
 
     async fn code_grant(&self, client: &Client, params: TokenParams, now: i64) -> Result<TokenResponse, EndpointError> {
-        let code = params.code.as_deref().ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+        let code = exposed(&params.code).ok_or_else(|| OAuthError::invalid_request("code is required"))?;
         if code.is_empty() || code.len() > 128 {
             return Err(OAuthError::invalid_grant("invalid authorization code").into());
         }
@@ -206,7 +210,7 @@ impl Provider {
         if params.redirect_uri.as_deref() != Some(record.redirect_uri.as_str()) {
             return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into());
         }
-        check_pkce(record.code_challenge.as_deref(), params.code_verifier.as_deref())?;
+        check_pkce(record.code_challenge.as_deref(), exposed(&params.code_verifier))?;
         // Single use: of concurrent redemptions, only one swaps out the record it checked.
         let marker = RedeemedCode {
             client_id: record.client_id.clone(),
@@ -306,7 +310,7 @@ impl Provider {
         )
         .await;
         Ok(TokenResponse {
-            access_token,
+            access_token: access_token.into(),
             token_type: "Bearer",
             expires_in: self.config.access_token_ttl,
             id_token: None,
@@ -366,7 +370,7 @@ impl Provider {
         now: i64,
     ) -> Result<TokenResponse, EndpointError> {
         let token =
-            params.refresh_token.as_deref().ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            exposed(&params.refresh_token).ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
         if token.is_empty() || token.len() > 128 {
             return Err(OAuthError::invalid_grant("invalid refresh token").into());
         }
@@ -519,11 +523,11 @@ impl Provider {
             }
         };
         Ok(TokenResponse {
-            access_token,
+            access_token: access_token.into(),
             token_type: "Bearer",
             expires_in: self.config.access_token_ttl,
-            id_token: Some(id_token),
-            refresh_token,
+            id_token: Some(id_token.into()),
+            refresh_token: refresh_token.map(SecretString::from),
             scope,
         })
     }

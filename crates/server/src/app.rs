@@ -27,6 +27,7 @@ use oidc_core::{Provider, ProviderDeps};
 use session_store::{MemoryStore, RedisStore, SessionStore, StoreError};
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::adapters::DirectoryAdapter;
@@ -216,7 +217,8 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
     let clients = directory.clients();
     match clients.get(WALLET_CLIENT_ID).await? {
         Some(existing) if existing.metadata == value => Ok(()),
-        Some(_) => Ok(clients.update_metadata(WALLET_CLIENT_ID, value).await?),
+        // A public client: no credentials to change.
+        Some(_) => Ok(clients.update_metadata(WALLET_CLIENT_ID, value, None).await?),
         None => {
             let record = directory::ClientRecord {
                 client_id: WALLET_CLIENT_ID.into(),
@@ -224,6 +226,7 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
                 metadata: value,
                 created_at: now,
                 updated_at: now,
+                credentials_changed_at: None,
             };
             match clients.create(record).await {
                 // Another node registered it at the same moment.
@@ -291,7 +294,12 @@ impl App {
             },
             failure_floor: Duration::from_millis(login.failure_floor_ms),
         };
-        let mail = Arc::new(MailOtp::new(store.clone(), mailer(&config)?, mail_settings(&config)));
+        let mail = Arc::new(MailOtp::new(
+            store.clone(),
+            mailer(&config)?,
+            mail_settings(&config),
+            directory.keyed_hash("mail-otp"),
+        ));
         tracing::info!(mail = %mail.mailer().describe(), "one-time passwords by e-mail");
         if config.mail.smtp_host.is_empty() {
             tracing::warn!(
@@ -337,7 +345,8 @@ impl App {
         }
     }
 
-    /// Every route: protocol, login pages, admin API, health.
+    /// Every route: protocol, login pages, admin API, health; every answer with the security
+    /// headers (`oidc_core::http::security`).
     pub fn router(&self) -> Router {
         let protocol_state = ProtocolState {
             provider: self.provider.clone(),
@@ -371,10 +380,18 @@ impl App {
             .merge(health)
             .layer(axum::middleware::from_fn_with_state(edge, client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-            .layer(TraceLayer::new_for_http());
+            // The path and the names of the query's parameters, never their values.
+            .layer(TraceLayer::new_for_http().make_span_with(crate::request_log::request_span::<axum::body::Body>));
         // Discovery and JWKS need none of those layers (no body, no caller-specific answer):
         // layers apply to the routes present when added, so these stay bare.
-        documents.merge(layered)
+        // Every answer, the documents and the errors included: static values, in one layer (the
+        // router boxes each layer it is given; these three add no allocation of their own).
+        let headers = oidc_core::http::security::ResponseHeaders::for_issuer(&self.config.issuer);
+        let security = tower::ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::overriding(headers.nosniff.0, headers.nosniff.1))
+            .layer(SetResponseHeaderLayer::overriding(headers.referrer_policy.0, headers.referrer_policy.1))
+            .option_layer(headers.strict_transport_security.map(|(n, v)| SetResponseHeaderLayer::overriding(n, v)));
+        documents.merge(layered).layer(security)
     }
 
     /// Background duties: retry back-channel logouts that are due (every few seconds), reload
@@ -429,46 +446,30 @@ struct Edge {
 }
 
 /// Establishes the client's address: the connection's peer, or, when the peer is a trusted
-/// proxy, the last `X-Forwarded-For` entry that is not itself a trusted proxy. From a trusted
-/// proxy only, the client certificate it verified (mutual TLS) is believed; the header is
-/// removed from every request so that nothing downstream can read a forged one.
+/// proxy, the last `X-Forwarded-For` entry that is not itself a trusted proxy. The client
+/// certificate header is removed from every request, so that nothing downstream can read a
+/// forged one; from a trusted proxy, every copy of it is kept aside, unparsed, for the admin
+/// API (its only reader), which decides what it is worth.
 async fn client_origin(
     State(edge): State<Arc<Edge>>,
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let cert = request.headers_mut().remove(&edge.cert_header);
+    let certificate: Vec<axum::http::HeaderValue> =
+        request.headers().get_all(&edge.cert_header).iter().cloned().collect();
+    if !certificate.is_empty() {
+        request.headers_mut().remove(&edge.cert_header);
+    }
     if let Some(axum::extract::ConnectInfo(peer)) = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>()
     {
         let peer = peer.ip();
         let ip = forwarded_client(peer, request.headers().get("x-forwarded-for"), &edge.trusted);
         request.extensions_mut().insert(ClientIp(ip));
-        if edge.trusted.contains(&peer)
-            && let Some(thumbprint) = cert.as_ref().and_then(certificate_thumbprint)
-        {
-            request.extensions_mut().insert(admin_api::VerifiedClientCertificate { thumbprint });
+        if edge.trusted.contains(&peer) && !certificate.is_empty() {
+            request.extensions_mut().insert(admin_api::ProxiedClientCertificate(certificate));
         }
     }
     next.run(request).await
-}
-
-/// The SHA-256 thumbprint (base64url) of a certificate passed by a proxy as URL-encoded PEM
-/// (nginx) or base64 DER (HAProxy); `None` if it is neither.
-fn certificate_thumbprint(value: &axum::http::HeaderValue) -> Option<String> {
-    use base64::Engine as _;
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let raw = value.to_str().ok()?.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
-    let der = if decoded.contains("-----BEGIN CERTIFICATE-----") {
-        CertificateDer::from_pem_slice(decoded.as_bytes()).ok()?.to_vec()
-    } else {
-        base64::engine::general_purpose::STANDARD.decode(decoded.as_bytes()).ok()?
-    };
-    (!der.is_empty()).then(|| oidc_core::util::sha256_b64(&der))
 }
 
 fn forwarded_client(peer: IpAddr, header: Option<&axum::http::HeaderValue>, trusted: &[IpAddr]) -> IpAddr {

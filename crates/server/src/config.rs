@@ -9,7 +9,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` leaves out the secrets: the master key, the passwords in `database_url` and
+/// `redis_url`, and `mail.smtp_password`.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
@@ -129,7 +131,7 @@ pub struct LoginSettings {
     pub totp_issuer: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailSettings {
     /// SMTP server; empty: mails go to the file outbox `data_dir/outbox` (one `.eml` each).
@@ -153,6 +155,67 @@ pub struct MailSettings {
     /// Codes requested from one source address per `address_window` seconds.
     pub max_per_address: u64,
     pub address_window: u64,
+}
+
+/// What `Debug` shows of a secret setting: whether it is set, never its value.
+fn redacted(value: &str) -> &'static str {
+    if value.is_empty() { "" } else { "<redacted>" }
+}
+
+/// A URL with its password, if it has one, replaced by `***` (for logs and `Debug`); a URL
+/// that cannot be read is not shown at all, since where its password is cannot be told.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) if url.is_empty() => String::new(),
+        Err(_) => "<unreadable URL>".to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("master_key", &redacted(&self.master_key))
+            .field("log_format", &self.log_format)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("tokens", &self.tokens)
+            .field("session", &self.session)
+            .field("login", &self.login)
+            .field("mail", &self.mail)
+            .field("push", &self.push)
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("smtp_security", &self.smtp_security)
+            .field("smtp_username", &self.smtp_username)
+            .field("smtp_password", &redacted(&self.smtp_password))
+            .field("from", &self.from)
+            .field("otp_validity", &self.otp_validity)
+            .field("timezone", &self.timezone)
+            .field("max_per_account", &self.max_per_account)
+            .field("account_window", &self.account_window)
+            .field("min_interval", &self.min_interval)
+            .field("max_per_address", &self.max_per_address)
+            .field("address_window", &self.address_window)
+            .finish()
+    }
 }
 
 impl Default for Config {

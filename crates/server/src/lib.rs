@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod recent;
+mod request_log;
 pub mod testing;
 
 pub use app::App;

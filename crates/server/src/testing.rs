@@ -172,6 +172,7 @@ impl TestProvider {
                 metadata: serde_json::to_value(&metadata)?,
                 created_at: now,
                 updated_at: now,
+                credentials_changed_at: None,
             })
             .await?;
         Ok(secret)

@@ -87,7 +87,7 @@ async fn write_rows(inner: &Inner, rows: &mut [crate::entity::audit_log::Model])
         .into_tuple::<(i64, String)>()
         .one(&txn)
         .await?;
-    chain_rows(rows, last)?;
+    chain_rows(rows, last, &inner.audit_key)?;
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let models = chunk.iter().cloned().map(ActiveModel::from);
         Entity::insert_many(models).exec_without_returning(&txn).await?;

@@ -1,9 +1,19 @@
 //! Append-only, hash-chained audit log.
 //!
 //! Each record's hash covers its id, the previous record's hash and its own fields, so editing or
-//! removing a record breaks the chain at that point, which [`AuditLog::verify`] reports. (Removing
-//! the newest records, or rewriting the whole chain from some point on, is not detectable from the
-//! chain alone: ship the latest hash elsewhere, e.g. to the logs, to anchor it.)
+//! removing a record breaks the chain at that point, which [`AuditLog::verify`] reports. The hash
+//! is an HMAC-SHA256 under a key derived from the master key (purpose [`KEY_PURPOSE`], domain
+//! `caducee-audit-v2`): whoever can write the database but lacks the key cannot rewrite the chain
+//! from some point on and recompute the rest, as a bare SHA-256 would let them.
+//!
+//! Records chained before the key existed (bare SHA-256, domain `caducee-audit-v1`) are accepted
+//! only as the chain's prefix, before its first keyed record, and counted apart; an unkeyed
+//! record after a keyed one is tampering (else anyone could extend or rewrite the chain unkeyed).
+//!
+//! What the chain alone cannot show is records removed from its end, or the chain rebuilt by
+//! someone holding the key (or, while it is all unkeyed, by anyone). For that, operators keep the
+//! newest record's id and hash ([`AuditLog::head`], printed by `caducee audit head`) outside the
+//! database, and [`AuditLog::verify`] checks the chain against it.
 //!
 //! Appends are group-committed: the chain needs one writer at a time, so appends that arrive
 //! while a transaction commits wait and are written together by the next one, and each caller
@@ -23,13 +33,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::crypto::sha256_hex;
+use crate::crypto::{KeyedHash, sha256_hex};
 use crate::entity::audit_log::{self, Column, Entity};
 use crate::{DirectoryError, Inner};
 
 /// `prev_hash` of the first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const HASH_DOMAIN: &str = "caducee-audit-v1";
+/// The purpose of the chain's key among the keys derived from the master key.
+pub const KEY_PURPOSE: &str = "audit-chain";
+/// Keyed records (HMAC-SHA256): every record this version writes.
+const HASH_DOMAIN: &str = "caducee-audit-v2";
+/// Records of earlier versions (bare SHA-256), accepted only before the first keyed one.
+const UNKEYED_HASH_DOMAIN: &str = "caducee-audit-v1";
 const DEFAULT_PAGE: u64 = 100;
 const MAX_PAGE: u64 = 1000;
 const VERIFY_BATCH: u64 = 500;
@@ -67,7 +82,8 @@ pub struct AuditRecord {
     pub details: Value,
     pub at: i64,
     pub prev_hash: String,
-    /// Hex SHA-256 over `prev_hash`, `id` and the event fields.
+    /// Hex HMAC-SHA256 (under the chain's key) over `prev_hash`, `id` and the event fields; a bare
+    /// SHA-256 for records written before the chain was keyed.
     pub hash: String,
 }
 
@@ -94,6 +110,62 @@ pub struct AuditVerification {
     pub records: u64,
     /// The first record whose hash or link to its predecessor does not match.
     pub first_bad_id: Option<i64>,
+    /// Records at the start of the chain written before it was keyed: only the keyed records
+    /// after them, or a head exported since, protect them. All of them when the chain has no
+    /// keyed record at all.
+    pub unkeyed_records: u64,
+    /// The newest record, to keep outside the database for the next check.
+    pub head: Option<AuditHead>,
+    /// How the chain compares with the head it was checked against, if one was given.
+    pub head_check: Option<HeadCheck>,
+}
+
+impl AuditVerification {
+    /// No record breaks the chain, and the given head (if any) is in it, unchanged.
+    pub fn is_intact(&self) -> bool {
+        self.first_bad_id.is_none() && self.head_check.is_none_or(|c| c == HeadCheck::Matches)
+    }
+}
+
+/// The newest record of a chain as an operator exported it: written `ID:HASH`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    pub id: i64,
+    pub hash: String,
+}
+
+impl std::fmt::Display for AuditHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.id, self.hash)
+    }
+}
+
+impl std::str::FromStr for AuditHead {
+    type Err = DirectoryError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || DirectoryError::Invalid("an audit head is written ID:HASH (as `caducee audit head` prints it)".into());
+        let (id, hash) = text.trim().split_once(':').ok_or_else(bad)?;
+        let id: i64 = id.parse().map_err(|_| bad())?;
+        let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if id < 1 || !hex {
+            return Err(bad());
+        }
+        Ok(AuditHead { id, hash: hash.to_owned() })
+    }
+}
+
+/// What became of the record an exported head names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadCheck {
+    /// Still there, with the same hash: nothing at or before it changed.
+    Matches,
+    /// No record has its id any more: the chain was cut short.
+    Missing,
+    /// A record has its id but another hash: the chain was rewritten up to it.
+    Differs,
 }
 
 /// The audit log; obtained from [`crate::Directory::audit`].
@@ -111,8 +183,8 @@ pub(crate) enum AuditWriter {
 
 impl AuditWriter {
     /// The dedicated thread for a SQLite file; the pool otherwise.
-    pub(crate) fn for_sqlite_file(path: &Path) -> Result<Self, DirectoryError> {
-        Ok(AuditWriter::Thread(sqlite_writer::SqliteAuditWriter::start(path)?))
+    pub(crate) fn for_sqlite_file(path: &Path, key: KeyedHash) -> Result<Self, DirectoryError> {
+        Ok(AuditWriter::Thread(sqlite_writer::SqliteAuditWriter::start(path, key)?))
     }
 
     pub(crate) fn pool() -> Self {
@@ -176,10 +248,31 @@ impl<'a> AuditLog<'a> {
         select.limit(limit).all(&self.inner.db).await?.into_iter().map(to_record_fields).collect()
     }
 
-    /// Walks the whole chain from the first record, recomputing every hash.
-    pub async fn verify(&self) -> Result<AuditVerification, DirectoryError> {
-        let mut records = 0u64;
-        let mut first_bad_id = None;
+    /// The newest record's id and hash, `None` while the log is empty.
+    pub async fn head(&self) -> Result<Option<AuditHead>, DirectoryError> {
+        let newest = Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .column(Column::Hash)
+            .order_by_desc(Column::Id)
+            .into_tuple::<(i64, String)>()
+            .one(&self.inner.db)
+            .await?;
+        Ok(newest.map(|(id, hash)| AuditHead { id, hash }))
+    }
+
+    /// Walks the whole chain from the first record, recomputing every hash, and compares it
+    /// with `head` (an earlier [`AuditLog::head`]) if given.
+    pub async fn verify(&self, head: Option<&AuditHead>) -> Result<AuditVerification, DirectoryError> {
+        let key = &self.inner.audit_key;
+        let mut v = AuditVerification {
+            records: 0,
+            first_bad_id: None,
+            unkeyed_records: 0,
+            head: None,
+            head_check: head.map(|_| HeadCheck::Missing),
+        };
+        let mut keyed_seen = false;
         let mut expected_prev = GENESIS_HASH.to_owned();
         let mut after = i64::MIN;
         loop {
@@ -192,14 +285,30 @@ impl<'a> AuditLog<'a> {
             let Some(last) = batch.last() else { break };
             after = last.id;
             for row in batch {
-                records += 1;
-                if first_bad_id.is_none() && (row.prev_hash != expected_prev || chain_hash(&row)? != row.hash) {
-                    first_bad_id = Some(row.id);
+                v.records += 1;
+                let sound = if chain_hash(&row, key)? == row.hash {
+                    keyed_seen = true;
+                    true
+                } else if !keyed_seen && unkeyed_chain_hash(&row)? == row.hash {
+                    v.unkeyed_records += 1;
+                    true
+                } else {
+                    false
+                };
+                if v.first_bad_id.is_none() && (row.prev_hash != expected_prev || !sound) {
+                    v.first_bad_id = Some(row.id);
+                }
+                if let Some(head) = head
+                    && head.id == row.id
+                {
+                    let same = row.hash == head.hash;
+                    v.head_check = Some(if same { HeadCheck::Matches } else { HeadCheck::Differs });
                 }
                 expected_prev = row.hash;
+                v.head = Some(AuditHead { id: row.id, hash: expected_prev.clone() });
             }
         }
-        Ok(AuditVerification { records, first_bad_id })
+        Ok(v)
     }
 }
 
@@ -241,9 +350,13 @@ fn split_group(group: Vec<Waiting>) -> SplitGroup {
     split
 }
 
-/// Gives each row its id, its link to the record before it and its hash, after `last` (the
+/// Gives each row its id, its link to the record before it and its keyed hash, after `last` (the
 /// newest stored record's id and hash, read inside the write lock).
-fn chain_rows(rows: &mut [audit_log::Model], last: Option<(i64, String)>) -> Result<(), DirectoryError> {
+fn chain_rows(
+    rows: &mut [audit_log::Model],
+    last: Option<(i64, String)>,
+    key: &KeyedHash,
+) -> Result<(), DirectoryError> {
     let (mut id, mut prev_hash) = match last {
         Some((id, hash)) => (id + 1, hash),
         None => (1, GENESIS_HASH.to_owned()),
@@ -251,7 +364,7 @@ fn chain_rows(rows: &mut [audit_log::Model], last: Option<(i64, String)>) -> Res
     for row in rows.iter_mut() {
         row.id = id;
         row.prev_hash = prev_hash;
-        row.hash = chain_hash(row)?;
+        row.hash = chain_hash(row, key)?;
         prev_hash = row.hash.clone();
         id += 1;
     }
@@ -275,13 +388,23 @@ fn reply_all(split: SplitGroup, result: Result<(), DirectoryError>) {
     }
 }
 
-/// SHA-256 over a JSON array of the fields: JSON escaping makes the encoding unambiguous, and the
-/// details are hashed as the exact text stored, so no re-serialisation can change the hash.
+/// The keyed hash of a record: HMAC-SHA256 under the chain's key over [`chain_fields`].
+fn chain_hash(row: &audit_log::Model, key: &KeyedHash) -> Result<String, DirectoryError> {
+    Ok(key.hex(&[&chain_fields(HASH_DOMAIN, row)?]))
+}
+
+/// The hash records had before the chain was keyed: bare SHA-256 over [`chain_fields`].
+fn unkeyed_chain_hash(row: &audit_log::Model) -> Result<String, DirectoryError> {
+    Ok(sha256_hex(&chain_fields(UNKEYED_HASH_DOMAIN, row)?))
+}
+
+/// A JSON array of the domain and the fields: JSON escaping makes the encoding unambiguous, and
+/// the details are hashed as the exact text stored, so no re-serialisation can change the hash.
 /// Serialised straight from borrowed fields (a tuple is written as a JSON array), byte for byte
 /// what `json!([...]).to_string()` gives, without building a `Value` on every append.
-fn chain_hash(row: &audit_log::Model) -> Result<String, DirectoryError> {
+fn chain_fields(domain: &str, row: &audit_log::Model) -> Result<Vec<u8>, DirectoryError> {
     let fields = (
-        HASH_DOMAIN,
+        domain,
         row.id,
         &row.prev_hash,
         row.at,
@@ -293,7 +416,7 @@ fn chain_hash(row: &audit_log::Model) -> Result<String, DirectoryError> {
         &row.outcome,
         &row.details,
     );
-    Ok(sha256_hex(&serde_json::to_vec(&fields)?))
+    Ok(serde_json::to_vec(&fields)?)
 }
 
 fn to_record_fields(row: audit_log::Model) -> Result<AuditRecord, DirectoryError> {
@@ -343,7 +466,7 @@ mod chain_encoding_tests {
             hash: String::new(),
         };
         let old = json!([
-            HASH_DOMAIN,
+            UNKEYED_HASH_DOMAIN,
             row.id,
             row.prev_hash,
             row.at,
@@ -356,6 +479,11 @@ mod chain_encoding_tests {
             row.details,
         ])
         .to_string();
-        assert_eq!(chain_hash(&row).unwrap(), sha256_hex(old.as_bytes()));
+        assert_eq!(unkeyed_chain_hash(&row).unwrap(), sha256_hex(old.as_bytes()));
+        let key = crate::DataKey::from_bytes([9; 32]).sub_keys().keyed_hash(KEY_PURPOSE);
+        let keyed = chain_hash(&row, &key).unwrap();
+        assert_ne!(keyed, unkeyed_chain_hash(&row).unwrap());
+        let other_key = crate::DataKey::from_bytes([8; 32]).sub_keys().keyed_hash(KEY_PURPOSE);
+        assert_ne!(keyed, chain_hash(&row, &other_key).unwrap(), "the hash depends on the key");
     }
 }

@@ -32,6 +32,7 @@ use rusqlite::{OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy};
 
 use super::{MAX_GROUP, Waiting, chain_rows, reply_all, split_group, writer_gone};
+use crate::crypto::KeyedHash;
 use crate::entity::audit_log::Model;
 use crate::{DirectoryError, SQLITE_BUSY_TIMEOUT};
 
@@ -65,8 +66,9 @@ pub(crate) struct SqliteAuditWriter {
 
 impl SqliteAuditWriter {
     /// Opens two more connections on the file the pool uses (which must exist) and starts the
-    /// threads. The schema need not be there yet: statements are prepared at the first write.
-    pub(crate) fn start(path: &Path) -> Result<Self, DirectoryError> {
+    /// threads, the writer chaining with `key`. The schema need not be there yet: statements
+    /// are prepared at the first write.
+    pub(crate) fn start(path: &Path, key: KeyedHash) -> Result<Self, DirectoryError> {
         let writer = open(path)?;
         // Checkpoints are the checkpointer's: never inside one of this connection's commits.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -77,7 +79,7 @@ impl SqliteAuditWriter {
         let flags_too = Arc::clone(&flags);
         spawn("caducee-audit-checkpoint", move || checkpoint_loop(&checkpointer, &stopped, &flags_too))?;
         spawn("caducee-audit", move || {
-            write_loop(writer, &waiting, &flags);
+            write_loop(writer, &waiting, &flags, &key);
             // Ends the checkpointer, after one last checkpoint.
             drop(stop);
         })?;
@@ -122,7 +124,7 @@ fn lower_priority(value: u8) {
     }
 }
 
-fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Waiting>, flags: &Flags) {
+fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Waiting>, flags: &Flags, key: &KeyedHash) {
     lower_priority(WRITER_PRIORITY);
     while let Ok(first) = waiting.recv() {
         let mut group = Vec::with_capacity(32);
@@ -134,7 +136,7 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Waiting>,
             }
         }
         let mut split = split_group(group);
-        let result = write_rows(&mut conn, &mut split.rows);
+        let result = write_rows(&mut conn, &mut split.rows, key);
         if result.is_ok() {
             flags.written.store(true, Ordering::Release);
         }
@@ -145,11 +147,11 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Waiting>,
     }
 }
 
-fn write_rows(conn: &mut rusqlite::Connection, rows: &mut [Model]) -> Result<(), DirectoryError> {
+fn write_rows(conn: &mut rusqlite::Connection, rows: &mut [Model], key: &KeyedHash) -> Result<(), DirectoryError> {
     // Dropped without commit on any error: rolled back, nothing half-written.
     let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let last = txn.prepare_cached(LAST_RECORD)?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
-    chain_rows(rows, last)?;
+    chain_rows(rows, last, key)?;
     {
         let mut insert = txn.prepare_cached(INSERT_RECORD)?;
         for r in rows.iter() {

@@ -10,6 +10,8 @@ pub struct Model {
     pub metadata: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the secret or keys last changed; `None` if never since registration.
+    pub credentials_changed_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

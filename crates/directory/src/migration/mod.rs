@@ -9,6 +9,7 @@ use sea_orm_migration::prelude::*;
 mod m20260101_000001_initial;
 mod m20261125_000002_logout_deliveries;
 mod m20261204_000003_push_blocks;
+mod m20261215_000004_client_credentials_changed;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20260101_000001_initial::Migration),
             Box::new(m20261125_000002_logout_deliveries::Migration),
             Box::new(m20261204_000003_push_blocks::Migration),
+            Box::new(m20261215_000004_client_credentials_changed::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ fn client(id: &str) -> ClientRecord {
         metadata: json!({"redirect_uris": ["https://rp.example.test/cb"], "client_name": "RP"}),
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
+        credentials_changed_at: None,
     }
 }
 
@@ -27,17 +28,21 @@ pub async fn clients_crud(ctx: &Ctx) {
     assert_eq!(ids, ["rp-a", "rp-b"]);
 
     let meta = json!({"redirect_uris": ["https://new.example.test/cb"], "nested": {"a": [1, 2]}});
-    clients.update_metadata("rp-a", meta.clone()).await.unwrap();
+    clients.update_metadata("rp-a", meta.clone(), None).await.unwrap();
     let got = clients.get("rp-a").await.unwrap().unwrap();
     assert_eq!(got.metadata, meta);
     assert!(got.updated_at > got.created_at);
+    assert_eq!(got.credentials_changed_at, None, "a change that is not of credentials");
+    clients.update_metadata("rp-a", meta.clone(), Some(1_800_000_000)).await.unwrap();
+    assert_eq!(clients.get("rp-a").await.unwrap().unwrap().credentials_changed_at, Some(1_800_000_000));
 
-    clients.set_secret_hash("rp-a", None).await.unwrap();
-    assert_eq!(clients.get("rp-a").await.unwrap().unwrap().secret_hash, None);
+    clients.set_secret_hash("rp-a", None, 1_800_000_005).await.unwrap();
+    let got = clients.get("rp-a").await.unwrap().unwrap();
+    assert_eq!((got.secret_hash, got.credentials_changed_at), (None, Some(1_800_000_005)));
     assert!(!format!("{:?}", client("x")).contains("argon2"));
 
-    assert!(matches!(clients.update_metadata("rp-z", json!({})).await, Err(DirectoryError::NotFound)));
-    assert!(matches!(clients.set_secret_hash("rp-z", None).await, Err(DirectoryError::NotFound)));
+    assert!(matches!(clients.update_metadata("rp-z", json!({}), None).await, Err(DirectoryError::NotFound)));
+    assert!(matches!(clients.set_secret_hash("rp-z", None, 1).await, Err(DirectoryError::NotFound)));
 
     assert!(clients.delete("rp-a").await.unwrap());
     assert!(!clients.delete("rp-a").await.unwrap());

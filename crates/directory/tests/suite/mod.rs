@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 
 use directory::{
-    AccountStatus, Activity, AuditEvent, AuditQuery, AuditVerification, ClientRecord, ConsumeOutcome, DataKey,
-    Directory, DirectoryError, NewAuthenticator, NewProfessional, OtherId, Practice, ProfessionalUpdate,
-    RefreshTokenRecord, SigningKeyRecord, sha256_hex,
+    AccountStatus, Activity, AuditEvent, AuditHead, AuditQuery, AuditVerification, ClientRecord, ConsumeOutcome,
+    DataKey, Directory, DirectoryError, HeadCheck, NewAuthenticator, NewProfessional, OtherId, Practice,
+    ProfessionalUpdate, RefreshTokenRecord, SigningKeyRecord, sha256_hex,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::json;
@@ -56,6 +56,13 @@ impl Ctx {
     async fn raw(&self) -> DatabaseConnection {
         Database::connect(self.url.as_str()).await.unwrap()
     }
+}
+
+/// A whole chain of `records` keyed records, nothing broken.
+pub fn assert_intact(v: &AuditVerification, records: u64) {
+    assert_eq!((v.records, v.first_bad_id, v.unkeyed_records, v.head_check), (records, None, 0, None), "{v:?}");
+    assert_eq!(v.head.as_ref().map(|h| h.id), (records > 0).then(|| i64::try_from(records).unwrap()));
+    assert!(v.is_intact());
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str) -> u64 {

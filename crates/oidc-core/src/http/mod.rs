@@ -3,6 +3,7 @@
 //! Pages for people are rendered by an injected [`Pages`] implementation (the login UI crate).
 
 pub mod cookies;
+pub mod security;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,11 +13,12 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
 pub use cookies::{BROWSER_COOKIE, CookieJar, SESSION_COOKIE};
+use security::{PageAllows, no_store};
 
 use crate::authorize::{AuthorizeParams, Locale, PageError};
 use crate::client_auth::ClientCredentials;
@@ -25,6 +27,7 @@ use crate::flow::AuthorizeOutcome;
 use crate::logout::{EndSessionOutcome, EndSessionParams, LogoutError};
 use crate::provider::Provider;
 use crate::resource::{BearerError, TokenOperationParams, UserInfo};
+use crate::secret::SecretString;
 use crate::session::RequestOrigin;
 use crate::token::TokenParams;
 
@@ -112,48 +115,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
 
 /// A page for people: never cached, never framed, no referrer, no script.
 fn html(status: StatusCode, body: String) -> Response {
-    let mut r = (status, Html(body)).into_response();
-    let h = r.headers_mut();
-    no_store(h);
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    r
+    security::page(status, body, PageAllows::Nothing)
 }
 
 /// The logged-out page that loads the relying parties' front-channel logout pages: the same
 /// protections as every page, with just those origins allowed in frames.
 pub fn frontchannel_page(pages: &dyn Pages, locale: Locale, frames: &[String], then: Option<&str>) -> Response {
-    let mut origins: Vec<String> = frames
-        .iter()
-        .filter_map(|f| url::Url::parse(f).ok())
-        .map(|u| u.origin().ascii_serialization())
-        .filter(|o| o != "null")
-        .collect();
-    origins.dedup();
-    let mut r = html(StatusCode::OK, pages.frontchannel_logout(locale, frames, then));
-    let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src {}; frame-ancestors 'none'; base-uri 'none'",
-        if origins.is_empty() { "'none'".to_owned() } else { origins.join(" ") }
-    );
-    match HeaderValue::from_str(&csp) {
-        Ok(v) => {
-            r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
-        }
-        // Registered URIs are validated; a value that cannot be a header keeps the strict policy.
-        Err(_) => tracing::warn!("front-channel logout origins do not fit in a CSP header"),
-    }
-    r
-}
-
-fn no_store(headers: &mut HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    security::page(StatusCode::OK, pages.frontchannel_logout(locale, frames, then), PageAllows::Frames(frames))
 }
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
@@ -194,7 +162,7 @@ fn parse_form<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &[u8]) -
     serde_urlencoded::from_bytes(body).map_err(|_| OAuthError::invalid_request("malformed or repeated parameters"))
 }
 
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString)>, OAuthError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

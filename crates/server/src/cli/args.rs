@@ -130,8 +130,16 @@ pub enum AccountCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Check the hash chain: any edited or removed record is reported.
-    Verify,
+    /// Check the keyed hash chain: any edited or removed record is reported; with `--head`, also
+    /// that the chain still reaches that record unchanged (nothing cut off or rewritten up to it).
+    Verify {
+        /// A head printed earlier by `audit head` (`ID:HASH`), kept outside the database.
+        #[arg(long, value_name = "ID:HASH")]
+        head: Option<String>,
+    },
+    /// Print the newest record's id and hash (`ID:HASH`), to keep outside the database and give
+    /// to `audit verify --head` later.
+    Head,
     /// List records, oldest first.
     List {
         /// A professional's national identifier.
@@ -333,7 +341,7 @@ pub struct UserAdd {
     pub organization: Option<String>,
     /// Password on the command line (visible to other local users: prefer --password-stdin).
     #[arg(long, conflicts_with = "password_stdin")]
-    pub password: Option<String>,
+    pub password: Option<oidc_core::secret::SecretString>,
     /// Read the password from standard input (one line).
     #[arg(long)]
     pub password_stdin: bool,

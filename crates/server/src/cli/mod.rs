@@ -8,11 +8,12 @@ use anyhow::{Context as _, bail};
 use directory::{Activity, ClientRecord, Directory, NewProfessional, OtherId, Practice};
 use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod, new_client_secret};
 use oidc_core::keys::{KeyRing, SigningAlg};
+use oidc_core::secret::ExposeSecret as _;
 use serde::Deserialize;
 
 use crate::adapters::DirectoryAdapter;
 use crate::app::{App, KEY_RELOAD_INTERVAL, open_directory};
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, redact_url};
 
 mod args;
 mod users;
@@ -53,16 +54,6 @@ fn init_logging(format: LogFormat, serving: bool) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
-}
-
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 fn system_clock() -> oidc_core::http::Clock {
@@ -192,7 +183,7 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
                 bail!("client {client_id} does not authenticate with a secret");
             }
             let (secret, hash) = new_client_secret();
-            directory.clients().set_secret_hash(&client_id, Some(hash)).await?;
+            directory.clients().set_secret_hash(&client_id, Some(hash), now()).await?;
             audit_operator(
                 &directory,
                 "admin.client.rotate_secret",
@@ -261,6 +252,7 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
             metadata: serde_json::to_value(&metadata)?,
             created_at: at,
             updated_at: at,
+            credentials_changed_at: None,
         })
         .await?;
     Ok((client_id, secret))
@@ -335,7 +327,7 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
         AccountCommand::Authenticators { user } => print_json(&admin.authenticators(&user).await?)?,
         AccountCommand::ActivationCode { user, revoke: false } => {
             let issued = admin.issue_activation_code(&operator(), &user).await?;
-            println!("activation code: {}", issued.code);
+            println!("activation code: {}", issued.code.expose_secret());
             eprintln!(
                 "Hand it to the professional once you are sure who they are; valid until {} (Unix time), usable once.",
                 issued.expires_at
@@ -356,18 +348,44 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
 async fn audit(config: Config, command: AuditCommand) -> anyhow::Result<()> {
     let admin = admin_service(config).await?;
     match command {
-        AuditCommand::Verify => {
-            let check = admin.audit_verify().await?;
-            match check.first_bad_id {
-                None => println!("audit log intact: {} record(s), chain verified", check.records),
-                Some(id) => {
-                    bail!("audit log tampered: record {id} does not match the chain ({} record(s) read)", check.records)
+        AuditCommand::Verify { head } => {
+            let check = admin.audit_verify(head.as_deref()).await?;
+            if let Some(id) = check.first_bad_id {
+                bail!("audit log tampered: record {id} does not match the chain ({} record(s) read)", check.records)
+            }
+            match (check.head_check, head.as_deref()) {
+                (Some(directory::HeadCheck::Missing), Some(head)) => {
+                    bail!(
+                        "audit log cut short: the chain ({} record(s)) no longer reaches the head {head}",
+                        check.records
+                    )
                 }
+                (Some(directory::HeadCheck::Differs), Some(head)) => {
+                    bail!("audit log rewritten: the record of the head {head} is not the one exported")
+                }
+                _ => {}
+            }
+            let against = head.map(|h| format!(", up to the head {h}")).unwrap_or_default();
+            println!("audit log intact: {} record(s), chain verified{against}", check.records);
+            if check.unkeyed_records > 0 {
+                eprintln!(
+                    "note: the first {} record(s) were chained before the chain was keyed (bare SHA-256); {}",
+                    check.unkeyed_records,
+                    if check.unkeyed_records == check.records {
+                        "no record is keyed yet, so a rewritten chain would look the same: check against a head kept outside the database"
+                    } else {
+                        "the keyed records after them vouch for them"
+                    }
+                );
             }
         }
+        AuditCommand::Head => match admin.audit_head().await? {
+            Some(head) => println!("{head}"),
+            None => bail!("the audit log is empty: no head yet"),
+        },
         AuditCommand::List { user, event, from, to, after_id, limit } => {
             let filter =
-                admin_api::service::AuditFilter { national_id: user, event, from, to, after_id, limit: Some(limit) };
+                admin_api::audit::AuditFilter { national_id: user, event, from, to, after_id, limit: Some(limit) };
             print_json(&admin.audit_query(filter).await?)?;
         }
         AuditCommand::Deliveries { sid, client_id, status } => {

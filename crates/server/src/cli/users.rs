@@ -29,7 +29,7 @@ pub(super) async fn user(config: Config, command: UserCommand) -> anyhow::Result
     match command {
         UserCommand::Add(add) => {
             let password = match (add.password.clone(), add.password_stdin) {
-                (Some(p), _) => Some(p),
+                (Some(p), _) => Some(p.expose_secret().to_owned()),
                 (None, true) => Some(read_password_stdin()?),
                 (None, false) => None,
             };

@@ -407,12 +407,12 @@ async fn the_openapi_document_holds_against_the_running_server() {
     assert!(report.output.contains(&every), "it exercised every operation ({every}):\n{}", report.output);
 }
 
-const CONSOLE_PEM: &str = include_str!("../fixtures/admin-console.pem");
-const STRANGER_PEM: &str = include_str!("../fixtures/stranger.pem");
+pub(crate) const CONSOLE_PEM: &str = include_str!("../fixtures/admin-console.pem");
+pub(crate) const STRANGER_PEM: &str = include_str!("../fixtures/stranger.pem");
 /// `openssl x509 -in admin-console.pem -outform DER | openssl dgst -sha256 -binary | basenc --base64url`
-const CONSOLE_THUMBPRINT: &str = "65FzY1vtF8jqzqEzAldyni0OwBOkWPrJcMiEFqi5_qI";
+pub(crate) const CONSOLE_THUMBPRINT: &str = "65FzY1vtF8jqzqEzAldyni0OwBOkWPrJcMiEFqi5_qI";
 
-fn escaped(pem: &str) -> String {
+pub(crate) fn escaped(pem: &str) -> String {
     // As nginx's `$ssl_client_escaped_cert`.
     url::form_urlencoded::byte_serialize(pem.as_bytes()).collect::<String>().replace('+', "%20")
 }

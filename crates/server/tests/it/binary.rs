@@ -209,3 +209,57 @@ async fn token_commands_import_assign_and_list() {
     let (_, out, _) = caducee(dir, &["token", "list"], None);
     assert_eq!(out.trim(), "987654321\thotp\t-\tinactive");
 }
+
+/// Issue 13, item 15: with the request log on (`RUST_LOG=tower_http=debug`), a request's line
+/// says its path and the names of its query parameters, never their values: codes,
+/// `id_token_hint`s and `login_hint`s stay out of the logs.
+#[tokio::test]
+async fn item_15_the_request_log_has_paths_and_parameter_names_only() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log_path = data.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(BIN)
+        .arg("serve")
+        .env("CADUCEE_DATA_DIR", data.path())
+        .env("CADUCEE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CADUCEE_ISSUER", format!("http://127.0.0.1:{port}"))
+        .env("CADUCEE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,tower_http=debug")
+        .current_dir(data.path())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let serving = Serving(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok_and(|r| r.status() == StatusCode::OK) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "caducee serve did not start");
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let secrets = ["SECRET-CODE-0451", "SECRET-ID-TOKEN-0452", "899700000453"];
+    for url in [
+        format!(
+            "{base}/authorize?client_id=rp&response_type=code&login_hint={}&id_token_hint={}",
+            secrets[2], secrets[1]
+        ),
+        format!("{base}/end_session?id_token_hint={}&state=s", secrets[1]),
+        format!("{base}/wallet/callback?code={}&state=s", secrets[0]),
+    ] {
+        http.get(url).send().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(serving);
+    let logged = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logged.contains("/authorize") && logged.contains("/end_session"), "the requests are logged: {logged}");
+    for secret in secrets {
+        assert!(!logged.contains(secret), "{secret} is in the log:\n{logged}");
+    }
+    assert!(logged.contains("login_hint&id_token_hint"), "with their parameters' names: {logged}");
+}

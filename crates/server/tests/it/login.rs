@@ -2,7 +2,7 @@
 //! enumeration, lockout, anti-forgery, browser binding, cancel, security headers.
 
 use reqwest::StatusCode;
-use server::testing::TestProvider;
+use server::testing::{Storage, TestProvider};
 
 use crate::common::*;
 
@@ -166,4 +166,64 @@ async fn a_blocked_account_cannot_log_in_nor_use_its_session() {
     // SSO does not sign a blocked account in silently.
     let r = b.get(&authorize_url(&s.p, "rp", &[("prompt", "none")])).await;
     assert_eq!(query_param(&location(r.headers()), "error").as_deref(), Some("login_required"));
+}
+
+/// Issue 13, item 16: every kind of answer, not only the pages, carries `nosniff` and
+/// `no-referrer` (and `Strict-Transport-Security` when the issuer is https): pages, the JSON
+/// API, the public documents, OAuth errors, the admin API's errors, unknown paths, assets.
+#[tokio::test]
+async fn item_16_every_answer_carries_the_security_headers() {
+    let answers = |p: &TestProvider| {
+        let p = p.url("");
+        async move {
+            let http = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let get = |path: &str| http.get(format!("{p}{path}")).send();
+            let authorize = get("/authorize?client_id=rp&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&response_type=code&scope=openid&state=s&nonce=n").await.unwrap();
+            let login_page = get(authorize.headers()["location"].to_str().unwrap()).await.unwrap();
+            vec![
+                ("discovery", get("/.well-known/openid-configuration").await.unwrap()),
+                ("jwks", get("/jwks").await.unwrap()),
+                ("authorize redirect", authorize),
+                ("login page", login_page),
+                ("error page", get("/authorize?client_id=nobody").await.unwrap()),
+                (
+                    "token error (JSON)",
+                    http.post(format!("{p}/token")).form(&[("grant_type", "password")]).send().await.unwrap(),
+                ),
+                ("userinfo error", get("/userinfo").await.unwrap()),
+                ("admin API error", get("/admin/v1/clients").await.unwrap()),
+                ("unknown path", get("/no/such/path").await.unwrap()),
+                ("stylesheet", get("/assets/caducee.css").await.unwrap()),
+                ("script", get("/assets/push-wait.js").await.unwrap()),
+                ("health", get("/readyz").await.unwrap()),
+            ]
+        }
+    };
+    let plain = setup(TestProvider::start().await.unwrap()).await;
+    let mut statuses = Vec::new();
+    for (what, r) in answers(&plain.p).await {
+        let h = r.headers();
+        assert_eq!(h.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{what}");
+        assert_eq!(h.get("referrer-policy").map(|v| v.to_str().unwrap()), Some("no-referrer"), "{what}");
+        assert!(h.get("strict-transport-security").is_none(), "{what}: no HSTS over an http issuer");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 303, 200, 400, 400, 401, 401, 404, 200, 200, 200], "every kind of answer was seen");
+
+    // With an https issuer (TLS ends at a proxy in front), HSTS too, on every answer.
+    let secure = TestProvider::start_with(Storage::Embedded, |c| {
+        c.issuer = c.issuer.replace("http://", "https://");
+    })
+    .await
+    .unwrap();
+    let secure = setup(secure).await;
+    for (what, r) in answers(&secure.p).await {
+        let h = r.headers();
+        assert_eq!(h["strict-transport-security"], "max-age=31536000", "{what}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    }
 }

@@ -4,10 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod admin_access;
+mod audit;
 mod backchannel;
 mod binary;
 mod browser;
 mod common;
+mod debug_redaction;
 mod frontchannel;
 mod hardening;
 mod login;
