@@ -1,6 +1,7 @@
 //! From an authorization request to a code: the SSO decision, the login interaction that the
 //! login pages complete, and the issuing of single-use authorization codes.
 
+use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use session_store::Verdict;
 pub const INTERACTION_PATH: &str = "/interaction";
 
 /// Cookies of the browser making the request.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct BrowserCookies {
     /// The SSO session cookie (`sid.secret`).
     pub session: Option<String>,
@@ -25,7 +26,6 @@ pub struct BrowserCookies {
 }
 
 /// What `/authorize` answers.
-#[derive(Debug)]
 pub enum AuthorizeOutcome {
     /// Back to the client (with a code or an error).
     Redirect(String),
@@ -39,7 +39,7 @@ pub enum AuthorizeOutcome {
 }
 
 /// A login in progress, kept in the store until it succeeds, is cancelled, or expires.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Interaction {
     pub id: String,
     pub request: AuthorizationRequest,
@@ -70,10 +70,68 @@ impl Interaction {
 }
 
 /// The result of a successful login: go back to the client; set the session cookie if new.
-#[derive(Debug)]
 pub struct FinishOutcome {
     pub location: String,
     pub session_cookie: Option<String>,
+}
+
+/// A redirect for `Debug`: where it goes, not the code or state its query carries.
+fn location_for_debug(location: &str) -> &str {
+    location.split(['?', '#']).next().unwrap_or("")
+}
+
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for BrowserCookies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The session cookie is the session's bearer secret; the browser cookie binds logins.
+        f.debug_struct("BrowserCookies")
+            .field("session", &self.session.as_ref().map(|_| REDACTED))
+            .field("browser", &self.browser.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+impl fmt::Debug for AuthorizeOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthorizeOutcome::Redirect(location) => {
+                f.debug_tuple("Redirect").field(&location_for_debug(location)).finish()
+            }
+            AuthorizeOutcome::Login { location, browser_cookie } => f
+                .debug_struct("Login")
+                .field("location", location)
+                .field("browser_cookie", &browser_cookie.as_ref().map(|_| REDACTED))
+                .finish(),
+            AuthorizeOutcome::Page(error, locale) => f.debug_tuple("Page").field(error).field(locale).finish(),
+            AuthorizeOutcome::TooManyRequests { retry_after, locale } => {
+                f.debug_struct("TooManyRequests").field("retry_after", retry_after).field("locale", locale).finish()
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Interaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interaction")
+            .field("id", &self.id)
+            .field("request", &self.request)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("csrf_token", &REDACTED)
+            .field("required_acr", &self.required_acr)
+            .field("session_subject", &self.session_subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for FinishOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FinishOutcome")
+            .field("location", &location_for_debug(&self.location))
+            .field("session_cookie", &self.session_cookie.as_ref().map(|_| REDACTED))
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -335,7 +335,7 @@ impl Provider {
         let redeemed = RedeemedCode::parse(marker_rest);
         let by_its_client = redeemed.as_ref().is_some_and(|r| {
             r.client_id == client.client_id
-                && check_pkce(r.code_challenge.as_deref(), params.code_verifier.as_deref()).is_ok()
+                && check_pkce(r.code_challenge.as_deref(), exposed(&params.code_verifier)).is_ok()
         });
         let sid = redeemed.as_ref().map(|r| r.sid.as_str());
         let outcome = async {

@@ -82,3 +82,24 @@ fn item_18_debug_of_protocol_requests_shows_no_secret() {
     };
     assert_no_secret("AuthorizationRequest", format!("{request:?}"));
 }
+
+/// The login's outcomes and cookies: the redirect's code and state, the session cookie and the
+/// browser binding stay out of `Debug`.
+#[test]
+fn item_18_debug_of_login_outcomes_and_cookies_shows_no_secret() {
+    use oidc_core::flow::{AuthorizeOutcome, BrowserCookies, FinishOutcome};
+    use oidc_core::http::CookieJar;
+
+    let location = format!("https://rp.example/cb?code={}&state=xyz", SECRETS[0]);
+    let debug = format!("{:?}", AuthorizeOutcome::Redirect(location.clone()));
+    assert_no_secret("AuthorizeOutcome", debug.clone());
+    assert!(debug.contains("https://rp.example/cb"), "where it goes is readable: {debug}");
+    let outcome = FinishOutcome { location, session_cookie: Some(format!("sid.{}", SECRETS[3])) };
+    assert_no_secret("FinishOutcome", format!("{outcome:?}"));
+    let cookies = BrowserCookies { session: Some(format!("sid.{}", SECRETS[3])), browser: Some(SECRETS[2].into()) };
+    assert_no_secret("BrowserCookies", format!("{cookies:?}"));
+    let mut headers = axum::http::HeaderMap::new();
+    let cookie = format!("caducee_session=sid.{}; caducee_browser={}", SECRETS[3], SECRETS[2]);
+    headers.insert(axum::http::header::COOKIE, cookie.parse().unwrap());
+    assert_no_secret("CookieJar", format!("{:?}", CookieJar::from_headers(&headers)));
+}

@@ -13,10 +13,20 @@ pub const SESSION_COOKIE: &str = "caducee_session";
 pub const BROWSER_COOKIE: &str = "caducee_browser";
 
 /// The cookies of a request that belong to the provider.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CookieJar {
     session: Option<String>,
     browser: Option<String>,
+}
+
+impl std::fmt::Debug for CookieJar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Both are bearer values: the session's secret, the browser's login binding.
+        f.debug_struct("CookieJar")
+            .field("session", &self.session.as_ref().map(|_| "<redacted>"))
+            .field("browser", &self.browser.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl CookieJar {
