@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use directory::KeyedHash;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
-use session_store::SessionStore;
+use session_store::{Rate, RateLimiter, SessionStore, address_subject};
 use subtle::ConstantTimeEq as _;
 
 use crate::mailer::{Mailer, OutgoingMail};
@@ -87,6 +87,12 @@ pub struct MailOtp {
     /// Under a key derived from the master key: a million codes are tried in a blink against a
     /// bare hash, so a copy of the session store must not be enough to find a pending code.
     code_hash: KeyedHash,
+    /// Codes requested from one source address (any accounts)...
+    per_address: RateLimiter,
+    /// ...mailed to one account...
+    per_account: RateLimiter,
+    /// ...and one per `min_interval` to an account (none when it is zero).
+    spacing: Option<RateLimiter>,
 }
 
 fn code_key(subject: &str) -> String {
@@ -131,7 +137,11 @@ impl MailOtp {
         settings: MailOtpSettings,
         code_hash: KeyedHash,
     ) -> Self {
-        MailOtp { store, mailer, settings, code_hash }
+        let limiter = |name, max, window| RateLimiter::new(store.clone(), name, Rate::new(max, window));
+        let per_address = limiter("mail-otp-address", settings.per_address_max, settings.per_address_window);
+        let per_account = limiter("mail-otp-account", settings.per_account_max, settings.per_account_window);
+        let spacing = (!settings.min_interval.is_zero()).then(|| limiter("mail-otp-spacing", 1, settings.min_interval));
+        MailOtp { store, mailer, settings, code_hash, per_address, per_account, spacing }
     }
 
     fn hash(&self, subject: &str, code: &str) -> String {
@@ -158,20 +168,18 @@ impl MailOtp {
             return Ok(SendOutcome::NoAddress);
         };
         let s = &self.settings;
-        if let Some(ip) = &cx.source_ip {
-            let n = self.store.increment(&format!("mail-otp-ip:{ip}"), s.per_address_window).await?.value;
-            if n > s.per_address_max {
-                return Ok(SendOutcome::Throttled { retry_after: s.per_address_window.as_secs() });
-            }
-        }
-        if !s.min_interval.is_zero()
-            && !self.store.put_if_absent(&format!("mail-otp-recent:{subject}"), b"1", s.min_interval).await?
+        if let Some(ip) = cx.address()
+            && let Some(retry_after) = self.per_address.hit(&address_subject(ip)).await?.retry_after_secs()
         {
-            return Ok(SendOutcome::Throttled { retry_after: s.min_interval.as_secs().max(1) });
+            return Ok(SendOutcome::Throttled { retry_after });
         }
-        let n = self.store.increment(&format!("mail-otp-count:{subject}"), s.per_account_window).await?.value;
-        if n > s.per_account_max {
-            return Ok(SendOutcome::Throttled { retry_after: s.per_account_window.as_secs() });
+        if let Some(spacing) = &self.spacing
+            && let Some(retry_after) = spacing.hit(subject).await?.retry_after_secs()
+        {
+            return Ok(SendOutcome::Throttled { retry_after });
+        }
+        if let Some(retry_after) = self.per_account.hit(subject).await?.retry_after_secs() {
+            return Ok(SendOutcome::Throttled { retry_after });
         }
 
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
@@ -200,7 +208,9 @@ impl MailOtp {
         if let Err(e) = self.mailer.send(mail).await {
             // The code was never delivered: it must not stay valid, and the person may retry.
             self.store.delete(&code_key(subject)).await?;
-            self.store.delete(&format!("mail-otp-recent:{subject}")).await?;
+            if let Some(spacing) = &self.spacing {
+                spacing.clear(subject).await?;
+            }
             tracing::error!(error = %e, "sending the OTP mail failed");
             return Err(AuthError::Internal(format!("mail: {e}")));
         }
