@@ -77,9 +77,10 @@ async fn item_1_abandoned_logins_never_run_more_password_checks_than_the_bound()
     assert!(stats.started - before.started >= stats.bound, "the burst did cost password checks: {stats:?}");
     assert!(stats.peak <= stats.bound, "at most {} checks at once, saw {}", stats.bound, stats.peak);
     assert!(stats.working_areas <= stats.bound, "argon2 areas: {} for a bound of {}", stats.working_areas, stats.bound);
-    // Blocking threads for the checks, plus the few the runtime and SQLite may add meanwhile.
+    // Blocking threads for the checks, plus those SQLite may add meanwhile (one per pooled
+    // connection, at most 8) and a few of the runtime's.
     assert!(
-        most_threads <= baseline + stats.bound + 8,
+        most_threads <= baseline + stats.bound + 12,
         "threads went from {baseline} to {most_threads} (bound {})",
         stats.bound
     );
