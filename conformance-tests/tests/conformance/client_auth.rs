@@ -217,8 +217,7 @@ async fn item_17_assertion_with_exp_at_i64_max_is_invalid_client() {
         let mut claims = ClientKey::claims("jwt", &w.provider.url("/token"), jti, now);
         claims.exp = exp;
         let assertion = key.sign(&claims).unwrap();
-        let form =
-            [("token", "anything"), ("client_assertion_type", ASSERTION_TYPE), ("client_assertion", &assertion)];
+        let form = [("token", "anything"), ("client_assertion_type", ASSERTION_TYPE), ("client_assertion", &assertion)];
         let r = w.http.post(w.provider.url("/introspect")).form(&form).send().await.expect("an answer, not a crash");
         let status = r.status();
         let body: serde_json::Value = r.json().await.unwrap();
