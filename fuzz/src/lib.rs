@@ -19,7 +19,7 @@ pub mod jws;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -100,9 +100,9 @@ pub struct Harness {
     rt: Runtime,
     pub app: App,
     router: Router,
-    /// `Cookie` header of a browser holding an SSO session of [`SUBJECT`].
-    sso_cookies: String,
-    sso: BrowserCookies,
+    /// The cookies of a browser holding an SSO session of [`SUBJECT`] (a code replay, or a
+    /// refresh token reused, ends that session: the harness then opens another).
+    sso: Mutex<BrowserCookies>,
     pub provider_es256: EcSigner,
     pub provider_rs256: RsaSigner,
     pub client_key: EcSigner,
@@ -212,6 +212,37 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
+/// Opens an SSO session of [`SUBJECT`], the way the login pages open one once a person is
+/// authenticated; returns the browser's cookies.
+async fn open_session(app: &App) -> SetupResult<BrowserCookies> {
+    let browser = "fuzz-browser-0123456789abcdef".to_owned();
+    let cookies = BrowserCookies { session: None, browser: Some(browser.clone()) };
+    let outcome = app.provider.authorize(code_request(PUBLIC_CLIENT), &cookies, &origin(), NOW).await;
+    let AuthorizeOutcome::Login { location, .. } = outcome else {
+        return Err(setup_error("an authorization request without a session did not lead to the login pages"));
+    };
+    let interaction = location.rsplit('/').next().unwrap_or_default().to_owned();
+    let login = LoginResult {
+        subject: SUBJECT.into(),
+        acr: app.engine.strongest_acr().into(),
+        amr: vec!["pwd".into(), "otp".into()],
+        auth_time: NOW - 60,
+        methods: vec!["password".into(), "totp".into()],
+    };
+    let finished = app.provider.finish_interaction(&interaction, &cookies, &login, &origin(), NOW).await?;
+    let session = finished.session_cookie.ok_or_else(|| setup_error("no session cookie"))?;
+    Ok(BrowserCookies { session: Some(session), browser: Some(browser) })
+}
+
+/// The `Cookie` header of a browser with these cookies.
+fn cookie_header(cookies: &BrowserCookies) -> String {
+    format!(
+        "{SESSION_COOKIE}={}; {BROWSER_COOKIE}={}",
+        cookies.session.as_deref().unwrap_or_default(),
+        cookies.browser.as_deref().unwrap_or_default()
+    )
+}
+
 /// A valid authorization request of `client_id` (code flow, S256 PKCE).
 fn code_request(client_id: &str) -> AuthorizeParams {
     AuthorizeParams {
@@ -270,25 +301,7 @@ impl Harness {
                     .await?;
             }
 
-            // An SSO session, opened the way the login pages open one once a person is
-            // authenticated.
-            let browser = "fuzz-browser-0123456789abcdef".to_owned();
-            let cookies = BrowserCookies { session: None, browser: Some(browser.clone()) };
-            let outcome = app.provider.authorize(code_request(PUBLIC_CLIENT), &cookies, &origin(), NOW).await;
-            let AuthorizeOutcome::Login { location, .. } = outcome else {
-                return Err(setup_error("the first authorization request did not lead to the login pages"));
-            };
-            let interaction = location.rsplit('/').next().unwrap_or_default().to_owned();
-            let login = LoginResult {
-                subject: SUBJECT.into(),
-                acr: app.engine.strongest_acr().into(),
-                amr: vec!["pwd".into(), "otp".into()],
-                auth_time: NOW - 60,
-                methods: vec!["password".into(), "totp".into()],
-            };
-            let finished = app.provider.finish_interaction(&interaction, &cookies, &login, &origin(), NOW).await?;
-            let session = finished.session_cookie.ok_or_else(|| setup_error("no session cookie"))?;
-            let sso = BrowserCookies { session: Some(session), browser: Some(browser) };
+            let sso = open_session(&app).await?;
 
             let push = app.engine.push().ok_or_else(|| setup_error("push approval is not enabled"))?.clone();
             let enrolment = push
@@ -309,12 +322,7 @@ impl Harness {
             rt,
             app,
             router,
-            sso_cookies: format!(
-                "{SESSION_COOKIE}={}; {BROWSER_COOKIE}={}",
-                sso.session.as_deref().unwrap_or_default(),
-                sso.browser.as_deref().unwrap_or_default()
-            ),
-            sso,
+            sso: Mutex::new(sso),
             provider_es256,
             provider_rs256,
             client_key,
@@ -367,7 +375,7 @@ impl Harness {
     pub fn get(&self, path_and_query: &str, with_session: bool) -> Option<Reply> {
         let mut builder = Request::get(path_and_query);
         if with_session {
-            builder = builder.header("cookie", &self.sso_cookies);
+            builder = builder.header("cookie", cookie_header(&self.sso()));
         }
         Some(self.send(builder.body(Body::empty()).ok()?))
     }
@@ -396,11 +404,21 @@ impl Harness {
     /// A fresh authorization code for `client_id`, issued from the SSO session (challenge:
     /// [`PKCE_CHALLENGE`], redirect URI: [`REDIRECT_URI`]).
     pub fn fresh_code(&self, client_id: &str) -> Option<String> {
-        let outcome = self.rt.block_on(self.app.provider.authorize(code_request(client_id), &self.sso, &origin(), NOW));
-        match outcome {
-            AuthorizeOutcome::Redirect(location) => query_param(&location, "code"),
-            _ => None,
+        for _ in 0..2 {
+            let sso = self.sso();
+            let outcome = self.rt.block_on(self.app.provider.authorize(code_request(client_id), &sso, &origin(), NOW));
+            if let AuthorizeOutcome::Redirect(location) = outcome {
+                return query_param(&location, "code");
+            }
+            // The session has ended (see `sso`): open another, once.
+            let reopened = self.rt.block_on(open_session(&self.app)).ok()?;
+            *self.sso.lock().unwrap_or_else(PoisonError::into_inner) = reopened;
         }
+        None
+    }
+
+    fn sso(&self) -> BrowserCookies {
+        self.sso.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// A fresh refresh token of the public client, from a real code exchange.
