@@ -1,7 +1,7 @@
-//! Writes the seed inputs of every target into `fuzz/corpus/<target>/seed-*`: real requests as
+//! Writes the seed inputs of every target into `fuzz/seeds/<target>/`: real requests as
 //! relying parties, browsers and the phone app send them, and tokens signed by the provider's
 //! own (fixture) keys through its own token endpoint. Run once when a target's input format
-//! changes (`cargo run --example make_seeds` in fuzz/), then minimise the corpus with `cargo fuzz cmin`.
+//! changes (`cargo run --example make_seeds` in fuzz/).
 
 use std::path::{Path, PathBuf};
 
@@ -20,20 +20,20 @@ fn enc(s: &str) -> String {
     utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
 }
 
-struct Corpus(PathBuf);
+struct Seeds(PathBuf);
 
-impl Corpus {
+impl Seeds {
     fn write(&self, target: &str, name: &str, content: &[u8]) -> Result<()> {
         let dir = self.0.join(target);
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(format!("seed-{name}")), content)?;
+        std::fs::write(dir.join(name), content)?;
         Ok(())
     }
 }
 
 fn main() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let corpus = Corpus(root.join("corpus"));
+    let seeds = Seeds(root.join("seeds"));
     let h = harness();
 
     // Tokens minted by the provider itself: a code exchange of the public client.
@@ -90,7 +90,7 @@ fn main() -> Result<()> {
         ("plain-pkce", base.replace("code_challenge_method=S256", "code_challenge_method=plain")),
     ];
     for (name, query) in authorize {
-        corpus.write("authorize_query", name, query.as_bytes())?;
+        seeds.write("authorize_query", name, query.as_bytes())?;
     }
 
     // token_form: token, revocation and introspection requests.
@@ -154,7 +154,7 @@ fn main() -> Result<()> {
         ),
     ];
     for (name, form) in token_forms {
-        corpus.write("token_form", name, form.as_bytes())?;
+        seeds.write("token_form", name, form.as_bytes())?;
     }
 
     // client_assertion: signed claims (header, claims, extra form) and whole tokens.
@@ -182,7 +182,7 @@ fn main() -> Result<()> {
         ("alg-none", "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJpc3MiOiJmdXp6LWp3dCIsInN1YiI6ImZ1enotand0In0.".into()),
     ];
     for (name, input) in assertions {
-        corpus.write("client_assertion", name, input.as_bytes())?;
+        seeds.write("client_assertion", name, input.as_bytes())?;
     }
 
     // id_token_hint: the provider's own tokens, and claims signed with its keys.
@@ -217,7 +217,7 @@ fn main() -> Result<()> {
         ),
     ];
     for (name, input) in hints {
-        corpus.write("id_token_hint", name, input.as_bytes())?;
+        seeds.write("id_token_hint", name, input.as_bytes())?;
     }
 
     // phone_request: what the phone app sends.
@@ -271,12 +271,12 @@ fn main() -> Result<()> {
         ),
     ];
     for (name, input) in phone {
-        corpus.write("phone_request", name, input.as_bytes())?;
+        seeds.write("phone_request", name, input.as_bytes())?;
     }
     // A whole enrolment request as the phone sends it (its code is long gone).
     let enrol_header = json!({ "alg": "ES256", "jwk": h.phone_key.public_jwk(None, None) });
     let enrol_claims = json!({ "action": "enrol", "code": "0123456789abcdef", "aud": aud, "iat": NOW, "jti": "raw-1" });
-    corpus.write(
+    seeds.write(
         "phone_request",
         "raw-enrol",
         format!("devices\n{}", h.phone_key.sign_json(&enrol_header, &enrol_claims)).as_bytes(),
@@ -287,7 +287,7 @@ fn main() -> Result<()> {
     for entry in std::fs::read_dir(&fixtures)? {
         let path = entry?.path();
         if let Some(name) = path.file_stem().and_then(|n| n.to_str()) {
-            corpus.write("pskc", name, &std::fs::read(&path)?)?;
+            seeds.write("pskc", name, &std::fs::read(&path)?)?;
         }
     }
     // A TOTP token whose clock the vendor measured: an origin (`Time`) and a drift in steps.
@@ -297,7 +297,7 @@ fn main() -> Result<()> {
             "<TimeInterval><PlainValue>30</PlainValue></TimeInterval>\n      </Data>\n    </Key>\n  </KeyPackage>\n  <KeyPackage>",
             "<TimeInterval><PlainValue>30</PlainValue></TimeInterval>\n        <TimeDrift><PlainValue>-2</PlainValue></TimeDrift>\n      </Data>\n    </Key>\n  </KeyPackage>\n  <KeyPackage>",
         );
-    corpus.write("pskc", "totp-drift", drifting.as_bytes())?;
-    println!("seeds written under {}", corpus.0.display());
+    seeds.write("pskc", "totp-drift", drifting.as_bytes())?;
+    println!("seeds written under {}", seeds.0.display());
     Ok(())
 }
