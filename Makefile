@@ -1,9 +1,10 @@
 # Caducée — common tasks. `make run` starts the provider on its embedded default;
-# `make test` runs every test suite (unit, integration, conformance).
+# `make test` runs every test suite (unit, integration, conformance) and a short run of each fuzz
+# target; `make fuzz` runs the fuzz targets for longer (fuzz/README.md).
 
 CARGO ?= cargo
 
-.PHONY: run build release test test-assets lint fmt check-tools clean bench bench-peers
+.PHONY: run build release test test-assets lint fmt check-tools clean bench bench-peers fuzz fuzz-build fuzz-smoke
 
 AXE_VERSION = 4.14.1
 AXE = .cache/npm/node_modules/axe-core/axe.min.js
@@ -24,6 +25,7 @@ release:
 ## started by the harness, headless Chromium).
 test: check-tools test-assets
 	$(CARGO) nextest run --workspace --no-fail-fast
+	$(MAKE) fuzz-smoke
 
 ## axe-core, for the accessibility checks the browser tests run (from npm, pinned), and
 ## schemathesis, which checks the admin API against its OpenAPI document (from PyPI, pinned).
@@ -50,13 +52,70 @@ bench/peers/node_modules/oidc-provider/package.json: bench/peers/package.json be
 	npm ci --no-audit --no-fund --prefix bench/peers
 	touch $@
 
-## Formatting and lints, as CI checks them.
+## Fuzzing (fuzz/README.md): libFuzzer through cargo-fuzz, on the stable toolchain (no nightly
+## needed): `--sanitizer none`, since AddressSanitizer needs nightly's -Zsanitizer and finds
+## nothing in safe Rust; the build has debug assertions and overflow checks on, so an overflow
+## panics and is reported. The fuzz crate is its own workspace, built into its own target
+## folder (its instrumentation flags differ from every other build's).
+FUZZ_TARGETS = authorize_query token_form client_assertion id_token_hint phone_request pskc
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR)/fuzz,fuzz/target)
+FUZZ_FLAGS = --sanitizer none --target-dir $(abspath $(FUZZ_TARGET_DIR))
+# Each target's libFuzzer dictionary (fuzz/dict/); every run stops at an input taking 60 s (a
+# hang) or at 2 GB of memory, and each is reported as a crash.
+FUZZ_DICT_authorize_query = form
+FUZZ_DICT_token_form = form
+FUZZ_DICT_client_assertion = json
+FUZZ_DICT_id_token_hint = json
+FUZZ_DICT_phone_request = json
+FUZZ_DICT_pskc = pskc
+FUZZ_ARGS = -timeout=60 -rss_limit_mb=2048 -print_final_stats=1
+# The minimised corpus keeps an input for every code edge reached, not for every hit count of
+# each (a third of the inputs, 100 to 450 KB a target).
+FUZZ_CMIN_ARGS = -use_counters=0
+FUZZ_SMOKE_DIR = $(abspath $(FUZZ_TARGET_DIR))/smoke-corpus
+
+# Target $(1) for FUZZ_SECONDS from its seeds (fuzz/seeds/, real requests and tokens, kept as
+# written) and its corpus (fuzz/corpus/, what libFuzzer found), which grows and is then minimised.
+define fuzz_long
+	$(CARGO) fuzz run $(FUZZ_FLAGS) $(1) fuzz/corpus/$(1) fuzz/seeds/$(1) -- $(FUZZ_ARGS) -dict=fuzz/dict/$(FUZZ_DICT_$(1)).dict -max_total_time=$(FUZZ_SECONDS)
+	$(CARGO) fuzz cmin $(FUZZ_FLAGS) $(1) fuzz/corpus/$(1) -- $(FUZZ_CMIN_ARGS)
+
+endef
+
+# Target $(1) for FUZZ_SMOKE_SECONDS from its seeds and corpus; new inputs go to a scratch folder.
+# The same optimised build as `make fuzz` (unoptimised, a target ran 16 to 40 inputs a second,
+# and an opt-level 1 build cost nearly as much as this one).
+define fuzz_short
+	mkdir -p $(FUZZ_SMOKE_DIR)/$(1)
+	$(CARGO) fuzz run $(FUZZ_FLAGS) $(1) $(FUZZ_SMOKE_DIR)/$(1) fuzz/corpus/$(1) fuzz/seeds/$(1) -- $(FUZZ_ARGS) -dict=fuzz/dict/$(FUZZ_DICT_$(1)).dict -max_total_time=$(FUZZ_SMOKE_SECONDS)
+
+endef
+
+fuzz-build:
+	$(CARGO) fuzz build $(FUZZ_FLAGS)
+
+## Each target for FUZZ_SECONDS, one after the other, growing fuzz/corpus/<target>, which is
+## then minimised (commit it). A crash stops the run; its input is in fuzz/artifacts/<target>/.
+fuzz: fuzz-build
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_long,$(t)))
+
+## What `make test` runs: each target for FUZZ_SMOKE_SECONDS, the committed inputs left as they are.
+fuzz-smoke: fuzz-build
+	rm -rf $(FUZZ_SMOKE_DIR)
+	$(foreach t,$(FUZZ_TARGETS),$(call fuzz_short,$(t)))
+
+## Formatting and lints, as CI checks them (the fuzz crate too: it is its own workspace).
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml
 
 check-tools:
 	@command -v cargo-nextest >/dev/null 2>&1 || { echo "cargo-nextest is missing: cargo install --locked cargo-nextest"; exit 1; }
@@ -65,6 +124,8 @@ check-tools:
 	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { echo "Chromium is missing: apt-get install chromium chromium-driver"; exit 1; }
 	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (for axe-core): apt-get install npm"; exit 1; }
 	@python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { echo "python3 with venv is missing (for schemathesis): apt-get install python3-venv"; exit 1; }
+	@command -v cargo-fuzz >/dev/null 2>&1 || { echo "cargo-fuzz is missing (for the fuzz targets): cargo install --locked cargo-fuzz"; exit 1; }
+	@command -v c++ >/dev/null 2>&1 || { echo "a C++ compiler is missing (cargo-fuzz builds libFuzzer): apt-get install g++"; exit 1; }
 
 clean:
 	$(CARGO) clean

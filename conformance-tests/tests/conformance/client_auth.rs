@@ -203,3 +203,29 @@ async fn an_expired_private_key_jwt_assertion_is_invalid_client() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "{body}");
 }
+
+/// Issue 13, item 17: a client assertion's `exp` is the attacker's number. At the largest `i64`
+/// the expiry arithmetic overflowed (a panic in debug builds, a wrap in release); it must be
+/// judged like any other far-future expiry: `401 invalid_client`, and the provider still answers.
+#[tokio::test]
+async fn item_17_assertion_with_exp_at_i64_max_is_invalid_client() {
+    let w = World::start().await.unwrap();
+    let key = ClientKey::generate("k1").unwrap();
+    register_jwt_client(&w, "jwt", &key).await.unwrap();
+    let now = w.provider.clock.now();
+    for (jti, exp) in [("max", i64::MAX), ("min", i64::MIN), ("near-max", i64::MAX - 4)] {
+        let mut claims = ClientKey::claims("jwt", &w.provider.url("/token"), jti, now);
+        claims.exp = exp;
+        let assertion = key.sign(&claims).unwrap();
+        let form = [("token", "anything"), ("client_assertion_type", ASSERTION_TYPE), ("client_assertion", &assertion)];
+        let r = w.http.post(w.provider.url("/introspect")).form(&form).send().await.expect("an answer, not a crash");
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")), "exp {exp}");
+    }
+    // The same client still authenticates with a sound assertion.
+    let sound = key.sign(&ClientKey::claims("jwt", &w.provider.url("/token"), "sound", now)).unwrap();
+    let form = [("token", "anything"), ("client_assertion_type", ASSERTION_TYPE), ("client_assertion", &sound)];
+    let r = w.http.post(w.provider.url("/introspect")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

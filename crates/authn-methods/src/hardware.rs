@@ -302,21 +302,25 @@ impl HardwareTokenMethod {
         now: i64,
     ) -> Result<bool, AuthError> {
         let period = p.period.max(1);
-        let expected = time_step(now, p.t0, period) + p.drift;
+        // The origin and the drift come from the vendor's file (then from what the token showed):
+        // any `i64`. Step arithmetic saturates, so that an absurd value finds no code instead of
+        // overflowing.
+        let expected = time_step(now, p.t0, period).saturating_add(p.drift);
         let code_at = |s: i64| hotp(&token.secret, u64::try_from(s).unwrap_or(0), p.digits, p.algorithm);
         let (window, needed) = if codes.len() == 1 { (1, 1) } else { (self.windows.resync_totp, 2) };
-        let found = (expected - window..=expected + window)
-            .find(|s| *s >= 0 && same(&code_at(*s), codes[0]) && (needed == 1 || same(&code_at(s + 1), codes[1])));
+        let found = (expected.saturating_sub(window)..=expected.saturating_add(window)).find(|s| {
+            *s >= 0 && same(&code_at(*s), codes[0]) && (needed == 1 || same(&code_at(s.saturating_add(1)), codes[1]))
+        });
         let Some(step) = found else {
             return Ok(false);
         };
-        let last = step + i64::from(needed == 2);
+        let last = step.saturating_add(i64::from(needed == 2));
         if last <= token.counter || !self.directory.authenticators().advance_counter(&token.id, last, now).await? {
             return Ok(false);
         }
         // Follow the token's clock: the next codes are searched around where the last one shown
         // (the second of a resynchronising pair) was.
-        let observed = last - time_step(now, p.t0, period);
+        let observed = last.saturating_sub(time_step(now, p.t0, period));
         if observed != p.drift {
             let updated = TokenParams { drift: observed, ..p.clone() };
             let value = serde_json::to_value(&updated).map_err(|e| AuthError::Internal(e.to_string()))?;

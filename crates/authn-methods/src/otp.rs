@@ -39,9 +39,10 @@ pub fn hotp(secret: &[u8], counter: u64, digits: u32, algorithm: HashAlgorithm) 
     format!("{:0width$}", u64::from(binary) % modulus, width = usize::try_from(digits).unwrap_or(6))
 }
 
-/// The TOTP time step of `now` for a token with `step` seconds and origin `t0`.
+/// The TOTP time step of `now` for a token with `step` seconds and origin `t0`. `t0` comes from
+/// the vendor's file and may be anything: the difference saturates rather than overflows.
 pub fn time_step(now: i64, t0: i64, step: u64) -> i64 {
-    (now - t0).div_euclid(i64::try_from(step).unwrap_or(30).max(1))
+    now.saturating_sub(t0).div_euclid(i64::try_from(step).unwrap_or(30).max(1))
 }
 
 #[cfg(test)]

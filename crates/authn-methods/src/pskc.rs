@@ -485,7 +485,19 @@ fn read_key(package: Node<'_, '_>, key: Node<'_, '_>, keys: &Keys) -> Result<Psk
     let counter = value("Counter")?.unwrap_or(0);
     let t0 = value("Time")?.unwrap_or(0);
     let step = value("TimeInterval")?.unwrap_or(30);
+    if step <= 0 {
+        return Err(PskcError::Malformed("TimeInterval"));
+    }
     let drift = value("TimeDrift")?.unwrap_or(0);
+    // The origin is an instant and the drift a number of steps: either one beyond any date
+    // (years -9999 to 9999) is a broken file, refused here rather than kept as a token that
+    // can match no code.
+    if jiff::Timestamp::from_second(t0).is_err() {
+        return Err(PskcError::Malformed("Time"));
+    }
+    if drift.checked_mul(step).is_none_or(|shift| jiff::Timestamp::from_second(t0.saturating_add(shift)).is_err()) {
+        return Err(PskcError::Malformed("TimeDrift"));
+    }
     let serial = text(device.and_then(|d| child(d, PSKC_NS, "SerialNo"))).unwrap_or_else(|| key_id.clone());
     if serial.is_empty() {
         return Err(PskcError::Malformed("serial number or key Id"));
@@ -500,7 +512,7 @@ fn read_key(package: Node<'_, '_>, key: Node<'_, '_>, keys: &Keys) -> Result<Psk
         digits,
         algorithm,
         counter: u64::try_from(counter).map_err(|_| PskcError::Malformed("Counter"))?,
-        time_step: u64::try_from(step).ok().filter(|s| *s > 0).ok_or(PskcError::Malformed("TimeInterval"))?,
+        time_step: u64::try_from(step).map_err(|_| PskcError::Malformed("TimeInterval"))?,
         t0,
         drift,
         not_before,

@@ -192,6 +192,27 @@ async fn totp_tokens_follow_their_clock_drift() {
     assert!(m.verify(&token().await, &code_at(far + 90 + 330), far + 90).await.unwrap());
 }
 
+/// Issue 13, item 17 (found reviewing the times read from input; the `pskc` fuzz target reaches
+/// it): a token's TOTP origin and drift came from the vendor's file as any `i64` (the import now
+/// refuses values beyond any date, see tests/pskc_rfc6030.rs), and the drift moves with what the
+/// token shows. At the ends of the range, the step arithmetic of a code check overflowed (a panic
+/// in debug builds); whatever is stored, a check now matches no code instead.
+#[tokio::test]
+async fn item_17_totp_origin_or_drift_at_the_ends_of_i64_matches_no_code_instead_of_overflowing() {
+    let (d, _t) = directory().await;
+    hardware::import(&d, parse(&fixture("totp-tokens.xml"), &ContainerKey::None).unwrap()).await.unwrap();
+    let stored = d.authenticators().get_by_serial("TOTP-0001").await.unwrap().unwrap();
+    let m = HardwareTokenMethod::new(d.clone(), Windows::default());
+    for (t0, drift) in [(i64::MIN, 0), (i64::MAX, 0), (0, i64::MAX), (0, i64::MIN), (i64::MIN, i64::MAX)] {
+        let mut params: TokenParams = serde_json::from_value(stored.params.clone()).unwrap();
+        (params.t0, params.drift) = (t0, drift);
+        d.authenticators().set_params(&stored.id, &serde_json::to_value(&params).unwrap()).await.unwrap();
+        let token = d.authenticators().get(&stored.id).await.unwrap().unwrap();
+        assert!(!m.verify(&token, "123456", NOW).await.unwrap(), "one code, t0 {t0}, drift {drift}");
+        assert!(!m.verify(&token, "123456 654321", NOW).await.unwrap(), "two codes, t0 {t0}, drift {drift}");
+    }
+}
+
 #[tokio::test]
 async fn a_code_is_only_accepted_within_the_keys_validity() {
     let (d, _t) = directory().await;

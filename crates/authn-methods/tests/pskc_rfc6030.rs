@@ -263,3 +263,29 @@ fn validity_dates_need_a_time_zone() {
     let local = fig3.replace("</Data>", "</Data><Policy><ExpiryDate>2037-12-31T00:00:00</ExpiryDate></Policy>");
     assert_eq!(parse(&local, &ContainerKey::None).unwrap_err(), PskcError::Malformed("ExpiryDate"));
 }
+
+/// Issue 13, item 17: a TOTP key's origin (`Time`) and drift (`TimeDrift`) are the file's
+/// numbers. Beyond any date they are refused at import with a message naming them, rather than
+/// imported as a token whose code checks would overflow (see tests/hardware.rs).
+#[test]
+fn item_17_totp_origin_or_drift_beyond_any_date_is_refused_at_import() {
+    let data = "<TimeInterval><PlainValue>30</PlainValue></TimeInterval>";
+    let with = |t0: i64, drift: i64| {
+        fixture("totp-tokens.xml")
+            .replace("<Time><PlainValue>0</PlainValue></Time>", &format!("<Time><PlainValue>{t0}</PlainValue></Time>"))
+            .replacen(data, &format!("{data}<TimeDrift><PlainValue>{drift}</PlainValue></TimeDrift>"), 1)
+    };
+    for t0 in [i64::MIN, i64::MAX, 253_402_300_800] {
+        assert_eq!(parse(&with(t0, 0), &ContainerKey::None).unwrap_err(), PskcError::Malformed("Time"), "{t0}");
+    }
+    for drift in [i64::MIN, i64::MAX, 8_446_744_073] {
+        assert_eq!(
+            parse(&with(0, drift), &ContainerKey::None).unwrap_err(),
+            PskcError::Malformed("TimeDrift"),
+            "{drift}"
+        );
+    }
+    // A real origin and drift (a token that ran 2 steps slow since 2017) are kept as they are.
+    let kept = parse(&with(1_500_000_000, -2), &ContainerKey::None).unwrap();
+    assert_eq!((kept[0].t0, kept[0].drift, kept[0].time_step), (1_500_000_000, -2, 30));
+}

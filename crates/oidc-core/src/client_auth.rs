@@ -20,6 +20,9 @@ pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-t
 /// Signature algorithms accepted for client assertions.
 pub const ASSERTION_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"];
 
+/// Seconds by which the clocks of a client and the provider may disagree on an assertion's `exp`.
+const ASSERTION_LEEWAY: i64 = 5;
+
 /// The credentials a request carries, from its `Authorization` header and its form; the
 /// secret and the assertion are redacted from `Debug`.
 #[derive(Debug, Default, Clone)]
@@ -155,7 +158,7 @@ impl Provider {
         validation.set_issuer(&[client.client_id.as_str()]);
         validation.sub = Some(client.client_id.clone());
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        validation.leeway = 5;
+        validation.leeway = ASSERTION_LEEWAY.unsigned_abs();
         // Expiry is judged by the provider's clock below, like every other date.
         validation.validate_exp = false;
 
@@ -171,9 +174,11 @@ impl Provider {
             }
         }
         let claims = verified.ok_or_else(failed)?;
+        // `exp` is the caller's number, anywhere in `i64`: saturating arithmetic keeps the
+        // comparisons true to their meaning at the ends of the range.
         if claims.iss != client.client_id
-            || claims.exp + 5 <= now
-            || claims.exp > now + self.config.max_assertion_lifetime
+            || claims.exp.saturating_add(ASSERTION_LEEWAY) <= now
+            || claims.exp > now.saturating_add(self.config.max_assertion_lifetime)
         {
             return Err(failed());
         }
@@ -181,7 +186,8 @@ impl Provider {
             return Err(failed());
         }
         // Single use: remember the jti until the assertion expires.
-        let ttl = Duration::from_secs(u64::try_from(claims.exp - now + 10).unwrap_or(10).max(10));
+        let remaining = claims.exp.saturating_sub(now).saturating_add(10);
+        let ttl = Duration::from_secs(u64::try_from(remaining).unwrap_or(10).max(10));
         let first_use =
             self.store.put_if_absent(&format!("jti:{}:{}", client.client_id, claims.jti), b"1", ttl).await?;
         if !first_use {

@@ -250,7 +250,9 @@ impl Provider {
         if let Some(at) = self.decode_access_token(token, now)
             && at.client_id == client.client_id
         {
-            let ttl = Duration::from_secs(u64::try_from(at.exp - now).unwrap_or(0) + 60);
+            // Kept until the token would have expired anyway (its `exp` was signed by us, but
+            // the distance to it is still taken without overflow).
+            let ttl = Duration::from_secs(u64::try_from(at.exp.saturating_sub(now)).unwrap_or(0).saturating_add(60));
             self.store.put(&revoked_token_key(&at.jti), b"1", ttl).await?;
             self.audit(
                 AuditEntry::new("token_revoked", "success")

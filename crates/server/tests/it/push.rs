@@ -287,6 +287,22 @@ async fn a_wrong_number_spends_the_push_and_forged_or_replayed_requests_are_refu
     );
 }
 
+/// Issue 13, item 17: the `iat` of a phone's request is the sender's number. Far from the
+/// provider's clock at either end of `i64` (where the age arithmetic overflowed: a panic in
+/// debug builds), it is refused as stale like any other, and the phone's next request works.
+#[tokio::test]
+async fn item_17_phone_request_with_iat_at_the_ends_of_i64_is_refused_as_stale() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let phone = enrolled_phone(&s).await;
+    for iat in [i64::MIN, i64::MIN + 1, i64::MAX] {
+        let request = phone.sign_for(json!({ "action": "list" }), false, &phone.endpoint, iat);
+        let (status, body) = Phone::post(&s.p, "/push/v1/challenges", request).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "iat {iat}");
+        assert!(body["error_description"].as_str().unwrap().contains("iat"), "{body}");
+    }
+    assert!(phone.pending(&s.p).await.is_empty(), "the phone's fresh requests still work");
+}
+
 #[tokio::test]
 async fn a_push_expires_after_sixty_seconds_and_pushes_are_rate_limited() {
     // Every request for a push also counts toward the identifier's lockout (5 attempts) until a
