@@ -147,6 +147,14 @@ fn config() -> Config {
     config.push.max_per_account = u64::MAX;
     config.push.account_window = 1;
     config.login.failure_floor_ms = 0;
+    // The limits on strangers (logins started per browser and address, failures per source)
+    // would soon answer every input with 429 and leave the parsers behind them unexplored.
+    config.session.max_interactions_per_address = u64::MAX;
+    config.session.max_interactions_per_browser = u64::MAX;
+    config.session.interaction_limit_window = 1;
+    config.login.max_failures = u64::MAX;
+    config.login.address_max_attempts = u64::MAX;
+    config.login.address_window = 1;
     config
 }
 
@@ -297,6 +305,7 @@ impl Harness {
                         metadata: serde_json::to_value(&metadata)?,
                         created_at: NOW,
                         updated_at: NOW,
+                        credentials_changed_at: None,
                     })
                     .await?;
             }
@@ -426,14 +435,15 @@ impl Harness {
         let code = self.fresh_code(PUBLIC_CLIENT)?;
         let params = oidc_core::token::TokenParams {
             grant_type: Some("authorization_code".into()),
-            code: Some(code),
+            code: Some(code.into()),
             redirect_uri: Some(REDIRECT_URI.into()),
             code_verifier: Some(PKCE_VERIFIER.into()),
             client_id: Some(PUBLIC_CLIENT.into()),
             ..Default::default()
         };
         let creds = params.credentials(None);
-        self.rt.block_on(self.app.provider.token(params, &creds, NOW)).ok()?.refresh_token
+        let response = self.rt.block_on(self.app.provider.token(params, &creds, NOW)).ok()?;
+        oidc_core::secret::exposed(&response.refresh_token).map(str::to_owned)
     }
 
     /// A valid client assertion of [`JWT_CLIENT`] for the token endpoint, with a fresh `jti`.
@@ -456,6 +466,7 @@ impl Harness {
                 now: NOW,
                 source_ip: Some("203.0.113.7".into()),
                 interaction: format!("fuzz-{}", self.unique()),
+                device_cookie: None,
             };
             match push.send(&cx, SUBJECT, "Fuzz RP").await.ok()? {
                 authn_methods::push::PushSend::Sent { challenge, number, .. } => Some((challenge, number)),
