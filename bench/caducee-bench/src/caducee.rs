@@ -55,7 +55,13 @@ impl Bench {
             .env("CADUCEE_LISTEN", addr.to_string())
             .env("CADUCEE_ISSUER", format!("http://{addr}"))
             // Codes are prepared ahead of the exchange measure: let them live 10 minutes.
-            .env("CADUCEE_TOKENS__CODE_TTL", "600");
+            .env("CADUCEE_TOKENS__CODE_TTL", "600")
+            // Every measured login comes from one loopback address, hundreds a second: the limits
+            // on strangers (logins started, attempts per address) would refuse most of them.
+            // The peer has none; what is measured is the login's own cost.
+            .env("CADUCEE_SESSION__MAX_INTERACTIONS_PER_ADDRESS", "1000000000")
+            .env("CADUCEE_SESSION__MAX_INTERACTIONS_PER_BROWSER", "1000000000")
+            .env("CADUCEE_LOGIN__ADDRESS_MAX_ATTEMPTS", "1000000000");
         c
     }
 
