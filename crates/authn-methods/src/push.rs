@@ -369,6 +369,11 @@ impl PushApprovals {
                 if taken.state != ChallengeState::Approved {
                     return Ok(PushStatus::Expired);
                 }
+                // A block set after the phone approved (an administrator, «ce n'était pas moi»
+                // from another push) still stops this login.
+                if self.block_of(&taken.subject).await?.is_some() {
+                    return Ok(PushStatus::Denied);
+                }
                 Ok(PushStatus::Approved(FactorResult {
                     subject: taken.subject,
                     method: METHOD_ID.to_owned(),
@@ -488,6 +493,10 @@ impl PushApprovals {
         };
         let ch: Challenge = serde_json::from_slice(&raw).map_err(|e| DeviceError::Unavailable(internal(e)))?;
         if ch.device != device.id || ch.state != ChallengeState::Pending || ch.expires_at < now {
+            return Err(DeviceError::NotFound("challenge"));
+        }
+        // An approval is refused once pushes are blocked, even if this one was sent before.
+        if body.decision == Decision::Approve && self.directory.push_blocks().get(&ch.subject).await?.is_some() {
             return Err(DeviceError::NotFound("challenge"));
         }
         let right_number = bool::from(body.number.trim().as_bytes().ct_eq(ch.number.as_bytes()));

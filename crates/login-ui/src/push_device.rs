@@ -123,8 +123,9 @@ async fn answer(State(st): State<LoginState>, body: Bytes) -> Response {
         Ok(AnswerOutcome::Denied { wrong_number }) => {
             json_response(StatusCode::OK, json!({ "outcome": if wrong_number { "wrong_number" } else { "denied" } }))
         }
-        Ok(AnswerOutcome::NotMe { subject }) => match end_everywhere(&st, &subject, now).await {
-            Ok(ended) => json_response(StatusCode::OK, json!({ "outcome": "blocked", "sessions_ended": ended })),
+        Ok(AnswerOutcome::NotMe { subject }) => match st.provider.end_every_session(&subject, "push_not_me", now).await
+        {
+            Ok(ended) => json_response(StatusCode::OK, json!({ "outcome": "blocked", "sessions_ended": ended.len() })),
             Err(e) => {
                 // The block holds (it was written first); the phone says what is left to do.
                 tracing::error!(error = %e, "ending sessions after «not me» failed");
@@ -140,14 +141,4 @@ async fn answer(State(st): State<LoginState>, body: Bytes) -> Response {
         },
         Err(e) => error(e),
     }
-}
-
-async fn end_everywhere(st: &LoginState, subject: &str, now: i64) -> Result<usize, oidc_core::error::ProviderError> {
-    let mut ended = 0;
-    for s in st.provider.sessions().list_for_subject(subject, now).await? {
-        if st.provider.end_session(&s.sid, "push_not_me", now).await?.is_some() {
-            ended += 1;
-        }
-    }
-    Ok(ended)
 }

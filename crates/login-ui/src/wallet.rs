@@ -542,17 +542,10 @@ async fn end_all(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) 
         Err(r) => return r,
     };
     let now = (st.clock)();
-    let Ok(all) = st.provider.sessions().list_for_subject(&session.subject, now).await else {
+    let Ok(ended) = st.provider.end_every_session(&session.subject, "wallet_everywhere", now).await else {
         return unavailable(session.locale);
     };
-    let mut this_one = None;
-    for s in all {
-        match st.provider.end_session(&s.sid, "wallet_everywhere", now).await {
-            Ok(ended) if s.sid == session.sid => this_one = ended,
-            Ok(_) => {}
-            Err(_) => return unavailable(session.locale),
-        }
-    }
+    let this_one = ended.into_iter().find(|s| s.sid == session.sid);
     signed_out(&st, &handle, session.locale, this_one.as_ref()).await
 }
 

@@ -100,6 +100,28 @@ impl Provider {
         Ok(Some(session))
     }
 
+    /// Ends every session of a professional (forced logout everywhere: the wallet's «partout»,
+    /// the phone's «ce n'était pas moi», an administrator, a blocked account): each ends as
+    /// [`Provider::end_session`] ends one, and every refresh token issued to the professional
+    /// is revoked too, whatever session it came from. Returns the sessions ended by this call.
+    ///
+    /// Stops at the first failure: the caller says so, and calling again finishes the job.
+    pub async fn end_every_session(
+        &self,
+        subject: &str,
+        reason: &'static str,
+        now: i64,
+    ) -> Result<Vec<SsoSession>, ProviderError> {
+        let mut ended = Vec::new();
+        for s in self.sessions.list_for_subject(subject, now).await? {
+            if let Some(session) = self.end_session(&s.sid, reason, now).await? {
+                ended.push(session);
+            }
+        }
+        self.grants.revoke_subject(subject, now).await?;
+        Ok(ended)
+    }
+
     /// Front-Channel Logout 1.0: the logout pages of the relying parties an ended session signed
     /// into, with `iss` and `sid` for those that asked for them. A client that cannot be read
     /// now is skipped: the back-channel and the dead session already cover it.
