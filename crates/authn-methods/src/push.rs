@@ -186,15 +186,15 @@ struct AnswerBody {
 }
 
 fn challenge_key(id: &str) -> String {
-    format!("push-ch:{id}")
+    crate::store_keys::PUSH_CHALLENGE.key(id)
 }
 
 fn current_key(subject: &str) -> String {
-    format!("push-current:{subject}")
+    crate::store_keys::PUSH_CURRENT.key(subject)
 }
 
 fn enrolment_key(code: &str) -> String {
-    format!("push-enrol:{}", directory::sha256_hex(code.as_bytes()))
+    crate::store_keys::PUSH_ENROLMENT.key(directory::sha256_hex(code.as_bytes()))
 }
 
 fn random_id() -> String {
@@ -217,7 +217,7 @@ impl PushApprovals {
     pub fn new(directory: Directory, store: Arc<dyn SessionStore>, issuer: &str, settings: PushSettings) -> Self {
         let per_account = RateLimiter::new(
             store.clone(),
-            "push-account",
+            crate::store_keys::LIMIT_PUSHES_PER_ACCOUNT,
             Rate::new(settings.per_account_max, settings.per_account_window),
         );
         PushApprovals {

@@ -89,7 +89,7 @@ pub(crate) struct WalletSession {
 }
 
 fn session_key(handle: &str) -> String {
-    format!("wallet:{}", sha256_b64(handle.as_bytes()))
+    crate::store_keys::WALLET_SESSION.key(sha256_b64(handle.as_bytes()))
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
@@ -182,7 +182,7 @@ async fn sign_in(st: &LoginState, locale: Locale) -> Response {
     let Ok(bytes) = serde_json::to_vec(&pending) else {
         return unavailable(locale);
     };
-    if st.store.put(&format!("wallet-login:{state}"), &bytes, LOGIN_TTL).await.is_err() {
+    if st.store.put(&crate::store_keys::WALLET_LOGIN.key(&state), &bytes, LOGIN_TTL).await.is_err() {
         return unavailable(locale);
     }
     let issuer = &st.provider.config().issuer;
@@ -229,7 +229,7 @@ async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) 
     let Some(state) = q.state.filter(|s| s.len() <= 64) else {
         return see_other("/wallet");
     };
-    let pending = match st.store.take(&format!("wallet-login:{state}")).await {
+    let pending = match st.store.take(&crate::store_keys::WALLET_LOGIN.key(&state)).await {
         Ok(Some(b)) => serde_json::from_slice::<PendingLogin>(&b).ok(),
         Ok(None) => None,
         Err(_) => return unavailable(Locale::default()),

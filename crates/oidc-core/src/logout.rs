@@ -71,7 +71,7 @@ struct PendingLogout {
 const CONFIRMATION_TTL: Duration = Duration::from_secs(600);
 
 fn pending_key(token: &str) -> String {
-    format!("logout:{token}")
+    crate::store_keys::LOGOUT_CONFIRMATION.key(token)
 }
 
 impl Provider {

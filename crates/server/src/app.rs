@@ -369,6 +369,11 @@ impl App {
             wallet_data: Arc::new(DirectoryAdapter::new(self.directory.clone(), self.clock.clone())),
             clock: self.clock.clone(),
         });
+        let devices = device_api::router(device_api::DeviceApiState {
+            provider: self.provider.clone(),
+            push: self.engine.push().cloned(),
+            clock: self.clock.clone(),
+        });
         let admin = admin_api::router(self.admin());
         let health = Router::new()
             .route("/healthz", get(|| async { "ok" }))
@@ -382,6 +387,7 @@ impl App {
         });
         let layered = protocol
             .merge(login)
+            .merge(devices)
             .merge(admin)
             .merge(health)
             .layer(axum::middleware::from_fn_with_state(edge, client_origin))
