@@ -35,11 +35,12 @@ impl AdminService {
         Ok(self.directory.push_blocks().get(&p.subject).await?.into())
     }
 
-    /// Blocks pushes for a professional (their phone gets no more approvals). Held in the
-    /// database, so it works with push approval disabled on this node too.
+    /// Blocks pushes for a professional: their phone gets no more approvals, and a push
+    /// pending now is refused (its login page says so). Held in the database, so it holds on
+    /// every node, push approval on or off.
     pub async fn block_pushes(&self, actor: &Actor, national_id: &str) -> Result<PushBlockView, AdminError> {
         let p = self.professional(national_id).await?;
-        let set = self.directory.push_blocks().block(&p.subject, "admin", Some(&actor.id), self.now()).await?;
+        let set = self.push.block(&p.subject, "admin", Some(&actor.id), self.now()).await?;
         self.audit(actor, "admin.push.block", Some(&p.subject), serde_json::json!({ "already_blocked": !set })).await;
         self.push_block(national_id).await
     }
@@ -48,7 +49,7 @@ impl AdminService {
     pub async fn unblock_pushes(&self, actor: &Actor, national_id: &str) -> Result<PushBlockView, AdminError> {
         let p = self.professional(national_id).await?;
         let lifted = self.directory.push_blocks().get(&p.subject).await?;
-        self.directory.push_blocks().unblock(&p.subject).await?;
+        self.push.unblock(&p.subject, Some(&actor.id), self.now()).await?;
         let details = serde_json::json!({ "was_blocked": lifted.is_some(), "reason": lifted.map(|b| b.reason) });
         self.audit(actor, "admin.push.unblock", Some(&p.subject), details).await;
         self.push_block(national_id).await

@@ -72,6 +72,12 @@ impl From<oidc_core::session::SessionError> for AdminError {
     }
 }
 
+impl From<authn_methods::AuthError> for AdminError {
+    fn from(e: authn_methods::AuthError) -> Self {
+        if e.is_unavailable() { AdminError::Unavailable(e.to_string()) } else { AdminError::Internal(e.to_string()) }
+    }
+}
+
 impl From<MetadataError> for AdminError {
     fn from(e: MetadataError) -> Self {
         AdminError::Invalid(e.to_string())
@@ -208,6 +214,8 @@ pub struct AdminService {
     pub provider: Arc<Provider>,
     pub directory: Directory,
     pub engine: Arc<AuthEngine>,
+    /// Push blocks go through it, which ends a push pending at the time.
+    pub push: Arc<authn_methods::push::PushApprovals>,
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// SHA-256 thumbprints (base64url) of the client certificates that administer (mutual TLS).
     pub admin_certificates: Arc<Vec<String>>,
@@ -287,15 +295,7 @@ impl AdminService {
     }
 
     async fn end_all(&self, subject: &str, reason: &'static str) -> Result<usize, AdminError> {
-        let now = self.now();
-        let mut ended = 0;
-        for s in self.provider.sessions().list_for_subject(subject, now).await? {
-            if self.provider.end_session(&s.sid, reason, now).await?.is_some() {
-                ended += 1;
-            }
-        }
-        self.directory.refresh_tokens().revoke_subject(subject, now).await?;
-        Ok(ended)
+        Ok(self.provider.end_every_session(subject, reason, self.now()).await?.len())
     }
 
     /// Blocks an account: no more sign-in, and every session ends now.

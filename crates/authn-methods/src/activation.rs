@@ -56,7 +56,7 @@ struct State {
 }
 
 fn key(subject: &str) -> String {
-    format!("activation:{subject}")
+    crate::store_keys::ACTIVATION.key(subject)
 }
 
 /// Issues activation codes and checks them at login.

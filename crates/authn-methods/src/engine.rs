@@ -110,7 +110,7 @@ struct PushWait {
 }
 
 fn push_wait_key(interaction: &str) -> String {
-    format!("push-login:{interaction}")
+    crate::store_keys::PUSH_LOGIN.key(interaction)
 }
 
 /// What a request for a mail OTP led to.

@@ -25,6 +25,7 @@ pub mod policy;
 pub mod pskc;
 pub mod push;
 pub mod push_request;
+pub mod store_keys;
 pub mod totp;
 
 pub use engine::{AuthEngine, Login, LoginAttempt, MailOtpAttempt, PushAttempt, PushLogin, Refusal};

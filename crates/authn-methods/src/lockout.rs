@@ -149,22 +149,22 @@ pub struct Lockout {
 }
 
 fn lock_key(pair: &str) -> String {
-    format!("lock:{pair}")
+    crate::store_keys::LOCK.key(pair)
 }
 fn wait_key(pair: &str) -> String {
-    format!("lock-wait:{pair}")
+    crate::store_keys::LOCK_WAIT.key(pair)
 }
 fn attempts_key(pair: &str) -> String {
-    format!("attempts:{pair}")
+    crate::store_keys::LOCK_ATTEMPTS.key(pair)
 }
 fn level_key(pair: &str) -> String {
-    format!("lock-level:{pair}")
+    crate::store_keys::LOCK_LEVEL.key(pair)
 }
 fn failures_key(identifier: &str) -> String {
-    format!("lock-failures:{identifier}")
+    crate::store_keys::LOCK_FAILURES.key(identifier)
 }
 fn pairs_key(identifier: &str) -> String {
-    format!("lock-pairs:{identifier}")
+    crate::store_keys::LOCK_PAIRS.key(identifier)
 }
 
 fn parse_i64(bytes: Option<&Vec<u8>>) -> Option<i64> {
@@ -190,7 +190,7 @@ impl Lockout {
     pub fn new(store: Arc<dyn SessionStore>, policy: LockoutPolicy, identifiers: KeyedHash) -> Self {
         let per_address = RateLimiter::new(
             store.clone(),
-            "login-address",
+            crate::store_keys::LIMIT_LOGINS_PER_ADDRESS,
             Rate::new(policy.address_max_attempts, policy.address_window),
         );
         Lockout { store, policy, identifiers, per_address }

@@ -96,7 +96,7 @@ pub struct MailOtp {
 }
 
 fn code_key(subject: &str) -> String {
-    format!("mail-otp:{subject}")
+    crate::store_keys::MAIL_OTP.key(subject)
 }
 
 /// `jeanne.martin@example.org` → `j•••@example.org`: enough for the person to recognise it.
@@ -138,9 +138,12 @@ impl MailOtp {
         code_hash: KeyedHash,
     ) -> Self {
         let limiter = |name, max, window| RateLimiter::new(store.clone(), name, Rate::new(max, window));
-        let per_address = limiter("mail-otp-address", settings.per_address_max, settings.per_address_window);
-        let per_account = limiter("mail-otp-account", settings.per_account_max, settings.per_account_window);
-        let spacing = (!settings.min_interval.is_zero()).then(|| limiter("mail-otp-spacing", 1, settings.min_interval));
+        let per_address =
+            limiter(crate::store_keys::LIMIT_MAILS_PER_ADDRESS, settings.per_address_max, settings.per_address_window);
+        let per_account =
+            limiter(crate::store_keys::LIMIT_MAILS_PER_ACCOUNT, settings.per_account_max, settings.per_account_window);
+        let spacing = (!settings.min_interval.is_zero())
+            .then(|| limiter(crate::store_keys::LIMIT_MAIL_SPACING, 1, settings.min_interval));
         MailOtp { store, mailer, settings, code_hash, per_address, per_account, spacing }
     }
 

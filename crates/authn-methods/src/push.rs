@@ -186,15 +186,15 @@ struct AnswerBody {
 }
 
 fn challenge_key(id: &str) -> String {
-    format!("push-ch:{id}")
+    crate::store_keys::PUSH_CHALLENGE.key(id)
 }
 
 fn current_key(subject: &str) -> String {
-    format!("push-current:{subject}")
+    crate::store_keys::PUSH_CURRENT.key(subject)
 }
 
 fn enrolment_key(code: &str) -> String {
-    format!("push-enrol:{}", directory::sha256_hex(code.as_bytes()))
+    crate::store_keys::PUSH_ENROLMENT.key(directory::sha256_hex(code.as_bytes()))
 }
 
 fn random_id() -> String {
@@ -217,7 +217,7 @@ impl PushApprovals {
     pub fn new(directory: Directory, store: Arc<dyn SessionStore>, issuer: &str, settings: PushSettings) -> Self {
         let per_account = RateLimiter::new(
             store.clone(),
-            "push-account",
+            crate::store_keys::LIMIT_PUSHES_PER_ACCOUNT,
             Rate::new(settings.per_account_max, settings.per_account_window),
         );
         PushApprovals {
@@ -369,6 +369,11 @@ impl PushApprovals {
                 if taken.state != ChallengeState::Approved {
                     return Ok(PushStatus::Expired);
                 }
+                // A block set after the phone approved (an administrator, «ce n'était pas moi»
+                // from another push) still stops this login.
+                if self.block_of(&taken.subject).await?.is_some() {
+                    return Ok(PushStatus::Denied);
+                }
                 Ok(PushStatus::Approved(FactorResult {
                     subject: taken.subject,
                     method: METHOD_ID.to_owned(),
@@ -488,6 +493,10 @@ impl PushApprovals {
         };
         let ch: Challenge = serde_json::from_slice(&raw).map_err(|e| DeviceError::Unavailable(internal(e)))?;
         if ch.device != device.id || ch.state != ChallengeState::Pending || ch.expires_at < now {
+            return Err(DeviceError::NotFound("challenge"));
+        }
+        // An approval is refused once pushes are blocked, even if this one was sent before.
+        if body.decision == Decision::Approve && self.directory.push_blocks().get(&ch.subject).await?.is_some() {
             return Err(DeviceError::NotFound("challenge"));
         }
         let right_number = bool::from(body.number.trim().as_bytes().ct_eq(ch.number.as_bytes()));

@@ -144,7 +144,7 @@ impl RequestCheck<'_> {
             return Err(DeviceError::InvalidRequest("jti must be 1 to 128 characters"));
         }
         // Remembered for twice the skew: a copy replayed later is refused by its age.
-        let key = format!("push-jti:{scope}:{}", data.claims.jti);
+        let key = crate::store_keys::PUSH_JTI.key(format!("{scope}:{}", data.claims.jti));
         if !self.store.put_if_absent(&key, b"1", self.skew * 2).await? {
             return Err(DeviceError::InvalidRequest("jti already used"));
         }

@@ -3,14 +3,14 @@
 //! Owns the HTML (askama templates, French first, English second, accessible, working without
 //! JavaScript) and the login handlers, which run the authentication engine (`authn-methods`)
 //! and hand the result to the protocol (`oidc-core`) to finish the interaction. The form
-//! contract (field names) is documented in docs/login-ui.md. Also serves the push approval
-//! phones' JSON API ([`push_device`]), which completes these logins.
+//! contract (field names) is documented in docs/login-ui.md. The phones' JSON API, which
+//! completes push logins, is the `device-api` crate's.
 //!
 //! Must not reach into the directory's internals: accounts are only seen through the engine.
 
 mod i18n;
 mod pages;
-pub mod push_device;
+pub mod store_keys;
 pub mod wallet;
 mod wallet_push;
 pub mod wallet_sessions;
@@ -60,7 +60,6 @@ pub fn router(state: LoginState) -> Router {
         .route("/assets/caducee.css", get(stylesheet))
         .route("/assets/push-wait.js", get(push_script))
         .with_state(state.clone())
-        .merge(push_device::router(state.clone()))
         .merge(wallet::router(state))
 }
 

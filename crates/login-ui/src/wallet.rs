@@ -89,7 +89,7 @@ pub(crate) struct WalletSession {
 }
 
 fn session_key(handle: &str) -> String {
-    format!("wallet:{}", sha256_b64(handle.as_bytes()))
+    crate::store_keys::WALLET_SESSION.key(sha256_b64(handle.as_bytes()))
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
@@ -182,7 +182,7 @@ async fn sign_in(st: &LoginState, locale: Locale) -> Response {
     let Ok(bytes) = serde_json::to_vec(&pending) else {
         return unavailable(locale);
     };
-    if st.store.put(&format!("wallet-login:{state}"), &bytes, LOGIN_TTL).await.is_err() {
+    if st.store.put(&crate::store_keys::WALLET_LOGIN.key(&state), &bytes, LOGIN_TTL).await.is_err() {
         return unavailable(locale);
     }
     let issuer = &st.provider.config().issuer;
@@ -229,7 +229,7 @@ async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) 
     let Some(state) = q.state.filter(|s| s.len() <= 64) else {
         return see_other("/wallet");
     };
-    let pending = match st.store.take(&format!("wallet-login:{state}")).await {
+    let pending = match st.store.take(&crate::store_keys::WALLET_LOGIN.key(&state)).await {
         Ok(Some(b)) => serde_json::from_slice::<PendingLogin>(&b).ok(),
         Ok(None) => None,
         Err(_) => return unavailable(Locale::default()),
@@ -542,17 +542,10 @@ async fn end_all(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) 
         Err(r) => return r,
     };
     let now = (st.clock)();
-    let Ok(all) = st.provider.sessions().list_for_subject(&session.subject, now).await else {
+    let Ok(ended) = st.provider.end_every_session(&session.subject, "wallet_everywhere", now).await else {
         return unavailable(session.locale);
     };
-    let mut this_one = None;
-    for s in all {
-        match st.provider.end_session(&s.sid, "wallet_everywhere", now).await {
-            Ok(ended) if s.sid == session.sid => this_one = ended,
-            Ok(_) => {}
-            Err(_) => return unavailable(session.locale),
-        }
-    }
+    let this_one = ended.into_iter().find(|s| s.sid == session.sid);
     signed_out(&st, &handle, session.locale, this_one.as_ref()).await
 }
 

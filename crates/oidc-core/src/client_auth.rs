@@ -188,8 +188,14 @@ impl Provider {
         // Single use: remember the jti until the assertion expires.
         let remaining = claims.exp.saturating_sub(now).saturating_add(10);
         let ttl = Duration::from_secs(u64::try_from(remaining).unwrap_or(10).max(10));
-        let first_use =
-            self.store.put_if_absent(&format!("jti:{}:{}", client.client_id, claims.jti), b"1", ttl).await?;
+        let first_use = self
+            .store
+            .put_if_absent(
+                &crate::store_keys::CLIENT_ASSERTION_JTI.key(format!("{}:{}", client.client_id, claims.jti)),
+                b"1",
+                ttl,
+            )
+            .await?;
         if !first_use {
             return Err(OAuthError::new(ErrorCode::InvalidClient, "client assertion replayed").into());
         }

@@ -10,6 +10,7 @@ use crate::authorize::{self, AuthorizationRequest, AuthorizeParams, Locale, Page
 use crate::error::{ErrorCode, OAuthError, ProviderError};
 use crate::provider::{AuditEntry, Provider};
 use crate::session::{LoginResult, RequestOrigin, SsoSession};
+use crate::store_keys;
 use crate::util::{constant_time_eq, random_token, sha256_b64};
 use session_store::Verdict;
 
@@ -173,7 +174,7 @@ pub(crate) struct CodeRecord {
 }
 
 pub(crate) fn code_key(code: &str) -> String {
-    format!("code:{}", sha256_b64(code.as_bytes()))
+    store_keys::CODE.key(sha256_b64(code.as_bytes()))
 }
 
 /// The grant a code starts, derived from the code itself so that a replayed code names the
@@ -183,7 +184,7 @@ pub(crate) fn grant_id_for_code(code: &str) -> String {
 }
 
 fn interaction_key(id: &str) -> String {
-    format!("ix:{id}")
+    store_keys::INTERACTION.key(id)
 }
 
 fn secs(n: i64) -> Duration {

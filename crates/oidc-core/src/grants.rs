@@ -60,4 +60,6 @@ pub trait RefreshTokenStore: Send + Sync {
     async fn consume(&self, token_hash: &str, now: i64) -> Result<ConsumeResult, GrantError>;
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, GrantError>;
     async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, GrantError>;
+    /// Revokes every token issued to a professional, whatever its session.
+    async fn revoke_subject(&self, subject: &str, now: i64) -> Result<u64, GrantError>;
 }

@@ -30,6 +30,7 @@ pub mod provider;
 pub mod resource;
 pub mod secret;
 pub mod session;
+pub mod store_keys;
 pub mod token;
 pub mod util;
 mod verified;

@@ -71,7 +71,7 @@ struct PendingLogout {
 const CONFIRMATION_TTL: Duration = Duration::from_secs(600);
 
 fn pending_key(token: &str) -> String {
-    format!("logout:{token}")
+    crate::store_keys::LOGOUT_CONFIRMATION.key(token)
 }
 
 impl Provider {
@@ -98,6 +98,28 @@ impl Provider {
         )
         .await;
         Ok(Some(session))
+    }
+
+    /// Ends every session of a professional (forced logout everywhere: the wallet's «partout»,
+    /// the phone's «ce n'était pas moi», an administrator, a blocked account): each ends as
+    /// [`Provider::end_session`] ends one, and every refresh token issued to the professional
+    /// is revoked too, whatever session it came from. Returns the sessions ended by this call.
+    ///
+    /// Stops at the first failure: the caller says so, and calling again finishes the job.
+    pub async fn end_every_session(
+        &self,
+        subject: &str,
+        reason: &'static str,
+        now: i64,
+    ) -> Result<Vec<SsoSession>, ProviderError> {
+        let mut ended = Vec::new();
+        for s in self.sessions.list_for_subject(subject, now).await? {
+            if let Some(session) = self.end_session(&s.sid, reason, now).await? {
+                ended.push(session);
+            }
+        }
+        self.grants.revoke_subject(subject, now).await?;
+        Ok(ended)
     }
 
     /// Front-Channel Logout 1.0: the logout pages of the relying parties an ended session signed

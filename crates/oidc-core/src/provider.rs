@@ -98,12 +98,12 @@ impl Provider {
             sessions: Sessions::new(deps.store.clone(), deps.config.session_ttl),
             interactions_per_address: RateLimiter::new(
                 deps.store.clone(),
-                "interaction-address",
+                crate::store_keys::LIMIT_INTERACTIONS_PER_ADDRESS,
                 deps.config.interactions_per_address,
             ),
             interactions_per_browser: RateLimiter::new(
                 deps.store.clone(),
-                "interaction-browser",
+                crate::store_keys::LIMIT_INTERACTIONS_PER_BROWSER,
                 deps.config.interactions_per_browser,
             ),
             discovery: Arc::from(discovery),

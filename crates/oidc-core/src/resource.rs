@@ -97,7 +97,7 @@ impl Provider {
         };
         let mut keys = vec![revoked_grant_key(&claims.gid), revoked_token_key(&claims.jti)];
         if let Some(sid) = &claims.sid {
-            keys.push(format!("sso:{sid}"));
+            keys.push(crate::store_keys::SSO.key(sid));
         }
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let found = self.store.get_many(&refs).await?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use session_store::{SessionStore, StoreError};
 
+use crate::store_keys;
 use crate::util::{constant_time_eq, random_id, random_token, sha256_b64};
 
 /// What the login pages report once a person is authenticated (mapped from the
@@ -60,11 +61,11 @@ pub struct RequestOrigin {
 const MAX_CAS_ATTEMPTS: usize = 16;
 
 fn key(sid: &str) -> String {
-    format!("sso:{sid}")
+    store_keys::SSO.key(sid)
 }
 
 fn subject_key(subject: &str) -> String {
-    format!("sso-subject:{subject}")
+    store_keys::SSO_SUBJECT.key(subject)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -138,11 +138,11 @@ impl IdTokenHintClaims {
 }
 
 pub(crate) fn revoked_grant_key(gid: &str) -> String {
-    format!("revoked-grant:{gid}")
+    crate::store_keys::REVOKED_GRANT.key(gid)
 }
 
 pub(crate) fn revoked_token_key(jti: &str) -> String {
-    format!("revoked-at:{jti}")
+    crate::store_keys::REVOKED_TOKEN.key(jti)
 }
 
 /// Everything needed to issue a set of tokens.

@@ -168,6 +168,10 @@ impl RefreshTokenStore for DirectoryAdapter {
     async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, GrantError> {
         self.directory.refresh_tokens().revoke_sid(sid, now).await.map_err(grant_error)
     }
+
+    async fn revoke_subject(&self, subject: &str, now: i64) -> Result<u64, GrantError> {
+        self.directory.refresh_tokens().revoke_subject(subject, now).await.map_err(grant_error)
+    }
 }
 
 #[async_trait]

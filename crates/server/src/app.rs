@@ -246,6 +246,8 @@ pub struct App {
     pub keys: Arc<KeyRing>,
     pub provider: Arc<Provider>,
     pub engine: Arc<AuthEngine>,
+    /// Push approvals' blocks and pending requests (sending them is the engine's, when on).
+    pub push: Arc<PushApprovals>,
     pub clock: Clock,
 }
 
@@ -308,9 +310,12 @@ impl App {
             );
         }
         let mut engine = AuthEngine::new(directory.clone(), store.clone(), settings).with_mail_otp(mail);
+        // Built even with push approval off on this node: blocks set by administrators go
+        // through it, so that a push pending on another node dies with the block.
+        let push =
+            Arc::new(PushApprovals::new(directory.clone(), store.clone(), &config.issuer, push_settings(&config)));
         if config.push.enabled {
-            let push = PushApprovals::new(directory.clone(), store.clone(), &config.issuer, push_settings(&config));
-            engine = engine.with_push(Arc::new(push));
+            engine = engine.with_push(push.clone());
         }
         let engine = Arc::new(engine);
         let mut provider_config = config.provider_config()?;
@@ -325,7 +330,7 @@ impl App {
             audit: adapter,
             notifier: Some(notifier),
         })?);
-        Ok(App { config, directory, store, keys, provider, engine, clock })
+        Ok(App { config, directory, store, keys, provider, engine, push, clock })
     }
 
     /// The administrators' operations (REST API and CLI).
@@ -340,6 +345,7 @@ impl App {
             provider: self.provider.clone(),
             directory: self.directory.clone(),
             engine: self.engine.clone(),
+            push: self.push.clone(),
             clock: self.clock.clone(),
             admin_certificates: Arc::new(self.config.admin.client_certificates.clone()),
         }
@@ -363,6 +369,11 @@ impl App {
             wallet_data: Arc::new(DirectoryAdapter::new(self.directory.clone(), self.clock.clone())),
             clock: self.clock.clone(),
         });
+        let devices = device_api::router(device_api::DeviceApiState {
+            provider: self.provider.clone(),
+            push: self.engine.push().cloned(),
+            clock: self.clock.clone(),
+        });
         let admin = admin_api::router(self.admin());
         let health = Router::new()
             .route("/healthz", get(|| async { "ok" }))
@@ -376,6 +387,7 @@ impl App {
         });
         let layered = protocol
             .merge(login)
+            .merge(devices)
             .merge(admin)
             .merge(health)
             .layer(axum::middleware::from_fn_with_state(edge, client_origin))

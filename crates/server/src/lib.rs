@@ -11,3 +11,21 @@ pub mod testing;
 
 pub use app::App;
 pub use config::Config;
+
+#[cfg(test)]
+mod tests {
+    /// Every crate declares the session store's keys it writes; with all of them in one binary,
+    /// no two families (nor two rate limits) may share a name.
+    #[test]
+    fn no_two_crates_write_under_one_name() {
+        let families = [
+            session_store::keys::ALL,
+            oidc_core::store_keys::ALL,
+            authn_methods::store_keys::ALL,
+            login_ui::store_keys::ALL,
+        ];
+        assert_eq!(session_store::keys::first_clash(families.into_iter().flatten()), None);
+        let limits = [oidc_core::store_keys::LIMITS, authn_methods::store_keys::LIMITS, login_ui::store_keys::LIMITS];
+        assert_eq!(session_store::keys::first_clash(limits.into_iter().flatten()), None);
+    }
+}

@@ -11,6 +11,7 @@
 //!
 //! Must not depend on any other crate of the workspace.
 
+pub mod keys;
 mod limit;
 mod memory;
 mod redis_backend;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use keys::KeyPrefix;
 pub use limit::{Rate, RateLimiter, Verdict, address_subject};
 pub use memory::MemoryStore;
 pub use redis_backend::RedisStore;

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::keys::{KeyPrefix, RATE_LIMITS};
 use crate::{SessionStore, StoreError, StoreResult};
 
 /// At most `max` events per `window`.
@@ -60,7 +61,7 @@ const MAX_SUBJECT: usize = 200;
 #[derive(Clone)]
 pub struct RateLimiter {
     store: Arc<dyn SessionStore>,
-    name: &'static str,
+    name: KeyPrefix,
     rate: Rate,
 }
 
@@ -71,7 +72,8 @@ impl std::fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(store: Arc<dyn SessionStore>, name: &'static str, rate: Rate) -> Self {
+    /// `name` is declared with its crate's other families (see [`crate::keys`]).
+    pub fn new(store: Arc<dyn SessionStore>, name: KeyPrefix, rate: Rate) -> Self {
         RateLimiter { store, name, rate }
     }
 
@@ -83,7 +85,7 @@ impl RateLimiter {
         if subject.len() > MAX_SUBJECT {
             return Err(StoreError::Invalid("rate-limit subject too long"));
         }
-        Ok(format!("rl:{}:{subject}", self.name))
+        Ok(RATE_LIMITS.key(format!("{}:{subject}", self.name.name())))
     }
 
     /// Counts one event for `subject` and says whether it stays within the rate. Events over the

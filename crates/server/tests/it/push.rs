@@ -367,6 +367,11 @@ async fn not_me_blocks_pushes_and_logs_the_account_out_everywhere_until_unblocke
     let got = wait_for(&rp, 1, Duration::from_secs(5)).await;
     assert_eq!(got.len(), 1, "the relying party was told");
     assert_eq!(userinfo(&s.p, &access).await, StatusCode::UNAUTHORIZED, "tokens of the session are dead");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&s.p, "rp", &s.secret, refresh_token).await.0, StatusCode::BAD_REQUEST);
+    let hash = directory::sha256_hex(refresh_token.as_bytes());
+    let record = s.p.directory().refresh_tokens().get(&hash).await.unwrap().unwrap();
+    assert!(record.revoked_at.is_some(), "every refresh token of the professional is revoked");
     assert!(check(&impostor, &login_url, &page).await.text().await.map(plain).unwrap().contains("refusée"));
     let blocked = ask_push(&impostor, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
     assert!(blocked.contains("sont bloquées pour votre compte"));
@@ -427,6 +432,56 @@ async fn administrators_block_and_unblock_pushes_through_the_api_and_every_call_
         let r = audit.iter().find(|r| r.event == e).unwrap_or_else(|| panic!("{e} audited"));
         assert_eq!(r.actor.as_deref(), Some("client:svc-caducee_admin"), "with the admin's identity");
     }
+}
+
+/// Issue 14: an administrator's block goes through the push service, so the push pending at
+/// that moment dies with it; and an approval the phone gave just before the block signs
+/// nobody in.
+#[tokio::test]
+async fn an_administrators_block_ends_the_pending_push_and_an_approval_before_it_signs_nobody_in() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let phone = enrolled_phone(&s).await;
+    let token = admin_token(&s.p, &["caducee:admin"]).await;
+    let path = format!("/admin/v1/professionals/{USER}/push");
+
+    // Pending when the block comes: gone from the phone, refused to the phone, and the login
+    // page says the push was refused.
+    let b = Browser::new();
+    let (login_url, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let page = ask_push(&b, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
+    let (number, _) = waiting(&page);
+    let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
+    let r = call(&s.p, Method::POST, &format!("{path}/block"), Some(&token), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(phone.pending(&s.p).await.is_empty(), "the pending push died with the block");
+    let (status, _) = phone.answer(&s.p, &challenge, "approve", &number).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an approval after the block is refused");
+    let r = check(&b, &login_url, &page).await;
+    assert_eq!(r.status(), StatusCode::OK, "the login page, not a redirect");
+    assert!(r.text().await.map(plain).unwrap().contains("refusée"));
+
+    // Approved on the phone, then blocked before the browser came back: nobody signs in.
+    let r = call(&s.p, Method::POST, &format!("{path}/unblock"), Some(&token), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = Browser::new();
+    let (login_url, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let page = ask_push(&b, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
+    let (number, _) = waiting(&page);
+    let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = phone.answer(&s.p, &challenge, "approve", &number).await;
+    assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("approved")), "{body}");
+    let r = call(&s.p, Method::POST, &format!("{path}/block"), Some(&token), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = check(&b, &login_url, &page).await;
+    assert_eq!(r.status(), StatusCode::OK, "the login page, not a redirect to the relying party");
+    assert!(r.text().await.map(plain).unwrap().contains("refusée"));
+
+    // Both blocks are the push service's too (with who set them), beside the admin's records.
+    let audit =
+        s.p.directory().audit().query(directory::AuditQuery { limit: Some(1000), ..Default::default() }).await.unwrap();
+    let blocks: Vec<_> = audit.iter().filter(|r| r.event == "push_blocked").collect();
+    assert_eq!(blocks.len(), 2);
+    assert!(blocks.iter().all(|r| r.actor.as_deref() == Some("client:svc-caducee_admin")));
 }
 
 #[tokio::test]

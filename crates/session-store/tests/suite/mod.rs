@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
-use session_store::{Rate, RateLimiter, SessionStore, StoreError, Verdict};
+use session_store::{KeyPrefix, Rate, RateLimiter, SessionStore, StoreError, Verdict};
 use tokio::sync::Barrier;
 
 /// Generates one `#[tokio::test]` per behaviour below, each with a fresh store from `$make`, an
@@ -235,7 +235,7 @@ pub async fn decrement_takes_back_one_and_creates_nothing(store: Store) {
 }
 
 pub async fn rate_limiter_allows_the_rate_then_says_when_to_return(store: Store) {
-    let limiter = RateLimiter::new(store.clone(), "test", Rate::new(3, LONG));
+    let limiter = RateLimiter::new(store.clone(), KeyPrefix::new("test"), Rate::new(3, LONG));
     for _ in 0..3 {
         assert_eq!(limiter.hit("198.51.100.7").await.unwrap(), Verdict::Allowed);
     }
@@ -245,7 +245,7 @@ pub async fn rate_limiter_allows_the_rate_then_says_when_to_return(store: Store)
     assert_eq!(limiter.hit("198.51.100.8").await.unwrap(), Verdict::Allowed, "subjects count apart");
     assert!(matches!(refused, Verdict::Limited { first: true, .. }), "the first refusal is marked");
     assert!(matches!(limiter.hit("198.51.100.7").await.unwrap(), Verdict::Limited { first: false, .. }));
-    let window = RateLimiter::new(store.clone(), "short", Rate::new(1, SHORT));
+    let window = RateLimiter::new(store.clone(), KeyPrefix::new("short"), Rate::new(1, SHORT));
     assert!(window.hit("x").await.unwrap().is_allowed());
     assert!(!window.hit("x").await.unwrap().is_allowed());
     tokio::time::sleep(AFTER_SHORT).await;
@@ -254,7 +254,7 @@ pub async fn rate_limiter_allows_the_rate_then_says_when_to_return(store: Store)
 }
 
 pub async fn rate_limiter_forgives_and_clears(store: Store) {
-    let limiter = RateLimiter::new(store, "forgive", Rate::new(2, LONG));
+    let limiter = RateLimiter::new(store, KeyPrefix::new("forgive"), Rate::new(2, LONG));
     for _ in 0..10 {
         assert!(limiter.hit("a").await.unwrap().is_allowed());
         limiter.forgive("a").await.unwrap();

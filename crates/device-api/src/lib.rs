@@ -1,10 +1,16 @@
-//! The device API of the push approval phone app (`/push/v1`), JSON over HTTPS. It sits with
-//! the login pages because it completes their logins and, on «ce n'était pas moi», ends the
-//! professional's sessions through the protocol exactly as the wallet does.
+//! The phones' HTTP API (`/push/v1`), JSON over HTTPS: enrolment of the approval phone, the
+//! push requests waiting for it, and its answers. It completes logins that the login pages
+//! started (through the push service's records, on any node) and, on «ce n'était pas moi»,
+//! ends the professional's sessions through the protocol.
 //!
 //! Every request body is one compact JWS signed by the phone (see
 //! `authn_methods::push_request`); answers are JSON, errors `{"error", "error_description"}`.
 //! The contract is in docs/authentication.md («Approbation sur téléphone»).
+//!
+//! Must not draw pages nor reach the directory: accounts and phones are seen through
+//! `authn_methods::push`, sessions through `oidc_core::Provider`.
+
+use std::sync::Arc;
 
 use authn_methods::push::{AnswerOutcome, PushApprovals};
 use authn_methods::push_request::DeviceError;
@@ -14,14 +20,23 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use oidc_core::Provider;
+use oidc_core::http::Clock;
 use serde_json::json;
 
-use crate::LoginState;
+/// What the phones' API needs.
+#[derive(Clone)]
+pub struct DeviceApiState {
+    pub provider: Arc<Provider>,
+    /// None when push approval is off: every call then answers 404.
+    pub push: Option<Arc<PushApprovals>>,
+    pub clock: Clock,
+}
 
 /// A signed request is a few hundred bytes; anything much larger is not one.
 const MAX_BODY: usize = 8 * 1024;
 
-pub fn router(state: LoginState) -> Router {
+pub fn router(state: DeviceApiState) -> Router {
     Router::new()
         .route("/push/v1/devices", post(enrol))
         .route("/push/v1/challenges", post(pending))
@@ -75,8 +90,8 @@ impl IntoResponse for Refusal {
 }
 
 /// The push service and the JWS of the body.
-fn device_request<'a>(st: &'a LoginState, body: &'a Bytes) -> Result<(&'a PushApprovals, &'a str), Refusal> {
-    let push = st.engine.push().ok_or(Refusal::Disabled)?;
+fn device_request<'a>(st: &'a DeviceApiState, body: &'a Bytes) -> Result<(&'a PushApprovals, &'a str), Refusal> {
+    let push = st.push.as_deref().ok_or(Refusal::Disabled)?;
     let text = std::str::from_utf8(body).map(str::trim).unwrap_or_default();
     if text.is_empty() || text.split('.').count() != 3 {
         return Err(Refusal::NotAJws);
@@ -86,7 +101,7 @@ fn device_request<'a>(st: &'a LoginState, body: &'a Bytes) -> Result<(&'a PushAp
 
 /// Enrols a phone: `{"action":"enrol","code":...}` signed with the new key, which rides in the
 /// header's `jwk`. Answers the device id to put in `kid` from now on.
-async fn enrol(State(st): State<LoginState>, body: Bytes) -> Response {
+async fn enrol(State(st): State<DeviceApiState>, body: Bytes) -> Response {
     let (push, jws) = match device_request(&st, &body) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
@@ -98,7 +113,7 @@ async fn enrol(State(st): State<LoginState>, body: Bytes) -> Response {
 }
 
 /// What waits for this phone's approval (`{"action":"list"}`).
-async fn pending(State(st): State<LoginState>, body: Bytes) -> Response {
+async fn pending(State(st): State<DeviceApiState>, body: Bytes) -> Response {
     let (push, jws) = match device_request(&st, &body) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
@@ -112,7 +127,7 @@ async fn pending(State(st): State<LoginState>, body: Bytes) -> Response {
 /// The phone's answer (`{"action":"answer","challenge","decision","number"}`). «Ce n'était
 /// pas moi» has blocked pushes already; here every session of the account ends, and with
 /// them the relying parties are told (back-channel logout) and every token dies.
-async fn answer(State(st): State<LoginState>, body: Bytes) -> Response {
+async fn answer(State(st): State<DeviceApiState>, body: Bytes) -> Response {
     let (push, jws) = match device_request(&st, &body) {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
@@ -123,8 +138,9 @@ async fn answer(State(st): State<LoginState>, body: Bytes) -> Response {
         Ok(AnswerOutcome::Denied { wrong_number }) => {
             json_response(StatusCode::OK, json!({ "outcome": if wrong_number { "wrong_number" } else { "denied" } }))
         }
-        Ok(AnswerOutcome::NotMe { subject }) => match end_everywhere(&st, &subject, now).await {
-            Ok(ended) => json_response(StatusCode::OK, json!({ "outcome": "blocked", "sessions_ended": ended })),
+        Ok(AnswerOutcome::NotMe { subject }) => match st.provider.end_every_session(&subject, "push_not_me", now).await
+        {
+            Ok(ended) => json_response(StatusCode::OK, json!({ "outcome": "blocked", "sessions_ended": ended.len() })),
             Err(e) => {
                 // The block holds (it was written first); the phone says what is left to do.
                 tracing::error!(error = %e, "ending sessions after «not me» failed");
@@ -140,14 +156,4 @@ async fn answer(State(st): State<LoginState>, body: Bytes) -> Response {
         },
         Err(e) => error(e),
     }
-}
-
-async fn end_everywhere(st: &LoginState, subject: &str, now: i64) -> Result<usize, oidc_core::error::ProviderError> {
-    let mut ended = 0;
-    for s in st.provider.sessions().list_for_subject(subject, now).await? {
-        if st.provider.end_session(&s.sid, "push_not_me", now).await?.is_some() {
-            ended += 1;
-        }
-    }
-    Ok(ended)
 }

@@ -1,0 +1,61 @@
+//! The session store's keys this crate writes, in one place ([`session_store::keys`]).
+
+use session_store::KeyPrefix;
+
+/// A login waiting for its push (the password was right), by interaction.
+pub const PUSH_LOGIN: KeyPrefix = KeyPrefix::new("push-login");
+/// A push request, by challenge id.
+pub const PUSH_CHALLENGE: KeyPrefix = KeyPrefix::new("push-ch");
+/// A professional's pending push, by subject (one at a time).
+pub const PUSH_CURRENT: KeyPrefix = KeyPrefix::new("push-current");
+/// A phone enrolment code, by its hash.
+pub const PUSH_ENROLMENT: KeyPrefix = KeyPrefix::new("push-enrol");
+/// A phone request's `jti`, kept for the request's life (single use), as `push-jti:{scope}:{jti}`.
+pub const PUSH_JTI: KeyPrefix = KeyPrefix::new("push-jti");
+/// A mailed one-time code's keyed hash, by subject.
+pub const MAIL_OTP: KeyPrefix = KeyPrefix::new("mail-otp");
+/// An activation code's keyed hash, by subject.
+pub const ACTIVATION: KeyPrefix = KeyPrefix::new("activation");
+/// The lockout ([`crate::lockout`]): by (identifier, source) pair, a hard lock, the wait before
+/// the next attempt, the failures counted and the lock's escalation level; by identifier, the
+/// failures from every source and the pairs to wipe on success.
+pub const LOCK: KeyPrefix = KeyPrefix::new("lock");
+pub const LOCK_WAIT: KeyPrefix = KeyPrefix::new("lock-wait");
+pub const LOCK_ATTEMPTS: KeyPrefix = KeyPrefix::new("attempts");
+pub const LOCK_LEVEL: KeyPrefix = KeyPrefix::new("lock-level");
+pub const LOCK_FAILURES: KeyPrefix = KeyPrefix::new("lock-failures");
+pub const LOCK_PAIRS: KeyPrefix = KeyPrefix::new("lock-pairs");
+
+/// Login attempts per source address, across identifiers (password spraying).
+pub const LIMIT_LOGINS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("login-address");
+/// Pushes per account.
+pub const LIMIT_PUSHES_PER_ACCOUNT: KeyPrefix = KeyPrefix::new("push-account");
+/// Mailed codes per source address, per account, and the spacing between two.
+pub const LIMIT_MAILS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("mail-otp-address");
+pub const LIMIT_MAILS_PER_ACCOUNT: KeyPrefix = KeyPrefix::new("mail-otp-account");
+pub const LIMIT_MAIL_SPACING: KeyPrefix = KeyPrefix::new("mail-otp-spacing");
+
+/// Every family above.
+pub const ALL: &[KeyPrefix] = &[
+    PUSH_LOGIN,
+    PUSH_CHALLENGE,
+    PUSH_CURRENT,
+    PUSH_ENROLMENT,
+    PUSH_JTI,
+    MAIL_OTP,
+    ACTIVATION,
+    LOCK,
+    LOCK_WAIT,
+    LOCK_ATTEMPTS,
+    LOCK_LEVEL,
+    LOCK_FAILURES,
+    LOCK_PAIRS,
+];
+/// Every rate limit above.
+pub const LIMITS: &[KeyPrefix] = &[
+    LIMIT_LOGINS_PER_ADDRESS,
+    LIMIT_PUSHES_PER_ACCOUNT,
+    LIMIT_MAILS_PER_ADDRESS,
+    LIMIT_MAILS_PER_ACCOUNT,
+    LIMIT_MAIL_SPACING,
+];
