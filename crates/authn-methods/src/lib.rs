@@ -27,6 +27,7 @@ pub mod push;
 pub mod push_request;
 pub mod store_keys;
 pub mod totp;
+pub mod user_agent;
 
 pub use engine::{AuthEngine, Login, LoginAttempt, MailOtpAttempt, PushAttempt, PushLogin, Refusal};
 pub use method::{

@@ -28,8 +28,9 @@ pub const LOCK_PAIRS: KeyPrefix = KeyPrefix::new("lock-pairs");
 
 /// Login attempts per source address, across identifiers (password spraying).
 pub const LIMIT_LOGINS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("login-address");
-/// Pushes per account.
+/// Pushes per account, and per source address across accounts.
 pub const LIMIT_PUSHES_PER_ACCOUNT: KeyPrefix = KeyPrefix::new("push-account");
+pub const LIMIT_PUSHES_PER_ADDRESS: KeyPrefix = KeyPrefix::new("push-address");
 /// Mailed codes per source address, per account, and the spacing between two.
 pub const LIMIT_MAILS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("mail-otp-address");
 pub const LIMIT_MAILS_PER_ACCOUNT: KeyPrefix = KeyPrefix::new("mail-otp-account");
@@ -55,6 +56,7 @@ pub const ALL: &[KeyPrefix] = &[
 pub const LIMITS: &[KeyPrefix] = &[
     LIMIT_LOGINS_PER_ADDRESS,
     LIMIT_PUSHES_PER_ACCOUNT,
+    LIMIT_PUSHES_PER_ADDRESS,
     LIMIT_MAILS_PER_ADDRESS,
     LIMIT_MAILS_PER_ACCOUNT,
     LIMIT_MAIL_SPACING,

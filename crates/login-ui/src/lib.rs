@@ -204,6 +204,7 @@ async fn submit_login(
         source_ip: origin.source_ip.clone(),
         interaction: id.clone(),
         device_cookie: device_cookie(&headers),
+        user_agent: origin.user_agent.clone(),
     };
     if form.action.as_deref() == Some("send_mail_otp") {
         return send_mail_otp(&st, &interaction, &id, locale, &cx, &form).await;
@@ -503,8 +504,13 @@ async fn push_state(
     let browser = jar.browser_cookies().browser;
     let waiting = match st.provider.interaction(&id, browser.as_deref(), now).await {
         Ok(_) => {
-            let cx =
-                AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone(), device_cookie: None };
+            let cx = AuthContext {
+                now,
+                source_ip: origin.source_ip.clone(),
+                interaction: id.clone(),
+                device_cookie: None,
+                user_agent: None,
+            };
             match st.engine.push_waiting(&cx).await {
                 Ok(w) => w,
                 Err(e) => {

@@ -174,6 +174,14 @@ fn push_settings(config: &Config) -> PushSettings {
         validity: Duration::from_secs(p.validity),
         per_account_max: p.max_per_account,
         per_account_window: Duration::from_secs(p.account_window),
+        per_address_max: p.max_per_address,
+        per_address_window: Duration::from_secs(p.address_window),
+        enrolment_freeze: Duration::from_secs(p.enrolment_freeze),
+        warning: if p.warning.trim().is_empty() {
+            authn_methods::push::DEFAULT_WARNING.to_owned()
+        } else {
+            p.warning.trim().to_owned()
+        },
         ..PushSettings::default()
     }
 }

@@ -53,6 +53,30 @@ pub struct PushConfig {
     /// Pushes sent to one account per `account_window` seconds.
     pub max_per_account: u64,
     pub account_window: u64,
+    /// Pushes asked from one source address (/64 for IPv6), across accounts, per
+    /// `address_window` seconds.
+    #[serde(default = "default_push_max_per_address")]
+    pub max_per_address: u64,
+    #[serde(default = "default_push_address_window")]
+    pub address_window: u64,
+    /// Seconds after «ce n'était pas moi» during which no phone can be enrolled on the account.
+    #[serde(default = "default_push_enrolment_freeze")]
+    pub enrolment_freeze: u64,
+    /// The operator's warning the phone shows with every request (empty: the default text).
+    #[serde(default)]
+    pub warning: String,
+}
+
+fn default_push_max_per_address() -> u64 {
+    10
+}
+
+fn default_push_address_window() -> u64 {
+    3600
+}
+
+fn default_push_enrolment_freeze() -> u64 {
+    86_400
 }
 
 /// Who may call the admin API besides clients holding a `caducee:admin` token.
@@ -274,7 +298,16 @@ impl Default for Config {
                 max_per_address: 20,
                 address_window: 3600,
             },
-            push: PushConfig { enabled: true, validity: 60, max_per_account: 5, account_window: 900 },
+            push: PushConfig {
+                enabled: true,
+                validity: 60,
+                max_per_account: 5,
+                account_window: 900,
+                max_per_address: default_push_max_per_address(),
+                address_window: default_push_address_window(),
+                enrolment_freeze: default_push_enrolment_freeze(),
+                warning: String::new(),
+            },
             admin: AdminSettings { client_certificates: Vec::new(), client_certificate_header: "x-client-cert".into() },
         }
     }
@@ -365,6 +398,12 @@ impl Config {
         }
         if self.push.max_per_account == 0 || self.push.account_window == 0 {
             return Err(ConfigError::Invalid("push.max_per_account and push.account_window must be positive".into()));
+        }
+        if self.push.max_per_address == 0 || self.push.address_window == 0 {
+            return Err(ConfigError::Invalid("push.max_per_address and push.address_window must be positive".into()));
+        }
+        if self.push.warning.chars().count() > 500 {
+            return Err(ConfigError::Invalid("push.warning must be at most 500 characters".into()));
         }
         if self.login.max_failures == 0 {
             return Err(ConfigError::Invalid("login.max_failures must be at least 1".into()));
