@@ -24,6 +24,7 @@ pub mod password;
 pub mod policy;
 pub mod pskc;
 pub mod push;
+pub mod push_notify;
 pub mod push_request;
 pub mod store_keys;
 pub mod totp;

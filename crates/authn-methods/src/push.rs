@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::method::{AuthContext, AuthError, FactorKind, FactorResult};
+use crate::push_notify::{PushNotifier, SilenceSettings, WakeUpOutcome, WebhookSettings};
 use crate::push_request::{DeviceError, DevicePublicKey, RequestCheck};
 
 pub const METHOD_ID: &str = "push";
@@ -47,6 +48,8 @@ pub struct PushSettings {
     pub enrolment_freeze: Duration,
     /// The operator's warning, shown by the phone with every request.
     pub warning: String,
+    /// When the phone stops being woken (push bombing).
+    pub silence: SilenceSettings,
 }
 
 /// The warning phones show with every request, unless the operator sets another.
@@ -65,6 +68,7 @@ impl Default for PushSettings {
             per_address_window: Duration::from_secs(3600),
             enrolment_freeze: Duration::from_secs(24 * 3600),
             warning: DEFAULT_WARNING.to_owned(),
+            silence: SilenceSettings::default(),
         }
     }
 }
@@ -73,7 +77,8 @@ impl Default for PushSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushSend {
     /// Sent: the login page shows `number`, the phone must type it before `expires_at`.
-    Sent { challenge: String, number: String, expires_at: i64 },
+    /// `silenced`: the phone was not woken (auto-silence); the request waits in the app.
+    Sent { challenge: String, number: String, expires_at: i64, silenced: bool },
     /// The account has no push phone.
     NoDevice,
     /// Pushes are blocked for this account («ce n'était pas moi», or the wallet's switch).
@@ -260,6 +265,8 @@ pub struct PushApprovals {
     per_account: RateLimiter,
     /// Pushes asked from one source address per window, across accounts.
     per_address: RateLimiter,
+    /// Wakes the phone (webhook), or keeps quiet.
+    notifier: PushNotifier,
     /// `{issuer}/push/v1`: the audience of every phone request, and where phones find us.
     endpoint: String,
 }
@@ -276,7 +283,9 @@ impl PushApprovals {
             crate::store_keys::LIMIT_PUSHES_PER_ADDRESS,
             Rate::new(settings.per_address_max, settings.per_address_window),
         );
+        let notifier = PushNotifier::new(store.clone(), settings.silence);
         PushApprovals {
+            notifier,
             directory,
             store,
             settings,
@@ -284,6 +293,12 @@ impl PushApprovals {
             per_address,
             endpoint: format!("{}/push/v1", issuer.trim_end_matches('/')),
         }
+    }
+
+    /// Wakes phones through a push gateway ([`crate::push_notify`]).
+    pub fn with_webhook(mut self, webhook: WebhookSettings) -> Result<Self, AuthError> {
+        self.notifier = self.notifier.with_webhook(webhook)?;
+        Ok(self)
     }
 
     pub fn settings(&self) -> &PushSettings {
@@ -398,10 +413,24 @@ impl PushApprovals {
         if let Some(old) = previous {
             self.store.delete(&challenge_key(&String::from_utf8_lossy(&old))).await?;
         }
-        let details =
-            serde_json::json!({ "interaction": cx.interaction, "device": device.id, "client": challenge.client_name });
+        let wake =
+            self.notifier.request_created(subject, &device.id, &challenge.id, challenge.expires_at, cx.now).await?;
+        let (woken, silenced_until) = match wake {
+            WakeUpOutcome::Sent => (Some(true), None),
+            WakeUpOutcome::NoGateway => (None, None),
+            WakeUpOutcome::Silenced { until } => (Some(false), Some(until)),
+        };
+        let details = serde_json::json!({
+            "interaction": cx.interaction, "device": device.id, "client": challenge.client_name,
+            "woken": woken, "silenced_until": silenced_until,
+        });
         self.audit("push_sent", subject, None, cx.source_ip.as_deref(), "sent", details, cx.now).await;
-        Ok(PushSend::Sent { challenge: challenge.id, number: challenge.number, expires_at: challenge.expires_at })
+        Ok(PushSend::Sent {
+            challenge: challenge.id,
+            number: challenge.number,
+            expires_at: challenge.expires_at,
+            silenced: silenced_until.is_some(),
+        })
     }
 
     /// Whether the push `challenge` of this login still awaits the phone's answer. Reads only:
@@ -603,6 +632,7 @@ impl PushApprovals {
         if !self.store.compare_and_swap(&key, &raw, &bytes, Duration::from_secs(left)).await? {
             return Err(DeviceError::NotFound("challenge"));
         }
+        self.notifier.answered(&ch.subject, &ch.id, outcome == AnswerOutcome::Approved).await?;
         let details =
             serde_json::json!({ "interaction": ch.interaction, "device": device.id, "client": ch.client_name });
         let (event, result) = match &outcome {

@@ -418,8 +418,8 @@ async fn send_push(
     let client = client_name(st, interaction).await;
     let mut retry = None;
     let (status, message) = match st.engine.send_push(cx, &form.username, &form.password, &client).await {
-        Ok(PushAttempt::Sent(PushSend::Sent { number, expires_at, .. })) => {
-            return push_wait_page(interaction, id, locale, &number, expires_at);
+        Ok(PushAttempt::Sent(PushSend::Sent { number, expires_at, silenced, .. })) => {
+            return push_wait_page(interaction, id, locale, &number, expires_at, silenced);
         }
         Ok(PushAttempt::Sent(PushSend::NoDevice)) => (StatusCode::OK, t.push_no_device.to_owned()),
         Ok(PushAttempt::Sent(PushSend::Blocked)) => (StatusCode::OK, t.push_blocked.to_owned()),
@@ -445,7 +445,14 @@ async fn send_push(
     r
 }
 
-fn push_wait_page(interaction: &Interaction, id: &str, locale: Locale, number: &str, expires_at: i64) -> Response {
+fn push_wait_page(
+    interaction: &Interaction,
+    id: &str,
+    locale: Locale,
+    number: &str,
+    expires_at: i64,
+    silenced: bool,
+) -> Response {
     let t = texts(locale);
     let action = format!("{INTERACTION_PATH}/{id}");
     let (valid_until, _) = authn_methods::mail_otp::expiry_parts(expires_at, "Europe/Paris");
@@ -457,6 +464,7 @@ fn push_wait_page(interaction: &Interaction, id: &str, locale: Locale, number: &
         number: number.to_owned(),
         number_spoken: number.chars().map(String::from).collect::<Vec<_>>().join(" "),
         valid_until,
+        silenced,
     }
     .render_page();
     // This page alone runs a script: ours, asking our own origin.
@@ -477,7 +485,7 @@ async fn check_push(
     let t = texts(locale);
     let message = match st.engine.check_push(cx).await {
         Ok(PushLogin::Waiting { number, expires_at }) => {
-            return push_wait_page(interaction, id, locale, &number, expires_at);
+            return push_wait_page(interaction, id, locale, &number, expires_at, false);
         }
         Ok(PushLogin::Success(login)) => return complete_login(st, id, cookies, origin, login, locale).await,
         Ok(PushLogin::Denied) => t.push_denied,

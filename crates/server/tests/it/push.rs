@@ -23,7 +23,7 @@ use crate::wallet::open_wallet;
 pub(crate) struct Phone {
     key: EncodingKey,
     jwk: Jwk,
-    device: Option<String>,
+    pub(crate) device: Option<String>,
     endpoint: String,
 }
 

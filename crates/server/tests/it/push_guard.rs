@@ -4,6 +4,7 @@
 
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
+use serde_json::Value;
 use server::testing::{Storage, TestProvider};
 
 use crate::common::*;
@@ -130,4 +131,133 @@ async fn after_not_me_no_phone_can_be_enrolled_for_a_day_and_administrators_get_
     let mut new_phone = Phone::new(&s.p);
     let (status, body) = new_phone.enrol(&s.p, &code).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+const GATEWAY_SECRET: &str = "a gateway secret of forty characters...";
+
+/// A push gateway on loopback: hands over each call's timestamp, signature and body.
+async fn gateway() -> (String, tokio::sync::mpsc::UnboundedReceiver<(String, String, Vec<u8>)>) {
+    use axum::http::HeaderMap;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().route(
+        "/wake",
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let tx = tx.clone();
+            async move {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                let _ = tx.send((header("x-caducee-timestamp"), header("x-caducee-signature"), body.to_vec()));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/wake", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, rx)
+}
+
+async fn with_gateway(url: &str) -> Setup {
+    let url = url.to_owned();
+    let p = TestProvider::start_with(Storage::Embedded, move |c| {
+        c.push.webhook_url = url.clone();
+        c.push.webhook_secret = GATEWAY_SECRET.to_owned();
+        c.push.max_per_account = 100;
+        c.push.max_per_address = 100;
+        // Each push request counts toward the lockout until a login completes: out of the way.
+        c.login.max_failures = 100;
+        c.login.identifier_delay_after = 100;
+    })
+    .await
+    .unwrap();
+    setup(p).await
+}
+
+/// The next wake-up call, checked: signed with the shared secret over its timestamp and body.
+async fn next_wake_up(calls: &mut tokio::sync::mpsc::UnboundedReceiver<(String, String, Vec<u8>)>) -> Value {
+    let (timestamp, signature, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), calls.recv()).await.unwrap().unwrap();
+    let timestamp: i64 = timestamp.parse().unwrap();
+    assert_eq!(signature, authn_methods::push_notify::signature(GATEWAY_SECRET.as_bytes(), timestamp, &body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Asks for a push from a new browser; returns the waiting page, as read.
+async fn asked(s: &Setup) -> String {
+    let b = Browser::new();
+    let (login_url, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let r = ask_push(&b, &login_url, &html, PASSWORD).await;
+    let status = r.status();
+    let page = r.text().await.map(plain).unwrap();
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page
+}
+
+#[tokio::test]
+async fn a_gateway_wakes_the_phone_with_a_signed_call_that_names_no_one() {
+    let (url, mut calls) = gateway().await;
+    let s = with_gateway(&url).await;
+    let phone = enrolled_phone(&s).await;
+    asked(&s).await;
+    let call = next_wake_up(&mut calls).await;
+    let pending = phone.pending(&s.p).await;
+    assert_eq!(call["type"], "push_request");
+    assert_eq!(call["device_id"].as_str(), phone.device.as_deref());
+    assert_eq!(call["challenge_id"], pending[0]["id"]);
+    assert_eq!(call["expires_at"].as_i64().unwrap() - call["issued_at"].as_i64().unwrap(), 60);
+    assert!(!call.to_string().contains(USER), "nothing about the person: {call}");
+}
+
+#[tokio::test]
+async fn after_two_refusals_or_three_unanswered_requests_the_phone_is_not_woken_for_an_hour() {
+    let (url, mut calls) = gateway().await;
+    let s = with_gateway(&url).await;
+    let phone = enrolled_phone(&s).await;
+    let woken = |s: &Setup| {
+        let directory = s.p.directory().clone();
+        async move {
+            let audit = directory
+                .audit()
+                .query(directory::AuditQuery { limit: Some(1000), ..Default::default() })
+                .await
+                .unwrap();
+            audit.iter().filter(|r| r.event == "push_sent").map(|r| r.details["woken"].clone()).collect::<Vec<_>>()
+        }
+    };
+
+    // Two refusals on the phone.
+    for _ in 0..2 {
+        asked(&s).await;
+        next_wake_up(&mut calls).await;
+        let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
+        let (status, body) = phone.answer(&s.p, &challenge, "deny", "").await;
+        assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("denied")));
+    }
+    // The third reaches the app, but the phone is not woken; the page says to open the app.
+    let page = asked(&s).await;
+    assert!(page.contains("ouvrez l'application Caducée pour voir cette demande"), "{page}");
+    assert_eq!(phone.pending(&s.p).await.len(), 1, "the request waits in the app");
+    assert_eq!(woken(&s).await, vec![Value::from(true), Value::from(true), Value::from(false)]);
+
+    // An hour later the phone is woken again, until three requests in a row go unanswered
+    // (the silenced one is the first of them).
+    s.p.clock.advance(3601);
+    for _ in 0..2 {
+        asked(&s).await;
+        next_wake_up(&mut calls).await;
+    }
+    let page = asked(&s).await;
+    assert!(page.contains("ouvrez l'application Caducée"), "after three unanswered");
+    let flags = woken(&s).await;
+    assert_eq!(&flags[3..], &[Value::from(true), Value::from(true), Value::from(false)]);
+
+    // The professional opens the app and approves: the phone is woken again at once.
+    let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
+    let number = waiting(&page).0;
+    let (status, body) = phone.answer(&s.p, &challenge, "approve", &number).await;
+    assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("approved")), "{body}");
+    asked(&s).await;
+    next_wake_up(&mut calls).await;
+
+    // Nothing woke the phone meanwhile: every call the gateway got is accounted for above.
+    assert!(calls.try_recv().is_err());
 }
