@@ -146,6 +146,8 @@ fn config() -> Config {
     config.push.enabled = true;
     config.push.max_per_account = u64::MAX;
     config.push.account_window = 1;
+    config.push.max_per_address = u64::MAX;
+    config.push.address_window = 1;
     config.login.failure_floor_ms = 0;
     // The limits on strangers (logins started per browser and address, failures per source)
     // would soon answer every input with 429 and leave the parsers behind them unexplored.
@@ -316,6 +318,7 @@ impl Harness {
             let enrolment = push
                 .start_enrolment(SUBJECT, "Fuzz phone", NOW)
                 .await?
+                .started()
                 .ok_or_else(|| setup_error("the professional already has a phone"))?;
             let claims = serde_json::json!({
                 "action": "enrol", "code": enrolment.code.as_str(), "label": "Fuzz phone",
@@ -467,6 +470,7 @@ impl Harness {
                 source_ip: Some("203.0.113.7".into()),
                 interaction: format!("fuzz-{}", self.unique()),
                 device_cookie: None,
+                user_agent: None,
             };
             match push.send(&cx, SUBJECT, "Fuzz RP").await.ok()? {
                 authn_methods::push::PushSend::Sent { challenge, number, .. } => Some((challenge, number)),
@@ -484,7 +488,7 @@ impl Harness {
             for a in authenticators.list_for_subject(ENROLLING_SUBJECT).await.ok()? {
                 authenticators.delete(&a.id).await.ok()?;
             }
-            let enrolment = push.start_enrolment(ENROLLING_SUBJECT, "Fuzz phone 2", NOW).await.ok()??;
+            let enrolment = push.start_enrolment(ENROLLING_SUBJECT, "Fuzz phone 2", NOW).await.ok()?.started()?;
             Some(enrolment.code.as_str().to_owned())
         })
     }

@@ -172,7 +172,7 @@ mod tests {
     use session_store::MemoryStore;
 
     fn cx(now: i64) -> AuthContext {
-        AuthContext { now, source_ip: None, interaction: "test".into(), device_cookie: None }
+        AuthContext { now, source_ip: None, interaction: "test".into(), device_cookie: None, user_agent: None }
     }
 
     async fn attempt(codes: &ActivationCodes, now: i64, subject: &str, typed: &str) -> Step {

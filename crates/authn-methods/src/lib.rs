@@ -24,9 +24,11 @@ pub mod password;
 pub mod policy;
 pub mod pskc;
 pub mod push;
+pub mod push_notify;
 pub mod push_request;
 pub mod store_keys;
 pub mod totp;
+pub mod user_agent;
 
 pub use engine::{AuthEngine, Login, LoginAttempt, MailOtpAttempt, PushAttempt, PushLogin, Refusal};
 pub use method::{

@@ -33,6 +33,8 @@ pub struct AuthContext {
     pub interaction: String,
     /// The browser's device cookie, as sent ([`crate::device`]).
     pub device_cookie: Option<String>,
+    /// The browser's `User-Agent`, as sent (shown to the professional's phone).
+    pub user_agent: Option<String>,
 }
 
 impl AuthContext {
@@ -50,6 +52,7 @@ impl fmt::Debug for AuthContext {
             .field("source_ip", &self.source_ip)
             .field("interaction", &self.interaction)
             .field("device_cookie", &self.device_cookie.as_ref().map(|_| "<redacted>"))
+            .field("user_agent", &self.user_agent)
             .finish()
     }
 }

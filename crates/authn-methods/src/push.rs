@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use crate::method::{AuthContext, AuthError, FactorKind, FactorResult};
+use crate::push_notify::{PushNotifier, SilenceSettings, WakeUpOutcome, WebhookSettings};
 use crate::push_request::{DeviceError, DevicePublicKey, RequestCheck};
 
 pub const METHOD_ID: &str = "push";
@@ -38,7 +39,22 @@ pub struct PushSettings {
     pub enrolment_validity: Duration,
     /// How far a phone's clock may be from ours.
     pub clock_skew: Duration,
+    /// Pushes asked from one source address (/64 for IPv6), whatever the account, per window:
+    /// one attacker holding passwords cannot spray pushes over the public directory.
+    pub per_address_max: u64,
+    pub per_address_window: Duration,
+    /// After «ce n'était pas moi», no new phone can be enrolled on the account for this long
+    /// (an impostor's next move is to enrol their own).
+    pub enrolment_freeze: Duration,
+    /// The operator's warning, shown by the phone with every request.
+    pub warning: String,
+    /// When the phone stops being woken (push bombing).
+    pub silence: SilenceSettings,
 }
+
+/// The warning phones show with every request, unless the operator sets another.
+pub const DEFAULT_WARNING: &str = "Nous ne vous demanderons jamais ce code par téléphone, courriel ou SMS. \
+     Si vous n'êtes pas en train de vous connecter, répondez « Ce n'était pas moi ».";
 
 impl Default for PushSettings {
     fn default() -> Self {
@@ -48,6 +64,11 @@ impl Default for PushSettings {
             per_account_window: Duration::from_secs(900),
             enrolment_validity: Duration::from_secs(600),
             clock_skew: Duration::from_secs(60),
+            per_address_max: 10,
+            per_address_window: Duration::from_secs(3600),
+            enrolment_freeze: Duration::from_secs(24 * 3600),
+            warning: DEFAULT_WARNING.to_owned(),
+            silence: SilenceSettings::default(),
         }
     }
 }
@@ -56,7 +77,8 @@ impl Default for PushSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PushSend {
     /// Sent: the login page shows `number`, the phone must type it before `expires_at`.
-    Sent { challenge: String, number: String, expires_at: i64 },
+    /// `silenced`: the phone was not woken (auto-silence); the request waits in the app.
+    Sent { challenge: String, number: String, expires_at: i64, silenced: bool },
     /// The account has no push phone.
     NoDevice,
     /// Pushes are blocked for this account («ce n'était pas moi», or the wallet's switch).
@@ -104,14 +126,44 @@ pub enum AnswerOutcome {
     },
 }
 
-/// A pending approval as the phone sees it: never the number (it must come from the login page).
+/// A pending approval as the phone sees it, with what lets the professional tell their own
+/// login from an impostor's: the relying party's registered name, when and from where (address,
+/// browser and system as the browser announced them), and the operator's warning. Never the
+/// number: it must come from the login page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PendingView {
     pub id: String,
     pub client_name: String,
     pub source_ip: Option<String>,
+    /// The login's `User-Agent`, as sent (printable ASCII, at most 256 characters).
+    pub user_agent: Option<String>,
+    /// The same, shortly: «Firefox (Linux)».
+    pub browser: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    pub warning: String,
+}
+
+/// What starting an enrolment led to.
+#[derive(Debug, Clone)]
+pub enum EnrolmentStart {
+    Started(PushEnrolment),
+    /// One phone per account: remove the enrolled one first.
+    AlreadyEnrolled,
+    /// «Ce n'était pas moi» was answered lately: no new phone until `until`.
+    Frozen {
+        until: i64,
+    },
+}
+
+impl EnrolmentStart {
+    /// The enrolment, if it started.
+    pub fn started(self) -> Option<PushEnrolment> {
+        match self {
+            EnrolmentStart::Started(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// An enrolment code for the wallet to show (as text and QR code). `Debug` shows neither the
@@ -152,6 +204,8 @@ struct Challenge {
     interaction: String,
     client_name: String,
     source_ip: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
     created_at: i64,
     expires_at: i64,
     state: ChallengeState,
@@ -209,6 +263,10 @@ pub struct PushApprovals {
     settings: PushSettings,
     /// Pushes sent to one account per window.
     per_account: RateLimiter,
+    /// Pushes asked from one source address per window, across accounts.
+    per_address: RateLimiter,
+    /// Wakes the phone (webhook), or keeps quiet.
+    notifier: PushNotifier,
     /// `{issuer}/push/v1`: the audience of every phone request, and where phones find us.
     endpoint: String,
 }
@@ -220,13 +278,27 @@ impl PushApprovals {
             crate::store_keys::LIMIT_PUSHES_PER_ACCOUNT,
             Rate::new(settings.per_account_max, settings.per_account_window),
         );
+        let per_address = RateLimiter::new(
+            store.clone(),
+            crate::store_keys::LIMIT_PUSHES_PER_ADDRESS,
+            Rate::new(settings.per_address_max, settings.per_address_window),
+        );
+        let notifier = PushNotifier::new(store.clone(), settings.silence);
         PushApprovals {
+            notifier,
             directory,
             store,
             settings,
             per_account,
+            per_address,
             endpoint: format!("{}/push/v1", issuer.trim_end_matches('/')),
         }
+    }
+
+    /// Wakes phones through a push gateway ([`crate::push_notify`]).
+    pub fn with_webhook(mut self, webhook: WebhookSettings) -> Result<Self, AuthError> {
+        self.notifier = self.notifier.with_webhook(webhook)?;
+        Ok(self)
     }
 
     pub fn settings(&self) -> &PushSettings {
@@ -301,8 +373,15 @@ impl PushApprovals {
         let Some(device) = self.device_of(subject).await? else {
             return Ok(PushSend::NoDevice);
         };
+        // Unknown addresses share one budget: failing closed, not open.
+        let address = cx.address().map(session_store::address_subject).unwrap_or_else(|| "unknown".to_owned());
+        if let Some(retry_after) = self.per_address.hit(&address).await?.retry_after_secs() {
+            let details = serde_json::json!({ "interaction": cx.interaction, "limit": "address" });
+            self.audit("push_refused", subject, None, cx.source_ip.as_deref(), "throttled", details, cx.now).await;
+            return Ok(PushSend::Throttled { retry_after });
+        }
         if let Some(retry_after) = self.per_account.hit(subject).await?.retry_after_secs() {
-            let details = serde_json::json!({ "interaction": cx.interaction });
+            let details = serde_json::json!({ "interaction": cx.interaction, "limit": "account" });
             self.audit("push_refused", subject, None, cx.source_ip.as_deref(), "throttled", details, cx.now).await;
             return Ok(PushSend::Throttled { retry_after });
         }
@@ -315,6 +394,7 @@ impl PushApprovals {
             interaction: cx.interaction.clone(),
             client_name: client_name.chars().take(100).collect(),
             source_ip: cx.source_ip.clone(),
+            user_agent: cx.user_agent.as_deref().map(printable),
             created_at: cx.now,
             expires_at: cx.now + validity,
             state: ChallengeState::Pending,
@@ -333,10 +413,24 @@ impl PushApprovals {
         if let Some(old) = previous {
             self.store.delete(&challenge_key(&String::from_utf8_lossy(&old))).await?;
         }
-        let details =
-            serde_json::json!({ "interaction": cx.interaction, "device": device.id, "client": challenge.client_name });
+        let wake =
+            self.notifier.request_created(subject, &device.id, &challenge.id, challenge.expires_at, cx.now).await?;
+        let (woken, silenced_until) = match wake {
+            WakeUpOutcome::Sent => (Some(true), None),
+            WakeUpOutcome::NoGateway => (None, None),
+            WakeUpOutcome::Silenced { until } => (Some(false), Some(until)),
+        };
+        let details = serde_json::json!({
+            "interaction": cx.interaction, "device": device.id, "client": challenge.client_name,
+            "woken": woken, "silenced_until": silenced_until,
+        });
         self.audit("push_sent", subject, None, cx.source_ip.as_deref(), "sent", details, cx.now).await;
-        Ok(PushSend::Sent { challenge: challenge.id, number: challenge.number, expires_at: challenge.expires_at })
+        Ok(PushSend::Sent {
+            challenge: challenge.id,
+            number: challenge.number,
+            expires_at: challenge.expires_at,
+            silenced: silenced_until.is_some(),
+        })
     }
 
     /// Whether the push `challenge` of this login still awaits the phone's answer. Reads only:
@@ -388,15 +482,14 @@ impl PushApprovals {
         }
     }
 
-    /// Starts enrolling a phone for `subject` (one per account: remove the old one first).
-    pub async fn start_enrolment(
-        &self,
-        subject: &str,
-        label: &str,
-        now: i64,
-    ) -> Result<Option<PushEnrolment>, AuthError> {
+    /// Starts enrolling a phone for `subject` (one per account: remove the old one first; none
+    /// for a while after «ce n'était pas moi»).
+    pub async fn start_enrolment(&self, subject: &str, label: &str, now: i64) -> Result<EnrolmentStart, AuthError> {
         if self.device_of(subject).await?.is_some() {
-            return Ok(None);
+            return Ok(EnrolmentStart::AlreadyEnrolled);
+        }
+        if let Some(until) = self.enrolment_frozen_until(subject, now).await? {
+            return Ok(EnrolmentStart::Frozen { until });
         }
         let code = Zeroizing::new(random_id());
         let grant = EnrolmentGrant { subject: subject.to_owned(), label: label.chars().take(64).collect() };
@@ -404,7 +497,24 @@ impl PushApprovals {
         self.store.put(&enrolment_key(&code), &bytes, self.settings.enrolment_validity).await?;
         let uri = format!("caducee-push://enrol?server={}&code={}", percent_encode(&self.endpoint), code.as_str());
         let expires_at = now + i64::try_from(self.settings.enrolment_validity.as_secs()).unwrap_or(600);
-        Ok(Some(PushEnrolment { code, uri, expires_at }))
+        Ok(EnrolmentStart::Started(PushEnrolment { code, uri, expires_at }))
+    }
+
+    /// Until when no phone may be enrolled on `subject`: the latest «ce n'était pas moi» plus
+    /// the freeze. Read from the audit log, which is durable and which every node shares: the
+    /// freeze outlives a restart and the lifting of the push block.
+    pub async fn enrolment_frozen_until(&self, subject: &str, now: i64) -> Result<Option<i64>, AuthError> {
+        let freeze = i64::try_from(self.settings.enrolment_freeze.as_secs()).unwrap_or(i64::MAX / 4);
+        let query = directory::AuditQuery {
+            subject: Some(subject.to_owned()),
+            event: Some("push_not_me".to_owned()),
+            from: Some(now.saturating_sub(freeze)),
+            limit: Some(1),
+            newest_first: true,
+            ..Default::default()
+        };
+        let latest = self.directory.audit().query(query).await?;
+        Ok(latest.first().map(|r| r.at.saturating_add(freeze)).filter(|until| *until > now))
     }
 
     /// A phone redeems an enrolment code with its new key. Returns the device id, which the
@@ -422,6 +532,12 @@ impl PushApprovals {
             self.store.take(&enrolment_key(&body.code)).await?.ok_or(DeviceError::NotFound("enrolment code"))?;
         let grant: EnrolmentGrant =
             serde_json::from_slice(&grant).map_err(|e| DeviceError::Unavailable(internal(e)))?;
+        // A code shown just before «ce n'était pas moi» must not enrol the impostor's phone.
+        if self.enrolment_frozen_until(&grant.subject, now).await?.is_some() {
+            return Err(DeviceError::Conflict(
+                "no phone can be enrolled on this account for now («not me» answered lately)",
+            ));
+        }
         if self.device_of(&grant.subject).await?.is_some() {
             return Err(DeviceError::Conflict("this account already has a push phone"));
         }
@@ -475,8 +591,11 @@ impl PushApprovals {
             id: ch.id,
             client_name: ch.client_name,
             source_ip: ch.source_ip,
+            browser: ch.user_agent.as_deref().map(|ua| crate::user_agent::browser_name(Some(ua))),
+            user_agent: ch.user_agent,
             created_at: ch.created_at,
             expires_at: ch.expires_at,
+            warning: self.settings.warning.clone(),
         }])
     }
 
@@ -513,6 +632,7 @@ impl PushApprovals {
         if !self.store.compare_and_swap(&key, &raw, &bytes, Duration::from_secs(left)).await? {
             return Err(DeviceError::NotFound("challenge"));
         }
+        self.notifier.answered(&ch.subject, &ch.id, outcome == AnswerOutcome::Approved).await?;
         let details =
             serde_json::json!({ "interaction": ch.interaction, "device": device.id, "client": ch.client_name });
         let (event, result) = match &outcome {
@@ -523,6 +643,17 @@ impl PushApprovals {
         };
         self.audit(event, &ch.subject, Some(&ch.subject), ch.source_ip.as_deref(), result, details, now).await;
         if let AnswerOutcome::NotMe { subject } = &outcome {
+            // For administrators: someone else holds this professional's password. What is
+            // known of them (address, browser, the service they aimed at) goes with the alert.
+            let alert = serde_json::json!({
+                "reason": "push_not_me",
+                "source_ip": ch.source_ip,
+                "user_agent": ch.user_agent,
+                "client": ch.client_name,
+                "interaction": ch.interaction,
+                "enrolment_frozen_until": now.saturating_add(i64::try_from(self.settings.enrolment_freeze.as_secs()).unwrap_or(0)),
+            });
+            self.audit("security_alert", subject, None, ch.source_ip.as_deref(), "push_not_me", alert, now).await;
             self.block(subject, "not_me", None, now).await?;
         }
         Ok(outcome)
@@ -582,6 +713,11 @@ impl PushApprovals {
             tracing::error!(error = %e, event, "audit append failed");
         }
     }
+}
+
+/// A header's text as a phone may show it: printable ASCII only, at most 256 characters.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(256).collect()
 }
 
 fn internal(e: impl std::fmt::Display) -> AuthError {

@@ -12,6 +12,14 @@ pub const PUSH_CURRENT: KeyPrefix = KeyPrefix::new("push-current");
 pub const PUSH_ENROLMENT: KeyPrefix = KeyPrefix::new("push-enrol");
 /// A phone request's `jti`, kept for the request's life (single use), as `push-jti:{scope}:{jti}`.
 pub const PUSH_JTI: KeyPrefix = KeyPrefix::new("push-jti");
+/// The push request a professional's phone has yet to answer, by subject (an unanswered one
+/// counts toward auto-silence when the next comes).
+pub const PUSH_OUTSTANDING: KeyPrefix = KeyPrefix::new("push-outstanding");
+/// Refusals and unanswered requests since the last approval, by subject.
+pub const PUSH_DENIALS: KeyPrefix = KeyPrefix::new("push-denials");
+pub const PUSH_EXPIRIES: KeyPrefix = KeyPrefix::new("push-expiries");
+/// Until when the phone is not woken (auto-silence), by subject.
+pub const PUSH_SILENCE: KeyPrefix = KeyPrefix::new("push-silence");
 /// A mailed one-time code's keyed hash, by subject.
 pub const MAIL_OTP: KeyPrefix = KeyPrefix::new("mail-otp");
 /// An activation code's keyed hash, by subject.
@@ -28,8 +36,9 @@ pub const LOCK_PAIRS: KeyPrefix = KeyPrefix::new("lock-pairs");
 
 /// Login attempts per source address, across identifiers (password spraying).
 pub const LIMIT_LOGINS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("login-address");
-/// Pushes per account.
+/// Pushes per account, and per source address across accounts.
 pub const LIMIT_PUSHES_PER_ACCOUNT: KeyPrefix = KeyPrefix::new("push-account");
+pub const LIMIT_PUSHES_PER_ADDRESS: KeyPrefix = KeyPrefix::new("push-address");
 /// Mailed codes per source address, per account, and the spacing between two.
 pub const LIMIT_MAILS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("mail-otp-address");
 pub const LIMIT_MAILS_PER_ACCOUNT: KeyPrefix = KeyPrefix::new("mail-otp-account");
@@ -42,6 +51,10 @@ pub const ALL: &[KeyPrefix] = &[
     PUSH_CURRENT,
     PUSH_ENROLMENT,
     PUSH_JTI,
+    PUSH_OUTSTANDING,
+    PUSH_DENIALS,
+    PUSH_EXPIRIES,
+    PUSH_SILENCE,
     MAIL_OTP,
     ACTIVATION,
     LOCK,
@@ -55,6 +68,7 @@ pub const ALL: &[KeyPrefix] = &[
 pub const LIMITS: &[KeyPrefix] = &[
     LIMIT_LOGINS_PER_ADDRESS,
     LIMIT_PUSHES_PER_ACCOUNT,
+    LIMIT_PUSHES_PER_ADDRESS,
     LIMIT_MAILS_PER_ADDRESS,
     LIMIT_MAILS_PER_ACCOUNT,
     LIMIT_MAIL_SPACING,

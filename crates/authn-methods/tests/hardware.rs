@@ -75,7 +75,7 @@ async fn import_assign_and_sign_in_with_a_hotp_token() {
         store,
         EngineSettings { failure_floor: Duration::from_millis(1), ..Default::default() },
     );
-    let cx = AuthContext { now: NOW, source_ip: None, interaction: "ix".into(), device_cookie: None };
+    let cx = AuthContext { now: NOW, source_ip: None, interaction: "ix".into(), device_cookie: None, user_agent: None };
     let code0 = hotp(SEED, 0, 8, HashAlgorithm::Sha1);
     let LoginAttempt::Success(r) =
         engine.password_and_otp(&cx, "899700000011", "a long passphrase", &code0).await.unwrap()
@@ -146,7 +146,13 @@ async fn concurrent_submissions_of_one_token_code_let_one_through() {
         let (d, subject, code) = (d.clone(), subject.clone(), code.clone());
         handles.push(tokio::spawn(async move {
             let m = HardwareTokenMethod::new(d, Windows::default());
-            let cx = AuthContext { now: NOW, source_ip: None, interaction: format!("ix{i}"), device_cookie: None };
+            let cx = AuthContext {
+                now: NOW,
+                source_ip: None,
+                interaction: format!("ix{i}"),
+                device_cookie: None,
+                user_agent: None,
+            };
             let Step::Continue { state, .. } = m.begin(&cx, Some(&subject)).await.unwrap() else {
                 panic!("the method opens for a token holder");
             };

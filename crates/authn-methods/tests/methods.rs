@@ -38,7 +38,13 @@ async fn professional(d: &Directory, national_id: &str, password: &str) -> Strin
 }
 
 fn cx(now: i64) -> AuthContext {
-    AuthContext { now, source_ip: Some("192.0.2.1".into()), interaction: "ix".into(), device_cookie: None }
+    AuthContext {
+        now,
+        source_ip: Some("192.0.2.1".into()),
+        interaction: "ix".into(),
+        device_cookie: None,
+        user_agent: None,
+    }
 }
 
 #[tokio::test]

@@ -204,6 +204,7 @@ async fn submit_login(
         source_ip: origin.source_ip.clone(),
         interaction: id.clone(),
         device_cookie: device_cookie(&headers),
+        user_agent: origin.user_agent.clone(),
     };
     if form.action.as_deref() == Some("send_mail_otp") {
         return send_mail_otp(&st, &interaction, &id, locale, &cx, &form).await;
@@ -417,8 +418,8 @@ async fn send_push(
     let client = client_name(st, interaction).await;
     let mut retry = None;
     let (status, message) = match st.engine.send_push(cx, &form.username, &form.password, &client).await {
-        Ok(PushAttempt::Sent(PushSend::Sent { number, expires_at, .. })) => {
-            return push_wait_page(interaction, id, locale, &number, expires_at);
+        Ok(PushAttempt::Sent(PushSend::Sent { number, expires_at, silenced, .. })) => {
+            return push_wait_page(interaction, id, locale, &number, expires_at, silenced);
         }
         Ok(PushAttempt::Sent(PushSend::NoDevice)) => (StatusCode::OK, t.push_no_device.to_owned()),
         Ok(PushAttempt::Sent(PushSend::Blocked)) => (StatusCode::OK, t.push_blocked.to_owned()),
@@ -444,7 +445,14 @@ async fn send_push(
     r
 }
 
-fn push_wait_page(interaction: &Interaction, id: &str, locale: Locale, number: &str, expires_at: i64) -> Response {
+fn push_wait_page(
+    interaction: &Interaction,
+    id: &str,
+    locale: Locale,
+    number: &str,
+    expires_at: i64,
+    silenced: bool,
+) -> Response {
     let t = texts(locale);
     let action = format!("{INTERACTION_PATH}/{id}");
     let (valid_until, _) = authn_methods::mail_otp::expiry_parts(expires_at, "Europe/Paris");
@@ -456,6 +464,7 @@ fn push_wait_page(interaction: &Interaction, id: &str, locale: Locale, number: &
         number: number.to_owned(),
         number_spoken: number.chars().map(String::from).collect::<Vec<_>>().join(" "),
         valid_until,
+        silenced,
     }
     .render_page();
     // This page alone runs a script: ours, asking our own origin.
@@ -476,7 +485,7 @@ async fn check_push(
     let t = texts(locale);
     let message = match st.engine.check_push(cx).await {
         Ok(PushLogin::Waiting { number, expires_at }) => {
-            return push_wait_page(interaction, id, locale, &number, expires_at);
+            return push_wait_page(interaction, id, locale, &number, expires_at, false);
         }
         Ok(PushLogin::Success(login)) => return complete_login(st, id, cookies, origin, login, locale).await,
         Ok(PushLogin::Denied) => t.push_denied,
@@ -503,8 +512,13 @@ async fn push_state(
     let browser = jar.browser_cookies().browser;
     let waiting = match st.provider.interaction(&id, browser.as_deref(), now).await {
         Ok(_) => {
-            let cx =
-                AuthContext { now, source_ip: origin.source_ip.clone(), interaction: id.clone(), device_cookie: None };
+            let cx = AuthContext {
+                now,
+                source_ip: origin.source_ip.clone(),
+                interaction: id.clone(),
+                device_cookie: None,
+                user_agent: None,
+            };
             match st.engine.push_waiting(&cx).await {
                 Ok(w) => w,
                 Err(e) => {

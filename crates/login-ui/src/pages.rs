@@ -37,6 +37,8 @@ pub(crate) struct PushWaitPage {
     /// The digits apart, so that screen readers say «4 2», not «forty-two».
     pub number_spoken: String,
     pub valid_until: String,
+    /// The phone was not woken (auto-silence): the professional must open the app.
+    pub silenced: bool,
 }
 
 impl PushWaitPage {

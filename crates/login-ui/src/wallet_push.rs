@@ -3,6 +3,7 @@
 //! block; the professional lifts it here (after changing their password), or an administrator.
 
 use askama::Template;
+use authn_methods::push::EnrolmentStart;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -64,8 +65,15 @@ pub(crate) async fn start(State(st): State<LoginState>, headers: HeaderMap, body
     };
     let label = format!("Caducée ({})", session.national_id);
     let enrolment = match push.start_enrolment(&session.subject, &label, (st.clock)()).await {
-        Ok(Some(e)) => e,
-        Ok(None) => return render_home(&st, &session, None, Some(w.push_already.to_owned())).await,
+        Ok(EnrolmentStart::Started(e)) => e,
+        Ok(EnrolmentStart::AlreadyEnrolled) => {
+            return render_home(&st, &session, None, Some(w.push_already.to_owned())).await;
+        }
+        Ok(EnrolmentStart::Frozen { until }) => {
+            let (time, date) = authn_methods::mail_otp::expiry_parts(until, "Europe/Paris");
+            let message = format!("{} {time} {} {date}.", w.push_frozen_prefix, w.push_frozen_joiner);
+            return render_home(&st, &session, None, Some(message)).await;
+        }
         Err(_) => return unavailable(session.locale),
     };
     let (time, _) = authn_methods::mail_otp::expiry_parts(enrolment.expires_at, "Europe/Paris");

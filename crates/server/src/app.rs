@@ -58,6 +58,8 @@ pub enum BuildError {
     Mail(String),
     #[error("wallet registration: {0}")]
     Wallet(String),
+    #[error("push gateway: {0}")]
+    PushGateway(String),
     #[error("provider: {0}")]
     Provider(#[from] oidc_core::error::ProviderError),
 }
@@ -174,6 +176,19 @@ fn push_settings(config: &Config) -> PushSettings {
         validity: Duration::from_secs(p.validity),
         per_account_max: p.max_per_account,
         per_account_window: Duration::from_secs(p.account_window),
+        per_address_max: p.max_per_address,
+        per_address_window: Duration::from_secs(p.address_window),
+        enrolment_freeze: Duration::from_secs(p.enrolment_freeze),
+        silence: authn_methods::push_notify::SilenceSettings {
+            after_denials: p.silence_after_denials,
+            after_expiries: p.silence_after_expiries,
+            silence_for: Duration::from_secs(p.silence_for),
+        },
+        warning: if p.warning.trim().is_empty() {
+            authn_methods::push::DEFAULT_WARNING.to_owned()
+        } else {
+            p.warning.trim().to_owned()
+        },
         ..PushSettings::default()
     }
 }
@@ -312,8 +327,17 @@ impl App {
         let mut engine = AuthEngine::new(directory.clone(), store.clone(), settings).with_mail_otp(mail);
         // Built even with push approval off on this node: blocks set by administrators go
         // through it, so that a push pending on another node dies with the block.
-        let push =
-            Arc::new(PushApprovals::new(directory.clone(), store.clone(), &config.issuer, push_settings(&config)));
+        let mut push = PushApprovals::new(directory.clone(), store.clone(), &config.issuer, push_settings(&config));
+        if !config.push.webhook_url.is_empty() {
+            push = push
+                .with_webhook(authn_methods::push_notify::WebhookSettings {
+                    url: config.push.webhook_url.clone(),
+                    secret: zeroize::Zeroizing::new(config.push.webhook_secret.clone()),
+                    timeout: Duration::from_secs(5),
+                })
+                .map_err(|e| BuildError::PushGateway(e.to_string()))?;
+        }
+        let push = Arc::new(push);
         if config.push.enabled {
             engine = engine.with_push(push.clone());
         }

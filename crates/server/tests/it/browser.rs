@@ -357,7 +357,7 @@ async fn a_push_approval_moves_the_page_on_by_itself_without_a_click() {
     let s = site(Storage::Embedded, |_| {}).await;
     let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
     let push = s.p.app.engine.push().unwrap().clone();
-    let enrolment = push.start_enrolment(&subject, "Téléphone", s.p.clock.now()).await.unwrap().unwrap();
+    let enrolment = push.start_enrolment(&subject, "Téléphone", s.p.clock.now()).await.unwrap().started().unwrap();
     let mut phone = crate::push::Phone::new(&s.p);
     assert_eq!(phone.enrol(&s.p, &enrolment.code).await.0, reqwest::StatusCode::CREATED);
     with_browser("push_login", |c| async move {

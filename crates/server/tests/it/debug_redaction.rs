@@ -25,13 +25,25 @@ fn item_18_debug_of_the_configuration_and_the_command_line_shows_no_secret() {
         ..server::Config::default()
     };
     config.mail.smtp_password = "SMTP-PASSWORD-733".into();
+    config.push.webhook_url = "https://gateway:GATEWAY-PASSWORD-735@push.internal/wake".into();
+    config.push.webhook_secret = "WEBHOOK-SECRET-736".into();
     let debug = format!("{config:?}");
     assert_hidden(
         "Config",
         &debug,
-        &["bWFzdGVyLWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE", "DB-PASSWORD-731", "REDIS-PASSWORD-732", "SMTP-PASSWORD-733"],
+        &[
+            "bWFzdGVyLWtleS1vZi10aGlydHktdHdvLWJ5dGVzISE",
+            "DB-PASSWORD-731",
+            "REDIS-PASSWORD-732",
+            "SMTP-PASSWORD-733",
+            "GATEWAY-PASSWORD-735",
+            "WEBHOOK-SECRET-736",
+        ],
     );
-    assert!(debug.contains("db.internal") && debug.contains("cache.internal"), "where they are is still said: {debug}");
+    assert!(
+        debug.contains("db.internal") && debug.contains("cache.internal") && debug.contains("push.internal"),
+        "where they are is still said: {debug}"
+    );
 
     let cli = server::cli::Cli::try_parse_from([
         "caducee",
@@ -94,7 +106,7 @@ async fn item_18_debug_of_tokens_admin_answers_and_enrolments_shows_no_secret() 
     let enrolment = authn_methods::enrolment::Enrolment::new(s.p.directory().clone(), "Caducée");
     let pending = enrolment.start_totp(&subject, USER, now).await.unwrap();
     assert_hidden("PendingTotp", &format!("{pending:?}"), &[pending.secret_base32.as_str()]);
-    let push = app.engine.push().unwrap().start_enrolment(&subject, "phone", now).await.unwrap().unwrap();
+    let push = app.engine.push().unwrap().start_enrolment(&subject, "phone", now).await.unwrap().started().unwrap();
     assert_hidden("PushEnrolment", &format!("{push:?}"), &[push.code.as_str()]);
 }
 

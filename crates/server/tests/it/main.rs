@@ -17,6 +17,7 @@ mod login;
 mod mail;
 mod multinode;
 mod push;
+mod push_guard;
 mod resilience;
 mod session_binding;
 mod tokens;

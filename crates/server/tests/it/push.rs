@@ -23,7 +23,7 @@ use crate::wallet::open_wallet;
 pub(crate) struct Phone {
     key: EncodingKey,
     jwk: Jwk,
-    device: Option<String>,
+    pub(crate) device: Option<String>,
     endpoint: String,
 }
 
@@ -103,7 +103,7 @@ impl Phone {
 }
 
 /// The page as a person reads it (askama escapes quotes and URL characters).
-fn plain(html: String) -> String {
+pub(crate) fn plain(html: String) -> String {
     html.replace("&#x27;", "'")
         .replace("&#39;", "'")
         .replace("&#x3f;", "?")
@@ -113,14 +113,14 @@ fn plain(html: String) -> String {
         .replace("&amp;", "&")
 }
 
-fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+pub(crate) fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     let a = html.find(start).unwrap_or_else(|| panic!("{start:?} in page")) + start.len();
     let b = html[a..].find(end).unwrap() + a;
     &html[a..b]
 }
 
 /// Enrols a phone for the setup's professional, from the wallet.
-async fn enrolled_phone(s: &Setup) -> Phone {
+pub(crate) async fn enrolled_phone(s: &Setup) -> Phone {
     let b = Browser::new();
     let home = plain(open_wallet(&b, s, 0).await);
     assert!(home.contains("Téléphone d'approbation") && home.contains("Bloquer les notifications"));
@@ -146,7 +146,7 @@ async fn enrolled_phone(s: &Setup) -> Phone {
 }
 
 /// Asks for a push from the login page; returns the response.
-async fn ask_push(b: &Browser, login_url: &str, html: &str, password: &str) -> reqwest::Response {
+pub(crate) async fn ask_push(b: &Browser, login_url: &str, html: &str, password: &str) -> reqwest::Response {
     let token = csrf(html);
     b.post_form(
         login_url,
@@ -156,7 +156,7 @@ async fn ask_push(b: &Browser, login_url: &str, html: &str, password: &str) -> r
 }
 
 /// The number the waiting page shows, and the URL its script asks whether the phone answered.
-fn waiting(html: &str) -> (String, String) {
+pub(crate) fn waiting(html: &str) -> (String, String) {
     let shown = between(html, "<p class=\"push-number\">", "</p>");
     let number = between(shown, "<span aria-hidden=\"true\">", "</span>").to_owned();
     // Screen readers hear the digits one by one.
@@ -167,7 +167,7 @@ fn waiting(html: &str) -> (String, String) {
 }
 
 /// «J'ai validé sur mon téléphone» on the waiting page.
-async fn check(b: &Browser, login_url: &str, html: &str) -> reqwest::Response {
+pub(crate) async fn check(b: &Browser, login_url: &str, html: &str) -> reqwest::Response {
     b.post_form(login_url, &[("csrf_token", &csrf(html)), ("action", "check_push")]).await
 }
 
