@@ -4,11 +4,15 @@
 //! - the login page shows a two-digit number that must be typed on the phone to approve, so
 //!   that a tired professional cannot approve an impostor's login by reflex;
 //! - «ce n'était pas moi» blocks pushes for the account (until the professional, in the wallet,
-//!   or an administrator lifts the block) and the caller logs the account out everywhere.
+//!   or an administrator lifts the block), freezes phone enrolment for a day, raises an alert
+//!   for administrators, and the caller logs the account out everywhere;
+//! - a source address gets a few pushes an hour whatever the account (no spraying over the
+//!   public directory), and the phone shows who asks, from where, with the operator's warning.
 //!
-//! The phone holds a P-256 key generated at enrolment; everything it says is a signed request
-//! (see [`crate::push_request`]). It learns of pending approvals by asking (`poll`), so no
-//! third-party push service is needed; a deployment may add a wake-up notification on top.
+//! The phone holds a P-256 key generated at enrolment (`push/enrolment.rs`); everything it
+//! says is a signed request (see [`crate::push_request`]). It learns of pending approvals by
+//! asking, so no third-party push service is needed; a gateway may wake it
+//! ([`crate::push_notify`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +22,14 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use session_store::{Rate, RateLimiter, SessionStore};
 use subtle::ConstantTimeEq as _;
-use zeroize::Zeroizing;
 
 use crate::method::{AuthContext, AuthError, FactorKind, FactorResult};
 use crate::push_notify::{PushNotifier, SilenceSettings, WakeUpOutcome, WebhookSettings};
 use crate::push_request::{DeviceError, DevicePublicKey, RequestCheck};
+
+mod enrolment;
+
+pub use enrolment::{EnrolmentStart, PushEnrolment};
 
 pub const METHOD_ID: &str = "push";
 /// The authenticator kind of an enrolled push phone.
@@ -144,48 +151,6 @@ pub struct PendingView {
     pub warning: String,
 }
 
-/// What starting an enrolment led to.
-#[derive(Debug, Clone)]
-pub enum EnrolmentStart {
-    Started(PushEnrolment),
-    /// One phone per account: remove the enrolled one first.
-    AlreadyEnrolled,
-    /// «Ce n'était pas moi» was answered lately: no new phone until `until`.
-    Frozen {
-        until: i64,
-    },
-}
-
-impl EnrolmentStart {
-    /// The enrolment, if it started.
-    pub fn started(self) -> Option<PushEnrolment> {
-        match self {
-            EnrolmentStart::Started(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// An enrolment code for the wallet to show (as text and QR code). `Debug` shows neither the
-/// code nor the URI that carries it.
-#[derive(Clone)]
-pub struct PushEnrolment {
-    pub code: Zeroizing<String>,
-    /// `caducee-push://enrol?...`: what the phone app reads from the QR code.
-    pub uri: String,
-    pub expires_at: i64,
-}
-
-impl std::fmt::Debug for PushEnrolment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushEnrolment")
-            .field("code", &"<redacted>")
-            .field("uri", &"<redacted>")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ChallengeState {
@@ -211,20 +176,6 @@ struct Challenge {
     state: ChallengeState,
 }
 
-#[derive(Serialize, Deserialize)]
-struct EnrolmentGrant {
-    subject: String,
-    label: String,
-}
-
-#[derive(Deserialize)]
-struct EnrolBody {
-    action: String,
-    code: String,
-    #[serde(default)]
-    label: String,
-}
-
 #[derive(Deserialize)]
 struct ListBody {
     action: String,
@@ -245,10 +196,6 @@ fn challenge_key(id: &str) -> String {
 
 fn current_key(subject: &str) -> String {
     crate::store_keys::PUSH_CURRENT.key(subject)
-}
-
-fn enrolment_key(code: &str) -> String {
-    crate::store_keys::PUSH_ENROLMENT.key(directory::sha256_hex(code.as_bytes()))
 }
 
 fn random_id() -> String {
@@ -482,93 +429,6 @@ impl PushApprovals {
         }
     }
 
-    /// Starts enrolling a phone for `subject` (one per account: remove the old one first; none
-    /// for a while after «ce n'était pas moi»).
-    pub async fn start_enrolment(&self, subject: &str, label: &str, now: i64) -> Result<EnrolmentStart, AuthError> {
-        if self.device_of(subject).await?.is_some() {
-            return Ok(EnrolmentStart::AlreadyEnrolled);
-        }
-        if let Some(until) = self.enrolment_frozen_until(subject, now).await? {
-            return Ok(EnrolmentStart::Frozen { until });
-        }
-        let code = Zeroizing::new(random_id());
-        let grant = EnrolmentGrant { subject: subject.to_owned(), label: label.chars().take(64).collect() };
-        let bytes = serde_json::to_vec(&grant).map_err(internal)?;
-        self.store.put(&enrolment_key(&code), &bytes, self.settings.enrolment_validity).await?;
-        let uri = format!("caducee-push://enrol?server={}&code={}", percent_encode(&self.endpoint), code.as_str());
-        let expires_at = now + i64::try_from(self.settings.enrolment_validity.as_secs()).unwrap_or(600);
-        Ok(EnrolmentStart::Started(PushEnrolment { code, uri, expires_at }))
-    }
-
-    /// Until when no phone may be enrolled on `subject`: the latest «ce n'était pas moi» plus
-    /// the freeze. Read from the audit log, which is durable and which every node shares: the
-    /// freeze outlives a restart and the lifting of the push block.
-    pub async fn enrolment_frozen_until(&self, subject: &str, now: i64) -> Result<Option<i64>, AuthError> {
-        let freeze = i64::try_from(self.settings.enrolment_freeze.as_secs()).unwrap_or(i64::MAX / 4);
-        let query = directory::AuditQuery {
-            subject: Some(subject.to_owned()),
-            event: Some("push_not_me".to_owned()),
-            from: Some(now.saturating_sub(freeze)),
-            limit: Some(1),
-            newest_first: true,
-            ..Default::default()
-        };
-        let latest = self.directory.audit().query(query).await?;
-        Ok(latest.first().map(|r| r.at.saturating_add(freeze)).filter(|until| *until > now))
-    }
-
-    /// A phone redeems an enrolment code with its new key. Returns the device id, which the
-    /// phone names (`kid`) in every later request.
-    pub async fn register_device(&self, token: &str, now: i64) -> Result<String, DeviceError> {
-        let header = RequestCheck::header(token)?;
-        let jwk = header.jwk.ok_or(DeviceError::InvalidRequest("an enrolment request carries its key in jwk"))?;
-        let key = DevicePublicKey::from_jwk(&jwk)?;
-        let check = self.check(now);
-        let body: EnrolBody = check.verify(token, &key, &format!("enrol:{}", key.x)).await?;
-        if body.action != "enrol" {
-            return Err(DeviceError::InvalidRequest("action must be enrol"));
-        }
-        let grant =
-            self.store.take(&enrolment_key(&body.code)).await?.ok_or(DeviceError::NotFound("enrolment code"))?;
-        let grant: EnrolmentGrant =
-            serde_json::from_slice(&grant).map_err(|e| DeviceError::Unavailable(internal(e)))?;
-        // A code shown just before «ce n'était pas moi» must not enrol the impostor's phone.
-        if self.enrolment_frozen_until(&grant.subject, now).await?.is_some() {
-            return Err(DeviceError::Conflict(
-                "no phone can be enrolled on this account for now («not me» answered lately)",
-            ));
-        }
-        if self.device_of(&grant.subject).await?.is_some() {
-            return Err(DeviceError::Conflict("this account already has a push phone"));
-        }
-        let label =
-            if body.label.trim().is_empty() { grant.label } else { body.label.trim().chars().take(64).collect() };
-        let params = serde_json::to_value(&key).map_err(|e| DeviceError::Unavailable(internal(e)))?;
-        let record = self
-            .directory
-            .authenticators()
-            .create(directory::NewAuthenticator {
-                subject: Some(grant.subject.clone()),
-                kind: KIND.to_owned(),
-                label,
-                serial: None,
-                // Nothing secret is kept: the phone's public key is in `params`.
-                secret: Zeroizing::new(Vec::new()),
-                params,
-                active: true,
-                counter: 0,
-            })
-            .await?;
-        // Two codes redeemed at once could both pass the check above: the oldest phone stays.
-        if self.device_of(&grant.subject).await?.is_some_and(|oldest| oldest.id != record.id) {
-            self.directory.authenticators().delete(&record.id).await?;
-            return Err(DeviceError::Conflict("this account already has a push phone"));
-        }
-        let details = serde_json::json!({ "device": record.id });
-        self.audit("push_device_enrolled", &grant.subject, Some(&grant.subject), None, "enrolled", details, now).await;
-        Ok(record.id)
-    }
-
     /// The phone asks what is waiting for its approval.
     pub async fn pending(&self, token: &str, now: i64) -> Result<Vec<PendingView>, DeviceError> {
         let (device, body): (_, ListBody) = self.device_request(token, now).await?;
@@ -632,7 +492,10 @@ impl PushApprovals {
         if !self.store.compare_and_swap(&key, &raw, &bytes, Duration::from_secs(left)).await? {
             return Err(DeviceError::NotFound("challenge"));
         }
-        self.notifier.answered(&ch.subject, &ch.id, outcome == AnswerOutcome::Approved).await?;
+        // The answer stands whatever happens to the auto-silence's bookkeeping.
+        if let Err(e) = self.notifier.answered(&ch.subject, &ch.id, outcome == AnswerOutcome::Approved).await {
+            tracing::warn!(error = %e, "counting a push answer for auto-silence failed");
+        }
         let details =
             serde_json::json!({ "interaction": ch.interaction, "device": device.id, "client": ch.client_name });
         let (event, result) = match &outcome {
@@ -722,14 +585,4 @@ fn printable(text: &str) -> String {
 
 fn internal(e: impl std::fmt::Display) -> AuthError {
     AuthError::Internal(e.to_string())
-}
-
-/// Enough percent-encoding for a URL placed in a query parameter.
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
