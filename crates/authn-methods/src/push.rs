@@ -57,6 +57,8 @@ pub struct PushSettings {
     pub warning: String,
     /// When the phone stops being woken (push bombing).
     pub silence: SilenceSettings,
+    /// The longest a phone's list request is held open waiting for a request (long poll).
+    pub max_wait: Duration,
 }
 
 /// The warning phones show with every request, unless the operator sets another.
@@ -76,6 +78,7 @@ impl Default for PushSettings {
             enrolment_freeze: Duration::from_secs(24 * 3600),
             warning: DEFAULT_WARNING.to_owned(),
             silence: SilenceSettings::default(),
+            max_wait: Duration::from_secs(30),
         }
     }
 }
@@ -179,7 +182,13 @@ struct Challenge {
 #[derive(Deserialize)]
 struct ListBody {
     action: String,
+    /// Seconds the phone is ready to wait for a request when none is pending (long poll).
+    #[serde(default)]
+    wait: u64,
 }
+
+/// How often a held list request looks again (in the shared store: any node's push shows).
+const WAIT_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Deserialize)]
 struct AnswerBody {
@@ -430,15 +439,40 @@ impl PushApprovals {
     }
 
     /// The phone asks what is waiting for its approval.
-    pub async fn pending(&self, token: &str, now: i64) -> Result<Vec<PendingView>, DeviceError> {
-        let (device, body): (_, ListBody) = self.device_request(token, now).await?;
+    ///
+    /// With `wait` (seconds, at most `max_wait`), an empty answer is held until a request
+    /// comes or the time is up, so that a phone that keeps a connection open learns of a push
+    /// at once without a gateway. `clock` gives the provider's time as it passes.
+    pub async fn pending(
+        &self,
+        token: &str,
+        clock: &(dyn Fn() -> i64 + Send + Sync),
+    ) -> Result<Vec<PendingView>, DeviceError> {
+        let (device, body): (_, ListBody) = self.device_request(token, clock()).await?;
         if body.action != "list" {
             return Err(DeviceError::InvalidRequest("action must be list"));
         }
-        let Some(subject) = device.subject else {
+        let Some(subject) = device.subject.clone() else {
             return Err(DeviceError::Unauthorized);
         };
-        let Some(id) = self.store.get(&current_key(&subject)).await? else {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(body.wait).min(self.settings.max_wait);
+        loop {
+            let found = self.pending_for(&device, &subject, clock()).await?;
+            if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(found);
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    /// What waits for `device` now.
+    async fn pending_for(
+        &self,
+        device: &directory::AuthenticatorRecord,
+        subject: &str,
+        now: i64,
+    ) -> Result<Vec<PendingView>, DeviceError> {
+        let Some(id) = self.store.get(&current_key(subject)).await? else {
             return Ok(Vec::new());
         };
         let Some(ch) = self.read(&challenge_key(&String::from_utf8_lossy(&id))).await? else {

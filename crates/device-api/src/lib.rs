@@ -118,7 +118,7 @@ async fn pending(State(st): State<DeviceApiState>, body: Bytes) -> Response {
         Ok(request) => request,
         Err(refusal) => return refusal.into_response(),
     };
-    match push.pending(jws, (st.clock)()).await {
+    match push.pending(jws, st.clock.as_ref()).await {
         Ok(list) => json_response(StatusCode::OK, json!({ "challenges": list })),
         Err(e) => error(e),
     }

@@ -179,6 +179,7 @@ fn push_settings(config: &Config) -> PushSettings {
         per_address_max: p.max_per_address,
         per_address_window: Duration::from_secs(p.address_window),
         enrolment_freeze: Duration::from_secs(p.enrolment_freeze),
+        max_wait: Duration::from_secs(p.max_wait),
         silence: authn_methods::push_notify::SilenceSettings {
             after_denials: p.silence_after_denials,
             after_expiries: p.silence_after_expiries,

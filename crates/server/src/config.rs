@@ -80,6 +80,10 @@ pub struct PushConfig {
     pub silence_after_expiries: u64,
     #[serde(default = "default_push_silence_for")]
     pub silence_for: u64,
+    /// The longest, in seconds, a phone's list request is held open until a request comes
+    /// (long poll; 0: answered at once).
+    #[serde(default = "default_push_max_wait")]
+    pub max_wait: u64,
 }
 
 impl std::fmt::Debug for PushConfig {
@@ -98,6 +102,7 @@ impl std::fmt::Debug for PushConfig {
             .field("silence_after_denials", &self.silence_after_denials)
             .field("silence_after_expiries", &self.silence_after_expiries)
             .field("silence_for", &self.silence_for)
+            .field("max_wait", &self.max_wait)
             .finish()
     }
 }
@@ -112,6 +117,10 @@ fn default_push_silence_after_expiries() -> u64 {
 
 fn default_push_silence_for() -> u64 {
     3600
+}
+
+fn default_push_max_wait() -> u64 {
+    30
 }
 
 fn default_push_max_per_address() -> u64 {
@@ -359,6 +368,7 @@ impl Default for Config {
                 silence_after_denials: default_push_silence_after_denials(),
                 silence_after_expiries: default_push_silence_after_expiries(),
                 silence_for: default_push_silence_for(),
+                max_wait: default_push_max_wait(),
             },
             admin: AdminSettings { client_certificates: Vec::new(), client_certificate_header: "x-client-cert".into() },
         }
@@ -468,6 +478,9 @@ impl Config {
                     "push.webhook_secret must be at least 32 characters when push.webhook_url is set".into(),
                 ));
             }
+        }
+        if self.push.max_wait > 60 {
+            return Err(ConfigError::Invalid("push.max_wait must be at most 60 seconds".into()));
         }
         if self.push.silence_after_denials == 0 || self.push.silence_after_expiries == 0 {
             return Err(ConfigError::Invalid(

@@ -90,6 +90,14 @@ impl Phone {
         body["challenges"].as_array().unwrap().clone()
     }
 
+    /// The list, held by the provider up to `wait` seconds until a request comes (long poll).
+    pub(crate) async fn pending_waiting(&self, p: &TestProvider, wait: u64) -> Vec<Value> {
+        let body = json!({ "action": "list", "wait": wait });
+        let (status, body) = Self::post(p, "/push/v1/challenges", self.sign(p, body, false)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["challenges"].as_array().unwrap().clone()
+    }
+
     pub(crate) async fn answer(
         &self,
         p: &TestProvider,

@@ -261,3 +261,25 @@ async fn after_two_refusals_or_three_unanswered_requests_the_phone_is_not_woken_
     // Nothing woke the phone meanwhile: every call the gateway got is accounted for above.
     assert!(calls.try_recv().is_err());
 }
+
+#[tokio::test]
+async fn a_phone_holding_its_list_request_open_learns_of_a_push_at_once() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let phone = enrolled_phone(&s).await;
+    // Nothing pending: the answer is held for the time asked, then comes back empty.
+    let started = std::time::Instant::now();
+    assert!(phone.pending_waiting(&s.p, 1).await.is_empty());
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "held for the second asked");
+
+    // Held for up to 30 s, it comes back with the push the browser asks meanwhile.
+    let started = std::time::Instant::now();
+    let (list, page) = tokio::join!(phone.pending_waiting(&s.p, 30), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        asked(&s).await
+    });
+    assert_eq!(list.len(), 1);
+    assert!(started.elapsed() < std::time::Duration::from_secs(25), "well before the wait was up");
+    let (number, _) = waiting(&page);
+    let (status, body) = phone.answer(&s.p, list[0]["id"].as_str().unwrap(), "approve", &number).await;
+    assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("approved")), "{body}");
+}
