@@ -185,8 +185,12 @@ pub async fn verify_password_bounded(password: Zeroizing<String>, hash: String) 
     // The semaphore is never closed, so acquiring only waits.
     let permit = password_checks().clone().acquire_owned().await.map_err(|e| AuthError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
-        let _running = Running::start();
-        let ok = verify_password(&password, &hash);
+        // Counted as running until the work ends, and only then is the place given up: the
+        // next check cannot start before this one is counted out.
+        let ok = {
+            let _running = Running::start();
+            verify_password(&password, &hash)
+        };
         drop(permit);
         ok
     })

@@ -283,3 +283,90 @@ async fn a_phone_holding_its_list_request_open_learns_of_a_push_at_once() {
     let (status, body) = phone.answer(&s.p, list[0]["id"].as_str().unwrap(), "approve", &number).await;
     assert_eq!((status, body["outcome"].as_str()), (StatusCode::OK, Some("approved")), "{body}");
 }
+
+/// The seed's fraud pattern at scale: an attacker who knows three professionals' passwords
+/// asks for pushes 200 times, from ten addresses of 127.0.0.0/8, over the three accounts. The
+/// phones get at most what the limits allow and are woken less, nobody signs in, and every
+/// attempt is in the audit. (The figures are in docs/security.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn push_bombing_from_ten_addresses_reaches_the_phones_only_as_far_as_the_limits_allow() {
+    let (url, mut calls) = gateway().await;
+    let url_for_config = url.clone();
+    let p = TestProvider::start_with(Storage::Embedded, move |c| {
+        c.push.webhook_url = url_for_config.clone();
+        c.push.webhook_secret = GATEWAY_SECRET.to_owned();
+        // Refusals are padded to a uniform duration; not what is measured here.
+        c.login.failure_floor_ms = 10;
+    })
+    .await
+    .unwrap();
+    let s = setup(p).await;
+    let mut phones = vec![enrolled_phone(&s).await];
+    let push = s.p.app.engine.push().unwrap().clone();
+    let others = ["899700000002", "899700000003"];
+    for user in others {
+        let (pro, _) = s.p.add_professional(user, PASSWORD).await.unwrap();
+        let code = push.start_enrolment(&pro.subject, "phone", s.p.clock.now()).await.unwrap().started().unwrap().code;
+        let mut phone = Phone::new(&s.p);
+        assert_eq!(phone.enrol(&s.p, &code).await.0, StatusCode::CREATED);
+        phones.push(phone);
+    }
+    let users = [USER, others[0], others[1]];
+    let all = directory::AuditQuery { limit: Some(1000), ..Default::default() };
+    let before = s.p.directory().audit().query(all.clone()).await.unwrap().last().map_or(0, |r| r.id);
+
+    let attempts = futures::future::join_all((11..21).map(|host| {
+        let s = &s;
+        async move {
+            let attacker = Browser::at(&format!("127.0.0.{host}"));
+            let mut statuses = Vec::new();
+            for i in 0..20 {
+                let (login_url, html) = open_login(&attacker, &s.p, "rp", &[]).await;
+                let token = csrf(&html);
+                let user = users[(host + i) % 3];
+                let form = [
+                    ("username", user),
+                    ("password", PASSWORD),
+                    ("otp", ""),
+                    ("csrf_token", &token),
+                    ("action", "send_push"),
+                ];
+                statuses.push(attacker.post_form(&login_url, &form).await.status());
+            }
+            statuses
+        }
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = attempts.into_iter().flatten().collect();
+    assert_eq!(statuses.len(), 200);
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+
+    let audit = s.p.directory().audit().query(directory::AuditQuery { after_id: Some(before), ..all }).await.unwrap();
+    let sent: Vec<_> = audit.iter().filter(|r| r.event == "push_sent").collect();
+    let refused = audit.iter().filter(|r| r.event == "push_refused").count();
+    assert_eq!(sent.len() + refused, 200, "every attempt is in the audit");
+    for user in users {
+        let subject = s.p.directory().professionals().get_by_national_id(user).await.unwrap().unwrap().subject;
+        let to_this_phone = sent.iter().filter(|r| r.subject.as_deref() == Some(subject.as_str())).count();
+        assert!(to_this_phone <= 5, "{user}: {to_this_phone} requests, for 5 per quarter hour per account");
+    }
+    assert!(audit.iter().all(|r| r.event != "signin"), "nobody signed in");
+    // The phones were woken for at most three requests each (then auto-silence).
+    let mut woken = 0;
+    while let Ok(Ok(Some(_))) =
+        tokio::time::timeout(std::time::Duration::from_secs(2), calls.recv()).await.map(Ok::<_, ()>)
+    {
+        woken += 1;
+    }
+    assert!(woken <= 9, "woken {woken} times for 3 phones");
+    let refusals: std::collections::BTreeMap<String, usize> =
+        audit.iter().filter(|r| r.event == "push_refused").fold(Default::default(), |mut m, r| {
+            let reason = match r.details["limit"].as_str() {
+                Some(limit) => format!("{}_{limit}", r.outcome),
+                None => r.outcome.clone(),
+            };
+            *m.entry(reason).or_default() += 1;
+            m
+        });
+    println!("push bombing: {} sent, woken {woken}, refused {refusals:?}", sent.len());
+}
