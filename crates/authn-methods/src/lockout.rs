@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use directory::KeyedHash;
 use serde::{Deserialize, Serialize};
-use session_store::{Rate, RateLimiter, SessionStore, StoreError, address_subject};
+use session_store::{Rate, RateLimiter, SessionStore, StoreError, source_subject};
 
 /// The lockout rules; see the module doc. Defaults in docs/configuration.md.
 #[derive(Debug, Clone)]
@@ -89,8 +89,7 @@ impl Source {
     fn address_subject(&self) -> Option<String> {
         match self {
             Source::TrustedDevice(_) => None,
-            Source::Address(Some(ip)) => Some(address_subject(*ip)),
-            Source::Address(None) => Some("unknown".to_owned()),
+            Source::Address(ip) => Some(source_subject(*ip)),
         }
     }
 

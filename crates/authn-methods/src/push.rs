@@ -329,9 +329,9 @@ impl PushApprovals {
         let Some(device) = self.device_of(subject).await? else {
             return Ok(PushSend::NoDevice);
         };
-        // Unknown addresses share one budget: failing closed, not open.
-        let address = cx.address().map(session_store::address_subject).unwrap_or_else(|| "unknown".to_owned());
-        if let Some(retry_after) = self.per_address.hit(&address).await?.retry_after_secs() {
+        if let Some(retry_after) =
+            self.per_address.hit(&session_store::source_subject(cx.address())).await?.retry_after_secs()
+        {
             let details = serde_json::json!({ "interaction": cx.interaction, "limit": "address" });
             self.audit("push_refused", subject, None, cx.source_ip.as_deref(), "throttled", details, cx.now).await;
             return Ok(PushSend::Throttled { retry_after });

@@ -341,11 +341,7 @@ impl Provider {
         let mut verdict = self.interactions_per_browser.hit(&sha256_b64(browser.as_bytes())).await?;
         if verdict.is_allowed() {
             limit = "address";
-            let address = origin
-                .source_ip
-                .as_deref()
-                .and_then(|ip| ip.parse().ok())
-                .map_or_else(|| "unknown".to_owned(), session_store::address_subject);
+            let address = session_store::source_subject(origin.source_ip.as_deref().and_then(|ip| ip.parse().ok()));
             verdict = self.interactions_per_address.hit(&address).await?;
         }
         if let Verdict::Limited { first: true, .. } = verdict {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use keys::KeyPrefix;
-pub use limit::{Rate, RateLimiter, Verdict, address_subject};
+pub use limit::{Rate, RateLimiter, Verdict, address_subject, source_subject};
 pub use memory::MemoryStore;
 pub use redis_backend::RedisStore;
 

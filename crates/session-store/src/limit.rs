@@ -112,6 +112,13 @@ impl RateLimiter {
     }
 }
 
+/// The rate-limit subject of a request's source: [`address_subject`] of its address, and one
+/// shared subject for every request whose address is unknown (they share a budget: failing
+/// closed, not open).
+pub fn source_subject(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(|| "unknown".to_owned(), address_subject)
+}
+
 /// The rate-limit subject of a source address: the address itself for IPv4 (and IPv4-mapped
 /// IPv6), its /64 for IPv6, since one subscriber commonly holds a whole /64 and would otherwise
 /// get a fresh budget for every address in it.
