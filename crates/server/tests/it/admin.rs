@@ -230,6 +230,11 @@ pub(crate) struct Cluster {
 }
 
 pub(crate) async fn cluster() -> Cluster {
+    cluster_with(|_| {}).await
+}
+
+/// Two nodes sharing PostgreSQL and Redis, each configured by `tune`.
+pub(crate) async fn cluster_with(tune: impl Fn(&mut server::Config)) -> Cluster {
     let pg = PostgresServer::start().unwrap();
     let redis = RedisServer::start().unwrap();
     let key = DataKey::generate().unwrap();
@@ -239,7 +244,7 @@ pub(crate) async fn cluster() -> Cluster {
         directory.migrate().await.unwrap();
         let store: Arc<dyn SessionStore> =
             Arc::new(RedisStore::connect(&redis.url()).await.unwrap().with_prefix("caducee:"));
-        nodes.push(TestProvider::start_with(Storage::Shared { directory, store }, |_| {}).await.unwrap());
+        nodes.push(TestProvider::start_with(Storage::Shared { directory, store }, &tune).await.unwrap());
     }
     let b = nodes.pop().unwrap();
     let a = nodes.pop().unwrap();
@@ -419,15 +424,20 @@ pub(crate) fn escaped(pem: &str) -> String {
 
 /// Mutual TLS, terminated by a proxy: a certificate it verified and passes on administers when
 /// its thumbprint is registered; from anyone but a trusted proxy the header counts for nothing.
-#[tokio::test]
-async fn a_registered_client_certificate_from_the_trusted_proxy_administers() {
+/// A provider behind a trusted proxy on loopback, where the console's certificate administers.
+pub(crate) async fn behind_proxy_with_console_certificate() -> Setup {
     let p = TestProvider::start_with(Storage::Embedded, |c| {
         c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
         c.admin.client_certificates = vec![CONSOLE_THUMBPRINT.into()];
     })
     .await
     .unwrap();
-    let s = setup(p).await;
+    setup(p).await
+}
+
+#[tokio::test]
+async fn a_registered_client_certificate_from_the_trusted_proxy_administers() {
+    let s = behind_proxy_with_console_certificate().await;
     let get = |cert: Option<String>, token: Option<String>| {
         let mut req = reqwest::Client::new().get(s.p.url("/admin/v1/clients"));
         if let Some(c) = cert {

@@ -2,9 +2,9 @@
 //! worth at each call, and the certificate header a trusted proxy passes is believed once only.
 
 use reqwest::{Method, StatusCode};
-use server::testing::{Storage, TestProvider};
+use server::testing::TestProvider;
 
-use crate::admin::{CONSOLE_PEM, CONSOLE_THUMBPRINT, STRANGER_PEM, call, escaped};
+use crate::admin::{CONSOLE_PEM, STRANGER_PEM, behind_proxy_with_console_certificate, call, escaped};
 use crate::common::*;
 
 /// Issue 13, item 12: the certificate header a trusted proxy passes is believed only when it
@@ -13,13 +13,7 @@ use crate::common::*;
 /// instead of picking one. Other routes do not read the header at all.
 #[tokio::test]
 async fn item_12_a_certificate_header_sent_twice_is_refused() {
-    let p = TestProvider::start_with(Storage::Embedded, |c| {
-        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
-        c.admin.client_certificates = vec![CONSOLE_THUMBPRINT.into()];
-    })
-    .await
-    .unwrap();
-    let s = setup(p).await;
+    let s = behind_proxy_with_console_certificate().await;
     let twice = |first: &str, second: &str, path: &str| {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.append("x-client-cert", first.parse().unwrap());

@@ -22,13 +22,19 @@ impl Browser {
 
     /// A browser on another machine: its requests come from `ip`, an address of 127.0.0.0/8.
     pub fn at(ip: &str) -> Browser {
-        let http = Client::builder()
+        Browser::at_as(ip, None)
+    }
+
+    /// The same, announcing itself as `user_agent` when given.
+    pub fn at_as(ip: &str, user_agent: Option<&str>) -> Browser {
+        let mut builder = Client::builder()
             .cookie_store(true)
             .redirect(Policy::none())
-            .local_address(ip.parse::<std::net::IpAddr>().unwrap())
-            .build()
-            .unwrap();
-        Browser { http }
+            .local_address(ip.parse::<std::net::IpAddr>().unwrap());
+        if let Some(user_agent) = user_agent {
+            builder = builder.user_agent(user_agent);
+        }
+        Browser { http: builder.build().unwrap() }
     }
 
     pub async fn get(&self, url: &str) -> Response {

@@ -115,23 +115,12 @@ async fn a_key_rotation_on_one_node_reaches_the_other_at_its_next_reload() {
 /// stranger spreading requests over the nodes meets the same limit as on one node.
 #[tokio::test]
 async fn item_5_limits_on_strangers_hold_across_nodes() {
-    let pg = PostgresServer::start().unwrap();
-    let redis = RedisServer::start().unwrap();
-    let key = DataKey::generate().unwrap();
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let directory = Directory::connect(&pg.url(), key.clone()).await.unwrap();
-        directory.migrate().await.unwrap();
-        let store: Arc<dyn SessionStore> =
-            Arc::new(RedisStore::connect(&redis.url()).await.unwrap().with_prefix("caducee:"));
-        let node = TestProvider::start_with(Storage::Shared { directory, store }, |c| {
-            c.session.max_interactions_per_address = 6;
-            c.login.address_max_attempts = 3;
-        })
-        .await
-        .unwrap();
-        nodes.push(node);
-    }
+    let cluster = crate::admin::cluster_with(|c| {
+        c.session.max_interactions_per_address = 6;
+        c.login.address_max_attempts = 3;
+    })
+    .await;
+    let nodes = [&cluster.a, &cluster.b];
     nodes[0].add_client(TestProvider::confidential_client("rp", REDIRECT)).await.unwrap();
 
     // Logins started from one address, alternately on each node: the sixth is the last.
@@ -141,10 +130,10 @@ async fn item_5_limits_on_strangers_hold_across_nodes() {
         .build()
         .unwrap();
     for i in 0..6 {
-        let status = stranger.get(authorize_url(&nodes[i % 2], "rp", &[])).send().await.unwrap().status();
+        let status = stranger.get(authorize_url(nodes[i % 2], "rp", &[])).send().await.unwrap().status();
         assert_eq!(status, StatusCode::SEE_OTHER, "request {i}");
     }
-    for node in &nodes {
+    for node in nodes {
         let status = stranger.get(authorize_url(node, "rp", &[])).send().await.unwrap().status();
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "refused on every node");
     }
@@ -153,7 +142,7 @@ async fn item_5_limits_on_strangers_hold_across_nodes() {
     let mut refused_at = None;
     for i in 0..8 {
         let b = Browser::at("127.0.0.3");
-        let (url, html) = open_login(&b, &nodes[i % 2], "rp", &[]).await;
+        let (url, html) = open_login(&b, nodes[i % 2], "rp", &[]).await;
         let r = submit(&b, &url, &html, &format!("8997000002{i:02}"), "Printemps2026!", "000000").await;
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
             refused_at = Some(i);

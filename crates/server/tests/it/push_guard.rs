@@ -3,7 +3,6 @@
 //! n'était pas moi» (with an alert for administrators), and the trusted context the phone shows.
 
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
 use serde_json::Value;
 use server::testing::{Storage, TestProvider};
 
@@ -13,23 +12,11 @@ use crate::wallet::open_wallet;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
-/// A browser on another machine (`ip`, in 127.0.0.0/8) announcing itself as `user_agent`.
-fn browser(ip: &str, user_agent: &str) -> Browser {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(Policy::none())
-        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
-        .user_agent(user_agent)
-        .build()
-        .unwrap();
-    Browser { http }
-}
-
 #[tokio::test]
 async fn the_phone_sees_who_asks_from_where_and_the_operators_warning() {
     let s = setup(TestProvider::start().await.unwrap()).await;
     let phone = enrolled_phone(&s).await;
-    let b = browser("127.0.0.7", &format!("{FIREFOX}\t<script>"));
+    let b = Browser::at_as("127.0.0.7", Some(&format!("{FIREFOX}\t<script>")));
     let (login_url, html) = open_login(&b, &s.p, "rp", &[]).await;
     let asked = s.p.clock.now();
     let page = ask_push(&b, &login_url, &html, PASSWORD).await.text().await.map(plain).unwrap();
@@ -87,7 +74,7 @@ async fn pushes_asked_from_one_address_are_limited_whatever_the_account_allows()
 async fn after_not_me_no_phone_can_be_enrolled_for_a_day_and_administrators_get_an_alert() {
     let s = setup(TestProvider::start().await.unwrap()).await;
     let phone = enrolled_phone(&s).await;
-    let impostor = browser("127.0.0.66", FIREFOX);
+    let impostor = Browser::at_as("127.0.0.66", Some(FIREFOX));
     let (login_url, html) = open_login(&impostor, &s.p, "rp", &[]).await;
     ask_push(&impostor, &login_url, &html, PASSWORD).await;
     let challenge = phone.pending(&s.p).await[0]["id"].as_str().unwrap().to_owned();
