@@ -473,6 +473,7 @@ impl Harness {
                 interaction: format!("fuzz-{}", self.unique()),
                 device_cookie: None,
                 user_agent: None,
+                client_name: "Fuzz RP".into(),
             };
             match push.send(&cx, SUBJECT, "Fuzz RP").await.ok()? {
                 authn_methods::push::PushSend::Sent { challenge, number, .. } => Some((challenge, number)),

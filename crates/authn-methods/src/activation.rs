@@ -124,7 +124,7 @@ impl AuthMethod for ActivationCodes {
         };
         let state = serde_json::to_value(State { subject: subject.to_owned() })
             .map_err(|e| AuthError::Internal(e.to_string()))?;
-        Ok(Step::Continue { state: MethodState(state), prompt: Prompt::Fields(vec!["otp"]) })
+        Ok(Step::Continue { state: MethodState(state), prompt: Prompt::fields(&["otp"]) })
     }
 
     async fn submit(&self, cx: &AuthContext, state: MethodState, input: &Input) -> Result<Step, AuthError> {
@@ -172,7 +172,14 @@ mod tests {
     use session_store::MemoryStore;
 
     fn cx(now: i64) -> AuthContext {
-        AuthContext { now, source_ip: None, interaction: "test".into(), device_cookie: None, user_agent: None }
+        AuthContext {
+            now,
+            source_ip: None,
+            interaction: "test".into(),
+            device_cookie: None,
+            user_agent: None,
+            client_name: String::new(),
+        }
     }
 
     async fn attempt(codes: &ActivationCodes, now: i64, subject: &str, typed: &str) -> Step {

@@ -1,5 +1,10 @@
-//! The authentication engine: runs the methods a login form asks for, counts failures,
-//! enforces lockouts, pads failures to a uniform duration, audits, and combines factors.
+//! The authentication engine: takes one step of a login at a time (`begin`, `submit` or `poll`
+//! of the method the page names), keeps where the login stands for any node to continue it
+//! ([`crate::progress`]), and is the only place that counts failures, enforces lockouts, pads
+//! failures to a uniform duration, audits, and asks the [`Policy`] which methods may come next
+//! and whether the factors so far make a login.
+//!
+//! Methods are registered by id; the engine knows none of them by name.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +14,21 @@ use session_store::SessionStore;
 use tokio::time::Instant;
 
 use crate::activation::ActivationCodes;
+use crate::code::OneTimeCode;
 use crate::device::DeviceCookies;
 use crate::hardware::{HardwareTokenMethod, Windows};
 use crate::lockout::{Admission, AfterFailure, LockScope, Lockout, LockoutPolicy, Source};
-use crate::mail_otp::{MailOtp, SendOutcome};
-use crate::method::{AuthContext, AuthError, AuthMethod, FactorResult, Input, MethodState, Step};
+use crate::mail_otp::{MailOtp, MailOtpMethod};
+use crate::method::{
+    AuthContext, AuthError, AuthMethod, Failure, Input, MethodId, MethodState, Prompt, Step, Unusable,
+};
 use crate::password::{PasswordMethod, normalise_identifier};
-use crate::policy::{AuthResult, Policy};
-use crate::push::{PushApprovals, PushSend, PushStatus};
+use crate::policy::{AuthResult, MethodInfo, Offer, Policy};
+use crate::progress::{Attempt, Current, Progress, Progresses, Snapshot};
+use crate::push::{PushApprovals, PushMethod};
 use crate::totp::TotpMethod;
 
-/// What the login page tells the person.
+/// What the login page tells the person of a refused attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Something was wrong; never says what (identifier, password or code).
@@ -36,10 +45,66 @@ pub struct Login {
     pub device_cookie: String,
 }
 
+/// Which part of a method's work a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOp {
+    /// Open the method (mail a code, send a push, show a QR code).
+    Begin,
+    /// What the person typed.
+    Submit,
+    /// Whether the other device answered.
+    Poll,
+}
+
+/// The method to open in the same request once this step proves its factor: the page that asks
+/// for a password and then a code in one form, or a password then «send me a push».
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Then<'a> {
+    pub method: &'a str,
+    /// The documented one-form login: the next method must finish with the same input, or the
+    /// whole attempt fails (one failure counted) and starts over.
+    pub in_one_go: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct StepRequest<'a> {
+    pub method: &'a str,
+    pub op: StepOp,
+    pub input: &'a Input,
+    pub then: Option<Then<'a>>,
+}
+
+/// A prompt to draw, for the method under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub method: String,
+    pub prompt: Prompt,
+    /// Out-of-band: until when the other device may answer, and how soon to ask again.
+    pub expires_at: Option<i64>,
+    pub poll_after_ms: Option<u64>,
+}
+
+/// What one step led to.
 #[derive(Debug, Clone, PartialEq)]
-pub enum LoginAttempt {
+pub enum StepOutcome {
+    /// The login is complete.
     Success(Login),
+    /// The method under way asks for more.
+    Prompt(Shown),
+    /// These factors are not enough yet: one of `methods` comes next (for the person they prove).
+    Next { methods: Vec<MethodId> },
+    /// A failed attempt (counted), or one the lockout refused.
     Refused(Refusal),
+    /// Refused on the other device, or the wrong number typed there (counted).
+    Denied,
+    /// The step's challenge or request ran out: start the method again.
+    Expired,
+    /// The method cannot run for this person now; nothing was counted.
+    Unusable { method: MethodId, why: Unusable },
+    /// The method is unknown, off, or not allowed at this point of the login.
+    NotAllowed,
+    /// Another tab or request moved this login on first.
+    Raced,
 }
 
 #[derive(Debug, Clone)]
@@ -48,11 +113,17 @@ pub struct EngineSettings {
     /// Failed attempts take at least this long, so that timing does not tell an unknown
     /// identifier from a wrong password or a wrong code.
     pub failure_floor: Duration,
+    /// How long a login's progress is kept (the interaction's life).
+    pub login_ttl: Duration,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        EngineSettings { lockout: LockoutPolicy::default(), failure_floor: Duration::from_millis(300) }
+        EngineSettings {
+            lockout: LockoutPolicy::default(),
+            failure_floor: Duration::from_millis(300),
+            login_ttl: Duration::from_secs(900),
+        }
     }
 }
 
@@ -63,91 +134,68 @@ pub struct AuthEngine {
     /// Keys the hash under which an identifier with no account is audited.
     audit_identifiers: directory::KeyedHash,
     policy: Policy,
-    first_factor: Arc<dyn AuthMethod>,
-    /// Methods that read the form's `otp` field, tried in order for the identified person.
-    otp_methods: Vec<Arc<dyn AuthMethod>>,
-    mail_otp: Option<Arc<MailOtp>>,
+    /// Every method on, in the order the login page offers them.
+    methods: Vec<Arc<dyn AuthMethod>>,
+    /// The members of «Code OTP» ([`crate::code`]), kept to add the mailed code to them.
+    code_members: Vec<Arc<dyn AuthMethod>>,
     push: Option<Arc<PushApprovals>>,
-    store: Arc<dyn SessionStore>,
     activation: Arc<ActivationCodes>,
+    progress: Progresses,
     failure_floor: Duration,
 }
 
-/// What a request for a push approval led to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PushAttempt {
-    Sent(PushSend),
-    Refused(Refusal),
-}
-
-/// Where a login by push approval stands.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PushLogin {
-    Waiting {
-        number: String,
-        expires_at: i64,
-    },
-    Success(Login),
-    /// Refused or «ce n'était pas moi» on the phone, or a wrong number typed there.
-    Denied,
-    /// No answer in time, or no push started for this login.
-    Expired,
-}
-
-/// An attempt on an identifier, from a source, as the lockout counts it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Attempt {
-    identifier: String,
-    source: Source,
-}
-
-/// A login waiting for its push: the password was right, the push is out.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PushWait {
-    challenge: String,
-    attempt: Attempt,
-    password: FactorResult,
-}
-
-fn push_wait_key(interaction: &str) -> String {
-    crate::store_keys::PUSH_LOGIN.key(interaction)
-}
-
-/// What a request for a mail OTP led to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MailOtpAttempt {
-    Sent(SendOutcome),
-    Refused(Refusal),
-}
-
 impl AuthEngine {
+    /// An engine with the password and «Code OTP» (TOTP apps, OTP tokens, activation codes).
     pub fn new(directory: Directory, store: Arc<dyn SessionStore>, settings: EngineSettings) -> Self {
         let activation = Arc::new(ActivationCodes::new(store.clone(), directory.keyed_hash("activation-code")));
+        let code_members: Vec<Arc<dyn AuthMethod>> = vec![
+            Arc::new(TotpMethod::new(directory.clone())),
+            Arc::new(HardwareTokenMethod::new(directory.clone(), Windows::default())),
+            activation.clone(),
+        ];
         AuthEngine {
-            first_factor: Arc::new(PasswordMethod::new(directory.clone())),
-            otp_methods: vec![
-                Arc::new(TotpMethod::new(directory.clone())),
-                Arc::new(HardwareTokenMethod::new(directory.clone(), Windows::default())),
-                activation.clone(),
+            methods: vec![
+                Arc::new(PasswordMethod::new(directory.clone())),
+                Arc::new(OneTimeCode::new(code_members.clone())),
             ],
+            code_members,
             activation,
             lockout: Lockout::new(store.clone(), settings.lockout, directory.keyed_hash("lockout-identifier")),
             devices: DeviceCookies::new(directory.keyed_hash("device-cookie")),
             audit_identifiers: directory.keyed_hash("audit-identifier"),
             policy: Policy,
-            mail_otp: None,
             push: None,
-            store,
+            progress: Progresses::new(store, settings.login_ttl),
             failure_floor: settings.failure_floor,
             directory,
         }
     }
 
-    /// Adds one-time passwords by e-mail (sent on request, checked like the other codes).
-    pub fn with_mail_otp(mut self, mail: Arc<MailOtp>) -> Self {
-        self.otp_methods.push(mail.clone());
-        self.mail_otp = Some(mail);
+    /// Registers a method: one line per method (the configuration says which are on).
+    pub fn with_method(mut self, method: Arc<dyn AuthMethod>) -> Self {
+        self.methods.retain(|m| m.id() != method.id());
+        self.methods.push(method);
         self
+    }
+
+    /// One-time passwords by e-mail: «Recevoir un code par courriel», and the mailed code
+    /// accepted in «Code OTP» too.
+    pub fn with_mail_otp(mut self, mail: Arc<MailOtp>) -> Self {
+        self.code_members.push(mail.clone());
+        let code: Arc<dyn AuthMethod> = Arc::new(OneTimeCode::new(self.code_members.clone()));
+        let send: Arc<dyn AuthMethod> = Arc::new(MailOtpMethod::new(mail, self.directory.clone()));
+        self.with_method(code).with_method(send)
+    }
+
+    /// Push approval on the professional's phone.
+    pub fn with_push(mut self, push: Arc<PushApprovals>) -> Self {
+        self.push = Some(push.clone());
+        self.with_method(Arc::new(PushMethod::new(push)))
+    }
+
+    /// The push service, for the wallet's phone pages (none when push approval is off).
+    pub fn push(&self) -> Option<&Arc<PushApprovals>> {
+        self.push.as_ref()
     }
 
     /// The strongest `acr` the configured methods can reach: a password and a one-time code
@@ -161,147 +209,349 @@ impl AuthEngine {
         &self.activation
     }
 
-    pub fn mail_otp_enabled(&self) -> bool {
-        self.mail_otp.is_some()
+    pub fn lockout(&self) -> &Lockout {
+        &self.lockout
     }
 
-    /// Adds push approval on the professional's phone.
-    pub fn with_push(mut self, push: Arc<PushApprovals>) -> Self {
-        self.push = Some(push);
-        self
+    fn infos(&self) -> Vec<MethodInfo> {
+        self.methods
+            .iter()
+            .map(|m| MethodInfo {
+                id: m.id(),
+                kind: m.kind(),
+                needs_subject: m.needs_subject(),
+                reads_identifier: m.reads_identifier(),
+            })
+            .collect()
     }
 
-    pub fn push(&self) -> Option<&Arc<PushApprovals>> {
-        self.push.as_ref()
+    fn method(&self, id: &str) -> Option<&Arc<dyn AuthMethod>> {
+        self.methods.iter().find(|m| m.id() == id)
     }
 
-    /// «Valider sur mon téléphone»: checks the identifier and password exactly as a login does
-    /// (a failure counts toward the lockout; a push is never sent on an identifier alone), then
-    /// sends a push whose number the page shows.
-    pub async fn send_push(
+    /// Whether a method of this id is on.
+    pub fn has_method(&self, id: &str) -> bool {
+        self.method(id).is_some()
+    }
+
+    /// The ways to sign in the login page offers first.
+    pub fn offers(&self) -> Vec<Offer> {
+        self.policy.offers(&self.infos())
+    }
+
+    /// What this login's page shows now: the prompt of the method under way, or, once a factor
+    /// is proven, the methods that may come next. Reads only.
+    pub async fn current(&self, interaction: &str) -> Result<Option<StepOutcome>, AuthError> {
+        let snapshot = self.progress.read(interaction).await?;
+        let p = &snapshot.progress;
+        if let Some(c) = &p.current {
+            return Ok(Some(StepOutcome::Prompt(shown(c))));
+        }
+        if p.subject().is_some() {
+            return Ok(Some(StepOutcome::Next { methods: self.policy.next(&p.factors, &self.infos()) }));
+        }
+        Ok(None)
+    }
+
+    /// Whether this login's out-of-band step still awaits the other device (for the waiting
+    /// page's script, which then submits the page: reading changes nothing).
+    pub async fn waiting(&self, cx: &AuthContext) -> Result<bool, AuthError> {
+        let snapshot = self.progress.read(&cx.interaction).await?;
+        let Some(current) = &snapshot.progress.current else {
+            return Ok(false);
+        };
+        match self.method(&current.method) {
+            Some(m) => m.waiting(cx, &current.state).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Takes one step of the login `cx.interaction`.
+    pub async fn step(&self, cx: &AuthContext, req: StepRequest<'_>) -> Result<StepOutcome, AuthError> {
+        let started = Instant::now();
+        let Some(method) = self.method(req.method).cloned() else {
+            return Ok(StepOutcome::NotAllowed);
+        };
+        let snapshot = self.progress.read(&cx.interaction).await?;
+        let mut progress = snapshot.progress.clone();
+        let step = if method.reads_identifier() && req.op != StepOp::Poll {
+            // A method that reads the identifier opens the login anew: whatever was proven
+            // before in this login is dropped, and this identifier's lockout admits it first.
+            progress = Progress::default();
+            let raw = req.input.get("username").unwrap_or("");
+            let Some(identifier) = normalise_identifier(raw) else {
+                return self.malformed_identifier(cx, started, req).await;
+            };
+            let attempt = Attempt { source: self.source(cx, &identifier), identifier };
+            if let Some(refusal) = self.admit(cx, started, &attempt, req).await? {
+                return Ok(StepOutcome::Refused(refusal));
+            }
+            let input = req.input.clone().with("username", attempt.identifier.clone());
+            progress.attempt = Some(attempt);
+            method.submit(cx, MethodState::default(), &input).await?
+        } else {
+            if !self.allowed(&progress, method.as_ref()) {
+                return Ok(StepOutcome::NotAllowed);
+            }
+            let under_way = progress.current.take().filter(|c| c.method == method.id());
+            match (req.op, under_way) {
+                (StepOp::Poll, Some(c)) => method.poll(cx, c.state).await?,
+                (StepOp::Poll, None) => Step::Failed(Failure::Expired),
+                (StepOp::Submit, Some(c)) => {
+                    if let Some(refusal) = self.admit_progress(cx, started, &progress, req).await? {
+                        return Ok(StepOutcome::Refused(refusal));
+                    }
+                    method.submit(cx, c.state, req.input).await?
+                }
+                (StepOp::Begin, _) | (StepOp::Submit, None) => {
+                    if let Some(refusal) = self.admit_progress(cx, started, &progress, req).await? {
+                        return Ok(StepOutcome::Refused(refusal));
+                    }
+                    let opened = method.begin(cx, progress.subject()).await?;
+                    self.submit_if_typed(cx, method.as_ref(), opened, req.input, req.op == StepOp::Submit).await?
+                }
+            }
+        };
+        self.after(cx, started, req, method.as_ref(), snapshot, progress, step).await
+    }
+
+    /// Whether `method` may run at this point of the login (the method under way, or one the
+    /// policy allows next).
+    fn allowed(&self, progress: &Progress, method: &dyn AuthMethod) -> bool {
+        if progress.current.as_ref().is_some_and(|c| c.method == method.id()) {
+            return true;
+        }
+        self.policy.next(&progress.factors, &self.infos()).contains(&method.id())
+    }
+
+    /// A method just opened: when the same request already carries what it asks for (the
+    /// one-form login), it is submitted at once.
+    async fn submit_if_typed(
         &self,
         cx: &AuthContext,
-        username: &str,
-        password: &str,
-        client_name: &str,
-    ) -> Result<PushAttempt, AuthError> {
-        let started = Instant::now();
-        let Some(push) = &self.push else {
-            return Ok(PushAttempt::Refused(Refusal::Invalid));
+        method: &dyn AuthMethod,
+        opened: Step,
+        input: &Input,
+        always: bool,
+    ) -> Result<Step, AuthError> {
+        let Step::Continue { state, prompt } = opened else {
+            return Ok(opened);
         };
-        let (attempt, factor) = match self.password_first(cx, started, username, password, "push_refused").await? {
-            Ok(checked) => checked,
-            Err(refusal) => return Ok(PushAttempt::Refused(refusal)),
-        };
-        let sent = push.send(cx, &factor.subject, client_name).await?;
-        if let PushSend::Sent { challenge, expires_at, .. } = &sent {
-            let wait = PushWait { challenge: challenge.clone(), attempt, password: factor };
-            let bytes = serde_json::to_vec(&wait).map_err(|e| AuthError::Internal(e.to_string()))?;
-            let ttl = Duration::from_secs(u64::try_from(expires_at - cx.now).unwrap_or(0).max(1));
-            self.store.put(&push_wait_key(&cx.interaction), &bytes, ttl).await?;
-        }
-        Ok(PushAttempt::Sent(sent))
+        let fields = prompt.field_names();
+        let typed = !fields.is_empty() && fields.iter().all(|f| input.get(f).is_some_and(|v| !v.trim().is_empty()));
+        if always || typed { method.submit(cx, state, input).await } else { Ok(Step::Continue { state, prompt }) }
     }
 
-    /// Whether this login's push still awaits the phone (for the waiting page's script, which
-    /// then submits the page: reading changes nothing).
-    pub async fn push_waiting(&self, cx: &AuthContext) -> Result<bool, AuthError> {
-        let Some(push) = &self.push else {
-            return Ok(false);
-        };
-        let Some(bytes) = self.store.get(&push_wait_key(&cx.interaction)).await? else {
-            return Ok(false);
-        };
-        let Ok(wait) = serde_json::from_slice::<PushWait>(&bytes) else {
-            return Ok(false);
-        };
-        push.is_waiting(cx, &wait.challenge).await
-    }
-
-    /// Asks whether the phone answered the push of this login (`cx.interaction`). An approval
-    /// completes the login once; a refusal counts as a failed attempt on the identifier.
-    pub async fn check_push(&self, cx: &AuthContext) -> Result<PushLogin, AuthError> {
-        let started = Instant::now();
-        let Some(push) = &self.push else {
-            return Ok(PushLogin::Expired);
-        };
-        let key = push_wait_key(&cx.interaction);
-        let Some(bytes) = self.store.get(&key).await? else {
-            return Ok(PushLogin::Expired);
-        };
-        let Ok(wait) = serde_json::from_slice::<PushWait>(&bytes) else {
-            return Ok(PushLogin::Expired);
-        };
-        match push.status(cx, &wait.challenge).await? {
-            PushStatus::Waiting { number, expires_at } => Ok(PushLogin::Waiting { number, expires_at }),
-            PushStatus::Approved(second) => {
-                self.store.delete(&key).await?;
-                let subject = wait.password.subject.clone();
-                match self.policy.result(vec![wait.password, second], cx.now) {
-                    Some(result) => Ok(PushLogin::Success(self.succeeded(cx, &wait.attempt, result).await?)),
-                    None => {
-                        self.failed(cx, started, Some(&subject), &wait.attempt).await?;
-                        Ok(PushLogin::Denied)
-                    }
-                }
-            }
-            PushStatus::Denied | PushStatus::NotMe => {
-                // Only the first page to see the refusal counts it.
-                if self.store.take(&key).await?.is_some() {
-                    let subject = wait.password.subject.clone();
-                    self.failed(cx, started, Some(&subject), &wait.attempt).await?;
-                }
-                Ok(PushLogin::Denied)
-            }
-            PushStatus::Expired => {
-                self.store.delete(&key).await?;
-                Ok(PushLogin::Expired)
-            }
-        }
-    }
-
-    /// The identifier and password, first step of every login (the one-form login, and before
-    /// an out-of-band step: a mailed code, a push). A failure counts toward the lockout; a right
-    /// password does not wipe the count: only a completed login does, so an out-of-band step
-    /// cannot reset the budget of guesses. `locked_event` is audited when the attempt is refused
-    /// by the lockout.
-    async fn password_first(
+    /// What a step's result does to the login.
+    #[allow(clippy::too_many_arguments)]
+    async fn after(
         &self,
         cx: &AuthContext,
         started: Instant,
-        username: &str,
-        password: &str,
-        locked_event: &str,
-    ) -> Result<Result<(Attempt, FactorResult), Refusal>, AuthError> {
-        let Some(identifier) = normalise_identifier(username) else {
-            // Nothing that can be an identifier: charged to the address alone, and nothing is
-            // kept of the text (it may be 60 KB, or someone's password typed in the wrong field).
-            let source = Source::Address(cx.address());
-            if let Admission::Locked { retry_after, scope } = self.lockout.admit_source(&source).await? {
-                self.audit(cx, locked_event, None, None, "locked", Some(scope)).await;
-                return Ok(Err(self.pad(started, Refusal::Locked { retry_after }).await));
+        req: StepRequest<'_>,
+        method: &dyn AuthMethod,
+        snapshot: Snapshot,
+        mut progress: Progress,
+        step: Step,
+    ) -> Result<StepOutcome, AuthError> {
+        match step {
+            Step::Done(factor) => {
+                if progress.subject().is_some_and(|s| s != factor.subject) {
+                    // Factors of two people never combine.
+                    return self.count_failure(cx, started, &snapshot, progress, Some(&factor.subject), true).await;
+                }
+                progress.factors.push(factor);
+                progress.current = None;
+                if let Some(result) = self.policy.result(progress.factors.clone(), cx.now) {
+                    return self.succeed(cx, &snapshot, &progress, result).await;
+                }
+                let next = self.policy.next(&progress.factors, &self.infos());
+                let then =
+                    req.then.filter(|t| next.contains(&t.method)).and_then(|t| Some((t, self.method(t.method)?)));
+                let Some((then, then_method)) = then else {
+                    if req.then.is_some_and(|t| t.in_one_go) {
+                        let subject = progress.subject().map(str::to_owned);
+                        return self.count_failure(cx, started, &snapshot, progress, subject.as_deref(), true).await;
+                    }
+                    return self.save(cx, &snapshot, &progress, StepOutcome::Next { methods: next }).await;
+                };
+                let then_method = then_method.clone();
+                let opened = then_method.begin(cx, progress.subject()).await?;
+                let step = self.submit_if_typed(cx, then_method.as_ref(), opened, req.input, then.in_one_go).await?;
+                let chained = StepRequest { method: then.method, op: StepOp::Submit, input: req.input, then: None };
+                if then.in_one_go && !matches!(step, Step::Done(_)) {
+                    let subject = progress.subject().map(str::to_owned);
+                    return self.count_failure(cx, started, &snapshot, progress, subject.as_deref(), true).await;
+                }
+                Box::pin(self.after(cx, started, chained, then_method.as_ref(), snapshot, progress, step)).await
             }
-            self.audit(cx, "login_failed", None, None, "malformed_identifier", None).await;
-            return Ok(Err(self.pad(started, Refusal::Invalid).await));
+            Step::Continue { state, prompt } => {
+                let current =
+                    Current { method: method.id().to_owned(), state, prompt, expires_at: None, poll_after_ms: None };
+                let shown = shown(&current);
+                progress.current = Some(current);
+                self.save(cx, &snapshot, &progress, StepOutcome::Prompt(shown)).await
+            }
+            Step::Pending { state, prompt, expires_at, poll_after_ms } => {
+                let current = Current {
+                    method: method.id().to_owned(),
+                    state,
+                    prompt,
+                    expires_at: Some(expires_at),
+                    poll_after_ms: Some(poll_after_ms),
+                };
+                let shown = shown(&current);
+                progress.current = Some(current);
+                self.save(cx, &snapshot, &progress, StepOutcome::Prompt(shown)).await
+            }
+            Step::Failed(Failure::Bad) => {
+                let subject = progress.subject().map(str::to_owned);
+                // A wrong first factor ends the login's progress; a wrong code leaves the
+                // password proven, so that only the code is typed again.
+                let restart = method.reads_identifier();
+                // The method under way stays open for another try (the same mailed code, a
+                // code retyped), but never past its step's life.
+                progress.current = snapshot
+                    .progress
+                    .current
+                    .clone()
+                    .filter(|c| c.method == method.id() && c.expires_at.is_none_or(|at| at >= cx.now));
+                self.count_failure(cx, started, &snapshot, progress, subject.as_deref(), restart).await
+            }
+            Step::Failed(Failure::Denied) => {
+                // Only the request that moves the login on counts the refusal.
+                progress.current = None;
+                if self.progress.write(&cx.interaction, &snapshot, &progress).await?.is_err() {
+                    return Ok(StepOutcome::Raced);
+                }
+                let refusal = self.failed(cx, started, progress.subject(), progress.attempt.as_ref()).await?;
+                Ok(match refusal {
+                    Refusal::Invalid => StepOutcome::Denied,
+                    locked => StepOutcome::Refused(locked),
+                })
+            }
+            Step::Failed(Failure::Expired) => {
+                progress.current = None;
+                self.save(cx, &snapshot, &progress, StepOutcome::Expired).await
+            }
+            Step::Failed(Failure::Unusable(why)) => {
+                progress.current = None;
+                self.save(cx, &snapshot, &progress, StepOutcome::Unusable { method: method.id(), why }).await
+            }
+        }
+    }
+
+    async fn save(
+        &self,
+        cx: &AuthContext,
+        snapshot: &Snapshot,
+        progress: &Progress,
+        outcome: StepOutcome,
+    ) -> Result<StepOutcome, AuthError> {
+        Ok(match self.progress.write(&cx.interaction, snapshot, progress).await? {
+            Ok(()) => outcome,
+            Err(_) => StepOutcome::Raced,
+        })
+    }
+
+    /// A completed login: only the step that finishes the progress signs in; the attempt's
+    /// slate is wiped and the browser is remembered.
+    async fn succeed(
+        &self,
+        cx: &AuthContext,
+        snapshot: &Snapshot,
+        progress: &Progress,
+        result: AuthResult,
+    ) -> Result<StepOutcome, AuthError> {
+        if self.progress.finish(&cx.interaction, snapshot).await?.is_err() {
+            return Ok(StepOutcome::Raced);
+        }
+        let identifier = match &progress.attempt {
+            Some(attempt) => {
+                self.lockout.succeeded(&attempt.identifier, &attempt.source).await?;
+                attempt.identifier.clone()
+            }
+            None => result.subject.clone(),
         };
-        let attempt = Attempt { source: self.source(cx, &identifier), identifier };
+        let device_cookie = self.devices.after_sign_in(cx.device_cookie.as_deref(), &identifier);
+        Ok(StepOutcome::Success(Login { result, device_cookie }))
+    }
+
+    /// Counts a failed step and saves what is left of the login: nothing when `restart`, else
+    /// `progress` as the caller left it.
+    async fn count_failure(
+        &self,
+        cx: &AuthContext,
+        started: Instant,
+        snapshot: &Snapshot,
+        mut progress: Progress,
+        subject: Option<&str>,
+        restart: bool,
+    ) -> Result<StepOutcome, AuthError> {
+        let attempt = progress.attempt.clone();
+        if restart {
+            progress = Progress::default();
+        }
+        // The count comes first: a lost race must not spare a wrong guess.
+        let refusal = self.failed(cx, started, subject, attempt.as_ref()).await?;
+        if self.progress.write(&cx.interaction, snapshot, &progress).await?.is_err() {
+            return Ok(StepOutcome::Raced);
+        }
+        Ok(StepOutcome::Refused(refusal))
+    }
+
+    /// Nothing that can be an identifier: charged to the address alone, and nothing is kept of
+    /// the text (it may be 60 KB, or someone's password typed in the wrong field).
+    async fn malformed_identifier(
+        &self,
+        cx: &AuthContext,
+        started: Instant,
+        req: StepRequest<'_>,
+    ) -> Result<StepOutcome, AuthError> {
+        let source = Source::Address(cx.address());
+        if let Admission::Locked { retry_after, scope } = self.lockout.admit_source(&source).await? {
+            self.audit(cx, &refused_event(req), None, None, "locked", Some(scope)).await;
+            return Ok(StepOutcome::Refused(self.pad(started, Refusal::Locked { retry_after }).await));
+        }
+        self.audit(cx, "login_failed", None, None, "malformed_identifier", None).await;
+        Ok(StepOutcome::Refused(self.pad(started, Refusal::Invalid).await))
+    }
+
+    /// The lockout's word on an attempt, before any secret is checked.
+    async fn admit(
+        &self,
+        cx: &AuthContext,
+        started: Instant,
+        attempt: &Attempt,
+        req: StepRequest<'_>,
+    ) -> Result<Option<Refusal>, AuthError> {
         if let Admission::Locked { retry_after, scope } =
             self.lockout.admit(&attempt.identifier, &attempt.source, cx.now).await?
         {
-            self.audit(cx, locked_event, None, Some(&attempt.identifier), "locked", Some(scope)).await;
-            return Ok(Err(self.pad(started, Refusal::Locked { retry_after }).await));
+            self.audit(cx, &refused_event(req), None, Some(&attempt.identifier), "locked", Some(scope)).await;
+            return Ok(Some(self.pad(started, Refusal::Locked { retry_after }).await));
         }
-        let first = self
-            .first_factor
-            .submit(
-                cx,
-                MethodState::default(),
-                &Input::new().with("username", attempt.identifier.clone()).with("password", password),
-            )
-            .await?;
-        match first {
-            Step::Done(factor) => Ok(Ok((attempt, factor))),
-            _ => Ok(Err(self.failed(cx, started, None, &attempt).await?)),
+        Ok(None)
+    }
+
+    /// The lockout's word on a later step of a login (a code typed after the password).
+    async fn admit_progress(
+        &self,
+        cx: &AuthContext,
+        started: Instant,
+        progress: &Progress,
+        req: StepRequest<'_>,
+    ) -> Result<Option<Refusal>, AuthError> {
+        match &progress.attempt {
+            Some(attempt) => self.admit(cx, started, attempt, req).await,
+            None => {
+                let source = Source::Address(cx.address());
+                if let Admission::Locked { retry_after, scope } = self.lockout.admit_source(&source).await? {
+                    self.audit(cx, &refused_event(req), None, None, "locked", Some(scope)).await;
+                    return Ok(Some(self.pad(started, Refusal::Locked { retry_after }).await));
+                }
+                Ok(None)
+            }
         }
     }
 
@@ -320,8 +570,12 @@ impl AuthEngine {
         cx: &AuthContext,
         started: Instant,
         subject: Option<&str>,
-        attempt: &Attempt,
+        attempt: Option<&Attempt>,
     ) -> Result<Refusal, AuthError> {
+        let Some(attempt) = attempt else {
+            self.audit(cx, "login_failed", subject, None, "invalid_credentials", None).await;
+            return Ok(self.pad(started, Refusal::Invalid).await);
+        };
         let after = self.lockout.failed(&attempt.identifier, &attempt.source, cx.now).await?;
         self.audit(cx, "login_failed", subject, Some(&attempt.identifier), "invalid_credentials", None).await;
         let refusal = match after {
@@ -332,94 +586,6 @@ impl AuthEngine {
             AfterFailure::Counted => Refusal::Invalid,
         };
         Ok(self.pad(started, refusal).await)
-    }
-
-    /// A login completed: the attempt's slate is wiped and the browser is remembered.
-    async fn succeeded(&self, cx: &AuthContext, attempt: &Attempt, result: AuthResult) -> Result<Login, AuthError> {
-        self.lockout.succeeded(&attempt.identifier, &attempt.source).await?;
-        let device_cookie = self.devices.after_sign_in(cx.device_cookie.as_deref(), &attempt.identifier);
-        Ok(Login { result, device_cookie })
-    }
-
-    /// «Envoyer OTP par courriel»: checks the identifier and password (a failure counts toward
-    /// the lockout like any other), then mails a code. A correct password does not wipe the
-    /// failure count: only a completed login does, so mailing codes cannot reset the budget of
-    /// guesses on them.
-    pub async fn send_mail_otp(
-        &self,
-        cx: &AuthContext,
-        username: &str,
-        password: &str,
-    ) -> Result<MailOtpAttempt, AuthError> {
-        let started = Instant::now();
-        let Some(mail) = &self.mail_otp else {
-            return Ok(MailOtpAttempt::Refused(Refusal::Invalid));
-        };
-        let (attempt, factor) = match self.password_first(cx, started, username, password, "mail_otp_refused").await? {
-            Ok(checked) => checked,
-            Err(refusal) => return Ok(MailOtpAttempt::Refused(refusal)),
-        };
-        let account = self.directory.professionals().get_by_subject(&factor.subject).await?;
-        let address = account.and_then(|a| a.email);
-        let outcome = mail.send_code(cx, &factor.subject, address.as_deref()).await?;
-        let label = match &outcome {
-            SendOutcome::Sent { .. } => "sent",
-            SendOutcome::NoAddress => "no_address",
-            SendOutcome::Throttled { .. } => "throttled",
-        };
-        self.audit(cx, "mail_otp", Some(&factor.subject), Some(&attempt.identifier), label, None).await;
-        Ok(MailOtpAttempt::Sent(outcome))
-    }
-
-    pub fn lockout(&self) -> &Lockout {
-        &self.lockout
-    }
-
-    /// The one-form login: identifier and password, then the one-time code, in one submission.
-    pub async fn password_and_otp(
-        &self,
-        cx: &AuthContext,
-        username: &str,
-        password: &str,
-        otp: &str,
-    ) -> Result<LoginAttempt, AuthError> {
-        let started = Instant::now();
-        let (attempt, first) = match self.password_first(cx, started, username, password, "login_refused").await? {
-            Ok(checked) => checked,
-            Err(refusal) => return Ok(LoginAttempt::Refused(refusal)),
-        };
-        let subject = first.subject.clone();
-        let mut factors = vec![first];
-        if let Some(second) = self.second_factor(cx, &subject, otp).await? {
-            factors.push(second);
-        }
-        if let Some(result) = self.policy.result(factors, cx.now) {
-            return Ok(LoginAttempt::Success(self.succeeded(cx, &attempt, result).await?));
-        }
-        Ok(LoginAttempt::Refused(self.failed(cx, started, Some(&subject), &attempt).await?))
-    }
-
-    async fn second_factor(
-        &self,
-        cx: &AuthContext,
-        subject: &str,
-        otp: &str,
-    ) -> Result<Option<FactorResult>, AuthError> {
-        let input = Input::new().with("otp", otp);
-        for method in &self.otp_methods {
-            if !method.available(cx, Some(subject)).await? {
-                continue;
-            }
-            let Step::Continue { state, .. } = method.begin(cx, Some(subject)).await? else {
-                continue;
-            };
-            if let Step::Done(f) = method.submit(cx, state, &input).await?
-                && f.subject == subject
-            {
-                return Ok(Some(f));
-            }
-        }
-        Ok(None)
     }
 
     async fn pad(&self, started: Instant, refusal: Refusal) -> Refusal {
@@ -473,5 +639,24 @@ impl AuthEngine {
         if let Err(e) = self.directory.audit().append(record).await {
             tracing::error!(error = %e, event, "audit append failed");
         }
+    }
+}
+
+/// The event audited when the lockout refuses a step: named after what the person asked for
+/// (`push_refused` for a push asked with the password, `login_refused` for a login).
+fn refused_event(req: StepRequest<'_>) -> String {
+    match req.then {
+        Some(t) if !t.in_one_go => format!("{}_refused", t.method),
+        _ if req.op == StepOp::Begin => format!("{}_refused", req.method),
+        _ => "login_refused".to_owned(),
+    }
+}
+
+fn shown(c: &Current) -> Shown {
+    Shown {
+        method: c.method.clone(),
+        prompt: c.prompt.clone(),
+        expires_at: c.expires_at,
+        poll_after_ms: c.poll_after_ms,
     }
 }

@@ -1,16 +1,19 @@
 //! Strong authentication for Caducée: proving who a person is, and at which strength.
 //!
-//! Owns the [`AuthMethod`] trait the methods implement (password, TOTP, OTP tokens, mail OTP;
-//! QR phone app, CPS card and WebAuthn later), push approval on the phone ([`push`], driven by
-//! the engine, with the phones' signed requests in [`push_request`]), the methods themselves, the
+//! Owns the [`AuthMethod`] trait the methods implement (password, «Code OTP» over TOTP apps, OTP
+//! tokens and activation codes, mail OTP, push approval on the phone; QR phone app, CPS card and
+//! WebAuthn later), push approval's service ([`push`], with the phones' signed requests in
+//! [`push_request`]), where a login stands between steps ([`progress`]), the methods themselves, the
 //! enrolment of authenticators, attempt counters and lockouts ([`lockout`]) with the device
 //! cookies that tell a professional's own browser from strangers ([`device`]), and the policy that
-//! turns the factors used into `acr` and `amr` ([`policy`]). The [`engine::AuthEngine`] runs the
-//! methods for the login pages and is the only place that counts failures.
+//! turns the factors used into `acr` and `amr` and says which methods may come next
+//! ([`policy`]). The [`engine::AuthEngine`] takes the steps the login pages ask for and is the
+//! only place that counts failures.
 //!
 //! Must not depend on `oidc-core` (it knows nothing of OAuth) nor on `axum` (no HTTP here).
 
 pub mod activation;
+pub mod code;
 pub mod device;
 pub mod engine;
 pub mod enrolment;
@@ -22,6 +25,7 @@ pub mod method;
 pub mod otp;
 pub mod password;
 pub mod policy;
+mod progress;
 pub mod pskc;
 pub mod push;
 pub mod push_notify;
@@ -30,8 +34,9 @@ pub mod store_keys;
 pub mod totp;
 pub mod user_agent;
 
-pub use engine::{AuthEngine, Login, LoginAttempt, MailOtpAttempt, PushAttempt, PushLogin, Refusal};
+pub use engine::{AuthEngine, Login, Refusal, Shown, StepOp, StepOutcome, StepRequest, Then};
 pub use method::{
-    AuthContext, AuthError, AuthMethod, FactorKind, FactorResult, Failure, Input, MethodState, Prompt, Step,
+    AuthContext, AuthError, AuthMethod, FactorKind, FactorResult, Failure, Input, MethodId, MethodState, Prompt, Step,
+    Unusable,
 };
 pub use policy::{AuthResult, Policy};

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq as _;
 use crate::mailer::{Mailer, OutgoingMail};
 use crate::method::{
     AuthContext, AuthError, AuthMethod, FactorKind, FactorResult, Failure, Input, MethodId, MethodState, Prompt, Step,
+    Unusable,
 };
 
 pub const METHOD_ID: MethodId = "otp-mail";
@@ -249,7 +250,7 @@ impl AuthMethod for MailOtp {
         };
         let state = serde_json::to_value(State { subject: subject.to_owned() })
             .map_err(|e| AuthError::Internal(e.to_string()))?;
-        Ok(Step::Continue { state: MethodState(state), prompt: Prompt::Fields(vec!["otp"]) })
+        Ok(Step::Continue { state: MethodState(state), prompt: Prompt::fields(&["otp"]) })
     }
 
     async fn submit(&self, cx: &AuthContext, state: MethodState, input: &Input) -> Result<Step, AuthError> {
@@ -284,6 +285,86 @@ impl AuthMethod for MailOtp {
             amr: vec!["otp".to_owned()],
             at: cx.now,
         }))
+    }
+}
+
+/// «Recevoir un code par courriel» as a login method: `begin` mails a code (the password was
+/// checked first: the policy puts this method after it), `submit` checks it. The same code is
+/// also accepted in the «Code OTP» field ([`crate::code`]), where [`MailOtp`] itself checks it.
+pub struct MailOtpMethod {
+    mail: Arc<MailOtp>,
+    directory: directory::Directory,
+}
+
+/// The method id of [`MailOtpMethod`].
+pub const SEND_METHOD_ID: MethodId = "mail";
+
+impl MailOtpMethod {
+    pub fn new(mail: Arc<MailOtp>, directory: directory::Directory) -> Self {
+        MailOtpMethod { mail, directory }
+    }
+
+    async fn audit(&self, cx: &AuthContext, subject: &str, outcome: &str) {
+        let record = directory::AuditEvent {
+            event: "mail_otp".to_owned(),
+            actor: None,
+            subject: Some(subject.to_owned()),
+            client_id: None,
+            source_ip: cx.source_ip.clone(),
+            outcome: outcome.to_owned(),
+            details: serde_json::json!({ "interaction": cx.interaction }),
+            at: cx.now,
+        };
+        if let Err(e) = self.directory.audit().append(record).await {
+            tracing::error!(error = %e, "audit append failed");
+        }
+    }
+}
+
+#[async_trait]
+impl AuthMethod for MailOtpMethod {
+    fn id(&self) -> MethodId {
+        SEND_METHOD_ID
+    }
+
+    fn kind(&self) -> FactorKind {
+        FactorKind::Possession
+    }
+
+    fn needs_subject(&self) -> bool {
+        true
+    }
+
+    /// Offered to everyone: an account without an address is told so only after its password.
+    async fn available(&self, _cx: &AuthContext, _subject: Option<&str>) -> Result<bool, AuthError> {
+        Ok(true)
+    }
+
+    async fn begin(&self, cx: &AuthContext, subject: Option<&str>) -> Result<Step, AuthError> {
+        let Some(subject) = subject else {
+            return Ok(Step::Failed(Failure::Bad));
+        };
+        let account = self.directory.professionals().get_by_subject(subject).await?;
+        let address = account.and_then(|a| a.email);
+        let outcome = self.mail.send_code(cx, subject, address.as_deref()).await?;
+        let (label, step) = match outcome {
+            SendOutcome::Sent { masked_address, until, time, date } => {
+                let state = serde_json::to_value(State { subject: subject.to_owned() })
+                    .map_err(|e| AuthError::Internal(e.to_string()))?;
+                let prompt = Prompt::CodeSent { masked_address, until, time, date };
+                ("sent", Step::Continue { state: MethodState(state), prompt })
+            }
+            SendOutcome::NoAddress => ("no_address", Step::Failed(Failure::Unusable(Unusable::NotEnrolled))),
+            SendOutcome::Throttled { retry_after } => {
+                ("throttled", Step::Failed(Failure::Unusable(Unusable::Throttled { retry_after })))
+            }
+        };
+        self.audit(cx, subject, label).await;
+        Ok(step)
+    }
+
+    async fn submit(&self, cx: &AuthContext, state: MethodState, input: &Input) -> Result<Step, AuthError> {
+        self.mail.submit(cx, state, input).await
     }
 }
 

@@ -35,6 +35,8 @@ pub struct AuthContext {
     pub device_cookie: Option<String>,
     /// The browser's `User-Agent`, as sent (shown to the professional's phone).
     pub user_agent: Option<String>,
+    /// The relying party's registered name (shown on the professional's phone).
+    pub client_name: String,
 }
 
 impl AuthContext {
@@ -53,6 +55,7 @@ impl fmt::Debug for AuthContext {
             .field("interaction", &self.interaction)
             .field("device_cookie", &self.device_cookie.as_ref().map(|_| "<redacted>"))
             .field("user_agent", &self.user_agent)
+            .field("client_name", &self.client_name)
             .finish()
     }
 }
@@ -90,12 +93,36 @@ impl fmt::Debug for Input {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct MethodState(pub serde_json::Value);
 
-/// What the login page must show for the next step.
-#[derive(Debug, Clone, PartialEq)]
+/// What the login page must show for the next step. Each variant is drawn by its own template
+/// fragment; it is kept with the login, so that any node can draw the page again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Prompt {
-    /// Text inputs with these stable names.
-    Fields(Vec<&'static str>),
+    /// Text inputs with these stable names (docs/login-ui.md).
+    Fields { fields: Vec<String> },
+    /// A code was mailed to `masked_address`, valid until `until` (written `time` `date` in the
+    /// configured time zone); the person types it in `otp`.
+    CodeSent { masked_address: String, until: i64, time: String, date: String },
+    /// The person's other device must answer: the page shows `number`, to be typed there, until
+    /// `expires_at`. `silenced`: the device was not woken (auto-silence).
+    Number { number: String, expires_at: i64, silenced: bool },
+}
+
+impl Prompt {
+    /// Inputs with these names.
+    pub fn fields(names: &[&str]) -> Prompt {
+        Prompt::Fields { fields: names.iter().map(|n| (*n).to_owned()).collect() }
+    }
+
+    /// The inputs this prompt asks for.
+    pub fn field_names(&self) -> Vec<&str> {
+        match self {
+            Prompt::Fields { fields } => fields.iter().map(String::as_str).collect(),
+            Prompt::CodeSent { .. } => vec!["otp"],
+            Prompt::Number { .. } => Vec::new(),
+        }
+    }
 }
 
 /// One successful factor.
@@ -122,6 +149,20 @@ pub enum Failure {
     Expired,
     /// The person refused on their other device ("this was not me").
     Denied,
+    /// The method cannot run for this person now (nothing enrolled, blocked, throttled): the
+    /// page says why; it counts as no attempt.
+    Unusable(Unusable),
+}
+
+/// Why a method cannot run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// The account has nothing this method needs (no phone, no mail address).
+    NotEnrolled,
+    /// The account's owner, or an administrator, blocked it («ce n'était pas moi»).
+    Blocked,
+    /// Too many requests: try again after `retry_after` seconds.
+    Throttled { retry_after: u64 },
 }
 
 /// The outcome of one step.
@@ -176,5 +217,15 @@ pub trait AuthMethod: Send + Sync {
     /// Out-of-band methods report whether the other device answered; others never complete here.
     async fn poll(&self, _cx: &AuthContext, _state: MethodState) -> Result<Step, AuthError> {
         Ok(Step::Failed(Failure::Expired))
+    }
+    /// Whether an out-of-band step still awaits the other device. Reads only: an answer stays
+    /// for `poll` to take (the page's script asks this, then submits the page).
+    async fn waiting(&self, _cx: &AuthContext, _state: &MethodState) -> Result<bool, AuthError> {
+        Ok(false)
+    }
+    /// Whether this method reads the identifier the person typed (`username`) and so starts a
+    /// login: the engine then admits the attempt against that identifier's lockout first.
+    fn reads_identifier(&self) -> bool {
+        false
     }
 }

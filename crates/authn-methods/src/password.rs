@@ -244,12 +244,16 @@ impl AuthMethod for PasswordMethod {
         false
     }
 
+    fn reads_identifier(&self) -> bool {
+        true
+    }
+
     async fn available(&self, _cx: &AuthContext, _subject: Option<&str>) -> Result<bool, AuthError> {
         Ok(true)
     }
 
     async fn begin(&self, _cx: &AuthContext, _subject: Option<&str>) -> Result<Step, AuthError> {
-        Ok(Step::Continue { state: MethodState::default(), prompt: Prompt::Fields(vec!["username", "password"]) })
+        Ok(Step::Continue { state: MethodState::default(), prompt: Prompt::fields(&["username", "password"]) })
     }
 
     async fn submit(&self, cx: &AuthContext, _state: MethodState, input: &Input) -> Result<Step, AuthError> {

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::method::{FactorKind, FactorResult};
+use crate::method::{FactorKind, FactorResult, MethodId};
 
 /// A completed authentication, ready to become an SSO session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,56 @@ pub struct AuthResult {
 #[derive(Debug, Clone, Default)]
 pub struct Policy;
 
+/// What the policy knows of a method the engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodInfo {
+    pub id: MethodId,
+    pub kind: FactorKind,
+    /// It proves something of a person already identified by an earlier factor.
+    pub needs_subject: bool,
+    /// It reads the identifier the person types, and so may open a login.
+    pub reads_identifier: bool,
+}
+
+/// A way to sign in that the login page offers first: `method`, after `after` when the method
+/// needs the person identified first (a password before a one-time code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    pub method: MethodId,
+    pub after: Option<MethodId>,
+}
+
 impl Policy {
+    /// The methods that may come next, given the factors proven so far. No order is fixed: a
+    /// login opens with any method that identifies the person (a password, later the card or
+    /// the phone app); then come factors of a kind not yet proven, for that person.
+    pub fn next(&self, factors: &[FactorResult], methods: &[MethodInfo]) -> Vec<MethodId> {
+        if factors.is_empty() {
+            return methods.iter().filter(|m| !m.needs_subject).map(|m| m.id).collect();
+        }
+        let proven: Vec<FactorKind> = factors.iter().map(|f| f.kind).collect();
+        methods
+            .iter()
+            .filter(|m| m.needs_subject && !m.reads_identifier && !proven.contains(&m.kind))
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// The choices of the login page: every method that completes a login, with the one that
+    /// must come before it. A method that is only ever a first factor (the password) is not a
+    /// choice of its own: it comes with the second.
+    pub fn offers(&self, methods: &[MethodInfo]) -> Vec<Offer> {
+        let opener = methods.iter().find(|m| m.reads_identifier && !m.needs_subject).map(|m| m.id);
+        methods
+            .iter()
+            .filter_map(|m| match (m.needs_subject, m.reads_identifier) {
+                (true, _) => opener.map(|after| Offer { method: m.id, after: Some(after) }),
+                (false, false) => Some(Offer { method: m.id, after: None }),
+                (false, true) => None,
+            })
+            .collect()
+    }
+
     /// The level reached by `factors`, or `None` if they are not enough for any level.
     pub fn acr(&self, factors: &[FactorResult]) -> Option<&'static str> {
         let kinds = distinct_kinds(factors);
@@ -117,6 +166,34 @@ mod tests {
             factor("b", FactorKind::Possession, &["otp"], false),
         ];
         assert!(Policy.result(f, 1).is_none());
+    }
+
+    fn info(id: MethodId, kind: FactorKind, needs_subject: bool, reads_identifier: bool) -> MethodInfo {
+        MethodInfo { id, kind, needs_subject, reads_identifier }
+    }
+
+    #[test]
+    fn next_methods_follow_the_factors_not_a_fixed_order() {
+        let methods = [
+            info("pwd", FactorKind::Knowledge, false, true),
+            info("otp", FactorKind::Possession, true, false),
+            info("push", FactorKind::Possession, true, false),
+            info("qr", FactorKind::Possession, false, false),
+        ];
+        assert_eq!(Policy.next(&[], &methods), vec!["pwd", "qr"]);
+        let pwd = [factor("a", FactorKind::Knowledge, &["pwd"], false)];
+        assert_eq!(Policy.next(&pwd, &methods), vec!["otp", "push"]);
+        let both = [pwd[0].clone(), factor("a", FactorKind::Possession, &["otp"], false)];
+        assert!(Policy.next(&both, &methods).is_empty());
+        let offers = Policy.offers(&methods);
+        assert_eq!(
+            offers,
+            vec![
+                Offer { method: "otp", after: Some("pwd") },
+                Offer { method: "push", after: Some("pwd") },
+                Offer { method: "qr", after: None },
+            ]
+        );
     }
 
     #[test]

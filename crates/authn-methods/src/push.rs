@@ -28,8 +28,10 @@ use crate::push_notify::{PushNotifier, SilenceSettings, WakeUpOutcome, WebhookSe
 use crate::push_request::{DeviceError, DevicePublicKey, RequestCheck};
 
 mod enrolment;
+mod login;
 
 pub use enrolment::{EnrolmentStart, PushEnrolment};
+pub use login::PushMethod;
 
 pub const METHOD_ID: &str = "push";
 /// The authenticator kind of an enrolled push phone.

@@ -2,8 +2,8 @@
 
 use session_store::KeyPrefix;
 
-/// A login waiting for its push (the password was right), by interaction.
-pub const PUSH_LOGIN: KeyPrefix = KeyPrefix::new("push-login");
+/// Where a login stands (factors proven, method under way), by interaction.
+pub const LOGIN_PROGRESS: KeyPrefix = KeyPrefix::new("login-progress");
 /// A push request, by challenge id.
 pub const PUSH_CHALLENGE: KeyPrefix = KeyPrefix::new("push-ch");
 /// A professional's pending push, by subject (one at a time).
@@ -46,7 +46,7 @@ pub const LIMIT_MAIL_SPACING: KeyPrefix = KeyPrefix::new("mail-otp-spacing");
 
 /// Every family above.
 pub const ALL: &[KeyPrefix] = &[
-    PUSH_LOGIN,
+    LOGIN_PROGRESS,
     PUSH_CHALLENGE,
     PUSH_CURRENT,
     PUSH_ENROLMENT,

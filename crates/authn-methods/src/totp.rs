@@ -212,7 +212,7 @@ impl AuthMethod for TotpMethod {
         };
         let state = serde_json::to_value(State { subject: subject.to_owned() })
             .map_err(|e| AuthError::Internal(e.to_string()))?;
-        Ok(Step::Continue { state: MethodState(state), prompt: Prompt::Fields(vec!["otp"]) })
+        Ok(Step::Continue { state: MethodState(state), prompt: Prompt::fields(&["otp"]) })
     }
 
     async fn submit(&self, cx: &AuthContext, state: MethodState, input: &Input) -> Result<Step, AuthError> {

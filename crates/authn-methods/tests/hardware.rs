@@ -11,13 +11,26 @@ use authn_methods::engine::EngineSettings;
 use authn_methods::hardware::{self, HardwareTokenMethod, KIND_HOTP, KIND_TOTP, TokenAdminError, TokenParams, Windows};
 use authn_methods::otp::{HashAlgorithm, hotp, time_step};
 use authn_methods::pskc::{ContainerKey, parse};
-use authn_methods::{AuthContext, AuthEngine, AuthMethod as _, Input, LoginAttempt, Step};
+use authn_methods::{AuthContext, AuthEngine, AuthMethod as _, Input, Step, StepOp, StepOutcome, StepRequest, Then};
 use directory::{DataKey, Directory, NewProfessional};
 use session_store::{MemoryStore, SessionStore};
 use zeroize::Zeroizing;
 
 const SEED: &[u8] = b"12345678901234567890";
 const NOW: i64 = 1_800_000_000;
+
+/// The documented one-form login (docs/login-ui.md): identifier, password and code at once.
+async fn one_form(
+    engine: &AuthEngine,
+    cx: &AuthContext,
+    username: &str,
+    password: &str,
+    otp: &str,
+) -> Result<StepOutcome, authn_methods::AuthError> {
+    let input = Input::new().with("username", username).with("password", password).with("otp", otp);
+    let then = Some(Then { method: "otp", in_one_go: true });
+    engine.step(cx, StepRequest { method: "pwd", op: StepOp::Submit, input: &input, then }).await
+}
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/tests/pskc/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -75,22 +88,28 @@ async fn import_assign_and_sign_in_with_a_hotp_token() {
         store,
         EngineSettings { failure_floor: Duration::from_millis(1), ..Default::default() },
     );
-    let cx = AuthContext { now: NOW, source_ip: None, interaction: "ix".into(), device_cookie: None, user_agent: None };
+    let cx = AuthContext {
+        now: NOW,
+        source_ip: None,
+        interaction: "ix".into(),
+        device_cookie: None,
+        user_agent: None,
+        client_name: String::new(),
+    };
     let code0 = hotp(SEED, 0, 8, HashAlgorithm::Sha1);
-    let LoginAttempt::Success(r) =
-        engine.password_and_otp(&cx, "899700000011", "a long passphrase", &code0).await.unwrap()
+    let StepOutcome::Success(r) = one_form(&engine, &cx, "899700000011", "a long passphrase", &code0).await.unwrap()
     else {
         panic!("the token's first code signs in");
     };
     assert!(r.result.amr.contains(&"hwk".to_owned()) && r.result.amr.contains(&"otp".to_owned()));
     assert_eq!(r.result.acr, "eidas1");
-    let replay = engine.password_and_otp(&cx, "899700000011", "a long passphrase", &code0).await.unwrap();
-    assert!(matches!(replay, LoginAttempt::Refused(_)), "a code is accepted once");
+    let replay = one_form(&engine, &cx, "899700000011", "a long passphrase", &code0).await.unwrap();
+    assert!(matches!(replay, StepOutcome::Refused(_)), "a code is accepted once");
 
     hardware::unassign(&d, "987654321").await.unwrap();
     let code1 = hotp(SEED, 1, 8, HashAlgorithm::Sha1);
-    let after = engine.password_and_otp(&cx, "899700000011", "a long passphrase", &code1).await.unwrap();
-    assert!(matches!(after, LoginAttempt::Refused(_)), "an unassigned token signs nobody in");
+    let after = one_form(&engine, &cx, "899700000011", "a long passphrase", &code1).await.unwrap();
+    assert!(matches!(after, StepOutcome::Refused(_)), "an unassigned token signs nobody in");
 }
 
 async fn hotp_token(d: &Directory, subject: &str) -> directory::AuthenticatorRecord {
@@ -152,6 +171,7 @@ async fn concurrent_submissions_of_one_token_code_let_one_through() {
                 interaction: format!("ix{i}"),
                 device_cookie: None,
                 user_agent: None,
+                client_name: String::new(),
             };
             let Step::Continue { state, .. } = m.begin(&cx, Some(&subject)).await.unwrap() else {
                 panic!("the method opens for a token holder");

@@ -7,11 +7,24 @@ use std::time::Duration;
 use authn_methods::engine::EngineSettings;
 use authn_methods::lockout::{Admission, AfterFailure, LockScope, Lockout, LockoutPolicy, Source};
 use authn_methods::totp::{self, TotpParams};
-use authn_methods::{AuthContext, AuthEngine, LoginAttempt, Refusal};
+use authn_methods::{AuthContext, AuthEngine, Input, Refusal, StepOp, StepOutcome, StepRequest, Then};
 use directory::{DataKey, Directory, NewProfessional};
 use session_store::{MemoryStore, SessionStore};
 
 const NOW: i64 = 1_800_000_000;
+
+/// The documented one-form login (docs/login-ui.md): identifier, password and code at once.
+async fn one_form(
+    engine: &AuthEngine,
+    cx: &AuthContext,
+    username: &str,
+    password: &str,
+    otp: &str,
+) -> Result<StepOutcome, authn_methods::AuthError> {
+    let input = Input::new().with("username", username).with("password", password).with("otp", otp);
+    let then = Some(Then { method: "otp", in_one_go: true });
+    engine.step(cx, StepRequest { method: "pwd", op: StepOp::Submit, input: &input, then }).await
+}
 
 async fn directory() -> (Directory, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -44,6 +57,7 @@ fn cx(now: i64) -> AuthContext {
         interaction: "ix".into(),
         device_cookie: None,
         user_agent: None,
+        client_name: "Logiciel de test".into(),
     }
 }
 
@@ -228,15 +242,15 @@ async fn the_engine_combines_password_and_totp_into_eidas1() {
     let engine = AuthEngine::new(d.clone(), store, settings);
     let code = totp::current_code(&e.authenticator.secret, TotpParams::default(), NOW).unwrap();
 
-    let wrong = engine.password_and_otp(&cx(NOW), "899700000004", "not the passphrase", &code).await.unwrap();
-    assert_eq!(wrong, LoginAttempt::Refused(Refusal::Invalid));
-    let unknown = engine.password_and_otp(&cx(NOW), "899799999999", "a long passphrase", &code).await.unwrap();
-    assert_eq!(unknown, LoginAttempt::Refused(Refusal::Invalid));
-    let no_otp = engine.password_and_otp(&cx(NOW), "899700000004", "a long passphrase", "").await.unwrap();
-    assert_eq!(no_otp, LoginAttempt::Refused(Refusal::Invalid));
+    let wrong = one_form(&engine, &cx(NOW), "899700000004", "not the passphrase", &code).await.unwrap();
+    assert_eq!(wrong, StepOutcome::Refused(Refusal::Invalid));
+    let unknown = one_form(&engine, &cx(NOW), "899799999999", "a long passphrase", &code).await.unwrap();
+    assert_eq!(unknown, StepOutcome::Refused(Refusal::Invalid));
+    let no_otp = one_form(&engine, &cx(NOW), "899700000004", "a long passphrase", "").await.unwrap();
+    assert_eq!(no_otp, StepOutcome::Refused(Refusal::Invalid));
 
-    let LoginAttempt::Success(login) =
-        engine.password_and_otp(&cx(NOW), " 899700000004 ", "a long passphrase", &code).await.unwrap()
+    let StepOutcome::Success(login) =
+        one_form(&engine, &cx(NOW), " 899700000004 ", "a long passphrase", &code).await.unwrap()
     else {
         panic!("right password and code must succeed");
     };
@@ -273,8 +287,8 @@ async fn item_2_identifiers_that_cannot_be_one_are_refused_before_anything_is_st
     let long = "8".repeat(60_000);
     let before = store.used_bytes();
     for bad in [long.as_str(), "8997 00000005", "<script>", "899700000005\u{0}", "é"] {
-        let answer = engine.password_and_otp(&cx(NOW), bad, "a long passphrase", "000000").await.unwrap();
-        assert_eq!(answer, LoginAttempt::Refused(Refusal::Invalid), "{}", bad.chars().take(20).collect::<String>());
+        let answer = one_form(&engine, &cx(NOW), bad, "a long passphrase", "000000").await.unwrap();
+        assert_eq!(answer, StepOutcome::Refused(Refusal::Invalid), "{}", bad.chars().take(20).collect::<String>());
     }
     assert!(store.used_bytes() - before < 512, "only the address counter: {}", store.used_bytes() - before);
     let events = d.audit().query(directory::AuditQuery::default()).await.unwrap();
@@ -284,4 +298,87 @@ async fn item_2_identifiers_that_cannot_be_one_are_refused_before_anything_is_st
         assert!(e.details.get("identifier").is_none() && e.details.get("identifier_hash").is_none());
         assert!(e.details.to_string().len() < 100, "{}", e.details);
     }
+}
+
+async fn step(
+    engine: &AuthEngine,
+    cx: &AuthContext,
+    method: &str,
+    op: StepOp,
+    input: &Input,
+) -> Result<StepOutcome, authn_methods::AuthError> {
+    engine.step(cx, StepRequest { method, op, input, then: None }).await
+}
+
+/// The login as a sequence of steps kept between requests: the password, then what the policy
+/// allows next, each step counted by the engine alone.
+#[tokio::test]
+async fn a_login_is_a_sequence_of_steps_the_policy_orders() {
+    let (d, _t) = directory().await;
+    let subject = professional(&d, "899700000006", "a long passphrase").await;
+    let e = totp::enroll(&d, &subject, "899700000006", "Caducée", true, NOW - 300).await.unwrap();
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let policy = LockoutPolicy { max_failures: 3, ..LockoutPolicy::default() };
+    let settings = EngineSettings { failure_floor: Duration::from_millis(1), lockout: policy, ..Default::default() };
+    let engine = AuthEngine::new(d.clone(), store, settings);
+    let code = totp::current_code(&e.authenticator.secret, TotpParams::default(), NOW).unwrap();
+    let otp = |c: &str| Input::new().with("otp", c);
+
+    // A code before anyone is identified is not a step of this login.
+    let early = step(&engine, &cx(NOW), "otp", StepOp::Submit, &otp(&code)).await.unwrap();
+    assert_eq!(early, StepOutcome::NotAllowed);
+    assert_eq!(step(&engine, &cx(NOW), "nope", StepOp::Begin, &Input::new()).await.unwrap(), StepOutcome::NotAllowed);
+
+    let pwd = Input::new().with("username", "899700000006").with("password", "a long passphrase");
+    let next = step(&engine, &cx(NOW), "pwd", StepOp::Submit, &pwd).await.unwrap();
+    assert_eq!(next, StepOutcome::Next { methods: vec!["otp"] });
+    assert_eq!(engine.current("ix").await.unwrap(), Some(next), "any node reads where the login stands");
+    assert_eq!(engine.current("another").await.unwrap(), None);
+
+    // A wrong code counts and leaves the password proven; the next request types the code only.
+    let wrong = step(&engine, &cx(NOW), "otp", StepOp::Submit, &otp("000000")).await.unwrap();
+    assert_eq!(wrong, StepOutcome::Refused(Refusal::Invalid));
+    let StepOutcome::Success(login) = step(&engine, &cx(NOW), "otp", StepOp::Submit, &otp(&code)).await.unwrap() else {
+        panic!("the right code after the password signs in");
+    };
+    assert_eq!(login.result.amr, vec!["pwd", "otp", "mfa"]);
+    // Done: the same interaction has nothing left to continue.
+    let after = step(&engine, &cx(NOW), "otp", StepOp::Submit, &otp(&code)).await.unwrap();
+    assert_eq!(after, StepOutcome::NotAllowed);
+
+    // Wrong codes after a right password lock the identifier like wrong passwords do.
+    let other = AuthContext { interaction: "ix2".into(), ..cx(NOW + 60) };
+    step(&engine, &other, "pwd", StepOp::Submit, &pwd).await.unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        outcomes.push(step(&engine, &other, "otp", StepOp::Submit, &otp("000000")).await.unwrap());
+    }
+    assert_eq!(outcomes[0], StepOutcome::Refused(Refusal::Invalid));
+    assert!(matches!(outcomes[3], StepOutcome::Refused(Refusal::Locked { .. })), "{outcomes:?}");
+    let code = totp::current_code(&e.authenticator.secret, TotpParams::default(), NOW + 60).unwrap();
+    let locked = step(&engine, &other, "otp", StepOp::Submit, &otp(&code)).await.unwrap();
+    assert!(matches!(locked, StepOutcome::Refused(Refusal::Locked { .. })), "the right code waits too: {locked:?}");
+}
+
+/// Two requests taking the same step of one login at once: one moves it on, the other is told.
+#[tokio::test]
+async fn of_two_concurrent_steps_of_one_login_one_wins() {
+    let (d, _t) = directory().await;
+    let subject = professional(&d, "899700000007", "a long passphrase").await;
+    let e = totp::enroll(&d, &subject, "899700000007", "Caducée", true, NOW - 300).await.unwrap();
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let settings = EngineSettings { failure_floor: Duration::from_millis(1), ..Default::default() };
+    let engine = Arc::new(AuthEngine::new(d.clone(), store, settings));
+    let pwd = Input::new().with("username", "899700000007").with("password", "a long passphrase");
+    step(&engine, &cx(NOW), "pwd", StepOp::Submit, &pwd).await.unwrap();
+    let code = totp::current_code(&e.authenticator.secret, TotpParams::default(), NOW).unwrap();
+    let typed = Input::new().with("otp", code);
+    let here = cx(NOW);
+    let (a, b) = tokio::join!(
+        step(&engine, &here, "otp", StepOp::Submit, &typed),
+        step(&engine, &here, "otp", StepOp::Submit, &typed),
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let wins = outcomes.iter().filter(|o| matches!(o, StepOutcome::Success(_))).count();
+    assert_eq!(wins, 1, "{outcomes:?}");
 }

@@ -7,6 +7,7 @@ use oidc_core::http::Pages;
 use oidc_core::logout::LogoutError;
 
 use crate::i18n::{self, Texts, texts};
+use crate::method_pages::MethodCard;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -15,36 +16,44 @@ pub(crate) struct LoginPage {
     pub action: String,
     pub client_name: String,
     pub csrf_token: String,
-    pub username: String,
     pub error: Option<String>,
     pub notice: Option<String>,
-    /// Whether to offer «Envoyer OTP par courriel».
-    pub mail_otp: bool,
-    /// Whether to offer «Valider sur mon téléphone».
-    pub push: bool,
+    pub view: View,
+    /// The list of ways to sign in is shown (no link back to it).
+    pub choosing: bool,
+    /// The page runs its one script (a waiting step).
+    pub script: bool,
+    /// The identifier as typed, kept when the form is shown again.
+    pub username: String,
 }
 
-/// Waiting for the phone: the number to type there, refreshed without JavaScript.
-#[derive(Template)]
-#[template(path = "push_wait.html")]
-pub(crate) struct PushWaitPage {
-    pub t: &'static Texts,
-    pub action: String,
-    /// Where the page's script asks whether the phone answered.
-    pub state_url: String,
-    pub csrf_token: String,
-    pub number: String,
-    /// The digits apart, so that screen readers say «4 2», not «forty-two».
-    pub number_spoken: String,
-    pub valid_until: String,
-    /// The phone was not woken (auto-silence): the professional must open the app.
-    pub silenced: bool,
+/// What the login page shows under its title.
+pub(crate) enum View {
+    /// The ways to sign in, the last one used first.
+    Choose { offers: Vec<MethodCard> },
+    /// Identifier and password, then what `method` adds (a code field, a button).
+    Start { method: String, label: &'static str, together: bool },
+    /// The identifier is proven: the methods that may come next.
+    Next { offers: Vec<MethodCard> },
+    /// The method under way asks for something.
+    Prompt { method: String, prompt: PromptView },
 }
 
-impl PushWaitPage {
-    pub(crate) fn render_page(&self) -> String {
-        render_or_fallback(self.render())
-    }
+/// A method's prompt, ready to draw.
+pub(crate) enum PromptView {
+    /// A code to type in `otp`.
+    Code,
+    /// A number to type on the other device, which the page waits for.
+    Number {
+        number: String,
+        /// The digits apart, so that screen readers say «4 2», not «forty-two».
+        number_spoken: String,
+        valid_until: String,
+        expires_at: i64,
+        poll_after_ms: u64,
+        /// The device was not woken (auto-silence): the professional must open the app.
+        silenced: bool,
+    },
 }
 
 #[derive(Template)]
@@ -142,11 +151,12 @@ mod tests {
             action: "/interaction/abc".into(),
             client_name: "<script>x</script>".into(),
             csrf_token: "tok".into(),
-            username: "\"><b>".into(),
             error: Some("Identifiant incorrect".into()),
             notice: None,
-            mail_otp: true,
-            push: true,
+            view: View::Start { method: "otp".into(), label: "Code OTP", together: true },
+            choosing: false,
+            script: false,
+            username: "\"><b>".into(),
         }
         .render_page();
         assert!(html.contains("<html lang=\"fr\">"));
@@ -158,11 +168,10 @@ mod tests {
         assert!(!html.contains("<script>x</script>"));
         assert!(!html.contains("\"><b>"));
         assert!(html.contains("role=\"alert\""));
-        // The default button (Enter) logs in: it comes before the other submit buttons.
-        let login = html.find("value=\"login\"").unwrap();
-        assert!(login < html.find("value=\"send_mail_otp\"").unwrap());
-        assert!(login < html.find("value=\"send_push\"").unwrap());
+        // The default button (Enter) signs in: it comes before «Annuler».
+        let login = html.find("id=\"sign-in\"").unwrap();
         assert!(login < html.find("value=\"cancel\"").unwrap());
+        assert!(html.contains("name=\"then\" value=\"otp\""));
     }
 
     #[test]

@@ -311,6 +311,7 @@ impl App {
                 ..LockoutPolicy::default()
             },
             failure_floor: Duration::from_millis(login.failure_floor_ms),
+            login_ttl: Duration::from_secs(u64::try_from(config.session.interaction_ttl).unwrap_or(900)),
         };
         let mail = Arc::new(MailOtp::new(
             store.clone(),

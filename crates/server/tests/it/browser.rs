@@ -112,6 +112,26 @@ async fn submit(c: &Client, action: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Chooses a way to sign in on the login page: its pictogram in the list, or straight to it when
+/// the page already shows another (the browser remembers the last one used).
+async fn choose(c: &Client, method: &str) -> anyhow::Result<()> {
+    let old = c.find(Locator::Css("html")).await?;
+    match c.find(Locator::Css(&format!("a[href*=\"method={method}\"]"))).await {
+        Ok(link) => link.click().await?,
+        Err(_) => {
+            let mut url = c.current_url().await?;
+            url.set_query(Some(&format!("method={method}")));
+            c.goto(url.as_str()).await?;
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while old.tag_name().await.is_ok() {
+        ensure!(std::time::Instant::now() < deadline, "the page did not change after choosing {method}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
     Ok(c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await?.text().await?)
 }
@@ -157,27 +177,32 @@ async fn totp_app_login_wrong_code_messages_and_accessibility() {
         ensure!(title.contains("Logiciel de test"), "{title}");
         let lang = c.find(Locator::Css("html")).await?.attr("lang").await?;
         ensure!(lang.as_deref() == Some("fr"), "{lang:?}");
-        accessible(&c).await?;
+        let choice = text_of(&c, "h2").await?;
+        ensure!(choice.contains("Choisissez votre moyen de connexion"), "{choice}");
+        accessible(&c).await.context("the list of ways to sign in")?;
+        choose(&c, "otp").await?;
+        accessible(&c).await.context("the code form")?;
 
         fill(&c, "username", USER).await?;
         fill(&c, "password", PASSWORD).await?;
         fill(&c, "otp", "000000").await?;
-        click(&c, "login").await?;
+        click(&c, "submit").await?;
         let alert = text_of(&c, "[role=alert]").await?;
         ensure!(alert.contains("Identifiant, mot de passe ou code OTP incorrect"), "{alert}");
         accessible(&c).await.context("with the error shown")?;
 
         fill(&c, "password", PASSWORD).await?;
         fill(&c, "otp", &s.p.totp(&s.totp, 0)?).await?;
-        click(&c, "login").await?;
+        click(&c, "submit").await?;
         landed(&c, &s.rp).await?;
 
         // The same page in English.
         c.goto(&authorize(&s, "&prompt=login&ui_locales=en")).await?;
+        choose(&c, "otp").await?;
         fill(&c, "username", USER).await?;
         fill(&c, "password", "wrong password!").await?;
         fill(&c, "otp", "123456").await?;
-        click(&c, "login").await?;
+        click(&c, "submit").await?;
         let alert = text_of(&c, "[role=alert]").await?;
         ensure!(alert.contains("Incorrect identifier, password or OTP code"), "{alert}");
         let lang = c.find(Locator::Css("html")).await?.attr("lang").await?;
@@ -199,9 +224,10 @@ async fn mail_otp_login_in_the_browser() {
     .await;
     with_browser("mail_otp_login", |c| async move {
         c.goto(&authorize(&s, "")).await?;
+        choose(&c, "mail").await?;
         fill(&c, "username", USER).await?;
         fill(&c, "password", PASSWORD).await?;
-        click(&c, "send_mail_otp").await?;
+        submit(&c, "submit").await?;
         let notice = text_of(&c, "[role=status]").await?;
         ensure!(notice.contains("Le courriel est parti"), "{notice}");
         let mails = sink.wait_for(1, Duration::from_secs(10));
@@ -215,12 +241,11 @@ async fn mail_otp_login_in_the_browser() {
         let marker = "pour vous authentifier : ";
         let at = text.find(marker).context("the code in the mail")? + marker.len();
         let code = text[at..at + 6].to_owned();
-        // The identifier stays filled in; the password is typed again with the code.
-        let kept = c.find(Locator::Id("username")).await?.prop("value").await?;
-        ensure!(kept.as_deref() == Some(USER), "{kept:?}");
-        fill(&c, "password", PASSWORD).await?;
+        // The password is proven: only the code is typed now.
+        accessible(&c).await.context("the code page")?;
+        ensure!(c.find(Locator::Id("password")).await.is_err(), "no password asked twice");
         fill(&c, "otp", &code).await?;
-        click(&c, "login").await?;
+        click(&c, "submit").await?;
         landed(&c, &s.rp).await
     })
     .await;
@@ -240,11 +265,12 @@ async fn hardware_token_login_in_the_browser() {
     authn_methods::hardware::assign(s.p.directory(), "987654321", &subject).await.unwrap();
     with_browser("hardware_token_login", |c| async move {
         c.goto(&authorize(&s, "")).await?;
+        choose(&c, "otp").await?;
         fill(&c, "username", USER).await?;
         fill(&c, "password", PASSWORD).await?;
         // The token was pressed twice before: its third code is within the look-ahead window.
         fill(&c, "otp", &hotp(b"12345678901234567890", 2, 8, HashAlgorithm::Sha1)).await?;
-        click(&c, "login").await?;
+        click(&c, "submit").await?;
         landed(&c, &s.rp).await
     })
     .await;
@@ -255,11 +281,12 @@ async fn lockout_shows_its_page() {
     let s = site(Storage::Embedded, |_| {}).await;
     with_browser("lockout", |c| async move {
         c.goto(&authorize(&s, "")).await?;
+        choose(&c, "otp").await?;
         for _ in 0..5 {
             fill(&c, "username", USER).await?;
             fill(&c, "password", "wrong password!").await?;
             fill(&c, "otp", "123456").await?;
-            submit(&c, "login").await?;
+            submit(&c, "submit").await?;
             text_of(&c, "[role=alert]").await?;
         }
         let alert = text_of(&c, "[role=alert]").await?;
@@ -302,10 +329,11 @@ async fn front_channel_logout_reaches_the_relying_party() {
 
     with_browser("front_channel_logout", |c| async move {
         c.goto(&authorize(&s, "")).await?;
+        choose(&c, "otp").await?;
         fill(&c, "username", USER).await?;
         fill(&c, "password", PASSWORD).await?;
         fill(&c, "otp", &s.p.totp(&s.totp, 0)?).await?;
-        click(&c, "login").await?;
+        click(&c, "submit").await?;
         landed(&c, &s.rp).await?;
 
         // A logout request without an ID token: the person confirms.
@@ -342,10 +370,11 @@ async fn an_activation_code_with_spaces_signs_in_from_the_browser() {
     assert!(code.contains(' '));
     with_browser("activation_code", |c| async move {
         c.goto(&authorize(&s, "")).await?;
+        choose(&c, "otp").await?;
         fill(&c, "username", USER).await?;
         fill(&c, "password", PASSWORD).await?;
         fill(&c, "otp", &code).await?;
-        click(&c, "login").await?;
+        click(&c, "submit").await?;
         landed(&c, &s.rp).await?;
         Ok(())
     })
@@ -362,9 +391,10 @@ async fn a_push_approval_moves_the_page_on_by_itself_without_a_click() {
     assert_eq!(phone.enrol(&s.p, &enrolment.code).await.0, reqwest::StatusCode::CREATED);
     with_browser("push_login", |c| async move {
         c.goto(&authorize(&s, "")).await?;
+        choose(&c, "push").await?;
         fill(&c, "username", USER).await?;
         fill(&c, "password", PASSWORD).await?;
-        submit(&c, "send_push").await?;
+        submit(&c, "submit").await?;
         let number = text_of(&c, ".push-number span[aria-hidden=true]").await?;
         ensure!(number.len() == 2, "the number to type: {number:?}");
         accessible(&c).await.context("the waiting page")?;

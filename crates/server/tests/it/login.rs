@@ -10,12 +10,19 @@ use crate::common::*;
 async fn login_page_is_french_by_default_and_english_on_request() {
     let s = setup(TestProvider::start().await.unwrap()).await;
     let b = Browser::new();
-    let (_, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
     assert!(html.contains("<html lang=\"fr\">"));
-    assert!(html.contains("Identifiant") && html.contains("Mot de passe") && html.contains("Code OTP"));
-    let (_, html) = open_login(&b, &s.p, "rp", &[("ui_locales", "en")]).await;
+    // First the ways to sign in, each with its pictogram; then the chosen one's form.
+    assert!(html.contains("Choisissez votre moyen de connexion") && html.contains("Code OTP"), "{html}");
+    assert!(html.contains("Code par courriel") && html.contains("Validation sur téléphone"));
+    assert_eq!(html.matches("<svg class=\"icon\" aria-hidden=\"true\"").count(), 3);
+    let form = b.get(&format!("{url}?method=otp")).await.text().await.unwrap();
+    assert!(form.contains("Identifiant") && form.contains("Mot de passe") && form.contains("Code OTP"));
+    let (url, html) = open_login(&b, &s.p, "rp", &[("ui_locales", "en")]).await;
     assert!(html.contains("<html lang=\"en\">"));
-    assert!(html.contains("Identifier") && html.contains("Password"));
+    assert!(html.contains("Choose how to sign in") && html.contains("Approval on the phone"));
+    let form = b.get(&format!("{url}?method=push")).await.text().await.unwrap();
+    assert!(form.contains("Identifier") && form.contains("Password") && form.contains("Approve on my phone"));
 }
 
 #[tokio::test]
@@ -198,7 +205,7 @@ async fn item_16_every_answer_carries_the_security_headers() {
                 ("admin API error", get("/admin/v1/clients").await.unwrap()),
                 ("unknown path", get("/no/such/path").await.unwrap()),
                 ("stylesheet", get("/assets/caducee.css").await.unwrap()),
-                ("script", get("/assets/push-wait.js").await.unwrap()),
+                ("script", get("/assets/login-wait.js").await.unwrap()),
                 ("health", get("/readyz").await.unwrap()),
             ]
         }
@@ -226,4 +233,57 @@ async fn item_16_every_answer_carries_the_security_headers() {
         assert_eq!(h["strict-transport-security"], "max-age=31536000", "{what}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
     }
+}
+
+/// The login as steps over one route: the password alone leaves the login open at «second
+/// step» (kept in the session store, as any node would see it), the method chosen there asks
+/// for its code, a wrong code keeps the password proven, the right one signs in; the browser
+/// then opens on the way it used. A method out of turn is refused without a step taken.
+#[tokio::test]
+async fn a_login_takes_one_step_at_a_time_and_the_browser_remembers_the_way() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let token = csrf(&html);
+
+    let early = b.post_form(&url, &[("csrf_token", &token), ("method", "otp"), ("otp", "123456")]).await;
+    assert_eq!(early.status(), StatusCode::BAD_REQUEST, "no code before the password");
+    let odd = b.post_form(&url, &[("csrf_token", &token), ("method", "otp"), ("step", "jump")]).await;
+    assert_eq!(odd.status(), StatusCode::BAD_REQUEST);
+
+    let r = b
+        .post_form(&url, &[("csrf_token", &token), ("method", "pwd"), ("username", USER), ("password", PASSWORD)])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let next = r.text().await.unwrap();
+    assert!(next.contains("Deuxième étape") && next.contains("name=\"method\" value=\"otp\""), "{next}");
+    assert!(!next.contains("name=\"password\""), "the password is not asked again");
+    // Drawn again from the stored progress.
+    assert!(b.get(&url).await.text().await.unwrap().contains("Deuxième étape"));
+
+    let r = b.post_form(&url, &[("csrf_token", &token), ("method", "otp"), ("step", "begin")]).await;
+    let prompt = r.text().await.unwrap();
+    assert!(prompt.contains("name=\"otp\"") && !prompt.contains("name=\"password\""), "{prompt}");
+    let r = b.post_form(&url, &[("csrf_token", &token), ("method", "otp"), ("otp", "000000")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let again = r.text().await.unwrap();
+    assert!(again.contains("role=\"alert\"") && again.contains("name=\"otp\""), "the code is asked again: {again}");
+    let otp = s.p.totp(&s.totp, 0).unwrap();
+    let r = b.post_form(&url, &[("csrf_token", &token), ("method", "otp"), ("otp", &otp)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(r.headers()).starts_with(REDIRECT));
+    let remembered: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .filter(|c| c.starts_with("caducee_method="))
+        .collect();
+    assert_eq!(remembered.len(), 1);
+    assert!(remembered[0].starts_with("caducee_method=otp;") && remembered[0].contains("HttpOnly"), "{remembered:?}");
+
+    // The next login opens on that way, with a link to the others.
+    let (_, html) = open_login(&b, &s.p, "rp", &[("prompt", "login")]).await;
+    assert!(html.contains("name=\"then\" value=\"otp\"") && html.contains("?choose=1"), "{html}");
+    assert!(!html.contains("Choisissez votre moyen de connexion"));
 }

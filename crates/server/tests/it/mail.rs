@@ -43,7 +43,7 @@ async fn a_mailed_code_signs_in_once_and_the_mail_says_until_when() {
     let s = with_smtp(&sink, |c| c.mail.min_interval = 0).await;
     let b = Browser::new();
     let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
-    assert!(html.contains("Envoyer OTP par courriel"));
+    assert!(html.contains("Code par courriel"));
 
     let r = ask_for_code(&b, &url, &html, USER, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);

@@ -192,7 +192,7 @@ async fn a_phone_enrolled_from_the_wallet_approves_a_sign_in_by_typing_the_numbe
     let phone = enrolled_phone(&s).await;
     let b = Browser::new();
     let (login_url, html) = open_login(&b, &s.p, "rp", &[]).await;
-    assert!(html.contains("Valider sur mon téléphone"));
+    assert!(html.contains("Validation sur téléphone"));
 
     // Never on an identifier alone: a wrong password sends nothing.
     let r = ask_push(&b, &login_url, &html, "wrong password").await;

@@ -1,0 +1,71 @@
+//! What the login page shows of each method: its name, a line of help and its pictogram (as the
+//! national portal does: carte CPS, application, code OTP…). The forms themselves are the
+//! methods' template fragments (`templates/methods/{id}.html`, `templates/prompts/`).
+//!
+//! Adding a method here is one entry in [`describe`] and one branch in `methods/start.html`.
+
+use authn_methods::Unusable;
+
+use crate::i18n::Texts;
+
+/// A method as the choice lists show it.
+pub(crate) struct MethodCard {
+    pub id: String,
+    pub label: &'static str,
+    pub hint: &'static str,
+    /// Inline SVG, hidden from assistive technologies (the label says it all).
+    pub icon: &'static str,
+    /// The method this browser used last.
+    pub last: bool,
+    /// Its input is typed with the password, in one form (a code): the step must then finish in
+    /// that request (the documented one-form login).
+    pub together: bool,
+}
+
+const ICON_CODE: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="5" y="2" width="14" height="20" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M8 8h2M11 8h2M14 8h2M8 12h2M11 12h2M14 12h2M8 16h8" stroke="currentColor" stroke-width="2"/></svg>"#;
+const ICON_MAIL: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="2" y="5" width="20" height="14" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M3 6l9 7 9-7" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#;
+const ICON_PHONE: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="6" y="2" width="12" height="20" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M9 12l2 2 4-4" fill="none" stroke="currentColor" stroke-width="2"/><path d="M11 19h2" stroke="currentColor" stroke-width="2"/></svg>"#;
+const ICON_KEY: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><circle cx="8" cy="12" r="4" fill="none" stroke="currentColor" stroke-width="2"/><path d="M12 12h10M18 12v4M21 12v3" stroke="currentColor" stroke-width="2"/></svg>"#;
+
+/// The card of method `id`, in the page's language.
+pub(crate) fn describe(t: &'static Texts, id: &str, last: Option<&str>) -> MethodCard {
+    let (label, hint, icon, together) = match id {
+        "otp" => (t.method_otp, t.method_otp_hint, ICON_CODE, true),
+        "mail" => (t.method_mail, t.method_mail_hint, ICON_MAIL, false),
+        "push" => (t.method_push, t.method_push_hint, ICON_PHONE, false),
+        _ => (t.method_other, "", ICON_KEY, false),
+    };
+    MethodCard { id: id.to_owned(), label, hint, icon, last: last == Some(id), together }
+}
+
+/// A refused attempt, as the form that was posted says it: never which part was wrong.
+pub(crate) fn invalid_text(t: &'static Texts, then: Option<&str>) -> &'static str {
+    match then {
+        Some("mail") => t.mail_invalid,
+        Some("push") => t.push_invalid,
+        _ => t.invalid_credentials,
+    }
+}
+
+/// A step whose request ran out.
+pub(crate) fn expired_text(t: &'static Texts, method: &str) -> &'static str {
+    match method {
+        "push" => t.push_expired,
+        _ => t.step_expired,
+    }
+}
+
+/// Why a method cannot run now.
+pub(crate) fn unusable_text(t: &'static Texts, method: &str, why: Unusable) -> String {
+    match (method, why) {
+        ("mail", Unusable::NotEnrolled) => t.mail_no_address.to_owned(),
+        ("mail", Unusable::Throttled { retry_after }) => {
+            format!("{} {retry_after} {}", t.mail_throttled_prefix, t.mail_throttled_suffix)
+        }
+        (_, Unusable::NotEnrolled) => t.push_no_device.to_owned(),
+        (_, Unusable::Blocked) => t.push_blocked.to_owned(),
+        (_, Unusable::Throttled { retry_after }) => {
+            format!("{} {retry_after} {}", t.push_throttled_prefix, t.push_throttled_suffix)
+        }
+    }
+}
