@@ -69,7 +69,9 @@ async fn run(cli: Cli) -> Result<Report, Error> {
         Some(path) => path,
         None => StateFile::default_path()?,
     };
-    let cx =
-        Context { state: StateFile::new(path), pin: if cli.pin_stdin { PinSource::Stdin } else { PinSource::Default } };
+    let cx = Context {
+        state: StateFile::new(path),
+        pin: if cli.pin_stdin { PinSource::Stdin } else { PinSource::Terminal },
+    };
     cli.command.run(&cx).await
 }

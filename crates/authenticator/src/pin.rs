@@ -13,11 +13,11 @@ pub const PIN_ENV: &str = "CADUCEE_AUTHENTICATOR_PIN";
 /// The shortest PIN accepted at enrolment.
 pub const MIN_PIN_LEN: usize = 4;
 
-/// How the PIN is read.
+/// How the PIN is read when `CADUCEE_AUTHENTICATOR_PIN` is not set (which comes first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinSource {
-    /// `CADUCEE_AUTHENTICATOR_PIN`, then the terminal.
-    Default,
+    /// The terminal, without echo.
+    Terminal,
     /// One line of standard input (`--pin-stdin`).
     Stdin,
 }
@@ -32,7 +32,7 @@ pub fn current(source: PinSource) -> Result<Pin, Error> {
 
 /// A new PIN, at enrolment: asked twice on the terminal, once otherwise.
 pub fn new_pin(source: PinSource) -> Result<Pin, Error> {
-    let interactive = source == PinSource::Default && std::env::var_os(PIN_ENV).is_none();
+    let interactive = source == PinSource::Terminal && std::env::var_os(PIN_ENV).is_none();
     let pin = read(source, "Nouveau code PIN : ")?;
     if pin.chars().count() < MIN_PIN_LEN {
         return Err(Error::Usage(format!("le code PIN doit compter au moins {MIN_PIN_LEN} caractères")));
@@ -47,19 +47,19 @@ pub fn new_pin(source: PinSource) -> Result<Pin, Error> {
 }
 
 fn read(source: PinSource, prompt: &str) -> Result<Pin, Error> {
-    let pin = match source {
-        PinSource::Default => match std::env::var(PIN_ENV) {
-            Ok(pin) => Zeroizing::new(pin),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(Error::Usage(format!("{PIN_ENV} n'est pas de l'UTF-8")));
-            }
-            Err(std::env::VarError::NotPresent) => Zeroizing::new(rpassword::prompt_password(prompt).map_err(|e| {
+    let pin = match (std::env::var(PIN_ENV), source) {
+        (Ok(pin), _) => Zeroizing::new(pin),
+        (Err(std::env::VarError::NotUnicode(_)), _) => {
+            return Err(Error::Usage(format!("{PIN_ENV} n'est pas de l'UTF-8")));
+        }
+        (Err(std::env::VarError::NotPresent), PinSource::Terminal) => {
+            Zeroizing::new(rpassword::prompt_password(prompt).map_err(|e| {
                 Error::Usage(format!(
                     "lecture du code PIN sur le terminal impossible ({e}) : utilisez {PIN_ENV} ou --pin-stdin"
                 ))
-            })?),
-        },
-        PinSource::Stdin => {
+            })?)
+        }
+        (Err(std::env::VarError::NotPresent), PinSource::Stdin) => {
             let mut line = Zeroizing::new(String::new());
             std::io::stdin()
                 .lock()

@@ -303,8 +303,10 @@ impl StateFile {
     }
 
     /// Opens the state with `pin`. A wrong PIN counts on disk and says how many tries are
-    /// left; the last one wipes the state. A right PIN resets the count.
+    /// left; the last one wipes the state. A right PIN resets the count. Runs under an
+    /// exclusive lock, so that tries made in parallel are counted one after the other.
     pub fn unlock(&self, pin: &str) -> Result<(State, Secrets), Error> {
+        let lock = self.lock()?;
         let mut state = self.load()?;
         match state.open(pin, &self.path)? {
             Some(secrets) => {
@@ -319,12 +321,40 @@ impl StateFile {
                 state.wrong_pins = state.wrong_pins.saturating_add(1);
                 if state.wrong_pins >= max {
                     self.wipe()?;
+                    drop(lock);
+                    let _ = std::fs::remove_file(self.lock_path());
                     return Err(Error::Wiped { path: self.path.clone() });
                 }
                 self.save(&state)?;
                 Err(Error::WrongPin { tries_left: max - state.wrong_pins })
             }
         }
+    }
+}
+
+impl StateFile {
+    /// The lock file beside the state (never renamed, unlike the state).
+    fn lock_path(&self) -> PathBuf {
+        let name = self.path.file_name().and_then(|n| n.to_str()).unwrap_or("state.json");
+        self.path.with_file_name(format!(".{name}.lock"))
+    }
+
+    /// Waits for, then holds, the state's exclusive lock until the file returned is dropped.
+    fn lock(&self) -> Result<std::fs::File, Error> {
+        let path = self.lock_path();
+        let file = match private_file(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?
+            }
+            // No directory: no state either, which loading says better.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::state(&self.path, "introuvable : enrôlez d'abord ce téléphone (enrol)"));
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        file.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(file)
     }
 }
 
@@ -402,6 +432,27 @@ mod tests {
         assert!(matches!(file.unlock("1111"), Err(Error::Wiped { .. })));
         assert!(!file.exists());
         assert!(matches!(file.unlock("2468"), Err(Error::State { .. })));
+    }
+
+    #[test]
+    fn wrong_pins_tried_in_parallel_are_all_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = sealed(dir.path(), None);
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let tries: Vec<_> = (0..5).map(|_| scope.spawn(|| file.unlock("1357"))).collect();
+            tries.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let wiped = results.iter().filter(|r| matches!(r, Err(Error::Wiped { .. }))).count();
+        let mut left: Vec<u32> = results
+            .iter()
+            .filter_map(|r| match r {
+                Err(Error::WrongPin { tries_left }) => Some(*tries_left),
+                _ => None,
+            })
+            .collect();
+        left.sort_unstable();
+        assert_eq!((wiped, left), (1, vec![1, 2, 3, 4]));
+        assert!(!file.exists());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! The binary is built by `cargo nextest run --workspace` (or `-p server -p authenticator`).
 
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use reqwest::StatusCode;
 use serde_json::Value;
 use server::testing::TestProvider;
+use tokio::io::AsyncWriteExt as _;
 
 use crate::common::*;
 use crate::push::{ask_push, between, check, plain, waiting};
@@ -316,6 +317,14 @@ async fn wrong_pins_count_down_a_right_one_resets_and_the_fifth_wipes_the_state(
     assert!(app.pushes().await.is_empty(), "the right PIN still opens it");
     let state: Value = serde_json::from_str(&std::fs::read_to_string(app.state()).unwrap()).unwrap();
     assert_eq!(state["wrong_pins"], 0, "and resets the count");
+    // The PIN on standard input, for scripts that keep it out of the environment.
+    let mut cmd = app.command(PIN, &["--json", "--pin-stdin", "pushes"]);
+    cmd.env_remove("CADUCEE_AUTHENTICATOR_PIN").stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{PIN}\n").as_bytes()).await.unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["challenges"], serde_json::json!([]));
 
     for left in (1..5).rev() {
         let r = app.run_with("9999", &["pushes"]).await;
