@@ -27,6 +27,7 @@ use crate::method::{AuthContext, AuthError, FactorKind, FactorResult};
 use crate::push_notify::{PushNotifier, SilenceSettings, WakeUpOutcome, WebhookSettings};
 use crate::push_request::{DeviceError, DevicePublicKey, RequestCheck};
 
+mod device_unblock;
 mod enrolment;
 mod login;
 

@@ -1,7 +1,7 @@
 //! The phones' HTTP API (`/push/v1`), JSON over HTTPS: enrolment of the approval phone, the
-//! push requests waiting for it, and its answers. It completes logins that the login pages
-//! started (through the push service's records, on any node) and, on «ce n'était pas moi»,
-//! ends the professional's sessions through the protocol.
+//! push requests waiting for it, its answers, and the lifting of its account's push block. It
+//! completes logins that the login pages started (through the push service's records, on any
+//! node) and, on «ce n'était pas moi», ends the professional's sessions through the protocol.
 //!
 //! Every request body is one compact JWS signed by the phone (see
 //! `authn_methods::push_request`); answers are JSON, errors `{"error", "error_description"}`.
@@ -41,6 +41,7 @@ pub fn router(state: DeviceApiState) -> Router {
         .route("/push/v1/devices", post(enrol))
         .route("/push/v1/challenges", post(pending))
         .route("/push/v1/answers", post(answer))
+        .route("/push/v1/blocks", post(unblock))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -154,6 +155,19 @@ async fn answer(State(st): State<DeviceApiState>, body: Bytes) -> Response {
                 )
             }
         },
+        Err(e) => error(e),
+    }
+}
+
+/// The phone lifts its account's push block (`{"action":"unblock"}`). Answers `unblocked`
+/// whether or not there was a block (`lifted` says which).
+async fn unblock(State(st): State<DeviceApiState>, body: Bytes) -> Response {
+    let (push, jws) = match device_request(&st, &body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match push.unblock_from_device(jws, (st.clock)()).await {
+        Ok(lifted) => json_response(StatusCode::OK, json!({ "outcome": "unblocked", "lifted": lifted })),
         Err(e) => error(e),
     }
 }

@@ -6,6 +6,7 @@
 mod admin;
 mod admin_access;
 mod audit;
+mod authenticator;
 mod backchannel;
 mod binary;
 mod browser;
