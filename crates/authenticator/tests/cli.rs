@@ -2,6 +2,8 @@
 //! with which exit code, when it cannot start. (Its flows against a real provider are in the
 //! server's tests, `crates/server/tests/it/authenticator.rs`, which run this same binary.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
