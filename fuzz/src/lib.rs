@@ -328,7 +328,7 @@ impl Harness {
             });
             let header = serde_json::json!({ "alg": "ES256", "jwk": phone_key.public_jwk(None, None) });
             let token = phone_key.sign_json(&header, &claims);
-            let device = push.register_device(&token, NOW).await?;
+            let device = push.register_device(&token, NOW).await?.device_id;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((app, sso, device))
         })?;
         let router = app.router();

@@ -158,6 +158,7 @@ impl AuthMethod for ActivationCodes {
             method: METHOD_ID.to_owned(),
             credential: None,
             kind: FactorKind::Possession,
+            also: Vec::new(),
             phishing_resistant: false,
             amr: vec!["otp".to_owned()],
             at: cx.now,

@@ -19,9 +19,7 @@ use crate::device::DeviceCookies;
 use crate::hardware::{HardwareTokenMethod, Windows};
 use crate::lockout::{Admission, AfterFailure, LockScope, Lockout, LockoutPolicy, Source};
 use crate::mail_otp::{MailOtp, MailOtpMethod};
-use crate::method::{
-    AuthContext, AuthError, AuthMethod, Failure, Input, MethodId, MethodState, Prompt, Step, Unusable,
-};
+use crate::method::{AuthContext, AuthError, AuthMethod, Failure, Input, MethodId, Prompt, Step, Unusable};
 use crate::password::{PasswordMethod, normalise_identifier};
 use crate::policy::{AuthResult, MethodInfo, Offer, Policy};
 use crate::progress::{Attempt, Current, Progress, Progresses, Snapshot};
@@ -220,7 +218,8 @@ impl AuthEngine {
                 id: m.id(),
                 kind: m.kind(),
                 needs_subject: m.needs_subject(),
-                reads_identifier: m.reads_identifier(),
+                also: m.also_proves(),
+                identifies: m.identifier_field().is_some(),
             })
             .collect()
     }
@@ -274,54 +273,48 @@ impl AuthEngine {
         };
         let snapshot = self.progress.read(&cx.interaction).await?;
         let mut progress = snapshot.progress.clone();
-        let step = if method.reads_identifier() && req.op != StepOp::Poll {
-            // A method that reads the identifier opens the login anew: whatever was proven
-            // before in this login is dropped, and this identifier's lockout admits it first.
-            progress = Progress::default();
-            let raw = req.input.get("username").unwrap_or("");
-            let Some(identifier) = normalise_identifier(raw) else {
-                return self.malformed_identifier(cx, started, req).await;
-            };
-            let attempt = Attempt { source: self.source(cx, &identifier), identifier };
-            if let Some(refusal) = self.admit(cx, started, &attempt, req).await? {
-                return Ok(StepOutcome::Refused(refusal));
+        let under_way = progress.current.take().filter(|c| c.method == method.id());
+        if req.op == StepOp::Poll && under_way.is_none() {
+            return Ok(StepOutcome::Expired);
+        }
+        if under_way.is_none() {
+            // A method that needs nobody identified opens the login anew: what this login
+            // proved so far is dropped.
+            if !method.needs_subject() {
+                progress = Progress::default();
             }
-            let input = req.input.clone().with("username", attempt.identifier.clone());
-            progress.attempt = Some(attempt);
-            method.submit(cx, MethodState::default(), &input).await?
-        } else {
-            if !self.allowed(&progress, method.as_ref()) {
+            if !self.policy.next(&progress.factors, &self.infos()).contains(&method.id()) {
                 return Ok(StepOutcome::NotAllowed);
             }
-            let under_way = progress.current.take().filter(|c| c.method == method.id());
-            match (req.op, under_way) {
-                (StepOp::Poll, Some(c)) => method.poll(cx, c.state).await?,
-                (StepOp::Poll, None) => Step::Failed(Failure::Expired),
-                (StepOp::Submit, Some(c)) => {
-                    if let Some(refusal) = self.admit_progress(cx, started, &progress, req).await? {
-                        return Ok(StepOutcome::Refused(refusal));
-                    }
-                    method.submit(cx, c.state, req.input).await?
-                }
-                (StepOp::Begin, _) | (StepOp::Submit, None) => {
-                    if let Some(refusal) = self.admit_progress(cx, started, &progress, req).await? {
-                        return Ok(StepOutcome::Refused(refusal));
-                    }
-                    let opened = method.begin(cx, progress.subject()).await?;
-                    self.submit_if_typed(cx, method.as_ref(), opened, req.input, req.op == StepOp::Submit).await?
-                }
+        }
+        // Who is trying, when the method reads an identifier: the lockout admits the attempt
+        // against it (and this source) before anything is checked.
+        let mut input = req.input.clone();
+        if let (Some(field), StepOp::Submit) = (method.identifier_field(), req.op) {
+            let Some(identifier) = normalise_identifier(req.input.get(field).unwrap_or("")) else {
+                return self.malformed_identifier(cx, started, req).await;
+            };
+            input = input.with(field, identifier.clone());
+            let identifier = match method.identifier_namespace() {
+                Some(ns) => format!("{ns}:{identifier}"),
+                None => identifier,
+            };
+            progress.attempt = Some(Attempt { source: self.source(cx, &identifier), identifier });
+        }
+        if req.op != StepOp::Poll
+            && let Some(refusal) = self.admit_progress(cx, started, &progress, req).await?
+        {
+            return Ok(StepOutcome::Refused(refusal));
+        }
+        let step = match (req.op, under_way) {
+            (StepOp::Poll, Some(c)) => method.poll(cx, c.state).await?,
+            (StepOp::Submit, Some(c)) => method.submit(cx, c.state, &input).await?,
+            (_, _) => {
+                let opened = method.begin(cx, progress.subject()).await?;
+                self.submit_if_typed(cx, method.as_ref(), opened, &input, req.op == StepOp::Submit).await?
             }
         };
         self.after(cx, started, req, method.as_ref(), snapshot, progress, step).await
-    }
-
-    /// Whether `method` may run at this point of the login (the method under way, or one the
-    /// policy allows next).
-    fn allowed(&self, progress: &Progress, method: &dyn AuthMethod) -> bool {
-        if progress.current.as_ref().is_some_and(|c| c.method == method.id()) {
-            return true;
-        }
-        self.policy.next(&progress.factors, &self.infos()).contains(&method.id())
     }
 
     /// A method just opened: when the same request already carries what it asks for (the
@@ -408,14 +401,15 @@ impl AuthEngine {
                 let subject = progress.subject().map(str::to_owned);
                 // A wrong first factor ends the login's progress; a wrong code leaves the
                 // password proven, so that only the code is typed again.
-                let restart = method.reads_identifier();
                 // The method under way stays open for another try (the same mailed code, a
-                // code retyped), but never past its step's life.
+                // code retyped, the same QR code), but never past its step's life. A wrong first
+                // factor with nothing under way (the password) ends the login's progress.
                 progress.current = snapshot
                     .progress
                     .current
                     .clone()
                     .filter(|c| c.method == method.id() && c.expires_at.is_none_or(|at| at >= cx.now));
+                let restart = !method.needs_subject() && progress.current.is_none();
                 self.count_failure(cx, started, &snapshot, progress, subject.as_deref(), restart).await
             }
             Step::Failed(Failure::Denied) => {

@@ -111,7 +111,7 @@ impl Enrolment {
         if r.subject.as_deref() != Some(subject) {
             return Ok(false);
         }
-        if r.serial.is_some() {
+        if crate::hardware::is_token(&r) {
             self.directory.authenticators().assign(id, None).await?;
             self.directory.authenticators().deactivate(id).await?;
             Ok(true)

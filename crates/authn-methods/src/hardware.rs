@@ -372,6 +372,7 @@ impl AuthMethod for HardwareTokenMethod {
                     method: METHOD_ID.to_owned(),
                     credential: Some(token.id.clone()),
                     kind: FactorKind::Possession,
+                    also: Vec::new(),
                     phishing_resistant: false,
                     amr: vec!["otp".to_owned(), "hwk".to_owned()],
                     at: cx.now,

@@ -281,6 +281,7 @@ impl AuthMethod for MailOtp {
             method: METHOD_ID.to_owned(),
             credential: None,
             kind: FactorKind::Possession,
+            also: Vec::new(),
             phishing_resistant: false,
             amr: vec!["otp".to_owned()],
             at: cx.now,

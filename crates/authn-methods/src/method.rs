@@ -107,6 +107,10 @@ pub enum Prompt {
     /// The person's other device must answer: the page shows `number`, to be typed there, until
     /// `expires_at`. `silenced`: the device was not woken (auto-silence).
     Number { number: String, expires_at: i64, silenced: bool },
+    /// A QR code to scan with the phone app until `expires_at`; it holds `payload`, which is
+    /// also offered as a link for a phone that shows the page itself. Without network, the app
+    /// derives an identifier and a code from it, typed in `qr_id` and `qr_code`.
+    Qr { payload: String, expires_at: i64 },
 }
 
 impl Prompt {
@@ -121,6 +125,7 @@ impl Prompt {
             Prompt::Fields { fields } => fields.iter().map(String::as_str).collect(),
             Prompt::CodeSent { .. } => vec!["otp"],
             Prompt::Number { .. } => Vec::new(),
+            Prompt::Qr { .. } => vec!["qr_id", "qr_code"],
         }
     }
 }
@@ -133,6 +138,9 @@ pub struct FactorResult {
     /// The credential used (authenticator id), for the professional's own view.
     pub credential: Option<String>,
     pub kind: FactorKind,
+    /// Kinds proven besides `kind` (the phone app's PIN, checked on the phone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<FactorKind>,
     pub phishing_resistant: bool,
     /// RFC 8176 values this factor contributes (`pwd`, `otp`, `hwk`, `sc`, `pin`, ...).
     pub amr: Vec<String>,
@@ -223,9 +231,20 @@ pub trait AuthMethod: Send + Sync {
     async fn waiting(&self, _cx: &AuthContext, _state: &MethodState) -> Result<bool, AuthError> {
         Ok(false)
     }
-    /// Whether this method reads the identifier the person typed (`username`) and so starts a
-    /// login: the engine then admits the attempt against that identifier's lockout first.
-    fn reads_identifier(&self) -> bool {
-        false
+    /// The input field in which the person types who they are, if this method reads one (the
+    /// password's `username`, the offline phone code's `qr_id`): the engine admits the attempt
+    /// against that identifier's lockout before the method checks anything.
+    fn identifier_field(&self) -> Option<&'static str> {
+        None
+    }
+    /// The lockout counts this method's identifiers apart from the others' under this name
+    /// (an offline phone ID must never share a count with a national identifier).
+    fn identifier_namespace(&self) -> Option<&'static str> {
+        None
+    }
+    /// Kinds of proof this method's factor brings besides [`AuthMethod::kind`] (a phone key
+    /// unlocked by a PIN on the phone: possession and knowledge).
+    fn also_proves(&self) -> &'static [FactorKind] {
+        &[]
     }
 }

@@ -244,8 +244,8 @@ impl AuthMethod for PasswordMethod {
         false
     }
 
-    fn reads_identifier(&self) -> bool {
-        true
+    fn identifier_field(&self) -> Option<&'static str> {
+        Some("username")
     }
 
     async fn available(&self, _cx: &AuthContext, _subject: Option<&str>) -> Result<bool, AuthError> {
@@ -276,6 +276,7 @@ impl AuthMethod for PasswordMethod {
                 method: METHOD_ID.to_owned(),
                 credential: None,
                 kind: FactorKind::Knowledge,
+                also: Vec::new(),
                 phishing_resistant: false,
                 amr: vec!["pwd".to_owned()],
                 at: cx.now,

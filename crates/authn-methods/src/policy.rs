@@ -27,10 +27,19 @@ pub struct Policy;
 pub struct MethodInfo {
     pub id: MethodId,
     pub kind: FactorKind,
+    /// Kinds its factor proves besides `kind`.
+    pub also: &'static [FactorKind],
     /// It proves something of a person already identified by an earlier factor.
     pub needs_subject: bool,
-    /// It reads the identifier the person types, and so may open a login.
-    pub reads_identifier: bool,
+    /// It reads an identifier the person types.
+    pub identifies: bool,
+}
+
+impl MethodInfo {
+    /// Its factor alone proves two kinds: enough for a login.
+    fn enough_alone(&self) -> bool {
+        self.also.iter().any(|k| *k != self.kind)
+    }
 }
 
 /// A way to sign in that the login page offers first: `method`, after `after` when the method
@@ -49,25 +58,27 @@ impl Policy {
         if factors.is_empty() {
             return methods.iter().filter(|m| !m.needs_subject).map(|m| m.id).collect();
         }
-        let proven: Vec<FactorKind> = factors.iter().map(|f| f.kind).collect();
-        methods
-            .iter()
-            .filter(|m| m.needs_subject && !m.reads_identifier && !proven.contains(&m.kind))
-            .map(|m| m.id)
-            .collect()
+        let proven: Vec<FactorKind> =
+            factors.iter().flat_map(|f| std::iter::once(f.kind).chain(f.also.iter().copied())).collect();
+        methods.iter().filter(|m| m.needs_subject && !proven.contains(&m.kind)).map(|m| m.id).collect()
     }
 
-    /// The choices of the login page: every method that completes a login, with the one that
-    /// must come before it. A method that is only ever a first factor (the password) is not a
-    /// choice of its own: it comes with the second.
+    /// The choices of the login page: every method that completes a login, alone (the phone
+    /// app: its key and its PIN) or after the method that must come before it (a code after the
+    /// password). A first factor that is never enough alone (the password) is not a choice of its
+    /// own: it comes with the second.
     pub fn offers(&self, methods: &[MethodInfo]) -> Vec<Offer> {
-        let opener = methods.iter().find(|m| m.reads_identifier && !m.needs_subject).map(|m| m.id);
+        let opener = methods.iter().find(|m| m.identifies && !m.needs_subject && !m.enough_alone()).map(|m| m.id);
         methods
             .iter()
-            .filter_map(|m| match (m.needs_subject, m.reads_identifier) {
-                (true, _) => opener.map(|after| Offer { method: m.id, after: Some(after) }),
-                (false, false) => Some(Offer { method: m.id, after: None }),
-                (false, true) => None,
+            .filter_map(|m| {
+                if m.needs_subject {
+                    opener.map(|after| Offer { method: m.id, after: Some(after) })
+                } else if m.enough_alone() {
+                    Some(Offer { method: m.id, after: None })
+                } else {
+                    None
+                }
             })
             .collect()
     }
@@ -115,7 +126,8 @@ impl Policy {
 }
 
 fn distinct_kinds(factors: &[FactorResult]) -> usize {
-    let mut kinds: Vec<FactorKind> = factors.iter().map(|f| f.kind).collect();
+    let mut kinds: Vec<FactorKind> =
+        factors.iter().flat_map(|f| std::iter::once(f.kind).chain(f.also.iter().copied())).collect();
     kinds.sort_by_key(|k| *k as u8);
     kinds.dedup();
     kinds.len()
@@ -131,6 +143,7 @@ mod tests {
             method: "m".into(),
             credential: None,
             kind,
+            also: Vec::new(),
             phishing_resistant: pr,
             amr: amr.iter().map(|a| (*a).to_owned()).collect(),
             at: 1,
@@ -168,8 +181,8 @@ mod tests {
         assert!(Policy.result(f, 1).is_none());
     }
 
-    fn info(id: MethodId, kind: FactorKind, needs_subject: bool, reads_identifier: bool) -> MethodInfo {
-        MethodInfo { id, kind, needs_subject, reads_identifier }
+    fn info(id: MethodId, kind: FactorKind, needs_subject: bool, identifies: bool) -> MethodInfo {
+        MethodInfo { id, kind, also: &[], needs_subject, identifies }
     }
 
     #[test]
@@ -178,13 +191,29 @@ mod tests {
             info("pwd", FactorKind::Knowledge, false, true),
             info("otp", FactorKind::Possession, true, false),
             info("push", FactorKind::Possession, true, false),
-            info("qr", FactorKind::Possession, false, false),
+            MethodInfo {
+                id: "qr",
+                kind: FactorKind::Possession,
+                also: &[FactorKind::Knowledge],
+                needs_subject: false,
+                identifies: true,
+            },
         ];
         assert_eq!(Policy.next(&[], &methods), vec!["pwd", "qr"]);
         let pwd = [factor("a", FactorKind::Knowledge, &["pwd"], false)];
         assert_eq!(Policy.next(&pwd, &methods), vec!["otp", "push"]);
         let both = [pwd[0].clone(), factor("a", FactorKind::Possession, &["otp"], false)];
         assert!(Policy.next(&both, &methods).is_empty());
+        // The phone app's factor is a login by itself: its key, unlocked by its PIN.
+        let phone = FactorResult {
+            also: vec![FactorKind::Knowledge],
+            ..factor("a", FactorKind::Possession, &["swk", "pin"], false)
+        };
+        let result = Policy.result(vec![phone], 5).expect("two kinds in one factor");
+        assert_eq!(
+            (result.acr.as_str(), result.amr),
+            ("eidas1", vec!["swk".to_owned(), "pin".to_owned(), "mfa".to_owned()])
+        );
         let offers = Policy.offers(&methods);
         assert_eq!(
             offers,

@@ -30,8 +30,9 @@ use crate::push_request::{DeviceError, DevicePublicKey, RequestCheck};
 mod device_unblock;
 mod enrolment;
 mod login;
+pub mod qr;
 
-pub use enrolment::{EnrolmentStart, PushEnrolment};
+pub use enrolment::{EnrolledDevice, EnrolmentStart, PushEnrolment};
 pub use login::PushMethod;
 
 pub const METHOD_ID: &str = "push";
@@ -432,6 +433,7 @@ impl PushApprovals {
                     method: METHOD_ID.to_owned(),
                     credential: Some(taken.device),
                     kind: FactorKind::Possession,
+                    also: Vec::new(),
                     phishing_resistant: false,
                     // RFC 8176: a proof of possession of a software-secured key.
                     amr: vec!["swk".to_owned()],

@@ -4,6 +4,8 @@ use session_store::KeyPrefix;
 
 /// Where a login stands (factors proven, method under way), by interaction.
 pub const LOGIN_PROGRESS: KeyPrefix = KeyPrefix::new("login-progress");
+/// A QR code shown on a login page, by challenge id.
+pub const QR_CHALLENGE: KeyPrefix = KeyPrefix::new("qr-ch");
 /// A push request, by challenge id.
 pub const PUSH_CHALLENGE: KeyPrefix = KeyPrefix::new("push-ch");
 /// A professional's pending push, by subject (one at a time).
@@ -47,6 +49,7 @@ pub const LIMIT_MAIL_SPACING: KeyPrefix = KeyPrefix::new("mail-otp-spacing");
 /// Every family above.
 pub const ALL: &[KeyPrefix] = &[
     LOGIN_PROGRESS,
+    QR_CHALLENGE,
     PUSH_CHALLENGE,
     PUSH_CURRENT,
     PUSH_ENROLMENT,

@@ -227,6 +227,7 @@ impl AuthMethod for TotpMethod {
                     method: METHOD_ID.to_owned(),
                     credential: Some(record.id.clone()),
                     kind: FactorKind::Possession,
+                    also: Vec::new(),
                     phishing_resistant: false,
                     amr: vec!["otp".to_owned()],
                     at: cx.now,

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use authn_methods::push::qr::{QrDecision, QrReply};
 use authn_methods::push::{AnswerOutcome, PushApprovals};
 use authn_methods::push_request::DeviceError;
 use axum::Router;
@@ -20,6 +21,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use oidc_core::Provider;
 use oidc_core::http::Clock;
 use serde_json::json;
@@ -42,6 +45,7 @@ pub fn router(state: DeviceApiState) -> Router {
         .route("/push/v1/challenges", post(pending))
         .route("/push/v1/answers", post(answer))
         .route("/push/v1/blocks", post(unblock))
+        .route("/push/v1/qr", post(qr))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -108,7 +112,15 @@ async fn enrol(State(st): State<DeviceApiState>, body: Bytes) -> Response {
         Err(refusal) => return refusal.into_response(),
     };
     match push.register_device(jws, (st.clock)()).await {
-        Ok(device) => json_response(StatusCode::CREATED, json!({ "device_id": device })),
+        Ok(device) => json_response(
+            StatusCode::CREATED,
+            json!({
+                "device_id": device.device_id,
+                "offline_id": device.offline_id,
+                "offline_secret": URL_SAFE_NO_PAD.encode(device.offline_secret.as_slice()),
+                "offline_suite": authn_methods::push::qr::OFFLINE_SUITE,
+            }),
+        ),
         Err(e) => error(e),
     }
 }
@@ -168,6 +180,22 @@ async fn unblock(State(st): State<DeviceApiState>, body: Bytes) -> Response {
     };
     match push.unblock_from_device(jws, (st.clock)()).await {
         Ok(lifted) => json_response(StatusCode::OK, json!({ "outcome": "unblocked", "lifted": lifted })),
+        Err(e) => error(e),
+    }
+}
+
+/// A QR code of a login page, scanned by the phone: `{"action":"lookup","challenge"}` answers
+/// what it is for (from the server, not from the code); `{"action":"answer","challenge",
+/// "decision"}` approves or refuses it, once.
+async fn qr(State(st): State<DeviceApiState>, body: Bytes) -> Response {
+    let (push, jws) = match device_request(&st, &body) {
+        Ok(request) => request,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match push.qr_request(jws, (st.clock)()).await {
+        Ok(QrReply::Lookup(view)) => json_response(StatusCode::OK, json!(view)),
+        Ok(QrReply::Answered(QrDecision::Approve)) => json_response(StatusCode::OK, json!({ "outcome": "approved" })),
+        Ok(QrReply::Answered(QrDecision::Deny)) => json_response(StatusCode::OK, json!({ "outcome": "denied" })),
         Err(e) => error(e),
     }
 }

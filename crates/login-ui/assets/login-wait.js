@@ -1,9 +1,24 @@
-// A waiting step without a click (a push to approve, later a QR code to scan): asks every two
+// A waiting step without a click (a push to approve, a QR code to scan): asks every two
 // seconds whether the other device answered, then submits the page's own form («J'ai validé»),
-// as the person would. Without JavaScript, the person clicks that button; nothing else depends
-// on this script.
+// as the person would; and shows the time left when the page has a countdown. Without
+// JavaScript, the person clicks that button and reads the time the page states; nothing else
+// depends on this script.
 (function () {
   "use strict";
+  var countdown = document.getElementById("countdown");
+  if (countdown) {
+    var end = parseInt(countdown.getAttribute("data-expires-at"), 10) || 0;
+    var prefix = countdown.getAttribute("data-prefix") || "";
+    var tick = function () {
+      var left = Math.max(0, Math.round(end - Date.now() / 1000));
+      var seconds = left % 60;
+      countdown.textContent = prefix + " " + Math.floor(left / 60) + ":" + (seconds < 10 ? "0" : "") + seconds;
+      if (left > 0) {
+        window.setTimeout(tick, 1000);
+      }
+    };
+    tick();
+  }
   var form = document.getElementById("login-wait");
   var button = document.getElementById("login-check");
   if (!form || !button || !window.fetch) {

@@ -60,6 +60,8 @@ pub(crate) struct PageQuery {
     method: Option<String>,
     /// Show the list of ways to sign in.
     choose: Option<String>,
+    /// Show the QR code's offline form.
+    offline: Option<String>,
 }
 
 /// The login form's fields (docs/login-ui.md).
@@ -71,6 +73,8 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     otp: String,
+    qr_id: Option<String>,
+    qr_code: Option<String>,
     #[serde(default)]
     csrf_token: String,
     action: Option<String>,
@@ -110,7 +114,12 @@ impl LoginForm {
     }
 
     fn input(&self) -> Input {
-        Input::new().with("username", &self.username).with("password", &self.password).with("otp", &self.otp)
+        let mut input =
+            Input::new().with("username", &self.username).with("password", &self.password).with("otp", &self.otp);
+        if let (Some(id), Some(code)) = (&self.qr_id, &self.qr_code) {
+            input = input.with("qr_id", id).with("qr_code", code);
+        }
+        input
     }
 }
 
@@ -155,6 +164,8 @@ struct Draw<'a> {
     locale: Locale,
     username: String,
     last: Option<String>,
+    /// A QR code is drawn as its offline form.
+    offline: bool,
 }
 
 impl Draw<'_> {
@@ -168,7 +179,13 @@ impl Draw<'_> {
 
     /// The ways to sign in, the last one used first.
     fn offers(&self) -> Vec<MethodCard> {
-        let mut cards: Vec<MethodCard> = self.st.engine.offers().iter().map(|o| self.card(o.method)).collect();
+        let mut cards: Vec<MethodCard> = self
+            .st
+            .engine
+            .offers()
+            .iter()
+            .map(|o| MethodCard { alone: o.after.is_none(), ..self.card(o.method) })
+            .collect();
         cards.sort_by_key(|c| !c.last);
         cards
     }
@@ -226,13 +243,25 @@ impl Draw<'_> {
                 };
                 (view, None)
             }
+            Prompt::Qr { .. } if self.offline => (PromptView::QrOffline, None),
+            Prompt::Qr { payload, expires_at } => {
+                let (valid_until, _) = authn_methods::mail_otp::expiry_parts(*expires_at, "Europe/Paris");
+                let view = PromptView::Qr {
+                    svg: crate::wallet::qr_svg(payload),
+                    payload: payload.clone(),
+                    valid_until,
+                    expires_at: *expires_at,
+                    poll_after_ms: shown.poll_after_ms.unwrap_or(2000),
+                };
+                (view, None)
+            }
             _ => (PromptView::Code, None),
         };
         (View::Prompt { method: shown.method.clone(), prompt }, notice)
     }
 
     async fn render(&self, view: View, error: Option<String>, notice: Option<String>) -> (String, bool) {
-        let script = matches!(&view, View::Prompt { prompt: PromptView::Number { .. }, .. });
+        let script = matches!(&view, View::Prompt { prompt: PromptView::Number { .. } | PromptView::Qr { .. }, .. });
         let choosing = matches!(&view, View::Choose { .. });
         let html = LoginPage {
             t: self.t(),
@@ -298,6 +327,7 @@ pub(crate) async fn show(
         locale,
         username: interaction.request.login_hint.clone().unwrap_or_default(),
         last: last_method(&headers),
+        offline: q.offline.is_some(),
     };
     match draw.view(q.method.as_deref(), q.choose.is_some(), Prefer::Named).await {
         Ok(view) => {
@@ -375,6 +405,7 @@ pub(crate) async fn submit(
         locale,
         username: form.username.clone(),
         last: last_method(&headers),
+        offline: form.qr_code.is_some(),
     };
     // The way the person chose: the method opened after the password, else the one posted.
     let chosen = then.map(|t| t.method).unwrap_or(method);
@@ -397,7 +428,7 @@ pub(crate) async fn submit(
             draw.respond(StatusCode::OK, view, None, None).await
         }
         StepOutcome::Refused(Refusal::Invalid) => {
-            let error = method_pages::invalid_text(t, then.map(|t| t.method));
+            let error = method_pages::invalid_text(t, method, then.map(|t| t.method));
             draw.again(StatusCode::OK, Some(chosen), error.to_owned()).await
         }
         StepOutcome::Refused(Refusal::Locked { retry_after }) => {

@@ -17,6 +17,8 @@ pub(crate) struct MethodCard {
     pub icon: &'static str,
     /// The method this browser used last.
     pub last: bool,
+    /// It makes a login by itself: the list starts it at once (a post), no password first.
+    pub alone: bool,
     /// Its input is typed with the password, in one form (a code): the step must then finish in
     /// that request (the documented one-form login).
     pub together: bool,
@@ -25,6 +27,7 @@ pub(crate) struct MethodCard {
 const ICON_CODE: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="5" y="2" width="14" height="20" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M8 8h2M11 8h2M14 8h2M8 12h2M11 12h2M14 12h2M8 16h8" stroke="currentColor" stroke-width="2"/></svg>"#;
 const ICON_MAIL: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="2" y="5" width="20" height="14" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M3 6l9 7 9-7" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#;
 const ICON_PHONE: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="6" y="2" width="12" height="20" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M9 12l2 2 4-4" fill="none" stroke="currentColor" stroke-width="2"/><path d="M11 19h2" stroke="currentColor" stroke-width="2"/></svg>"#;
+const ICON_QR: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><path d="M3 3h7v7H3zM14 3h7v7h-7zM3 14h7v7H3z" fill="none" stroke="currentColor" stroke-width="2"/><path d="M14 14h3v3h-3zM18 18h3v3h-3zM18 14h3M14 18v3" stroke="currentColor" stroke-width="2" fill="none"/></svg>"#;
 const ICON_KEY: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><circle cx="8" cy="12" r="4" fill="none" stroke="currentColor" stroke-width="2"/><path d="M12 12h10M18 12v4M21 12v3" stroke="currentColor" stroke-width="2"/></svg>"#;
 
 /// The card of method `id`, in the page's language.
@@ -33,13 +36,17 @@ pub(crate) fn describe(t: &'static Texts, id: &str, last: Option<&str>) -> Metho
         "otp" => (t.method_otp, t.method_otp_hint, ICON_CODE, true),
         "mail" => (t.method_mail, t.method_mail_hint, ICON_MAIL, false),
         "push" => (t.method_push, t.method_push_hint, ICON_PHONE, false),
+        "qr" => (t.method_qr, t.method_qr_hint, ICON_QR, false),
         _ => (t.method_other, "", ICON_KEY, false),
     };
-    MethodCard { id: id.to_owned(), label, hint, icon, last: last == Some(id), together }
+    MethodCard { id: id.to_owned(), label, hint, icon, last: last == Some(id), together, alone: false }
 }
 
 /// A refused attempt, as the form that was posted says it: never which part was wrong.
-pub(crate) fn invalid_text(t: &'static Texts, then: Option<&str>) -> &'static str {
+pub(crate) fn invalid_text(t: &'static Texts, method: &str, then: Option<&str>) -> &'static str {
+    if method == "qr" {
+        return t.qr_invalid;
+    }
     match then {
         Some("mail") => t.mail_invalid,
         Some("push") => t.push_invalid,
@@ -51,6 +58,7 @@ pub(crate) fn invalid_text(t: &'static Texts, then: Option<&str>) -> &'static st
 pub(crate) fn expired_text(t: &'static Texts, method: &str) -> &'static str {
     match method {
         "push" => t.push_expired,
+        "qr" => t.qr_expired,
         _ => t.step_expired,
     }
 }

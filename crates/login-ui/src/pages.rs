@@ -54,6 +54,18 @@ pub(crate) enum PromptView {
         /// The device was not woken (auto-silence): the professional must open the app.
         silenced: bool,
     },
+    /// A QR code to scan with the phone app, which the page waits for.
+    Qr {
+        /// Inline SVG drawn by the server.
+        svg: String,
+        /// `caducee-auth://…`, also a link for a phone that shows the page itself.
+        payload: String,
+        valid_until: String,
+        expires_at: i64,
+        poll_after_ms: u64,
+    },
+    /// The same QR code's offline form: the identifier and password the app derived from it.
+    QrOffline,
 }
 
 #[derive(Template)]

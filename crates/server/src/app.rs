@@ -13,6 +13,7 @@ use authn_methods::enrolment::Enrolment;
 use authn_methods::lockout::LockoutPolicy;
 use authn_methods::mail_otp::{MailOtp, MailOtpSettings};
 use authn_methods::mailer::{FileOutbox, Mailer, SmtpMailer, SmtpSettings};
+use authn_methods::push::qr::{QrLogin, QrSettings};
 use authn_methods::push::{PushApprovals, PushSettings};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -342,6 +343,10 @@ impl App {
         let push = Arc::new(push);
         if config.push.enabled {
             engine = engine.with_push(push.clone());
+            if config.push.qr_login {
+                let settings = QrSettings { validity: Duration::from_secs(config.push.qr_validity) };
+                engine = engine.with_method(Arc::new(QrLogin::new(push.clone(), settings)));
+            }
         }
         let engine = Arc::new(engine);
         let mut provider_config = config.provider_config()?;

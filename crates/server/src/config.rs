@@ -375,6 +375,9 @@ impl Config {
                 ));
             }
         }
+        if !(30..=600).contains(&self.push.qr_validity) {
+            return Err(ConfigError::Invalid("push.qr_validity must be between 30 and 600 seconds".into()));
+        }
         if self.push.max_wait > 60 {
             return Err(ConfigError::Invalid("push.max_wait must be at most 60 seconds".into()));
         }

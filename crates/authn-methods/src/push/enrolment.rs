@@ -2,6 +2,7 @@
 //! it), the phone redeems it with a key it made. One phone per account, and none for a while
 //! after «ce n'était pas moi».
 
+use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -28,6 +29,24 @@ impl EnrolmentStart {
             EnrolmentStart::Started(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// A phone just enrolled: its id (`kid` of its requests), and its offline ID and secret
+/// ([`super::qr`]), given to it once. `Debug` hides the secret.
+pub struct EnrolledDevice {
+    pub device_id: String,
+    pub offline_id: String,
+    pub offline_secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for EnrolledDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrolledDevice")
+            .field("device_id", &self.device_id)
+            .field("offline_id", &self.offline_id)
+            .field("offline_secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -106,8 +125,9 @@ impl PushApprovals {
     }
 
     /// A phone redeems an enrolment code with its new key. Returns the device id, which the
-    /// phone names (`kid`) in every later request.
-    pub async fn register_device(&self, token: &str, now: i64) -> Result<String, DeviceError> {
+    /// phone names (`kid`) in every later request, and what it needs to sign in without
+    /// network ([`super::qr`]).
+    pub async fn register_device(&self, token: &str, now: i64) -> Result<EnrolledDevice, DeviceError> {
         let header = RequestCheck::header(token)?;
         let jwk = header.jwk.ok_or(DeviceError::InvalidRequest("an enrolment request carries its key in jwk"))?;
         let key = DevicePublicKey::from_jwk(&jwk)?;
@@ -132,6 +152,10 @@ impl PushApprovals {
         let label =
             if body.label.trim().is_empty() { grant.label } else { body.label.trim().chars().take(64).collect() };
         let params = serde_json::to_value(&key).map_err(|e| DeviceError::Unavailable(internal(e)))?;
+        // For sign-in without network: an ID to type (ten digits, unique: kept as the serial)
+        // and a secret shared with the phone, sealed at rest like every authenticator secret.
+        let offline_id = format!("{:010}", rand::rng().random_range(0..10_000_000_000u64));
+        let offline_secret = Zeroizing::new(rand::rng().random::<[u8; 32]>().to_vec());
         let record = self
             .directory
             .authenticators()
@@ -139,9 +163,9 @@ impl PushApprovals {
                 subject: Some(grant.subject.clone()),
                 kind: KIND.to_owned(),
                 label,
-                serial: None,
-                // Nothing secret is kept: the phone's public key is in `params`.
-                secret: Zeroizing::new(Vec::new()),
+                serial: Some(format!("{}{offline_id}", super::qr::OFFLINE_SERIAL_PREFIX)),
+                // The phone's public key is in `params`; the secret is the offline one.
+                secret: offline_secret.clone(),
                 params,
                 active: true,
                 counter: 0,
@@ -154,12 +178,12 @@ impl PushApprovals {
         }
         let details = serde_json::json!({ "device": record.id });
         self.audit("push_device_enrolled", &grant.subject, Some(&grant.subject), None, "enrolled", details, now).await;
-        Ok(record.id)
+        Ok(EnrolledDevice { device_id: record.id, offline_id, offline_secret })
     }
 }
 
 /// Enough percent-encoding for a URL placed in a query parameter.
-fn percent_encode(s: &str) -> String {
+pub(super) fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),

@@ -19,6 +19,7 @@ mod mail;
 mod multinode;
 mod push;
 mod push_guard;
+mod qr;
 mod resilience;
 mod session_binding;
 mod tokens;

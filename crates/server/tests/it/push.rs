@@ -25,6 +25,8 @@ pub(crate) struct Phone {
     jwk: Jwk,
     pub(crate) device: Option<String>,
     endpoint: String,
+    /// The offline ID and secret the enrolment answer gave (QR-code sign-in without network).
+    pub(crate) offline: Option<(String, Vec<u8>)>,
 }
 
 impl Phone {
@@ -39,7 +41,13 @@ impl Phone {
             "y": URL_SAFE_NO_PAD.encode(&public[33..]),
         }))
         .unwrap();
-        Phone { key: EncodingKey::from_ec_der(pkcs8.as_ref()), jwk, device: None, endpoint: p.url("/push/v1") }
+        Phone {
+            key: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwk,
+            device: None,
+            endpoint: p.url("/push/v1"),
+            offline: None,
+        }
     }
 
     fn sign(&self, p: &TestProvider, body: Value, with_jwk: bool) -> String {
@@ -79,8 +87,15 @@ impl Phone {
         let (status, body) = Self::post(p, "/push/v1/devices", jws).await;
         if status == StatusCode::CREATED {
             self.device = Some(body["device_id"].as_str().unwrap().to_owned());
+            let secret = URL_SAFE_NO_PAD.decode(body["offline_secret"].as_str().unwrap()).unwrap();
+            self.offline = Some((body["offline_id"].as_str().unwrap().to_owned(), secret));
         }
         (status, body)
+    }
+
+    /// A request about a QR code it scanned (`lookup`, or `answer` with a decision).
+    pub(crate) async fn qr(&self, p: &TestProvider, body: Value) -> (StatusCode, Value) {
+        Self::post(p, "/push/v1/qr", self.sign(p, body, false)).await
     }
 
     pub(crate) async fn pending(&self, p: &TestProvider) -> Vec<Value> {
@@ -118,6 +133,7 @@ pub(crate) fn plain(html: String) -> String {
         .replace("&#x3d;", "=")
         .replace("&#x2f;", "/")
         .replace("&quot;", "\"")
+        .replace("&#38;", "&")
         .replace("&amp;", "&")
 }
 
