@@ -18,6 +18,10 @@ pub enum Error {
     /// The command line or its input is wrong.
     #[error("{0}")]
     Usage(String),
+    /// The app will not act on what it was given, and says why with a code of its own
+    /// (`invalid_payload`, `other_server`, `expired`, `offline_unavailable`).
+    #[error("{detail}")]
+    Declined { error: &'static str, detail: String },
     /// The state file is missing, unreadable or malformed.
     #[error("état {path} : {detail}")]
     State { path: PathBuf, detail: String },
@@ -50,7 +54,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Refused { .. } | Error::Protocol { .. } | Error::Network(_) => 1,
-            Error::Usage(_) | Error::State { .. } | Error::Io { .. } | Error::Crypto(_) => 2,
+            Error::Usage(_) | Error::Declined { .. } | Error::State { .. } | Error::Io { .. } | Error::Crypto(_) => 2,
             Error::WrongPin { .. } => 3,
             Error::Wiped { .. } => 4,
         }
@@ -69,6 +73,7 @@ impl Error {
             }
             Error::Network(e) => json!({ "error": "unreachable", "error_description": e.to_string() }),
             Error::Usage(_) => json!({ "error": "usage", "error_description": self.to_string() }),
+            Error::Declined { error, detail } => json!({ "error": error, "error_description": detail }),
             Error::State { .. } | Error::Io { .. } | Error::Crypto(_) => {
                 json!({ "error": "state", "error_description": self.to_string() })
             }

@@ -23,6 +23,7 @@ pub mod paths {
     pub const CHALLENGES: &str = "/challenges";
     pub const ANSWERS: &str = "/answers";
     pub const BLOCKS: &str = "/blocks";
+    pub const QR: &str = "/qr";
 }
 
 impl DeviceApi {

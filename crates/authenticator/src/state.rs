@@ -9,8 +9,9 @@
 //!
 //! The sealed part is AES-256-GCM under argon2id(PIN, salt), its additional data binding the
 //! server URL and the device id (a sealed blob moved into another state does not open). Inside,
-//! JSON: the device key (PKCS#8) and, when an enrolment answer carried one, a shared secret
-//! (`ocra_secret`, for offline codes). A PIN that does not open it counts on disk; after
+//! JSON: the device key (PKCS#8) and, when the enrolment answer carried them, what offline
+//! sign-in needs (`offline`: the phone's identifier, the OCRA secret and suite, see
+//! [`Offline`]). A PIN that does not open it counts on disk; after
 //! `max_wrong_pins` in a row the file is overwritten with zeros and deleted. The counter stops
 //! someone at the keyboard; a copy of the file is guarded by argon2id's cost alone, hence a PIN
 //! longer than four digits is better.
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use base64::engine::general_purpose::{STANDARD_NO_PAD as B64, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -77,8 +78,64 @@ pub struct Sealed {
 /// What the sealed part holds, once opened.
 pub struct Secrets {
     pub device_key: DeviceKey,
-    /// A secret shared with the provider at enrolment (offline codes), if it gave one.
-    pub shared_secret: Option<Zeroizing<String>>,
+    /// Offline sign-in (QR code without network), if the provider gave it at enrolment.
+    pub offline: Option<Offline>,
+}
+
+/// What offline sign-in needs, as the enrolment answer gave it (`offline_id`,
+/// `offline_secret`, `offline_suite`): the identifier the professional types with the code,
+/// the OCRA secret shared with the provider and the OCRA suite. Sealed with the device key;
+/// wiped from memory on drop.
+#[derive(Clone, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct Offline {
+    /// The phone's identifier for offline sign-in: ten digits.
+    pub id: String,
+    /// The OCRA secret, base64url without padding (32 bytes).
+    pub secret: String,
+    /// The OCRA suite (`OCRA-1:HOTP-SHA256-8:QH32`).
+    pub suite: String,
+}
+
+impl std::fmt::Debug for Offline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offline")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .field("suite", &self.suite)
+            .finish()
+    }
+}
+
+/// The length of a login QR code's challenge, in hexadecimal digits: the question an offline
+/// suite must take.
+pub const CHALLENGE_HEX_LEN: usize = 32;
+
+impl Offline {
+    /// Checks what an enrolment answer gave: ten digits, a base64url secret of 16 to 64 bytes
+    /// (32 today), and a suite this app computes with a login QR code's challenge as the only
+    /// input (hexadecimal question of at least 32 digits; no counter, no PIN hash). Returns
+    /// the suite and the secret's bytes.
+    pub fn check(&self) -> Result<(ocra::Suite, Zeroizing<Vec<u8>>), String> {
+        if self.id.len() != 10 || !self.id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("offline_id n'est pas un identifiant à dix chiffres".into());
+        }
+        let secret = Zeroizing::new(
+            URL_SAFE_NO_PAD.decode(self.secret.as_bytes()).map_err(|_| "offline_secret n'est pas du base64url")?,
+        );
+        if !(16..=64).contains(&secret.len()) {
+            return Err(format!("offline_secret a {} octets (32 attendus)", secret.len()));
+        }
+        let suite = ocra::Suite::parse(&self.suite).map_err(|e| format!("offline_suite : {e}"))?;
+        let question = suite.question_format();
+        if suite.has_counter()
+            || suite.password_hash_function().is_some()
+            || question.kind != ocra::QuestionKind::Hexadecimal
+            || question.max_len < CHALLENGE_HEX_LEN
+        {
+            return Err(format!("offline_suite {} non prise en charge (attendu : …:QH32)", self.suite));
+        }
+        Ok((suite, secret))
+    }
 }
 
 /// The sealed part's plaintext, as written.
@@ -86,15 +143,16 @@ pub struct Secrets {
 struct SecretsOut<'a> {
     device_key: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    shared_secret: Option<&'a str>,
+    offline: Option<&'a Offline>,
 }
 
-/// The sealed part's plaintext, as read (wiped on drop).
+/// The sealed part's plaintext, as read (wiped on drop). Fields it does not know are ignored
+/// (the first states had an unused `shared_secret`).
 #[derive(Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 struct SecretsIn {
     device_key: String,
     #[serde(default)]
-    shared_secret: Option<String>,
+    offline: Option<Offline>,
 }
 
 /// Who the state is for, besides its secrets.
@@ -156,8 +214,7 @@ impl State {
         let kdf = Kdf::new()?;
         let key = kdf.derive(pin, path)?;
         let device_key = Zeroizing::new(B64.encode(secrets.device_key.pkcs8()));
-        let plain =
-            SecretsOut { device_key: &device_key, shared_secret: secrets.shared_secret.as_deref().map(String::as_str) };
+        let plain = SecretsOut { device_key: &device_key, offline: secrets.offline.as_ref() };
         let mut buf = Zeroizing::new(serde_json::to_vec(&plain).map_err(|_| Error::Crypto("secrets en JSON"))?);
         let nonce_bytes = random_bytes(NONCE_LEN)?;
         let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| Error::Crypto("nonce"))?;
@@ -197,8 +254,8 @@ impl State {
         let pkcs8 = Zeroizing::new(
             B64.decode(plain.device_key.as_bytes()).map_err(|_| Error::state(path, "clé de l'appareil illisible"))?,
         );
-        let shared_secret = plain.shared_secret.take().map(Zeroizing::new);
-        Ok(Some(Secrets { device_key: DeviceKey::from_pkcs8(pkcs8)?, shared_secret }))
+        let offline = plain.offline.take();
+        Ok(Some(Secrets { device_key: DeviceKey::from_pkcs8(pkcs8)?, offline }))
     }
 }
 
@@ -385,12 +442,17 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
-    fn sealed(dir: &Path, shared: Option<&str>) -> StateFile {
+    fn offline() -> Offline {
+        Offline {
+            id: "0123456789".into(),
+            secret: "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlYyE".into(),
+            suite: "OCRA-1:HOTP-SHA256-8:QH32".into(),
+        }
+    }
+
+    fn sealed(dir: &Path, offline: Option<Offline>) -> StateFile {
         let file = StateFile::new(dir.join("sub").join("state.json"));
-        let secrets = Secrets {
-            device_key: DeviceKey::generate().unwrap(),
-            shared_secret: shared.map(|s| Zeroizing::new(s.to_owned())),
-        };
+        let secrets = Secrets { device_key: DeviceKey::generate().unwrap(), offline };
         let id = Identity { server: "https://idp.example/push/v1", device_id: "dev-1", label: None, enrolled_at: 1 };
         let state = State::seal(id, &secrets, "2468", file.path()).unwrap();
         file.save(&state).unwrap();
@@ -400,19 +462,79 @@ mod tests {
     #[test]
     fn the_right_pin_opens_the_secrets_and_the_file_is_private() {
         let dir = tempfile::tempdir().unwrap();
-        let file = sealed(dir.path(), Some("c2VjcmV0"));
+        let file = sealed(dir.path(), Some(offline()));
         let (state, secrets) = file.unlock("2468").unwrap();
         assert_eq!(state.device_id, "dev-1");
-        assert_eq!(secrets.shared_secret.as_deref().map(String::as_str), Some("c2VjcmV0"));
+        let opened = secrets.offline.as_ref().unwrap();
+        let expected = offline();
+        assert_eq!((&opened.id, &opened.secret, &opened.suite), (&expected.id, &expected.secret, &expected.suite));
         let text = std::fs::read_to_string(file.path()).unwrap();
-        assert!(!text.contains("c2VjcmV0"), "the shared secret is sealed");
+        for sealed in ["0123456789", "c2VjcmV0", "OCRA-1"] {
+            assert!(!text.contains(sealed), "{sealed} is sealed");
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
             assert_eq!(std::fs::metadata(file.path()).unwrap().permissions().mode() & 0o777, 0o600);
         }
         let (_, secrets) = sealed(dir.path(), None).unlock("2468").unwrap();
-        assert!(secrets.shared_secret.is_none());
+        assert!(secrets.offline.is_none());
+    }
+
+    #[test]
+    fn offline_data_is_checked_as_the_enrolment_gives_it() {
+        let (suite, secret) = offline().check().unwrap();
+        assert_eq!(suite.as_str(), "OCRA-1:HOTP-SHA256-8:QH32");
+        assert_eq!(secret.len(), 32);
+        let with = |f: fn(&mut Offline)| {
+            let mut o = offline();
+            f(&mut o);
+            o.check()
+        };
+        assert!(with(|o| o.id = "012345678".into()).is_err());
+        assert!(with(|o| o.id = "01234567ab".into()).is_err());
+        assert!(with(|o| o.secret = "c2VjcmV0".into()).is_err());
+        assert!(with(|o| o.secret = "not base64url!".into()).is_err());
+        assert!(with(|o| o.suite = "OCRA-1:HOTP-SHA256-8:QN08".into()).is_err());
+        assert!(with(|o| o.suite = "OCRA-1:HOTP-SHA256-8:QH16".into()).is_err());
+        assert!(with(|o| o.suite = "OCRA-1:HOTP-SHA256-8:C-QH32".into()).is_err());
+        assert!(with(|o| o.suite = "OCRA-1:HOTP-SHA256-8:QH32-PSHA1".into()).is_err());
+        assert!(with(|o| o.suite = "OCRA-1:HOTP-SHA256-8:QH32-T1M".into()).is_err());
+        assert!(with(|o| o.suite = "OCRA-1:HOTP-SHA1-6:QH64".into()).is_ok());
+    }
+
+    #[test]
+    fn a_sealed_part_of_the_first_format_still_opens() {
+        // The first states sealed an unused `shared_secret` beside the key.
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("state.json"));
+        let key = DeviceKey::generate().unwrap();
+        let kdf = Kdf::new().unwrap();
+        let seal_key = kdf.derive("2468", file.path()).unwrap();
+        let plain = serde_json::json!({ "device_key": B64.encode(key.pkcs8()), "shared_secret": "x" });
+        let mut buf = serde_json::to_vec(&plain).unwrap();
+        let nonce_bytes = random_bytes(NONCE_LEN).unwrap();
+        let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).unwrap();
+        let server = "https://idp.example/push/v1";
+        aead_key(&seal_key)
+            .unwrap()
+            .seal_in_place_append_tag(nonce, Aad::from(aad(server, "dev-1")), &mut buf)
+            .unwrap();
+        let state = State {
+            format: FORMAT,
+            server: server.into(),
+            device_id: "dev-1".into(),
+            label: None,
+            enrolled_at: 1,
+            kdf,
+            sealed: Sealed { alg: "A256GCM".into(), nonce: B64.encode(nonce_bytes), ciphertext: B64.encode(&buf) },
+            wrong_pins: 0,
+            max_wrong_pins: MAX_WRONG_PINS,
+        };
+        file.save(&state).unwrap();
+        let (_, secrets) = file.unlock("2468").unwrap();
+        assert!(secrets.offline.is_none());
+        assert_eq!(secrets.device_key.pkcs8(), key.pkcs8());
     }
 
     #[test]

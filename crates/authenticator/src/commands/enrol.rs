@@ -1,16 +1,16 @@
 //! `enrol CODE_OR_URI [--server URL] [--label TEXT]`: makes the device key, redeems the
 //! wallet's enrolment code with it (`POST /push/v1/devices`, the public key in the header's
-//! `jwk`), then seals the key under a new PIN in the state file.
+//! `jwk`), then seals the key under a new PIN in the state file, with what offline sign-in
+//! needs when the answer carries it (`offline_id`, `offline_secret`, `offline_suite`).
 
-use serde_json::json;
-use zeroize::Zeroizing;
+use serde_json::{Value, json};
 
 use super::{Context, Report, text};
 use crate::Error;
 use crate::device::{DeviceKey, Signer, now};
 use crate::http::{self, DeviceApi, TIMEOUT, paths};
 use crate::pin;
-use crate::state::{Identity, Secrets, State};
+use crate::state::{Identity, Offline, Secrets, State};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,10 +81,14 @@ pub async fn run(cx: &Context, args: Args) -> Result<Report, Error> {
         .filter(|d| !d.is_empty())
         .ok_or_else(|| Error::Protocol { status: 201, detail: "pas de device_id dans la réponse".into() })?
         .to_owned();
-    // A later provider may share a secret for offline codes (OCRA); kept sealed if so.
-    let shared_secret = text(&answer, "ocra_secret").map(|s| Zeroizing::new(s.to_owned()));
-    let offline_codes = shared_secret.is_some();
-    let secrets = Secrets { device_key: key, shared_secret };
+    // The device is enrolled on the server now: offline data it gave wrong only leaves
+    // offline sign-in off, said below, rather than losing the enrolment.
+    let (offline, offline_warning) = match offline_from(&answer) {
+        Ok(offline) => (offline, None),
+        Err(warning) => (None, Some(warning)),
+    };
+    let offline_id = offline.as_ref().map(|o| o.id.clone());
+    let secrets = Secrets { device_key: key, offline };
     let id =
         Identity { server: api.endpoint(), device_id: &device_id, label: args.label.as_deref(), enrolled_at: now() };
     let state = State::seal(id, &secrets, &pin, cx.state.path())?;
@@ -95,14 +99,38 @@ pub async fn run(cx: &Context, args: Args) -> Result<Report, Error> {
         "server": api.endpoint(),
         "label": args.label,
         "state": cx.state.path(),
-        "offline_codes": offline_codes,
+        "offline_codes": offline_id.is_some(),
+        "offline_id": offline_id,
+        "offline_warning": offline_warning,
     });
+    let offline = match (&offline_id, &offline_warning) {
+        (Some(id), _) => format!("Connexion hors ligne (QR code) : disponible, identifiant {id}."),
+        (None, Some(warning)) => {
+            format!("Connexion hors ligne (QR code) : indisponible, réponse du serveur invalide ({warning}).")
+        }
+        (None, None) => "Connexion hors ligne (QR code) : le serveur ne la propose pas.".to_owned(),
+    };
     let human = format!(
-        "Téléphone enrôlé (appareil {device_id}) auprès de {}.\nÉtat : {}",
+        "Téléphone enrôlé (appareil {device_id}) auprès de {}.\n{offline}\nÉtat : {}",
         api.endpoint(),
         cx.state.path().display()
     );
     Ok(Report::ok(json, human))
+}
+
+/// Offline sign-in from the enrolment answer: all of `offline_id`, `offline_secret` and
+/// `offline_suite`, checked, or none (an older provider).
+fn offline_from(answer: &Value) -> Result<Option<Offline>, String> {
+    let field = |name: &str| answer.get(name).filter(|v| !v.is_null());
+    match (field("offline_id"), field("offline_secret"), field("offline_suite")) {
+        (None, None, None) => Ok(None),
+        (Some(Value::String(id)), Some(Value::String(secret)), Some(Value::String(suite))) => {
+            let offline = Offline { id: id.clone(), secret: secret.clone(), suite: suite.clone() };
+            offline.check()?;
+            Ok(Some(offline))
+        }
+        _ => Err("offline_id, offline_secret et offline_suite vont ensemble, en texte".into()),
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +150,30 @@ mod tests {
         assert!(Invitation::parse("caducee-push://login?server=x&code=y", None).is_err());
         assert!(Invitation::parse("caducee-push://enrol?code=y", None).is_err());
         assert!(Invitation::parse("caducee-push://enrol?server=http%3A%2F%2Fevil.example%2F&code=y", None).is_err());
+    }
+
+    #[test]
+    fn offline_data_comes_whole_and_checked_or_not_at_all() {
+        let given = json!({
+            "device_id": "dev-1",
+            "offline_id": "0123456789",
+            "offline_secret": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlYyE",
+            "offline_suite": "OCRA-1:HOTP-SHA256-8:QH32",
+        });
+        let offline = offline_from(&given).unwrap().unwrap();
+        assert_eq!((offline.id.as_str(), offline.suite.as_str()), ("0123456789", "OCRA-1:HOTP-SHA256-8:QH32"));
+        assert!(offline_from(&json!({ "device_id": "dev-1" })).unwrap().is_none());
+        assert!(offline_from(&json!({ "device_id": "dev-1", "offline_id": null })).unwrap().is_none());
+        for (field, value) in [
+            ("offline_id", json!(null)),
+            ("offline_id", json!(123456789)),
+            ("offline_id", json!("12345")),
+            ("offline_secret", json!("short")),
+            ("offline_suite", json!("OCRA-1:HOTP-SHA256-8:QN08")),
+        ] {
+            let mut broken = given.clone();
+            broken[field] = value;
+            assert!(offline_from(&broken).is_err(), "{field}: {broken}");
+        }
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! Every verb but `enrol` starts with [`Context::unlock`], which asks the PIN, opens the
 //! sealed secrets (counting wrong PINs) and gives an [`Unlocked`] device that signs and sends
-//! requests. A later verb (`scan PAYLOAD` for QR-code login, `offline-code PAYLOAD` from the
-//! shared secret) is one more module here, one variant of [`Command`] and one arm of
-//! [`Command::run`].
+//! requests; `offline-code`, which must not touch the network, uses [`Context::open`] (the
+//! same PIN rules, no HTTP client). A verb is one module here, one variant of [`Command`] and
+//! one arm of [`Command::run`].
 
 use std::time::Duration;
 
@@ -20,7 +20,9 @@ use crate::state::{Secrets, State, StateFile};
 
 pub mod answer;
 pub mod enrol;
+pub mod offline_code;
 pub mod pushes;
+pub mod scan;
 pub mod unblock;
 
 /// The verbs.
@@ -38,6 +40,12 @@ pub enum Command {
     Deny(answer::DenyArgs),
     /// Lève le blocage des demandes d'approbation du compte.
     Unblock,
+    /// Connexion par QR code : lit le QR code de la page de connexion
+    /// (caducee-auth://login?…), montre qui demande, puis approuve ou refuse.
+    Scan(scan::Args),
+    /// Connexion par QR code sans réseau : calcule, à partir du QR code de la page de
+    /// connexion, l'identifiant et le mot de passe à y taper.
+    OfflineCode(offline_code::Args),
 }
 
 impl Command {
@@ -48,6 +56,8 @@ impl Command {
             Command::Approve(args) => answer::approve(cx, args).await,
             Command::Deny(args) => answer::deny(cx, args).await,
             Command::Unblock => unblock::run(cx).await,
+            Command::Scan(args) => scan::run(cx, args).await,
+            Command::OfflineCode(args) => offline_code::run(cx, args),
         }
     }
 }
@@ -86,12 +96,18 @@ pub struct Unlocked {
 impl Context {
     /// Asks the PIN and opens the state (a wrong PIN counts; the last one wipes).
     pub fn unlock(&self) -> Result<Unlocked, Error> {
+        let (state, secrets) = self.open()?;
+        let api = DeviceApi::new(&state.server)?;
+        Ok(Unlocked { state, secrets, api })
+    }
+
+    /// Asks the PIN and opens the state, as [`Context::unlock`] does, without making an HTTP
+    /// client.
+    pub fn open(&self) -> Result<(State, Secrets), Error> {
         // Not found is said before the PIN is asked for nothing.
         self.state.load()?;
         let pin = pin::current(self.pin)?;
-        let (state, secrets) = self.state.unlock(&pin)?;
-        let api = DeviceApi::new(&state.server)?;
-        Ok(Unlocked { state, secrets, api })
+        self.state.unlock(&pin)
     }
 }
 
