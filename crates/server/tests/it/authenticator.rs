@@ -39,7 +39,7 @@ fn binary() -> PathBuf {
 }
 
 /// One phone: its own state file in a temporary directory.
-struct App {
+pub(crate) struct App {
     dir: tempfile::TempDir,
     /// Requests go through this HTTP proxy when set.
     proxy: Option<String>,
@@ -47,10 +47,10 @@ struct App {
 
 /// What a run of the binary gave: its exit code and its `--json` object.
 #[derive(Debug)]
-struct Run {
-    code: i32,
-    json: Value,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) json: Value,
+    pub(crate) stderr: String,
 }
 
 impl App {
@@ -80,7 +80,7 @@ impl App {
     }
 
     /// Runs with `--json` and the given PIN.
-    async fn run_with(&self, pin: &str, args: &[&str]) -> Run {
+    pub(crate) async fn run_with(&self, pin: &str, args: &[&str]) -> Run {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let out = self.output(pin, &all).await;
@@ -91,7 +91,7 @@ impl App {
         Run { code: out.status.code().unwrap(), json, stderr }
     }
 
-    async fn run(&self, args: &[&str]) -> Run {
+    pub(crate) async fn run(&self, args: &[&str]) -> Run {
         self.run_with(PIN, args).await
     }
 
@@ -111,7 +111,7 @@ async fn qr_payload(s: &Setup) -> String {
 }
 
 /// An app enrolled from the QR payload.
-async fn enrolled(s: &Setup) -> (App, String) {
+pub(crate) async fn enrolled(s: &Setup) -> (App, String) {
     let app = App::new();
     let payload = qr_payload(s).await;
     assert!(payload.starts_with("caducee-push://enrol?server="), "{payload}");

@@ -407,3 +407,69 @@ async fn a_push_approval_moves_the_page_on_by_itself_without_a_click() {
     })
     .await;
 }
+
+/// The QR code in a real browser: the list starts it in one click, the countdown runs, the page
+/// moves on by itself once the phone approved, and clicking the code opens the offline form,
+/// which signs in with the app's identifier and code; every page is accessible.
+#[tokio::test]
+async fn a_qr_code_login_continues_by_itself_and_its_offline_form_signs_in() {
+    let s = site(Storage::Embedded, |_| {}).await;
+    let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
+    let push = s.p.app.engine.push().unwrap().clone();
+    let enrolment = push.start_enrolment(&subject, "Téléphone", s.p.clock.now()).await.unwrap().started().unwrap();
+    let mut phone = crate::push::Phone::new(&s.p);
+    assert_eq!(phone.enrol(&s.p, &enrolment.code).await.0, reqwest::StatusCode::CREATED);
+    let (offline_id, secret) = phone.offline.clone().unwrap();
+    with_browser("qr_login", |c| async move {
+        c.goto(&authorize(&s, "")).await?;
+        submit(&c, "qr").await?;
+        let countdown = text_of(&c, "#countdown").await?;
+        ensure!(countdown.starts_with("Temps restant"), "the countdown runs: {countdown:?}");
+        accessible(&c).await.context("the QR code page")?;
+        let link = c.find(Locator::Css("a.app-link")).await?.attr("href").await?.context("the app link")?;
+        let payload = url::Url::parse(&link)?;
+        let challenge = payload.query_pairs().find(|(k, _)| k == "challenge").context("a challenge")?.1.into_owned();
+        let (_, outcome) = phone
+            .qr(&s.p, serde_json::json!({ "action": "answer", "challenge": challenge, "decision": "approve" }))
+            .await;
+        ensure!(outcome["outcome"] == "approved", "{outcome}");
+        // No click: the page asks, then submits itself.
+        landed(&c, &s.rp).await?;
+
+        // Offline: a click on the QR code opens the form for the app's identifier and code.
+        c.goto(&authorize(&s, "&prompt=login")).await?;
+        if c.find(Locator::Css("button[value=\"qr\"]")).await.is_err() {
+            choose_list(&c).await?;
+        }
+        submit(&c, "qr").await?;
+        let link = c.find(Locator::Css("a.app-link")).await?.attr("href").await?.context("the app link")?;
+        let payload = url::Url::parse(&link)?;
+        let challenge = payload.query_pairs().find(|(k, _)| k == "challenge").context("a challenge")?.1.into_owned();
+        let old = c.find(Locator::Css("html")).await?;
+        c.find(Locator::Css("p.qr a")).await?.click().await?;
+        while old.tag_name().await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let title = text_of(&c, "h2").await?;
+        ensure!(title.contains("Connexion hors réseau"), "{title}");
+        accessible(&c).await.context("the offline form")?;
+        let suite = ocra::Suite::parse("OCRA-1:HOTP-SHA256-8:QH32")?;
+        let code =
+            suite.compute(&secret, &ocra::DataInput { counter: None, question: &challenge, password_hash: None })?;
+        fill(&c, "qr_id", &offline_id).await?;
+        fill(&c, "qr_code", &code).await?;
+        click(&c, "submit").await?;
+        landed(&c, &s.rp).await
+    })
+    .await;
+}
+
+/// The list of ways to sign in, from a page that opened on the one used last.
+async fn choose_list(c: &Client) -> anyhow::Result<()> {
+    let old = c.find(Locator::Css("html")).await?;
+    c.find(Locator::Css("a.other")).await?.click().await?;
+    while old.tag_name().await.is_ok() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

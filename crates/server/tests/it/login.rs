@@ -14,7 +14,9 @@ async fn login_page_is_french_by_default_and_english_on_request() {
     assert!(html.contains("<html lang=\"fr\">"));
     // First the ways to sign in, each with its pictogram; then the chosen one's form.
     assert!(html.contains("Choisissez votre moyen de connexion") && html.contains("Code OTP"), "{html}");
-    assert!(html.contains("Code par courriel") && html.contains("Validation sur téléphone") && html.contains("QR code"));
+    assert!(
+        html.contains("Code par courriel") && html.contains("Validation sur téléphone") && html.contains("QR code")
+    );
     assert_eq!(html.matches("<svg class=\"icon\" aria-hidden=\"true\"").count(), 4);
     let form = b.get(&format!("{url}?method=otp")).await.text().await.unwrap();
     assert!(form.contains("Identifiant") && form.contains("Mot de passe") && form.contains("Code OTP"));
