@@ -385,3 +385,17 @@ impl AuthMethod for QrLogin {
         Ok(self.live(cx, state).await?.is_some_and(|(_, c)| c.state == QrState::Pending))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of docs/authentication.md, computed apart from the `ocra` crate (HMAC-SHA256
+    /// over the suite, a zero byte and the challenge padded to 128 bytes; HOTP truncation).
+    #[test]
+    fn the_documented_offline_example_holds() {
+        let secret: Vec<u8> = (0u8..32).collect();
+        assert_eq!(offline_code(&secret, "00112233445566778899aabbccddeeff").ok().as_deref(), Some("34997040"));
+        assert!(offline_code(&secret, "not hexadecimal").is_err());
+    }
+}
