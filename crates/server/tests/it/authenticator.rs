@@ -54,7 +54,7 @@ pub(crate) struct Run {
 }
 
 impl App {
-    fn new() -> App {
+    pub(crate) fn new() -> App {
         App { dir: tempfile::tempdir().unwrap(), proxy: None }
     }
 
@@ -96,7 +96,7 @@ impl App {
     }
 
     /// The pending requests, which must succeed.
-    async fn pushes(&self) -> Vec<Value> {
+    pub(crate) async fn pushes(&self) -> Vec<Value> {
         let r = self.run(&["pushes"]).await;
         assert_eq!(r.code, 0, "{r:?}");
         r.json["challenges"].as_array().unwrap().clone()
@@ -124,7 +124,7 @@ pub(crate) async fn enrolled(s: &Setup) -> (App, String) {
 
 /// Asks for a push from a new login page; returns the browser, the login URL, the waiting
 /// page and the number it shows.
-async fn push_login(s: &Setup, b: &Browser) -> (String, String, String) {
+pub(crate) async fn push_login(s: &Setup, b: &Browser) -> (String, String, String) {
     let (login_url, html) = open_login(b, &s.p, "rp", &[]).await;
     let r = ask_push(b, &login_url, &html, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);

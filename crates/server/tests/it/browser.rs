@@ -384,11 +384,7 @@ async fn an_activation_code_with_spaces_signs_in_from_the_browser() {
 #[tokio::test]
 async fn a_push_approval_moves_the_page_on_by_itself_without_a_click() {
     let s = site(Storage::Embedded, |_| {}).await;
-    let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
-    let push = s.p.app.engine.push().unwrap().clone();
-    let enrolment = push.start_enrolment(&subject, "Téléphone", s.p.clock.now()).await.unwrap().started().unwrap();
-    let mut phone = crate::push::Phone::new(&s.p);
-    assert_eq!(phone.enrol(&s.p, &enrolment.code).await.0, reqwest::StatusCode::CREATED);
+    let app = authenticator_for(&s).await;
     with_browser("push_login", |c| async move {
         c.goto(&authorize(&s, "")).await?;
         choose(&c, "push").await?;
@@ -398,41 +394,46 @@ async fn a_push_approval_moves_the_page_on_by_itself_without_a_click() {
         let number = text_of(&c, ".push-number span[aria-hidden=true]").await?;
         ensure!(number.len() == 2, "the number to type: {number:?}");
         accessible(&c).await.context("the waiting page")?;
-        let pending = phone.pending(&s.p).await;
-        let challenge = pending[0]["id"].as_str().context("a pending push")?.to_owned();
-        let (_, answer) = phone.answer(&s.p, &challenge, "approve", &number).await;
-        ensure!(answer["outcome"] == "approved", "{answer}");
-        // No click: the page refreshes itself (no JavaScript) and reaches the relying party.
+        // The phone: the real caducee-authenticator.
+        let pending = app.run(&["pushes"]).await;
+        let id = pending.json["challenges"][0]["id"].as_str().context("a pending push")?.to_owned();
+        let answer = app.run(&["approve", &id, "--number", &number]).await;
+        ensure!(answer.json["outcome"] == "approved", "{answer:?}");
+        // No click: the page asks, then submits itself, and reaches the relying party.
         landed(&c, &s.rp).await
     })
     .await;
 }
 
-/// The QR code in a real browser: the list starts it in one click, the countdown runs, the page
-/// moves on by itself once the phone approved, and clicking the code opens the offline form,
-/// which signs in with the app's identifier and code; every page is accessible.
-#[tokio::test]
-async fn a_qr_code_login_continues_by_itself_and_its_offline_form_signs_in() {
-    let s = site(Storage::Embedded, |_| {}).await;
+/// The real `caducee-authenticator`, enrolled for the site's professional.
+async fn authenticator_for(s: &Site) -> crate::authenticator::App {
     let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
     let push = s.p.app.engine.push().unwrap().clone();
     let enrolment = push.start_enrolment(&subject, "Téléphone", s.p.clock.now()).await.unwrap().started().unwrap();
-    let mut phone = crate::push::Phone::new(&s.p);
-    assert_eq!(phone.enrol(&s.p, &enrolment.code).await.0, reqwest::StatusCode::CREATED);
-    let (offline_id, secret) = phone.offline.clone().unwrap();
+    let app = crate::authenticator::App::new();
+    let r = app.run(&["enrol", &enrolment.uri]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    app
+}
+
+/// The QR code in a real browser with the real `caducee-authenticator` as the phone: the list
+/// starts it in one click, the countdown runs, the page moves on by itself once the phone
+/// approved, and clicking the code opens the offline form, which signs in with the app's
+/// identifier and code; every page is accessible.
+#[tokio::test]
+async fn a_qr_code_login_continues_by_itself_and_its_offline_form_signs_in() {
+    let s = site(Storage::Embedded, |_| {}).await;
+    let app = authenticator_for(&s).await;
     with_browser("qr_login", |c| async move {
         c.goto(&authorize(&s, "")).await?;
         submit(&c, "qr").await?;
         let countdown = text_of(&c, "#countdown").await?;
         ensure!(countdown.starts_with("Temps restant"), "the countdown runs: {countdown:?}");
         accessible(&c).await.context("the QR code page")?;
-        let link = c.find(Locator::Css("a.app-link")).await?.attr("href").await?.context("the app link")?;
-        let payload = url::Url::parse(&link)?;
-        let challenge = payload.query_pairs().find(|(k, _)| k == "challenge").context("a challenge")?.1.into_owned();
-        let (_, outcome) = phone
-            .qr(&s.p, serde_json::json!({ "action": "answer", "challenge": challenge, "decision": "approve" }))
-            .await;
-        ensure!(outcome["outcome"] == "approved", "{outcome}");
+        // The phone scans what the page shows (the link carries the QR code's payload).
+        let payload = c.find(Locator::Css("a.app-link")).await?.attr("href").await?.context("the app link")?;
+        let scan = app.run(&["scan", &payload, "--approve"]).await;
+        ensure!(scan.json["outcome"] == "approved", "{scan:?}");
         // No click: the page asks, then submits itself.
         landed(&c, &s.rp).await?;
 
@@ -442,9 +443,7 @@ async fn a_qr_code_login_continues_by_itself_and_its_offline_form_signs_in() {
             choose_list(&c).await?;
         }
         submit(&c, "qr").await?;
-        let link = c.find(Locator::Css("a.app-link")).await?.attr("href").await?.context("the app link")?;
-        let payload = url::Url::parse(&link)?;
-        let challenge = payload.query_pairs().find(|(k, _)| k == "challenge").context("a challenge")?.1.into_owned();
+        let payload = c.find(Locator::Css("a.app-link")).await?.attr("href").await?.context("the app link")?;
         let old = c.find(Locator::Css("html")).await?;
         c.find(Locator::Css("p.qr a")).await?.click().await?;
         while old.tag_name().await.is_ok() {
@@ -453,10 +452,10 @@ async fn a_qr_code_login_continues_by_itself_and_its_offline_form_signs_in() {
         let title = text_of(&c, "h2").await?;
         ensure!(title.contains("Connexion hors réseau"), "{title}");
         accessible(&c).await.context("the offline form")?;
-        let suite = ocra::Suite::parse("OCRA-1:HOTP-SHA256-8:QH32")?;
-        let code =
-            suite.compute(&secret, &ocra::DataInput { counter: None, question: &challenge, password_hash: None })?;
-        fill(&c, "qr_id", &offline_id).await?;
+        let offline = app.run(&["offline-code", &payload]).await;
+        let id = offline.json["id"].as_str().context("an identifier")?.to_owned();
+        let code = offline.json["code"].as_str().context("a code")?.to_owned();
+        fill(&c, "qr_id", &id).await?;
         fill(&c, "qr_code", &code).await?;
         click(&c, "submit").await?;
         landed(&c, &s.rp).await

@@ -7,6 +7,7 @@ mod admin;
 mod admin_access;
 mod audit;
 mod authenticator;
+mod authenticator_push;
 mod authenticator_qr;
 mod backchannel;
 mod binary;
