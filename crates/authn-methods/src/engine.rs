@@ -136,14 +136,15 @@ pub struct AuthEngine {
     methods: Vec<Arc<dyn AuthMethod>>,
     /// The members of «Code OTP» ([`crate::code`]), kept to add the mailed code to them.
     code_members: Vec<Arc<dyn AuthMethod>>,
-    push: Option<Arc<PushApprovals>>,
     activation: Arc<ActivationCodes>,
     progress: Progresses,
     failure_floor: Duration,
 }
 
 impl AuthEngine {
-    /// An engine with the password and «Code OTP» (TOTP apps, OTP tokens, activation codes).
+    /// An engine with the password alone: the methods that complete a login are registered
+    /// next, one line each (`with_codes`, `with_mail_otp`, `with_push`, `with_method`), as the
+    /// configuration names them (`login.methods`), in the order the login page offers them.
     pub fn new(directory: Directory, store: Arc<dyn SessionStore>, settings: EngineSettings) -> Self {
         let activation = Arc::new(ActivationCodes::new(store.clone(), directory.keyed_hash("activation-code")));
         let code_members: Vec<Arc<dyn AuthMethod>> = vec![
@@ -152,48 +153,48 @@ impl AuthEngine {
             activation.clone(),
         ];
         AuthEngine {
-            methods: vec![
-                Arc::new(PasswordMethod::new(directory.clone())),
-                Arc::new(OneTimeCode::new(code_members.clone())),
-            ],
+            methods: vec![Arc::new(PasswordMethod::new(directory.clone()))],
             code_members,
             activation,
             lockout: Lockout::new(store.clone(), settings.lockout, directory.keyed_hash("lockout-identifier")),
             devices: DeviceCookies::new(directory.keyed_hash("device-cookie")),
             audit_identifiers: directory.keyed_hash("audit-identifier"),
             policy: Policy,
-            push: None,
             progress: Progresses::new(store, settings.login_ttl),
             failure_floor: settings.failure_floor,
             directory,
         }
     }
 
-    /// Registers a method: one line per method (the configuration says which are on).
+    /// Registers a method (replacing one of the same id, in its place).
     pub fn with_method(mut self, method: Arc<dyn AuthMethod>) -> Self {
-        self.methods.retain(|m| m.id() != method.id());
-        self.methods.push(method);
+        match self.methods.iter().position(|m| m.id() == method.id()) {
+            Some(i) => self.methods[i] = method,
+            None => self.methods.push(method),
+        }
         self
     }
 
+    /// «Code OTP»: TOTP apps, OTP tokens, activation codes (and the mailed code, when mail OTP
+    /// is on), in one field.
+    pub fn with_codes(self) -> Self {
+        let code = Arc::new(OneTimeCode::new(self.code_members.clone()));
+        self.with_method(code)
+    }
+
     /// One-time passwords by e-mail: «Recevoir un code par courriel», and the mailed code
-    /// accepted in «Code OTP» too.
+    /// accepted in «Code OTP» too when that is on.
     pub fn with_mail_otp(mut self, mail: Arc<MailOtp>) -> Self {
         self.code_members.push(mail.clone());
-        let code: Arc<dyn AuthMethod> = Arc::new(OneTimeCode::new(self.code_members.clone()));
+        let codes_on = self.has_method(crate::code::METHOD_ID);
         let send: Arc<dyn AuthMethod> = Arc::new(MailOtpMethod::new(mail, self.directory.clone()));
-        self.with_method(code).with_method(send)
+        let engine = self.with_method(send);
+        if codes_on { engine.with_codes() } else { engine }
     }
 
     /// Push approval on the professional's phone.
-    pub fn with_push(mut self, push: Arc<PushApprovals>) -> Self {
-        self.push = Some(push.clone());
+    pub fn with_push(self, push: Arc<PushApprovals>) -> Self {
         self.with_method(Arc::new(PushMethod::new(push)))
-    }
-
-    /// The push service, for the wallet's phone pages (none when push approval is off).
-    pub fn push(&self) -> Option<&Arc<PushApprovals>> {
-        self.push.as_ref()
     }
 
     /// The strongest `acr` the configured methods can reach: a password and a one-time code

@@ -56,7 +56,13 @@ impl Policy {
     /// the phone app); then come factors of a kind not yet proven, for that person.
     pub fn next(&self, factors: &[FactorResult], methods: &[MethodInfo]) -> Vec<MethodId> {
         if factors.is_empty() {
-            return methods.iter().filter(|m| !m.needs_subject).map(|m| m.id).collect();
+            // A first factor that is not enough alone opens a login only if a second can follow.
+            let seconds = methods.iter().any(|m| m.needs_subject);
+            return methods
+                .iter()
+                .filter(|m| !m.needs_subject && (seconds || m.enough_alone()))
+                .map(|m| m.id)
+                .collect();
         }
         let proven: Vec<FactorKind> =
             factors.iter().flat_map(|f| std::iter::once(f.kind).chain(f.also.iter().copied())).collect();
@@ -214,6 +220,9 @@ mod tests {
             (result.acr.as_str(), result.amr),
             ("eidas1", vec!["swk".to_owned(), "pin".to_owned(), "mfa".to_owned()])
         );
+        // The card or the phone app alone: the password then opens nothing.
+        let alone = [methods[0], methods[3]];
+        assert_eq!(Policy.next(&[], &alone), vec!["qr"]);
         let offers = Policy.offers(&methods);
         assert_eq!(
             offers,

@@ -87,7 +87,8 @@ async fn import_assign_and_sign_in_with_a_hotp_token() {
         d.clone(),
         store,
         EngineSettings { failure_floor: Duration::from_millis(1), ..Default::default() },
-    );
+    )
+    .with_codes();
     let cx = AuthContext {
         now: NOW,
         source_ip: None,

@@ -239,7 +239,7 @@ async fn the_engine_combines_password_and_totp_into_eidas1() {
     let e = totp::enroll(&d, &subject, "899700000004", "Caducée", true, NOW - 300).await.unwrap();
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
     let settings = EngineSettings { failure_floor: Duration::from_millis(1), ..EngineSettings::default() };
-    let engine = AuthEngine::new(d.clone(), store, settings);
+    let engine = AuthEngine::new(d.clone(), store, settings).with_codes();
     let code = totp::current_code(&e.authenticator.secret, TotpParams::default(), NOW).unwrap();
 
     let wrong = one_form(&engine, &cx(NOW), "899700000004", "not the passphrase", &code).await.unwrap();
@@ -283,7 +283,7 @@ async fn item_2_identifiers_that_cannot_be_one_are_refused_before_anything_is_st
     professional(&d, "899700000005", "a long passphrase").await;
     let store = Arc::new(MemoryStore::new());
     let settings = EngineSettings { failure_floor: Duration::from_millis(1), ..EngineSettings::default() };
-    let engine = AuthEngine::new(d.clone(), store.clone(), settings);
+    let engine = AuthEngine::new(d.clone(), store.clone(), settings).with_codes();
     let long = "8".repeat(60_000);
     let before = store.used_bytes();
     for bad in [long.as_str(), "8997 00000005", "<script>", "899700000005\u{0}", "é"] {
@@ -320,7 +320,7 @@ async fn a_login_is_a_sequence_of_steps_the_policy_orders() {
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
     let policy = LockoutPolicy { max_failures: 3, ..LockoutPolicy::default() };
     let settings = EngineSettings { failure_floor: Duration::from_millis(1), lockout: policy, ..Default::default() };
-    let engine = AuthEngine::new(d.clone(), store, settings);
+    let engine = AuthEngine::new(d.clone(), store, settings).with_codes();
     let code = totp::current_code(&e.authenticator.secret, TotpParams::default(), NOW).unwrap();
     let otp = |c: &str| Input::new().with("otp", c);
 
@@ -368,7 +368,7 @@ async fn of_two_concurrent_steps_of_one_login_one_wins() {
     let e = totp::enroll(&d, &subject, "899700000007", "Caducée", true, NOW - 300).await.unwrap();
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
     let settings = EngineSettings { failure_floor: Duration::from_millis(1), ..Default::default() };
-    let engine = Arc::new(AuthEngine::new(d.clone(), store, settings));
+    let engine = Arc::new(AuthEngine::new(d.clone(), store, settings).with_codes());
     let pwd = Input::new().with("username", "899700000007").with("password", "a long passphrase");
     step(&engine, &cx(NOW), "pwd", StepOp::Submit, &pwd).await.unwrap();
     let code = totp::current_code(&e.authenticator.secret, TotpParams::default(), NOW).unwrap();

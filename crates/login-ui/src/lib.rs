@@ -43,6 +43,8 @@ use crate::pages::render_error;
 pub struct LoginState {
     pub provider: Arc<Provider>,
     pub engine: Arc<AuthEngine>,
+    /// The phone app's service (enrolment in the wallet), when push approval is on.
+    pub push: Option<Arc<authn_methods::push::PushApprovals>>,
     pub enrolment: Arc<Enrolment>,
     pub store: Arc<dyn SessionStore>,
     pub wallet_data: Arc<dyn wallet_sessions::WalletData>,

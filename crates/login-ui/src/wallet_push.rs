@@ -27,7 +27,7 @@ pub(crate) async fn panel(
     session: &WalletSession,
     w: &'static WalletTexts,
 ) -> Result<Option<PushPanel>, ()> {
-    let Some(push) = st.engine.push() else {
+    let Some(push) = &st.push else {
         return Ok(None);
     };
     let block = push.block_of(&session.subject).await.map_err(|_| ())?;
@@ -60,7 +60,7 @@ pub(crate) async fn start(State(st): State<LoginState>, headers: HeaderMap, body
         Err(r) => return r,
     };
     let w = wallet_texts(session.locale);
-    let Some(push) = st.engine.push() else {
+    let Some(push) = &st.push else {
         return render_home(&st, &session, None, Some(w.not_found.to_owned())).await;
     };
     let label = format!("Caducée ({})", session.national_id);
@@ -105,7 +105,7 @@ async fn switch(st: LoginState, headers: HeaderMap, body: Bytes, blocked: bool) 
         Err(r) => return r,
     };
     let w = wallet_texts(session.locale);
-    let Some(push) = st.engine.push() else {
+    let Some(push) = &st.push else {
         return render_home(&st, &session, None, Some(w.not_found.to_owned())).await;
     };
     let now = (st.clock)();

@@ -327,7 +327,6 @@ impl App {
                 "no SMTP server configured (mail.smtp_host): OTP mails are written to the file outbox, not sent"
             );
         }
-        let mut engine = AuthEngine::new(directory.clone(), store.clone(), settings).with_mail_otp(mail);
         // Built even with push approval off on this node: blocks set by administrators go
         // through it, so that a push pending on another node dies with the block.
         let mut push = PushApprovals::new(directory.clone(), store.clone(), &config.issuer, push_settings(&config));
@@ -341,12 +340,23 @@ impl App {
                 .map_err(|e| BuildError::PushGateway(e.to_string()))?;
         }
         let push = Arc::new(push);
-        if config.push.enabled {
-            engine = engine.with_push(push.clone());
-            if config.push.qr_login {
-                let settings = QrSettings { validity: Duration::from_secs(config.push.qr_validity) };
-                engine = engine.with_method(Arc::new(QrLogin::new(push.clone(), settings)));
-            }
+        // One line per way to sign in, as `login.methods` names them (docs/configuration.md).
+        let mut engine = AuthEngine::new(directory.clone(), store.clone(), settings);
+        for method in &config.login.methods {
+            engine = match method.as_str() {
+                "otp" => engine.with_codes(),
+                "mail" => engine.with_mail_otp(mail.clone()),
+                "push" | "qr" if !config.push.enabled => {
+                    tracing::warn!(method = %method, "login.methods names a phone method but push.enabled is false: not offered");
+                    engine
+                }
+                "push" => engine.with_push(push.clone()),
+                "qr" => {
+                    let settings = QrSettings { validity: Duration::from_secs(config.push.qr_validity) };
+                    engine.with_method(Arc::new(QrLogin::new(push.clone(), settings)))
+                }
+                _ => engine,
+            };
         }
         let engine = Arc::new(engine);
         let mut provider_config = config.provider_config()?;
@@ -395,6 +405,7 @@ impl App {
         let login = login_ui::router(login_ui::LoginState {
             provider: self.provider.clone(),
             engine: self.engine.clone(),
+            push: self.config.push.enabled.then(|| self.push.clone()),
             enrolment: Arc::new(Enrolment::new(self.directory.clone(), self.config.login.totp_issuer.clone())),
             store: self.store.clone(),
             wallet_data: Arc::new(DirectoryAdapter::new(self.directory.clone(), self.clock.clone())),
@@ -402,7 +413,7 @@ impl App {
         });
         let devices = device_api::router(device_api::DeviceApiState {
             provider: self.provider.clone(),
-            push: self.engine.push().cloned(),
+            push: self.config.push.enabled.then(|| self.push.clone()),
             clock: self.clock.clone(),
         });
         let admin = admin_api::router(self.admin());

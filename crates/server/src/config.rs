@@ -120,6 +120,19 @@ pub struct LoginSettings {
     pub failure_floor_ms: u64,
     /// Name shown in authenticator apps.
     pub totp_issuer: String,
+    /// The ways to sign in the login page offers, in this order: `otp` (TOTP apps, OTP tokens,
+    /// activation codes, after the password), `mail` (a code by e-mail, after the password),
+    /// `push` (approval on the phone, after the password), `qr` (QR code with the phone app,
+    /// alone). `push` and `qr` need `push.enabled`.
+    #[serde(default = "default_login_methods")]
+    pub methods: Vec<String>,
+}
+
+/// Every way to sign in there is, in the order the page offers them by default.
+pub const LOGIN_METHODS: &[&str] = &["otp", "mail", "push", "qr"];
+
+fn default_login_methods() -> Vec<String> {
+    LOGIN_METHODS.iter().map(|m| (*m).to_owned()).collect()
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -249,6 +262,7 @@ impl Default for Config {
                 address_window: 15 * 60,
                 failure_floor_ms: 300,
                 totp_issuer: "Caducée".into(),
+                methods: default_login_methods(),
             },
             mail: MailSettings {
                 smtp_host: String::new(),
@@ -385,6 +399,20 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "push.silence_after_denials and push.silence_after_expiries must be positive".into(),
             ));
+        }
+        if self.login.methods.is_empty() {
+            return Err(ConfigError::Invalid("login.methods must name at least one way to sign in".into()));
+        }
+        for (i, m) in self.login.methods.iter().enumerate() {
+            if !LOGIN_METHODS.contains(&m.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "login.methods: unknown method {m:?} (known: {})",
+                    LOGIN_METHODS.join(", ")
+                )));
+            }
+            if self.login.methods[..i].contains(m) {
+                return Err(ConfigError::Invalid(format!("login.methods names {m:?} twice")));
+            }
         }
         if self.login.max_failures == 0 {
             return Err(ConfigError::Invalid("login.max_failures must be at least 1".into()));

@@ -46,10 +46,7 @@ pub struct PushConfig {
     /// (long poll; 0: answered at once).
     #[serde(default = "default_push_max_wait")]
     pub max_wait: u64,
-    /// Offer sign-in by QR code with the same phone app (online, and offline with OCRA codes).
-    #[serde(default = "default_true")]
-    pub qr_login: bool,
-    /// Seconds a QR code can be scanned: 30 to 600.
+    /// Seconds a login page's QR code can be scanned: 30 to 600.
     #[serde(default = "default_qr_validity")]
     pub qr_validity: u64,
 }
@@ -71,14 +68,9 @@ impl std::fmt::Debug for PushConfig {
             .field("silence_after_expiries", &self.silence_after_expiries)
             .field("silence_for", &self.silence_for)
             .field("max_wait", &self.max_wait)
-            .field("qr_login", &self.qr_login)
             .field("qr_validity", &self.qr_validity)
             .finish()
     }
-}
-
-fn default_true() -> bool {
-    true
 }
 
 fn default_qr_validity() -> u64 {
@@ -130,7 +122,6 @@ impl Default for PushConfig {
             silence_after_expiries: default_push_silence_after_expiries(),
             silence_for: default_push_silence_for(),
             max_wait: default_push_max_wait(),
-            qr_login: true,
             qr_validity: default_qr_validity(),
         }
     }

@@ -408,7 +408,7 @@ async fn a_push_approval_moves_the_page_on_by_itself_without_a_click() {
 /// The real `caducee-authenticator`, enrolled for the site's professional.
 async fn authenticator_for(s: &Site) -> crate::authenticator::App {
     let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
-    let push = s.p.app.engine.push().unwrap().clone();
+    let push = s.p.app.push.clone();
     let enrolment = push.start_enrolment(&subject, "Téléphone", s.p.clock.now()).await.unwrap().started().unwrap();
     let app = crate::authenticator::App::new();
     let r = app.run(&["enrol", &enrolment.uri]).await;

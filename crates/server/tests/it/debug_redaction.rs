@@ -106,7 +106,7 @@ async fn item_18_debug_of_tokens_admin_answers_and_enrolments_shows_no_secret() 
     let enrolment = authn_methods::enrolment::Enrolment::new(s.p.directory().clone(), "Caducée");
     let pending = enrolment.start_totp(&subject, USER, now).await.unwrap();
     assert_hidden("PendingTotp", &format!("{pending:?}"), &[pending.secret_base32.as_str()]);
-    let push = app.engine.push().unwrap().start_enrolment(&subject, "phone", now).await.unwrap().started().unwrap();
+    let push = app.push.start_enrolment(&subject, "phone", now).await.unwrap().started().unwrap();
     assert_hidden("PushEnrolment", &format!("{push:?}"), &[push.code.as_str()]);
 }
 

@@ -289,3 +289,36 @@ async fn a_login_takes_one_step_at_a_time_and_the_browser_remembers_the_way() {
     assert!(html.contains("name=\"then\" value=\"otp\"") && html.contains("?choose=1"), "{html}");
     assert!(!html.contains("Choisissez votre moyen de connexion"));
 }
+
+/// `login.methods` says which ways the page offers, in which order; the others take no step.
+#[tokio::test]
+async fn the_configuration_names_the_ways_to_sign_in_and_their_order() {
+    let mut c = server::Config::default();
+    c.login.methods = vec!["qr".into(), "sms".into()];
+    assert!(c.validate().unwrap_err().to_string().contains("unknown method \"sms\""));
+    c.login.methods = vec!["otp".into(), "otp".into()];
+    assert!(c.validate().unwrap_err().to_string().contains("twice"));
+    c.login.methods = Vec::new();
+    assert!(c.validate().is_err());
+
+    let p = TestProvider::start_with(Storage::Embedded, |c| c.login.methods = vec!["qr".into(), "otp".into()])
+        .await
+        .unwrap();
+    let s = setup(p).await;
+    let b = Browser::new();
+    let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let qr = html.find("value=\"qr\"").expect("QR code offered");
+    let otp = html.find("method=otp").expect("Code OTP offered");
+    assert!(qr < otp, "in the configured order");
+    assert!(!html.contains("method=mail") && !html.contains("method=push"), "{html}");
+    let token = csrf(&html);
+    let r = b
+        .post_form(
+            &url,
+            &[("csrf_token", &token), ("username", USER), ("password", PASSWORD), ("action", "send_push")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "the password step is taken...");
+    assert!(r.text().await.unwrap().contains("Deuxième étape"), "...but no push is sent: push is off");
+    assert!(s.p.directory().audit().query(directory::AuditQuery::default()).await.unwrap().iter().all(|r| r.event != "push_sent"));
+}

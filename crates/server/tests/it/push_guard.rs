@@ -289,7 +289,7 @@ async fn push_bombing_from_ten_addresses_reaches_the_phones_only_as_far_as_the_l
     .unwrap();
     let s = setup(p).await;
     let mut phones = vec![enrolled_phone(&s).await];
-    let push = s.p.app.engine.push().unwrap().clone();
+    let push = s.p.app.push.clone();
     let others = ["899700000002", "899700000003"];
     for user in others {
         let (pro, _) = s.p.add_professional(user, PASSWORD).await.unwrap();

@@ -139,7 +139,7 @@ async fn a_refused_or_expired_qr_code_signs_nobody_in_and_a_scan_works_while_pus
     // «Afficher un nouveau QR code»: a new one, which works.
     let page = show_qr(&b, &s).await;
     let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
-    let push = s.p.app.engine.push().unwrap().clone();
+    let push = s.p.app.push.clone();
     push.block(&subject, "not_me", None, s.p.clock.now()).await.unwrap();
     let (_, outcome) = answer(&phone, &s, &page.challenge(), "approve").await;
     assert_eq!(outcome["outcome"], "approved", "the professional scans on purpose: blocked pushes do not stop it");
