@@ -4,6 +4,8 @@
 //! tests/pskc_rfc6030.rs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,26 +13,14 @@ use authn_methods::engine::EngineSettings;
 use authn_methods::hardware::{self, HardwareTokenMethod, KIND_HOTP, KIND_TOTP, TokenAdminError, TokenParams, Windows};
 use authn_methods::otp::{HashAlgorithm, hotp, time_step};
 use authn_methods::pskc::{ContainerKey, parse};
-use authn_methods::{AuthContext, AuthEngine, AuthMethod as _, Input, Step, StepOp, StepOutcome, StepRequest, Then};
+use authn_methods::{AuthContext, AuthEngine, AuthMethod as _, Input, Step, StepOutcome};
+use common::one_form;
 use directory::{DataKey, Directory, NewProfessional};
 use session_store::{MemoryStore, SessionStore};
 use zeroize::Zeroizing;
 
 const SEED: &[u8] = b"12345678901234567890";
 const NOW: i64 = 1_800_000_000;
-
-/// The documented one-form login (docs/login-ui.md): identifier, password and code at once.
-async fn one_form(
-    engine: &AuthEngine,
-    cx: &AuthContext,
-    username: &str,
-    password: &str,
-    otp: &str,
-) -> Result<StepOutcome, authn_methods::AuthError> {
-    let input = Input::new().with("username", username).with("password", password).with("otp", otp);
-    let then = Some(Then { method: "otp", in_one_go: true });
-    engine.step(cx, StepRequest { method: "pwd", op: StepOp::Submit, input: &input, then }).await
-}
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!("{}/tests/pskc/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()

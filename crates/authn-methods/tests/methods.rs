@@ -1,30 +1,20 @@
 //! The methods and the engine against real storage (SQLite directory, in-process store).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use authn_methods::engine::EngineSettings;
 use authn_methods::lockout::{Admission, AfterFailure, LockScope, Lockout, LockoutPolicy, Source};
 use authn_methods::totp::{self, TotpParams};
-use authn_methods::{AuthContext, AuthEngine, Input, Refusal, StepOp, StepOutcome, StepRequest, Then};
+use authn_methods::{AuthContext, AuthEngine, Input, Refusal, StepOp, StepOutcome, StepRequest};
+use common::one_form;
 use directory::{DataKey, Directory, NewProfessional};
 use session_store::{MemoryStore, SessionStore};
 
 const NOW: i64 = 1_800_000_000;
-
-/// The documented one-form login (docs/login-ui.md): identifier, password and code at once.
-async fn one_form(
-    engine: &AuthEngine,
-    cx: &AuthContext,
-    username: &str,
-    password: &str,
-    otp: &str,
-) -> Result<StepOutcome, authn_methods::AuthError> {
-    let input = Input::new().with("username", username).with("password", password).with("otp", otp);
-    let then = Some(Then { method: "otp", in_one_go: true });
-    engine.step(cx, StepRequest { method: "pwd", op: StepOp::Submit, input: &input, then }).await
-}
 
 async fn directory() -> (Directory, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

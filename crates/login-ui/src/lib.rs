@@ -112,15 +112,20 @@ async fn client_name(st: &LoginState, interaction: &Interaction) -> String {
         .unwrap_or_else(|| interaction.request.client_id.clone())
 }
 
-/// The browser's device cookie ([`authn_methods::device`]), if it sent one.
-fn device_cookie(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name`, if the browser sent one.
+pub(crate) fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| cookie::Cookie::split_parse(v).flatten())
-        .find(|c| c.name() == DEVICE_COOKIE)
+        .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
+}
+
+/// The browser's device cookie ([`authn_methods::device`]), if it sent one.
+fn device_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie_named(headers, DEVICE_COOKIE)
 }
 
 /// The device cookie to set after a sign-in: sent back to the login pages only, never readable

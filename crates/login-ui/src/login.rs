@@ -125,13 +125,7 @@ impl LoginForm {
 
 /// The method this browser used last, if it sent one that looks like a method id.
 fn last_method(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| cookie::Cookie::split_parse(v).flatten())
-        .find(|c| c.name() == METHOD_COOKIE)
-        .map(|c| c.value().to_owned())
+    crate::cookie_named(headers, METHOD_COOKIE)
         .filter(|v| v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 

@@ -34,7 +34,7 @@ use crate::i18n::texts;
 use crate::pages::render_or_fallback;
 use crate::wallet_sessions::{ActivityRow, SessionRow, activity_row, browser_name, method_label, when};
 use crate::wallet_texts::{WalletTexts, wallet_texts};
-use crate::{LoginState, page};
+use crate::{LoginState, cookie_named, page};
 
 /// The wallet's client id, registered by the server at start-up.
 pub const WALLET_CLIENT_ID: &str = "caducee-wallet";
@@ -94,16 +94,6 @@ fn session_key(handle: &str) -> String {
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
     cookie_named(headers, COOKIE)
-}
-
-fn cookie_named(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| Cookie::split_parse(v.to_owned()).flatten().collect::<Vec<_>>())
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
 }
 
 /// The sign-in binding cookie: `SameSite=Lax`, since the callback is a top-level navigation

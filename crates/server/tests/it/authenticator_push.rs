@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use server::testing::{Storage, TestProvider};
 
 use crate::authenticator::{enrolled, push_login};
-use crate::backchannel::{listener, register, serve_rp, wait_for};
+use crate::backchannel::{signed_in_to_two, wait_for};
 use crate::common::*;
 use crate::push::{check, plain};
 
@@ -18,17 +18,8 @@ use crate::push::{check, plain};
 async fn not_me_from_the_authenticator_tells_every_relying_party_and_freezes_enrolment() {
     let s = setup(TestProvider::start().await.unwrap()).await;
     let (app, _) = enrolled(&s).await;
-    let (la, pa) = listener().await;
-    let (lb, pb) = listener().await;
-    register(&s.p, "a", pa).await;
-    register(&s.p, "b", pb).await;
-    let rp_a = serve_rp(&s.p, "a", la, Duration::ZERO).await;
-    let rp_b = serve_rp(&s.p, "b", lb, Duration::ZERO).await;
-    // The professional is signed in to both services.
-    let own = Browser::new();
-    login(&own, &s.p, "a", USER, &s.totp, 0).await;
-    let r = own.get(&authorize_url(&s.p, "b", &[])).await;
-    assert!(query_param(&location(r.headers()), "code").is_some(), "SSO into b");
+    // The professional is signed in to two services.
+    let (_own, rp_a, rp_b) = signed_in_to_two(&s).await;
 
     // Someone with the password asks for a push; the professional answers «not me».
     let impostor = Browser::new();

@@ -107,15 +107,9 @@ pub(crate) async fn wait_for(rp: &Rp, count: usize, within: Duration) -> Vec<ser
     }
 }
 
-pub(crate) async fn listener() -> (TcpListener, u16) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    (l, port)
-}
-
-#[tokio::test]
-async fn ending_a_session_notifies_every_relying_party_with_a_valid_logout_token() {
-    let s = setup(TestProvider::start().await.unwrap()).await;
+/// Two relying parties `a` and `b` with back-channel logout, and a browser of the setup's
+/// professional signed in to both (the second by single sign-on).
+pub(crate) async fn signed_in_to_two(s: &Setup) -> (Browser, Rp, Rp) {
     let (la, pa) = listener().await;
     let (lb, pb) = listener().await;
     register(&s.p, "a", pa).await;
@@ -126,6 +120,19 @@ async fn ending_a_session_notifies_every_relying_party_with_a_valid_logout_token
     login(&browser, &s.p, "a", USER, &s.totp, 0).await;
     let r = browser.get(&authorize_url(&s.p, "b", &[])).await;
     assert!(query_param(&location(r.headers()), "code").is_some(), "SSO into b");
+    (browser, rp_a, rp_b)
+}
+
+pub(crate) async fn listener() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+#[tokio::test]
+async fn ending_a_session_notifies_every_relying_party_with_a_valid_logout_token() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let (browser, rp_a, rp_b) = signed_in_to_two(&s).await;
 
     // The professional logs out from the wallet-less path: /end_session, confirmed.
     let r = browser.get(&s.p.url("/end_session")).await;

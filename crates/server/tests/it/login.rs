@@ -313,12 +313,17 @@ async fn the_configuration_names_the_ways_to_sign_in_and_their_order() {
     assert!(!html.contains("method=mail") && !html.contains("method=push"), "{html}");
     let token = csrf(&html);
     let r = b
-        .post_form(
-            &url,
-            &[("csrf_token", &token), ("username", USER), ("password", PASSWORD), ("action", "send_push")],
-        )
+        .post_form(&url, &[("csrf_token", &token), ("username", USER), ("password", PASSWORD), ("action", "send_push")])
         .await;
     assert_eq!(r.status(), StatusCode::OK, "the password step is taken...");
     assert!(r.text().await.unwrap().contains("Deuxième étape"), "...but no push is sent: push is off");
-    assert!(s.p.directory().audit().query(directory::AuditQuery::default()).await.unwrap().iter().all(|r| r.event != "push_sent"));
+    assert!(
+        s.p.directory()
+            .audit()
+            .query(directory::AuditQuery::default())
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.event != "push_sent")
+    );
 }
