@@ -316,7 +316,7 @@ impl Harness {
 
             let sso = open_session(&app).await?;
 
-            let push = app.engine.push().ok_or_else(|| setup_error("push approval is not enabled"))?.clone();
+            let push = app.push.clone();
             let enrolment = push
                 .start_enrolment(SUBJECT, "Fuzz phone", NOW)
                 .await?
@@ -464,7 +464,7 @@ impl Harness {
     /// A push waiting for [`SUBJECT`]'s phone: its challenge id and the number to type. Lifts
     /// the block a «not me» answer leaves first.
     pub fn fresh_push(&self) -> Option<(String, String)> {
-        let push = self.app.engine.push()?.clone();
+        let push = self.app.push.clone();
         self.rt.block_on(async {
             push.unblock(SUBJECT, None, NOW).await.ok()?;
             let cx = authn_methods::method::AuthContext {
@@ -485,7 +485,7 @@ impl Harness {
     /// A fresh enrolment code for [`ENROLLING_SUBJECT`], whose phone (enrolled by an earlier
     /// input) is removed first.
     pub fn fresh_enrolment_code(&self) -> Option<String> {
-        let push = self.app.engine.push()?.clone();
+        let push = self.app.push.clone();
         let authenticators = self.app.directory.authenticators();
         self.rt.block_on(async {
             for a in authenticators.list_for_subject(ENROLLING_SUBJECT).await.ok()? {
