@@ -291,7 +291,12 @@ impl AuthEngine {
         // Who is trying, when the method reads an identifier: the lockout admits the attempt
         // against it (and this source) before anything is checked.
         let mut input = req.input.clone();
-        if let (Some(field), StepOp::Submit) = (method.identifier_field(), req.op) {
+        // A step that carries the identifier counts against it, whatever step it names (a
+        // `begin` with the password typed is checked as a `submit`).
+        let identifier_field = method.identifier_field().filter(|f| {
+            req.op == StepOp::Submit || (req.op == StepOp::Begin && req.input.get(f).is_some_and(|v| !v.is_empty()))
+        });
+        if let Some(field) = identifier_field {
             let Some(identifier) = normalise_identifier(req.input.get(field).unwrap_or("")) else {
                 return self.malformed_identifier(cx, started, req).await;
             };

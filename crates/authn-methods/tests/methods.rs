@@ -372,3 +372,25 @@ async fn of_two_concurrent_steps_of_one_login_one_wins() {
     let wins = outcomes.iter().filter(|o| matches!(o, StepOutcome::Success(_))).count();
     assert_eq!(wins, 1, "{outcomes:?}");
 }
+
+/// However a request names its step, a password it carries is checked against the
+/// identifier's lockout: a `begin` with the fields typed is a `submit`.
+#[tokio::test]
+async fn a_password_sent_with_any_step_counts_toward_the_lockout() {
+    let (d, _t) = directory().await;
+    professional(&d, "899700000008", "a long passphrase").await;
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let policy = LockoutPolicy { max_failures: 2, ..LockoutPolicy::default() };
+    let settings = EngineSettings { failure_floor: Duration::from_millis(1), lockout: policy, ..Default::default() };
+    let engine = AuthEngine::new(d.clone(), store, settings).with_codes();
+    let wrong = Input::new().with("username", "899700000008").with("password", "not it");
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        outcomes.push(step(&engine, &cx(NOW), "pwd", StepOp::Begin, &wrong).await.unwrap());
+    }
+    assert_eq!(outcomes[0], StepOutcome::Refused(Refusal::Invalid));
+    assert!(matches!(outcomes[2], StepOutcome::Refused(Refusal::Locked { .. })), "{outcomes:?}");
+    let right = Input::new().with("username", "899700000008").with("password", "a long passphrase");
+    let locked = step(&engine, &cx(NOW), "pwd", StepOp::Begin, &right).await.unwrap();
+    assert!(matches!(locked, StepOutcome::Refused(Refusal::Locked { .. })), "{locked:?}");
+}
