@@ -474,6 +474,7 @@ impl Harness {
                 device_cookie: None,
                 user_agent: None,
                 client_name: "Fuzz RP".into(),
+                required_acr: None,
             };
             match push.send(&cx, SUBJECT, "Fuzz RP").await.ok()? {
                 authn_methods::push::PushSend::Sent { challenge, number, .. } => Some((challenge, number)),

@@ -180,6 +180,7 @@ mod tests {
             device_cookie: None,
             user_agent: None,
             client_name: String::new(),
+            required_acr: None,
         }
     }
 

@@ -361,7 +361,7 @@ impl AuthEngine {
                 }
                 progress.factors.push(factor);
                 progress.current = None;
-                if let Some(result) = self.policy.result(progress.factors.clone(), cx.now) {
+                if let Some(result) = self.policy.result(progress.factors.clone(), cx.now, cx.required_acr.as_deref()) {
                     return self.succeed(cx, &snapshot, &progress, result).await;
                 }
                 let next = self.policy.next(&progress.factors, &self.infos());

@@ -37,6 +37,8 @@ pub struct AuthContext {
     pub user_agent: Option<String>,
     /// The relying party's registered name (shown on the professional's phone).
     pub client_name: String,
+    /// The weakest `acr` the relying party accepts for this login, if it asked for one.
+    pub required_acr: Option<String>,
 }
 
 impl AuthContext {
@@ -56,6 +58,7 @@ impl fmt::Debug for AuthContext {
             .field("device_cookie", &self.device_cookie.as_ref().map(|_| "<redacted>"))
             .field("user_agent", &self.user_agent)
             .field("client_name", &self.client_name)
+            .field("required_acr", &self.required_acr)
             .finish()
     }
 }

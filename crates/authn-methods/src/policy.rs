@@ -119,16 +119,31 @@ impl Policy {
         amr
     }
 
-    /// Combines the factors of one person into a result, if they reach a level.
-    pub fn result(&self, factors: Vec<FactorResult>, now: i64) -> Option<AuthResult> {
+    /// Combines the factors of one person into a result, if they reach a level, and at least
+    /// `required` when the relying party asked for one.
+    pub fn result(&self, factors: Vec<FactorResult>, now: i64, required: Option<&str>) -> Option<AuthResult> {
         let subject = factors.first()?.subject.clone();
         if factors.iter().any(|f| f.subject != subject) {
             return None;
         }
-        let acr = self.acr(&factors)?.to_owned();
+        let acr = self.acr(&factors)?;
+        if let Some(required) = required
+            && rank(acr) < rank(required)
+        {
+            return None;
+        }
+        let acr = acr.to_owned();
         let amr = self.amr(&factors);
         Some(AuthResult { subject, factors, acr, amr, auth_time: now })
     }
+}
+
+/// The levels, weakest first.
+const LEVELS: &[&str] = &["eidas1", "eidas2", "eidas3"];
+
+/// A level's rank; an unknown one ranks above every level (nothing reaches it).
+fn rank(level: &str) -> usize {
+    LEVELS.iter().position(|l| *l == level).unwrap_or(LEVELS.len())
 }
 
 fn distinct_kinds(factors: &[FactorResult]) -> usize {
@@ -162,20 +177,31 @@ mod tests {
             factor("a", FactorKind::Knowledge, &["pwd"], false),
             factor("a", FactorKind::Possession, &["otp"], false),
         ];
-        let r = Policy.result(f, 10).expect("two factors");
+        let r = Policy.result(f, 10, None).expect("two factors");
         assert_eq!(r.acr, "eidas1");
         assert_eq!(r.amr, vec!["pwd", "otp", "mfa"]);
         assert_eq!(r.auth_time, 10);
     }
 
     #[test]
+    fn a_level_below_what_the_relying_party_asked_for_is_no_login() {
+        let f = vec![
+            factor("a", FactorKind::Knowledge, &["pwd"], false),
+            factor("a", FactorKind::Possession, &["otp"], false),
+        ];
+        assert!(Policy.result(f.clone(), 1, Some("eidas1")).is_some());
+        assert!(Policy.result(f.clone(), 1, Some("eidas2")).is_none());
+        assert!(Policy.result(f, 1, Some("unknown")).is_none());
+    }
+
+    #[test]
     fn one_factor_is_not_enough() {
-        assert!(Policy.result(vec![factor("a", FactorKind::Knowledge, &["pwd"], false)], 1).is_none());
+        assert!(Policy.result(vec![factor("a", FactorKind::Knowledge, &["pwd"], false)], 1, None).is_none());
         let two_same = vec![
             factor("a", FactorKind::Possession, &["otp"], false),
             factor("a", FactorKind::Possession, &["otp"], false),
         ];
-        assert!(Policy.result(two_same, 1).is_none());
+        assert!(Policy.result(two_same, 1, None).is_none());
     }
 
     #[test]
@@ -184,7 +210,7 @@ mod tests {
             factor("a", FactorKind::Knowledge, &["pwd"], false),
             factor("b", FactorKind::Possession, &["otp"], false),
         ];
-        assert!(Policy.result(f, 1).is_none());
+        assert!(Policy.result(f, 1, None).is_none());
     }
 
     fn info(id: MethodId, kind: FactorKind, needs_subject: bool, identifies: bool) -> MethodInfo {
@@ -215,7 +241,7 @@ mod tests {
             also: vec![FactorKind::Knowledge],
             ..factor("a", FactorKind::Possession, &["swk", "pin"], false)
         };
-        let result = Policy.result(vec![phone], 5).expect("two kinds in one factor");
+        let result = Policy.result(vec![phone], 5, None).expect("two kinds in one factor");
         assert_eq!(
             (result.acr.as_str(), result.amr),
             ("eidas1", vec!["swk".to_owned(), "pin".to_owned(), "mfa".to_owned()])

@@ -48,6 +48,7 @@ fn cx(now: i64) -> AuthContext {
         device_cookie: None,
         user_agent: None,
         client_name: "Logiciel de test".into(),
+        required_acr: None,
     }
 }
 

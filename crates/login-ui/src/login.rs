@@ -390,6 +390,7 @@ pub(crate) async fn submit(
         device_cookie: device_cookie(&headers),
         user_agent: origin.user_agent.clone(),
         client_name: client_name(&st, &interaction).await,
+        required_acr: interaction.required_acr.clone(),
     };
     let input = form.input();
     let draw = Draw {
@@ -416,6 +417,10 @@ pub(crate) async fn submit(
         StepOutcome::Prompt(shown) => {
             let (view, notice) = draw.prompt(&shown);
             draw.respond(StatusCode::OK, view, None, notice).await
+        }
+        // Nothing can follow these factors (the service asked for a stronger way to sign in).
+        StepOutcome::Next { methods } if methods.is_empty() => {
+            draw.again(StatusCode::OK, None, t.method_unavailable.to_owned()).await
         }
         StepOutcome::Next { methods } => {
             let view = View::Next { offers: methods.iter().map(|m| draw.card(m)).collect() };
@@ -469,6 +474,7 @@ pub(crate) async fn waiting(
                 device_cookie: None,
                 user_agent: None,
                 client_name: String::new(),
+                required_acr: None,
             };
             match st.engine.waiting(&cx).await {
                 Ok(w) => w,
