@@ -93,7 +93,9 @@ fn client_still_administers(client: Option<ClientRecord>, claims: &AccessTokenCl
         return Err(gone());
     }
     let allowed = serde_json::from_value::<ClientMetadata>(client.metadata).is_ok_and(|m| {
-        !m.is_public() && m.allows_grant("client_credentials") && m.allowed_scopes.iter().any(|s| s == ADMIN_SCOPE)
+        !m.is_public()
+            && m.allows_grant(oidc_core::client::GrantType::ClientCredentials)
+            && m.allowed_scopes.iter().any(|s| s == ADMIN_SCOPE)
     });
     if !allowed {
         return Err(invalid_token("the client of this token is no longer allowed the caducee:admin scope"));

@@ -238,7 +238,7 @@ pub fn validate(
     if params.claims.is_some() {
         return Err(reject(OAuthError::invalid_request("the claims parameter is not supported")));
     }
-    if !client.metadata.allows_grant("authorization_code") {
+    if !client.metadata.allows_grant(crate::client::GrantType::AuthorizationCode) {
         return Err(reject(OAuthError::new(
             ErrorCode::UnauthorizedClient,
             "this client may not use the authorization code grant",

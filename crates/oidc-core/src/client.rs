@@ -22,6 +22,10 @@ pub enum TokenEndpointAuthMethod {
 }
 
 impl TokenEndpointAuthMethod {
+    /// Every method, the ones that authenticate a client first.
+    pub const ALL: &'static [TokenEndpointAuthMethod] =
+        &[Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
@@ -43,6 +47,31 @@ impl TokenEndpointAuthMethod {
 
     pub fn uses_secret(self) -> bool {
         matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+}
+
+/// The grants this provider implements (RFC 6749 4.1, 4.4, 6), by their registered names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: &'static [GrantType] =
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<GrantType> {
+        GrantType::ALL.iter().copied().find(|g| g.as_str() == name)
     }
 }
 
@@ -130,7 +159,7 @@ fn check_uri(field: &'static str, uri: &str) -> Result<(), MetadataError> {
 impl ClientMetadata {
     /// Checks the registration before it is stored: redirect URIs, keys, grant types.
     pub fn validate(&self) -> Result<(), MetadataError> {
-        if self.redirect_uris.is_empty() && self.allows_grant("authorization_code") {
+        if self.redirect_uris.is_empty() && self.allows_grant(GrantType::AuthorizationCode) {
             return Err(MetadataError::NoRedirectUri);
         }
         for uri in &self.redirect_uris {
@@ -175,18 +204,16 @@ impl ClientMetadata {
         if self.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt && self.jwks.is_none() {
             return Err(MetadataError::MissingJwks);
         }
-        for g in &self.grant_types {
-            if !matches!(g.as_str(), "authorization_code" | "refresh_token" | "client_credentials") {
-                return Err(MetadataError::BadGrantType(g.clone()));
-            }
+        if let Some(g) = self.grant_types.iter().find(|g| GrantType::parse(g).is_none()) {
+            return Err(MetadataError::BadGrantType(g.clone()));
         }
         if self.grant_types.is_empty() {
             return Err(MetadataError::NoGrantType);
         }
-        if self.is_public() && self.allows_grant("client_credentials") {
+        if self.is_public() && self.allows_grant(GrantType::ClientCredentials) {
             return Err(MetadataError::PublicClientCredentials);
         }
-        if self.allows_grant("refresh_token") && !self.allows_grant("authorization_code") {
+        if self.allows_grant(GrantType::RefreshToken) && !self.allows_grant(GrantType::AuthorizationCode) {
             return Err(MetadataError::RefreshWithoutCode);
         }
         Ok(())
@@ -196,8 +223,8 @@ impl ClientMetadata {
         self.token_endpoint_auth_method == TokenEndpointAuthMethod::None
     }
 
-    pub fn allows_grant(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant)
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.iter().any(|g| g == grant.as_str())
     }
 
     pub fn allows_scope(&self, scope: &str) -> bool {
@@ -270,7 +297,7 @@ mod tests {
         let m = meta(&["https://rp.example/cb"]);
         assert_eq!(m.token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
         assert_eq!(m.id_token_signed_response_alg, SigningAlg::RS256);
-        assert!(m.allows_grant("refresh_token"));
+        assert!(m.allows_grant(GrantType::RefreshToken));
         assert!(m.validate().is_ok());
     }
 

@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::client::{GrantType, TokenEndpointAuthMethod};
 use crate::client_auth::ASSERTION_ALGS;
 use crate::config::ProviderConfig;
 use crate::keys::SigningAlg;
@@ -9,9 +10,15 @@ use crate::keys::SigningAlg;
 /// Serialised once at start-up: it only depends on the configuration.
 pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
-    let client_auth = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
-    let mut token_auth: Vec<&str> = client_auth.to_vec();
-    token_auth.push("none");
+    // Introspection is for confidential clients only; the token and revocation endpoints also
+    // take public ones (`none`).
+    let token_auth: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    let client_auth: Vec<&str> = TokenEndpointAuthMethod::ALL
+        .iter()
+        .filter(|m| **m != TokenEndpointAuthMethod::None)
+        .map(|m| m.as_str())
+        .collect();
+    let grant_types: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
     let doc = json!({
         "issuer": config.issuer,
         "authorization_endpoint": config.endpoint("/authorize"),
@@ -24,7 +31,7 @@ pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
         "scopes_supported": crate::claims::SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": grant_types,
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": algs,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorize::{self, AuthorizationRequest, AuthorizeParams, Locale, PageError, Rejection, required_acr_rank};
 use crate::error::{ErrorCode, OAuthError, ProviderError};
-use crate::provider::{AuditEntry, Provider};
+use crate::provider::{AuditEntry, ProtocolEvent, Provider};
 use crate::session::{LoginResult, RequestOrigin, SsoSession};
 use crate::store_keys;
 use crate::util::{constant_time_eq, random_token, sha256_b64};
@@ -290,7 +290,7 @@ impl Provider {
             }
             let location = self.issue_code(&request, session, now).await?;
             self.audit(
-                AuditEntry::new("sso_signin", "success")
+                AuditEntry::new(ProtocolEvent::SsoSignin, "success")
                     .subject(&session.subject)
                     .client(&request.client_id)
                     .ip(origin.source_ip.clone()),
@@ -347,7 +347,7 @@ impl Provider {
         if let Verdict::Limited { first: true, .. } = verdict {
             // Once per window: a record for every refused request would let them grow the log.
             self.audit(
-                AuditEntry::new("interaction_limit", "refused")
+                AuditEntry::new(ProtocolEvent::InteractionLimit, "refused")
                     .ip(origin.source_ip.clone())
                     .details(serde_json::json!({ "limit": limit })),
             )
@@ -443,7 +443,7 @@ impl Provider {
             }
         };
         self.audit(
-            AuditEntry::new("signin", "success")
+            AuditEntry::new(ProtocolEvent::Signin, "success")
                 .subject(&login.subject)
                 .client(&interaction.request.client_id)
                 .ip(origin.source_ip.clone())
@@ -465,7 +465,7 @@ impl Provider {
     ) -> FinishOutcome {
         let r = &interaction.request;
         self.audit(
-            AuditEntry::new("signin_other_person", "refused")
+            AuditEntry::new(ProtocolEvent::SigninOtherPerson, "refused")
                 .subject(&login.subject)
                 .client(&r.client_id)
                 .ip(origin.source_ip.clone())

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorize::{Locale, redirect_with};
 use crate::error::ProviderError;
-use crate::provider::{AuditEntry, Provider};
+use crate::provider::{AuditEntry, ProtocolEvent, Provider};
 use crate::secret::{SecretString, exposed};
 use crate::session::SsoSession;
 use crate::util::random_token;
@@ -92,7 +92,7 @@ impl Provider {
             notifier.session_ended(&session).await;
         }
         self.audit(
-            AuditEntry::new("logout", "success")
+            AuditEntry::new(ProtocolEvent::Logout, "success")
                 .subject(&session.subject)
                 .details(serde_json::json!({ "sid": sid, "reason": reason, "clients": session.clients.iter().map(|c| &c.client_id).collect::<Vec<_>>() })),
         )

@@ -15,10 +15,41 @@ use crate::grants::RefreshTokenStore;
 use crate::keys::KeyRing;
 use crate::session::Sessions;
 
+/// What the protocol records in the audit log, by the event names the log and its readers use
+/// (docs/admin.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolEvent {
+    Signin,
+    SsoSignin,
+    SigninOtherPerson,
+    InteractionLimit,
+    TokenIssued,
+    TokenRevoked,
+    CodeReplay,
+    RefreshReuse,
+    Logout,
+}
+
+impl ProtocolEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolEvent::Signin => "signin",
+            ProtocolEvent::SsoSignin => "sso_signin",
+            ProtocolEvent::SigninOtherPerson => "signin_other_person",
+            ProtocolEvent::InteractionLimit => "interaction_limit",
+            ProtocolEvent::TokenIssued => "token_issued",
+            ProtocolEvent::TokenRevoked => "token_revoked",
+            ProtocolEvent::CodeReplay => "code_replay",
+            ProtocolEvent::RefreshReuse => "refresh_reuse",
+            ProtocolEvent::Logout => "logout",
+        }
+    }
+}
+
 /// One audit record as the protocol sees it; the server appends it to the audit log.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
-    pub event: &'static str,
+    pub event: ProtocolEvent,
     pub subject: Option<String>,
     pub client_id: Option<String>,
     pub source_ip: Option<String>,
@@ -27,7 +58,7 @@ pub struct AuditEntry {
 }
 
 impl AuditEntry {
-    pub fn new(event: &'static str, outcome: &'static str) -> Self {
+    pub fn new(event: ProtocolEvent, outcome: &'static str) -> Self {
         AuditEntry { event, subject: None, client_id: None, source_ip: None, outcome, details: Value::Null }
     }
 

@@ -12,7 +12,7 @@ use crate::client_auth::ClientCredentials;
 use crate::error::{EndpointError, OAuthError};
 use crate::grants::RefreshGrant;
 use crate::keys::TokenKind;
-use crate::provider::{AuditEntry, Provider};
+use crate::provider::{AuditEntry, ProtocolEvent, Provider};
 use crate::secret::{SecretString, exposed};
 use crate::token::{AccessTokenClaims, revoked_grant_key, revoked_token_key};
 use crate::util::sha256_hex;
@@ -238,7 +238,7 @@ impl Provider {
             if grant.client_id == client.client_id {
                 self.revoke_grant(&grant.grant_id, now).await?;
                 self.audit(
-                    AuditEntry::new("token_revoked", "success")
+                    AuditEntry::new(ProtocolEvent::TokenRevoked, "success")
                         .subject(&grant.subject)
                         .client(&client.client_id)
                         .details(serde_json::json!({ "token_type": "refresh_token", "grant": grant.grant_id })),
@@ -255,7 +255,7 @@ impl Provider {
             let ttl = Duration::from_secs(u64::try_from(at.exp.saturating_sub(now)).unwrap_or(0).saturating_add(60));
             self.store.put(&revoked_token_key(&at.jti), b"1", ttl).await?;
             self.audit(
-                AuditEntry::new("token_revoked", "success")
+                AuditEntry::new(ProtocolEvent::TokenRevoked, "success")
                     .subject(&at.sub)
                     .client(&client.client_id)
                     .details(serde_json::json!({ "token_type": "access_token", "jti": at.jti })),

@@ -222,7 +222,7 @@ impl KeyStore for DirectoryAdapter {
 impl AuditSink for DirectoryAdapter {
     async fn record(&self, entry: AuditEntry) {
         let event = directory::AuditEvent {
-            event: entry.event.to_owned(),
+            event: entry.event.as_str().to_owned(),
             actor: None,
             subject: entry.subject,
             client_id: entry.client_id,
@@ -232,7 +232,7 @@ impl AuditSink for DirectoryAdapter {
             at: (self.clock)(),
         };
         if let Err(e) = self.directory.audit().append(event).await {
-            tracing::error!(error = %e, event = entry.event, "audit append failed");
+            tracing::error!(error = %e, event = entry.event.as_str(), "audit append failed");
         }
     }
 }

@@ -1,0 +1,289 @@
+//! The token endpoint: one dispatch over the grants, one module each
+//! ([`authorization_code`], [`refresh_token`], [`client_credentials`]), and the tokens they
+//! issue (ID token, JWT access token per RFC 9068, rotating refresh token).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::client::Client;
+use crate::client::GrantType;
+use crate::client_auth::ClientCredentials;
+use crate::error::{EndpointError, ErrorCode, OAuthError, ProviderError};
+use crate::grants::{GrantContext, RefreshGrant};
+use crate::keys::{TokenKind, VerifyOptions};
+use crate::provider::Provider;
+use crate::secret::{self, SecretString};
+use crate::util::{half_hash, random_id, random_token, sha256_hex};
+
+mod authorization_code;
+mod client_credentials;
+mod refresh_token;
+
+/// The token request's form fields (client credentials are read separately). The secrets among
+/// them are [`SecretString`]s, redacted from `Debug`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TokenParams {
+    pub grant_type: Option<String>,
+    pub code: Option<SecretString>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<SecretString>,
+    pub refresh_token: Option<SecretString>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub client_assertion: Option<SecretString>,
+    pub client_assertion_type: Option<String>,
+}
+
+impl TokenParams {
+    pub fn credentials(&self, basic: Option<(String, SecretString)>) -> ClientCredentials {
+        ClientCredentials {
+            basic,
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            client_assertion: self.client_assertion.clone(),
+            client_assertion_type: self.client_assertion_type.clone(),
+        }
+    }
+}
+
+/// A successful token response (RFC 6749 5.1, OIDC Core 3.1.3.3). The tokens are written in
+/// the answer, and redacted from `Debug`.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    #[serde(serialize_with = "secret::serialize")]
+    pub access_token: SecretString,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "secret::serialize_option")]
+    pub id_token: Option<SecretString>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "secret::serialize_option")]
+    pub refresh_token: Option<SecretString>,
+    pub scope: String,
+}
+
+/// Claims of the JWT access tokens this provider issues (RFC 9068).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub scope: String,
+    /// The SSO session the token lives and dies with; none for a client acting on its own
+    /// behalf (client credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The grant (code or refresh family) this token comes from.
+    pub gid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+}
+
+/// The part of an ID token this provider reads back (`id_token_hint`).
+///
+/// Besides its `typ`, what makes a token one of this provider's ID tokens: every one of them
+/// carries `sid` and `auth_time`, which no other token it signs has (a userinfo answer has
+/// `iss`, `sub` and `aud` too). A token without them is not an ID token of ours, and a hint
+/// without `sid` could not say which session it speaks for.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdTokenHintClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub aud: Value,
+    pub sid: String,
+    pub auth_time: i64,
+}
+
+impl IdTokenHintClaims {
+    pub fn audiences(&self) -> Vec<&str> {
+        match &self.aud {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+pub(crate) fn revoked_grant_key(gid: &str) -> String {
+    crate::store_keys::REVOKED_GRANT.key(gid)
+}
+
+pub(crate) fn revoked_token_key(jti: &str) -> String {
+    crate::store_keys::REVOKED_TOKEN.key(jti)
+}
+
+/// Everything needed to issue a set of tokens.
+struct Issue<'a> {
+    client: &'a Client,
+    subject: &'a str,
+    sid: &'a str,
+    grant_id: &'a str,
+    /// What the tokens issued now carry.
+    context: &'a GrantContext,
+    /// What the new refresh token carries (the whole grant, even when `context` is narrower).
+    grant_context: &'a GrantContext,
+    /// `Some(expiry)` to add a refresh token to the response.
+    refresh_expiry: Option<i64>,
+}
+
+impl Provider {
+    /// Handles a token request once the client is authenticated.
+    pub async fn token(
+        &self,
+        params: TokenParams,
+        creds: &ClientCredentials,
+        now: i64,
+    ) -> Result<TokenResponse, EndpointError> {
+        let name = params.grant_type.as_deref().ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+        let grant_type = GrantType::parse(name)
+            .ok_or_else(|| OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?;
+        let client = self.authenticate_client(creds, true, now).await?;
+        if !client.metadata.allows_grant(grant_type) {
+            return Err(
+                OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use this grant type").into()
+            );
+        }
+        match grant_type {
+            GrantType::AuthorizationCode => self.code_grant(&client, params, now).await,
+            GrantType::ClientCredentials => self.client_credentials_grant(&client, params, now).await,
+            GrantType::RefreshToken => self.refresh_grant(&client, params, now).await,
+        }
+    }
+
+    async fn ensure_active(&self, subject: &str) -> Result<std::sync::Arc<crate::claims::Account>, EndpointError> {
+        match self.accounts.account(subject).await? {
+            Some(a) if a.active => Ok(a),
+            _ => Err(OAuthError::invalid_grant("the account is not active").into()),
+        }
+    }
+
+    /// Revokes everything issued from a grant: its refresh tokens now, its access tokens at
+    /// their next use (a marker every resource check reads).
+    pub(crate) async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<(), ProviderError> {
+        let ttl = Duration::from_secs(u64::try_from(self.config.access_token_ttl).unwrap_or(1).max(1) + 60);
+        self.store.put(&revoked_grant_key(grant_id), b"1", ttl).await?;
+        self.grants.revoke_grant(grant_id, now).await?;
+        Ok(())
+    }
+
+    async fn issue_tokens(&self, issue: &Issue<'_>, now: i64) -> Result<TokenResponse, EndpointError> {
+        let account = self.ensure_active(issue.subject).await?;
+        let scope = issue.context.scopes.join(" ");
+        let at_claims = AccessTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub: issue.subject.to_owned(),
+            aud: issue.client.client_id.clone(),
+            client_id: issue.client.client_id.clone(),
+            exp: now + self.config.access_token_ttl,
+            iat: now,
+            jti: random_id(),
+            scope: scope.clone(),
+            sid: Some(issue.sid.to_owned()),
+            gid: issue.grant_id.to_owned(),
+            auth_time: Some(issue.context.auth_time),
+            acr: Some(issue.context.acr.clone()),
+        };
+        let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &at_claims)?;
+
+        let mut id_claims = Map::new();
+        let mut put = |k: &str, v: Value| {
+            id_claims.insert(k.to_owned(), v);
+        };
+        put("iss", Value::String(self.config.issuer.clone()));
+        put("sub", Value::String(issue.subject.to_owned()));
+        put("aud", Value::String(issue.client.client_id.clone()));
+        put("azp", Value::String(issue.client.client_id.clone()));
+        put("exp", Value::from(now + self.config.id_token_ttl));
+        put("iat", Value::from(now));
+        put("auth_time", Value::from(issue.context.auth_time));
+        put("acr", Value::String(issue.context.acr.clone()));
+        put("amr", Value::from(issue.context.amr.clone()));
+        put("sid", Value::String(issue.sid.to_owned()));
+        put("at_hash", Value::String(half_hash(access_token.as_bytes())));
+        if let Some(nonce) = &issue.context.nonce {
+            put("nonce", Value::String(nonce.clone()));
+        }
+        for (k, v) in crate::claims::released_claims(&account, &issue.context.scopes, &issue.context.acr) {
+            id_claims.entry(k).or_insert(v);
+        }
+        let alg = issue.client.metadata.id_token_signed_response_alg;
+        let id_token = self.keys.sign(alg, TokenKind::IdToken, &id_claims)?;
+
+        let refresh_token = match issue.refresh_expiry {
+            None => None,
+            Some(expires_at) => {
+                let token = random_token();
+                let grant = RefreshGrant {
+                    token_hash: sha256_hex(token.as_bytes()),
+                    grant_id: issue.grant_id.to_owned(),
+                    client_id: issue.client.client_id.clone(),
+                    subject: issue.subject.to_owned(),
+                    sid: issue.sid.to_owned(),
+                    context: issue.grant_context.clone(),
+                    created_at: now,
+                    expires_at,
+                    consumed_at: None,
+                    revoked_at: None,
+                };
+                self.grants.insert(&grant).await?;
+                Some(token)
+            }
+        };
+        Ok(TokenResponse {
+            access_token: access_token.into(),
+            token_type: "Bearer",
+            expires_in: self.config.access_token_ttl,
+            id_token: Some(id_token.into()),
+            refresh_token: refresh_token.map(SecretString::from),
+            scope,
+        })
+    }
+
+    /// Verifies an ID token this provider issued, even expired (`id_token_hint`): its `typ`, and
+    /// the claims only ID tokens carry ([`IdTokenHintClaims`]).
+    pub fn verify_id_token_hint(&self, token: &str, now: i64) -> Option<IdTokenHintClaims> {
+        if token.len() > 16 * 1024 {
+            return None;
+        }
+        let opts = VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::IdToken, allow_expired: true, now };
+        self.keys.verify(token, opts)
+    }
+
+    /// Verifies an ID token this provider issued to `client_id`, not expired; returns its claims.
+    /// For first-party relying parties running in this process (the wallet).
+    pub fn verify_id_token(&self, token: &str, client_id: &str, now: i64) -> Option<Map<String, Value>> {
+        if token.len() > 64 * 1024 {
+            return None;
+        }
+        let claims: Map<String, Value> = self.keys.verify(
+            token,
+            VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::IdToken, allow_expired: false, now },
+        )?;
+        (claims.get("aud").and_then(Value::as_str) == Some(client_id)).then_some(claims)
+    }
+
+    /// Verifies an access token's signature and lifetime (not yet whether it was revoked).
+    pub(crate) fn decode_access_token(&self, token: &str, now: i64) -> Option<AccessTokenClaims> {
+        if token.len() > 8 * 1024 {
+            return None;
+        }
+        let key = match self.verified.lookup(token, now) {
+            Ok(claims) => return Some(claims),
+            Err(key) => key,
+        };
+        let claims: AccessTokenClaims = self.keys.verify(
+            token,
+            VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::AccessToken, allow_expired: false, now },
+        )?;
+        self.verified.remember(key, &claims, now);
+        Some(claims)
+    }
+}

@@ -1,0 +1,92 @@
+//! The refresh token grant (RFC 6749 6): a refresh token used once, rotated, its family
+//! revoked on reuse.
+
+use super::{Issue, TokenParams, TokenResponse};
+use crate::client::{Client, GrantType};
+use crate::error::{EndpointError, ErrorCode, OAuthError};
+use crate::grants::ConsumeResult;
+use crate::provider::{AuditEntry, ProtocolEvent, Provider};
+use crate::secret::exposed;
+use crate::util::{sha256_hex, split_spaces};
+
+impl Provider {
+    pub(super) async fn refresh_grant(
+        &self,
+        client: &Client,
+        params: TokenParams,
+        now: i64,
+    ) -> Result<TokenResponse, EndpointError> {
+        let token =
+            exposed(&params.refresh_token).ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        if token.is_empty() || token.len() > 128 {
+            return Err(OAuthError::invalid_grant("invalid refresh token").into());
+        }
+        let hash = sha256_hex(token.as_bytes());
+        // Checked before consuming: another client presenting this token, or a request the grant
+        // cannot honour, must not burn it.
+        let granted_scopes = match self.grants.get(&hash).await? {
+            Some(g) if g.client_id == client.client_id => g.context.scopes,
+            _ => return Err(OAuthError::invalid_grant("invalid refresh token").into()),
+        };
+        let narrowed: Option<Vec<String>> = match params.scope.as_deref() {
+            None => None,
+            Some(scope) => {
+                let asked: Vec<&str> = split_spaces(scope).collect();
+                if asked.iter().any(|s| !granted_scopes.iter().any(|g| g == s)) {
+                    return Err(
+                        OAuthError::new(ErrorCode::InvalidScope, "a refresh may not widen the granted scope").into()
+                    );
+                }
+                Some(granted_scopes.iter().filter(|g| asked.contains(&g.as_str())).cloned().collect())
+            }
+        };
+        let grant = match self.grants.consume(&hash, now).await? {
+            ConsumeResult::Consumed(g) => g,
+            ConsumeResult::Reused(g) => {
+                self.revoke_grant(&g.grant_id, now).await?;
+                self.end_session(&g.sid, "refresh_reuse", now).await?;
+                self.audit(
+                    AuditEntry::new(ProtocolEvent::RefreshReuse, "revoked")
+                        .subject(&g.subject)
+                        .client(&g.client_id)
+                        .details(serde_json::json!({ "grant": g.grant_id, "sid": g.sid })),
+                )
+                .await;
+                return Err(OAuthError::invalid_grant("refresh token already used; the grant is revoked").into());
+            }
+            ConsumeResult::Revoked(_) | ConsumeResult::Expired(_) | ConsumeResult::Unknown => {
+                return Err(OAuthError::invalid_grant("invalid refresh token").into());
+            }
+        };
+        let Some(session) = self.sessions.get(&grant.sid, now).await? else {
+            return Err(OAuthError::invalid_grant("the session behind this refresh token has ended").into());
+        };
+        // Whether the account is still active is checked by issue_tokens, which needs it anyway.
+
+        // RFC 6749 6: a narrower scope applies to the tokens issued now; the new refresh token
+        // keeps the scope of the one it replaces.
+        let mut context = grant.context.clone();
+        if let Some(scopes) = narrowed {
+            context.scopes = scopes;
+        }
+        let refresh_expiry = Some((now + self.config.refresh_token_ttl).min(session.expires_at));
+        let issue = Issue {
+            client,
+            subject: &grant.subject,
+            sid: &grant.sid,
+            grant_id: &grant.grant_id,
+            context: &context,
+            grant_context: &grant.context,
+            refresh_expiry,
+        };
+        let response = self.issue_tokens(&issue, now).await?;
+        self.audit(
+            AuditEntry::new(ProtocolEvent::TokenIssued, "success")
+                .subject(&grant.subject)
+                .client(&client.client_id)
+                .details(serde_json::json!({ "grant_type": GrantType::RefreshToken.as_str(), "sid": grant.sid })),
+        )
+        .await;
+        Ok(response)
+    }
+}
