@@ -56,10 +56,12 @@ pub fn claims_supported() -> Vec<&'static str> {
         "sid",
         "azp",
         "at_hash",
+        "name",
         "given_name",
         "family_name",
         "preferred_username",
         "email",
+        "email_verified",
         "SubjectNameID",
         "SubjectRefPro",
         "codeCivilite",
@@ -88,6 +90,7 @@ pub fn released_claims(account: &Account, scopes: &[String], acr: &str) -> Map<S
     let has = |s: &str| scopes.iter().any(|x| x == s);
     let all = has("scope_all");
     if has("profile") || all {
+        out.insert("name".into(), Value::String(format!("{} {}", account.given_name, account.family_name)));
         out.insert("given_name".into(), Value::String(account.given_name.clone()));
         out.insert("family_name".into(), Value::String(account.family_name.clone()));
         out.insert("preferred_username".into(), Value::String(account.national_id.clone()));
@@ -96,6 +99,9 @@ pub fn released_claims(account: &Account, scopes: &[String], acr: &str) -> Map<S
         && let Some(email) = &account.email
     {
         out.insert("email".into(), Value::String(email.clone()));
+        // Addresses come from the operator's directory of professionals, not from the
+        // professionals themselves, and one-time codes are mailed to them.
+        out.insert("email_verified".into(), Value::Bool(true));
     }
     if all {
         for (k, v) in &account.professional_claims {
@@ -107,6 +113,23 @@ pub fn released_claims(account: &Account, scopes: &[String], acr: &str) -> Map<S
         out.insert("Palier_Authentification".into(), Value::String(palier(acr)));
     }
     out
+}
+
+/// How the professional signed in, as Pro Santé Connect's relying parties read it
+/// (`authMode`), from the `amr` of the login: `CARD` for the CPS card, `MOBILE` for the phone
+/// app (push approval, QR code online or offline), `OTP` for a one-time code (TOTP app, OTP
+/// token, mail, activation code), `PASSWORD` otherwise.
+pub fn auth_mode(amr: &[String]) -> &'static str {
+    let has = |v: &str| amr.iter().any(|a| a == v);
+    if has("sc") {
+        "CARD"
+    } else if has("swk") || has("pin") {
+        "MOBILE"
+    } else if has("otp") {
+        "OTP"
+    } else {
+        "PASSWORD"
+    }
 }
 
 /// Pro Santé Connect's assurance step for an `acr`, `code^OID`.
@@ -153,7 +176,20 @@ mod tests {
         assert_eq!(c["given_name"], "Jean");
         assert_eq!(c["preferred_username"], "899700000001");
         assert_eq!(c["email"], "jean@example.org");
+        assert_eq!(c["email_verified"], true);
+        assert_eq!(c["name"], "Jean Dupont");
         assert!(!c.contains_key("SubjectRefPro"));
+    }
+
+    #[test]
+    fn the_auth_mode_follows_the_factors() {
+        let amr = |v: &[&str]| v.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+        assert_eq!(auth_mode(&amr(&["sc", "pin", "hwk"])), "CARD");
+        assert_eq!(auth_mode(&amr(&["swk", "pin", "mfa"])), "MOBILE");
+        assert_eq!(auth_mode(&amr(&["pwd", "swk", "mfa"])), "MOBILE");
+        assert_eq!(auth_mode(&amr(&["otp", "pin", "mfa"])), "MOBILE");
+        assert_eq!(auth_mode(&amr(&["pwd", "otp", "mfa"])), "OTP");
+        assert_eq!(auth_mode(&amr(&["pwd"])), "PASSWORD");
     }
 
     #[test]

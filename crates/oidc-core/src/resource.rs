@@ -87,6 +87,21 @@ pub struct Introspection {
     pub acr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// What Pro Santé Connect's introspection adds, for a professional's token: the client,
+    /// the session, the national identifier (twice, as PSC names it), how they signed in, and
+    /// their other registry identifiers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<String>,
+    #[serde(rename = "SubjectNameID", skip_serializing_if = "Option::is_none")]
+    pub subject_name_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(rename = "authMode", skip_serializing_if = "Option::is_none")]
+    pub auth_mode: Option<String>,
+    #[serde(rename = "otherIds", skip_serializing_if = "Option::is_none")]
+    pub other_ids: Option<serde_json::Value>,
 }
 
 impl Provider {
@@ -181,14 +196,31 @@ impl Provider {
             if let Some(found) = found {
                 let owner = found.client_id.as_deref().unwrap_or_default();
                 let visible = client.metadata.resource_server || owner == client.client_id;
-                return Ok(if visible { found } else { Introspection::default() });
+                return Ok(if visible { self.with_professional(found).await? } else { Introspection::default() });
             }
         }
         Ok(Introspection::default())
     }
 
+    /// Adds what is known of the professional a token speaks for (none for a client's own).
+    async fn with_professional(&self, mut found: Introspection) -> Result<Introspection, EndpointError> {
+        if found.sid.is_none() {
+            return Ok(found);
+        }
+        let Some(account) = self.accounts.account(found.sub.as_deref().unwrap_or_default()).await? else {
+            return Ok(found);
+        };
+        found.subject_name_id = Some(account.national_id.clone());
+        found.preferred_username = Some(account.national_id.clone());
+        found.other_ids = account.professional_claims.get("otherIds").cloned();
+        found.session_state = found.sid.clone();
+        Ok(found)
+    }
+
     fn describe_refresh(&self, grant: RefreshGrant) -> Introspection {
         Introspection {
+            auth_mode: Some(crate::claims::auth_mode(&grant.context.amr).to_owned()),
+            azp: Some(grant.client_id.clone()),
             active: true,
             scope: Some(grant.context.scopes.join(" ")),
             client_id: Some(grant.client_id),
@@ -281,5 +313,8 @@ fn describe_access(at: AccessTokenClaims) -> Introspection {
         sid: at.sid,
         acr: at.acr,
         auth_time: at.auth_time,
+        azp: at.azp,
+        auth_mode: at.auth_mode,
+        ..Introspection::default()
     }
 }

@@ -75,6 +75,10 @@ mod tests {
             gid: "g".into(),
             auth_time: None,
             acr: None,
+            azp: None,
+            session_state: None,
+            preferred_username: None,
+            auth_mode: None,
         }
     }
 

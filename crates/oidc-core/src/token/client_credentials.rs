@@ -46,6 +46,10 @@ impl Provider {
             gid: random_id(),
             auth_time: None,
             acr: None,
+            azp: Some(client.client_id.clone()),
+            session_state: None,
+            preferred_username: None,
+            auth_mode: None,
         };
         let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &claims)?;
         self.audit(
@@ -61,6 +65,9 @@ impl Provider {
             id_token: None,
             refresh_token: None,
             scope,
+            refresh_expires_in: 0,
+            session_state: None,
+            not_before_policy: 0,
         })
     }
 }

@@ -62,6 +62,14 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "secret::serialize_option")]
     pub refresh_token: Option<SecretString>,
     pub scope: String,
+    /// Keycloak's fields, which relying parties written for Pro Santé Connect parse: seconds
+    /// the refresh token lives (0 without one), the SSO session's id, and the realm's
+    /// not-before policy (always 0: revocation here is per session and per grant).
+    pub refresh_expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<String>,
+    #[serde(rename = "not-before-policy")]
+    pub not_before_policy: i64,
 }
 
 /// Claims of the JWT access tokens this provider issues (RFC 9068).
@@ -85,6 +93,17 @@ pub struct AccessTokenClaims {
     pub auth_time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+    /// What relying parties written for Pro Santé Connect read in access tokens: the client
+    /// (`azp`), the session (`session_state`, the same as `sid`), the national identifier and
+    /// how the professional signed in (docs/protocol.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(default, rename = "authMode", skip_serializing_if = "Option::is_none")]
+    pub auth_mode: Option<String>,
 }
 
 /// The part of an ID token this provider reads back (`id_token_hint`).
@@ -190,6 +209,10 @@ impl Provider {
             gid: issue.grant_id.to_owned(),
             auth_time: Some(issue.context.auth_time),
             acr: Some(issue.context.acr.clone()),
+            azp: Some(issue.client.client_id.clone()),
+            session_state: Some(issue.sid.to_owned()),
+            preferred_username: Some(account.national_id.clone()),
+            auth_mode: Some(crate::claims::auth_mode(&issue.context.amr).to_owned()),
         };
         let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &at_claims)?;
 
@@ -244,6 +267,9 @@ impl Provider {
             id_token: Some(id_token.into()),
             refresh_token: refresh_token.map(SecretString::from),
             scope,
+            refresh_expires_in: issue.refresh_expiry.map_or(0, |at| (at - now).max(0)),
+            session_state: Some(issue.sid.to_owned()),
+            not_before_policy: 0,
         })
     }
 

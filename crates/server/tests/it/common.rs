@@ -65,12 +65,18 @@ pub fn authorize_url(p: &TestProvider, client_id: &str, extra: &[(&str, &str)]) 
     let mut url = Url::parse(&p.url("/authorize")).unwrap();
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("client_id", client_id)
-            .append_pair("redirect_uri", REDIRECT)
-            .append_pair("response_type", "code")
-            .append_pair("scope", "openid profile")
-            .append_pair("state", "st4te")
-            .append_pair("nonce", "n0nce");
+        let defaults = [
+            ("client_id", client_id),
+            ("redirect_uri", REDIRECT),
+            ("response_type", "code"),
+            ("scope", "openid profile"),
+            ("state", "st4te"),
+            ("nonce", "n0nce"),
+        ];
+        // `extra` replaces a default of the same name.
+        for (k, v) in defaults.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)) {
+            q.append_pair(k, v);
+        }
         for (k, v) in extra {
             q.append_pair(k, v);
         }

@@ -19,6 +19,7 @@ mod hardening;
 mod login;
 mod mail;
 mod multinode;
+mod psc;
 mod push;
 mod push_guard;
 mod qr;

@@ -1,0 +1,88 @@
+//! What relying parties written for Pro Santé Connect read besides the standard: Keycloak's
+//! fields in token responses, the claims of access tokens and introspection answers, and the
+//! standard claims that go with `profile` and `email` (issue «Pro Santé Connect drop-in»).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use server::testing::TestProvider;
+
+use crate::common::*;
+
+fn claims(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn tokens_carry_what_keycloak_based_relying_parties_parse() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    // Keycloak's response fields: one relying party converts refresh_expires_in to an integer.
+    assert!(tokens["refresh_expires_in"].as_i64().unwrap() > 0, "{tokens}");
+    assert_eq!(tokens["session_state"], id_token["sid"]);
+    assert_eq!(tokens["not-before-policy"], 0);
+
+    let access = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(access["azp"], "rp");
+    assert_eq!(access["session_state"], id_token["sid"]);
+    assert_eq!(access["sid"], id_token["sid"]);
+    assert_eq!(access["preferred_username"], USER);
+    assert_eq!(access["authMode"], "OTP", "a password and a one-time code");
+
+    let introspected: Value = reqwest::Client::new()
+        .post(s.p.url("/introspect"))
+        .basic_auth("rp", Some(&s.secret))
+        .form(&[("token", tokens["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["active"], true);
+    assert_eq!(introspected["SubjectNameID"], USER);
+    assert_eq!(introspected["preferred_username"], USER);
+    assert_eq!(introspected["authMode"], "OTP");
+    assert_eq!(introspected["session_state"], id_token["sid"]);
+    let refresh: Value = reqwest::Client::new()
+        .post(s.p.url("/introspect"))
+        .basic_auth("rp", Some(&s.secret))
+        .form(&[("token", tokens["refresh_token"].as_str().unwrap()), ("token_type_hint", "refresh_token")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((refresh["active"].clone(), refresh["authMode"].clone()), (json!(true), json!("OTP")));
+    assert_eq!(refresh["SubjectNameID"], USER);
+
+    // After a refresh, the same fields.
+    let (status, again) = refresh_token_grant(&s, tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert!(again["refresh_expires_in"].as_i64().unwrap() > 0);
+    assert_eq!(again["session_state"], id_token["sid"]);
+}
+
+async fn refresh_token_grant(s: &Setup, token: &str) -> (StatusCode, Value) {
+    refresh(&s.p, "rp", &s.secret, token).await
+}
+
+#[tokio::test]
+async fn profile_and_email_come_with_name_and_email_verified() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let (url, html) = open_login(&b, &s.p, "rp", &[("scope", "openid profile email")]).await;
+    let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
+    let code = query_param(&location(r.headers()), "code").unwrap();
+    let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    assert!(id_token["name"].as_str().is_some_and(|n| !n.is_empty()), "{id_token}");
+    assert_eq!(id_token["email_verified"], true);
+    assert!(id_token["email"].as_str().is_some());
+}
