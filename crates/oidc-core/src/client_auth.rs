@@ -70,9 +70,11 @@ fn invalid_client(msg: &'static str) -> EndpointError {
 }
 
 impl Provider {
-    /// Authenticates the calling client with exactly one method, the one it registered.
-    /// Public clients (method `none`) are identified, not authenticated: `allow_public` says
-    /// whether the endpoint serves them (token and revocation do, introspection does not).
+    /// Authenticates the calling client with exactly one method: the one it registered, or, for
+    /// a client registered with a secret, the secret in either place (Basic or the form), as
+    /// Keycloak accepts and relying parties written for it send. Public clients (method `none`)
+    /// are identified, not authenticated: `allow_public` says whether the endpoint serves them
+    /// (token and revocation do, introspection does not).
     pub async fn authenticate_client(
         &self,
         creds: &ClientCredentials,
@@ -107,9 +109,9 @@ impl Provider {
             (None, None, _) => return Err(invalid_client("client authentication is required")),
         };
         let client = self.client(client_id).await?.ok_or_else(|| invalid_client("client authentication failed"))?;
-        if client.metadata.token_endpoint_auth_method != method
-            || (method == TokenEndpointAuthMethod::None && !allow_public)
-        {
+        let registered = client.metadata.token_endpoint_auth_method;
+        let accepted = registered == method || (registered.uses_secret() && method.uses_secret());
+        if !accepted || (method == TokenEndpointAuthMethod::None && !allow_public) {
             return Err(invalid_client("client authentication failed"));
         }
         if let Some(secret) = secret {
