@@ -114,6 +114,9 @@ pub struct AuthorizationRequest {
     pub locale: Locale,
     /// The subject named by a valid `id_token_hint`, if one was sent.
     pub hinted_subject: Option<String>,
+    /// The `claims` parameter, as honoured ([`crate::claims_request`]).
+    #[serde(default)]
+    pub claims: crate::claims_request::ClaimsRequest,
 }
 
 impl std::fmt::Debug for AuthorizationRequest {
@@ -132,6 +135,7 @@ impl std::fmt::Debug for AuthorizationRequest {
             .field("acr_values", &self.acr_values)
             .field("locale", &self.locale)
             .field("hinted_subject", &self.hinted_subject)
+            .field("claims", &self.claims)
             .finish()
     }
 }
@@ -235,9 +239,15 @@ pub fn validate(
     {
         return Err(reject(OAuthError::invalid_request("only response_mode=query is supported")));
     }
-    if params.claims.is_some() {
-        return Err(reject(OAuthError::invalid_request("the claims parameter is not supported")));
-    }
+    let claims = match params.claims.as_deref() {
+        None => crate::claims_request::ClaimsRequest::default(),
+        Some(text) => {
+            let releasable =
+                |name: &str| crate::claims::scope_of(name).is_some_and(|scope| client.metadata.allows_scope(scope));
+            crate::claims_request::parse(text, releasable)
+                .map_err(|e| reject(OAuthError::invalid_request(e.to_string())))?
+        }
+    };
     if !client.metadata.allows_grant(crate::client::GrantType::AuthorizationCode) {
         return Err(reject(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -309,11 +319,11 @@ pub fn validate(
         },
     };
 
-    let acr_values = params
-        .acr_values
-        .as_deref()
-        .map(|v| split_spaces(v).filter(|a| acr_levels.iter().any(|l| l == a)).map(str::to_owned).collect())
-        .unwrap_or_default();
+    // `acr_values`, or else the `acr` the `claims` parameter asks for the ID token.
+    let acr_values = match params.acr_values.as_deref() {
+        Some(v) => split_spaces(v).filter(|a| acr_levels.iter().any(|l| l == a)).map(str::to_owned).collect(),
+        None => claims.acr_values.iter().filter(|a| acr_levels.contains(a)).cloned().collect(),
+    };
 
     Ok(AuthorizationRequest {
         client_id: client.client_id.clone(),
@@ -329,6 +339,7 @@ pub fn validate(
         acr_values,
         locale: Locale::from_ui_locales(params.ui_locales.as_deref()),
         hinted_subject: None,
+        claims,
     })
 }
 

@@ -132,6 +132,31 @@ pub fn auth_mode(amr: &[String]) -> &'static str {
     }
 }
 
+/// The scope that releases claim `name`, if any (`claims` requests are honoured only for a
+/// client allowed that scope).
+pub fn scope_of(name: &str) -> Option<&'static str> {
+    match name {
+        "name" | "given_name" | "family_name" | "preferred_username" => Some("profile"),
+        "email" | "email_verified" => Some("email"),
+        _ if claims_supported().contains(&name) && !PROTOCOL_CLAIMS.contains(&name) => Some("scope_all"),
+        _ => None,
+    }
+}
+
+/// Claims of the protocol itself, never released as a person's claim.
+const PROTOCOL_CLAIMS: [&str; 12] =
+    ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp", "at_hash"];
+
+/// The claims of `names` the account has, whichever scope releases them (the caller checked the
+/// client may have those scopes).
+pub fn requested_claims(account: &Account, names: &[String], acr: &str) -> Map<String, Value> {
+    if names.is_empty() {
+        return Map::new();
+    }
+    let all: Vec<String> = ["profile", "email", "scope_all"].iter().map(|s| (*s).to_owned()).collect();
+    released_claims(account, &all, acr).into_iter().filter(|(k, _)| names.iter().any(|n| n == k)).collect()
+}
+
 /// Pro Santé Connect's assurance step for an `acr`, `code^OID`.
 fn palier(acr: &str) -> String {
     let code = match acr {

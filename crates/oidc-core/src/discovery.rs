@@ -43,6 +43,7 @@ pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": crate::claims::claims_supported(),
+        "claims_parameter_supported": true,
         "acr_values_supported": config.acr_levels,
         "prompt_values_supported": ["none", "login"],
         "ui_locales_supported": ["fr", "en"],

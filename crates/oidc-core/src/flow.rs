@@ -171,6 +171,8 @@ pub(crate) struct CodeRecord {
     pub acr: String,
     pub amr: Vec<String>,
     pub expires_at: i64,
+    #[serde(default)]
+    pub claims: crate::claims_request::ClaimsRequest,
 }
 
 pub(crate) fn code_key(code: &str) -> String {
@@ -517,6 +519,7 @@ impl Provider {
             acr: session.acr.clone(),
             amr: session.amr.clone(),
             expires_at: now + self.config.code_ttl,
+            claims: request.claims.clone(),
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| ProviderError::Corrupt(e.to_string()))?;
         self.store.put(&code_key(&code), &bytes, secs(self.config.code_ttl)).await?;

@@ -30,6 +30,9 @@ pub struct GrantContext {
     pub auth_time: i64,
     pub acr: String,
     pub amr: Vec<String>,
+    /// Individual claims the `claims` parameter asked for.
+    #[serde(default, skip_serializing_if = "crate::claims_request::ClaimsRequest::is_empty")]
+    pub claims: crate::claims_request::ClaimsRequest,
 }
 
 /// The outcome of trying to use a refresh token once.

@@ -16,6 +16,7 @@
 pub mod authorize;
 pub mod backchannel;
 pub mod claims;
+pub mod claims_request;
 pub mod client;
 pub mod client_auth;
 pub mod config;

@@ -146,7 +146,9 @@ impl Provider {
         };
         let mut out = Map::new();
         out.insert("sub".into(), Value::String(claims.sub.clone()));
-        out.extend(crate::claims::released_claims(&account, &scopes, claims.acr.as_deref().unwrap_or_default()));
+        let acr = claims.acr.as_deref().unwrap_or_default();
+        out.extend(crate::claims::released_claims(&account, &scopes, acr));
+        out.extend(crate::claims::requested_claims(&account, &claims.userinfo_claims, acr));
 
         let client = match self.client(&claims.client_id).await {
             Ok(Some(c)) => c,

@@ -79,6 +79,7 @@ mod tests {
             session_state: None,
             preferred_username: None,
             auth_mode: None,
+            userinfo_claims: Vec::new(),
         }
     }
 

@@ -79,6 +79,7 @@ fn item_18_debug_of_protocol_requests_shows_no_secret() {
         acr_values: Vec::new(),
         locale: Locale::Fr,
         hinted_subject: None,
+        claims: Default::default(),
     };
     assert_no_secret("AuthorizationRequest", format!("{request:?}"));
 }

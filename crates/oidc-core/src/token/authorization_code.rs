@@ -104,6 +104,7 @@ impl Provider {
             auth_time: record.auth_time,
             acr: record.acr,
             amr: record.amr,
+            claims: record.claims,
         };
         let refresh_expiry = client
             .metadata

@@ -50,6 +50,7 @@ impl Provider {
             session_state: None,
             preferred_username: None,
             auth_mode: None,
+            userinfo_claims: Vec::new(),
         };
         let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &claims)?;
         self.audit(

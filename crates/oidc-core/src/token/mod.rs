@@ -104,6 +104,9 @@ pub struct AccessTokenClaims {
     pub preferred_username: Option<String>,
     #[serde(default, rename = "authMode", skip_serializing_if = "Option::is_none")]
     pub auth_mode: Option<String>,
+    /// Claims the `claims` parameter asked for at userinfo (names only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub userinfo_claims: Vec<String>,
 }
 
 /// The part of an ID token this provider reads back (`id_token_hint`).
@@ -213,6 +216,7 @@ impl Provider {
             session_state: Some(issue.sid.to_owned()),
             preferred_username: Some(account.national_id.clone()),
             auth_mode: Some(crate::claims::auth_mode(&issue.context.amr).to_owned()),
+            userinfo_claims: issue.context.claims.userinfo.clone(),
         };
         let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &at_claims)?;
 
@@ -235,6 +239,9 @@ impl Provider {
             put("nonce", Value::String(nonce.clone()));
         }
         for (k, v) in crate::claims::released_claims(&account, &issue.context.scopes, &issue.context.acr) {
+            id_claims.entry(k).or_insert(v);
+        }
+        for (k, v) in crate::claims::requested_claims(&account, &issue.context.claims.id_token, &issue.context.acr) {
             id_claims.entry(k).or_insert(v);
         }
         let alg = issue.client.metadata.id_token_signed_response_alg;

@@ -86,3 +86,53 @@ async fn profile_and_email_come_with_name_and_email_verified() {
     assert_eq!(id_token["email_verified"], true);
     assert!(id_token["email"].as_str().is_some());
 }
+
+async fn userinfo_json(s: &Setup, access_token: &str) -> Value {
+    reqwest::Client::new().get(s.p.url("/userinfo")).bearer_auth(access_token).send().await.unwrap().json().await.unwrap()
+}
+
+/// OIDC Core 5.5: the `claims` parameter asks for individual claims in the ID token and at
+/// userinfo, and for `acr`; it never releases what the client's scopes do not allow.
+#[tokio::test]
+async fn the_claims_parameter_adds_claims_where_asked_and_only_those_the_client_may_have() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let mut narrow = TestProvider::confidential_client("narrow", REDIRECT);
+    narrow.scopes = vec!["openid".into(), "profile".into()];
+    let (_, narrow_secret) = s.p.add_client(narrow).await.unwrap();
+    let asked = json!({
+        "id_token": { "given_name": null, "SubjectNameID": { "essential": true }, "acr": { "values": ["eidas1"] } },
+        "userinfo": { "email": null, "family_name": { "essential": true } },
+    })
+    .to_string();
+
+    let b = Browser::new();
+    let extra = [("scope", "openid"), ("claims", asked.as_str())];
+    let (url, html) = open_login(&b, &s.p, "rp", &extra).await;
+    let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
+    let code = query_param(&location(r.headers()), "code").unwrap();
+    let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    assert!(id_token["given_name"].is_string() && id_token["SubjectNameID"] == USER, "{id_token}");
+    assert!(id_token.get("email").is_none() && id_token.get("family_name").is_none(), "userinfo's only: {id_token}");
+    assert_eq!(id_token["acr"], "eidas1");
+    let info = userinfo_json(&s, tokens["access_token"].as_str().unwrap()).await;
+    assert!(info["email"].is_string() && info["family_name"].is_string(), "{info}");
+    assert!(info.get("given_name").is_none() && info.get("SubjectNameID").is_none(), "ID token's only: {info}");
+
+    // A client without `scope_all` or `email` gets neither through `claims`.
+    let b = Browser::new();
+    let (url, html) = open_login(&b, &s.p, "narrow", &extra).await;
+    let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 1).unwrap()).await;
+    let code = query_param(&location(r.headers()), "code").unwrap();
+    let (_, tokens) = exchange(&s.p, "narrow", narrow_secret.as_deref().unwrap(), &code).await;
+    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    assert!(id_token["given_name"].is_string(), "profile is allowed: {id_token}");
+    assert!(id_token.get("SubjectNameID").is_none(), "scope_all is not: {id_token}");
+    let info = userinfo_json(&s, tokens["access_token"].as_str().unwrap()).await;
+    assert!(info.get("email").is_none(), "email is not: {info}");
+
+    // A malformed parameter goes back to the client as invalid_request.
+    let r = Browser::new().get(&authorize_url(&s.p, "rp", &[("claims", "{\"userinfo\": []}")])).await;
+    let to = location(r.headers());
+    assert_eq!(query_param(&to, "error").as_deref(), Some("invalid_request"), "{to}");
+}
