@@ -1,6 +1,10 @@
 //! Errors in two tiers: [`OAuthError`] is what the protocol says to a client (its codes are the
 //! RFC 6749 / OIDC Core / RFC 6750 / RFC 7009 names), [`ProviderError`] is an internal failure
 //! that becomes `server_error` or `temporarily_unavailable` (fail closed, 503).
+//!
+//! What a client is told (`error`, `error_description`) is kept apart from what only the logs
+//! may see: an [`OAuthError`]'s [`detail`](OAuthError::with_detail), and a [`ProviderError`]
+//! entirely. The HTTP answers for both are in `http::oauth`.
 
 use std::borrow::Cow;
 
@@ -51,17 +55,33 @@ impl ErrorCode {
     }
 }
 
-/// An error the protocol reports to the client.
+/// An error the protocol reports to the client: `error` and `error_description` are its JSON
+/// body (RFC 6749 5.2); `detail` is for the logs only, never serialised.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OAuthError {
     pub error: ErrorCode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_description: Option<Cow<'static, str>>,
+    #[serde(skip)]
+    detail: Option<String>,
 }
 
 impl OAuthError {
     pub fn new(error: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        OAuthError { error, error_description: Some(description.into()) }
+        OAuthError { error, error_description: Some(description.into()), detail: None }
+    }
+
+    /// Adds what we know and the client need not (what was received, which check failed):
+    /// logged with the error code when the answer is produced, never sent.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The detail for the logs, if any (see [`OAuthError::with_detail`]).
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {

@@ -1,8 +1,10 @@
 //! The protocol's HTTP face: thin axum handlers that parse, call the [`Provider`], and render
 //! responses exactly as the specs say (JSON errors, `WWW-Authenticate`, `Cache-Control: no-store`).
-//! Pages for people are rendered by an injected [`Pages`] implementation (the login UI crate).
+//! The OAuth endpoints' errors and extractors are in [`oauth`]. Pages for people are rendered by
+//! an injected [`Pages`] implementation (the login UI crate).
 
 pub mod cookies;
+pub mod oauth;
 pub mod security;
 
 use std::net::SocketAddr;
@@ -15,19 +17,17 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde::de::DeserializeOwned;
 
 pub use cookies::{BROWSER_COOKIE, CookieJar, SESSION_COOKIE};
+use oauth::{BasicClient, OAuthForm, parse_form};
 use security::{PageAllows, no_store};
 
 use crate::authorize::{AuthorizeParams, Locale, PageError};
-use crate::client_auth::ClientCredentials;
-use crate::error::{EndpointError, OAuthError};
+use crate::error::EndpointError;
 use crate::flow::AuthorizeOutcome;
 use crate::logout::{EndSessionOutcome, EndSessionParams, LogoutError};
 use crate::provider::Provider;
 use crate::resource::{BearerError, TokenOperationParams, UserInfo};
-use crate::secret::SecretString;
 use crate::session::RequestOrigin;
 use crate::token::TokenParams;
 
@@ -132,47 +132,12 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     r
 }
 
-/// An OAuth error as JSON, with the status RFC 6749 5.2 gives it. A failed client
-/// authentication (401) challenges for client credentials, whatever method was tried.
-fn oauth_error_response(error: &OAuthError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut r = json_response(status, error);
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"caducee\""));
-    }
-    r
-}
-
 fn page_status(error: PageError) -> StatusCode {
     match error {
         PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         PageError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         PageError::Forbidden => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
-    }
-}
-
-fn parse_form<T: DeserializeOwned + Default>(headers: &HeaderMap, body: &[u8]) -> Result<T, OAuthError> {
-    let is_form = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
-        ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
-    });
-    if !is_form {
-        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
-    }
-    serde_urlencoded::from_bytes(body).map_err(|_| OAuthError::invalid_request("malformed or repeated parameters"))
-}
-
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, SecretString)>, OAuthError> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let Ok(value) = value.to_str() else {
-        return Err(OAuthError::invalid_client("malformed Authorization header"));
-    };
-    match ClientCredentials::parse_basic(value) {
-        None => Ok(None),
-        Some(Ok(pair)) => Ok(Some(pair)),
-        Some(Err(())) => Err(OAuthError::invalid_client("malformed Basic credentials")),
     }
 }
 
@@ -256,20 +221,14 @@ fn see_other(location: &str) -> Response {
     r
 }
 
-async fn token(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
-    let basic = match basic_credentials(&headers) {
-        Ok(b) => b,
-        Err(e) => return oauth_error_response(&e),
-    };
-    let params: TokenParams = match parse_form(&headers, &body) {
-        Ok(p) => p,
-        Err(e) => return oauth_error_response(&e),
-    };
+async fn token(
+    State(st): State<ProtocolState>,
+    BasicClient(basic): BasicClient,
+    OAuthForm(params): OAuthForm<TokenParams>,
+) -> Result<Response, EndpointError> {
     let creds = params.credentials(basic);
-    match st.provider.token(params, &creds, st.now()).await {
-        Ok(response) => json_response(StatusCode::OK, &response),
-        Err(e) => oauth_error_response(&e.into_oauth()),
-    }
+    let response = st.provider.token(params, &creds, st.now()).await?;
+    Ok(json_response(StatusCode::OK, &response))
 }
 
 fn bearer_error(error: BearerError) -> Response {
@@ -348,37 +307,26 @@ async fn userinfo(st: ProtocolState, token: Option<String>) -> Response {
     }
 }
 
-fn token_operation(headers: &HeaderMap, body: &[u8]) -> Result<(TokenOperationParams, ClientCredentials), OAuthError> {
-    let basic = basic_credentials(headers)?;
-    let params: TokenOperationParams = parse_form(headers, body)?;
+async fn introspect(
+    State(st): State<ProtocolState>,
+    BasicClient(basic): BasicClient,
+    OAuthForm(params): OAuthForm<TokenOperationParams>,
+) -> Result<Response, EndpointError> {
     let creds = params.credentials(basic);
-    Ok((params, creds))
+    let answer = st.provider.introspect(params, &creds, st.now()).await?;
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
-async fn introspect(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (params, creds) = match token_operation(&headers, &body) {
-        Ok(v) => v,
-        Err(e) => return oauth_error_response(&e),
-    };
-    match st.provider.introspect(params, &creds, st.now()).await {
-        Ok(answer) => json_response(StatusCode::OK, &answer),
-        Err(e) => oauth_error_response(&e.into_oauth()),
-    }
-}
-
-async fn revoke(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (params, creds) = match token_operation(&headers, &body) {
-        Ok(v) => v,
-        Err(e) => return oauth_error_response(&e),
-    };
-    match st.provider.revoke(params, &creds, st.now()).await {
-        Ok(()) => {
-            let mut r = StatusCode::OK.into_response();
-            no_store(r.headers_mut());
-            r
-        }
-        Err(e) => oauth_error_response(&EndpointError::into_oauth(e)),
-    }
+async fn revoke(
+    State(st): State<ProtocolState>,
+    BasicClient(basic): BasicClient,
+    OAuthForm(params): OAuthForm<TokenOperationParams>,
+) -> Result<Response, EndpointError> {
+    let creds = params.credentials(basic);
+    st.provider.revoke(params, &creds, st.now()).await?;
+    let mut r = StatusCode::OK.into_response();
+    no_store(r.headers_mut());
+    Ok(r)
 }
 
 async fn end_session_get(State(st): State<ProtocolState>, jar: CookieJar, RawQuery(query): RawQuery) -> Response {
