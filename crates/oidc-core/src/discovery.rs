@@ -47,7 +47,6 @@ pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
         "acr_values_supported": config.acr_levels,
         "prompt_values_supported": ["none", "login"],
         "ui_locales_supported": ["fr", "en"],
-        "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,

@@ -238,6 +238,28 @@ impl Provider {
         }
     }
 
+    /// Logout without a browser, as Keycloak offers it (`POST …/logout` with the client's
+    /// credentials and its `refresh_token`): the session the refresh token belongs to ends, as
+    /// any session ends (every relying party told, every token dead). A token that is not this
+    /// client's, or not alive, is `invalid_grant`.
+    pub async fn logout_with_refresh_token(
+        &self,
+        refresh_token: Option<&str>,
+        creds: &ClientCredentials,
+        now: i64,
+    ) -> Result<(), EndpointError> {
+        let client = self.authenticate_client(creds, true, now).await?;
+        let token = refresh_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        let grant = match self.live_refresh_token(token, now).await? {
+            Some(g) if g.client_id == client.client_id => g,
+            _ => return Err(OAuthError::invalid_grant("invalid refresh token").into()),
+        };
+        self.end_session(&grant.sid, "refresh_token_logout", now).await?;
+        Ok(())
+    }
+
     async fn live_refresh_token(&self, token: &str, now: i64) -> Result<Option<RefreshGrant>, EndpointError> {
         if token.len() > 128 {
             return Ok(None);

@@ -23,11 +23,13 @@ use oauth::{BasicClient, OAuthForm, parse_form};
 use security::{PageAllows, no_store};
 
 use crate::authorize::{AuthorizeParams, Locale, PageError};
-use crate::error::EndpointError;
+use crate::client_auth::ClientCredentials;
+use crate::error::{EndpointError, OAuthError};
 use crate::flow::AuthorizeOutcome;
 use crate::logout::{EndSessionOutcome, EndSessionParams, LogoutError};
 use crate::provider::Provider;
 use crate::resource::{BearerError, TokenOperationParams, UserInfo};
+use crate::secret::SecretString;
 use crate::session::RequestOrigin;
 use crate::token::TokenParams;
 
@@ -77,8 +79,18 @@ pub fn router(state: ProtocolState) -> Router {
 /// memory, so that a server may serve them ahead of the layers its other routes need (client
 /// address, body limit, tracing), which would cost them more than the answer itself.
 pub fn documents_router(state: ProtocolState) -> Router {
-    Router::new().route("/.well-known/openid-configuration", get(discovery)).route("/jwks", get(jwks)).with_state(state)
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        // Keycloak's names, as relying parties written for Pro Santé Connect use them.
+        .route("/.well-known/wallet-openid-configuration", get(discovery))
+        .route(&format!("{KEYCLOAK}/certs"), get(jwks))
+        .with_state(state)
 }
+
+/// Where Keycloak serves the protocol under a realm: every endpoint also answers there, so
+/// that a relying party written for Pro Santé Connect finds the paths it knows.
+const KEYCLOAK: &str = "/protocol/openid-connect";
 
 /// Every other protocol route.
 pub fn dynamic_router(state: ProtocolState) -> Router {
@@ -90,6 +102,12 @@ pub fn dynamic_router(state: ProtocolState) -> Router {
         .route("/revoke", post(revoke))
         .route("/end_session", get(end_session_get).post(end_session_post))
         .route("/end_session/confirm", post(end_session_confirm))
+        .route(&format!("{KEYCLOAK}/auth"), get(authorize_get).post(authorize_post))
+        .route(&format!("{KEYCLOAK}/token"), post(token))
+        .route(&format!("{KEYCLOAK}/token/introspect"), post(introspect))
+        .route(&format!("{KEYCLOAK}/revoke"), post(revoke))
+        .route(&format!("{KEYCLOAK}/userinfo"), get(userinfo_get).post(userinfo_post))
+        .route(&format!("{KEYCLOAK}/logout"), get(end_session_get).post(keycloak_logout_post))
         .with_state(state)
 }
 
@@ -345,6 +363,49 @@ async fn end_session_post(
     match parse_form::<EndSessionParams>(&headers, &body) {
         Ok(params) => end_session(st, jar, params).await,
         Err(_) => html(StatusCode::BAD_REQUEST, st.pages.error(Locale::default(), PageError::MalformedRequest)),
+    }
+}
+
+/// Keycloak's logout: with a `refresh_token` (and the client's credentials), the session ends
+/// without a browser (`204`); otherwise it is the browser's RP-initiated logout.
+async fn keycloak_logout_post(
+    State(st): State<ProtocolState>,
+    jar: CookieJar,
+    basic: Result<BasicClient, OAuthError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize, Default)]
+    struct RefreshLogout {
+        refresh_token: Option<SecretString>,
+        client_id: Option<String>,
+        client_secret: Option<SecretString>,
+        client_assertion: Option<SecretString>,
+        client_assertion_type: Option<String>,
+    }
+    let form = match parse_form::<RefreshLogout>(&headers, &body) {
+        Ok(f) if f.refresh_token.is_some() => f,
+        _ => return end_session_post(State(st), jar, headers, body).await,
+    };
+    let basic = match basic {
+        Ok(BasicClient(b)) => b,
+        Err(e) => return e.into_response(),
+    };
+    let creds = ClientCredentials {
+        basic,
+        client_id: form.client_id,
+        client_secret: form.client_secret,
+        client_assertion: form.client_assertion,
+        client_assertion_type: form.client_assertion_type,
+    };
+    let token = crate::secret::exposed(&form.refresh_token);
+    match st.provider.logout_with_refresh_token(token, &creds, st.now()).await {
+        Ok(()) => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            no_store(r.headers_mut());
+            r
+        }
+        Err(e) => e.into_response(),
     }
 }
 

@@ -88,7 +88,15 @@ async fn profile_and_email_come_with_name_and_email_verified() {
 }
 
 async fn userinfo_json(s: &Setup, access_token: &str) -> Value {
-    reqwest::Client::new().get(s.p.url("/userinfo")).bearer_auth(access_token).send().await.unwrap().json().await.unwrap()
+    reqwest::Client::new()
+        .get(s.p.url("/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// OIDC Core 5.5: the `claims` parameter asks for individual claims in the ID token and at
@@ -135,4 +143,74 @@ async fn the_claims_parameter_adds_claims_where_asked_and_only_those_the_client_
     let r = Browser::new().get(&authorize_url(&s.p, "rp", &[("claims", "{\"userinfo\": []}")])).await;
     let to = location(r.headers());
     assert_eq!(query_param(&to, "error").as_deref(), Some("invalid_request"), "{to}");
+}
+
+/// Keycloak's paths under the issuer answer as the short ones do, and its logout takes a
+/// refresh token from a client without any browser: the session ends for every relying party.
+#[tokio::test]
+async fn keycloak_paths_answer_and_a_refresh_token_logs_the_session_out() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let http = reqwest::Client::new();
+    let wallet: Value =
+        http.get(s.p.url("/.well-known/wallet-openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let standard: Value =
+        http.get(s.p.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(wallet, standard);
+    assert_eq!(standard["claims_parameter_supported"], true);
+    let certs: Value = http.get(s.p.url("/protocol/openid-connect/certs")).send().await.unwrap().json().await.unwrap();
+    assert!(certs["keys"].as_array().is_some_and(|k| !k.is_empty()));
+
+    // Another relying party, told of logouts, in the same session.
+    let (listener, port) = crate::backchannel::listener().await;
+    crate::backchannel::register(&s.p, "b", port).await;
+    let rp_b = crate::backchannel::serve_rp(&s.p, "b", listener, std::time::Duration::ZERO).await;
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let r = b.get(&authorize_url(&s.p, "b", &[])).await;
+    assert!(query_param(&location(r.headers()), "code").is_some(), "SSO into b");
+
+    // The code exchanged at Keycloak's token path; userinfo and introspection there too.
+    let tokens: Value = http
+        .post(s.p.url("/protocol/openid-connect/token"))
+        .basic_auth("rp", Some(&s.secret))
+        .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let info = http.get(s.p.url("/protocol/openid-connect/userinfo")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(info.status(), StatusCode::OK);
+    let active: Value = http
+        .post(s.p.url("/protocol/openid-connect/token/introspect"))
+        .basic_auth("rp", Some(&s.secret))
+        .form(&[("token", access.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(active["active"], true, "{active} {tokens}");
+
+    // Someone else's client cannot end it with this token; the right one can, once.
+    let (_, other_secret) = s.p.add_client(TestProvider::confidential_client("other", REDIRECT)).await.unwrap();
+    let logout = |id: &'static str, secret: String, token: String| {
+        let http = http.clone();
+        let url = s.p.url("/protocol/openid-connect/logout");
+        async move { http.post(url).basic_auth(id, Some(secret)).form(&[("refresh_token", token)]).send().await.unwrap() }
+    };
+    let r = logout("other", other_secret.unwrap(), refresh.clone()).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let r = logout("rp", s.secret.clone(), refresh.clone()).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let told = crate::backchannel::wait_for(&rp_b, 1, std::time::Duration::from_secs(5)).await;
+    assert_eq!(told.len(), 1, "the other relying party is told at once");
+    assert_eq!(userinfo(&s.p, &access).await, StatusCode::UNAUTHORIZED, "the session's tokens are dead");
+    let r = logout("rp", s.secret.clone(), refresh).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "once");
 }
