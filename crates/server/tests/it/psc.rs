@@ -34,31 +34,14 @@ async fn tokens_carry_what_keycloak_based_relying_parties_parse() {
     assert_eq!(access["preferred_username"], USER);
     assert_eq!(access["authMode"], "OTP", "a password and a one-time code");
 
-    let introspected: Value = reqwest::Client::new()
-        .post(s.p.url("/introspect"))
-        .basic_auth("rp", Some(&s.secret))
-        .form(&[("token", tokens["access_token"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let introspected = introspect(&s, "/introspect", &[("token", tokens["access_token"].as_str().unwrap())]).await;
     assert_eq!(introspected["active"], true);
     assert_eq!(introspected["SubjectNameID"], USER);
     assert_eq!(introspected["preferred_username"], USER);
     assert_eq!(introspected["authMode"], "OTP");
     assert_eq!(introspected["session_state"], id_token["sid"]);
-    let refresh: Value = reqwest::Client::new()
-        .post(s.p.url("/introspect"))
-        .basic_auth("rp", Some(&s.secret))
-        .form(&[("token", tokens["refresh_token"].as_str().unwrap()), ("token_type_hint", "refresh_token")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let form = [("token", tokens["refresh_token"].as_str().unwrap()), ("token_type_hint", "refresh_token")];
+    let refresh = introspect(&s, "/introspect", &form).await;
     assert_eq!((refresh["active"].clone(), refresh["authMode"].clone()), (json!(true), json!("OTP")));
     assert_eq!(refresh["SubjectNameID"], USER);
 
@@ -67,6 +50,12 @@ async fn tokens_carry_what_keycloak_based_relying_parties_parse() {
     assert_eq!(status, StatusCode::OK, "{again}");
     assert!(again["refresh_expires_in"].as_i64().unwrap() > 0);
     assert_eq!(again["session_state"], id_token["sid"]);
+}
+
+/// An introspection by `rp`, at `path`.
+async fn introspect(s: &Setup, path: &str, form: &[(&str, &str)]) -> Value {
+    let r = reqwest::Client::new().post(s.p.url(path)).basic_auth("rp", Some(&s.secret)).form(form).send().await;
+    r.unwrap().json().await.unwrap()
 }
 
 async fn refresh_token_grant(s: &Setup, token: &str) -> (StatusCode, Value) {
@@ -184,16 +173,7 @@ async fn keycloak_paths_answer_and_a_refresh_token_logs_the_session_out() {
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let info = http.get(s.p.url("/protocol/openid-connect/userinfo")).bearer_auth(&access).send().await.unwrap();
     assert_eq!(info.status(), StatusCode::OK);
-    let active: Value = http
-        .post(s.p.url("/protocol/openid-connect/token/introspect"))
-        .basic_auth("rp", Some(&s.secret))
-        .form(&[("token", access.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let active = introspect(&s, "/protocol/openid-connect/token/introspect", &[("token", access.as_str())]).await;
     assert_eq!(active["active"], true, "{active} {tokens}");
 
     // Someone else's client cannot end it with this token; the right one can, once.
