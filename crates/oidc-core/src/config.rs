@@ -20,6 +20,8 @@ pub struct ProviderConfig {
     pub refresh_token_ttl: i64,
     /// An SSO session ends this long after it started (seconds), whatever its activity.
     pub session_ttl: i64,
+    /// Seconds without activity after which an SSO session ends (none: only `session_ttl`).
+    pub session_idle_timeout: Option<i64>,
     /// A login interaction must be finished within this time (seconds).
     pub interaction_ttl: i64,
     /// Assurance levels from weakest to strongest (`acr` values); requests compare by position.
@@ -51,6 +53,7 @@ impl ProviderConfig {
             id_token_ttl: 300,
             refresh_token_ttl: 8 * 3600,
             session_ttl: 12 * 3600,
+            session_idle_timeout: None,
             interaction_ttl: 15 * 60,
             acr_levels: vec!["eidas1".into(), "eidas2".into(), "eidas3".into()],
             max_assertion_lifetime: 300,

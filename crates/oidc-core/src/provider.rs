@@ -126,7 +126,8 @@ impl Provider {
         let discovery = crate::discovery::document(&deps.config)
             .map_err(|e| ProviderError::Corrupt(format!("discovery document: {e}")))?;
         Ok(Provider {
-            sessions: Sessions::new(deps.store.clone(), deps.config.session_ttl),
+            sessions: Sessions::new(deps.store.clone(), deps.config.session_ttl)
+                .with_idle_timeout(deps.config.session_idle_timeout),
             interactions_per_address: RateLimiter::new(
                 deps.store.clone(),
                 crate::store_keys::LIMIT_INTERACTIONS_PER_ADDRESS,

@@ -45,6 +45,10 @@ pub struct SsoSession {
     pub methods: Vec<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The last sign-in, single sign-on or token refresh under this session (the idle timeout
+    /// counts from it; sessions written before it existed count from `created_at`).
+    #[serde(default)]
+    pub last_active_at: i64,
     /// Every relying party that received tokens under this session (for logout).
     pub clients: Vec<SessionClient>,
     pub source_ip: Option<String>,
@@ -102,7 +106,13 @@ impl From<SessionError> for crate::error::EndpointError {
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
     ttl: i64,
+    /// Seconds without activity after which a session is over (none: only `ttl` ends it).
+    idle: Option<i64>,
 }
+
+/// A refresh writes the session's activity at most this often (seconds): the idle timeout is
+/// counted in minutes, and a write per refresh would be a cost for nothing.
+const ACTIVITY_GRAIN: i64 = 60;
 
 fn ttl_until(expires_at: i64, now: i64) -> Duration {
     Duration::from_secs(u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0).max(1))
@@ -110,7 +120,18 @@ fn ttl_until(expires_at: i64, now: i64) -> Duration {
 
 impl Sessions {
     pub fn new(store: Arc<dyn SessionStore>, ttl: i64) -> Self {
-        Sessions { store, ttl }
+        Sessions { store, ttl, idle: None }
+    }
+
+    /// Sessions also end after `idle` seconds without activity (Keycloak's «SSO Session Idle»).
+    pub fn with_idle_timeout(mut self, idle: Option<i64>) -> Self {
+        self.idle = idle.filter(|i| *i > 0);
+        self
+    }
+
+    /// Whether a session is still on: before its end, and active recently enough.
+    fn live(&self, s: &SsoSession, now: i64) -> bool {
+        s.expires_at > now && self.idle.is_none_or(|idle| now - s.last_active_at.max(s.created_at) <= idle)
     }
 
     /// Opens a new session; returns it and the cookie value the browser must hold.
@@ -132,6 +153,7 @@ impl Sessions {
             methods: login.methods.clone(),
             created_at: now,
             expires_at: now + self.ttl,
+            last_active_at: now,
             clients: Vec::new(),
             source_ip: origin.source_ip.clone(),
             user_agent: origin.user_agent.clone(),
@@ -149,7 +171,7 @@ impl Sessions {
             None => Ok(None),
             Some(bytes) => {
                 let s = decode(&bytes)?;
-                Ok((s.expires_at > now).then_some(s))
+                Ok(self.live(&s, now).then_some(s))
             }
         }
     }
@@ -180,7 +202,7 @@ impl Sessions {
                 return Ok(None);
             };
             let mut session = decode(&old_bytes)?;
-            if session.expires_at <= now {
+            if !self.live(&session, now) {
                 return Ok(None);
             }
             change(&mut session);
@@ -202,11 +224,24 @@ impl Sessions {
 
     /// Records that `client_id` received tokens under this session.
     pub async fn add_client(&self, sid: &str, client_id: &str, now: i64) -> Result<Option<SsoSession>, SessionError> {
-        self.update(sid, now, |s| match s.clients.iter_mut().find(|c| c.client_id == client_id) {
-            Some(c) => c.last_at = now,
-            None => s.clients.push(SessionClient { client_id: client_id.to_owned(), first_at: now, last_at: now }),
+        self.update(sid, now, |s| {
+            s.last_active_at = now;
+            match s.clients.iter_mut().find(|c| c.client_id == client_id) {
+                Some(c) => c.last_at = now,
+                None => s.clients.push(SessionClient { client_id: client_id.to_owned(), first_at: now, last_at: now }),
+            }
         })
         .await
+    }
+
+    /// A token refresh under this session counts as activity (only when an idle timeout is set,
+    /// and at most once a minute).
+    pub async fn touch(&self, session: &SsoSession, now: i64) -> Result<(), SessionError> {
+        if self.idle.is_none() || now - session.last_active_at < ACTIVITY_GRAIN {
+            return Ok(());
+        }
+        self.update(&session.sid, now, |s| s.last_active_at = now).await?;
+        Ok(())
     }
 
     /// The same person authenticated again (re-authentication or step-up) in this session.
@@ -229,6 +264,7 @@ impl Sessions {
                 s.acr = login.acr.clone();
                 s.amr = login.amr.clone();
                 s.methods = login.methods.clone();
+                s.last_active_at = now;
             })
             .await?;
         Ok(updated.map(|session| (session, format!("{sid}.{secret}"))))

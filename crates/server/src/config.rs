@@ -92,6 +92,10 @@ pub struct SessionSettings {
     pub interaction_limit_window: u64,
     /// Most memory (MiB) the in-process session store may hold (embedded default, no Redis).
     pub memory_limit_mb: u64,
+    /// Seconds without a sign-in, single sign-on or token refresh after which an SSO session
+    /// ends (0: never; Pro Santé Connect: 1800).
+    #[serde(default)]
+    pub idle_timeout: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -248,6 +252,7 @@ impl Default for Config {
                 max_interactions_per_browser: 30,
                 interaction_limit_window: 600,
                 memory_limit_mb: 512,
+                idle_timeout: 0,
             },
             login: LoginSettings {
                 max_failures: 5,
@@ -359,6 +364,9 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));
             }
         }
+        if self.session.idle_timeout < 0 || (self.session.idle_timeout > 0 && self.session.idle_timeout < 60) {
+            return Err(ConfigError::Invalid("session.idle_timeout must be 0 (none) or at least 60 seconds".into()));
+        }
         if self.mail.otp_validity == 0 || self.mail.max_per_account == 0 {
             return Err(ConfigError::Invalid("mail.otp_validity and mail.max_per_account must be positive".into()));
         }
@@ -463,6 +471,7 @@ impl Config {
         p.id_token_ttl = self.tokens.id_token_ttl;
         p.refresh_token_ttl = self.tokens.refresh_token_ttl;
         p.session_ttl = self.session.ttl;
+        p.session_idle_timeout = (self.session.idle_timeout > 0).then_some(self.session.idle_timeout);
         p.interaction_ttl = self.session.interaction_ttl;
         let window = std::time::Duration::from_secs(self.session.interaction_limit_window);
         p.interactions_per_address = session_store::Rate::new(self.session.max_interactions_per_address, window);

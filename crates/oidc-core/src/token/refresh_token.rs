@@ -61,6 +61,8 @@ impl Provider {
         let Some(session) = self.sessions.get(&grant.sid, now).await? else {
             return Err(OAuthError::invalid_grant("the session behind this refresh token has ended").into());
         };
+        // A refresh is activity: it keeps an idle timeout from ending the session.
+        self.sessions.touch(&session, now).await?;
         // Whether the account is still active is checked by issue_tokens, which needs it anyway.
 
         // RFC 6749 6: a narrower scope applies to the tokens issued now; the new refresh token

@@ -194,3 +194,37 @@ async fn keycloak_paths_answer_and_a_refresh_token_logs_the_session_out() {
     let r = logout("rp", s.secret.clone(), refresh).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "once");
 }
+
+/// `session.idle_timeout` (Keycloak's «SSO Session Idle», 30 minutes at Pro Santé Connect): a
+/// session nobody uses ends, and a refresh or a single sign-on keeps it going.
+#[tokio::test]
+async fn an_idle_session_ends_and_activity_keeps_it_going() {
+    let p =
+        TestProvider::start_with(server::testing::Storage::Embedded, |c| c.session.idle_timeout = 1800).await.unwrap();
+    let s = setup(p).await;
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    let mut refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // A refresh every twenty minutes keeps the session on past the idle timeout.
+    for _ in 0..3 {
+        s.p.clock.advance(1200);
+        let (status, again) = refresh_token_grant(&s, &refresh_token).await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        refresh_token = again["refresh_token"].as_str().unwrap().to_owned();
+    }
+    // So does a single sign-on into the same session.
+    s.p.clock.advance(1200);
+    let r = b.get(&authorize_url(&s.p, "rp", &[])).await;
+    assert!(query_param(&location(r.headers()), "code").is_some(), "single sign-on, and activity");
+    s.p.clock.advance(1200);
+    let (status, again) = refresh_token_grant(&s, &refresh_token).await;
+    assert_eq!(status, StatusCode::OK, "forty minutes after the last refresh, twenty after the sign-on: {again}");
+    refresh_token = again["refresh_token"].as_str().unwrap().to_owned();
+    // Then thirty-one idle minutes: the session is over for the browser and for the tokens.
+    s.p.clock.advance(1860);
+    let (status, ended) = refresh_token_grant(&s, &refresh_token).await;
+    assert_eq!((status, ended["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{ended}");
+    let r = b.get(&authorize_url(&s.p, "rp", &[])).await;
+    assert!(location(r.headers()).contains("/interaction/"), "a login again");
+}
