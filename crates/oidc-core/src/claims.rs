@@ -157,14 +157,10 @@ pub fn requested_claims(account: &Account, names: &[String], acr: &str) -> Map<S
     released_claims(account, &all, acr).into_iter().filter(|(k, _)| names.iter().any(|n| n == k)).collect()
 }
 
-/// Pro Santé Connect's assurance step for an `acr`, `code^OID`.
-fn palier(acr: &str) -> String {
-    let code = match acr {
-        "eidas3" => "APPPRIP3",
-        "eidas2" => "APPPRIP2",
-        _ => "APPPRIP1",
-    };
-    format!("{code}^1.2.250.1.213.1.5.1.1.1")
+/// Pro Santé Connect's assurance step, `code^OID`: `APPPRIP3` in every answer it gives, card or
+/// phone app alike, which relying parties compare with; the strength itself is in `acr`.
+fn palier(_acr: &str) -> String {
+    "APPPRIP3^1.2.250.1.213.1.5.1.1.1".to_owned()
 }
 
 #[cfg(test)]
@@ -224,5 +220,7 @@ mod tests {
         assert_eq!(c["SubjectRefPro"]["codeCivilite"], "M");
         assert_eq!(c["family_name"], "Dupont");
         assert_eq!(c["Palier_Authentification"], "APPPRIP3^1.2.250.1.213.1.5.1.1.1");
+        let phone = released_claims(&account(), &scopes(&["openid", "scope_all"]), "eidas1");
+        assert_eq!(phone["Palier_Authentification"], "APPPRIP3^1.2.250.1.213.1.5.1.1.1", "as PSC answers");
     }
 }

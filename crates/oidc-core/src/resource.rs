@@ -98,6 +98,8 @@ pub struct Introspection {
     pub subject_name_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preferred_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     #[serde(rename = "authMode", skip_serializing_if = "Option::is_none")]
     pub auth_mode: Option<String>,
     #[serde(rename = "otherIds", skip_serializing_if = "Option::is_none")]
@@ -214,6 +216,7 @@ impl Provider {
         };
         found.subject_name_id = Some(account.national_id.clone());
         found.preferred_username = Some(account.national_id.clone());
+        found.username = Some(account.national_id.clone());
         found.other_ids = account.professional_claims.get("otherIds").cloned();
         found.session_state = found.sid.clone();
         Ok(found)

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 const OID_PROFESSION: &str = "1.2.250.1.213.1.1.5.5";
 /// OID qualifying `Secteur_Activite` sector codes.
 const OID_SECTEUR: &str = "1.2.250.1.71.4.2.4";
-const PSI_LOCALE: &str = "1.2.250.1.213.1.1.1";
+const PSI_LOCALE: &str = "1.2.250.1.213.1.3.1.1";
 const UIT_VERSION: &str = "1.0";
 
 /// One profession exercised (an element of `SubjectRefPro.exercices`).
@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(claims["codeGenreActivite"], "GENR01");
         assert_eq!(claims["Acces_Regulation_Medicale"], "FAUX");
         assert_eq!(claims["Mode_Acces_Raison"], "");
-        assert_eq!(claims["PSI_Locale"], "1.2.250.1.213.1.1.1");
+        assert_eq!(claims["PSI_Locale"], "1.2.250.1.213.1.3.1.1");
         assert_eq!(claims["UITVersion"], "1.0");
         assert_eq!(claims["otherIds"], json!([{"identifiant": "10000000001", "origine": "RPPS", "qualite": 1}]));
         let srp = &claims["SubjectRefPro"];
