@@ -324,6 +324,13 @@ fn rows(w: &'static WalletTexts, list: Vec<AuthenticatorView>) -> Vec<Authentica
         .map(|a| AuthenticatorRow {
             kind: w.kind_name(&a.kind),
             label: match &a.serial {
+                // A phone's serial is its offline ID (QR-code sign-in without network).
+                Some(serial) if a.kind == authn_methods::push::KIND => {
+                    match serial.strip_prefix(authn_methods::push::qr::OFFLINE_SERIAL_PREFIX) {
+                        Some(id) => format!("{} ({} {id})", a.label, w.offline_id),
+                        None => a.label.clone(),
+                    }
+                }
                 Some(serial) => format!("{} ({serial})", a.label),
                 None => a.label.clone(),
             },

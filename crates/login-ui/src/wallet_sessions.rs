@@ -63,6 +63,8 @@ pub(crate) fn method_label(w: &WalletTexts, method: &str) -> &'static str {
         "otp-mail" => w.method_mail,
         "activation-code" => w.method_activation,
         "push" => w.method_push,
+        "qr" => w.method_qr,
+        "qr-offline" => w.method_qr_offline,
         _ => w.kind_other,
     }
 }
@@ -83,6 +85,8 @@ pub(crate) fn activity_row(w: &WalletTexts, e: &ActivityEntry) -> Option<Activit
         "push_not_me" => (w.event_push_not_me, true),
         "push_blocked" => (w.event_push_blocked, true),
         "push_unblocked" => (w.event_push_unblocked, false),
+        "qr_approved" | "qr_offline_used" => (w.event_qr_approved, false),
+        "qr_denied" => (w.event_qr_denied, true),
         _ => return None,
     };
     Some(ActivityRow {

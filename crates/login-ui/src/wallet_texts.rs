@@ -90,6 +90,12 @@ pub struct WalletTexts {
     pub event_push_not_me: &'static str,
     pub event_push_blocked: &'static str,
     pub event_push_unblocked: &'static str,
+    pub method_qr: &'static str,
+    pub method_qr_offline: &'static str,
+    pub event_qr_approved: &'static str,
+    pub event_qr_denied: &'static str,
+    /// Before a phone's offline ID, in the list of authenticators.
+    pub offline_id: &'static str,
 }
 
 impl WalletTexts {
@@ -191,6 +197,11 @@ pub static FR: WalletTexts = WalletTexts {
     event_push_not_me: "« Ce n'était pas moi » : notifications bloquées, sessions fermées",
     event_push_blocked: "Notifications d'approbation bloquées",
     event_push_unblocked: "Notifications d'approbation débloquées",
+    method_qr: "QR code (application)",
+    method_qr_offline: "QR code hors réseau",
+    event_qr_approved: "QR code validé dans l'application",
+    event_qr_denied: "QR code refusé dans l'application",
+    offline_id: "ID hors réseau",
 };
 
 pub static EN: WalletTexts = WalletTexts {
@@ -281,6 +292,11 @@ pub static EN: WalletTexts = WalletTexts {
     event_push_not_me: "“This was not me”: notifications blocked, sessions closed",
     event_push_blocked: "Approval notifications blocked",
     event_push_unblocked: "Approval notifications unblocked",
+    method_qr: "QR code (app)",
+    method_qr_offline: "QR code without network",
+    event_qr_approved: "QR code approved in the app",
+    event_qr_denied: "QR code refused in the app",
+    offline_id: "offline ID",
 };
 
 pub fn wallet_texts(locale: Locale) -> &'static WalletTexts {

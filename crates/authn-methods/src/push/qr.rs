@@ -34,7 +34,7 @@ pub const OFFLINE_METHOD_ID: &str = "qr-offline";
 /// The offline codes' OCRA suite: HMAC-SHA256, 8 digits, the challenge as 32 hexadecimal digits.
 pub const OFFLINE_SUITE: &str = "OCRA-1:HOTP-SHA256-8:QH32";
 /// The `serial` under which a phone's offline ID is kept (unique, looked up at offline sign-in).
-pub(crate) const OFFLINE_SERIAL_PREFIX: &str = "phone-";
+pub const OFFLINE_SERIAL_PREFIX: &str = "phone-";
 
 /// How soon the page asks again whether the phone answered.
 const POLL_AFTER_MS: u64 = 2000;

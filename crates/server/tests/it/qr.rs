@@ -205,6 +205,10 @@ async fn offline_the_app_derives_an_identifier_and_a_code_the_form_takes_once() 
     let failures: Vec<_> = audit.iter().filter(|r| r.event == "login_failed").collect();
     assert_eq!(failures.len(), 2, "each wrong code counts");
     assert!(failures.iter().all(|r| r.details.get("identifier").is_none()), "an offline ID is no national identifier");
+    // The wallet shows the phone's offline ID, and the sign-in among recent activity.
+    let home = plain(crate::wallet::open_wallet(&Browser::new(), &s, 1).await);
+    assert!(home.contains(&format!("(ID hors réseau {offline_id})")), "{home}");
+    assert!(home.contains("QR code validé dans l'application"), "{home}");
 
     // Once: the same code on a new page of the same login process is refused, and a code
     // outlives neither its QR code nor the login.
