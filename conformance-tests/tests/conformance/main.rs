@@ -6,4 +6,5 @@
 mod client_auth;
 mod flows;
 mod negative;
+mod psc_rp;
 mod sessions;
