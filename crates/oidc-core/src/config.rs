@@ -13,6 +13,8 @@ use crate::keys::SigningAlg;
 pub struct ProviderConfig {
     /// The issuer identifier, exactly as it appears in `iss` (no trailing slash).
     pub issuer: String,
+    /// Where browsers sign in and out, when not at the issuer (no trailing slash).
+    pub login_origin: Option<String>,
     /// Authorization codes live this long (seconds); 60 by default.
     pub code_ttl: i64,
     pub access_token_ttl: i64,
@@ -52,6 +54,7 @@ impl ProviderConfig {
             access_token_ttl: 300,
             id_token_ttl: 300,
             refresh_token_ttl: 8 * 3600,
+            login_origin: None,
             session_ttl: 12 * 3600,
             session_idle_timeout: None,
             interaction_ttl: 15 * 60,
@@ -66,6 +69,12 @@ impl ProviderConfig {
 
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
+    }
+
+    /// An endpoint browsers are sent to (authorization, end session): at the login origin when
+    /// one is configured.
+    pub fn browser_endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.login_origin.as_deref().unwrap_or(&self.issuer), path)
     }
 
     /// Position of an `acr` value among the supported levels (higher is stronger).

@@ -21,11 +21,11 @@ pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
     let grant_types: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
     let doc = json!({
         "issuer": config.issuer,
-        "authorization_endpoint": config.endpoint("/authorize"),
+        "authorization_endpoint": config.browser_endpoint("/authorize"),
         "token_endpoint": config.endpoint("/token"),
         "userinfo_endpoint": config.endpoint("/userinfo"),
         "jwks_uri": config.endpoint("/jwks"),
-        "end_session_endpoint": config.endpoint("/end_session"),
+        "end_session_endpoint": config.browser_endpoint("/end_session"),
         "introspection_endpoint": config.endpoint("/introspect"),
         "revocation_endpoint": config.endpoint("/revoke"),
         "scopes_supported": crate::claims::SUPPORTED_SCOPES,

@@ -22,6 +22,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Issuer identifier: the public base URL of the provider.
     pub issuer: String,
+    /// Where browsers are sent to sign in and out, when it is another host than the issuer (as
+    /// Pro Santé Connect's login page is): discovery's `authorization_endpoint` and
+    /// `end_session_endpoint` name it. Empty: the issuer. The same server must answer there.
+    #[serde(default)]
+    pub login_origin: String,
     /// Folder for the embedded default's files (SQLite database, master key).
     pub data_dir: PathBuf,
     /// Database URL; empty means SQLite in `data_dir/caducee.db`.
@@ -189,6 +194,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("issuer", &self.issuer)
+            .field("login_origin", &self.login_origin)
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &redact_url(&self.redis_url))
@@ -231,6 +237,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: "http://127.0.0.1:8080".into(),
+            login_origin: String::new(),
             data_dir: PathBuf::from("./data"),
             database_url: String::new(),
             redis_url: String::new(),
@@ -331,6 +338,17 @@ impl Config {
         let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
             return Err(ConfigError::Invalid("issuer must be https (http only on loopback, for development)".into()));
+        }
+        if !self.login_origin.is_empty() {
+            let login =
+                url::Url::parse(&self.login_origin).map_err(|e| ConfigError::Invalid(format!("login_origin: {e}")))?;
+            let loopback = matches!(login.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            let https_or_local = login.scheme() == "https" || (login.scheme() == "http" && loopback);
+            if !matches!(login.path(), "" | "/") || login.query().is_some() || !https_or_local {
+                return Err(ConfigError::Invalid(
+                    "login_origin must be an https origin without a path, e.g. https://wallet.example".into(),
+                ));
+            }
         }
         if axum::http::HeaderName::from_bytes(self.admin.client_certificate_header.as_bytes()).is_err() {
             return Err(ConfigError::Invalid("admin.client_certificate_header must be a header name".into()));
@@ -466,6 +484,9 @@ impl Config {
     pub fn provider_config(&self) -> Result<oidc_core::ProviderConfig, ConfigError> {
         let mut p =
             oidc_core::ProviderConfig::new(&self.issuer).map_err(|e| ConfigError::Invalid(format!("issuer: {e}")))?;
+        if !self.login_origin.is_empty() {
+            p.login_origin = Some(self.login_origin.trim_end_matches('/').to_owned());
+        }
         p.code_ttl = self.tokens.code_ttl;
         p.access_token_ttl = self.tokens.access_token_ttl;
         p.id_token_ttl = self.tokens.id_token_ttl;

@@ -228,3 +228,41 @@ async fn an_idle_session_ends_and_activity_keeps_it_going() {
     let r = b.get(&authorize_url(&s.p, "rp", &[])).await;
     assert!(location(r.headers()).contains("/interaction/"), "a login again");
 }
+
+/// As Pro Santé Connect's login page lives on another host than its issuer, `login_origin`
+/// sends browsers there: discovery names it for the authorization and end-session endpoints,
+/// and a whole login runs on it while tokens stay the issuer's.
+#[tokio::test]
+async fn browsers_sign_in_at_the_login_origin_and_tokens_stay_the_issuers() {
+    let mut c = server::Config::default();
+    c.login_origin = "https://wallet.example/auth".into();
+    assert!(c.validate().is_err(), "an origin, without a path");
+    c.login_origin = "http://wallet.example".into();
+    assert!(c.validate().is_err(), "https");
+
+    let p = TestProvider::start_with(server::testing::Storage::Embedded, |c| {
+        c.login_origin = c.issuer.replace("127.0.0.1", "localhost");
+    })
+    .await
+    .unwrap();
+    let s = setup(p).await;
+    let login_origin = s.p.base_url.replace("127.0.0.1", "localhost");
+    let discovery: Value =
+        reqwest::get(s.p.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    assert_eq!(discovery["issuer"], s.p.base_url.as_str());
+    assert_eq!(discovery["authorization_endpoint"], format!("{login_origin}/authorize"));
+    assert_eq!(discovery["end_session_endpoint"], format!("{login_origin}/end_session"));
+    assert_eq!(discovery["token_endpoint"], s.p.url("/token"));
+
+    // The browser at the login origin, the relying party at the issuer.
+    let b = Browser::new();
+    let authorize = authorize_url(&s.p, "rp", &[]).replace(&s.p.base_url, &login_origin);
+    let r = b.get(&authorize).await;
+    let page = format!("{login_origin}{}", location(r.headers()));
+    let html = b.get(&page).await.text().await.unwrap();
+    let r = submit(&b, &page, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
+    let code = query_param(&location(r.headers()), "code").expect("a code");
+    let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(claims(tokens["id_token"].as_str().unwrap())["iss"], s.p.base_url.as_str());
+}
