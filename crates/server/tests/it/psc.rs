@@ -234,8 +234,7 @@ async fn an_idle_session_ends_and_activity_keeps_it_going() {
 /// and a whole login runs on it while tokens stay the issuer's.
 #[tokio::test]
 async fn browsers_sign_in_at_the_login_origin_and_tokens_stay_the_issuers() {
-    let mut c = server::Config::default();
-    c.login_origin = "https://wallet.example/auth".into();
+    let mut c = server::Config { login_origin: "https://wallet.example/auth".into(), ..Default::default() };
     assert!(c.validate().is_err(), "an origin, without a path");
     c.login_origin = "http://wallet.example".into();
     assert!(c.validate().is_err(), "https");
