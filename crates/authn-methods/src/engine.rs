@@ -136,6 +136,9 @@ pub struct AuthEngine {
     policy: Policy,
     /// Every method on, in the order the login page offers them.
     methods: Vec<Arc<dyn AuthMethod>>,
+    /// What the policy knows of `methods`, in the same order (they only change while the engine
+    /// is built).
+    infos: Vec<MethodInfo>,
     /// The members of «Code OTP» ([`crate::code`]), kept to add the mailed code to them.
     code_members: Vec<Arc<dyn AuthMethod>>,
     activation: Arc<ActivationCodes>,
@@ -154,8 +157,10 @@ impl AuthEngine {
             Arc::new(HardwareTokenMethod::new(directory.clone(), Windows::default())),
             activation.clone(),
         ];
+        let password: Arc<dyn AuthMethod> = Arc::new(PasswordMethod::new(directory.clone()));
         AuthEngine {
-            methods: vec![Arc::new(PasswordMethod::new(directory.clone()))],
+            methods: Vec::new(),
+            infos: Vec::new(),
             code_members,
             activation,
             lockout: Lockout::new(store.clone(), settings.lockout, directory.keyed_hash("lockout-identifier")),
@@ -166,6 +171,7 @@ impl AuthEngine {
             failure_floor: settings.failure_floor,
             directory,
         }
+        .with_method(password)
     }
 
     /// Registers a method (replacing one of the same id, in its place).
@@ -174,6 +180,17 @@ impl AuthEngine {
             Some(i) => self.methods[i] = method,
             None => self.methods.push(method),
         }
+        self.infos = self
+            .methods
+            .iter()
+            .map(|m| MethodInfo {
+                id: m.id(),
+                kind: m.kind(),
+                needs_subject: m.needs_subject(),
+                also: m.also_proves(),
+                identifies: m.identifier_field().is_some(),
+            })
+            .collect();
         self
     }
 
@@ -214,17 +231,8 @@ impl AuthEngine {
         &self.lockout
     }
 
-    fn infos(&self) -> Vec<MethodInfo> {
-        self.methods
-            .iter()
-            .map(|m| MethodInfo {
-                id: m.id(),
-                kind: m.kind(),
-                needs_subject: m.needs_subject(),
-                also: m.also_proves(),
-                identifies: m.identifier_field().is_some(),
-            })
-            .collect()
+    fn infos(&self) -> &[MethodInfo] {
+        &self.infos
     }
 
     fn method(&self, id: &str) -> Option<&Arc<dyn AuthMethod>> {
@@ -238,7 +246,7 @@ impl AuthEngine {
 
     /// The ways to sign in the login page offers first.
     pub fn offers(&self) -> Vec<Offer> {
-        self.policy.offers(&self.infos())
+        self.policy.offers(self.infos())
     }
 
     /// What this login's page shows now: the prompt of the method under way, or, once a factor
@@ -250,7 +258,7 @@ impl AuthEngine {
             return Ok(Some(StepOutcome::Prompt(shown(c))));
         }
         if p.subject().is_some() {
-            return Ok(Some(StepOutcome::Next { methods: self.policy.next(&p.factors, &self.infos()) }));
+            return Ok(Some(StepOutcome::Next { methods: self.policy.next(&p.factors, self.infos()) }));
         }
         Ok(None)
     }
@@ -286,7 +294,7 @@ impl AuthEngine {
             if !method.needs_subject() {
                 progress = Progress::default();
             }
-            if !self.policy.next(&progress.factors, &self.infos()).contains(&method.id()) {
+            if !self.policy.next(&progress.factors, self.infos()).contains(&method.id()) {
                 return Ok(StepOutcome::NotAllowed);
             }
         }
@@ -366,7 +374,7 @@ impl AuthEngine {
                 if let Some(result) = self.policy.result(progress.factors.clone(), cx.now, cx.required_acr.as_deref()) {
                     return self.succeed(cx, &snapshot, &progress, result).await;
                 }
-                let next = self.policy.next(&progress.factors, &self.infos());
+                let next = self.policy.next(&progress.factors, self.infos());
                 let then =
                     req.then.filter(|t| next.contains(&t.method)).and_then(|t| Some((t, self.method(t.method)?)));
                 let Some((then, then_method)) = then else {

@@ -27,11 +27,13 @@ use crate::method::{AuthContext, AuthError, FactorKind, FactorResult};
 use crate::push_notify::{PushNotifier, SilenceSettings, WakeUpOutcome, WebhookSettings};
 use crate::push_request::{DeviceError, DevicePublicKey, RequestCheck};
 
+mod context;
 mod device_unblock;
 mod enrolment;
 mod login;
 pub mod qr;
 
+pub use context::TrustedContext;
 pub use enrolment::{EnrolledDevice, EnrolmentStart, PushEnrolment};
 pub use login::PushMethod;
 
@@ -147,15 +149,8 @@ pub enum AnswerOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PendingView {
     pub id: String,
-    pub client_name: String,
-    pub source_ip: Option<String>,
-    /// The login's `User-Agent`, as sent (printable ASCII, at most 256 characters).
-    pub user_agent: Option<String>,
-    /// The same, shortly: «Firefox (Linux)».
-    pub browser: Option<String>,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub warning: String,
+    #[serde(flatten)]
+    pub context: TrustedContext,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,9 +302,20 @@ impl PushApprovals {
 
     /// Lifts a push block; audited with who did it. Returns whether there was one.
     pub async fn unblock(&self, subject: &str, actor: Option<&str>, now: i64) -> Result<bool, AuthError> {
+        self.unblock_with(subject, actor, serde_json::Value::Null, now).await
+    }
+
+    /// Lifts the block, audited with `details` (who lifted it, from where).
+    async fn unblock_with(
+        &self,
+        subject: &str,
+        actor: Option<&str>,
+        details: serde_json::Value,
+        now: i64,
+    ) -> Result<bool, AuthError> {
         let lifted = self.directory.push_blocks().unblock(subject).await?;
         if lifted {
-            self.audit("push_unblocked", subject, actor, None, "unblocked", serde_json::Value::Null, now).await;
+            self.audit("push_unblocked", subject, actor, None, "unblocked", details, now).await;
         }
         Ok(lifted)
     }
@@ -486,16 +492,8 @@ impl PushApprovals {
         if ch.state != ChallengeState::Pending || ch.device != device.id || ch.expires_at < now {
             return Ok(Vec::new());
         }
-        Ok(vec![PendingView {
-            id: ch.id,
-            client_name: ch.client_name,
-            source_ip: ch.source_ip,
-            browser: ch.user_agent.as_deref().map(|ua| crate::user_agent::browser_name(Some(ua))),
-            user_agent: ch.user_agent,
-            created_at: ch.created_at,
-            expires_at: ch.expires_at,
-            warning: self.settings.warning.clone(),
-        }])
+        let context = self.trusted_context(ch.client_name, ch.source_ip, ch.user_agent, ch.created_at, ch.expires_at);
+        Ok(vec![PendingView { id: ch.id, context }])
     }
 
     /// The phone answers a push: approve (with the number the login page shows), deny, or

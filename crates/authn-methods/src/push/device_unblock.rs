@@ -22,11 +22,7 @@ impl PushApprovals {
             return Err(DeviceError::InvalidRequest("action must be unblock"));
         }
         let subject = device.subject.clone().ok_or(DeviceError::Unauthorized)?;
-        let lifted = self.directory.push_blocks().unblock(&subject).await?;
-        if lifted {
-            let details = serde_json::json!({ "device": device.id, "via": "device" });
-            self.audit("push_unblocked", &subject, Some(&subject), None, "unblocked", details, now).await;
-        }
-        Ok(lifted)
+        let details = serde_json::json!({ "device": device.id, "via": "device" });
+        Ok(self.unblock_with(&subject, Some(&subject), details, now).await?)
     }
 }

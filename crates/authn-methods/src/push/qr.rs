@@ -22,7 +22,7 @@ use directory::AccountStatus;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
-use super::{KIND, PushApprovals, internal, printable, random_id};
+use super::{KIND, PushApprovals, TrustedContext, internal, printable, random_id};
 use crate::method::{
     AuthContext, AuthError, AuthMethod, FactorKind, FactorResult, Failure, Input, MethodId, MethodState, Prompt, Step,
 };
@@ -83,13 +83,8 @@ struct QrChallenge {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QrView {
     pub challenge: String,
-    pub client_name: String,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub browser: Option<String>,
-    pub created_at: i64,
-    pub expires_at: i64,
-    pub warning: String,
+    #[serde(flatten)]
+    pub context: TrustedContext,
 }
 
 /// What the phone decided about a QR code.
@@ -165,14 +160,8 @@ impl PushApprovals {
         };
         match (body.action.as_str(), body.decision) {
             ("lookup", _) => Ok(QrReply::Lookup(QrView {
+                context: self.trusted_context(c.client_name, c.source_ip, c.user_agent, c.created_at, c.expires_at),
                 challenge: c.id,
-                browser: c.user_agent.as_deref().map(|ua| crate::user_agent::browser_name(Some(ua))),
-                client_name: c.client_name,
-                source_ip: c.source_ip,
-                user_agent: c.user_agent,
-                created_at: c.created_at,
-                expires_at: c.expires_at,
-                warning: self.settings.warning.clone(),
             })),
             ("answer", Some(decision)) => {
                 let state = match decision {
