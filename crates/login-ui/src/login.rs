@@ -189,28 +189,34 @@ impl Draw<'_> {
         View::Start { method: card.id, label: card.label, together: card.together }
     }
 
-    /// What the page shows now.
-    async fn view(&self, named: Option<&str>, choose: bool, prefer: Prefer) -> Result<View, authn_methods::AuthError> {
+    /// What the page shows now, with the notice a prompt under way comes with (a code mailed
+    /// a moment ago is still announced when the page is drawn again).
+    async fn view(
+        &self,
+        named: Option<&str>,
+        choose: bool,
+        prefer: Prefer,
+    ) -> Result<(View, Option<String>), authn_methods::AuthError> {
         let offers = self.st.engine.offers();
         let offered = |m: &&str| offers.iter().any(|o| o.method == *m && o.after.is_some());
         if choose {
-            return Ok(View::Choose { offers: self.offers() });
+            return Ok((View::Choose { offers: self.offers() }, None));
         }
         if prefer == Prefer::Named
             && let Some(m) = named.filter(offered)
         {
-            return Ok(self.start(m));
+            return Ok((self.start(m), None));
         }
         match self.st.engine.current(self.id).await? {
-            Some(StepOutcome::Prompt(shown)) => return Ok(self.prompt(&shown).0),
+            Some(StepOutcome::Prompt(shown)) => return Ok(self.prompt(&shown)),
             Some(StepOutcome::Next { methods }) if !methods.is_empty() => {
-                return Ok(View::Next { offers: methods.iter().map(|m| self.card(m)).collect() });
+                return Ok((View::Next { offers: methods.iter().map(|m| self.card(m)).collect() }, None));
             }
             _ => {}
         }
         match named.or(self.last.as_deref()).filter(offered) {
-            Some(m) => Ok(self.start(m)),
-            None => Ok(View::Choose { offers: self.offers() }),
+            Some(m) => Ok((self.start(m), None)),
+            None => Ok((View::Choose { offers: self.offers() }, None)),
         }
     }
 
@@ -286,7 +292,7 @@ impl Draw<'_> {
     /// Where the login stands, with a message.
     async fn again(&self, status: StatusCode, named: Option<&str>, error: String) -> Response {
         match self.view(named, false, Prefer::Progress).await {
-            Ok(view) => self.respond(status, view, Some(error), None).await,
+            Ok((view, _)) => self.respond(status, view, Some(error), None).await,
             Err(e) => self.failed_to_run(&e).await,
         }
     }
@@ -324,17 +330,7 @@ pub(crate) async fn show(
         offline: q.offline.is_some(),
     };
     match draw.view(q.method.as_deref(), q.choose.is_some(), Prefer::Named).await {
-        Ok(view) => {
-            // A code mailed a moment ago is still announced when the page is drawn again.
-            let notice = match &view {
-                View::Prompt { .. } => match st.engine.current(&id).await {
-                    Ok(Some(StepOutcome::Prompt(shown))) => draw.prompt(&shown).1,
-                    _ => None,
-                },
-                _ => None,
-            };
-            draw.respond(StatusCode::OK, view, None, notice).await
-        }
+        Ok((view, notice)) => draw.respond(StatusCode::OK, view, None, notice).await,
         Err(e) => draw.failed_to_run(&e).await,
     }
 }
