@@ -21,11 +21,7 @@ async fn qr_login(s: &Setup, b: &Browser) -> (String, String, String) {
 }
 
 fn amr_of(tokens: &Value) -> Value {
-    use base64::Engine as _;
-    let payload = tokens["id_token"].as_str().unwrap().split('.').nth(1).unwrap();
-    let claims: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["amr"].clone()
+    jwt_claims(tokens["id_token"].as_str().unwrap())["amr"].clone()
 }
 
 async fn signed_in(s: &Setup, r: reqwest::Response) -> Value {

@@ -158,3 +158,11 @@ pub async fn setup(p: TestProvider) -> Setup {
     let (_, secret) = p.add_client(TestProvider::confidential_client("rp", REDIRECT)).await.unwrap();
     Setup { p, secret: secret.unwrap(), totp }
 }
+
+/// The claims of a JWT the provider issued, read without checking its signature (what the
+/// test asserts is what the token says).
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a compact JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}

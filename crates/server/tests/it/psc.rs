@@ -8,12 +8,6 @@ use server::testing::TestProvider;
 
 use crate::common::*;
 
-fn claims(jwt: &str) -> Value {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
 #[tokio::test]
 async fn tokens_carry_what_keycloak_based_relying_parties_parse() {
     let s = setup(TestProvider::start().await.unwrap()).await;
@@ -21,13 +15,13 @@ async fn tokens_carry_what_keycloak_based_relying_parties_parse() {
     let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
     let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
-    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    let id_token = jwt_claims(tokens["id_token"].as_str().unwrap());
     // Keycloak's response fields: one relying party converts refresh_expires_in to an integer.
     assert!(tokens["refresh_expires_in"].as_i64().unwrap() > 0, "{tokens}");
     assert_eq!(tokens["session_state"], id_token["sid"]);
     assert_eq!(tokens["not-before-policy"], 0);
 
-    let access = claims(tokens["access_token"].as_str().unwrap());
+    let access = jwt_claims(tokens["access_token"].as_str().unwrap());
     assert_eq!(access["azp"], "rp");
     assert_eq!(access["session_state"], id_token["sid"]);
     assert_eq!(access["sid"], id_token["sid"]);
@@ -70,7 +64,7 @@ async fn profile_and_email_come_with_name_and_email_verified() {
     let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
     let code = query_param(&location(r.headers()), "code").unwrap();
     let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
-    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    let id_token = jwt_claims(tokens["id_token"].as_str().unwrap());
     assert!(id_token["name"].as_str().is_some_and(|n| !n.is_empty()), "{id_token}");
     assert_eq!(id_token["email_verified"], true);
     assert!(id_token["email"].as_str().is_some());
@@ -108,7 +102,7 @@ async fn the_claims_parameter_adds_claims_where_asked_and_only_those_the_client_
     let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
     let code = query_param(&location(r.headers()), "code").unwrap();
     let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
-    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    let id_token = jwt_claims(tokens["id_token"].as_str().unwrap());
     assert!(id_token["given_name"].is_string() && id_token["SubjectNameID"] == USER, "{id_token}");
     assert!(id_token.get("email").is_none() && id_token.get("family_name").is_none(), "userinfo's only: {id_token}");
     assert_eq!(id_token["acr"], "eidas1");
@@ -122,7 +116,7 @@ async fn the_claims_parameter_adds_claims_where_asked_and_only_those_the_client_
     let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 1).unwrap()).await;
     let code = query_param(&location(r.headers()), "code").unwrap();
     let (_, tokens) = exchange(&s.p, "narrow", narrow_secret.as_deref().unwrap(), &code).await;
-    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    let id_token = jwt_claims(tokens["id_token"].as_str().unwrap());
     assert!(id_token["given_name"].is_string(), "profile is allowed: {id_token}");
     assert!(id_token.get("SubjectNameID").is_none(), "scope_all is not: {id_token}");
     let info = userinfo_json(&s, tokens["access_token"].as_str().unwrap()).await;
@@ -263,5 +257,5 @@ async fn browsers_sign_in_at_the_login_origin_and_tokens_stay_the_issuers() {
     let code = query_param(&location(r.headers()), "code").expect("a code");
     let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
-    assert_eq!(claims(tokens["id_token"].as_str().unwrap())["iss"], s.p.base_url.as_str());
+    assert_eq!(jwt_claims(tokens["id_token"].as_str().unwrap())["iss"], s.p.base_url.as_str());
 }

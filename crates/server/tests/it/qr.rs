@@ -54,19 +54,13 @@ async fn waiting(b: &Browser, s: &Setup, page: &QrPage) -> bool {
     b.get(&s.p.url(state)).await.json::<Value>().await.unwrap()["waiting"].as_bool().unwrap()
 }
 
-fn claims(jwt: &str) -> Value {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
 /// The ID token of a login that reached the relying party.
 async fn id_token_of(s: &Setup, r: reqwest::Response) -> Value {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let code = query_param(&location(r.headers()), "code").expect("a code");
     let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
-    claims(tokens["id_token"].as_str().unwrap())
+    jwt_claims(tokens["id_token"].as_str().unwrap())
 }
 
 async fn answer(phone: &Phone, s: &Setup, challenge: &str, decision: &str) -> (StatusCode, Value) {

@@ -38,12 +38,6 @@ async fn silent(b: &Browser, s: &Setup) -> Result<String, String> {
     query_param(&to, "code").ok_or_else(|| query_param(&to, "error").unwrap_or(to))
 }
 
-fn claims(jwt: &str) -> serde_json::Value {
-    use base64::Engine as _;
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
 fn end_session_url(s: &Setup, hint: &str) -> String {
     let mut url = url::Url::parse(&s.p.url("/end_session")).unwrap();
     url.query_pairs_mut().append_pair("id_token_hint", hint);
@@ -65,7 +59,11 @@ async fn item_7_a_signed_userinfo_answer_is_not_an_id_token_hint() {
     let userinfo_jwt = r.text().await.unwrap();
     let id_token = tokens["id_token"].as_str().unwrap();
     for claim in ["iss", "sub", "aud"] {
-        assert_eq!(claims(&userinfo_jwt)[claim], claims(id_token)[claim], "the userinfo JWT looks like the ID token");
+        assert_eq!(
+            jwt_claims(&userinfo_jwt)[claim],
+            jwt_claims(id_token)[claim],
+            "the userinfo JWT looks like the ID token"
+        );
     }
 
     // At /end_session, in the browser of that very session: refused, the session goes on.
@@ -102,7 +100,7 @@ async fn item_7_a_hint_of_another_session_asks_and_one_without_sid_is_refused() 
 
     // A token signed by the provider as an ID token, with the right iss, sub and aud, but no
     // sid: no ID token of this provider lacks one, so it is not taken as a hint at all.
-    let theirs = claims(mine["id_token"].as_str().unwrap());
+    let theirs = jwt_claims(mine["id_token"].as_str().unwrap());
     let now = s.p.clock.now();
     let forged = serde_json::json!({
         "iss": theirs["iss"], "sub": theirs["sub"], "aud": theirs["aud"], "azp": theirs["aud"],
@@ -140,7 +138,7 @@ async fn item_8_login_by_another_person_than_hinted_is_login_required() {
     let r = submit(&b, &url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 1).unwrap()).await;
     let code = query_param(&location(r.headers()), "code").expect("a code for A");
     let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
-    assert_eq!(claims(tokens["id_token"].as_str().unwrap())["sub"], claims(hint)["sub"]);
+    assert_eq!(jwt_claims(tokens["id_token"].as_str().unwrap())["sub"], jwt_claims(hint)["sub"]);
 }
 
 #[tokio::test]
@@ -149,7 +147,7 @@ async fn item_8_reauthentication_by_another_person_is_login_required_and_keeps_t
     let (_, other_totp) = s.p.add_professional(OTHER_USER, PASSWORD).await.unwrap();
     let b = Browser::new();
     let a = sign_in(&b, &s, USER, &s.totp, 0).await;
-    let a_sub = claims(a["id_token"].as_str().unwrap())["sub"].clone();
+    let a_sub = jwt_claims(a["id_token"].as_str().unwrap())["sub"].clone();
 
     // The relying party asks A's session for a fresh login; B logs in at that browser.
     let (url, html) = open_login(&b, &s.p, "rp", &[("prompt", "login")]).await;
@@ -164,9 +162,9 @@ async fn item_8_reauthentication_by_another_person_is_login_required_and_keeps_t
     assert_eq!(userinfo(&s.p, a["access_token"].as_str().unwrap()).await, StatusCode::OK);
     let code = silent(&b, &s).await.expect("A's session answers");
     let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
-    let again = claims(tokens["id_token"].as_str().unwrap());
+    let again = jwt_claims(tokens["id_token"].as_str().unwrap());
     assert_eq!(again["sub"], a_sub, "the session is still A's");
-    assert_eq!(again["sid"], claims(a["id_token"].as_str().unwrap())["sid"]);
+    assert_eq!(again["sid"], jwt_claims(a["id_token"].as_str().unwrap())["sid"]);
 }
 
 #[tokio::test]
