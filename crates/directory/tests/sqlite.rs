@@ -90,20 +90,21 @@ async fn wal_frames(url: &str) -> (i64, i64) {
 /// On a file, the audit log's own thread writes, and SQLite no longer checkpoints inside its
 /// commits: the checkpointer thread must, and must let the log start over even while records
 /// keep coming (a checkpoint beside a busy writer never catches up with its last frames by
-/// itself), or the write-ahead log would grow with every record ever written.
+/// itself), or the write-ahead log would grow with every record ever written. On a loaded
+/// machine the checkpointer (lowest priority) may not run at all: the writer then copies the
+/// log itself, so the bound holds whatever the scheduler does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_log_starts_over_under_steady_writes() {
     let (_tmp, ctx) = setup().await;
-    let started = std::time::Instant::now();
-    let mut commits = 0i64;
-    // One append at a time: at least one log frame per commit.
-    while started.elapsed() < std::time::Duration::from_millis(4500) {
-        ctx.dir.audit().append(audit_event(commits)).await.unwrap();
-        commits += 1;
+    // One append at a time: at least one log frame per commit, so a log that never started
+    // over would hold at least as many frames as commits.
+    let commits = 20_000i64;
+    for at in 0..commits {
+        ctx.dir.audit().append(audit_event(at)).await.unwrap();
     }
     let (frames, checkpointed) = wal_frames(&ctx.url).await;
     assert!(
-        frames < commits / 2,
+        frames < commits,
         "the log never started over: {frames} frames ({checkpointed} checkpointed) after {commits} commits"
     );
     assert_intact(&ctx.dir.audit().verify(None).await.unwrap(), u64::try_from(commits).unwrap());

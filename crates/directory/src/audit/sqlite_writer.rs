@@ -20,7 +20,9 @@
 //! that group waits: the p99 of the token endpoint at half load was twice as long. The
 //! checkpointer thread does the copying beside the writer instead (a `PASSIVE` checkpoint never
 //! blocks writers), at most once per `CHECKPOINT_EVERY` and only after writes; the writer then
-//! only restarts the log, which copies the few frames written meanwhile.
+//! only restarts the log, which copies the few frames written meanwhile. Should the checkpointer
+//! not get the core at all (a load that lasts), the writer copies the log itself every
+//! `WRITER_COPIES_AFTER` transactions, so the log stays bounded.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,6 +46,11 @@ const INSERT_RECORD: &str = "INSERT INTO audit_log \
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How long the writer waits for readers still on the log before giving up a restart.
 const RESTART_WAIT: Duration = Duration::from_millis(10);
+/// How many transactions the writer lets the log carry without a restart before it copies the
+/// log itself. The checkpointer runs at the lowest priority: on a core kept busy for long, it
+/// may not run at all, and the log would then grow for as long as the load lasts. At one page
+/// or a few per transaction, this bounds the log to a few tens of megabytes.
+const WRITER_COPIES_AFTER: u32 = 2048;
 /// Priorities on thread-priority's 0 (lowest) to 99 scale; on Linux, 25 is nice 9 and 0 is
 /// nice 19. Nice 19 for the writer measured worse than 9: it then waited for the core to go
 /// idle, and the requests stalled behind their records.
@@ -126,6 +133,7 @@ fn lower_priority(value: u8) {
 
 fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Waiting>, flags: &Flags, key: &KeyedHash) {
     lower_priority(WRITER_PRIORITY);
+    let mut since_restart = 0u32;
     while let Ok(first) = waiting.recv() {
         let mut group = Vec::with_capacity(32);
         group.push(first);
@@ -139,10 +147,18 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Waiting>,
         let result = write_rows(&mut conn, &mut split.rows, key);
         if result.is_ok() {
             flags.written.store(true, Ordering::Release);
+            since_restart = since_restart.saturating_add(1);
         }
         reply_all(split, result);
-        if flags.restart_due.swap(false, Ordering::AcqRel) {
-            restart_log(&conn);
+        // Either the checkpointer copied the log and only the last frames are left, or it has
+        // not run for too long and the writer copies the whole log, between two transactions.
+        if flags.restart_due.swap(false, Ordering::AcqRel) || since_restart >= WRITER_COPIES_AFTER {
+            if restart_log(&conn) {
+                since_restart = 0;
+            } else if since_restart >= WRITER_COPIES_AFTER {
+                // A reader stays on the log: try again later, not at every transaction.
+                since_restart = WRITER_COPIES_AFTER / 2;
+            }
         }
     }
 }
@@ -197,10 +213,10 @@ fn checkpoint_loop(conn: &rusqlite::Connection, stopped: &mpsc::Receiver<()>, fl
 /// starts over once one has. So the writer, between two transactions (nothing of its own in
 /// flight, the write lock free), copies the few frames written since the checkpointer's round
 /// and restarts the log. It waits for readers still on the log only briefly; if one stays,
-/// the next round tries again.
-fn restart_log(conn: &rusqlite::Connection) {
-    if conn.busy_timeout(RESTART_WAIT).is_ok() {
-        let _ = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
-    }
+/// the next round tries again. True when the log started over.
+fn restart_log(conn: &rusqlite::Connection) -> bool {
+    let restarted = conn.busy_timeout(RESTART_WAIT).is_ok()
+        && conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get::<_, i64>(0)).is_ok_and(|busy| busy == 0);
     let _ = conn.busy_timeout(SQLITE_BUSY_TIMEOUT);
+    restarted
 }
