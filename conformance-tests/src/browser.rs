@@ -49,7 +49,9 @@ impl Browser {
                 continue;
             }
             let html = r.text().await?;
-            if current.path().starts_with("/interaction/") && status == StatusCode::OK {
+            // The login pages are under the issuer's path (a realm's, say).
+            let login_pages = format!("{}/interaction/", provider.path().trim_end_matches('/'));
+            if current.path().starts_with(&login_pages) && status == StatusCode::OK {
                 return Ok(Landing::LoginForm { url: current, html });
             }
             return Ok(Landing::Page { status, html });

@@ -62,7 +62,13 @@ pub struct SignedIn {
 
 impl World {
     pub async fn start() -> anyhow::Result<World> {
-        let provider = TestProvider::start().await?;
+        Self::start_with(|_| {}).await
+    }
+
+    /// A world whose provider has `tune` applied to its configuration (see
+    /// [`TestProvider::start_with`]).
+    pub async fn start_with(tune: impl FnOnce(&mut server::Config)) -> anyhow::Result<World> {
+        let provider = TestProvider::start_with(server::testing::Storage::Embedded, tune).await?;
         let (_, totp_secret) = provider.add_professional(USER, PASSWORD).await?;
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
         Ok(World { provider, totp_secret, http, next_step: AtomicI64::new(0) })

@@ -4,8 +4,7 @@
 //! authenticates with `client_secret_post`, wants userinfo as a signed JWT, reads Keycloak's
 //! token-response fields (one connector converts `refresh_expires_in` to an integer), refreshes,
 //! and logs out server to server with its refresh token. Plain HTTP, no OIDC library: that is
-//! how many of them are written. What does not work yet (an issuer with a realm path) is in
-//! docs/relying-parties.md.
+//! how many of them are written. The issuer is a Keycloak realm's, with its path, as PSC's is.
 
 use conformance_tests::browser::Browser;
 use conformance_tests::rp::{REDIRECT, USER, World, param};
@@ -47,7 +46,8 @@ fn jwt_claims(jwt: &str, keys: &JwkSet, audience: &str) -> Value {
 
 #[tokio::test]
 async fn a_relying_party_written_for_pro_sante_connect_signs_in_refreshes_and_logs_out() {
-    let w = World::start().await.unwrap();
+    let w = World::start_with(|c| c.issuer = format!("{}/auth/realms/esante-wallet", c.issuer)).await.unwrap();
+    assert!(w.provider.base_url.ends_with("/auth/realms/esante-wallet"));
     let mut add = TestProvider::confidential_client("psc-rp", REDIRECT);
     add.auth_method = "client_secret_post".into();
     add.userinfo_alg = Some("RS256".into());

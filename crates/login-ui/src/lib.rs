@@ -36,7 +36,6 @@ use session_store::SessionStore;
 pub use pages::HtmlPages;
 
 use crate::i18n::Texts;
-use crate::pages::render_error;
 
 /// What the login handlers share.
 #[derive(Clone)]
@@ -49,6 +48,18 @@ pub struct LoginState {
     pub store: Arc<dyn SessionStore>,
     pub wallet_data: Arc<dyn wallet_sessions::WalletData>,
     pub clock: Clock,
+}
+
+impl LoginState {
+    /// The protocol's pages for this server (its links under the issuer's path).
+    pub(crate) fn pages(&self) -> HtmlPages {
+        HtmlPages::new(self.provider.config().base_path())
+    }
+
+    /// The absolute path of one of this server's routes, under the issuer's path.
+    pub(crate) fn path(&self, route: &str) -> String {
+        self.provider.config().path(route)
+    }
 }
 
 /// The login pages, the wallet and their static assets.
@@ -88,7 +99,7 @@ fn locale_for(lang: Option<&str>, interaction: Option<&Interaction>) -> Locale {
     lang.and_then(Locale::from_tag).or_else(|| interaction.map(|i| i.request.locale)).unwrap_or_default()
 }
 
-fn interaction_error(locale: Locale, e: InteractionError) -> Response {
+fn interaction_error(st: &LoginState, locale: Locale, e: InteractionError) -> Response {
     use oidc_core::authorize::PageError;
     let (status, error) = match e {
         InteractionError::Expired => (StatusCode::BAD_REQUEST, PageError::InteractionExpired),
@@ -102,7 +113,7 @@ fn interaction_error(locale: Locale, e: InteractionError) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, PageError::Internal)
         }
     };
-    page(status, render_error(locale, error))
+    page(status, st.pages().render_error(locale, error))
 }
 
 async fn client_name(st: &LoginState, interaction: &Interaction) -> String {
@@ -130,9 +141,10 @@ fn device_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// The device cookie to set after a sign-in: sent back to the login pages only, never readable
 /// by scripts, kept half a year.
-fn set_device_cookie(r: &mut Response, value: String, secure: bool) {
+fn set_device_cookie(r: &mut Response, value: String, config: &oidc_core::ProviderConfig) {
+    let secure = config.secure_cookies;
     let c = cookie::Cookie::build((DEVICE_COOKIE, value))
-        .path(INTERACTION_PATH)
+        .path(config.path(INTERACTION_PATH))
         .http_only(true)
         .same_site(cookie::SameSite::Strict)
         .secure(secure)
@@ -160,17 +172,17 @@ async fn complete_login(
         methods: result.factors.iter().map(|f| f.method.clone()).collect(),
     };
     // `now` is read again: the engine may have taken a while (argon2, padding).
-    let secure = st.provider.config().secure_cookies;
+    let config = st.provider.config();
     match st.provider.finish_interaction(id, cookies, &login, origin, (st.clock)()).await {
         Ok(outcome) => {
-            let mut r = redirect(&outcome.location, outcome.session_cookie.as_deref(), secure);
-            set_device_cookie(&mut r, device_cookie, secure);
+            let mut r = redirect(&outcome.location, outcome.session_cookie.as_deref(), config);
+            set_device_cookie(&mut r, device_cookie, config);
             if let Some(method) = chosen {
-                login::remember_method(&mut r, method, secure);
+                login::remember_method(&mut r, method, config);
             }
             r
         }
-        Err(e) => interaction_error(locale, e),
+        Err(e) => interaction_error(st, locale, e),
     }
 }
 
@@ -193,11 +205,11 @@ fn locked_message(t: &Texts, retry_after: u64) -> String {
     format!("{} {minutes} {}", t.locked_prefix, t.locked_suffix)
 }
 
-fn redirect(location: &str, session_cookie: Option<&str>, secure: bool) -> Response {
+fn redirect(location: &str, session_cookie: Option<&str>, config: &oidc_core::ProviderConfig) -> Response {
     let mut r = Redirect::to(location).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(value) = session_cookie {
-        cookies::set(r.headers_mut(), &cookies::session_cookie(value, secure));
+        cookies::set(r.headers_mut(), &cookies::session_cookie(value, config));
     }
     r
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::i18n::{Texts, texts};
 use crate::method_pages::{self, MethodCard};
-use crate::pages::{LoginPage, PromptView, View, render_error};
+use crate::pages::{LoginPage, PromptView, View};
 use crate::{
     LoginState, client_name, complete_login, device_cookie, failure_status, interaction_error, locale_for,
     locked_message, page, redirect, with_retry_after,
@@ -130,9 +130,10 @@ fn last_method(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Remembers the way this browser signed in, to offer it first next time.
-pub(crate) fn remember_method(r: &mut Response, method: &str, secure: bool) {
+pub(crate) fn remember_method(r: &mut Response, method: &str, config: &oidc_core::ProviderConfig) {
+    let secure = config.secure_cookies;
     let c = cookie::Cookie::build((METHOD_COOKIE, method.to_owned()))
-        .path(INTERACTION_PATH)
+        .path(config.path(INTERACTION_PATH))
         .http_only(true)
         .same_site(cookie::SameSite::Lax)
         .secure(secure)
@@ -265,7 +266,8 @@ impl Draw<'_> {
         let choosing = matches!(&view, View::Choose { .. });
         let html = LoginPage {
             t: self.t(),
-            action: format!("{INTERACTION_PATH}/{}", self.id),
+            base: self.st.provider.config().base_path().to_owned(),
+            action: format!("{}/{}", self.st.path(INTERACTION_PATH), self.id),
             client_name: client_name(self.st, self.interaction).await,
             csrf_token: self.interaction.csrf_token.clone(),
             error,
@@ -317,7 +319,7 @@ pub(crate) async fn show(
     let browser = jar.browser_cookies().browser;
     let interaction = match st.provider.interaction(&id, browser.as_deref(), now).await {
         Ok(i) => i,
-        Err(e) => return interaction_error(locale_for(q.lang.as_deref(), None), e),
+        Err(e) => return interaction_error(&st, locale_for(q.lang.as_deref(), None), e),
     };
     let locale = locale_for(q.lang.as_deref(), Some(&interaction));
     let draw = Draw {
@@ -352,7 +354,7 @@ pub(crate) async fn submit(
     let malformed = || {
         page(
             StatusCode::BAD_REQUEST,
-            render_error(Locale::default(), oidc_core::authorize::PageError::MalformedRequest),
+            st.pages().render_error(Locale::default(), oidc_core::authorize::PageError::MalformedRequest),
         )
     };
     let form: LoginForm = match (is_form, serde_urlencoded::from_bytes(&body)) {
@@ -361,11 +363,11 @@ pub(crate) async fn submit(
     };
     let interaction = match st.provider.interaction(&id, cookies.browser.as_deref(), now).await {
         Ok(i) => i,
-        Err(e) => return interaction_error(locale_for(form.lang.as_deref(), None), e),
+        Err(e) => return interaction_error(&st, locale_for(form.lang.as_deref(), None), e),
     };
     let locale = locale_for(form.lang.as_deref(), Some(&interaction));
     if !interaction.csrf_matches(&form.csrf_token) {
-        return page(StatusCode::FORBIDDEN, render_error(locale, oidc_core::authorize::PageError::Forbidden));
+        return page(StatusCode::FORBIDDEN, st.pages().render_error(locale, oidc_core::authorize::PageError::Forbidden));
     }
     let Some(posted) = form.posted() else {
         return malformed();
@@ -373,8 +375,8 @@ pub(crate) async fn submit(
     let (method, op, then) = match posted {
         Posted::Cancel => {
             return match st.provider.abort_interaction(&id, cookies.browser.as_deref(), now).await {
-                Ok(location) => redirect(&location, None, false),
-                Err(e) => interaction_error(locale, e),
+                Ok(location) => redirect(&location, None, st.provider.config()),
+                Err(e) => interaction_error(&st, locale, e),
             };
         }
         Posted::Step { method, op, then } => (method, op, then),

@@ -13,6 +13,8 @@ use crate::method_pages::MethodCard;
 #[template(path = "login.html")]
 pub(crate) struct LoginPage {
     pub t: &'static Texts,
+    /// The issuer's path, before every link of the page to this server.
+    pub base: String,
     pub action: String,
     pub client_name: String,
     pub csrf_token: String,
@@ -72,6 +74,7 @@ pub(crate) enum PromptView {
 #[template(path = "message.html")]
 struct MessagePage<'a> {
     t: &'static Texts,
+    base: &'a str,
     title: &'a str,
     message: &'a str,
     detail: Option<&'a str>,
@@ -82,6 +85,7 @@ struct MessagePage<'a> {
 #[template(path = "logout_confirm.html")]
 struct LogoutConfirmPage<'a> {
     t: &'static Texts,
+    base: &'a str,
     confirmation: &'a str,
     client_name: Option<&'a str>,
 }
@@ -90,6 +94,7 @@ struct LogoutConfirmPage<'a> {
 #[template(path = "frontchannel_logout.html")]
 struct FrontChannelLogoutPage<'a> {
     t: &'static Texts,
+    base: &'a str,
     frames: &'a [String],
     then: Option<&'a str>,
 }
@@ -109,46 +114,55 @@ impl LoginPage {
     }
 }
 
-fn message(locale: Locale, title: &str, message: &str, detail: Option<&str>, is_error: bool) -> String {
-    render_or_fallback(MessagePage { t: texts(locale), title, message, detail, is_error }.render())
+/// The protocol's pages, in the same look as the login form, for a server whose routes are
+/// under `base` (the issuer's path).
+#[derive(Debug, Default, Clone)]
+pub struct HtmlPages {
+    base: String,
 }
 
-pub(crate) fn render_error(locale: Locale, error: PageError) -> String {
-    let t = texts(locale);
-    let detail = matches!(error, PageError::InteractionExpired | PageError::Forbidden).then_some(t.error_back);
-    message(locale, t.error_title, i18n::page_error(locale, error), detail, true)
-}
+impl HtmlPages {
+    pub fn new(base_path: &str) -> Self {
+        HtmlPages { base: base_path.to_owned() }
+    }
 
-/// The protocol's pages, in the same look as the login form.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct HtmlPages;
+    fn message(&self, locale: Locale, title: &str, message: &str, detail: Option<&str>, is_error: bool) -> String {
+        render_or_fallback(MessagePage { t: texts(locale), base: &self.base, title, message, detail, is_error }.render())
+    }
+
+    pub(crate) fn render_error(&self, locale: Locale, error: PageError) -> String {
+        let t = texts(locale);
+        let detail = matches!(error, PageError::InteractionExpired | PageError::Forbidden).then_some(t.error_back);
+        self.message(locale, t.error_title, i18n::page_error(locale, error), detail, true)
+    }
+}
 
 impl Pages for HtmlPages {
     fn error(&self, locale: Locale, error: PageError) -> String {
-        render_error(locale, error)
+        self.render_error(locale, error)
     }
 
     fn logout_error(&self, locale: Locale, error: LogoutError) -> String {
         let t = texts(locale);
-        message(locale, t.logout_title, i18n::logout_error(locale, error), None, true)
+        self.message(locale, t.logout_title, i18n::logout_error(locale, error), None, true)
     }
 
     fn logout_confirm(&self, locale: Locale, confirmation: &str, client_name: Option<&str>) -> String {
-        render_or_fallback(LogoutConfirmPage { t: texts(locale), confirmation, client_name }.render())
+        render_or_fallback(LogoutConfirmPage { t: texts(locale), base: &self.base, confirmation, client_name }.render())
     }
 
     fn logged_out(&self, locale: Locale) -> String {
         let t = texts(locale);
-        message(locale, t.logout_title, t.logged_out, None, false)
+        self.message(locale, t.logout_title, t.logged_out, None, false)
     }
 
     fn frontchannel_logout(&self, locale: Locale, frames: &[String], then: Option<&str>) -> String {
-        render_or_fallback(FrontChannelLogoutPage { t: texts(locale), frames, then }.render())
+        render_or_fallback(FrontChannelLogoutPage { t: texts(locale), base: &self.base, frames, then }.render())
     }
 
     fn still_logged_in(&self, locale: Locale) -> String {
         let t = texts(locale);
-        message(locale, t.logout_title, t.still_logged_in, None, false)
+        self.message(locale, t.logout_title, t.still_logged_in, None, false)
     }
 }
 
@@ -160,7 +174,8 @@ mod tests {
     fn login_page_has_labelled_fields_and_escapes_values() {
         let html = LoginPage {
             t: texts(Locale::Fr),
-            action: "/interaction/abc".into(),
+            base: "/auth/realms/r".into(),
+            action: "/auth/realms/r/interaction/abc".into(),
             client_name: "<script>x</script>".into(),
             csrf_token: "tok".into(),
             error: Some("Identifiant incorrect".into()),
@@ -184,11 +199,14 @@ mod tests {
         let login = html.find("id=\"sign-in\"").unwrap();
         assert!(login < html.find("value=\"cancel\"").unwrap());
         assert!(html.contains("name=\"then\" value=\"otp\""));
+        // Every link to this server is under the issuer's path.
+        assert!(html.contains("href=\"/auth/realms/r/assets/caducee.css\""));
+        assert!(html.contains("action=\"/auth/realms/r/interaction/abc\""));
     }
 
     #[test]
     fn pages_exist_in_english() {
-        let html = HtmlPages.error(Locale::En, PageError::UnknownClient);
+        let html = HtmlPages::default().error(Locale::En, PageError::UnknownClient);
         assert!(html.contains("<html lang=\"en\">"));
         assert!(html.contains("not known to Caducée"));
     }

@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use cookie::{Cookie, SameSite};
-use oidc_core::Locale;
+use oidc_core::{Locale, ProviderConfig};
 use oidc_core::client_auth::ClientCredentials;
 use oidc_core::session::SsoSession;
 use oidc_core::token::TokenParams;
@@ -98,9 +98,10 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 
 /// The sign-in binding cookie: `SameSite=Lax`, since the callback is a top-level navigation
 /// coming back from the login pages; it lives as long as the pending sign-in.
-fn login_cookie(value: &str, secure: bool, remove: bool) -> HeaderValue {
+fn login_cookie(config: &ProviderConfig, value: &str, remove: bool) -> HeaderValue {
+    let secure = config.secure_cookies;
     let mut c = Cookie::build((LOGIN_COOKIE, value.to_owned()))
-        .path("/wallet")
+        .path(config.path("/wallet"))
         .http_only(true)
         .same_site(SameSite::Lax)
         .secure(secure)
@@ -112,9 +113,10 @@ fn login_cookie(value: &str, secure: bool, remove: bool) -> HeaderValue {
     HeaderValue::from_str(&c.to_string()).unwrap_or(HeaderValue::from_static(""))
 }
 
-fn wallet_cookie(value: &str, secure: bool, remove: bool) -> HeaderValue {
+fn wallet_cookie(config: &ProviderConfig, value: &str, remove: bool) -> HeaderValue {
+    let secure = config.secure_cookies;
     let mut c = Cookie::build((COOKIE, value.to_owned()))
-        .path("/wallet")
+        .path(config.path("/wallet"))
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(secure)
@@ -136,7 +138,7 @@ async fn current(st: &LoginState, headers: &HeaderMap) -> Result<Option<(String,
         return Ok(None);
     };
     let now = (st.clock)();
-    let bytes = st.store.get(&session_key(&handle)).await.map_err(|_| unavailable(Locale::default()))?;
+    let bytes = st.store.get(&session_key(&handle)).await.map_err(|_| st.unavailable(Locale::default()))?;
     let Some(session) = bytes.and_then(|b| serde_json::from_slice::<WalletSession>(&b).ok()) else {
         return Ok(None);
     };
@@ -146,15 +148,19 @@ async fn current(st: &LoginState, headers: &HeaderMap) -> Result<Option<(String,
             let _ = st.store.delete(&session_key(&handle)).await;
             Ok(None)
         }
-        Err(_) => Err(unavailable(session.locale)),
+        Err(_) => Err(st.unavailable(session.locale)),
     }
 }
 
-pub(crate) fn unavailable(locale: Locale) -> Response {
-    page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        crate::pages::render_error(locale, oidc_core::authorize::PageError::Unavailable),
-    )
+impl LoginState {
+    pub(crate) fn unavailable(&self, locale: Locale) -> Response {
+        page(StatusCode::SERVICE_UNAVAILABLE, self.pages().render_error(locale, oidc_core::authorize::PageError::Unavailable))
+    }
+
+    /// Back to the wallet's home page.
+    pub(crate) fn wallet_home(&self) -> Response {
+        see_other(&self.path("/wallet"))
+    }
 }
 
 /// Sends the person to sign in (through the provider, as any relying party would).
@@ -170,10 +176,10 @@ async fn sign_in(st: &LoginState, locale: Locale) -> Response {
         browser_hash: sha256_b64(binding.as_bytes()),
     };
     let Ok(bytes) = serde_json::to_vec(&pending) else {
-        return unavailable(locale);
+        return st.unavailable(locale);
     };
     if st.store.put(&crate::store_keys::WALLET_LOGIN.key(&state), &bytes, LOGIN_TTL).await.is_err() {
-        return unavailable(locale);
+        return st.unavailable(locale);
     }
     let issuer = &st.provider.config().issuer;
     let params = [
@@ -189,8 +195,8 @@ async fn sign_in(st: &LoginState, locale: Locale) -> Response {
         ("ui_locales", locale.as_str()),
     ];
     let query = serde_urlencoded::to_string(params).unwrap_or_default();
-    let mut r = see_other(&format!("/authorize?{query}"));
-    r.headers_mut().append(header::SET_COOKIE, login_cookie(&binding, st.provider.config().secure_cookies, false));
+    let mut r = see_other(&format!("{}?{query}", st.path("/authorize")));
+    r.headers_mut().append(header::SET_COOKIE, login_cookie(st.provider.config(), &binding, false));
     r
 }
 
@@ -210,32 +216,32 @@ struct CallbackQuery {
 async fn callback(State(st): State<LoginState>, Query(q): Query<CallbackQuery>, headers: HeaderMap) -> Response {
     let mut r = finish_sign_in(&st, q, &headers).await;
     // Spent whatever happened: a pending sign-in is taken at its first callback.
-    r.headers_mut().append(header::SET_COOKIE, login_cookie("", st.provider.config().secure_cookies, true));
+    r.headers_mut().append(header::SET_COOKIE, login_cookie(st.provider.config(), "", true));
     r
 }
 
 async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) -> Response {
     let now = (st.clock)();
     let Some(state) = q.state.filter(|s| s.len() <= 64) else {
-        return see_other("/wallet");
+        return st.wallet_home();
     };
     let pending = match st.store.take(&crate::store_keys::WALLET_LOGIN.key(&state)).await {
         Ok(Some(b)) => serde_json::from_slice::<PendingLogin>(&b).ok(),
         Ok(None) => None,
-        Err(_) => return unavailable(Locale::default()),
+        Err(_) => return st.unavailable(Locale::default()),
     };
     let Some(pending) = pending else {
-        return see_other("/wallet");
+        return st.wallet_home();
     };
     let presented = sha256_b64(cookie_named(headers, LOGIN_COOKIE).unwrap_or_default().as_bytes());
     if !constant_time_eq(presented.as_bytes(), pending.browser_hash.as_bytes()) {
         // Another browser than the one that started this sign-in: its code is not redeemed.
         tracing::warn!("wallet callback from another browser than the one that signed in");
-        return see_other("/wallet");
+        return st.wallet_home();
     }
     let (Some(code), None) = (q.code, q.error) else {
         // The person cancelled: back to a fresh start.
-        return see_other("/wallet");
+        return st.wallet_home();
     };
     let issuer = st.provider.config().issuer.clone();
     let params = TokenParams {
@@ -251,16 +257,16 @@ async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) 
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e.into_oauth(), "wallet sign-in failed");
-            return see_other("/wallet");
+            return st.wallet_home();
         }
     };
     let id_token = oidc_core::secret::exposed(&tokens.id_token);
     let Some(claims) = id_token.and_then(|t| st.provider.verify_id_token(t, WALLET_CLIENT_ID, now)) else {
-        return see_other("/wallet");
+        return st.wallet_home();
     };
     let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
     if !constant_time_eq(text("nonce").as_bytes(), pending.nonce.as_bytes()) {
-        return see_other("/wallet");
+        return st.wallet_home();
     }
     let session = WalletSession {
         sid: text("sid"),
@@ -274,13 +280,13 @@ async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) 
     };
     let handle = random_token();
     let Ok(bytes) = serde_json::to_vec(&session) else {
-        return unavailable(pending.locale);
+        return st.unavailable(pending.locale);
     };
     if st.store.put(&session_key(&handle), &bytes, Duration::from_secs(WALLET_MAX_AGE as u64)).await.is_err() {
-        return unavailable(pending.locale);
+        return st.unavailable(pending.locale);
     }
-    let mut r = see_other("/wallet");
-    r.headers_mut().append(header::SET_COOKIE, wallet_cookie(&handle, st.provider.config().secure_cookies, false));
+    let mut r = st.wallet_home();
+    r.headers_mut().append(header::SET_COOKIE, wallet_cookie(st.provider.config(), &handle, false));
     r
 }
 
@@ -288,6 +294,7 @@ async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) 
 #[template(path = "wallet.html")]
 struct WalletPage<'a> {
     t: &'static crate::i18n::Texts,
+    base: &'a str,
     w: &'static WalletTexts,
     session: &'a WalletSession,
     authenticators: Vec<AuthenticatorRow>,
@@ -302,6 +309,7 @@ struct WalletPage<'a> {
 #[template(path = "wallet_totp.html")]
 struct TotpPage<'a> {
     t: &'static crate::i18n::Texts,
+    base: &'a str,
     w: &'static WalletTexts,
     session: &'a WalletSession,
     id: &'a str,
@@ -351,20 +359,21 @@ pub(crate) async fn render_home(
     let w = wallet_texts(session.locale);
     let list = match st.enrolment.list(&session.subject).await {
         Ok(l) => l,
-        Err(_) => return unavailable(session.locale),
+        Err(_) => return st.unavailable(session.locale),
     };
     let Ok(sessions) = session_rows(st, session, w).await else {
-        return unavailable(session.locale);
+        return st.unavailable(session.locale);
     };
     let Ok(history) = st.wallet_data.recent_activity(&session.subject, 40).await else {
-        return unavailable(session.locale);
+        return st.unavailable(session.locale);
     };
     let activity = history.iter().filter_map(|e| activity_row(w, e)).take(20).collect();
     let Ok(push) = crate::wallet_push::panel(st, session, w).await else {
-        return unavailable(session.locale);
+        return st.unavailable(session.locale);
     };
     let page_data = WalletPage {
         t: texts(session.locale),
+        base: st.provider.config().base_path(),
         w,
         session,
         authenticators: rows(w, list),
@@ -430,12 +439,12 @@ pub(crate) async fn checked(
 ) -> Result<(String, WalletSession, WalletForm), Response> {
     let form: WalletForm = serde_urlencoded::from_bytes(body).unwrap_or_default();
     match current(st, headers).await? {
-        None => Err(see_other("/wallet")),
+        None => Err(st.wallet_home()),
         Some((handle, session)) => {
             if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
                 return Err(page(
                     StatusCode::FORBIDDEN,
-                    crate::pages::render_error(session.locale, oidc_core::authorize::PageError::Forbidden),
+                    st.pages().render_error(session.locale, oidc_core::authorize::PageError::Forbidden),
                 ));
             }
             Ok((handle, session, form))
@@ -463,15 +472,15 @@ async fn start_totp(State(st): State<LoginState>, headers: HeaderMap, body: Byte
     let now = (st.clock)();
     let pending = match st.enrolment.start_totp(&session.subject, &session.national_id, now).await {
         Ok(p) => p,
-        Err(_) => return unavailable(session.locale),
+        Err(_) => return st.unavailable(session.locale),
     };
-    render_totp(&session, &pending.id, &pending.otpauth_uri, &pending.secret_base32, None)
+    render_totp(&st, &session, &pending.id, &pending.otpauth_uri, &pending.secret_base32, None)
 }
 
-fn render_totp(session: &WalletSession, id: &str, uri: &str, secret: &str, error: Option<String>) -> Response {
+fn render_totp(st: &LoginState, session: &WalletSession, id: &str, uri: &str, secret: &str, error: Option<String>) -> Response {
     let w = wallet_texts(session.locale);
     let html = render_or_fallback(
-        TotpPage { t: texts(session.locale), w, session, id, qr_svg: qr_svg(uri), secret, error }.render(),
+        TotpPage { t: texts(session.locale), base: st.provider.config().base_path(), w, session, id, qr_svg: qr_svg(uri), secret, error }.render(),
     );
     page(StatusCode::OK, html)
 }
@@ -491,7 +500,7 @@ async fn activate_totp(
     match st.enrolment.activate_totp(&session.subject, &id, &code, (st.clock)()).await {
         Ok(true) => render_home(&st, &session, Some(w.totp_activated.to_owned()), None).await,
         Ok(false) => render_home(&st, &session, None, Some(w.totp_wrong_code.to_owned())).await,
-        Err(_) => unavailable(session.locale),
+        Err(_) => st.unavailable(session.locale),
     }
 }
 
@@ -504,7 +513,7 @@ async fn remove(State(st): State<LoginState>, Path(id): Path<String>, headers: H
     match st.enrolment.remove(&session.subject, &id).await {
         Ok(true) => render_home(&st, &session, Some(w.removed.to_owned()), None).await,
         Ok(false) => render_home(&st, &session, None, Some(w.not_found.to_owned())).await,
-        Err(_) => unavailable(session.locale),
+        Err(_) => st.unavailable(session.locale),
     }
 }
 
@@ -517,14 +526,14 @@ async fn end_one(State(st): State<LoginState>, Path(sid): Path<String>, headers:
     let now = (st.clock)();
     let owned = match st.provider.sessions().get(&sid, now).await {
         Ok(found) => found.is_some_and(|s| s.subject == session.subject),
-        Err(_) => return unavailable(session.locale),
+        Err(_) => return st.unavailable(session.locale),
     };
     let w = wallet_texts(session.locale);
     if !owned {
         return render_home(&st, &session, None, Some(w.not_found.to_owned())).await;
     }
     let Ok(ended) = st.provider.end_session(&sid, "wallet", now).await else {
-        return unavailable(session.locale);
+        return st.unavailable(session.locale);
     };
     if sid == session.sid {
         return signed_out(&st, &handle, session.locale, ended.as_ref()).await;
@@ -540,7 +549,7 @@ async fn end_all(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) 
     };
     let now = (st.clock)();
     let Ok(ended) = st.provider.end_every_session(&session.subject, "wallet_everywhere", now).await else {
-        return unavailable(session.locale);
+        return st.unavailable(session.locale);
     };
     let this_one = ended.into_iter().find(|s| s.sid == session.sid);
     signed_out(&st, &handle, session.locale, this_one.as_ref()).await
@@ -551,18 +560,17 @@ async fn end_all(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) 
 /// have the back-channel).
 async fn signed_out(st: &LoginState, handle: &str, locale: Locale, ended: Option<&SsoSession>) -> Response {
     let _ = st.store.delete(&session_key(handle)).await;
-    let secure = st.provider.config().secure_cookies;
     let frames = match ended {
         Some(s) => st.provider.frontchannel_frames(s).await,
         None => Vec::new(),
     };
     let mut r = if frames.is_empty() {
-        page(StatusCode::OK, oidc_core::http::Pages::logged_out(&crate::HtmlPages, locale))
+        page(StatusCode::OK, oidc_core::http::Pages::logged_out(&st.pages(), locale))
     } else {
-        oidc_core::http::frontchannel_page(&crate::HtmlPages, locale, &frames, None)
+        oidc_core::http::frontchannel_page(&st.pages(), locale, &frames, None)
     };
-    r.headers_mut().append(header::SET_COOKIE, wallet_cookie("", secure, true));
-    oidc_core::http::cookies::set(r.headers_mut(), &oidc_core::http::cookies::clear_session_cookie(secure));
+    r.headers_mut().append(header::SET_COOKIE, wallet_cookie(st.provider.config(), "", true));
+    oidc_core::http::cookies::set(r.headers_mut(), &oidc_core::http::cookies::clear_session_cookie(st.provider.config()));
     r
 }
 
@@ -574,7 +582,7 @@ async fn logout(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -
     };
     let now = (st.clock)();
     let Ok(ended) = st.provider.end_session(&session.sid, "wallet", now).await else {
-        return unavailable(session.locale);
+        return st.unavailable(session.locale);
     };
     signed_out(&st, &handle, session.locale, ended.as_ref()).await
 }

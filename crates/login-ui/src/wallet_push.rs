@@ -11,7 +11,7 @@ use axum::response::Response;
 
 use crate::i18n::texts;
 use crate::pages::render_or_fallback;
-use crate::wallet::{WalletSession, checked, qr_svg, render_home, unavailable};
+use crate::wallet::{WalletSession, checked, qr_svg, render_home};
 use crate::wallet_sessions::when;
 use crate::wallet_texts::{WalletTexts, wallet_texts};
 use crate::{LoginState, page};
@@ -46,6 +46,7 @@ pub(crate) async fn panel(
 #[template(path = "wallet_push.html")]
 struct EnrolPage<'a> {
     t: &'static crate::i18n::Texts,
+    base: &'a str,
     w: &'static WalletTexts,
     qr_svg: String,
     endpoint: &'a str,
@@ -74,11 +75,12 @@ pub(crate) async fn start(State(st): State<LoginState>, headers: HeaderMap, body
             let message = format!("{} {time} {} {date}.", w.push_frozen_prefix, w.push_frozen_joiner);
             return render_home(&st, &session, None, Some(message)).await;
         }
-        Err(_) => return unavailable(session.locale),
+        Err(_) => return st.unavailable(session.locale),
     };
     let (time, _) = authn_methods::mail_otp::expiry_parts(enrolment.expires_at, "Europe/Paris");
     let html = EnrolPage {
         t: texts(session.locale),
+        base: st.provider.config().base_path(),
         w,
         qr_svg: qr_svg(&enrolment.uri),
         endpoint: push.endpoint(),
@@ -117,6 +119,6 @@ async fn switch(st: LoginState, headers: HeaderMap, body: Bytes, blocked: bool) 
     };
     match done {
         Ok(notice) => render_home(&st, &session, Some(notice.to_owned()), None).await,
-        Err(_) => unavailable(session.locale),
+        Err(_) => st.unavailable(session.locale),
     }
 }

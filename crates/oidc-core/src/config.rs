@@ -13,6 +13,9 @@ use crate::keys::SigningAlg;
 pub struct ProviderConfig {
     /// The issuer identifier, exactly as it appears in `iss` (no trailing slash).
     pub issuer: String,
+    /// The issuer's path (`/auth/realms/esante-wallet`), under which every route answers;
+    /// empty for an issuer that is an origin. Derived from `issuer`.
+    base_path: String,
     /// Where browsers sign in and out, when not at the issuer (no trailing slash).
     pub login_origin: Option<String>,
     /// Authorization codes live this long (seconds); 60 by default.
@@ -48,6 +51,7 @@ impl ProviderConfig {
         let url = Url::parse(issuer)?;
         let issuer = issuer.trim_end_matches('/').to_owned();
         Ok(ProviderConfig {
+            base_path: url.path().trim_end_matches('/').to_owned(),
             secure_cookies: url.scheme() == "https",
             issuer,
             code_ttl: 60,
@@ -67,14 +71,35 @@ impl ProviderConfig {
         })
     }
 
+    /// The issuer's path, empty when the issuer is an origin: every route of this server is
+    /// under it, and so are the links and redirects its pages give.
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
+    /// The absolute path of one of this server's routes (`/interaction/…` under the issuer's
+    /// path), for a redirect or a link on the same origin.
+    pub fn path(&self, route: &str) -> String {
+        format!("{}{route}", self.base_path)
+    }
+
+    /// The `Path` of the provider's cookies: the issuer's, so that another realm on the same
+    /// host never receives them.
+    pub fn cookie_path(&self) -> &str {
+        if self.base_path.is_empty() { "/" } else { &self.base_path }
+    }
+
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
     }
 
     /// An endpoint browsers are sent to (authorization, end session): at the login origin when
-    /// one is configured.
+    /// one is configured, under the issuer's path there too (the same server answers).
     pub fn browser_endpoint(&self, path: &str) -> String {
-        format!("{}{}", self.login_origin.as_deref().unwrap_or(&self.issuer), path)
+        match self.login_origin.as_deref() {
+            Some(origin) => format!("{origin}{}{path}", self.base_path),
+            None => self.endpoint(path),
+        }
     }
 
     /// Position of an `acr` value among the supported levels (higher is stronger).

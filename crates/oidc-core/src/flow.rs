@@ -327,7 +327,7 @@ impl Provider {
             .await
             .map_err(ProviderError::from)?;
         Ok(AuthorizeOutcome::Login {
-            location: format!("{INTERACTION_PATH}/{}", interaction.id),
+            location: format!("{}/{}", self.config.path(INTERACTION_PATH), interaction.id),
             browser_cookie: new_browser_cookie,
         })
     }

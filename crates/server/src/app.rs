@@ -397,7 +397,7 @@ impl App {
     pub fn router(&self) -> Router {
         let protocol_state = ProtocolState {
             provider: self.provider.clone(),
-            pages: Arc::new(login_ui::HtmlPages),
+            pages: Arc::new(login_ui::HtmlPages::new(self.provider.config().base_path())),
             clock: self.clock.clone(),
         };
         let documents = oidc_core::http::documents_router(protocol_state.clone());
@@ -431,7 +431,7 @@ impl App {
             .merge(login)
             .merge(devices)
             .merge(admin)
-            .merge(health)
+            .merge(health.clone())
             .layer(axum::middleware::from_fn_with_state(edge, client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
             // The path and the names of the query's parameters, never their values.
@@ -445,7 +445,13 @@ impl App {
             .layer(SetResponseHeaderLayer::overriding(headers.nosniff.0, headers.nosniff.1))
             .layer(SetResponseHeaderLayer::overriding(headers.referrer_policy.0, headers.referrer_policy.1))
             .option_layer(headers.strict_transport_security.map(|(n, v)| SetResponseHeaderLayer::overriding(n, v)));
-        documents.merge(layered).layer(security)
+        let all = documents.merge(layered);
+        // An issuer with a path (a Keycloak realm's): every route answers under it, as every
+        // link and redirect the pages give does; the probes stay at the root too, where
+        // orchestrators look for them.
+        let base = self.provider.config().base_path();
+        let all = if base.is_empty() { all } else { Router::new().nest(base, all).merge(health) };
+        all.layer(security)
     }
 
     /// Background duties: retry back-channel logouts that are due (every few seconds), reload

@@ -329,10 +329,13 @@ impl Config {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(ConfigError::Invalid("issuer must not have a query or fragment".into()));
         }
-        if !matches!(url.path(), "" | "/") {
-            // Every endpoint is served at the root of the host.
+        if !plain_path(url.path()) {
+            // Every route is served under the issuer's path (a Keycloak realm's, say): plain
+            // segments only, so that it names one place and is read the same by every router.
             return Err(ConfigError::Invalid(
-                "issuer must be an origin without a path, e.g. https://auth.example".into(),
+                "issuer's path must be plain segments (letters, digits, `-`, `_`, `.`, `~`), e.g. \
+                 https://auth.example or https://auth.example/auth/realms/esante-wallet"
+                    .into(),
             ));
         }
         let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
@@ -503,6 +506,21 @@ impl Config {
     }
 }
 
+/// An issuer's path: empty, or `/`-separated segments of unreserved characters, none of them
+/// `.` or `..`, without an empty one (a trailing `/` aside).
+fn plain_path(path: &str) -> bool {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    path.is_empty()
+        || path.strip_prefix('/').is_some_and(|rest| {
+            rest.split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+            })
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,8 +581,12 @@ mod tests {
         c.issuer = "https://idp.example".into();
         c.tokens.access_token_alg = "HS256".into();
         assert!(c.validate().is_err());
-        let mut c = Config { issuer: "https://idp.example/auth".into(), ..Config::default() };
-        assert!(c.validate().is_err(), "an issuer with a path");
+        let mut c = Config { issuer: "https://idp.example/auth/realms/esante-wallet".into(), ..Config::default() };
+        assert!(c.validate().is_ok(), "a realm's issuer");
+        for bad in ["https://idp.example/a//b", "https://idp.example/a/../b", "https://idp.example/%7Bid%7D", "https://idp.example/a/{id}"] {
+            c.issuer = bad.into();
+            assert!(c.validate().is_err(), "{bad}");
+        }
         c.issuer = "https://idp.example".into();
         c.login.failure_window = 0;
         assert!(c.validate().is_err(), "a zero window");

@@ -62,7 +62,8 @@ impl TestProvider {
     }
 
     /// A provider on `storage`, with `tune` applied to its configuration (issuer and listen
-    /// address are set to the free port chosen here).
+    /// address are set to the free port chosen here; `tune` may add a path to the issuer, and
+    /// [`TestProvider::url`] then answers under it).
     pub async fn start_with(storage: Storage, tune: impl FnOnce(&mut Config)) -> Result<TestProvider, BuildError> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -75,6 +76,11 @@ impl TestProvider {
         // Failures are padded to hide timing; tests need not wait that long.
         config.login.failure_floor_ms = 20;
         tune(&mut config);
+        // An issuer with a path (a realm's) on this listener: every route is under it.
+        let base_url = match config.issuer.trim_end_matches('/') {
+            issuer if issuer.starts_with(&format!("{base_url}/")) => issuer.to_owned(),
+            _ => base_url,
+        };
         let clock = TestClock::default();
         let app = match storage {
             Storage::Embedded => App::build(config, clock.as_clock()).await?,
@@ -93,8 +99,18 @@ impl TestProvider {
         Ok(TestProvider { app, base_url, clock, shutdown: Some(tx), task: Some(task), _data: Some(data) })
     }
 
+    /// `path` under the issuer (`/token` → `http://127.0.0.1:…/token`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// Where a `Location` the server gave leads (an absolute path is on this server's origin,
+    /// and already carries the issuer's path).
+    pub fn resolve(&self, location: &str) -> String {
+        url::Url::parse(&self.base_url)
+            .and_then(|base| base.join(location))
+            .map(String::from)
+            .unwrap_or_else(|_| location.to_owned())
     }
 
     pub fn directory(&self) -> &Directory {

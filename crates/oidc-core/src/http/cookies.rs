@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use cookie::{Cookie, SameSite};
 
+use crate::ProviderConfig;
 use crate::flow::BrowserCookies;
 
 pub const SESSION_COOKIE: &str = "caducee_session";
@@ -62,24 +63,29 @@ impl<S: Send + Sync> FromRequestParts<S> for CookieJar {
     }
 }
 
-fn base(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((name, value)).path("/").http_only(true).same_site(SameSite::Lax).secure(secure).build()
+fn base(name: &'static str, value: String, config: &ProviderConfig) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path(config.cookie_path().to_owned())
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(config.secure_cookies)
+        .build()
 }
 
 /// The SSO session cookie; it lives as long as the browser session (the server-side record
 /// carries the real expiry).
-pub fn session_cookie(value: &str, secure: bool) -> Cookie<'static> {
-    base(SESSION_COOKIE, value.to_owned(), secure)
+pub fn session_cookie(value: &str, config: &ProviderConfig) -> Cookie<'static> {
+    base(SESSION_COOKIE, value.to_owned(), config)
 }
 
-pub fn clear_session_cookie(secure: bool) -> Cookie<'static> {
-    let mut c = base(SESSION_COOKIE, String::new(), secure);
+pub fn clear_session_cookie(config: &ProviderConfig) -> Cookie<'static> {
+    let mut c = base(SESSION_COOKIE, String::new(), config);
     c.make_removal();
     c
 }
 
-pub fn browser_cookie(value: &str, secure: bool) -> Cookie<'static> {
-    base(BROWSER_COOKIE, value.to_owned(), secure)
+pub fn browser_cookie(value: &str, config: &ProviderConfig) -> Cookie<'static> {
+    base(BROWSER_COOKIE, value.to_owned(), config)
 }
 
 /// Appends a `Set-Cookie` header.
@@ -95,13 +101,23 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_lax_and_secure_on_https() {
-        let plain = session_cookie("v", false).to_string();
+        let http = ProviderConfig::new("http://127.0.0.1:8080").unwrap();
+        let https = ProviderConfig::new("https://idp.example").unwrap();
+        let plain = session_cookie("v", &http).to_string();
         assert!(plain.contains("HttpOnly") && plain.contains("SameSite=Lax") && plain.contains("Path=/"));
         assert!(!plain.contains("Secure"));
-        let secure = browser_cookie("v", true).to_string();
+        let secure = browser_cookie("v", &https).to_string();
         assert!(secure.contains("Secure") && secure.contains("HttpOnly"));
-        let cleared = clear_session_cookie(true).to_string();
+        let cleared = clear_session_cookie(&https).to_string();
         assert!(cleared.contains("Max-Age=0") && cleared.contains("Secure"));
+    }
+
+    #[test]
+    fn cookies_stay_under_the_issuers_path() {
+        let realm = ProviderConfig::new("https://idp.example/auth/realms/esante-wallet/").unwrap();
+        let c = session_cookie("v", &realm);
+        assert_eq!(c.path(), Some("/auth/realms/esante-wallet"));
+        assert_eq!(browser_cookie("v", &realm).path(), Some("/auth/realms/esante-wallet"));
     }
 
     #[test]

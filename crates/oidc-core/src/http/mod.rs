@@ -218,7 +218,7 @@ async fn authorize(
         AuthorizeOutcome::Login { location, browser_cookie } => {
             let mut r = see_other(&location);
             if let Some(value) = browser_cookie {
-                cookies::set(r.headers_mut(), &cookies::browser_cookie(&value, st.provider.config().secure_cookies));
+                cookies::set(r.headers_mut(), &cookies::browser_cookie(&value, st.provider.config()));
             }
             r
         }
@@ -436,7 +436,6 @@ async fn end_session_confirm(
 }
 
 fn render_logout(st: &ProtocolState, outcome: EndSessionOutcome) -> Response {
-    let secure = st.provider.config().secure_cookies;
     let mut r = match outcome {
         EndSessionOutcome::Redirect(location) => see_other(&location),
         EndSessionOutcome::LoggedOut(locale) => html(StatusCode::OK, st.pages.logged_out(locale)),
@@ -456,6 +455,6 @@ fn render_logout(st: &ProtocolState, outcome: EndSessionOutcome) -> Response {
             return html(status, st.pages.logout_error(locale, error));
         }
     };
-    cookies::set(r.headers_mut(), &cookies::clear_session_cookie(secure));
+    cookies::set(r.headers_mut(), &cookies::clear_session_cookie(st.provider.config()));
     r
 }

@@ -88,7 +88,7 @@ pub fn authorize_url(p: &TestProvider, client_id: &str, extra: &[(&str, &str)]) 
 pub async fn open_login(b: &Browser, p: &TestProvider, client_id: &str, extra: &[(&str, &str)]) -> (String, String) {
     let r = b.get(&authorize_url(p, client_id, extra)).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let login = p.url(&location(r.headers()));
+    let login = p.resolve(&location(r.headers()));
     assert!(login.contains("/interaction/"), "sent to the login page, got {login}");
     let page = b.get(&login).await;
     assert_eq!(page.status(), StatusCode::OK);

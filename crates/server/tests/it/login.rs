@@ -34,7 +34,7 @@ async fn login_page_sends_protective_headers() {
     let r = b.get(&authorize_url(&s.p, "rp", &[])).await;
     let cookie = r.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    let page = b.get(&s.p.url(&location(r.headers()))).await;
+    let page = b.get(&s.p.resolve(&location(r.headers()))).await;
     let h = page.headers();
     assert_eq!(h["cache-control"], "no-store");
     assert_eq!(h["x-frame-options"], "DENY");

@@ -259,3 +259,64 @@ async fn browsers_sign_in_at_the_login_origin_and_tokens_stay_the_issuers() {
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(jwt_claims(tokens["id_token"].as_str().unwrap())["iss"], s.p.base_url.as_str());
 }
+
+/// Pro Santé Connect's issuer is a Keycloak realm's, with a path: every route answers under
+/// it (and only there), the pages link and redirect under it, and the cookies carry it.
+#[tokio::test]
+async fn an_issuer_with_a_realm_path_serves_everything_under_it() {
+    let realm = "/auth/realms/esante-wallet";
+    let p = TestProvider::start_with(server::testing::Storage::Embedded, |c| {
+        c.issuer = format!("{}{realm}", c.issuer);
+        c.login_origin = c.issuer.replace("127.0.0.1", "localhost").replace(realm, "");
+    })
+    .await
+    .unwrap();
+    let s = setup(p).await;
+    let origin = s.p.base_url.replace(realm, "");
+    let login_origin = origin.replace("127.0.0.1", "localhost");
+    assert!(s.p.base_url.ends_with(realm));
+
+    for path in ["/.well-known/openid-configuration", "/.well-known/wallet-openid-configuration"] {
+        let discovery: Value = reqwest::get(s.p.url(path)).await.unwrap().json().await.unwrap();
+        assert_eq!(discovery["issuer"], s.p.base_url.as_str());
+        assert_eq!(discovery["token_endpoint"], s.p.url("/token"));
+        assert_eq!(discovery["jwks_uri"], s.p.url("/jwks"));
+        assert_eq!(discovery["authorization_endpoint"], format!("{login_origin}{realm}/authorize"));
+    }
+    // Nothing at the root but the probes.
+    for path in ["/.well-known/openid-configuration", "/authorize", "/jwks", "/assets/caducee.css"] {
+        assert_eq!(reqwest::get(format!("{origin}{path}")).await.unwrap().status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    for url in [format!("{origin}/healthz"), s.p.url("/healthz"), s.p.url("/assets/caducee.css")] {
+        assert_eq!(reqwest::get(&url).await.unwrap().status(), StatusCode::OK, "{url}");
+    }
+
+    // A login at Keycloak's path: the page is under the realm, so are its links and cookies.
+    let b = Browser::new();
+    let authorize = authorize_url(&s.p, "rp", &[]).replace("/authorize", "/protocol/openid-connect/auth");
+    let r = b.get(&authorize).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = location(r.headers());
+    assert!(to.starts_with(&format!("{realm}/interaction/")), "{to}");
+    let browser_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(browser_cookie.contains(&format!("Path={realm}")), "{browser_cookie}");
+    let page = s.p.resolve(&to);
+    let html = b.get(&page).await.text().await.unwrap();
+    assert!(html.contains(&format!("href=\"{realm}/assets/caducee.css\"")));
+    assert!(html.contains(&format!("action=\"{to}\"")), "the form posts back under the realm");
+    let r = submit(&b, &page, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let session_cookie = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect::<Vec<_>>();
+    assert!(session_cookie.iter().any(|c| c.starts_with("caducee_session=") && c.contains(&format!("Path={realm}"))));
+    let code = query_param(&location(r.headers()), "code").expect("a code");
+    let (status, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(jwt_claims(tokens["id_token"].as_str().unwrap())["iss"], s.p.base_url.as_str());
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s.p, access).await, StatusCode::OK);
+
+    // The wallet signs in through the realm's own endpoints.
+    let r = b.get(&s.p.url("/wallet")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(r.headers()).starts_with(&format!("{realm}/authorize?")), "{}", location(r.headers()));
+}

@@ -13,8 +13,8 @@ pub(crate) async fn open_wallet(b: &Browser, s: &Setup, step: i64) -> String {
     let to = location(r.headers());
     assert!(to.starts_with("/authorize?client_id=caducee-wallet"), "{to}");
     assert!(to.contains("max_age=900") && to.contains("code_challenge_method=S256"));
-    let r = b.get(&s.p.url(&to)).await;
-    let login_url = s.p.url(&location(r.headers()));
+    let r = b.get(&s.p.resolve(&to)).await;
+    let login_url = s.p.resolve(&location(r.headers()));
     let html = b.get(&login_url).await.text().await.unwrap();
     assert!(html.contains("Caducée – portefeuille"), "the login page names the wallet");
     let r = submit(b, &login_url, &html, USER, PASSWORD, &s.p.totp(&s.totp, step).unwrap()).await;
@@ -90,7 +90,7 @@ async fn removing_an_authenticator_stops_its_codes_and_signing_out_ends_the_sess
 
     // The wallet reuses that recent sign-in (no second login).
     let r = b.get(&s.p.url("/wallet")).await;
-    let r = b.get(&s.p.url(&location(r.headers()))).await;
+    let r = b.get(&s.p.resolve(&location(r.headers()))).await;
     let callback = location(r.headers());
     assert!(callback.contains("/wallet/callback?code="), "SSO into the wallet: {callback}");
     b.get(&callback).await;
@@ -171,8 +171,8 @@ async fn item_11_a_wallet_callback_carried_to_another_browser_signs_nobody_in() 
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/wallet", "Max-Age=900"] {
         assert!(binding.contains(attribute), "{binding}");
     }
-    let r = attacker.get(&s.p.url(&location(r.headers()))).await;
-    let login_url = s.p.url(&location(r.headers()));
+    let r = attacker.get(&s.p.resolve(&location(r.headers()))).await;
+    let login_url = s.p.resolve(&location(r.headers()));
     let html = attacker.get(&login_url).await.text().await.unwrap();
     let r = submit(&attacker, &login_url, &html, USER, PASSWORD, &s.p.totp(&s.totp, 0).unwrap()).await;
     let callback = location(r.headers());
