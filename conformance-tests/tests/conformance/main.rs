@@ -3,6 +3,7 @@
 //! that the suite links once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod ciba;
 mod client_auth;
 mod flows;
 mod negative;

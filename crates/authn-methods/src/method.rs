@@ -25,7 +25,7 @@ pub enum FactorKind {
 }
 
 /// Where and when a step happens.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct AuthContext {
     pub now: i64,
     pub source_ip: Option<String>,

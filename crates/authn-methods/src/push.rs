@@ -56,6 +56,10 @@ pub struct PushSettings {
     /// one attacker holding passwords cannot spray pushes over the public directory.
     pub per_address_max: u64,
     pub per_address_window: Duration,
+    /// Pushes a relying party asks by CIBA (decoupled logins), whatever the account, per
+    /// window: its credentials, if stolen, cannot spray pushes over the public directory.
+    pub per_client_max: u64,
+    pub per_client_window: Duration,
     /// After «ce n'était pas moi», no new phone can be enrolled on the account for this long
     /// (an impostor's next move is to enrol their own).
     pub enrolment_freeze: Duration,
@@ -81,6 +85,8 @@ impl Default for PushSettings {
             clock_skew: Duration::from_secs(60),
             per_address_max: 10,
             per_address_window: Duration::from_secs(3600),
+            per_client_max: 600,
+            per_client_window: Duration::from_secs(3600),
             enrolment_freeze: Duration::from_secs(24 * 3600),
             warning: DEFAULT_WARNING.to_owned(),
             silence: SilenceSettings::default(),
@@ -176,6 +182,39 @@ struct Challenge {
     created_at: i64,
     expires_at: i64,
     state: ChallengeState,
+    /// Asked by a relying party (CIBA), not from a login page: no password came before, and
+    /// the number to type is the one the relying party shows (its binding message).
+    #[serde(default)]
+    decoupled: bool,
+}
+
+/// A decoupled login's push (OpenID CIBA): a relying party, authenticated, asks the phone of
+/// the professional it names, and shows `number` (its binding message) for them to type.
+#[derive(Debug, Clone)]
+pub struct DecoupledPush<'a> {
+    pub subject: &'a str,
+    /// The CIBA request this push belongs to (its status is asked with the same id).
+    pub request: &'a str,
+    pub client_id: &'a str,
+    pub client_name: &'a str,
+    pub number: &'a str,
+    /// The relying party's address, as the phone shows it.
+    pub source_ip: Option<&'a str>,
+    pub now: i64,
+}
+
+/// What a push is sent for, and what limits it.
+struct NewChallenge<'a> {
+    subject: &'a str,
+    interaction: String,
+    client_name: &'a str,
+    number: String,
+    source_ip: Option<String>,
+    user_agent: Option<String>,
+    /// The limiter beside the account's, and the key it counts under.
+    source_limit: (&'a RateLimiter, String, &'static str),
+    decoupled: bool,
+    now: i64,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +245,11 @@ fn current_key(subject: &str) -> String {
     crate::store_keys::PUSH_CURRENT.key(subject)
 }
 
+/// The interaction a decoupled login's push is recorded under: no login page has one.
+fn decoupled_interaction(request: &str) -> String {
+    format!("ciba:{request}")
+}
+
 fn random_id() -> String {
     let bytes: [u8; 16] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -220,6 +264,8 @@ pub struct PushApprovals {
     per_account: RateLimiter,
     /// Pushes asked from one source address per window, across accounts.
     per_address: RateLimiter,
+    /// Pushes asked by one relying party (CIBA) per window, across accounts.
+    per_client: RateLimiter,
     /// Wakes the phone (webhook), or keeps quiet.
     notifier: PushNotifier,
     /// `{issuer}/push/v1`: the audience of every phone request, and where phones find us.
@@ -238,8 +284,14 @@ impl PushApprovals {
             crate::store_keys::LIMIT_PUSHES_PER_ADDRESS,
             Rate::new(settings.per_address_max, settings.per_address_window),
         );
+        let per_client = RateLimiter::new(
+            store.clone(),
+            crate::store_keys::LIMIT_PUSHES_PER_CLIENT,
+            Rate::new(settings.per_client_max, settings.per_client_window),
+        );
         let notifier = PushNotifier::new(store.clone(), settings.silence);
         PushApprovals {
+            per_client,
             notifier,
             directory,
             store,
@@ -323,32 +375,69 @@ impl PushApprovals {
     /// Sends a push to `subject`'s phone. The caller has checked the password: this is never
     /// reachable with an identifier alone.
     pub async fn send(&self, cx: &AuthContext, subject: &str, client_name: &str) -> Result<PushSend, AuthError> {
+        self.send_challenge(NewChallenge {
+            subject,
+            interaction: cx.interaction.clone(),
+            client_name,
+            number: format!("{:02}", rand::rng().random_range(10..100u32)),
+            source_ip: cx.source_ip.clone(),
+            user_agent: cx.user_agent.as_deref().map(printable),
+            source_limit: (&self.per_address, session_store::source_subject(cx.address()), "address"),
+            decoupled: false,
+            now: cx.now,
+        })
+        .await
+    }
+
+    /// Sends the push of a decoupled login (CIBA) that an authenticated relying party asked
+    /// for, with the same rules as a login page's: the account's limit, its block, one push at
+    /// a time, the number to type (the relying party's binding message). No password comes
+    /// first, so the relying party's own limit stands for the address's.
+    pub async fn send_decoupled(&self, push: &DecoupledPush<'_>) -> Result<PushSend, AuthError> {
+        self.send_challenge(NewChallenge {
+            subject: push.subject,
+            interaction: decoupled_interaction(push.request),
+            client_name: push.client_name,
+            number: push.number.to_owned(),
+            source_ip: push.source_ip.map(str::to_owned),
+            user_agent: None,
+            source_limit: (&self.per_client, push.client_id.to_owned(), "client"),
+            decoupled: true,
+            now: push.now,
+        })
+        .await
+    }
+
+    /// Where the push of the decoupled login `request` stands; an approval is given once.
+    pub async fn decoupled_status(&self, request: &str, challenge: &str, now: i64) -> Result<PushStatus, AuthError> {
+        let cx = AuthContext { interaction: decoupled_interaction(request), now, ..AuthContext::default() };
+        self.status(&cx, challenge).await
+    }
+
+    async fn send_challenge(&self, new: NewChallenge<'_>) -> Result<PushSend, AuthError> {
+        let subject = new.subject;
+        let (limiter, limit_key, limit_name) = new.source_limit;
+        let audit_ip = new.source_ip.clone();
+        let refused = |reason: &'static str| {
+            let details = serde_json::json!({ "interaction": new.interaction, "limit": reason });
+            (details, audit_ip.clone())
+        };
         if self.block_of(subject).await?.is_some() {
-            self.audit(
-                "push_refused",
-                subject,
-                None,
-                cx.source_ip.as_deref(),
-                "blocked",
-                serde_json::Value::Null,
-                cx.now,
-            )
-            .await;
+            self.audit("push_refused", subject, None, audit_ip.as_deref(), "blocked", serde_json::Value::Null, new.now)
+                .await;
             return Ok(PushSend::Blocked);
         }
         let Some(device) = self.device_of(subject).await? else {
             return Ok(PushSend::NoDevice);
         };
-        if let Some(retry_after) =
-            self.per_address.hit(&session_store::source_subject(cx.address())).await?.retry_after_secs()
-        {
-            let details = serde_json::json!({ "interaction": cx.interaction, "limit": "address" });
-            self.audit("push_refused", subject, None, cx.source_ip.as_deref(), "throttled", details, cx.now).await;
+        if let Some(retry_after) = limiter.hit(&limit_key).await?.retry_after_secs() {
+            let (details, ip) = refused(limit_name);
+            self.audit("push_refused", subject, None, ip.as_deref(), "throttled", details, new.now).await;
             return Ok(PushSend::Throttled { retry_after });
         }
         if let Some(retry_after) = self.per_account.hit(subject).await?.retry_after_secs() {
-            let details = serde_json::json!({ "interaction": cx.interaction, "limit": "account" });
-            self.audit("push_refused", subject, None, cx.source_ip.as_deref(), "throttled", details, cx.now).await;
+            let (details, ip) = refused("account");
+            self.audit("push_refused", subject, None, ip.as_deref(), "throttled", details, new.now).await;
             return Ok(PushSend::Throttled { retry_after });
         }
         let validity = i64::try_from(self.settings.validity.as_secs()).unwrap_or(60);
@@ -356,14 +445,15 @@ impl PushApprovals {
             id: random_id(),
             subject: subject.to_owned(),
             device: device.id.clone(),
-            number: format!("{:02}", rand::rng().random_range(10..100u32)),
-            interaction: cx.interaction.clone(),
-            client_name: client_name.chars().take(100).collect(),
-            source_ip: cx.source_ip.clone(),
-            user_agent: cx.user_agent.as_deref().map(printable),
-            created_at: cx.now,
-            expires_at: cx.now + validity,
+            number: new.number,
+            interaction: new.interaction,
+            client_name: new.client_name.chars().take(100).collect(),
+            source_ip: new.source_ip,
+            user_agent: new.user_agent,
+            created_at: new.now,
+            expires_at: new.now + validity,
             state: ChallengeState::Pending,
+            decoupled: new.decoupled,
         };
         self.store
             .put(
@@ -380,17 +470,17 @@ impl PushApprovals {
             self.store.delete(&challenge_key(&String::from_utf8_lossy(&old))).await?;
         }
         let wake =
-            self.notifier.request_created(subject, &device.id, &challenge.id, challenge.expires_at, cx.now).await?;
+            self.notifier.request_created(subject, &device.id, &challenge.id, challenge.expires_at, new.now).await?;
         let (woken, silenced_until) = match wake {
             WakeUpOutcome::Sent => (Some(true), None),
             WakeUpOutcome::NoGateway => (None, None),
             WakeUpOutcome::Silenced { until } => (Some(false), Some(until)),
         };
         let details = serde_json::json!({
-            "interaction": cx.interaction, "device": device.id, "client": challenge.client_name,
-            "woken": woken, "silenced_until": silenced_until,
+            "interaction": challenge.interaction, "device": device.id, "client": challenge.client_name,
+            "woken": woken, "silenced_until": silenced_until, "decoupled": challenge.decoupled,
         });
-        self.audit("push_sent", subject, None, cx.source_ip.as_deref(), "sent", details, cx.now).await;
+        self.audit("push_sent", subject, None, challenge.source_ip.as_deref(), "sent", details, new.now).await;
         Ok(PushSend::Sent {
             challenge: challenge.id,
             number: challenge.number,
@@ -439,7 +529,10 @@ impl PushApprovals {
                     method: METHOD_ID.to_owned(),
                     credential: Some(taken.device),
                     kind: FactorKind::Possession,
-                    also: Vec::new(),
+                    // Every answer of the app needs its PIN to unseal the phone's key (as a
+                    // scanned QR code does): a decoupled login, with no password before it,
+                    // counts that knowledge. After a password it adds nothing.
+                    also: if taken.decoupled { vec![FactorKind::Knowledge] } else { Vec::new() },
                     phishing_resistant: false,
                     // RFC 8176: a proof of possession of a software-secured key.
                     amr: vec!["swk".to_owned()],

@@ -41,6 +41,8 @@ pub const LIMIT_LOGINS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("login-address");
 /// Pushes per account, and per source address across accounts.
 pub const LIMIT_PUSHES_PER_ACCOUNT: KeyPrefix = KeyPrefix::new("push-account");
 pub const LIMIT_PUSHES_PER_ADDRESS: KeyPrefix = KeyPrefix::new("push-address");
+/// Pushes a relying party asked by CIBA, across accounts.
+pub const LIMIT_PUSHES_PER_CLIENT: KeyPrefix = KeyPrefix::new("push-client");
 /// Mailed codes per source address, per account, and the spacing between two.
 pub const LIMIT_MAILS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("mail-otp-address");
 pub const LIMIT_MAILS_PER_ACCOUNT: KeyPrefix = KeyPrefix::new("mail-otp-account");
@@ -72,6 +74,7 @@ pub const LIMITS: &[KeyPrefix] = &[
     LIMIT_LOGINS_PER_ADDRESS,
     LIMIT_PUSHES_PER_ACCOUNT,
     LIMIT_PUSHES_PER_ADDRESS,
+    LIMIT_PUSHES_PER_CLIENT,
     LIMIT_MAILS_PER_ADDRESS,
     LIMIT_MAILS_PER_ACCOUNT,
     LIMIT_MAIL_SPACING,

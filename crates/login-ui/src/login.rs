@@ -367,7 +367,10 @@ pub(crate) async fn submit(
     };
     let locale = locale_for(form.lang.as_deref(), Some(&interaction));
     if !interaction.csrf_matches(&form.csrf_token) {
-        return page(StatusCode::FORBIDDEN, st.pages().render_error(locale, oidc_core::authorize::PageError::Forbidden));
+        return page(
+            StatusCode::FORBIDDEN,
+            st.pages().render_error(locale, oidc_core::authorize::PageError::Forbidden),
+        );
     }
     let Some(posted) = form.posted() else {
         return malformed();

@@ -127,7 +127,9 @@ impl HtmlPages {
     }
 
     fn message(&self, locale: Locale, title: &str, message: &str, detail: Option<&str>, is_error: bool) -> String {
-        render_or_fallback(MessagePage { t: texts(locale), base: &self.base, title, message, detail, is_error }.render())
+        render_or_fallback(
+            MessagePage { t: texts(locale), base: &self.base, title, message, detail, is_error }.render(),
+        )
     }
 
     pub(crate) fn render_error(&self, locale: Locale, error: PageError) -> String {

@@ -23,11 +23,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use cookie::{Cookie, SameSite};
-use oidc_core::{Locale, ProviderConfig};
 use oidc_core::client_auth::ClientCredentials;
 use oidc_core::session::SsoSession;
 use oidc_core::token::TokenParams;
 use oidc_core::util::{constant_time_eq, random_token, sha256_b64};
+use oidc_core::{Locale, ProviderConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::i18n::texts;
@@ -154,7 +154,10 @@ async fn current(st: &LoginState, headers: &HeaderMap) -> Result<Option<(String,
 
 impl LoginState {
     pub(crate) fn unavailable(&self, locale: Locale) -> Response {
-        page(StatusCode::SERVICE_UNAVAILABLE, self.pages().render_error(locale, oidc_core::authorize::PageError::Unavailable))
+        page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            self.pages().render_error(locale, oidc_core::authorize::PageError::Unavailable),
+        )
     }
 
     /// Back to the wallet's home page.
@@ -477,10 +480,27 @@ async fn start_totp(State(st): State<LoginState>, headers: HeaderMap, body: Byte
     render_totp(&st, &session, &pending.id, &pending.otpauth_uri, &pending.secret_base32, None)
 }
 
-fn render_totp(st: &LoginState, session: &WalletSession, id: &str, uri: &str, secret: &str, error: Option<String>) -> Response {
+fn render_totp(
+    st: &LoginState,
+    session: &WalletSession,
+    id: &str,
+    uri: &str,
+    secret: &str,
+    error: Option<String>,
+) -> Response {
     let w = wallet_texts(session.locale);
     let html = render_or_fallback(
-        TotpPage { t: texts(session.locale), base: st.provider.config().base_path(), w, session, id, qr_svg: qr_svg(uri), secret, error }.render(),
+        TotpPage {
+            t: texts(session.locale),
+            base: st.provider.config().base_path(),
+            w,
+            session,
+            id,
+            qr_svg: qr_svg(uri),
+            secret,
+            error,
+        }
+        .render(),
     );
     page(StatusCode::OK, html)
 }
@@ -570,7 +590,10 @@ async fn signed_out(st: &LoginState, handle: &str, locale: Locale, ended: Option
         oidc_core::http::frontchannel_page(&st.pages(), locale, &frames, None)
     };
     r.headers_mut().append(header::SET_COOKIE, wallet_cookie(st.provider.config(), "", true));
-    oidc_core::http::cookies::set(r.headers_mut(), &oidc_core::http::cookies::clear_session_cookie(st.provider.config()));
+    oidc_core::http::cookies::set(
+        r.headers_mut(),
+        &oidc_core::http::cookies::clear_session_cookie(st.provider.config()),
+    );
     r
 }
 

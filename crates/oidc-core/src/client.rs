@@ -50,28 +50,54 @@ impl TokenEndpointAuthMethod {
     }
 }
 
-/// The grants this provider implements (RFC 6749 4.1, 4.4, 6), by their registered names.
+/// The grants this provider implements (RFC 6749 4.1, 4.4, 6; OpenID CIBA Core 1.0), by their
+/// registered names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// Client-Initiated Backchannel Authentication: the professional approves on their phone.
+    Ciba,
 }
 
 impl GrantType {
     pub const ALL: &'static [GrantType] =
-        &[GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials];
+        &[GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::Ciba];
 
     pub fn as_str(self) -> &'static str {
         match self {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
+            GrantType::Ciba => "urn:openid:params:grant-type:ciba",
         }
     }
 
     pub fn parse(name: &str) -> Option<GrantType> {
         GrantType::ALL.iter().copied().find(|g| g.as_str() == name)
+    }
+}
+
+/// How a CIBA client learns that the professional answered (CIBA Core 1.0 §5): it polls the
+/// token endpoint, or it is pinged at its notification endpoint and then asks. (Push mode,
+/// where tokens are posted to the client, is not offered.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CibaDeliveryMode {
+    Poll,
+    Ping,
+}
+
+impl CibaDeliveryMode {
+    pub const ALL: &'static [CibaDeliveryMode] = &[CibaDeliveryMode::Poll, CibaDeliveryMode::Ping];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CibaDeliveryMode::Poll => "poll",
+            CibaDeliveryMode::Ping => "ping",
+        }
     }
 }
 
@@ -118,6 +144,12 @@ pub struct ClientMetadata {
     /// The relying party wants `iss` and `sid` on its front-channel logout URI.
     #[serde(default)]
     pub frontchannel_logout_session_required: bool,
+    /// CIBA: how the client learns of the professional's answer (required with the CIBA grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_token_delivery_mode: Option<CibaDeliveryMode>,
+    /// CIBA ping mode: where the provider says that an answer came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_client_notification_endpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -136,8 +168,12 @@ pub enum MetadataError {
     FrontChannelOrigin(String),
     #[error("a public client (token_endpoint_auth_method none) cannot use the client_credentials grant")]
     PublicClientCredentials,
-    #[error("the refresh_token grant needs the authorization_code grant")]
+    #[error("the refresh_token grant needs the authorization_code or the CIBA grant")]
     RefreshWithoutCode,
+    #[error("the CIBA grant needs a confidential client with a backchannel_token_delivery_mode (poll or ping)")]
+    CibaWithoutMode,
+    #[error("the CIBA ping mode needs a backchannel_client_notification_endpoint")]
+    PingWithoutEndpoint,
     #[error("at least one grant type is required")]
     NoGrantType,
 }
@@ -213,8 +249,22 @@ impl ClientMetadata {
         if self.is_public() && self.allows_grant(GrantType::ClientCredentials) {
             return Err(MetadataError::PublicClientCredentials);
         }
-        if self.allows_grant(GrantType::RefreshToken) && !self.allows_grant(GrantType::AuthorizationCode) {
+        if self.allows_grant(GrantType::RefreshToken)
+            && !self.allows_grant(GrantType::AuthorizationCode)
+            && !self.allows_grant(GrantType::Ciba)
+        {
             return Err(MetadataError::RefreshWithoutCode);
+        }
+        if self.allows_grant(GrantType::Ciba) && (self.is_public() || self.backchannel_token_delivery_mode.is_none()) {
+            return Err(MetadataError::CibaWithoutMode);
+        }
+        if let Some(uri) = &self.backchannel_client_notification_endpoint {
+            check_uri("CIBA notification endpoint", uri)?;
+        }
+        if self.backchannel_token_delivery_mode == Some(CibaDeliveryMode::Ping)
+            && self.backchannel_client_notification_endpoint.is_none()
+        {
+            return Err(MetadataError::PingWithoutEndpoint);
         }
         Ok(())
     }

@@ -2,13 +2,14 @@
 
 use serde_json::json;
 
-use crate::client::{GrantType, TokenEndpointAuthMethod};
+use crate::client::{CibaDeliveryMode, GrantType, TokenEndpointAuthMethod};
 use crate::client_auth::ASSERTION_ALGS;
 use crate::config::ProviderConfig;
 use crate::keys::SigningAlg;
 
-/// Serialised once at start-up: it only depends on the configuration.
-pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
+/// Serialised once at start-up: it only depends on the configuration, and on whether CIBA is
+/// offered (`ciba`).
+pub fn document(config: &ProviderConfig, ciba: bool) -> Result<String, serde_json::Error> {
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
     // Introspection is for confidential clients only; the token and revocation endpoints also
     // take public ones (`none`).
@@ -18,8 +19,9 @@ pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
         .filter(|m| **m != TokenEndpointAuthMethod::None)
         .map(|m| m.as_str())
         .collect();
-    let grant_types: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
-    let doc = json!({
+    let grant_types: Vec<&str> =
+        GrantType::ALL.iter().filter(|g| ciba || **g != GrantType::Ciba).map(|g| g.as_str()).collect();
+    let mut doc = json!({
         "issuer": config.issuer,
         "authorization_endpoint": config.browser_endpoint("/authorize"),
         "token_endpoint": config.endpoint("/token"),
@@ -55,5 +57,11 @@ pub fn document(config: &ProviderConfig) -> Result<String, serde_json::Error> {
         "frontchannel_logout_supported": true,
         "frontchannel_logout_session_supported": true,
     });
+    if ciba && let Some(doc) = doc.as_object_mut() {
+        let modes: Vec<&str> = CibaDeliveryMode::ALL.iter().map(|m| m.as_str()).collect();
+        doc.insert("backchannel_authentication_endpoint".into(), json!(config.endpoint("/bc-authorize")));
+        doc.insert("backchannel_token_delivery_modes_supported".into(), json!(modes));
+        doc.insert("backchannel_user_code_parameter_supported".into(), json!(false));
+    }
     serde_json::to_string(&doc)
 }

@@ -30,6 +30,12 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     InvalidToken,
     UnsupportedTokenType,
+    /// OpenID CIBA Core 1.0 §11 (token endpoint) and §13 (authentication request).
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
+    UnknownUserId,
+    InvalidBindingMessage,
 }
 
 impl ErrorCode {
@@ -51,6 +57,11 @@ impl ErrorCode {
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InvalidToken => "invalid_token",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::UnknownUserId => "unknown_user_id",
+            Self::InvalidBindingMessage => "invalid_binding_message",
         }
     }
 }
@@ -64,11 +75,15 @@ pub struct OAuthError {
     pub error_description: Option<Cow<'static, str>>,
     #[serde(skip)]
     detail: Option<String>,
+    /// The HTTP status where an endpoint's spec sets another than the code's usual one (CIBA's
+    /// authentication endpoint answers `access_denied` with 403).
+    #[serde(skip)]
+    status: Option<u16>,
 }
 
 impl OAuthError {
     pub fn new(error: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        OAuthError { error, error_description: Some(description.into()), detail: None }
+        OAuthError { error, error_description: Some(description.into()), detail: None, status: None }
     }
 
     /// Adds what we know and the client need not (what was received, which check failed):
@@ -96,8 +111,18 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidClient, description)
     }
 
+    /// Answers with `status` instead of the code's usual one.
+    #[must_use]
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
     /// HTTP status for a JSON error response (token, introspection, revocation endpoints).
     pub fn status(&self) -> u16 {
+        if let Some(status) = self.status {
+            return status;
+        }
         match self.error {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
             ErrorCode::ServerError => 500,

@@ -2,7 +2,8 @@
 //!
 //! Owns discovery, JWKS and key rotation, authorization request validation, login interactions,
 //! single-use codes, tokens (ID, access, refresh), claims, userinfo, introspection, revocation,
-//! RP-initiated logout, client registry and client authentication; and the security headers of
+//! RP-initiated logout, client registry and client authentication, decoupled logins (CIBA,
+//! [`ciba`], behind [`ciba::DecoupledLogin`]); and the security headers of
 //! every HTTP answer ([`http::security`]) and the redacted type of the secrets requests and
 //! answers carry ([`secret`]).
 //!
@@ -15,6 +16,7 @@
 
 pub mod authorize;
 pub mod backchannel;
+pub mod ciba;
 pub mod claims;
 pub mod claims_request;
 pub mod client;

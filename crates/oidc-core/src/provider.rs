@@ -28,6 +28,8 @@ pub enum ProtocolEvent {
     CodeReplay,
     RefreshReuse,
     Logout,
+    /// A CIBA request: asked, refused, approved, denied, pinged.
+    CibaRequest,
 }
 
 impl ProtocolEvent {
@@ -42,6 +44,7 @@ impl ProtocolEvent {
             ProtocolEvent::CodeReplay => "code_replay",
             ProtocolEvent::RefreshReuse => "refresh_reuse",
             ProtocolEvent::Logout => "logout",
+            ProtocolEvent::CibaRequest => "ciba_request",
         }
     }
 }
@@ -100,6 +103,8 @@ pub struct ProviderDeps {
     pub audit: Arc<dyn AuditSink>,
     /// Sends back-channel logouts when sessions end (none: nobody is told).
     pub notifier: Option<Arc<Notifier>>,
+    /// Asks professionals on their phone for CIBA requests (none: CIBA is not offered).
+    pub decoupled: Option<Arc<dyn crate::ciba::DecoupledLogin>>,
 }
 
 /// The OpenID provider. Cheap to share (`Arc<Provider>`); holds no per-request state.
@@ -112,6 +117,9 @@ pub struct Provider {
     pub(crate) grants: Arc<dyn RefreshTokenStore>,
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) notifier: Option<Arc<Notifier>>,
+    pub(crate) decoupled: Option<Arc<dyn crate::ciba::DecoupledLogin>>,
+    /// Sends CIBA pings (short timeouts, no redirects).
+    pub(crate) ping_http: reqwest::Client,
     pub(crate) sessions: Sessions,
     pub(crate) discovery: Arc<str>,
     /// Access tokens whose signature was checked lately (userinfo, introspection).
@@ -123,9 +131,17 @@ pub struct Provider {
 
 impl Provider {
     pub fn new(deps: ProviderDeps) -> Result<Self, ProviderError> {
-        let discovery = crate::discovery::document(&deps.config)
+        let discovery = crate::discovery::document(&deps.config, deps.decoupled.is_some())
             .map_err(|e| ProviderError::Corrupt(format!("discovery document: {e}")))?;
+        let ping_http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ProviderError::Corrupt(format!("HTTP client: {e}")))?;
         Ok(Provider {
+            decoupled: deps.decoupled,
+            ping_http,
             sessions: Sessions::new(deps.store.clone(), deps.config.session_ttl)
                 .with_idle_timeout(deps.config.session_idle_timeout),
             interactions_per_address: RateLimiter::new(

@@ -19,13 +19,25 @@ pub const REVOKED_GRANT: KeyPrefix = KeyPrefix::new("revoked-grant");
 /// A revoked access token, by `jti`.
 pub const REVOKED_TOKEN: KeyPrefix = KeyPrefix::new("revoked-at");
 
+/// A CIBA request, by the hash of its `auth_req_id`.
+pub const CIBA_REQUEST: KeyPrefix = KeyPrefix::new("ciba");
+
 /// Interactions started per source address.
 pub const LIMIT_INTERACTIONS_PER_ADDRESS: KeyPrefix = KeyPrefix::new("interaction-address");
 /// Interactions started per browser.
 pub const LIMIT_INTERACTIONS_PER_BROWSER: KeyPrefix = KeyPrefix::new("interaction-browser");
 
 /// Every family above.
-pub const ALL: &[KeyPrefix] =
-    &[INTERACTION, CODE, SSO, SSO_SUBJECT, LOGOUT_CONFIRMATION, CLIENT_ASSERTION_JTI, REVOKED_GRANT, REVOKED_TOKEN];
+pub const ALL: &[KeyPrefix] = &[
+    INTERACTION,
+    CODE,
+    SSO,
+    SSO_SUBJECT,
+    LOGOUT_CONFIRMATION,
+    CLIENT_ASSERTION_JTI,
+    REVOKED_GRANT,
+    REVOKED_TOKEN,
+    CIBA_REQUEST,
+];
 /// Every rate limit above.
 pub const LIMITS: &[KeyPrefix] = &[LIMIT_INTERACTIONS_PER_ADDRESS, LIMIT_INTERACTIONS_PER_BROWSER];

@@ -179,6 +179,8 @@ fn push_settings(config: &Config) -> PushSettings {
         per_account_window: Duration::from_secs(p.account_window),
         per_address_max: p.max_per_address,
         per_address_window: Duration::from_secs(p.address_window),
+        per_client_max: p.max_per_client,
+        per_client_window: Duration::from_secs(p.client_window),
         enrolment_freeze: Duration::from_secs(p.enrolment_freeze),
         max_wait: Duration::from_secs(p.max_wait),
         silence: authn_methods::push_notify::SilenceSettings {
@@ -229,6 +231,8 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
         backchannel_logout_session_required: false,
         frontchannel_logout_uri: None,
         frontchannel_logout_session_required: false,
+        backchannel_token_delivery_mode: None,
+        backchannel_client_notification_endpoint: None,
     };
     let value = serde_json::to_value(&metadata).map_err(|e| BuildError::Wallet(e.to_string()))?;
     let clients = directory.clients();
@@ -370,6 +374,10 @@ impl App {
             grants: adapter.clone(),
             audit: adapter,
             notifier: Some(notifier),
+            decoupled: (config.push.enabled && config.push.ciba).then(|| {
+                Arc::new(crate::decoupled::PhoneApproval::new(directory.clone(), push.clone()))
+                    as Arc<dyn oidc_core::ciba::DecoupledLogin>
+            }),
         })?);
         Ok(App { config, directory, store, keys, provider, engine, push, clock })
     }

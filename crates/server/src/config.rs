@@ -329,6 +329,13 @@ impl Config {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(ConfigError::Invalid("issuer must not have a query or fragment".into()));
         }
+        if url.as_str().trim_end_matches('/') != self.issuer.trim_end_matches('/') {
+            // `iss` is compared as a string: it must read as every URL parser reads it.
+            return Err(ConfigError::Invalid(format!(
+                "issuer must be written in its normal form: {}",
+                url.as_str().trim_end_matches('/')
+            )));
+        }
         if !plain_path(url.path()) {
             // Every route is served under the issuer's path (a Keycloak realm's, say): plain
             // segments only, so that it names one place and is read the same by every router.
@@ -402,6 +409,9 @@ impl Config {
         }
         if self.push.max_per_address == 0 || self.push.address_window == 0 {
             return Err(ConfigError::Invalid("push.max_per_address and push.address_window must be positive".into()));
+        }
+        if self.push.max_per_client == 0 || self.push.client_window == 0 {
+            return Err(ConfigError::Invalid("push.max_per_client and push.client_window must be positive".into()));
         }
         if self.push.warning.chars().count() > 500 {
             return Err(ConfigError::Invalid("push.warning must be at most 500 characters".into()));
@@ -583,7 +593,12 @@ mod tests {
         assert!(c.validate().is_err());
         let mut c = Config { issuer: "https://idp.example/auth/realms/esante-wallet".into(), ..Config::default() };
         assert!(c.validate().is_ok(), "a realm's issuer");
-        for bad in ["https://idp.example/a//b", "https://idp.example/a/../b", "https://idp.example/%7Bid%7D", "https://idp.example/a/{id}"] {
+        for bad in [
+            "https://idp.example/a//b",
+            "https://idp.example/a/../b",
+            "https://idp.example/%7Bid%7D",
+            "https://idp.example/a/{id}",
+        ] {
             c.issuer = bad.into();
             assert!(c.validate().is_err(), "{bad}");
         }

@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod config;
+mod decoupled;
 pub mod recent;
 mod request_log;
 pub mod testing;

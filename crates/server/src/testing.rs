@@ -213,6 +213,8 @@ impl TestProvider {
             backchannel_logout_session_required: false,
             frontchannel_logout_uri: None,
             frontchannel_logout_session_required: false,
+            ciba: None,
+            ciba_notification_endpoint: None,
         }
     }
 

@@ -94,8 +94,14 @@ const KEYCLOAK: &str = "/protocol/openid-connect";
 
 /// Every other protocol route.
 pub fn dynamic_router(state: ProtocolState) -> Router {
-    Router::new()
-        .route("/authorize", get(authorize_get).post(authorize_post))
+    let ciba = if state.provider.ciba_enabled() {
+        Router::new()
+            .route("/bc-authorize", post(backchannel_authorize))
+            .route(&format!("{KEYCLOAK}/ext/ciba/auth"), post(backchannel_authorize))
+    } else {
+        Router::new()
+    };
+    ciba.route("/authorize", get(authorize_get).post(authorize_post))
         .route("/token", post(token))
         .route("/userinfo", get(userinfo_get).post(userinfo_post))
         .route("/introspect", post(introspect))
@@ -237,6 +243,18 @@ fn see_other(location: &str) -> Response {
     let mut r = Redirect::to(location).into_response();
     no_store(r.headers_mut());
     r
+}
+
+/// CIBA's backchannel authentication endpoint (CIBA Core 1.0 §7).
+async fn backchannel_authorize(
+    State(st): State<ProtocolState>,
+    origin: RequestOrigin,
+    BasicClient(basic): BasicClient,
+    OAuthForm(params): OAuthForm<crate::ciba::BackchannelParams>,
+) -> Result<Response, EndpointError> {
+    let creds = params.credentials(basic);
+    let response = st.provider.backchannel_authorize(params, &creds, &origin, st.clock.clone()).await?;
+    Ok(json_response(StatusCode::OK, &response))
 }
 
 async fn token(

@@ -1,5 +1,5 @@
 //! The token endpoint: one dispatch over the grants, one module each
-//! ([`authorization_code`], [`refresh_token`], [`client_credentials`]), and the tokens they
+//! ([`authorization_code`], [`refresh_token`], [`client_credentials`], [`ciba`]), and the tokens they
 //! issue (ID token, JWT access token per RFC 9068, rotating refresh token).
 
 use std::time::Duration;
@@ -18,6 +18,7 @@ use crate::secret::{self, SecretString};
 use crate::util::{half_hash, random_id, random_token, sha256_hex};
 
 mod authorization_code;
+mod ciba;
 mod client_credentials;
 mod refresh_token;
 
@@ -30,6 +31,8 @@ pub struct TokenParams {
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<SecretString>,
     pub refresh_token: Option<SecretString>,
+    /// The CIBA grant's request id (CIBA Core 1.0 §10.1).
+    pub auth_req_id: Option<SecretString>,
     pub scope: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
@@ -177,6 +180,7 @@ impl Provider {
             GrantType::AuthorizationCode => self.code_grant(&client, params, now).await,
             GrantType::ClientCredentials => self.client_credentials_grant(&client, params, now).await,
             GrantType::RefreshToken => self.refresh_grant(&client, params, now).await,
+            GrantType::Ciba => self.ciba_token(&client, params, now).await,
         }
     }
 

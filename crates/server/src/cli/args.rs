@@ -287,6 +287,13 @@ pub struct ClientAdd {
     /// Add `iss` and `sid` to the front-channel logout URI.
     #[arg(long)]
     pub frontchannel_logout_session_required: bool,
+    /// CIBA (decoupled login on the phone): `poll` or `ping`; adds the grant
+    /// `urn:openid:params:grant-type:ciba`.
+    #[arg(long)]
+    pub ciba: Option<String>,
+    /// CIBA ping mode: where the provider says that the professional answered.
+    #[arg(long)]
+    pub ciba_notification_endpoint: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -219,6 +219,16 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
     if add.no_refresh {
         grant_types.retain(|g| g != "refresh_token");
     }
+    let ciba = match add.ciba.as_deref() {
+        None => None,
+        Some("poll") => Some(oidc_core::client::CibaDeliveryMode::Poll),
+        Some("ping") => Some(oidc_core::client::CibaDeliveryMode::Ping),
+        Some(other) => anyhow::bail!("--ciba takes poll or ping, not {other}"),
+    };
+    let ciba_grant = oidc_core::client::GrantType::Ciba.as_str();
+    if ciba.is_some() && !grant_types.iter().any(|g| g == ciba_grant) {
+        grant_types.push(ciba_grant.to_owned());
+    }
     let metadata = ClientMetadata {
         client_name: add.name,
         redirect_uris: add.redirect_uris,
@@ -234,6 +244,8 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
         backchannel_logout_session_required: add.backchannel_logout_session_required,
         frontchannel_logout_uri: add.frontchannel_logout_uri,
         frontchannel_logout_session_required: add.frontchannel_logout_session_required,
+        backchannel_token_delivery_mode: ciba,
+        backchannel_client_notification_endpoint: add.ciba_notification_endpoint,
     };
     metadata.validate()?;
     let client_id = add.client_id.unwrap_or_else(oidc_core::util::random_id);

@@ -49,6 +49,27 @@ pub struct PushConfig {
     /// Seconds a login page's QR code can be scanned: 30 to 600.
     #[serde(default = "default_qr_validity")]
     pub qr_validity: u64,
+    /// Offer CIBA (decoupled logins a relying party starts, approved on the phone) at
+    /// `/bc-authorize`, to clients registered with its grant; needs `enabled`.
+    #[serde(default = "default_true")]
+    pub ciba: bool,
+    /// Pushes one relying party may ask by CIBA, across accounts, per `client_window` seconds.
+    #[serde(default = "default_push_max_per_client")]
+    pub max_per_client: u64,
+    #[serde(default = "default_push_client_window")]
+    pub client_window: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_push_max_per_client() -> u64 {
+    600
+}
+
+fn default_push_client_window() -> u64 {
+    3600
 }
 
 impl std::fmt::Debug for PushConfig {
@@ -69,6 +90,9 @@ impl std::fmt::Debug for PushConfig {
             .field("silence_for", &self.silence_for)
             .field("max_wait", &self.max_wait)
             .field("qr_validity", &self.qr_validity)
+            .field("ciba", &self.ciba)
+            .field("max_per_client", &self.max_per_client)
+            .field("client_window", &self.client_window)
             .finish()
     }
 }
@@ -123,6 +147,9 @@ impl Default for PushConfig {
             silence_for: default_push_silence_for(),
             max_wait: default_push_max_wait(),
             qr_validity: default_qr_validity(),
+            ciba: true,
+            max_per_client: default_push_max_per_client(),
+            client_window: default_push_client_window(),
         }
     }
 }
