@@ -320,3 +320,69 @@ async fn an_issuer_with_a_realm_path_serves_everything_under_it() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(r.headers()).starts_with(&format!("{realm}/authorize?")), "{}", location(r.headers()));
 }
+
+/// A decoupled login (CIBA, at Keycloak's path) opens a session like any other: an
+/// administrator sees it among the professional's sessions with the relying party in it, and
+/// ending it tells the relying party (back-channel logout) and kills its tokens.
+#[tokio::test]
+async fn a_decoupled_logins_session_is_listed_and_ends_like_any_other() {
+    use crate::backchannel::{listener, serve_rp, wait_for};
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let phone = crate::push::enrolled_phone(&s).await;
+    let (l, port) = listener().await;
+    let mut add = TestProvider::confidential_client("ciba-rp", REDIRECT);
+    add.ciba = Some("poll".into());
+    add.backchannel_logout_uri = Some(format!("http://127.0.0.1:{port}/logout"));
+    add.backchannel_logout_session_required = true;
+    let (_, secret) = s.p.add_client(add).await.unwrap();
+    let rp = serve_rp(&s.p, "ciba-rp", l, std::time::Duration::ZERO).await;
+
+    let http = reqwest::Client::new();
+    let form = [("scope", "openid scope_all"), ("login_hint", USER), ("binding_message", "42"), ("channel", "MOBILE")];
+    let r = http
+        .post(s.p.url("/protocol/openid-connect/ext/ciba/auth"))
+        .basic_auth("ciba-rp", secret.as_deref())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let started: Value = r.json().await.unwrap();
+    let pending = phone.pending(&s.p).await;
+    assert_eq!(pending.len(), 1);
+    let (status, _) = phone.answer(&s.p, pending[0]["id"].as_str().unwrap(), "approve", "42").await;
+    assert_eq!(status, StatusCode::OK);
+    let grant = [
+        ("grant_type", "urn:openid:params:grant-type:ciba"),
+        ("auth_req_id", started["auth_req_id"].as_str().unwrap()),
+    ];
+    let r = http
+        .post(s.p.url("/protocol/openid-connect/token"))
+        .basic_auth("ciba-rp", secret.as_deref())
+        .form(&grant)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens: Value = r.json().await.unwrap();
+    let sid = jwt_claims(tokens["id_token"].as_str().unwrap())["sid"].as_str().unwrap().to_owned();
+    assert_eq!(tokens["session_state"], sid.as_str());
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&s.p, access).await, StatusCode::OK);
+
+    let admin = crate::admin::admin_token(&s.p, &["caducee:admin"]).await;
+    let path = format!("/admin/v1/professionals/{USER}/sessions");
+    let sessions: Value =
+        crate::admin::call(&s.p, reqwest::Method::GET, &path, Some(&admin), None).await.json().await.unwrap();
+    let listed = sessions.as_array().unwrap().iter().find(|x| x["sid"] == sid.as_str()).expect("the session is listed");
+    assert_eq!(listed["clients"], json!(["ciba-rp"]));
+    let r = crate::admin::call(&s.p, reqwest::Method::DELETE, &path, Some(&admin), None).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let told = wait_for(&rp, 1, std::time::Duration::from_secs(5)).await;
+    assert_eq!(told.len(), 1, "the relying party is told");
+    assert_eq!(told[0]["sid"], sid.as_str());
+    assert_eq!(userinfo(&s.p, access).await, StatusCode::UNAUTHORIZED);
+    let (status, _) =
+        refresh(&s.p, "ciba-rp", secret.as_deref().unwrap(), tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
