@@ -32,6 +32,8 @@ pub const DEFAULT_INTERVAL: i64 = 5;
 const SLOW_DOWN_STEP: i64 = 5;
 /// How often a ping-mode request is looked at, for the ping.
 const PING_WATCH_EVERY: Duration = Duration::from_secs(1);
+/// The longest a ping-mode request is watched (it lives a minute or so).
+const PING_WATCH_AT_MOST: Duration = Duration::from_secs(15 * 60);
 const MAX_PARAM_LEN: usize = 2048;
 const MAX_NOTIFICATION_TOKEN_LEN: usize = 1024;
 
@@ -426,8 +428,14 @@ impl Provider {
     /// expires, then tells the client at its notification endpoint. A client that polls
     /// meanwhile is answered as in poll mode.
     async fn watch_for_ping(self: Arc<Self>, key: String, auth_req_id: String, clock: crate::http::Clock) {
+        // However the store fares, the watch ends: a request lives minutes at most.
+        let give_up = tokio::time::Instant::now() + PING_WATCH_AT_MOST;
         loop {
             tokio::time::sleep(PING_WATCH_EVERY).await;
+            if tokio::time::Instant::now() >= give_up {
+                tracing::warn!("CIBA ping: gave up watching a request");
+                return;
+            }
             let now = clock();
             let record = match self.store.get(&key).await {
                 Ok(Some(raw)) => serde_json::from_slice::<CibaRecord>(&raw).ok(),

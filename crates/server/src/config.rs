@@ -9,8 +9,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod profile;
 mod push;
 
+pub use profile::Profile;
 pub use push::PushConfig;
 
 /// `Debug` leaves out the secrets: the master key, the passwords in `database_url` and
@@ -18,6 +20,10 @@ pub use push::PushConfig;
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The defaults the other settings start from: `standard`, or `pro-sante-connect`
+    /// (Pro Santé Connect's lifetimes).
+    #[serde(default)]
+    pub profile: Profile,
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
     /// Issuer identifier: the public base URL of the provider.
@@ -192,6 +198,7 @@ pub fn redact_url(url: &str) -> String {
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
+            .field("profile", &self.profile)
             .field("listen", &self.listen)
             .field("issuer", &self.issuer)
             .field("login_origin", &self.login_origin)
@@ -235,6 +242,7 @@ impl std::fmt::Debug for MailSettings {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            profile: Profile::Standard,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             issuer: "http://127.0.0.1:8080".into(),
             login_origin: String::new(),
@@ -311,15 +319,24 @@ impl Config {
     /// Loads the configuration: defaults, then the file (`path`, or `./caducee.toml` if it
     /// exists), then the environment.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut given = Figment::new();
         match path {
             Some(p) if !p.exists() => return Err(ConfigError::Missing(p.to_owned())),
-            Some(p) => figment = figment.merge(Toml::file(p)),
-            None if Path::new("caducee.toml").exists() => figment = figment.merge(Toml::file("caducee.toml")),
+            Some(p) => given = given.merge(Toml::file(p)),
+            None if Path::new("caducee.toml").exists() => given = given.merge(Toml::file("caducee.toml")),
             None => {}
         }
-        let config: Config =
-            figment.merge(Env::prefixed("CADUCEE_").ignore(&["config"]).split("__")).extract().map_err(Box::new)?;
+        given = given.merge(Env::prefixed("CADUCEE_").ignore(&["config"]).split("__"));
+        // The profile's defaults go under what the file and the environment say.
+        let profile: Profile = match given.find_value("profile") {
+            Ok(_) => given.extract_inner("profile").map_err(Box::new)?,
+            Err(_) => Profile::default(),
+        };
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Serialized::defaults(profile.overrides()))
+            .merge(given)
+            .extract()
+            .map_err(Box::new)?;
         config.validate()?;
         Ok(config)
     }
@@ -556,6 +573,25 @@ mod tests {
             assert_eq!(c.tokens.access_token_ttl, 120);
             assert_eq!(c.tokens.code_ttl, 30);
             assert_eq!(c.redis_url, "redis://127.0.0.1:6379/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_pro_sante_connect_profile_sets_its_lifetimes_under_the_file_and_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("psc.toml", "profile = \"pro-sante-connect\"\n[session]\nttl = 7200\n")?;
+            jail.set_env("CADUCEE_TOKENS__REFRESH_TOKEN_TTL", "900");
+            let c = Config::load(Some(Path::new("psc.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.profile, Profile::ProSanteConnect);
+            assert_eq!((c.tokens.access_token_ttl, c.session.idle_timeout), (120, 1800), "the profile's");
+            assert_eq!((c.session.ttl, c.tokens.refresh_token_ttl), (7200, 900), "the file's and the environment's");
+            jail.set_env("CADUCEE_PROFILE", "standard");
+            let c = Config::load(Some(Path::new("psc.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!((c.tokens.access_token_ttl, c.session.idle_timeout), (300, 0));
+            jail.set_env("CADUCEE_PROFILE", "keycloak");
+            assert!(Config::load(Some(Path::new("psc.toml"))).is_err(), "an unknown profile");
             Ok(())
         });
     }
