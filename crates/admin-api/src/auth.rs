@@ -123,18 +123,5 @@ fn proxied_certificate(parts: &Parts) -> Result<Option<String>, Failure> {
 /// The SHA-256 thumbprint (base64url) of a certificate passed by a proxy as URL-encoded PEM
 /// (nginx) or base64 DER (HAProxy); `None` if it is neither.
 fn certificate_thumbprint(value: &HeaderValue) -> Option<String> {
-    use base64::Engine as _;
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let raw = value.to_str().ok()?.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
-    let der = if decoded.contains("-----BEGIN CERTIFICATE-----") {
-        CertificateDer::from_pem_slice(decoded.as_bytes()).ok()?.to_vec()
-    } else {
-        base64::engine::general_purpose::STANDARD.decode(decoded.as_bytes()).ok()?
-    };
-    (!der.is_empty()).then(|| oidc_core::util::sha256_b64(&der))
+    oidc_core::mtls::ClientCertificate::from_forwarded(value.to_str().ok()?).map(|c| c.thumbprint())
 }

@@ -67,6 +67,7 @@ impl BackchannelParams {
             client_secret: self.client_secret.clone(),
             client_assertion: self.client_assertion.clone(),
             client_assertion_type: self.client_assertion_type.clone(),
+            certificate: None,
         }
     }
 }

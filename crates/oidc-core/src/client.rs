@@ -17,20 +17,32 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
     PrivateKeyJwt,
+    /// RFC 8705 §2.1: a certificate from a CA the operator trusts, with the registered name.
+    TlsClientAuth,
+    /// RFC 8705 §2.2: one of the client's own registered certificates.
+    SelfSignedTlsClientAuth,
     /// A public client (no secret): PKCE is mandatory.
     None,
 }
 
 impl TokenEndpointAuthMethod {
     /// Every method, the ones that authenticate a client first.
-    pub const ALL: &'static [TokenEndpointAuthMethod] =
-        &[Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
+    pub const ALL: &'static [TokenEndpointAuthMethod] = &[
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::PrivateKeyJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
+        Self::None,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
             Self::None => "none",
         }
     }
@@ -40,6 +52,8 @@ impl TokenEndpointAuthMethod {
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
             "private_key_jwt" => Some(Self::PrivateKeyJwt),
+            "tls_client_auth" => Some(Self::TlsClientAuth),
+            "self_signed_tls_client_auth" => Some(Self::SelfSignedTlsClientAuth),
             "none" => Some(Self::None),
             _ => None,
         }
@@ -47,6 +61,11 @@ impl TokenEndpointAuthMethod {
 
     pub fn uses_secret(self) -> bool {
         matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+
+    /// Mutual TLS (RFC 8705).
+    pub fn uses_certificate(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 }
 
@@ -150,6 +169,20 @@ pub struct ClientMetadata {
     /// CIBA ping mode: where the provider says that an answer came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backchannel_client_notification_endpoint: Option<String>,
+    /// `tls_client_auth` (RFC 8705 §2.1.2): the one name the client's certificate carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// RFC 8705 §3: access tokens bound to the certificate the client presented.
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -174,6 +207,10 @@ pub enum MetadataError {
     CibaWithoutMode,
     #[error("the CIBA ping mode needs a backchannel_client_notification_endpoint")]
     PingWithoutEndpoint,
+    #[error("tls_client_auth needs exactly one of tls_client_auth_subject_dn, _san_dns, _san_uri, _san_ip, _san_email")]
+    TlsClientAuthName,
+    #[error("self_signed_tls_client_auth needs a `jwks` whose keys carry their certificate (x5c or x5t#S256)")]
+    SelfSignedWithoutCertificate,
     #[error("at least one grant type is required")]
     NoGrantType,
 }
@@ -239,6 +276,21 @@ impl ClientMetadata {
         }
         if self.token_endpoint_auth_method == TokenEndpointAuthMethod::PrivateKeyJwt && self.jwks.is_none() {
             return Err(MetadataError::MissingJwks);
+        }
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod::TlsClientAuth
+            && self.tls_client_auth_name().is_none()
+        {
+            return Err(MetadataError::TlsClientAuthName);
+        }
+        if self.token_endpoint_auth_method == TokenEndpointAuthMethod::SelfSignedTlsClientAuth {
+            let with_certificate = self
+                .jwks
+                .as_ref()
+                .and_then(|j| j["keys"].as_array())
+                .is_some_and(|keys| keys.iter().any(|k| k.get("x5c").is_some() || k.get("x5t#S256").is_some()));
+            if !with_certificate {
+                return Err(MetadataError::SelfSignedWithoutCertificate);
+            }
         }
         if let Some(g) = self.grant_types.iter().find(|g| GrantType::parse(g).is_none()) {
             return Err(MetadataError::BadGrantType(g.clone()));

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::client::{Client, TokenEndpointAuthMethod, verify_client_secret};
 use crate::error::{EndpointError, ErrorCode, OAuthError};
+use crate::mtls::{ClientCertificate, matches_pki, matches_self_signed};
 use crate::provider::Provider;
 use crate::secret::{ExposeSecret as _, SecretString, exposed};
 
@@ -33,9 +34,18 @@ pub struct ClientCredentials {
     pub client_secret: Option<SecretString>,
     pub client_assertion: Option<SecretString>,
     pub client_assertion_type: Option<String>,
+    /// The certificate the connection presented (mutual TLS), if any.
+    pub certificate: Option<ClientCertificate>,
 }
 
 impl ClientCredentials {
+    /// With the certificate of the connection, for mutual-TLS clients and bound tokens.
+    #[must_use]
+    pub fn with_certificate(mut self, certificate: Option<ClientCertificate>) -> Self {
+        self.certificate = certificate;
+        self
+    }
+
     /// Decodes an `Authorization: Basic` header value (RFC 6749 2.3.1: both parts are
     /// form-urlencoded before being joined). `None` if it is not Basic or is malformed.
     pub fn parse_basic(header: &str) -> Option<Result<(String, SecretString), ()>> {
@@ -110,6 +120,22 @@ impl Provider {
         };
         let client = self.client(client_id).await?.ok_or_else(|| invalid_client("client authentication failed"))?;
         let registered = client.metadata.token_endpoint_auth_method;
+        if registered.uses_certificate() && method == TokenEndpointAuthMethod::None {
+            // RFC 8705 §2: the client is named by `client_id` and proven by its certificate.
+            let Some(certificate) = creds.certificate.as_ref() else {
+                return Err(invalid_client("a client certificate is required (mutual TLS)"));
+            };
+            let proven = match registered {
+                TokenEndpointAuthMethod::TlsClientAuth => {
+                    client.metadata.tls_client_auth_name().is_some_and(|name| matches_pki(certificate, &name))
+                }
+                _ => matches_self_signed(certificate, client.metadata.jwks.as_ref()),
+            };
+            if !proven {
+                return Err(invalid_client("client authentication failed"));
+            }
+            return Ok(client);
+        }
         let accepted = registered == method || (registered.uses_secret() && method.uses_secret());
         if !accepted || (method == TokenEndpointAuthMethod::None && !allow_public) {
             return Err(invalid_client("client authentication failed"));

@@ -18,6 +18,12 @@ pub struct ProviderConfig {
     base_path: String,
     /// Where browsers sign in and out, when not at the issuer (no trailing slash).
     pub login_origin: Option<String>,
+    /// Client certificates reach the provider (its own TLS listener, or a trusted proxy): mutual
+    /// TLS client authentication and bound tokens are offered.
+    pub mtls: bool,
+    /// Where relying parties reach the endpoints with mutual TLS, when not at the issuer
+    /// (discovery's `mtls_endpoint_aliases`, RFC 8705 §5; no trailing slash).
+    pub mtls_origin: Option<String>,
     /// Authorization codes live this long (seconds); 60 by default.
     pub code_ttl: i64,
     pub access_token_ttl: i64,
@@ -59,6 +65,8 @@ impl ProviderConfig {
             id_token_ttl: 300,
             refresh_token_ttl: 8 * 3600,
             login_origin: None,
+            mtls: false,
+            mtls_origin: None,
             session_ttl: 12 * 3600,
             session_idle_timeout: None,
             interaction_ttl: 15 * 60,
@@ -100,6 +108,11 @@ impl ProviderConfig {
             Some(origin) => format!("{origin}{}{path}", self.base_path),
             None => self.endpoint(path),
         }
+    }
+
+    /// An endpoint at the mutual-TLS origin, when one is configured.
+    pub fn mtls_endpoint(&self, path: &str) -> Option<String> {
+        self.mtls_origin.as_deref().map(|origin| format!("{origin}{}{path}", self.base_path))
     }
 
     /// Position of an `acr` value among the supported levels (higher is stronger).

@@ -13,9 +13,12 @@ pub fn document(config: &ProviderConfig, ciba: bool) -> Result<String, serde_jso
     let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
     // Introspection is for confidential clients only; the token and revocation endpoints also
     // take public ones (`none`).
-    let token_auth: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().map(|m| m.as_str()).collect();
+    // Mutual TLS is offered only where certificates reach the provider.
+    let offered = |m: &&TokenEndpointAuthMethod| config.mtls || !m.uses_certificate();
+    let token_auth: Vec<&str> = TokenEndpointAuthMethod::ALL.iter().filter(offered).map(|m| m.as_str()).collect();
     let client_auth: Vec<&str> = TokenEndpointAuthMethod::ALL
         .iter()
+        .filter(offered)
         .filter(|m| **m != TokenEndpointAuthMethod::None)
         .map(|m| m.as_str())
         .collect();
@@ -57,6 +60,28 @@ pub fn document(config: &ProviderConfig, ciba: bool) -> Result<String, serde_jso
         "frontchannel_logout_supported": true,
         "frontchannel_logout_session_supported": true,
     });
+    if let Some(doc) = doc.as_object_mut()
+        && config.mtls
+    {
+        doc.insert("tls_client_certificate_bound_access_tokens".into(), json!(true));
+    }
+    if let Some(doc) = doc.as_object_mut()
+        && config.mtls_origin.is_some()
+    {
+        let mut aliases = serde_json::Map::new();
+        for (name, path) in [
+            ("token_endpoint", "/token"),
+            ("userinfo_endpoint", "/userinfo"),
+            ("introspection_endpoint", "/introspect"),
+            ("revocation_endpoint", "/revoke"),
+        ]
+        .into_iter()
+        .chain(ciba.then_some(("backchannel_authentication_endpoint", "/bc-authorize")))
+        {
+            aliases.insert(name.into(), json!(config.mtls_endpoint(path)));
+        }
+        doc.insert("mtls_endpoint_aliases".into(), serde_json::Value::Object(aliases));
+    }
     if ciba && let Some(doc) = doc.as_object_mut() {
         let modes: Vec<&str> = CibaDeliveryMode::ALL.iter().map(|m| m.as_str()).collect();
         doc.insert("backchannel_authentication_endpoint".into(), json!(config.endpoint("/bc-authorize")));

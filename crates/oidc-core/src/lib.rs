@@ -29,6 +29,7 @@ pub mod grants;
 pub mod http;
 pub mod keys;
 pub mod logout;
+pub mod mtls;
 pub mod provider;
 pub mod resource;
 pub mod secret;

@@ -55,6 +55,7 @@ impl TokenOperationParams {
             client_secret: self.client_secret.clone(),
             client_assertion: self.client_assertion.clone(),
             client_assertion_type: self.client_assertion_type.clone(),
+            certificate: None,
         }
     }
 }
@@ -104,6 +105,10 @@ pub struct Introspection {
     pub auth_mode: Option<String>,
     #[serde(rename = "otherIds", skip_serializing_if = "Option::is_none")]
     pub other_ids: Option<serde_json::Value>,
+    /// RFC 8705 §3.2: the certificate a bound token must come with, for the resource server
+    /// to compare with the one its caller presents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::token::Confirmation>,
 }
 
 impl Provider {
@@ -127,7 +132,14 @@ impl Provider {
     }
 
     /// Userinfo for a bearer token.
-    pub async fn userinfo(&self, token: Option<&str>, now: i64) -> Result<UserInfo, BearerError> {
+    /// `certificate`: the one the connection presented, which a bound token needs (RFC 8705
+    /// §3: the same certificate as the client's at the token endpoint).
+    pub async fn userinfo(
+        &self,
+        token: Option<&str>,
+        certificate: Option<&crate::mtls::ClientCertificate>,
+        now: i64,
+    ) -> Result<UserInfo, BearerError> {
         let token = token.ok_or(BearerError::Missing)?;
         let claims = match self.live_access_token(token, now).await {
             Ok(Some(c)) => c,
@@ -137,6 +149,12 @@ impl Provider {
                 return Err(BearerError::Unavailable);
             }
         };
+        if let Some(cnf) = &claims.cnf {
+            let presented = certificate.map(|c| c.thumbprint());
+            if !presented.is_some_and(|t| crate::util::constant_time_eq(t.as_bytes(), cnf.x5t_s256.as_bytes())) {
+                return Err(BearerError::InvalidToken);
+            }
+        }
         let scopes: Vec<String> = claims.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
         if !scopes.iter().any(|s| s == "openid") {
             return Err(BearerError::InvalidToken);
@@ -342,6 +360,7 @@ fn describe_access(at: AccessTokenClaims) -> Introspection {
         auth_time: at.auth_time,
         azp: at.azp,
         auth_mode: at.auth_mode,
+        cnf: at.cnf,
         ..Introspection::default()
     }
 }

@@ -80,6 +80,7 @@ mod tests {
             preferred_username: None,
             auth_mode: None,
             userinfo_claims: Vec::new(),
+            cnf: None,
         }
     }
 

@@ -63,6 +63,8 @@ pub enum BuildError {
     PushGateway(String),
     #[error("provider: {0}")]
     Provider(#[from] oidc_core::error::ProviderError),
+    #[error(transparent)]
+    Mtls(#[from] crate::mtls_listener::MtlsError),
 }
 
 /// Chooses aws-lc-rs as the process's TLS crypto provider. Dependencies enable both rustls
@@ -233,6 +235,12 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
         frontchannel_logout_session_required: false,
         backchannel_token_delivery_mode: None,
         backchannel_client_notification_endpoint: None,
+        tls_client_auth_subject_dn: None,
+        tls_client_auth_san_dns: None,
+        tls_client_auth_san_uri: None,
+        tls_client_auth_san_ip: None,
+        tls_client_auth_san_email: None,
+        tls_client_certificate_bound_access_tokens: false,
     };
     let value = serde_json::to_value(&metadata).map_err(|e| BuildError::Wallet(e.to_string()))?;
     let clients = directory.clients();
@@ -270,6 +278,8 @@ pub struct App {
     /// Push approvals' blocks and pending requests (sending them is the engine's, when on).
     pub push: Arc<PushApprovals>,
     pub clock: Clock,
+    /// The TLS listener of mutual TLS, when `mtls.listen` is set.
+    mtls: Option<crate::mtls_listener::MtlsServer>,
 }
 
 impl App {
@@ -379,7 +389,11 @@ impl App {
                     as Arc<dyn oidc_core::ciba::DecoupledLogin>
             }),
         })?);
-        Ok(App { config, directory, store, keys, provider, engine, push, clock })
+        let mtls = match config.mtls.listen {
+            Some(_) => Some(crate::mtls_listener::MtlsServer::new(&config.mtls)?),
+            None => None,
+        };
+        Ok(App { config, directory, store, keys, provider, engine, push, clock, mtls })
     }
 
     /// The administrators' operations (REST API and CLI).
@@ -434,6 +448,7 @@ impl App {
             // Checked by `Config::validate`; a bad name falls back to the default.
             cert_header: axum::http::HeaderName::from_bytes(self.config.admin.client_certificate_header.as_bytes())
                 .unwrap_or_else(|_| axum::http::HeaderName::from_static("x-client-cert")),
+            mtls: self.config.mtls.enabled,
         });
         let layered = protocol
             .merge(login)
@@ -497,12 +512,37 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let mtls = match self.config.mtls.listen {
+            Some(addr) if self.mtls.is_some() => Some(TcpListener::bind(addr).await?),
+            _ => None,
+        };
+        self.serve_with_mtls(listener, mtls, shutdown).await
+    }
+
+    /// Serves on `listener`, and on `mtls` with TLS asking for client certificates (RFC 8705)
+    /// when `mtls.listen` is configured.
+    pub async fn serve_with_mtls(
+        self,
+        listener: TcpListener,
+        mtls: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let background = self.spawn_background();
         let router = self.router();
+        let mtls_task = match (self.mtls.clone(), mtls) {
+            (Some(server), Some(l)) => {
+                tracing::info!(address = %l.local_addr()?, "mutual TLS listener");
+                Some(tokio::spawn(server.serve(l, router.clone())))
+            }
+            _ => None,
+        };
         let result = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         background.abort();
+        if let Some(task) = mtls_task {
+            task.abort();
+        }
         result
     }
 }
@@ -511,6 +551,8 @@ impl App {
 struct Edge {
     trusted: Vec<IpAddr>,
     cert_header: axum::http::HeaderName,
+    /// Relying parties' certificates are read from the header (mutual TLS behind a proxy).
+    mtls: bool,
 }
 
 /// Establishes the client's address: the connection's peer, or, when the peer is a trusted
@@ -534,6 +576,14 @@ async fn client_origin(
         let ip = forwarded_client(peer, request.headers().get("x-forwarded-for"), &edge.trusted);
         request.extensions_mut().insert(ClientIp(ip));
         if edge.trusted.contains(&peer) && !certificate.is_empty() {
+            // One copy only: of two, which is the proxy's cannot be told.
+            // A certificate of the provider's own TLS listener is not replaced by a header.
+            let from_listener = request.extensions().get::<oidc_core::mtls::ClientCertificate>().is_some();
+            if let ([one], true, false) = (certificate.as_slice(), edge.mtls, from_listener)
+                && let Some(cert) = one.to_str().ok().and_then(oidc_core::mtls::ClientCertificate::from_forwarded)
+            {
+                request.extensions_mut().insert(cert);
+            }
             request.extensions_mut().insert(admin_api::ProxiedClientCertificate(certificate));
         }
     }

@@ -9,9 +9,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod mtls;
 mod profile;
 mod push;
 
+pub use mtls::MtlsConfig;
 pub use profile::Profile;
 pub use push::PushConfig;
 
@@ -55,6 +57,9 @@ pub struct Config {
     pub mail: MailSettings,
     pub push: PushConfig,
     pub admin: AdminSettings,
+    /// Mutual TLS for relying parties (RFC 8705).
+    #[serde(default)]
+    pub mtls: MtlsConfig,
 }
 
 /// Who may call the admin API besides clients holding a `caducee:admin` token.
@@ -215,6 +220,7 @@ impl std::fmt::Debug for Config {
             .field("mail", &self.mail)
             .field("push", &self.push)
             .field("admin", &self.admin)
+            .field("mtls", &self.mtls)
             .finish()
     }
 }
@@ -301,6 +307,7 @@ impl Default for Config {
             },
             push: PushConfig::default(),
             admin: AdminSettings { client_certificates: Vec::new(), client_certificate_header: "x-client-cert".into() },
+            mtls: MtlsConfig::default(),
         }
     }
 }
@@ -376,6 +383,24 @@ impl Config {
                     "login_origin must be an https origin without a path, e.g. https://wallet.example".into(),
                 ));
             }
+        }
+        if !self.mtls.origin.is_empty() {
+            // The mutual-TLS endpoints are https by nature.
+            let origin =
+                url::Url::parse(&self.mtls.origin).map_err(|e| ConfigError::Invalid(format!("mtls.origin: {e}")))?;
+            if origin.scheme() != "https" || !matches!(origin.path(), "" | "/") || origin.query().is_some() {
+                return Err(ConfigError::Invalid("mtls.origin must be an https origin without a path".into()));
+            }
+        }
+        if self.mtls.listen.is_some()
+            && (self.mtls.certificate.as_os_str().is_empty() || self.mtls.private_key.as_os_str().is_empty())
+        {
+            return Err(ConfigError::Invalid("mtls.listen needs mtls.certificate and mtls.private_key".into()));
+        }
+        if self.mtls.enabled && self.mtls.listen.is_none() && self.trusted_proxies.is_empty() {
+            return Err(ConfigError::Invalid(
+                "mtls.enabled needs mtls.listen, or the TLS-terminating proxy in trusted_proxies".into(),
+            ));
         }
         if axum::http::HeaderName::from_bytes(self.admin.client_certificate_header.as_bytes()).is_err() {
             return Err(ConfigError::Invalid("admin.client_certificate_header must be a header name".into()));
@@ -516,6 +541,10 @@ impl Config {
             oidc_core::ProviderConfig::new(&self.issuer).map_err(|e| ConfigError::Invalid(format!("issuer: {e}")))?;
         if !self.login_origin.is_empty() {
             p.login_origin = Some(self.login_origin.trim_end_matches('/').to_owned());
+        }
+        p.mtls = self.mtls.enabled;
+        if self.mtls.enabled && !self.mtls.origin.is_empty() {
+            p.mtls_origin = Some(self.mtls.origin.trim_end_matches('/').to_owned());
         }
         p.code_ttl = self.tokens.code_ttl;
         p.access_token_ttl = self.tokens.access_token_ttl;

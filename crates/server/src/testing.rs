@@ -81,6 +81,22 @@ impl TestProvider {
             issuer if issuer.starts_with(&format!("{base_url}/")) => issuer.to_owned(),
             _ => base_url,
         };
+        // A mutual-TLS listener asked on port 0: on a free port, named by `mtls.origin`.
+        let mtls = match config.mtls.listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BuildError::DataDir { path: "mtls listener".into(), source })?;
+                let bound =
+                    l.local_addr().map_err(|source| BuildError::DataDir { path: "mtls listener".into(), source })?;
+                config.mtls.listen = Some(bound);
+                if config.mtls.origin.is_empty() {
+                    config.mtls.origin = format!("https://localhost:{}", bound.port());
+                }
+                Some(l)
+            }
+            None => None,
+        };
         let clock = TestClock::default();
         let app = match storage {
             Storage::Embedded => App::build(config, clock.as_clock()).await?,
@@ -91,7 +107,7 @@ impl TestProvider {
         let serving = app.clone();
         let task = tokio::spawn(async move {
             serving
-                .serve(listener, async {
+                .serve_with_mtls(listener, mtls, async {
                     let _ = rx.await;
                 })
                 .await
@@ -215,6 +231,12 @@ impl TestProvider {
             frontchannel_logout_session_required: false,
             ciba: None,
             ciba_notification_endpoint: None,
+            tls_subject_dn: None,
+            tls_san_dns: None,
+            tls_san_uri: None,
+            tls_san_ip: None,
+            tls_san_email: None,
+            bound_tokens: false,
         }
     }
 

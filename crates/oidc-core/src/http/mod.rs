@@ -117,6 +117,19 @@ pub fn dynamic_router(state: ProtocolState) -> Router {
         .with_state(state)
 }
 
+/// The certificate the connection presented (mutual TLS), as the server established it: from
+/// its own TLS listener, or passed by a trusted proxy. Absent when none was.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Option<crate::mtls::ClientCertificate>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerCertificate {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerCertificate(parts.extensions.get::<crate::mtls::ClientCertificate>().cloned()))
+    }
+}
+
 /// The caller's address as the server established it (behind trusted proxies, from
 /// `X-Forwarded-For`); when absent, the peer address of the connection is used.
 #[derive(Debug, Clone, Copy)]
@@ -250,9 +263,10 @@ async fn backchannel_authorize(
     State(st): State<ProtocolState>,
     origin: RequestOrigin,
     BasicClient(basic): BasicClient,
+    PeerCertificate(cert): PeerCertificate,
     OAuthForm(params): OAuthForm<crate::ciba::BackchannelParams>,
 ) -> Result<Response, EndpointError> {
-    let creds = params.credentials(basic);
+    let creds = params.credentials(basic).with_certificate(cert);
     let response = st.provider.backchannel_authorize(params, &creds, &origin, st.clock.clone()).await?;
     Ok(json_response(StatusCode::OK, &response))
 }
@@ -260,9 +274,10 @@ async fn backchannel_authorize(
 async fn token(
     State(st): State<ProtocolState>,
     BasicClient(basic): BasicClient,
+    PeerCertificate(cert): PeerCertificate,
     OAuthForm(params): OAuthForm<TokenParams>,
 ) -> Result<Response, EndpointError> {
-    let creds = params.credentials(basic);
+    let creds = params.credentials(basic).with_certificate(cert);
     let response = st.provider.token(params, &creds, st.now()).await?;
     Ok(json_response(StatusCode::OK, &response))
 }
@@ -299,15 +314,24 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, BearerError> {
     }
 }
 
-async fn userinfo_get(State(st): State<ProtocolState>, headers: HeaderMap) -> Response {
+async fn userinfo_get(
+    State(st): State<ProtocolState>,
+    PeerCertificate(cert): PeerCertificate,
+    headers: HeaderMap,
+) -> Response {
     match bearer_token(&headers) {
-        Ok(token) => userinfo(st, token).await,
+        Ok(token) => userinfo(st, token, cert).await,
         Err(e) => bearer_error(e),
     }
 }
 
 /// POST userinfo also accepts the token in the form body (RFC 6750 2.2), but not both ways.
-async fn userinfo_post(State(st): State<ProtocolState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn userinfo_post(
+    State(st): State<ProtocolState>,
+    PeerCertificate(cert): PeerCertificate,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     #[derive(serde::Deserialize, Default)]
     struct Form {
         access_token: Option<String>,
@@ -326,12 +350,12 @@ async fn userinfo_post(State(st): State<ProtocolState>, headers: HeaderMap, body
     };
     match (from_header, from_body) {
         (Some(_), Some(_)) => bearer_error(BearerError::InvalidRequest),
-        (a, b) => userinfo(st, a.or(b)).await,
+        (a, b) => userinfo(st, a.or(b), cert).await,
     }
 }
 
-async fn userinfo(st: ProtocolState, token: Option<String>) -> Response {
-    match st.provider.userinfo(token.as_deref(), st.now()).await {
+async fn userinfo(st: ProtocolState, token: Option<String>, cert: Option<crate::mtls::ClientCertificate>) -> Response {
+    match st.provider.userinfo(token.as_deref(), cert.as_ref(), st.now()).await {
         Ok(UserInfo::Json(claims)) => json_response(StatusCode::OK, &claims),
         Ok(UserInfo::Jwt(jwt)) => {
             let mut r = jwt.into_response();
@@ -346,9 +370,10 @@ async fn userinfo(st: ProtocolState, token: Option<String>) -> Response {
 async fn introspect(
     State(st): State<ProtocolState>,
     BasicClient(basic): BasicClient,
+    PeerCertificate(cert): PeerCertificate,
     OAuthForm(params): OAuthForm<TokenOperationParams>,
 ) -> Result<Response, EndpointError> {
-    let creds = params.credentials(basic);
+    let creds = params.credentials(basic).with_certificate(cert);
     let answer = st.provider.introspect(params, &creds, st.now()).await?;
     Ok(json_response(StatusCode::OK, &answer))
 }
@@ -356,9 +381,10 @@ async fn introspect(
 async fn revoke(
     State(st): State<ProtocolState>,
     BasicClient(basic): BasicClient,
+    PeerCertificate(cert): PeerCertificate,
     OAuthForm(params): OAuthForm<TokenOperationParams>,
 ) -> Result<Response, EndpointError> {
-    let creds = params.credentials(basic);
+    let creds = params.credentials(basic).with_certificate(cert);
     st.provider.revoke(params, &creds, st.now()).await?;
     let mut r = StatusCode::OK.into_response();
     no_store(r.headers_mut());
@@ -389,6 +415,7 @@ async fn end_session_post(
 async fn keycloak_logout_post(
     State(st): State<ProtocolState>,
     jar: CookieJar,
+    PeerCertificate(cert): PeerCertificate,
     basic: Result<BasicClient, OAuthError>,
     headers: HeaderMap,
     body: Bytes,
@@ -415,6 +442,7 @@ async fn keycloak_logout_post(
         client_secret: form.client_secret,
         client_assertion: form.client_assertion,
         client_assertion_type: form.client_assertion_type,
+        certificate: cert,
     };
     let token = crate::secret::exposed(&form.refresh_token);
     match st.provider.logout_with_refresh_token(token, &creds, st.now()).await {

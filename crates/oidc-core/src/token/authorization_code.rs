@@ -118,6 +118,7 @@ impl Provider {
             context: &context,
             grant_context: &context,
             refresh_expiry,
+            cnf: params.cnf.as_ref(),
         };
         let response = self.issue_tokens(&issue, now).await?;
         self.audit(

@@ -51,6 +51,7 @@ impl Provider {
             preferred_username: None,
             auth_mode: None,
             userinfo_claims: Vec::new(),
+            cnf: params.cnf.clone(),
         };
         let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &claims)?;
         self.audit(

@@ -38,6 +38,10 @@ pub struct TokenParams {
     pub client_secret: Option<SecretString>,
     pub client_assertion: Option<SecretString>,
     pub client_assertion_type: Option<String>,
+    /// The certificate the tokens issued now are bound to (RFC 8705 §3), set once the client is
+    /// authenticated; never read from the request's form.
+    #[serde(skip)]
+    pub cnf: Option<Confirmation>,
 }
 
 impl TokenParams {
@@ -48,6 +52,7 @@ impl TokenParams {
             client_secret: self.client_secret.clone(),
             client_assertion: self.client_assertion.clone(),
             client_assertion_type: self.client_assertion_type.clone(),
+            certificate: None,
         }
     }
 }
@@ -110,6 +115,16 @@ pub struct AccessTokenClaims {
     /// Claims the `claims` parameter asked for at userinfo (names only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub userinfo_claims: Vec<String>,
+    /// RFC 8705 §3.1: the certificate the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 / RFC 8705 §3.1: `{"x5t#S256": thumbprint}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
 }
 
 /// The part of an ID token this provider reads back (`id_token_hint`).
@@ -137,6 +152,21 @@ impl IdTokenHintClaims {
     }
 }
 
+/// RFC 8705 §3: a client registered for bound tokens gets them bound to the certificate it
+/// presented, and must present one.
+fn bound_to(client: &Client, creds: &ClientCredentials) -> Result<Option<Confirmation>, EndpointError> {
+    if !client.metadata.tls_client_certificate_bound_access_tokens {
+        return Ok(None);
+    }
+    match creds.certificate.as_ref() {
+        Some(certificate) => Ok(Some(Confirmation { x5t_s256: certificate.thumbprint() })),
+        None => Err(OAuthError::invalid_request(
+            "this client's tokens are bound to its certificate: present it (mutual TLS)",
+        )
+        .into()),
+    }
+}
+
 pub(crate) fn revoked_grant_key(gid: &str) -> String {
     crate::store_keys::REVOKED_GRANT.key(gid)
 }
@@ -157,6 +187,8 @@ struct Issue<'a> {
     grant_context: &'a GrantContext,
     /// `Some(expiry)` to add a refresh token to the response.
     refresh_expiry: Option<i64>,
+    /// The certificate the access token is bound to.
+    cnf: Option<&'a Confirmation>,
 }
 
 impl Provider {
@@ -171,6 +203,8 @@ impl Provider {
         let grant_type = GrantType::parse(name)
             .ok_or_else(|| OAuthError::new(ErrorCode::UnsupportedGrantType, "unsupported grant_type"))?;
         let client = self.authenticate_client(creds, true, now).await?;
+        let mut params = params;
+        params.cnf = bound_to(&client, creds)?;
         if !client.metadata.allows_grant(grant_type) {
             return Err(
                 OAuthError::new(ErrorCode::UnauthorizedClient, "this client may not use this grant type").into()
@@ -221,6 +255,7 @@ impl Provider {
             preferred_username: Some(account.national_id.clone()),
             auth_mode: Some(crate::claims::auth_mode(&issue.context.amr).to_owned()),
             userinfo_claims: issue.context.claims.userinfo.clone(),
+            cnf: issue.cnf.cloned(),
         };
         let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &at_claims)?;
 

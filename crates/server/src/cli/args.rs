@@ -294,6 +294,22 @@ pub struct ClientAdd {
     /// CIBA ping mode: where the provider says that the professional answered.
     #[arg(long)]
     pub ciba_notification_endpoint: Option<String>,
+    /// `tls_client_auth` (RFC 8705): the subject DN of the client's certificate (RFC 4514
+    /// text, e.g. `CN=rp.example,O=Hôpital,C=FR`), or one of its subject alternative names
+    /// below; exactly one.
+    #[arg(long)]
+    pub tls_subject_dn: Option<String>,
+    #[arg(long)]
+    pub tls_san_dns: Option<String>,
+    #[arg(long)]
+    pub tls_san_uri: Option<String>,
+    #[arg(long)]
+    pub tls_san_ip: Option<String>,
+    #[arg(long)]
+    pub tls_san_email: Option<String>,
+    /// Bind the client's access tokens to the certificate it presents (RFC 8705 §3).
+    #[arg(long)]
+    pub bound_tokens: bool,
 }
 
 #[derive(Subcommand, Debug)]

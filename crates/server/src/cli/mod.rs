@@ -246,6 +246,12 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
         frontchannel_logout_session_required: add.frontchannel_logout_session_required,
         backchannel_token_delivery_mode: ciba,
         backchannel_client_notification_endpoint: add.ciba_notification_endpoint,
+        tls_client_auth_subject_dn: add.tls_subject_dn,
+        tls_client_auth_san_dns: add.tls_san_dns,
+        tls_client_auth_san_uri: add.tls_san_uri,
+        tls_client_auth_san_ip: add.tls_san_ip,
+        tls_client_auth_san_email: add.tls_san_email,
+        tls_client_certificate_bound_access_tokens: add.bound_tokens,
     };
     metadata.validate()?;
     let client_id = add.client_id.unwrap_or_else(oidc_core::util::random_id);
