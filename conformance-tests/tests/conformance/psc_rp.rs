@@ -116,8 +116,17 @@ async fn a_relying_party_written_for_pro_sante_connect_signs_in_refreshes_and_lo
     assert_eq!((access["azp"].as_str(), access["preferred_username"].as_str()), (Some("psc-rp"), Some(USER)));
     assert!(access["authMode"].is_string() && access["session_state"] == tokens["session_state"]);
 
-    // A refresh, then the server-to-server logout with the new refresh token.
+    // One relying party reads the refresh token's `exp` as a JWT's (without verifying it:
+    // only the provider can).
     let refresh = tokens["refresh_token"].as_str().unwrap();
+    let payload = refresh.split('.').nth(1).expect("a JWT");
+    use base64::Engine as _;
+    let refresh_claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(refresh_claims["typ"], "Refresh");
+    assert_eq!(refresh_claims["exp"].as_i64().unwrap() - refresh_claims["iat"].as_i64().unwrap(), refresh_expires_in);
+
+    // A refresh, then the server-to-server logout with the new refresh token.
     let r = psc.form("token", &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
     assert_eq!(r.status(), StatusCode::OK);
     let renewed: Value = r.json().await.unwrap();

@@ -89,6 +89,26 @@ impl SubKeys {
     }
 }
 
+impl SubKeys {
+    /// A 32-byte secret for `purpose`, for a MAC another library computes (an HS256 JWT).
+    pub fn secret(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        struct Len32;
+        impl hkdf::KeyType for Len32 {
+            fn len(&self) -> usize {
+                32
+            }
+        }
+        let mut out = Zeroizing::new([0u8; 32]);
+        let info = [purpose.as_bytes()];
+        // 32 bytes never exceed HKDF's limit; should it fail, the purpose's keyed hash of
+        // nothing stands in (still under the master key).
+        if self.0.expand(&info, Len32).and_then(|okm| okm.fill(&mut out[..])).is_err() {
+            out.copy_from_slice(&self.keyed_hash(purpose).tag(&[]));
+        }
+        out
+    }
+}
+
 impl std::fmt::Debug for SubKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SubKeys(<redacted>)")

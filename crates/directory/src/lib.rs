@@ -210,6 +210,11 @@ impl Directory {
     pub fn keyed_hash(&self, purpose: &str) -> KeyedHash {
         self.inner.sub_keys.keyed_hash(purpose)
     }
+
+    /// A 32-byte secret for `purpose`, derived from the master key like [`Directory::keyed_hash`].
+    pub fn derived_secret(&self, purpose: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        self.inner.sub_keys.secret(purpose)
+    }
 }
 
 impl Inner {

@@ -120,6 +120,37 @@ impl CibaDeliveryMode {
     }
 }
 
+/// What happens to a refresh token once used, per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshRotation {
+    /// Used once: each refresh gives a new one, and a second use of an old one is a theft
+    /// (the grant is revoked and the session ends).
+    #[default]
+    Strict,
+    /// As `strict`, but a second use within [`REFRESH_REUSE_GRACE`] seconds of the first (a
+    /// client that refreshed twice at once) gets tokens too instead of ending everything.
+    Grace,
+    /// The refresh token stays until it expires and is given back with every refresh
+    /// (Keycloak's default); no reuse can then be detected.
+    None,
+}
+
+/// Seconds after its first use during which a `grace` client's refresh token still works.
+pub const REFRESH_REUSE_GRACE: i64 = 30;
+
+impl RefreshRotation {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "strict" => Some(Self::Strict),
+            "grace" => Some(Self::Grace),
+            "none" => Some(Self::None),
+            _ => None,
+        }
+    }
+}
+
 fn default_grant_types() -> Vec<String> {
     vec!["authorization_code".into(), "refresh_token".into()]
 }
@@ -183,6 +214,9 @@ pub struct ClientMetadata {
     /// RFC 8705 §3: access tokens bound to the certificate the client presented.
     #[serde(default)]
     pub tls_client_certificate_bound_access_tokens: bool,
+    /// What happens to a refresh token once used.
+    #[serde(default)]
+    pub refresh_token_rotation: RefreshRotation,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

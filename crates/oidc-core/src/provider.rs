@@ -105,6 +105,8 @@ pub struct ProviderDeps {
     pub notifier: Option<Arc<Notifier>>,
     /// Asks professionals on their phone for CIBA requests (none: CIBA is not offered).
     pub decoupled: Option<Arc<dyn crate::ciba::DecoupledLogin>>,
+    /// MACs refresh tokens (the same on every node).
+    pub refresh_token_key: crate::token::RefreshTokenKey,
 }
 
 /// The OpenID provider. Cheap to share (`Arc<Provider>`); holds no per-request state.
@@ -118,6 +120,7 @@ pub struct Provider {
     pub(crate) audit: Arc<dyn AuditSink>,
     pub(crate) notifier: Option<Arc<Notifier>>,
     pub(crate) decoupled: Option<Arc<dyn crate::ciba::DecoupledLogin>>,
+    pub(crate) refresh_key: crate::token::RefreshTokenKey,
     /// Sends CIBA pings (short timeouts, no redirects).
     pub(crate) ping_http: reqwest::Client,
     pub(crate) sessions: Sessions,
@@ -141,6 +144,7 @@ impl Provider {
             .map_err(|e| ProviderError::Corrupt(format!("HTTP client: {e}")))?;
         Ok(Provider {
             decoupled: deps.decoupled,
+            refresh_key: deps.refresh_token_key,
             ping_http,
             sessions: Sessions::new(deps.store.clone(), deps.config.session_ttl)
                 .with_idle_timeout(deps.config.session_idle_timeout),

@@ -282,7 +282,7 @@ impl Provider {
     }
 
     async fn live_refresh_token(&self, token: &str, now: i64) -> Result<Option<RefreshGrant>, EndpointError> {
-        if token.len() > 128 {
+        if token.len() > crate::token::MAX_REFRESH_TOKEN_LEN || !self.refresh_key.admits(token, &self.config.issuer) {
             return Ok(None);
         }
         let Some(grant) = self.grants.get(&sha256_hex(token.as_bytes())).await? else {

@@ -241,6 +241,7 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
         tls_client_auth_san_ip: None,
         tls_client_auth_san_email: None,
         tls_client_certificate_bound_access_tokens: false,
+        refresh_token_rotation: Default::default(),
     };
     let value = serde_json::to_value(&metadata).map_err(|e| BuildError::Wallet(e.to_string()))?;
     let clients = directory.clients();
@@ -384,6 +385,7 @@ impl App {
             grants: adapter.clone(),
             audit: adapter,
             notifier: Some(notifier),
+            refresh_token_key: oidc_core::token::RefreshTokenKey::new(&directory.derived_secret("refresh-token")[..]),
             decoupled: (config.push.enabled && config.push.ciba).then(|| {
                 Arc::new(crate::decoupled::PhoneApproval::new(directory.clone(), push.clone()))
                     as Arc<dyn oidc_core::ciba::DecoupledLogin>

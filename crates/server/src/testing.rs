@@ -237,6 +237,7 @@ impl TestProvider {
             tls_san_ip: None,
             tls_san_email: None,
             bound_tokens: false,
+            refresh_rotation: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Issue, TokenParams, TokenResponse};
+use super::{Issue, RefreshIssue, TokenParams, TokenResponse};
 use crate::client::{Client, GrantType};
 use crate::error::{EndpointError, OAuthError, ProviderError};
 use crate::flow::{CodeRecord, code_key, grant_id_for_code};
@@ -106,10 +106,10 @@ impl Provider {
             amr: record.amr,
             claims: record.claims,
         };
-        let refresh_expiry = client
-            .metadata
-            .allows_grant(GrantType::RefreshToken)
-            .then(|| (now + self.config.refresh_token_ttl).min(session.expires_at));
+        let refresh = RefreshIssue::new_if(
+            client.metadata.allows_grant(GrantType::RefreshToken),
+            (now + self.config.refresh_token_ttl).min(session.expires_at),
+        );
         let issue = Issue {
             client,
             subject: &record.subject,
@@ -117,7 +117,7 @@ impl Provider {
             grant_id: &grant_id,
             context: &context,
             grant_context: &context,
-            refresh_expiry,
+            refresh,
             cnf: params.cnf.as_ref(),
         };
         let response = self.issue_tokens(&issue, now).await?;

@@ -3,7 +3,7 @@
 //! tokens of a new session (no browser holds it; the wallet lists it and ends it like any
 //! other, and back-channel logout reaches the client).
 
-use super::{Issue, TokenParams, TokenResponse};
+use super::{Issue, RefreshIssue, TokenParams, TokenResponse};
 use crate::client::{Client, GrantType};
 use crate::error::EndpointError;
 use crate::grants::GrantContext;
@@ -41,10 +41,10 @@ impl Provider {
             claims: Default::default(),
         };
         let grant_id = random_id();
-        let refresh_expiry = client
-            .metadata
-            .allows_grant(GrantType::RefreshToken)
-            .then(|| (now + self.config.refresh_token_ttl).min(session.expires_at));
+        let refresh = RefreshIssue::new_if(
+            client.metadata.allows_grant(GrantType::RefreshToken),
+            (now + self.config.refresh_token_ttl).min(session.expires_at),
+        );
         let issue = Issue {
             client,
             subject: &login.subject,
@@ -52,7 +52,7 @@ impl Provider {
             grant_id: &grant_id,
             context: &context,
             grant_context: &context,
-            refresh_expiry,
+            refresh,
             cnf: params.cnf.as_ref(),
         };
         let response = self.issue_tokens(&issue, now).await?;

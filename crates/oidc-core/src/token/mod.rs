@@ -20,7 +20,13 @@ use crate::util::{half_hash, random_id, random_token, sha256_hex};
 mod authorization_code;
 mod ciba;
 mod client_credentials;
+mod refresh_jwt;
 mod refresh_token;
+
+pub use refresh_jwt::{RefreshClaims, RefreshTokenKey};
+
+/// The longest refresh token looked at (ours are JWTs of a few hundred characters).
+pub const MAX_REFRESH_TOKEN_LEN: usize = 4096;
 
 /// The token request's form fields (client credentials are read separately). The secrets among
 /// them are [`SecretString`]s, redacted from `Debug`.
@@ -175,6 +181,34 @@ pub(crate) fn revoked_token_key(jti: &str) -> String {
     crate::store_keys::REVOKED_TOKEN.key(jti)
 }
 
+/// Which refresh token goes with the tokens issued.
+enum RefreshIssue<'a> {
+    None,
+    /// A new one (rotation), alive until then.
+    New {
+        expires_at: i64,
+    },
+    /// The one presented, which stays (a client whose refresh tokens do not rotate).
+    Keep {
+        token: &'a str,
+        expires_at: i64,
+    },
+}
+
+impl RefreshIssue<'_> {
+    /// A new refresh token when the client has the grant, until `expires_at`.
+    fn new_if(allowed: bool, expires_at: i64) -> Self {
+        if allowed { RefreshIssue::New { expires_at } } else { RefreshIssue::None }
+    }
+
+    fn expires_at(&self) -> Option<i64> {
+        match self {
+            RefreshIssue::None => None,
+            RefreshIssue::New { expires_at } | RefreshIssue::Keep { expires_at, .. } => Some(*expires_at),
+        }
+    }
+}
+
 /// Everything needed to issue a set of tokens.
 struct Issue<'a> {
     client: &'a Client,
@@ -185,8 +219,8 @@ struct Issue<'a> {
     context: &'a GrantContext,
     /// What the new refresh token carries (the whole grant, even when `context` is narrower).
     grant_context: &'a GrantContext,
-    /// `Some(expiry)` to add a refresh token to the response.
-    refresh_expiry: Option<i64>,
+    /// The refresh token of the response.
+    refresh: RefreshIssue<'a>,
     /// The certificate the access token is bound to.
     cnf: Option<&'a Confirmation>,
 }
@@ -286,10 +320,26 @@ impl Provider {
         let alg = issue.client.metadata.id_token_signed_response_alg;
         let id_token = self.keys.sign(alg, TokenKind::IdToken, &id_claims)?;
 
-        let refresh_token = match issue.refresh_expiry {
-            None => None,
-            Some(expires_at) => {
-                let token = random_token();
+        let refresh_token = match issue.refresh {
+            RefreshIssue::None => None,
+            RefreshIssue::Keep { token, .. } => Some(token.to_owned()),
+            RefreshIssue::New { expires_at } => {
+                let token = self
+                    .refresh_key
+                    .mint(&RefreshClaims {
+                        iss: self.config.issuer.clone(),
+                        aud: self.config.issuer.clone(),
+                        sub: issue.subject.to_owned(),
+                        typ: refresh_jwt::REFRESH_TYP.to_owned(),
+                        azp: issue.client.client_id.clone(),
+                        exp: expires_at,
+                        iat: now,
+                        jti: random_token(),
+                        sid: issue.sid.to_owned(),
+                        session_state: issue.sid.to_owned(),
+                        scope: issue.grant_context.scopes.join(" "),
+                    })
+                    .map_err(|e| ProviderError::Corrupt(format!("refresh token: {e}")))?;
                 let grant = RefreshGrant {
                     token_hash: sha256_hex(token.as_bytes()),
                     grant_id: issue.grant_id.to_owned(),
@@ -313,7 +363,7 @@ impl Provider {
             id_token: Some(id_token.into()),
             refresh_token: refresh_token.map(SecretString::from),
             scope,
-            refresh_expires_in: issue.refresh_expiry.map_or(0, |at| (at - now).max(0)),
+            refresh_expires_in: issue.refresh.expires_at().map_or(0, |at| (at - now).max(0)),
             session_state: Some(issue.sid.to_owned()),
             not_before_policy: 0,
         })

@@ -1,8 +1,9 @@
-//! The refresh token grant (RFC 6749 6): a refresh token used once, rotated, its family
+//! The refresh token grant (RFC 6749 6), under the client's rotation policy
+//! ([`RefreshRotation`]): by default a refresh token is used once, rotated, and its family
 //! revoked on reuse.
 
-use super::{Issue, TokenParams, TokenResponse};
-use crate::client::{Client, GrantType};
+use super::{Issue, MAX_REFRESH_TOKEN_LEN, RefreshIssue, TokenParams, TokenResponse};
+use crate::client::{Client, GrantType, REFRESH_REUSE_GRACE, RefreshRotation};
 use crate::error::{EndpointError, ErrorCode, OAuthError};
 use crate::grants::ConsumeResult;
 use crate::provider::{AuditEntry, ProtocolEvent, Provider};
@@ -18,7 +19,10 @@ impl Provider {
     ) -> Result<TokenResponse, EndpointError> {
         let token =
             exposed(&params.refresh_token).ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-        if token.is_empty() || token.len() > 128 {
+        if token.is_empty()
+            || token.len() > MAX_REFRESH_TOKEN_LEN
+            || !self.refresh_key.admits(token, &self.config.issuer)
+        {
             return Err(OAuthError::invalid_grant("invalid refresh token").into());
         }
         let hash = sha256_hex(token.as_bytes());
@@ -40,8 +44,30 @@ impl Provider {
                 Some(granted_scopes.iter().filter(|g| asked.contains(&g.as_str())).cloned().collect())
             }
         };
-        let grant = match self.grants.consume(&hash, now).await? {
+        let rotation = client.metadata.refresh_token_rotation;
+        let consumed = if rotation == RefreshRotation::None {
+            // Not spent: it stays what it was, as long as it lives.
+            match self.grants.get(&hash).await? {
+                Some(g) if g.revoked_at.is_some() => ConsumeResult::Revoked(g),
+                Some(g) if g.expires_at <= now => ConsumeResult::Expired(g),
+                Some(g) if g.consumed_at.is_some() => ConsumeResult::Reused(g),
+                Some(g) => ConsumeResult::Consumed(g),
+                None => ConsumeResult::Unknown,
+            }
+        } else {
+            self.grants.consume(&hash, now).await?
+        };
+        let grant = match consumed {
             ConsumeResult::Consumed(g) => g,
+            // Two refreshes at once from a client that allows for it: both get tokens.
+            ConsumeResult::Reused(g)
+                if rotation == RefreshRotation::Grace
+                    && g.revoked_at.is_none()
+                    && g.expires_at > now
+                    && g.consumed_at.is_some_and(|at| now - at <= REFRESH_REUSE_GRACE) =>
+            {
+                g
+            }
             ConsumeResult::Reused(g) => {
                 self.revoke_grant(&g.grant_id, now).await?;
                 self.end_session(&g.sid, "refresh_reuse", now).await?;
@@ -71,7 +97,10 @@ impl Provider {
         if let Some(scopes) = narrowed {
             context.scopes = scopes;
         }
-        let refresh_expiry = Some((now + self.config.refresh_token_ttl).min(session.expires_at));
+        let refresh = match rotation {
+            RefreshRotation::None => RefreshIssue::Keep { token, expires_at: grant.expires_at },
+            _ => RefreshIssue::New { expires_at: (now + self.config.refresh_token_ttl).min(session.expires_at) },
+        };
         let issue = Issue {
             client,
             subject: &grant.subject,
@@ -79,7 +108,7 @@ impl Provider {
             grant_id: &grant.grant_id,
             context: &context,
             grant_context: &grant.context,
-            refresh_expiry,
+            refresh,
             cnf: params.cnf.as_ref(),
         };
         let response = self.issue_tokens(&issue, now).await?;

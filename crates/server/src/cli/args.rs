@@ -248,7 +248,8 @@ pub struct ClientAdd {
     /// Allowed post-logout redirect URI (repeat for several).
     #[arg(long = "post-logout-redirect-uri")]
     pub post_logout_redirect_uris: Vec<String>,
-    /// client_secret_basic, client_secret_post, private_key_jwt or none (public client, PKCE required).
+    /// client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth,
+    /// self_signed_tls_client_auth or none (public client, PKCE required).
     #[arg(long, default_value = "client_secret_basic")]
     pub auth_method: String,
     /// JWK Set file with the client's public keys (private_key_jwt).
@@ -310,6 +311,11 @@ pub struct ClientAdd {
     /// Bind the client's access tokens to the certificate it presents (RFC 8705 §3).
     #[arg(long)]
     pub bound_tokens: bool,
+    /// What happens to a refresh token once used: `strict` (default: used once, a reuse
+    /// revokes the grant and ends the session), `grace` (a second use within 30 s gets tokens
+    /// too) or `none` (it stays until it expires, as Keycloak's default).
+    #[arg(long)]
+    pub refresh_rotation: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

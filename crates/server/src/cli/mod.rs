@@ -252,6 +252,11 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
         tls_client_auth_san_ip: add.tls_san_ip,
         tls_client_auth_san_email: add.tls_san_email,
         tls_client_certificate_bound_access_tokens: add.bound_tokens,
+        refresh_token_rotation: match add.refresh_rotation.as_deref() {
+            None => Default::default(),
+            Some(name) => oidc_core::client::RefreshRotation::parse(name)
+                .with_context(|| format!("--refresh-rotation takes strict, grace or none, not {name}"))?,
+        },
     };
     metadata.validate()?;
     let client_id = add.client_id.unwrap_or_else(oidc_core::util::random_id);

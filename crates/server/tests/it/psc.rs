@@ -386,3 +386,72 @@ async fn a_decoupled_logins_session_is_listed_and_ends_like_any_other() {
         refresh(&s.p, "ciba-rp", secret.as_deref().unwrap(), tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// Refresh tokens read as Keycloak's (a JWT with `typ` `Refresh` and `exp`, MACed by the
+/// provider), still single use under the default policy, and rotated per client: `grace`
+/// forgives a second use within 30 s, `none` keeps the token, as Keycloak's default does.
+#[tokio::test]
+async fn refresh_tokens_are_jwts_and_rotate_as_each_client_registered() {
+    let s = setup(TestProvider::start().await.unwrap()).await;
+    let b = Browser::new();
+    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let (_, tokens) = exchange(&s.p, "rp", &s.secret, &code).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let claims = jwt_claims(&refresh);
+    let header = jsonwebtoken::decode_header(&refresh).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256, "a MAC, not one more signature");
+    assert_eq!((claims["typ"].as_str(), claims["azp"].as_str()), (Some("Refresh"), Some("rp")));
+    assert_eq!(claims["iss"], s.p.base_url.as_str());
+    let now = s.p.clock.now();
+    assert_eq!(claims["exp"].as_i64().unwrap() - now, tokens["refresh_expires_in"].as_i64().unwrap());
+    assert_eq!(claims["sid"], tokens["session_state"]);
+
+    // A token whose claims were changed is refused, and spends nothing.
+    let mut parts: Vec<String> = refresh.split('.').map(str::to_owned).collect();
+    let mut forged = claims.clone();
+    forged["exp"] = json!(now + 10 * 365 * 86_400);
+    use base64::Engine as _;
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(forged.to_string());
+    let (status, _) = refresh_with(&s, "rp", &s.secret, &parts.join(".")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = refresh_with(&s, "rp", &s.secret, &refresh).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // grace: two refreshes at once both succeed; a use later than 30 s is a theft.
+    let grace = rotating_client(&s, "rp-grace", "grace").await;
+    let first = tokens_of(&s, "rp-grace", &grace, 1).await;
+    let (one, _) = refresh_with(&s, "rp-grace", &grace, &first).await;
+    let (two, _) = refresh_with(&s, "rp-grace", &grace, &first).await;
+    assert_eq!((one, two), (StatusCode::OK, StatusCode::OK));
+    s.p.clock.advance(31);
+    let (late, _) = refresh_with(&s, "rp-grace", &grace, &first).await;
+    assert_eq!(late, StatusCode::BAD_REQUEST);
+
+    // none: the same refresh token comes back and keeps working until it expires.
+    let keep = rotating_client(&s, "rp-keep", "none").await;
+    // The clock moved a step: one ahead of it is a code not used yet.
+    let kept = tokens_of(&s, "rp-keep", &keep, 1).await;
+    for _ in 0..3 {
+        let (status, body) = refresh_with(&s, "rp-keep", &keep, &kept).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["refresh_token"], kept.as_str());
+    }
+}
+
+async fn rotating_client(s: &Setup, id: &str, rotation: &str) -> String {
+    let mut add = TestProvider::confidential_client(id, REDIRECT);
+    add.refresh_rotation = Some(rotation.into());
+    s.p.add_client(add).await.unwrap().1.unwrap()
+}
+
+/// A login on a browser of its own, and the code exchanged: the refresh token.
+async fn tokens_of(s: &Setup, id: &str, secret: &str, step: i64) -> String {
+    let code = login(&Browser::new(), &s.p, id, USER, &s.totp, step).await;
+    let (status, tokens) = exchange(&s.p, id, secret, &code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    tokens["refresh_token"].as_str().unwrap().to_owned()
+}
+
+async fn refresh_with(s: &Setup, id: &str, secret: &str, token: &str) -> (StatusCode, Value) {
+    refresh(&s.p, id, secret, token).await
+}
