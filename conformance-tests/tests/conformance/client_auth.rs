@@ -236,3 +236,50 @@ async fn item_17_assertion_with_exp_at_i64_max_is_invalid_client() {
     let r = w.http.post(w.provider.url("/introspect")).form(&form).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// OIDC Core 9 `client_secret_jwt`: an assertion MACed with the client's secret (HS256 here),
+/// as Pro Santé Connect's discovery offers; a secret sent as is, or an assertion MACed with
+/// another secret or signed with an asymmetric `alg`, is refused.
+#[tokio::test]
+async fn client_secret_jwt_assertions_are_macs_of_the_registered_secret() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let w = World::start().await.unwrap();
+    let mut add = TestProvider::confidential_client("hmac", REDIRECT);
+    add.auth_method = "client_secret_jwt".into();
+    let (_, secret) = w.provider.add_client(add).await.unwrap();
+    let secret = secret.expect("a secret to MAC with");
+    let discovery: serde_json::Value =
+        w.http.get(w.provider.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert!(discovery["token_endpoint_auth_methods_supported"].to_string().contains("client_secret_jwt"));
+    assert!(discovery["token_endpoint_auth_signing_alg_values_supported"].to_string().contains("HS256"));
+
+    let token_url = w.provider.url("/token");
+    let mac = |key: &str, jti: &str, alg: Algorithm| {
+        let claims = ClientKey::claims("hmac", &token_url, jti, w.provider.clock.now());
+        jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+    };
+    let (status, body) = hmac_exchange(&w, &mac(&secret, "m1", Algorithm::HS256)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = hmac_exchange(&w, &mac(&secret, "m2", Algorithm::HS512)).await;
+    assert_eq!(status, StatusCode::OK, "HS512 too");
+    let (status, _) =
+        hmac_exchange(&w, &mac("another-secret-of-the-same-length-1234567", "m3", Algorithm::HS256)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "MACed with another secret");
+    let (status, _) = hmac_exchange(&w, &mac(&secret, "m1", Algorithm::HS256)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a jti accepted once");
+    // The secret itself is not a way in for a client registered for assertions.
+    let code = code_for(&w, "hmac").await;
+    let (status, _) = w.token_raw(Some(("hmac", &secret)), &code_form(&code)).await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // And the stored record does not hold the secret in clear, nor its plain hash.
+    let stored = w.provider.directory().clients().get("hmac").await.unwrap().unwrap().secret_hash.unwrap();
+    assert!(stored.starts_with("sealed$") && !stored.contains(&secret), "{stored}");
+}
+
+/// Redeems a fresh code of `hmac` with `assertion`.
+async fn hmac_exchange(w: &World, assertion: &str) -> (StatusCode, serde_json::Value) {
+    let code = code_for(w, "hmac").await;
+    let mut form = code_form(&code);
+    form.extend([("client_assertion_type", ASSERTION_TYPE), ("client_assertion", assertion)]);
+    w.token_raw(None, &form).await.unwrap()
+}

@@ -9,7 +9,7 @@ use directory::{
     LogoutDeliveryRecord, Professional,
 };
 use oidc_core::Provider;
-use oidc_core::client::{ClientMetadata, MetadataError, new_client_secret};
+use oidc_core::client::{ClientMetadata, MetadataError, TokenEndpointAuthMethod, new_client_secret};
 use oidc_core::secret::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -206,6 +206,23 @@ impl From<LogoutDeliveryRecord> for DeliveryView {
             updated_at: d.updated_at,
         }
     }
+}
+
+/// A new secret for a client that authenticates with one, and what to store for it: its
+/// hash, or, for `client_secret_jwt` (whose assertions the provider checks with the secret
+/// itself), the secret sealed under the master key. `(None, None)` for the other methods.
+pub fn new_secret_for(
+    directory: &Directory,
+    client_id: &str,
+    method: TokenEndpointAuthMethod,
+) -> Result<(Option<String>, Option<String>), directory::DirectoryError> {
+    if !method.has_secret() {
+        return Ok((None, None));
+    }
+    let (secret, hash) = new_client_secret();
+    let stored =
+        if method.keeps_secret_readable() { directory.clients().seal_secret(client_id, &secret)? } else { hash };
+    Ok((Some(secret), Some(stored)))
 }
 
 /// The operations, over the provider, the directory and the authentication engine.
@@ -418,12 +435,7 @@ impl AdminService {
         if client_id.is_empty() || client_id.len() > 255 {
             return Err(AdminError::Invalid("client_id must have 1 to 255 characters".into()));
         }
-        let (secret, hash) = if parsed.token_endpoint_auth_method.uses_secret() {
-            let (s, h) = new_client_secret();
-            (Some(s), Some(h))
-        } else {
-            (None, None)
-        };
+        let (secret, hash) = new_secret_for(&self.directory, &client_id, parsed.token_endpoint_auth_method)?;
         let now = self.now();
         let record = ClientRecord {
             client_id: client_id.clone(),
@@ -485,11 +497,10 @@ impl AdminService {
         let record = self.directory.clients().get(client_id).await?.ok_or(AdminError::NotFound("client"))?;
         let meta: ClientMetadata =
             serde_json::from_value(record.metadata).map_err(|e| AdminError::Internal(e.to_string()))?;
-        if !meta.token_endpoint_auth_method.uses_secret() {
+        let (Some(secret), hash) = new_secret_for(&self.directory, client_id, meta.token_endpoint_auth_method)? else {
             return Err(AdminError::Invalid("this client does not authenticate with a secret".into()));
-        }
-        let (secret, hash) = new_client_secret();
-        self.directory.clients().set_secret_hash(client_id, Some(hash), self.now()).await?;
+        };
+        self.directory.clients().set_secret_hash(client_id, hash, self.now()).await?;
         self.audit(actor, "admin.client.rotate_secret", None, serde_json::json!({ "client_id": client_id })).await;
         Ok(secret.into())
     }

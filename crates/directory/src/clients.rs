@@ -11,7 +11,8 @@ use crate::{DirectoryError, Inner, now};
 #[derive(Clone, PartialEq)]
 pub struct ClientRecord {
     pub client_id: String,
-    /// Hash of the client secret, computed by the caller; `None` for public or mTLS clients.
+    /// Hash of the client secret, computed by the caller, or the secret sealed
+    /// ([`Clients::seal_secret`]); `None` for public or mTLS clients.
     pub secret_hash: Option<String>,
     pub metadata: Value,
     pub created_at: i64,
@@ -33,14 +34,40 @@ impl std::fmt::Debug for ClientRecord {
     }
 }
 
+fn secret_aad(client_id: &str) -> Vec<u8> {
+    [b"client-secret:".as_slice(), client_id.as_bytes()].concat()
+}
+
 /// Repository of clients; obtained from [`crate::Directory::clients`].
 pub struct Clients<'a> {
     inner: &'a Inner,
 }
 
+/// What marks a secret kept sealed (encrypted under the master key) in the secret column,
+/// instead of its hash: a client that MACs its assertions with it (`client_secret_jwt`) needs
+/// the provider to hold the secret itself.
+const SEALED_SECRET: &str = "sealed$";
+
 impl<'a> Clients<'a> {
     pub(crate) fn new(inner: &'a Inner) -> Self {
         Clients { inner }
+    }
+
+    /// The value to store in the secret column for a secret the provider must be able to read
+    /// back (bound to the client id: it opens for that client only).
+    pub fn seal_secret(&self, client_id: &str, secret: &str) -> Result<String, DirectoryError> {
+        use base64::Engine as _;
+        let sealed = self.inner.sealer.seal(secret.as_bytes(), &secret_aad(client_id))?;
+        Ok(format!("{SEALED_SECRET}{}", base64::engine::general_purpose::STANDARD.encode(sealed)))
+    }
+
+    /// The secret of a stored value made by [`Clients::seal_secret`]; `None` for a hash (or a
+    /// value that does not open for this client).
+    pub fn open_secret(&self, client_id: &str, stored: &str) -> Option<zeroize::Zeroizing<String>> {
+        use base64::Engine as _;
+        let sealed = base64::engine::general_purpose::STANDARD.decode(stored.strip_prefix(SEALED_SECRET)?).ok()?;
+        let plain = self.inner.sealer.open(&sealed, &secret_aad(client_id)).ok()?;
+        String::from_utf8(plain.to_vec()).ok().map(zeroize::Zeroizing::new)
     }
 
     /// Stores the record as given (timestamps included). `Conflict` if the client id exists.

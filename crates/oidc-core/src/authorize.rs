@@ -394,7 +394,7 @@ mod tests {
         if public {
             meta.token_endpoint_auth_method = crate::client::TokenEndpointAuthMethod::None;
         }
-        Client { client_id: "rp".into(), secret_hash: None, metadata: meta }
+        Client { client_id: "rp".into(), secret_hash: None, metadata: meta, secret: None }
     }
 
     fn params(extra: &[(&str, &str)]) -> AuthorizeParams {

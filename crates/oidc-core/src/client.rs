@@ -16,6 +16,8 @@ pub enum TokenEndpointAuthMethod {
     #[default]
     ClientSecretBasic,
     ClientSecretPost,
+    /// OIDC Core 9: an assertion MACed (HS256/384/512) with the client's secret.
+    ClientSecretJwt,
     PrivateKeyJwt,
     /// RFC 8705 §2.1: a certificate from a CA the operator trusts, with the registered name.
     TlsClientAuth,
@@ -30,6 +32,7 @@ impl TokenEndpointAuthMethod {
     pub const ALL: &'static [TokenEndpointAuthMethod] = &[
         Self::ClientSecretBasic,
         Self::ClientSecretPost,
+        Self::ClientSecretJwt,
         Self::PrivateKeyJwt,
         Self::TlsClientAuth,
         Self::SelfSignedTlsClientAuth,
@@ -40,6 +43,7 @@ impl TokenEndpointAuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretJwt => "client_secret_jwt",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::TlsClientAuth => "tls_client_auth",
             Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
@@ -51,6 +55,7 @@ impl TokenEndpointAuthMethod {
         match value {
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "client_secret_jwt" => Some(Self::ClientSecretJwt),
             "private_key_jwt" => Some(Self::PrivateKeyJwt),
             "tls_client_auth" => Some(Self::TlsClientAuth),
             "self_signed_tls_client_auth" => Some(Self::SelfSignedTlsClientAuth),
@@ -61,6 +66,17 @@ impl TokenEndpointAuthMethod {
 
     pub fn uses_secret(self) -> bool {
         matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+
+    /// The provider gives the client a secret at registration (sent as is, or MACing its
+    /// assertions).
+    pub fn has_secret(self) -> bool {
+        self.uses_secret() || self == Self::ClientSecretJwt
+    }
+
+    /// The provider must be able to read the secret back (not only its hash).
+    pub fn keeps_secret_readable(self) -> bool {
+        self == Self::ClientSecretJwt
     }
 
     /// Mutual TLS (RFC 8705).
@@ -375,6 +391,9 @@ pub struct Client {
     /// Hash of the client secret (see [`hash_client_secret`]), for secret-based methods.
     pub secret_hash: Option<String>,
     pub metadata: ClientMetadata,
+    /// The secret itself, for a `client_secret_jwt` client (its assertions are MACed with it);
+    /// redacted from `Debug`.
+    pub secret: Option<crate::secret::SecretString>,
 }
 
 impl Client {

@@ -1,5 +1,6 @@
 //! Client authentication at the token, introspection and revocation endpoints:
-//! `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523) and `none`.
+//! `client_secret_basic`, `client_secret_post`, `client_secret_jwt` and `private_key_jwt`
+//! (RFC 7523, OIDC Core 9), mutual TLS (RFC 8705, [`crate::mtls`]) and `none`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +19,10 @@ use crate::secret::{ExposeSecret as _, SecretString, exposed};
 
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Signature algorithms accepted for client assertions.
+/// Signature algorithms accepted for client assertions (`private_key_jwt`).
 pub const ASSERTION_ALGS: [&str; 6] = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384"];
+/// MAC algorithms accepted for client assertions (`client_secret_jwt`).
+pub const SECRET_ASSERTION_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
 
 /// Seconds by which the clocks of a client and the provider may disagree on an assertion's `exp`.
 const ASSERTION_LEEWAY: i64 = 5;
@@ -164,21 +167,31 @@ impl Provider {
             return Err(failed());
         }
         let client = self.client(&unverified.sub).await?.ok_or_else(failed)?;
-        if client.metadata.token_endpoint_auth_method != TokenEndpointAuthMethod::PrivateKeyJwt {
-            return Err(failed());
-        }
         let header = jsonwebtoken::decode_header(assertion).map_err(|_| failed())?;
         let alg_name = format!("{:?}", header.alg);
-        if !ASSERTION_ALGS.contains(&alg_name.as_str()) {
-            return Err(failed());
-        }
-        let jwks: JwkSet =
-            client.metadata.jwks.clone().and_then(|j| serde_json::from_value(j).ok()).ok_or_else(failed)?;
-        let candidates = jwks.keys.iter().filter(|k| match (&header.kid, &k.common.key_id) {
-            (Some(want), Some(have)) => want == have,
-            (Some(_), None) => false,
-            (None, _) => true,
-        });
+        // The algorithm family must be the registered method's: a MAC for a secret, a
+        // signature for keys (never a key's public bytes taken as a MAC secret).
+        let keys: Vec<DecodingKey> = match client.metadata.token_endpoint_auth_method {
+            TokenEndpointAuthMethod::ClientSecretJwt if SECRET_ASSERTION_ALGS.contains(&alg_name.as_str()) => {
+                let secret = client.secret.as_ref().ok_or_else(failed)?;
+                vec![DecodingKey::from_secret(secret.expose_secret().as_bytes())]
+            }
+            TokenEndpointAuthMethod::PrivateKeyJwt if ASSERTION_ALGS.contains(&alg_name.as_str()) => {
+                let jwks: JwkSet =
+                    client.metadata.jwks.clone().and_then(|j| serde_json::from_value(j).ok()).ok_or_else(failed)?;
+                jwks.keys
+                    .iter()
+                    .filter(|k| match (&header.kid, &k.common.key_id) {
+                        (Some(want), Some(have)) => want == have,
+                        (Some(_), None) => false,
+                        (None, _) => true,
+                    })
+                    .filter(|jwk| jwk.common.key_algorithm.is_none_or(|a| format!("{a:?}") == alg_name))
+                    .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
+                    .collect()
+            }
+            _ => return Err(failed()),
+        };
 
         let audiences = [self.config.issuer.clone(), self.config.endpoint("/token")];
         let mut validation = Validation::new(header.alg);
@@ -191,12 +204,8 @@ impl Provider {
         validation.validate_exp = false;
 
         let mut verified: Option<AssertionClaims> = None;
-        for jwk in candidates {
-            let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
-            if jwk.common.key_algorithm.is_some_and(|a| format!("{a:?}") != alg_name) {
-                continue;
-            }
-            if let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation) {
+        for key in &keys {
+            if let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation) {
                 verified = Some(data.claims);
                 break;
             }

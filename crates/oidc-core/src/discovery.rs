@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::client::{CibaDeliveryMode, GrantType, TokenEndpointAuthMethod};
-use crate::client_auth::ASSERTION_ALGS;
+use crate::client_auth::{ASSERTION_ALGS, SECRET_ASSERTION_ALGS};
 use crate::config::ProviderConfig;
 use crate::keys::SigningAlg;
 
@@ -22,6 +22,7 @@ pub fn document(config: &ProviderConfig, ciba: bool) -> Result<String, serde_jso
         .filter(|m| **m != TokenEndpointAuthMethod::None)
         .map(|m| m.as_str())
         .collect();
+    let assertion_algs: Vec<&str> = ASSERTION_ALGS.iter().chain(SECRET_ASSERTION_ALGS.iter()).copied().collect();
     let grant_types: Vec<&str> =
         GrantType::ALL.iter().filter(|g| ciba || **g != GrantType::Ciba).map(|g| g.as_str()).collect();
     let mut doc = json!({
@@ -41,11 +42,11 @@ pub fn document(config: &ProviderConfig, ciba: bool) -> Result<String, serde_jso
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": token_auth,
-        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "introspection_endpoint_auth_methods_supported": client_auth,
-        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": token_auth,
-        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": crate::claims::claims_supported(),
         "claims_parameter_supported": true,

@@ -51,9 +51,20 @@ fn key_error(e: DirectoryError) -> KeyError {
 
 /// A stored client row as the protocol's client. A row whose metadata no longer parses is
 /// treated as unknown (and logged) rather than half-trusted.
-pub fn client_from_record(record: ClientRecord) -> Option<Client> {
+/// The protocol's client from its record; a `client_secret_jwt` client's sealed secret is
+/// opened (it MACs the client's assertions).
+pub fn client_from_record(directory: &Directory, record: ClientRecord) -> Option<Client> {
     match serde_json::from_value::<ClientMetadata>(record.metadata) {
-        Ok(metadata) => Some(Client { client_id: record.client_id, secret_hash: record.secret_hash, metadata }),
+        Ok(metadata) => {
+            let secret = match (&record.secret_hash, metadata.token_endpoint_auth_method.keeps_secret_readable()) {
+                (Some(stored), true) => directory
+                    .clients()
+                    .open_secret(&record.client_id, stored)
+                    .map(|s| oidc_core::secret::SecretString::from(s.as_str().to_owned())),
+                _ => None,
+            };
+            Some(Client { client_id: record.client_id, secret_hash: record.secret_hash, metadata, secret })
+        }
         Err(e) => {
             tracing::error!(client_id = %record.client_id, error = %e, "stored client metadata is invalid");
             None
@@ -69,7 +80,7 @@ impl ClientRegistry for DirectoryAdapter {
             return Ok(Some(client));
         }
         let record = self.directory.clients().get(client_id).await.map_err(registry_error)?;
-        let client = record.and_then(client_from_record).map(Arc::new);
+        let client = record.and_then(|r| client_from_record(&self.directory, r)).map(Arc::new);
         if let Some(c) = &client {
             self.clients.put(client_id, change_count, c.clone());
         }

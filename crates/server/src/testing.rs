@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use directory::{ClientRecord, Directory, NewProfessional, Practice, Professional};
-use oidc_core::client::{ClientMetadata, new_client_secret};
+use oidc_core::client::ClientMetadata;
 use session_store::SessionStore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -189,12 +189,8 @@ impl TestProvider {
         metadata: ClientMetadata,
     ) -> anyhow::Result<Option<String>> {
         metadata.validate()?;
-        let (secret, hash) = if metadata.token_endpoint_auth_method.uses_secret() {
-            let (s, h) = new_client_secret();
-            (Some(s), Some(h))
-        } else {
-            (None, None)
-        };
+        let (secret, hash) =
+            admin_api::service::new_secret_for(self.directory(), client_id, metadata.token_endpoint_auth_method)?;
         let now = self.clock.now();
         self.directory()
             .clients()

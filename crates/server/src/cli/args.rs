@@ -248,7 +248,7 @@ pub struct ClientAdd {
     /// Allowed post-logout redirect URI (repeat for several).
     #[arg(long = "post-logout-redirect-uri")]
     pub post_logout_redirect_uris: Vec<String>,
-    /// client_secret_basic, client_secret_post, private_key_jwt, tls_client_auth,
+    /// client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt, tls_client_auth,
     /// self_signed_tls_client_auth or none (public client, PKCE required).
     #[arg(long, default_value = "client_secret_basic")]
     pub auth_method: String,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use directory::{Activity, ClientRecord, Directory, NewProfessional, OtherId, Practice};
-use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod, new_client_secret};
+use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod};
 use oidc_core::keys::{KeyRing, SigningAlg};
 use oidc_core::secret::ExposeSecret as _;
 use serde::Deserialize;
@@ -179,11 +179,12 @@ async fn client(config: Config, command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::RotateSecret { client_id } => {
             let r = directory.clients().get(&client_id).await?.with_context(|| format!("no client {client_id}"))?;
             let meta: ClientMetadata = serde_json::from_value(r.metadata)?;
-            if !meta.token_endpoint_auth_method.uses_secret() {
+            let (Some(secret), hash) =
+                admin_api::service::new_secret_for(&directory, &client_id, meta.token_endpoint_auth_method)?
+            else {
                 bail!("client {client_id} does not authenticate with a secret");
-            }
-            let (secret, hash) = new_client_secret();
-            directory.clients().set_secret_hash(&client_id, Some(hash), now()).await?;
+            };
+            directory.clients().set_secret_hash(&client_id, hash, now()).await?;
             audit_operator(
                 &directory,
                 "admin.client.rotate_secret",
@@ -260,12 +261,7 @@ pub async fn add_client(directory: &Directory, add: ClientAdd) -> anyhow::Result
     };
     metadata.validate()?;
     let client_id = add.client_id.unwrap_or_else(oidc_core::util::random_id);
-    let (secret, hash) = if method.uses_secret() {
-        let (s, h) = new_client_secret();
-        (Some(s), Some(h))
-    } else {
-        (None, None)
-    };
+    let (secret, hash) = admin_api::service::new_secret_for(directory, &client_id, method)?;
     let at = now();
     directory
         .clients()
