@@ -200,6 +200,15 @@ fn client_metadata(method: TokenEndpointAuthMethod, jwks: Option<serde_json::Val
         backchannel_logout_session_required: false,
         frontchannel_logout_uri: None,
         frontchannel_logout_session_required: false,
+        backchannel_token_delivery_mode: None,
+        backchannel_client_notification_endpoint: None,
+        tls_client_auth_subject_dn: None,
+        tls_client_auth_san_dns: None,
+        tls_client_auth_san_uri: None,
+        tls_client_auth_san_ip: None,
+        tls_client_auth_san_email: None,
+        tls_client_certificate_bound_access_tokens: false,
+        refresh_token_rotation: Default::default(),
     }
 }
 

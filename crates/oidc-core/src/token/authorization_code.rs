@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Issue, RefreshIssue, TokenParams, TokenResponse};
+use super::{TokenParams, TokenResponse};
 use crate::client::{Client, GrantType};
 use crate::error::{EndpointError, OAuthError, ProviderError};
 use crate::flow::{CodeRecord, code_key, grant_id_for_code};
@@ -106,29 +106,16 @@ impl Provider {
             amr: record.amr,
             claims: record.claims,
         };
-        let refresh = RefreshIssue::new_if(
-            client.metadata.allows_grant(GrantType::RefreshToken),
-            (now + self.config.refresh_token_ttl).min(session.expires_at),
-        );
-        let issue = Issue {
+        self.issue_for_login(
             client,
-            subject: &record.subject,
-            sid: &record.sid,
-            grant_id: &grant_id,
-            context: &context,
-            grant_context: &context,
-            refresh,
-            cnf: params.cnf.as_ref(),
-        };
-        let response = self.issue_tokens(&issue, now).await?;
-        self.audit(
-            AuditEntry::new(ProtocolEvent::TokenIssued, "success")
-                .subject(&record.subject)
-                .client(&client.client_id)
-                .details(serde_json::json!({ "grant_type": GrantType::AuthorizationCode.as_str(), "sid": record.sid })),
+            &session,
+            &grant_id,
+            &context,
+            params.cnf.as_ref(),
+            GrantType::AuthorizationCode,
+            now,
         )
-        .await;
-        Ok(response)
+        .await
     }
 
     /// A code used a second time: it was stolen, or intercepted and raced. What it gave is

@@ -3,7 +3,7 @@
 //! tokens of a new session (no browser holds it; the wallet lists it and ends it like any
 //! other, and back-channel logout reaches the client).
 
-use super::{Issue, RefreshIssue, TokenParams, TokenResponse};
+use super::{TokenParams, TokenResponse};
 use crate::client::{Client, GrantType};
 use crate::error::EndpointError;
 use crate::grants::GrantContext;
@@ -40,29 +40,6 @@ impl Provider {
             amr: login.amr.clone(),
             claims: Default::default(),
         };
-        let grant_id = random_id();
-        let refresh = RefreshIssue::new_if(
-            client.metadata.allows_grant(GrantType::RefreshToken),
-            (now + self.config.refresh_token_ttl).min(session.expires_at),
-        );
-        let issue = Issue {
-            client,
-            subject: &login.subject,
-            sid: &session.sid,
-            grant_id: &grant_id,
-            context: &context,
-            grant_context: &context,
-            refresh,
-            cnf: params.cnf.as_ref(),
-        };
-        let response = self.issue_tokens(&issue, now).await?;
-        self.audit(
-            AuditEntry::new(ProtocolEvent::TokenIssued, "success")
-                .subject(&login.subject)
-                .client(&client.client_id)
-                .details(serde_json::json!({ "grant_type": GrantType::Ciba.as_str(), "sid": session.sid })),
-        )
-        .await;
-        Ok(response)
+        self.issue_for_login(client, &session, &random_id(), &context, params.cnf.as_ref(), GrantType::Ciba, now).await
     }
 }

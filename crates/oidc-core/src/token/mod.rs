@@ -13,7 +13,7 @@ use crate::client_auth::ClientCredentials;
 use crate::error::{EndpointError, ErrorCode, OAuthError, ProviderError};
 use crate::grants::{GrantContext, RefreshGrant};
 use crate::keys::{TokenKind, VerifyOptions};
-use crate::provider::Provider;
+use crate::provider::{AuditEntry, ProtocolEvent, Provider};
 use crate::secret::{self, SecretString};
 use crate::util::{half_hash, random_id, random_token, sha256_hex};
 
@@ -266,6 +266,44 @@ impl Provider {
         self.store.put(&revoked_grant_key(grant_id), b"1", ttl).await?;
         self.grants.revoke_grant(grant_id, now).await?;
         Ok(())
+    }
+
+    /// The tokens of a login just made (a code redeemed, a CIBA approval): a grant of
+    /// `session`, with a refresh token when the client has that grant; audited.
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_for_login(
+        &self,
+        client: &Client,
+        session: &crate::session::SsoSession,
+        grant_id: &str,
+        context: &GrantContext,
+        cnf: Option<&Confirmation>,
+        grant_type: GrantType,
+        now: i64,
+    ) -> Result<TokenResponse, EndpointError> {
+        let refresh = RefreshIssue::new_if(
+            client.metadata.allows_grant(GrantType::RefreshToken),
+            (now + self.config.refresh_token_ttl).min(session.expires_at),
+        );
+        let issue = Issue {
+            client,
+            subject: &session.subject,
+            sid: &session.sid,
+            grant_id,
+            context,
+            grant_context: context,
+            refresh,
+            cnf,
+        };
+        let response = self.issue_tokens(&issue, now).await?;
+        self.audit(
+            AuditEntry::new(ProtocolEvent::TokenIssued, "success")
+                .subject(&session.subject)
+                .client(&client.client_id)
+                .details(serde_json::json!({ "grant_type": grant_type.as_str(), "sid": session.sid })),
+        )
+        .await;
+        Ok(response)
     }
 
     async fn issue_tokens(&self, issue: &Issue<'_>, now: i64) -> Result<TokenResponse, EndpointError> {
