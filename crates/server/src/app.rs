@@ -452,11 +452,17 @@ impl App {
                 .unwrap_or_else(|_| axum::http::HeaderName::from_static("x-client-cert")),
             mtls: self.config.mtls.enabled,
         });
-        let layered = protocol
-            .merge(login)
-            .merge(devices)
-            .merge(admin)
-            .merge(health.clone())
+        let mut layered = protocol.merge(login).merge(devices).merge(admin).merge(health.clone());
+        if self.config.metrics.enabled {
+            let access = crate::metrics::MetricsAccess {
+                // Checked by `Config::validate`.
+                allow: self.config.metrics.networks().unwrap_or_default(),
+                handle: crate::metrics::handle(),
+            };
+            let metrics = Router::new().route("/metrics", get(crate::metrics::serve)).with_state(Arc::new(access));
+            layered = layered.merge(metrics).route_layer(axum::middleware::from_fn(crate::metrics::track));
+        }
+        let layered = layered
             .layer(axum::middleware::from_fn_with_state(edge, client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
             // The path and the names of the query's parameters, never their values.

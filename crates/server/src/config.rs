@@ -9,10 +9,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod metrics;
 mod mtls;
 mod profile;
 mod push;
 
+pub use metrics::MetricsConfig;
 pub use mtls::MtlsConfig;
 pub use profile::Profile;
 pub use push::PushConfig;
@@ -60,6 +62,9 @@ pub struct Config {
     /// Mutual TLS for relying parties (RFC 8705).
     #[serde(default)]
     pub mtls: MtlsConfig,
+    /// `/metrics` for monitoring.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// Who may call the admin API besides clients holding a `caducee:admin` token.
@@ -221,6 +226,7 @@ impl std::fmt::Debug for Config {
             .field("push", &self.push)
             .field("admin", &self.admin)
             .field("mtls", &self.mtls)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -308,6 +314,7 @@ impl Default for Config {
             push: PushConfig::default(),
             admin: AdminSettings { client_certificates: Vec::new(), client_certificate_header: "x-client-cert".into() },
             mtls: MtlsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -384,6 +391,7 @@ impl Config {
                 ));
             }
         }
+        self.metrics.networks().map_err(ConfigError::Invalid)?;
         if !self.mtls.origin.is_empty() {
             // The mutual-TLS endpoints are https by nature.
             let origin =

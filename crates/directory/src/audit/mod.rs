@@ -213,6 +213,11 @@ impl<'a> AuditLog<'a> {
     /// Dropping the returned future does not withdraw the event: once queued, it goes in the
     /// next group written, by this caller or by the next one to append.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, DirectoryError> {
+        // Every sensitive event is audited, so this one count shows them all to monitoring:
+        // logins, pushes, lockouts, tokens, logouts, by name and outcome (both from code, a
+        // bounded set).
+        metrics::counter!("caducee_audit_events_total", "event" => event.event.clone(), "outcome" => event.outcome.clone())
+            .increment(1);
         let details = serde_json::to_string(&event.details)?;
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting { event, details, reply };

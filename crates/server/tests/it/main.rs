@@ -18,6 +18,7 @@ mod frontchannel;
 mod hardening;
 mod login;
 mod mail;
+mod metrics;
 mod mtls;
 mod multinode;
 mod psc;
