@@ -35,14 +35,26 @@ pub fn handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// A label's text without an allocation for the values nearly every request has.
+fn label(value: &str, common: &[&'static str]) -> metrics::SharedString {
+    match common.iter().find(|c| **c == value) {
+        Some(c) => metrics::SharedString::const_str(c),
+        None => metrics::SharedString::from(value.to_owned()),
+    }
+}
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"];
+const STATUSES: &[&str] =
+    &["200", "201", "204", "302", "303", "400", "401", "403", "404", "405", "409", "413", "429", "500", "503"];
+
 /// Counts a request to a matched route and times it.
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = label(request.method().as_str(), METHODS);
     let started = Instant::now();
     let response = next.run(request).await;
     if let Some(route) = route {
-        let status = response.status().as_u16().to_string();
+        let status = label(response.status().as_str(), STATUSES);
         metrics::counter!("caducee_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
             .increment(1);
         metrics::histogram!("caducee_http_request_duration_seconds", "route" => route)
