@@ -463,10 +463,12 @@ impl App {
             layered = layered.merge(metrics).route_layer(axum::middleware::from_fn(crate::metrics::track));
         }
         let layered = layered
-            .layer(axum::middleware::from_fn_with_state(edge, client_origin))
+            .layer(axum::middleware::from_fn_with_state(edge.clone(), client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
             // The path and the names of the query's parameters, never their values.
-            .layer(TraceLayer::new_for_http().make_span_with(crate::request_log::request_span::<axum::body::Body>));
+            .layer(TraceLayer::new_for_http().make_span_with(crate::request_log::request_span::<axum::body::Body>))
+            // Outermost: the id is in place before the request's span is made.
+            .layer(axum::middleware::from_fn_with_state(edge, request_id));
         // Discovery and JWKS need none of those layers (no body, no caller-specific answer):
         // layers apply to the routes present when added, so these stay bare.
         // Every answer, the documents and the errors included: static values, in one layer (the
@@ -596,6 +598,33 @@ async fn client_origin(
         }
     }
     next.run(request).await
+}
+
+/// Gives every request an id, for the logs and the answer (`X-Request-Id`): the one a trusted
+/// proxy passed, or a new one (what anyone else sends is replaced: a caller must not choose
+/// the id under which its requests are logged).
+async fn request_id(
+    State(edge): State<Arc<Edge>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use crate::request_log::{REQUEST_ID, acceptable_request_id};
+    let from_proxy = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .is_some_and(|axum::extract::ConnectInfo(peer)| edge.trusted.contains(&peer.ip()));
+    let given = request.headers().get(REQUEST_ID).filter(|v| from_proxy && acceptable_request_id(v)).cloned();
+    let id = match given {
+        Some(id) => id,
+        None => match axum::http::HeaderValue::from_str(&oidc_core::util::random_id()) {
+            Ok(id) => id,
+            Err(_) => return next.run(request).await,
+        },
+    };
+    request.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
 }
 
 fn forwarded_client(peer: IpAddr, header: Option<&axum::http::HeaderValue>, trusted: &[IpAddr]) -> IpAddr {

@@ -11,12 +11,24 @@ use axum::http::Request;
 const MAX_NAMES: usize = 32;
 const MAX_NAME: usize = 64;
 
+/// The header that carries a request's id, from a trusted proxy or made here, and back in the
+/// answer.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A request id a proxy may pass on: printable ASCII, at most 128 characters.
+pub fn acceptable_request_id(value: &axum::http::HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
 /// The span of a request (under `tower_http::trace`, so that the usual `RUST_LOG` directives
-/// govern it as before).
+/// govern it as before), with its id.
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     tracing::debug_span!(
         target: "tower_http::trace::make_span",
         "request",
+        id = %id,
         method = %request.method(),
         path = %request.uri().path(),
         query = %QueryNames(request.uri().query()),

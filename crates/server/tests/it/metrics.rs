@@ -1,5 +1,6 @@
-//! `/metrics`: scraped as Prometheus would, after a login and a code exchange; closed to
-//! networks the operator did not allow.
+//! What operators see: `/metrics`, scraped as Prometheus would after a login and a code
+//! exchange, closed to networks the operator did not allow; and request ids, made here or
+//! taken from a trusted proxy, in every answer.
 
 use reqwest::StatusCode;
 use server::testing::{Storage, TestProvider};
@@ -56,4 +57,23 @@ async fn other_networks_find_nothing_there() {
     let mut c = server::Config::default();
     c.metrics.allow = vec!["not-a-network".into()];
     assert!(c.validate().is_err());
+}
+
+#[tokio::test]
+async fn every_answer_has_a_request_id_a_caller_cannot_choose_unless_it_is_the_proxy() {
+    let id_of = |r: &reqwest::Response| r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let p = TestProvider::start().await.unwrap();
+    let http = reqwest::Client::new();
+    let a = http.get(p.url("/healthz")).send().await.unwrap();
+    let b = http.get(p.url("/token")).header("x-request-id", "chosen-by-the-caller").send().await.unwrap();
+    assert!(!id_of(&a).is_empty() && id_of(&a) != id_of(&b));
+    assert_ne!(id_of(&b), "chosen-by-the-caller", "not a trusted proxy");
+
+    let p = TestProvider::start_with(Storage::Embedded, |c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()])
+        .await
+        .unwrap();
+    let r = http.get(p.url("/healthz")).header("x-request-id", "lb-4f2a9c").send().await.unwrap();
+    assert_eq!(id_of(&r), "lb-4f2a9c", "the proxy's id is kept");
+    let r = http.get(p.url("/healthz")).header("x-request-id", "a".repeat(200)).send().await.unwrap();
+    assert_eq!(id_of(&r).len(), 22, "an unreasonable one is replaced: {}", id_of(&r));
 }
