@@ -146,8 +146,17 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, BuildError> 
         let bytes = usize::try_from(config.session.memory_limit_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         return Ok(Arc::new(MemoryStore::with_capacity(bytes)));
     }
+    let ca = if config.redis_ca_file.as_os_str().is_empty() {
+        None
+    } else {
+        Some(
+            std::fs::read(&config.redis_ca_file)
+                .map_err(|source| BuildError::DataDir { path: config.redis_ca_file.display().to_string(), source })?,
+        )
+    };
     // Lazy: a node may start while Redis is down; it refuses logins until Redis answers.
-    let store = RedisStore::connect_lazy(&config.redis_url)?.with_prefix(config.redis_prefix.clone());
+    let store =
+        RedisStore::connect_lazy_with_ca(&config.redis_url, ca.as_deref())?.with_prefix(config.redis_prefix.clone());
     Ok(Arc::new(store))
 }
 

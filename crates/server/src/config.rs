@@ -45,6 +45,10 @@ pub struct Config {
     pub redis_url: String,
     /// Prefix of every Redis key (several deployments may share one Redis).
     pub redis_prefix: String,
+    /// The CA (PEM file) that signed the Redis server's certificate, for a `rediss://` URL;
+    /// empty: the system's trust store.
+    #[serde(default)]
+    pub redis_ca_file: PathBuf,
     /// Master key for secrets at rest (base64 of 32 bytes). Empty: read or create
     /// `data_dir/master.key`. Every node of a deployment needs the same key.
     pub master_key: String,
@@ -216,6 +220,7 @@ impl std::fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &redact_url(&self.redis_url))
             .field("redis_prefix", &self.redis_prefix)
+            .field("redis_ca_file", &self.redis_ca_file)
             .field("master_key", &redacted(&self.master_key))
             .field("log_format", &self.log_format)
             .field("trusted_proxies", &self.trusted_proxies)
@@ -262,6 +267,7 @@ impl Default for Config {
             database_url: String::new(),
             redis_url: String::new(),
             redis_prefix: "caducee:".into(),
+            redis_ca_file: PathBuf::new(),
             master_key: String::new(),
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),

@@ -93,7 +93,13 @@ impl RedisStore {
     /// Fails with [`StoreError::Unavailable`] if the server cannot be reached within a few
     /// seconds. Must be called inside a tokio runtime.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let client = client(url)?;
+        Self::connect_with_ca(url, None).await
+    }
+
+    /// [`RedisStore::connect`] to a `rediss://` server whose certificate chains to the CA of
+    /// `ca_pem` (PEM) instead of the system's trust store.
+    pub async fn connect_with_ca(url: &str, ca_pem: Option<&[u8]>) -> StoreResult<Self> {
+        let client = client_with_ca(url, ca_pem)?;
         let connection = with_timeout("connect", ConnectionManager::new_with_config(client, config())).await?;
         Ok(RedisStore { connection, prefix: Arc::from("") })
     }
@@ -102,8 +108,13 @@ impl RedisStore {
     /// connect. Lets a node start while Redis is down; it refuses logins until Redis answers.
     /// Only the URL is checked here. Must be called inside a tokio runtime.
     pub fn connect_lazy(url: &str) -> StoreResult<Self> {
-        let connection =
-            ConnectionManager::new_lazy_with_config(client(url)?, config()).map_err(|e| unavailable("connect", &e))?;
+        Self::connect_lazy_with_ca(url, None)
+    }
+
+    /// [`RedisStore::connect_lazy`] with the CA of [`RedisStore::connect_with_ca`].
+    pub fn connect_lazy_with_ca(url: &str, ca_pem: Option<&[u8]>) -> StoreResult<Self> {
+        let connection = ConnectionManager::new_lazy_with_config(client_with_ca(url, ca_pem)?, config())
+            .map_err(|e| unavailable("connect", &e))?;
         Ok(RedisStore { connection, prefix: Arc::from("") })
     }
 
@@ -127,9 +138,19 @@ impl RedisStore {
     }
 }
 
-fn client(url: &str) -> StoreResult<redis::Client> {
+fn client_with_ca(url: &str, ca_pem: Option<&[u8]>) -> StoreResult<redis::Client> {
     // The error would echo the URL, password included: keep it out of messages and logs.
-    redis::Client::open(url).map_err(|_| StoreError::Invalid("the Redis URL cannot be parsed"))
+    let invalid = |_| StoreError::Invalid("the Redis URL cannot be parsed");
+    // Two rustls back-ends are compiled in (through other crates): without a choice, the first
+    // TLS connection would panic. Idempotent.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match ca_pem {
+        None => redis::Client::open(url).map_err(invalid),
+        Some(ca) => {
+            let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) };
+            redis::Client::build_with_tls(url, certificates).map_err(invalid)
+        }
+    }
 }
 
 fn config() -> ConnectionManagerConfig {

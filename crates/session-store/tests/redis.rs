@@ -167,3 +167,50 @@ async fn prefixes_keep_stores_sharing_a_server_apart() {
     assert_eq!(b.increment("n", TTL).await.unwrap().value, 1);
     assert_eq!(a.get_many(&["n", "code:1"]).await.unwrap(), vec![Some(b"1".to_vec()), None]);
 }
+
+/// Redis as it is run in production: TLS (`rediss://`) with a CA of the operator's, and an ACL
+/// user with a password. The store works there; the wrong password, no TLS or a CA that did not
+/// sign the server's certificate fail closed.
+#[tokio::test]
+async fn tls_and_an_acl_user_as_deployed() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let authority = |name: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    };
+    let ca = authority("CA Redis");
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let tls = test_support::redis::RedisTls {
+        certificate: write("redis.pem", cert.pem()),
+        key: write("redis.key", key.serialize_pem()),
+        ca: write("ca.pem", ca.pem()),
+    };
+    let options = test_support::redis::RedisOptions {
+        tls: Some(tls),
+        users: vec![("caducee".into(), "mot-de-passe-du-noeud".into())],
+    };
+    let server = tokio::task::spawn_blocking(move || RedisServer::start_with(options)).await.unwrap().unwrap();
+    let ca_pem = ca.pem().into_bytes();
+
+    let url = server.tls_url("caducee", "mot-de-passe-du-noeud").unwrap();
+    let store = RedisStore::connect_with_ca(&url, Some(&ca_pem)).await.expect("TLS and the ACL user");
+    store.put("k", b"v", TTL).await.unwrap();
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(b"v".as_slice()));
+
+    let wrong = server.tls_url("caducee", "pas-le-bon").unwrap();
+    assert!(RedisStore::connect_with_ca(&wrong, Some(&ca_pem)).await.is_err(), "a wrong password");
+    let other_ca = authority("Autre CA").pem().into_bytes();
+    assert!(RedisStore::connect_with_ca(&url, Some(&other_ca)).await.is_err(), "a server the CA did not sign");
+    let plain = url.replacen("rediss://", "redis://", 1);
+    let refused = tokio::time::timeout(FAIL_WITHIN * 2, RedisStore::connect(&plain)).await;
+    assert!(!matches!(refused, Ok(Ok(_))), "no TLS on the TLS port");
+}

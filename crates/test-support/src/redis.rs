@@ -31,14 +31,41 @@ pub struct RedisServer {
     // Canonical, because Redis reports its working directory canonicalised and we compare them.
     dir: PathBuf,
     port: u16,
+    /// TLS and users besides the default one, as asked.
+    options: RedisOptions,
+    /// The TLS port, when TLS is on.
+    tls_port: Option<u16>,
     child: Option<Child>,
     // Declared last so that the directory outlives the process using it.
     _tempdir: TempDir,
 }
 
+/// What a server runs with besides the plain port (which stays, for the harness's own probe).
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    /// A TLS port too, with this certificate and key, trusting this CA for client certificates
+    /// (which it does not ask for).
+    pub tls: Option<RedisTls>,
+    /// ACL users `(name, password)`, each allowed every command on every key.
+    pub users: Vec<(String, String)>,
+}
+
+/// The PEM files of a TLS port.
+#[derive(Debug, Clone)]
+pub struct RedisTls {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers.
     pub fn start() -> Result<RedisServer, HarnessError> {
+        Self::start_with(RedisOptions::default())
+    }
+
+    /// Starts a server with `options` (a TLS port, ACL users) and waits until it answers.
+    pub fn start_with(options: RedisOptions) -> Result<RedisServer, HarnessError> {
         let program = find_program("redis-server")?;
         let tempdir = tempfile::Builder::new()
             .prefix("caducee-redis-")
@@ -46,10 +73,13 @@ impl RedisServer {
             .map_err(|source| io_error("creating the Redis directory", source))?;
         let dir = tempdir.path().canonicalize().map_err(|source| io_error("resolving the Redis directory", source))?;
 
-        let mut server = RedisServer { program, dir, port: 0, child: None, _tempdir: tempdir };
+        let mut server = RedisServer { program, dir, port: 0, options, tls_port: None, child: None, _tempdir: tempdir };
         let mut last_detail = String::new();
         for _ in 0..PORT_ATTEMPTS {
             server.port = free_port()?;
+            if server.options.tls.is_some() {
+                server.tls_port = Some(free_port()?);
+            }
             match server.spawn_and_wait() {
                 Ok(()) => return Ok(server),
                 Err(StartError::PortTaken(detail)) => {
@@ -68,6 +98,11 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT/`, for `redis::Client::open` and friends.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// `rediss://USER:PASSWORD@localhost:TLS_PORT/`, when the server has a TLS port.
+    pub fn tls_url(&self, user: &str, password: &str) -> Option<String> {
+        self.tls_port.map(|port| format!("rediss://{user}:{password}@localhost:{port}/"))
     }
 
     /// The loopback port the server listens on (kept across restarts).
@@ -140,7 +175,23 @@ impl RedisServer {
         let log_err = log
             .try_clone()
             .map_err(|source| StartError::Failed(io_error("duplicating the Redis log handle", source)))?;
-        let child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        if let (Some(tls), Some(port)) = (&self.options.tls, self.tls_port) {
+            command
+                .arg("--tls-port")
+                .arg(port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.certificate)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca)
+                .args(["--tls-auth-clients", "no"]);
+        }
+        for (name, password) in &self.options.users {
+            command.args(["--user", name, "on", &format!(">{password}"), "~*", "&*", "+@all"]);
+        }
+        let child = command
             .arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1"])
