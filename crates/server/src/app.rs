@@ -2,7 +2,7 @@
 //! the tests alike (real listener, real storage).
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use directory::{DataKey, Directory, DirectoryError};
 use oidc_core::backchannel::{BackchannelSettings, Notifier};
-use oidc_core::http::{ClientIp, Clock, ProtocolState};
+use oidc_core::http::{Clock, ProtocolState};
 use oidc_core::keys::{KeyError, KeyRing};
 use oidc_core::{Provider, ProviderDeps};
 use session_store::{MemoryStore, RedisStore, SessionStore, StoreError};
@@ -454,7 +454,7 @@ impl App {
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readiness))
             .with_state(self.clone());
-        let edge = Arc::new(Edge {
+        let edge = Arc::new(crate::edge::Edge {
             trusted: self.config.trusted_proxies.clone(),
             // Checked by `Config::validate`; a bad name falls back to the default.
             cert_header: axum::http::HeaderName::from_bytes(self.config.admin.client_certificate_header.as_bytes())
@@ -472,12 +472,12 @@ impl App {
             layered = layered.merge(metrics).route_layer(axum::middleware::from_fn(crate::metrics::track));
         }
         let layered = layered
-            .layer(axum::middleware::from_fn_with_state(edge.clone(), client_origin))
+            .layer(axum::middleware::from_fn_with_state(edge.clone(), crate::edge::client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
             // The path and the names of the query's parameters, never their values.
             .layer(TraceLayer::new_for_http().make_span_with(crate::request_log::request_span::<axum::body::Body>))
             // Outermost: the id is in place before the request's span is made.
-            .layer(axum::middleware::from_fn_with_state(edge, request_id));
+            .layer(axum::middleware::from_fn_with_state(edge, crate::edge::request_id));
         // Discovery and JWKS need none of those layers (no body, no caller-specific answer):
         // layers apply to the routes present when added, so these stay bare.
         // Every answer, the documents and the errors included: static values, in one layer (the
@@ -566,95 +566,6 @@ impl App {
     }
 }
 
-/// What the server believes of the proxies in front of it.
-struct Edge {
-    trusted: Vec<IpAddr>,
-    cert_header: axum::http::HeaderName,
-    /// Relying parties' certificates are read from the header (mutual TLS behind a proxy).
-    mtls: bool,
-}
-
-/// Establishes the client's address: the connection's peer, or, when the peer is a trusted
-/// proxy, the last `X-Forwarded-For` entry that is not itself a trusted proxy. The client
-/// certificate header is removed from every request, so that nothing downstream can read a
-/// forged one; from a trusted proxy, every copy of it is kept aside, unparsed, for the admin
-/// API (its only reader), which decides what it is worth.
-async fn client_origin(
-    State(edge): State<Arc<Edge>>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let certificate: Vec<axum::http::HeaderValue> =
-        request.headers().get_all(&edge.cert_header).iter().cloned().collect();
-    if !certificate.is_empty() {
-        request.headers_mut().remove(&edge.cert_header);
-    }
-    if let Some(axum::extract::ConnectInfo(peer)) = request.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>()
-    {
-        let peer = peer.ip();
-        let ip = forwarded_client(peer, request.headers().get("x-forwarded-for"), &edge.trusted);
-        request.extensions_mut().insert(ClientIp(ip));
-        if edge.trusted.contains(&peer) && !certificate.is_empty() {
-            // One copy only: of two, which is the proxy's cannot be told.
-            // A certificate of the provider's own TLS listener is not replaced by a header.
-            let from_listener = request.extensions().get::<oidc_core::mtls::ClientCertificate>().is_some();
-            if let ([one], true, false) = (certificate.as_slice(), edge.mtls, from_listener)
-                && let Some(cert) = one.to_str().ok().and_then(oidc_core::mtls::ClientCertificate::from_forwarded)
-            {
-                request.extensions_mut().insert(cert);
-            }
-            request.extensions_mut().insert(admin_api::ProxiedClientCertificate(certificate));
-        }
-    }
-    next.run(request).await
-}
-
-/// Gives every request an id, for the logs and the answer (`X-Request-Id`): the one a trusted
-/// proxy passed, or a new one (what anyone else sends is replaced: a caller must not choose
-/// the id under which its requests are logged).
-async fn request_id(
-    State(edge): State<Arc<Edge>>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    use crate::request_log::{REQUEST_ID, acceptable_request_id};
-    let from_proxy = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .is_some_and(|axum::extract::ConnectInfo(peer)| edge.trusted.contains(&peer.ip()));
-    let given = request.headers().get(REQUEST_ID).filter(|v| from_proxy && acceptable_request_id(v)).cloned();
-    let id = match given {
-        Some(id) => id,
-        None => match axum::http::HeaderValue::from_str(&oidc_core::util::random_id()) {
-            Ok(id) => id,
-            Err(_) => return next.run(request).await,
-        },
-    };
-    request.headers_mut().insert(REQUEST_ID, id.clone());
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(REQUEST_ID, id);
-    response
-}
-
-fn forwarded_client(peer: IpAddr, header: Option<&axum::http::HeaderValue>, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let Some(list) = header.and_then(|h| h.to_str().ok()) else {
-        return peer;
-    };
-    let mut client = peer;
-    for hop in list.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) if trusted.contains(&ip) => client = ip,
-            Ok(ip) => return ip,
-            // A malformed entry: stop at what is known for sure.
-            Err(_) => return client,
-        }
-    }
-    client
-}
-
 /// 200 when the session store and the database answer, 503 otherwise (load balancers stop
 /// sending traffic to a node that would only refuse logins).
 async fn readiness(State(app): State<App>) -> Response {
@@ -666,22 +577,6 @@ async fn readiness(State(app): State<App>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarded_for_is_believed_from_trusted_proxies_only() {
-        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
-        let header = axum::http::HeaderValue::from_static("198.51.100.7, 203.0.113.9, 10.0.0.1");
-        let client = |peer: &str, trusted: &[IpAddr]| forwarded_client(peer.parse().unwrap(), Some(&header), trusted);
-        assert_eq!(client("10.0.0.1", &[proxy]), "203.0.113.9".parse::<IpAddr>().unwrap(), "rightmost untrusted hop");
-        assert_eq!(
-            client("192.0.2.1", &[proxy]),
-            "192.0.2.1".parse::<IpAddr>().unwrap(),
-            "untrusted peer: header ignored"
-        );
-        assert_eq!(client("10.0.0.1", &[]), "10.0.0.1".parse::<IpAddr>().unwrap());
-    }
-
     #[test]
     fn tls_clients_can_be_built_once_the_provider_is_chosen() {
         super::install_crypto_provider();

@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 mod decoupled;
+mod edge;
 pub mod metrics;
 pub mod mtls_listener;
 pub mod recent;
