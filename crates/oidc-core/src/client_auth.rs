@@ -42,6 +42,25 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
+    /// The credentials of a request: its `Authorization: Basic` (decoded) and the four form
+    /// fields every endpoint that authenticates clients reads.
+    pub fn from_fields(
+        basic: Option<(String, SecretString)>,
+        client_id: &Option<String>,
+        client_secret: &Option<SecretString>,
+        client_assertion: &Option<SecretString>,
+        client_assertion_type: &Option<String>,
+    ) -> Self {
+        ClientCredentials {
+            basic,
+            client_id: client_id.clone(),
+            client_secret: client_secret.clone(),
+            client_assertion: client_assertion.clone(),
+            client_assertion_type: client_assertion_type.clone(),
+            certificate: None,
+        }
+    }
+
     /// With the certificate of the connection, for mutual-TLS clients and bound tokens.
     #[must_use]
     pub fn with_certificate(mut self, certificate: Option<ClientCertificate>) -> Self {

@@ -49,14 +49,13 @@ pub struct TokenOperationParams {
 
 impl TokenOperationParams {
     pub fn credentials(&self, basic: Option<(String, SecretString)>) -> ClientCredentials {
-        ClientCredentials {
+        ClientCredentials::from_fields(
             basic,
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            client_assertion: self.client_assertion.clone(),
-            client_assertion_type: self.client_assertion_type.clone(),
-            certificate: None,
-        }
+            &self.client_id,
+            &self.client_secret,
+            &self.client_assertion,
+            &self.client_assertion_type,
+        )
     }
 }
 
