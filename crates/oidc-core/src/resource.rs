@@ -47,17 +47,7 @@ pub struct TokenOperationParams {
     pub client_assertion_type: Option<String>,
 }
 
-impl TokenOperationParams {
-    pub fn credentials(&self, basic: Option<(String, SecretString)>) -> ClientCredentials {
-        ClientCredentials::from_fields(
-            basic,
-            &self.client_id,
-            &self.client_secret,
-            &self.client_assertion,
-            &self.client_assertion_type,
-        )
-    }
-}
+crate::http::oauth::client_form!(TokenOperationParams);
 
 /// RFC 7662 2.2 response.
 #[derive(Debug, Serialize, Default, PartialEq)]

@@ -7,6 +7,7 @@
 use base64::Engine as _;
 use oidc_core::authorize::{AuthorizationRequest, AuthorizeParams, Locale};
 use oidc_core::client_auth::ClientCredentials;
+use oidc_core::http::oauth::ClientForm as _;
 use oidc_core::logout::EndSessionParams;
 use oidc_core::resource::TokenOperationParams;
 use oidc_core::token::TokenParams;

@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::client::{CibaDeliveryMode, Client};
-use crate::client_auth::ClientCredentials;
 use crate::error::{EndpointError, ErrorCode, OAuthError};
 use crate::secret::SecretString;
 
@@ -32,17 +31,7 @@ pub struct BackchannelParams {
     pub client_assertion_type: Option<String>,
 }
 
-impl BackchannelParams {
-    pub fn credentials(&self, basic: Option<(String, SecretString)>) -> ClientCredentials {
-        ClientCredentials::from_fields(
-            basic,
-            &self.client_id,
-            &self.client_secret,
-            &self.client_assertion,
-            &self.client_assertion_type,
-        )
-    }
-}
+crate::http::oauth::client_form!(BackchannelParams);
 
 /// The successful answer (CIBA §7.3).
 #[derive(Debug, Serialize)]

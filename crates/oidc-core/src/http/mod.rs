@@ -19,11 +19,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 pub use cookies::{BROWSER_COOKIE, CookieJar, SESSION_COOKIE};
-use oauth::{BasicClient, OAuthForm, parse_form};
+use oauth::{BasicClient, ClientCall, parse_form};
 use security::{PageAllows, no_store};
 
 use crate::authorize::{AuthorizeParams, Locale, PageError};
-use crate::client_auth::ClientCredentials;
 use crate::error::{EndpointError, OAuthError};
 use crate::flow::AuthorizeOutcome;
 use crate::logout::{EndSessionOutcome, EndSessionParams, LogoutError};
@@ -262,22 +261,16 @@ fn see_other(location: &str) -> Response {
 async fn backchannel_authorize(
     State(st): State<ProtocolState>,
     origin: RequestOrigin,
-    BasicClient(basic): BasicClient,
-    PeerCertificate(cert): PeerCertificate,
-    OAuthForm(params): OAuthForm<crate::ciba::BackchannelParams>,
+    ClientCall { params, creds }: ClientCall<crate::ciba::BackchannelParams>,
 ) -> Result<Response, EndpointError> {
-    let creds = params.credentials(basic).with_certificate(cert);
     let response = st.provider.backchannel_authorize(params, &creds, &origin, st.clock.clone()).await?;
     Ok(json_response(StatusCode::OK, &response))
 }
 
 async fn token(
     State(st): State<ProtocolState>,
-    BasicClient(basic): BasicClient,
-    PeerCertificate(cert): PeerCertificate,
-    OAuthForm(params): OAuthForm<TokenParams>,
+    ClientCall { params, creds }: ClientCall<TokenParams>,
 ) -> Result<Response, EndpointError> {
-    let creds = params.credentials(basic).with_certificate(cert);
     let response = st.provider.token(params, &creds, st.now()).await?;
     Ok(json_response(StatusCode::OK, &response))
 }
@@ -369,22 +362,16 @@ async fn userinfo(st: ProtocolState, token: Option<String>, cert: Option<crate::
 
 async fn introspect(
     State(st): State<ProtocolState>,
-    BasicClient(basic): BasicClient,
-    PeerCertificate(cert): PeerCertificate,
-    OAuthForm(params): OAuthForm<TokenOperationParams>,
+    ClientCall { params, creds }: ClientCall<TokenOperationParams>,
 ) -> Result<Response, EndpointError> {
-    let creds = params.credentials(basic).with_certificate(cert);
     let answer = st.provider.introspect(params, &creds, st.now()).await?;
     Ok(json_response(StatusCode::OK, &answer))
 }
 
 async fn revoke(
     State(st): State<ProtocolState>,
-    BasicClient(basic): BasicClient,
-    PeerCertificate(cert): PeerCertificate,
-    OAuthForm(params): OAuthForm<TokenOperationParams>,
+    ClientCall { params, creds }: ClientCall<TokenOperationParams>,
 ) -> Result<Response, EndpointError> {
-    let creds = params.credentials(basic).with_certificate(cert);
     st.provider.revoke(params, &creds, st.now()).await?;
     let mut r = StatusCode::OK.into_response();
     no_store(r.headers_mut());
@@ -428,6 +415,7 @@ async fn keycloak_logout_post(
         client_assertion: Option<SecretString>,
         client_assertion_type: Option<String>,
     }
+    oauth::client_form!(RefreshLogout);
     let form = match parse_form::<RefreshLogout>(&headers, &body) {
         Ok(f) if f.refresh_token.is_some() => f,
         _ => return end_session_post(State(st), jar, headers, body).await,
@@ -436,14 +424,7 @@ async fn keycloak_logout_post(
         Ok(BasicClient(b)) => b,
         Err(e) => return e.into_response(),
     };
-    let creds = ClientCredentials {
-        basic,
-        client_id: form.client_id,
-        client_secret: form.client_secret,
-        client_assertion: form.client_assertion,
-        client_assertion_type: form.client_assertion_type,
-        certificate: cert,
-    };
+    let creds = oauth::ClientForm::credentials(&form, basic).with_certificate(cert);
     let token = crate::secret::exposed(&form.refresh_token);
     match st.provider.logout_with_refresh_token(token, &creds, st.now()).await {
         Ok(()) => {

@@ -11,7 +11,8 @@
 //! - [`BasicClient`] and [`OAuthForm`] extract the client's Basic credentials and the form
 //!   body, rejecting with an [`OAuthError`]. Put `BasicClient` before `OAuthForm` in a
 //!   handler's arguments: a malformed `Authorization` header is answered before the form is
-//!   looked at.
+//!   looked at. [`ClientCall`] does both in that order for the endpoints a client
+//!   authenticates at, and adds the connection's certificate (mutual TLS) to the credentials.
 //!
 //! The pages for people (authorize, end_session) answer their errors as HTML, not here.
 
@@ -128,6 +129,62 @@ where
         // limit is refused as such whatever its content type.
         let bytes = Bytes::from_request(req, state).await.map_err(OAuthFormRejection::Body)?;
         Ok(OAuthForm(form(content_type.as_ref(), &bytes)?))
+    }
+}
+
+/// A form a client authenticates in (token, introspection, revocation, CIBA): what its client
+/// authentication fields and a Basic header make.
+pub trait ClientForm: DeserializeOwned {
+    fn credentials(&self, basic: Option<(String, SecretString)>) -> ClientCredentials;
+}
+
+/// Implements [`ClientForm`] for a form struct with the four client-authentication fields
+/// (`client_id`, `client_secret`, `client_assertion`, `client_assertion_type`). Each form keeps
+/// its own fields rather than a flattened shared struct: flattened fields would no longer be
+/// refused when repeated.
+macro_rules! client_form {
+    ($form:ty) => {
+        impl $crate::http::oauth::ClientForm for $form {
+            fn credentials(
+                &self,
+                basic: Option<(String, $crate::secret::SecretString)>,
+            ) -> $crate::client_auth::ClientCredentials {
+                $crate::client_auth::ClientCredentials::from_fields(
+                    basic,
+                    &self.client_id,
+                    &self.client_secret,
+                    &self.client_assertion,
+                    &self.client_assertion_type,
+                )
+            }
+        }
+    };
+}
+pub(crate) use client_form;
+
+/// An authenticating client's request: its form, and every credential it carries (the Basic
+/// header, the form's fields, the certificate the connection presented).
+#[derive(Debug)]
+pub struct ClientCall<T> {
+    pub params: T,
+    pub creds: ClientCredentials,
+}
+
+impl<S, T> FromRequest<S> for ClientCall<T>
+where
+    S: Send + Sync,
+    T: ClientForm,
+{
+    type Rejection = OAuthFormRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        // The `Authorization` header is judged before the form is read.
+        let BasicClient(basic) = BasicClient::from_request_parts(&mut parts, state).await?;
+        let certificate = parts.extensions.get::<crate::mtls::ClientCertificate>().cloned();
+        let OAuthForm(params) = OAuthForm::<T>::from_request(Request::from_parts(parts, body), state).await?;
+        let creds = params.credentials(basic).with_certificate(certificate);
+        Ok(ClientCall { params, creds })
     }
 }
 

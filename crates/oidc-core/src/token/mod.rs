@@ -50,17 +50,7 @@ pub struct TokenParams {
     pub cnf: Option<Confirmation>,
 }
 
-impl TokenParams {
-    pub fn credentials(&self, basic: Option<(String, SecretString)>) -> ClientCredentials {
-        ClientCredentials::from_fields(
-            basic,
-            &self.client_id,
-            &self.client_secret,
-            &self.client_assertion,
-            &self.client_assertion_type,
-        )
-    }
-}
+crate::http::oauth::client_form!(TokenParams);
 
 /// A successful token response (RFC 6749 5.1, OIDC Core 3.1.3.3). The tokens are written in
 /// the answer, and redacted from `Debug`.

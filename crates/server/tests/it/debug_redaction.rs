@@ -4,6 +4,7 @@
 
 use clap::Parser as _;
 use oidc_core::client_auth::ClientCredentials;
+use oidc_core::http::oauth::ClientForm as _;
 use oidc_core::token::TokenParams;
 use server::testing::TestProvider;
 
