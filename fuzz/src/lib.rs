@@ -30,6 +30,7 @@ use directory::{DataKey, Directory, NewProfessional, Practice};
 use oidc_core::authorize::AuthorizeParams;
 use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod};
 use oidc_core::flow::{AuthorizeOutcome, BrowserCookies};
+use oidc_core::http::oauth::ClientForm as _;
 use oidc_core::http::{BROWSER_COOKIE, SESSION_COOKIE};
 use oidc_core::keys::{KeyStore as _, SigningAlg, StoredKey};
 use oidc_core::session::{LoginResult, RequestOrigin};
@@ -192,23 +193,7 @@ fn client_metadata(method: TokenEndpointAuthMethod, jwks: Option<serde_json::Val
         token_endpoint_auth_method: method,
         jwks,
         id_token_signed_response_alg: SigningAlg::ES256,
-        userinfo_signed_response_alg: None,
-        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-        allowed_scopes: Vec::new(),
-        resource_server: false,
-        backchannel_logout_uri: None,
-        backchannel_logout_session_required: false,
-        frontchannel_logout_uri: None,
-        frontchannel_logout_session_required: false,
-        backchannel_token_delivery_mode: None,
-        backchannel_client_notification_endpoint: None,
-        tls_client_auth_subject_dn: None,
-        tls_client_auth_san_dns: None,
-        tls_client_auth_san_uri: None,
-        tls_client_auth_san_ip: None,
-        tls_client_auth_san_email: None,
-        tls_client_certificate_bound_access_tokens: false,
-        refresh_token_rotation: Default::default(),
+        ..ClientMetadata::default()
     }
 }
 

@@ -235,6 +235,39 @@ pub struct ClientMetadata {
     pub refresh_token_rotation: RefreshRotation,
 }
 
+/// What a registration that names nothing gets: the same values as the serde defaults above
+/// (a confidential client with a secret in Basic, RS256 ID tokens, the code and refresh
+/// grants), and no redirect URI.
+impl Default for ClientMetadata {
+    fn default() -> Self {
+        ClientMetadata {
+            client_name: String::new(),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            token_endpoint_auth_method: TokenEndpointAuthMethod::default(),
+            jwks: None,
+            id_token_signed_response_alg: SigningAlg::default(),
+            userinfo_signed_response_alg: None,
+            grant_types: default_grant_types(),
+            allowed_scopes: Vec::new(),
+            resource_server: false,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
+            frontchannel_logout_uri: None,
+            frontchannel_logout_session_required: false,
+            backchannel_token_delivery_mode: None,
+            backchannel_client_notification_endpoint: None,
+            tls_client_auth_subject_dn: None,
+            tls_client_auth_san_dns: None,
+            tls_client_auth_san_uri: None,
+            tls_client_auth_san_ip: None,
+            tls_client_auth_san_email: None,
+            tls_client_certificate_bound_access_tokens: false,
+            refresh_token_rotation: RefreshRotation::default(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MetadataError {
     #[error("at least one redirect URI is required")]
@@ -450,6 +483,10 @@ mod tests {
     #[test]
     fn defaults_are_confidential_rs256_with_code_and_refresh() {
         let m = meta(&["https://rp.example/cb"]);
+        assert_eq!(
+            m,
+            ClientMetadata { redirect_uris: vec!["https://rp.example/cb".into()], ..ClientMetadata::default() }
+        );
         assert_eq!(m.token_endpoint_auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
         assert_eq!(m.id_token_signed_response_alg, SigningAlg::RS256);
         assert!(m.allows_grant(GrantType::RefreshToken));

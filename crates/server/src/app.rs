@@ -232,25 +232,10 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
         redirect_uris: vec![wallet_redirect_uri(issuer)],
         post_logout_redirect_uris: vec![format!("{issuer}/wallet")],
         token_endpoint_auth_method: TokenEndpointAuthMethod::None,
-        jwks: None,
         id_token_signed_response_alg: oidc_core::keys::SigningAlg::ES256,
-        userinfo_signed_response_alg: None,
         grant_types: vec!["authorization_code".into()],
         allowed_scopes: vec!["openid".into(), "profile".into()],
-        resource_server: false,
-        backchannel_logout_uri: None,
-        backchannel_logout_session_required: false,
-        frontchannel_logout_uri: None,
-        frontchannel_logout_session_required: false,
-        backchannel_token_delivery_mode: None,
-        backchannel_client_notification_endpoint: None,
-        tls_client_auth_subject_dn: None,
-        tls_client_auth_san_dns: None,
-        tls_client_auth_san_uri: None,
-        tls_client_auth_san_ip: None,
-        tls_client_auth_san_email: None,
-        tls_client_certificate_bound_access_tokens: false,
-        refresh_token_rotation: Default::default(),
+        ..ClientMetadata::default()
     };
     let value = serde_json::to_value(&metadata).map_err(|e| BuildError::Wallet(e.to_string()))?;
     let clients = directory.clients();
