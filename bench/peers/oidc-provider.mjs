@@ -1,7 +1,9 @@
 // The peer of `make bench`: panva's oidc-provider (pinned in package.json), in production mode
 // with its in-memory adapter, configured like Caducée's bench setup: the same clients
 // (client_secret_basic), client_credentials and authorization_code, JWT access tokens for the
-// resource server signed with PEER_ALG (RS256 or ES256), ID tokens RS256 (rp-rs) or ES256 (rp-es).
+// resource server signed with PEER_ALG (RS256 or ES256), ID tokens RS256 (rp-rs) or ES256 (rp-es),
+// and the same two with refresh tokens (rp-rs-refresh, rp-es-refresh: issued with every code
+// exchange, rotated at each refresh, as Caducée does).
 //
 // oidc-provider ships no login pages for production (its devInteractions are for development),
 // so what a login would produce is made in process, before the measures, by a bench-only route:
@@ -35,12 +37,12 @@ const jwks = {
   ],
 };
 
-const rp = (id, idAlg) => ({
+const rp = (id, idAlg, grants = ['authorization_code']) => ({
   client_id: id,
   client_secret: secret,
   client_name: id,
   token_endpoint_auth_method: 'client_secret_basic',
-  grant_types: ['authorization_code'],
+  grant_types: grants,
   response_types: ['code'],
   redirect_uris: [redirectUri],
   id_token_signed_response_alg: idAlg,
@@ -61,6 +63,9 @@ const provider = new Provider(issuer, {
     },
     rp('rp-rs', 'RS256'),
     rp('rp-es', 'ES256'),
+    // With refresh tokens, as Caducée registers clients by default.
+    rp('rp-rs-refresh', 'RS256', ['authorization_code', 'refresh_token']),
+    rp('rp-es-refresh', 'ES256', ['authorization_code', 'refresh_token']),
   ],
   jwks,
   cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -86,6 +91,10 @@ const provider = new Provider(issuer, {
     },
   },
   pkce: { required: () => true },
+  // Like Caducée: a refresh token for every client allowed the grant (not only with
+  // offline_access), used once and replaced at each refresh.
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: true,
 });
 
 async function grantFor(clientId) {

@@ -3,7 +3,6 @@
 //! shares with the peer, logins, memory and the back-channel fan-out.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use anyhow::{Context as _, bail};
 use http::StatusCode;
 use tokio::process::Command;
 
+use crate::costs::Stores;
 use crate::fanout::Receivers;
 use crate::flows::{self, Browser, Rp, User, Users};
 use crate::loadgen::{self, Check, Plan, Req, Source};
@@ -21,11 +21,44 @@ use crate::stats::Summary;
 
 const PASSWORD: &str = "une longue phrase de passe";
 
+/// Where Caducée keeps its state in a run.
+#[derive(Clone, Debug)]
+pub enum Shape {
+    /// The embedded default: SQLite, sessions in process.
+    Embedded,
+    /// The production shape: PostgreSQL and Redis, started for the bench and pinned beside it.
+    Production { database_url: String, redis_url: String, master_key: String, stores: Stores },
+}
+
+impl Shape {
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Shape::Embedded => Vec::new(),
+            Shape::Production { database_url, redis_url, master_key, .. } => vec![
+                ("CADUCEE_DATABASE_URL", database_url.clone()),
+                ("CADUCEE_REDIS_URL", redis_url.clone()),
+                ("CADUCEE_MASTER_KEY", master_key.clone()),
+            ],
+        }
+    }
+}
+
+/// A Caducée deployment under the bench: its data folder (keys, and the SQLite file of the
+/// embedded shape) and where its state lives.
+pub struct Place {
+    pub dir: std::path::PathBuf,
+    pub shape: Shape,
+}
+
 /// What the CLI registered.
 pub struct Setup {
     pub cc: Rp,
     pub rp_rs: Rp,
     pub rp_es: Rp,
+    /// The same two with the grants a client gets by default (authorization code and refresh
+    /// token), as relying parties written for Pro Santé Connect are registered.
+    pub rp_rs_refresh: Rp,
+    pub rp_es_refresh: Rp,
     pub rp_sso: Rp,
     pub fan: Vec<Rp>,
     pub users: Arc<Users>,
@@ -46,12 +79,12 @@ pub struct Logins {
 }
 
 impl Bench {
-    fn caducee_command(&self, data: &Path, addr: SocketAddr, pinned: bool) -> Command {
+    fn caducee_command(&self, data: &Place, addr: SocketAddr, pinned: bool) -> Command {
         let mut c = if pinned { procs::server_command(&self.s.caducee) } else { Command::new(&self.s.caducee) };
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
-            .env("CADUCEE_DATA_DIR", data)
+            .env("CADUCEE_DATA_DIR", &data.dir)
             .env("CADUCEE_LISTEN", addr.to_string())
             .env("CADUCEE_ISSUER", format!("http://{addr}"))
             // Codes are prepared ahead of the exchange measure: let them live 10 minutes.
@@ -62,16 +95,19 @@ impl Bench {
             .env("CADUCEE_SESSION__MAX_INTERACTIONS_PER_ADDRESS", "1000000000")
             .env("CADUCEE_SESSION__MAX_INTERACTIONS_PER_BROWSER", "1000000000")
             .env("CADUCEE_LOGIN__ADDRESS_MAX_ATTEMPTS", "1000000000");
+        for (k, v) in data.shape.env() {
+            c.env(k, v);
+        }
         c
     }
 
-    async fn cli(&self, data: &Path, addr: SocketAddr, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
+    async fn cli(&self, data: &Place, addr: SocketAddr, args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
         let mut c = self.caducee_command(data, addr, false);
         c.args(args);
         procs::output(c, stdin).await
     }
 
-    async fn add_client(&self, data: &Path, addr: SocketAddr, args: &[&str]) -> anyhow::Result<Rp> {
+    async fn add_client(&self, data: &Place, addr: SocketAddr, args: &[&str]) -> anyhow::Result<Rp> {
         let mut all = vec!["client", "add"];
         all.extend_from_slice(args);
         let out = self.cli(data, addr, &all, None).await?;
@@ -84,7 +120,7 @@ impl Bench {
     /// Clients, users and TOTP apps, through the CLI, before the server starts.
     pub(crate) async fn setup_caducee(
         &self,
-        data: &Path,
+        data: &Place,
         addr: SocketAddr,
         fanout: &[SocketAddr],
     ) -> anyhow::Result<Setup> {
@@ -126,6 +162,29 @@ impl Bench {
                     "--redirect-uri",
                     cb,
                     "--no-refresh",
+                    "--id-token-alg",
+                    "ES256",
+                ],
+            )
+            .await?;
+        let rp_rs_refresh = self
+            .add_client(
+                data,
+                addr,
+                &["--client-id", "rp-rs-refresh", "--name", "RP RS256 refresh", "--redirect-uri", cb],
+            )
+            .await?;
+        let rp_es_refresh = self
+            .add_client(
+                data,
+                addr,
+                &[
+                    "--client-id",
+                    "rp-es-refresh",
+                    "--name",
+                    "RP ES256 refresh",
+                    "--redirect-uri",
+                    cb,
                     "--id-token-alg",
                     "ES256",
                 ],
@@ -201,13 +260,13 @@ impl Bench {
             });
         }
         say(format!("Caducée set up ({} users) in {:.1} s", users.len(), t.elapsed().as_secs_f64()));
-        Ok(Setup { cc, rp_rs, rp_es, rp_sso, fan, users: Arc::new(Users::new(users)) })
+        Ok(Setup { cc, rp_rs, rp_es, rp_rs_refresh, rp_es_refresh, rp_sso, fan, users: Arc::new(Users::new(users)) })
     }
 
     async fn start_caducee(
         &self,
         name: &str,
-        data: &Path,
+        data: &Place,
         addr: SocketAddr,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Server> {
@@ -257,22 +316,53 @@ impl Bench {
         Ok(codes)
     }
 
-    /// The protocol measures on Caducée, with `extra` settings (e.g. Redis).
+    /// Refresh tokens to start the refresh measure's chains with: one code per SSO session
+    /// (round the sessions when there are fewer), exchanged by `rp`.
+    async fn refresh_seeds(
+        &self,
+        (http, base): (&reqwest::Client, &str),
+        browsers: &[Browser],
+        rp: &Rp,
+        n: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        let mut seeds = Vec::with_capacity(n);
+        for b in browsers.iter().cycle().take(n) {
+            let code = flows::login(http, base, &mut b.clone(), rp, None).await?;
+            let json = flows::exchange_json(http, base, rp, &code).await?;
+            seeds.push(json["refresh_token"].as_str().context("no refresh_token")?.to_owned());
+        }
+        Ok(seeds)
+    }
+
+    /// What a code exchange costs the stores, over 500 codes prepared beforehand.
+    async fn exchange_costs(
+        &self,
+        what: &str,
+        addr: SocketAddr,
+        stores: Stores,
+        browser: &Browser,
+        rp: &Rp,
+    ) -> anyhow::Result<crate::costs::Costs> {
+        let codes = self.prepare_codes(addr, browser, rp, 500).await?;
+        let source = loadgen::each(codes, crate::run::exchange_request(rp));
+        self.costs(what, addr, stores, source, loadgen::status_and(StatusCode::OK, "id_token")).await
+    }
+
+    /// The protocol measures on Caducée in one shape.
     pub async fn caducee(
         &self,
         label: &str,
-        redis: Option<(&str, u16)>,
-        (data, addr, setup): (&Path, SocketAddr, &Setup),
+        (data, addr, setup): (&Place, SocketAddr, &Setup),
         receivers: &Receivers,
     ) -> anyhow::Result<(Protocol, Logins)> {
-        let embedded = redis.is_none();
-        let mut extra = Vec::new();
-        if let Some((url, _)) = redis {
-            extra.push(("CADUCEE_REDIS_URL", url));
-        }
+        let stores = match &data.shape {
+            Shape::Embedded => None,
+            Shape::Production { stores, .. } => Some(*stores),
+        };
+        let embedded = stores.is_none();
         let mut p = Protocol::default();
         let mut l = Logins::default();
-        let server = self.start_caducee(&format!("caducee-{label}"), data, addr, &extra).await?;
+        let server = self.start_caducee(&format!("caducee-{label}"), data, addr, &[]).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         l.rss_idle = Summary::of(&[server.rss()? as f64 / 1_048_576.0]);
         let base = format!("http://{addr}");
@@ -312,9 +402,28 @@ impl Bench {
                 Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
             };
             let what = format!("code exchange {}", rp.client_id);
-            let (s, n) = self.code_exchange(&what, addr, &prepare, rp).await?;
-            p.notes.push((what, n));
-            if es { p.code_es = s } else { p.code_rs = s }
+            let x = self.code_exchange(&what, addr, &prepare, rp, false).await?;
+            p.notes.push((what, x.note));
+            if es { p.code_es = x.peak } else { p.code_rs = x.peak }
+        }
+        // The same with a refresh token in each response: RS256 with its latencies, then ES256.
+        for (rp, es) in [(&setup.rp_rs_refresh, false), (&setup.rp_es_refresh, true)] {
+            let b = browser.clone();
+            let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
+                let b = b.clone();
+                Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
+            };
+            let what = format!("code exchange {}", rp.client_id);
+            let x = self.code_exchange(&what, addr, &prepare, rp, !es).await?;
+            p.notes.push((what, x.note.clone()));
+            if es { p.code_es_refresh = x } else { p.code_rs_refresh = x }
+        }
+        if let Some(stores) = stores {
+            for rp in [&setup.rp_es, &setup.rp_es_refresh] {
+                let what = format!("code exchange {}", rp.client_id);
+                let c = self.exchange_costs(&what, addr, stores, &browser, rp).await?;
+                p.costs.push((what, c));
+            }
         }
 
         // Full logins (password + TOTP), then SSO logins to a second client.
@@ -356,6 +465,26 @@ impl Bench {
         let browsers: Arc<Vec<Browser>> = Arc::new(sessions.lock().await.clone());
         l.sessions = browsers.len() as u64 + 1;
         l.rss_sessions = Summary::of(&[server.rss()? as f64 / 1_048_576.0]);
+
+        // The refresh grant: a chain per connection, each in an SSO session of its own where
+        // there are enough (a relying party refreshes for many professionals at once).
+        let pool = if browsers.is_empty() { vec![browser.clone()] } else { browsers.to_vec() };
+        let n = self.s.connections + 16;
+        let rp = &setup.rp_es_refresh;
+        let seeds = self.refresh_seeds((&http, &base), &pool, rp, n).await?;
+        let x = self.refresh_grant("refresh grant rp-es-refresh", addr, seeds, rp).await?;
+        p.notes.push(("refresh grant".into(), x.note.clone()));
+        p.refresh = x;
+        if let Some(stores) = stores {
+            let seeds = self.refresh_seeds((&http, &base), &pool, rp, 8).await?;
+            let (source, check) = loadgen::refresh_chain(seeds, crate::run::refresh_request(rp));
+            let c = self.costs("refresh grant", addr, stores, source, check).await?;
+            p.costs.push(("refresh grant".into(), c));
+            let source = loadgen::repeat(crate::run::bearer("/userinfo", &token)?);
+            let c =
+                self.costs("userinfo", addr, stores, source, loadgen::status_and(StatusCode::OK, "\"sub\"")).await?;
+            p.costs.push(("userinfo".into(), c));
+        }
         let mut sso = Vec::new();
         for _ in 0..self.s.runs {
             let (http2, base2, rp, browsers) = (http.clone(), base.clone(), setup.rp_sso.clone(), browsers.clone());
@@ -381,8 +510,8 @@ impl Bench {
         }
         l.sso = Summary::of(&sso);
         say(format!("full logins {:.1}/s, SSO logins {:.0}/s", l.full.median, l.sso.median));
-        if let Some((_, port)) = redis {
-            l.redis_bytes_per_session = Some(redis_bytes_per_session(port).await?);
+        if let Some(stores) = stores {
+            l.redis_bytes_per_session = Some(redis_bytes_per_session(stores.redis_port).await?);
         }
         if embedded && !receivers.addrs.is_empty() {
             let mut times = Vec::new();
@@ -396,7 +525,7 @@ impl Bench {
         server.stop().await?;
 
         // Client credentials with RS256 access tokens: the same data, restarted.
-        if redis.is_none() {
+        if embedded {
             let server = self
                 .start_caducee(
                     &format!("caducee-{label}-rs256"),

@@ -191,6 +191,17 @@ pub async fn login(
 
 /// Code -> tokens; returns the access token.
 pub async fn exchange(http: &reqwest::Client, base: &str, rp: &Rp, code: &str) -> anyhow::Result<String> {
+    let json = exchange_json(http, base, rp, code).await?;
+    Ok(json["access_token"].as_str().context("no access_token")?.to_owned())
+}
+
+/// Code -> the token response, whole.
+pub async fn exchange_json(
+    http: &reqwest::Client,
+    base: &str,
+    rp: &Rp,
+    code: &str,
+) -> anyhow::Result<serde_json::Value> {
     let resp = http
         .post(format!("{base}/token"))
         .header(reqwest::header::AUTHORIZATION, rp.basic())
@@ -205,8 +216,7 @@ pub async fn exchange(http: &reqwest::Client, base: &str, rp: &Rp, code: &str) -
     if resp.status() != StatusCode::OK {
         bail!("/token answered {}: {}", resp.status(), resp.text().await.unwrap_or_default());
     }
-    let json: serde_json::Value = resp.json().await?;
-    Ok(json["access_token"].as_str().context("no access_token")?.to_owned())
+    Ok(resp.json().await?)
 }
 
 pub async fn userinfo(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {

@@ -65,6 +65,31 @@ pub fn each<T: Send + Sync + 'static>(items: Vec<T>, make: impl Fn(&T) -> Req + 
     })
 }
 
+/// Refresh tokens used as relying parties use them: each answer's new `refresh_token` goes back
+/// to the pool the next request takes from, so that every connection refreshes its own chain.
+/// An answer that is refused loses its chain; `seeds` should hold a few more than connections.
+pub fn refresh_chain(seeds: Vec<String>, make: impl Fn(&str) -> Req + Send + Sync + 'static) -> (Source, Check) {
+    let pool = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(seeds)));
+    let take = pool.clone();
+    let source: Source = Arc::new(move || {
+        let token = take.lock().ok()?.pop_front()?;
+        Some(make(&token))
+    });
+    let check: Check = Arc::new(move |status, _, body| {
+        if status != StatusCode::OK {
+            return false;
+        }
+        let Some(token) = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("refresh_token").and_then(|t| t.as_str()).map(str::to_owned))
+        else {
+            return false;
+        };
+        pool.lock().map(|mut p| p.push_back(token)).is_ok()
+    });
+    (source, check)
+}
+
 /// Accept answers with this status whose body contains `needle` (empty: any body).
 pub fn status_and(status: StatusCode, needle: &'static str) -> Check {
     // memchr's searcher, not a byte-by-byte scan: that cost the load generator's core about

@@ -5,6 +5,7 @@
 //! `docs/benchmarks.md`. No production crate depends on it.
 
 mod caducee;
+mod costs;
 mod doc;
 mod fanout;
 mod flows;

@@ -55,29 +55,45 @@ impl Bench {
         let ((userinfo, _), (introspection, _)) =
             self.resource_endpoints("peer ", addr, ("/me", "/token/introspection"), &cc, &token).await?;
         (p.userinfo, p.introspection) = (userinfo, introspection);
-        for (id, es) in [("rp-es", true), ("rp-rs", false)] {
-            let rp = Rp { client_id: id.into(), secret: CLIENT_SECRET_PEER.into() };
+        let codes_of = |id: &'static str, n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
             let (http, base) = (&http, &base);
-            let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
-                Box::pin(async move {
-                    let mut codes = Vec::with_capacity(n);
-                    while codes.len() < n {
-                        let batch = (n - codes.len()).min(20_000);
-                        let v: Vec<String> = http
-                            .get(format!("{base}/__bench/codes?client={id}&n={batch}"))
-                            .send()
-                            .await?
-                            .json()
-                            .await?;
-                        codes.extend(v);
-                    }
-                    Ok(codes)
-                })
-            };
-            let (s, n) = self.code_exchange(&format!("peer code exchange {id}"), addr, &prepare, &rp).await?;
-            p.notes.push((format!("code exchange {id}"), n));
-            if es { p.code_es = s } else { p.code_rs = s }
+            Box::pin(async move {
+                let mut codes = Vec::with_capacity(n);
+                while codes.len() < n {
+                    let batch = (n - codes.len()).min(20_000);
+                    let v: Vec<String> =
+                        http.get(format!("{base}/__bench/codes?client={id}&n={batch}")).send().await?.json().await?;
+                    codes.extend(v);
+                }
+                Ok(codes)
+            })
+        };
+        for (id, es, refresh) in [
+            ("rp-es", true, false),
+            ("rp-rs", false, false),
+            ("rp-rs-refresh", false, true),
+            ("rp-es-refresh", true, true),
+        ] {
+            let rp = Rp { client_id: id.into(), secret: CLIENT_SECRET_PEER.into() };
+            let prepare = |n: usize| codes_of(id, n);
+            let what = format!("peer code exchange {id}");
+            let x = self.code_exchange(&what, addr, &prepare, &rp, refresh && !es).await?;
+            p.notes.push((format!("code exchange {id}"), x.note.clone()));
+            match (es, refresh) {
+                (true, false) => p.code_es = x.peak,
+                (false, false) => p.code_rs = x.peak,
+                (false, true) => p.code_rs_refresh = x,
+                (true, true) => p.code_es_refresh = x,
+            }
         }
+        // The refresh grant, with chains started from codes exchanged here.
+        let rp = Rp { client_id: "rp-es-refresh".into(), secret: CLIENT_SECRET_PEER.into() };
+        let mut seeds = Vec::new();
+        for code in codes_of("rp-es-refresh", self.s.connections + 16).await? {
+            let json = flows::exchange_json(&http, &base, &rp, &code).await?;
+            seeds.push(json["refresh_token"].as_str().context("peer refresh_token")?.to_owned());
+        }
+        p.refresh = self.refresh_grant("peer refresh grant rp-es-refresh", addr, seeds, &rp).await?;
         server.stop().await?;
 
         let server = self.start_peer("RS256").await?;

@@ -39,16 +39,22 @@ pub fn which(program: &str) -> bool {
 
 /// Pins this whole process (every thread) to the load generator's core.
 pub fn pin_self() -> anyhow::Result<()> {
+    pin(std::process::id(), LOAD_CORE)
+}
+
+/// Pins a running process (every thread; what it forks later inherits it) to `core`, when the
+/// machine allows pinning.
+pub fn pin(pid: u32, core: usize) -> anyhow::Result<()> {
     if !pinning() {
         return Ok(());
     }
     let status = std::process::Command::new("taskset")
-        .args(["-a", "-c", "-p", &LOAD_CORE.to_string(), &std::process::id().to_string()])
+        .args(["-a", "-c", "-p", &core.to_string(), &pid.to_string()])
         .stdout(Stdio::null())
         .status()
         .context("taskset")?;
     if !status.success() {
-        bail!("taskset could not pin the load generator");
+        bail!("taskset could not pin process {pid}");
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The Redis server of the bench's second Caducée run, and what one SSO session costs in it.
+//! The Redis and PostgreSQL servers of the bench's production-shape run, and what one SSO
+//! session costs in Redis.
 
 use std::path::Path;
 
@@ -9,6 +10,15 @@ use crate::procs::{self, Server};
 use crate::run::{Bench, say};
 
 impl Bench {
+    /// PostgreSQL as production runs it (every commit synced, files on disk), pinned to the
+    /// server core like Caducée.
+    pub(crate) fn start_postgres(&self) -> anyhow::Result<test_support::postgres::PostgresServer> {
+        let pg = test_support::postgres::PostgresServer::start_durable()?;
+        procs::pin(pg.postmaster_pid()?, procs::SERVER_CORE)?;
+        say(format!("PostgreSQL on port {}", pg.port()));
+        Ok(pg)
+    }
+
     pub(crate) async fn start_redis(&self) -> anyhow::Result<Server> {
         let addr = procs::free_addr()?;
         let dir = self.path("redis");

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use http::StatusCode;
 
+use crate::caducee::{Place, Shape};
+use crate::costs::Stores;
 use crate::fanout::Receivers;
 use crate::flows::{self, Rp};
 use crate::limits::Rates;
@@ -40,6 +42,8 @@ pub struct Bench {
     pub s: Settings,
     pub rows: Vec<Row>,
     pub limits: Vec<Rates>,
+    /// What a response costs the stores of the production shape.
+    pub costs: Vec<(String, crate::costs::Costs)>,
     tmp: tempfile::TempDir,
 }
 
@@ -55,7 +59,7 @@ impl Bench {
             tmp.disable_cleanup(true);
             say(format!("logs and data kept in {}", tmp.path().display()));
         }
-        Ok(Bench { s, rows: Vec::new(), limits: Vec::new(), tmp })
+        Ok(Bench { s, rows: Vec::new(), limits: Vec::new(), costs: Vec::new(), tmp })
     }
 
     pub(crate) fn path(&self, name: &str) -> PathBuf {
@@ -215,27 +219,17 @@ impl Bench {
         Ok(s)
     }
 
-    /// Code exchange: codes prepared in advance (per run), then exchanged as fast as possible.
+    /// Code exchange: codes prepared in advance (per run), then exchanged as fast as possible;
+    /// with `latencies`, then exchanged at half of that peak (p50, p99).
     pub(crate) async fn code_exchange<'p>(
         &self,
         what: &str,
         addr: SocketAddr,
         prepare: &(dyn Fn(usize) -> futures_lite::BoxFuture<'p, anyhow::Result<Vec<String>>> + Sync),
         rp: &Rp,
-    ) -> anyhow::Result<(Summary, String)> {
-        let basic = rp.basic();
-        let make = move |code: &String| -> Req {
-            let body = format!(
-                "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={}",
-                url::form_urlencoded::byte_serialize(flows::REDIRECT_URI.as_bytes()).collect::<String>(),
-                flows::PKCE_VERIFIER
-            );
-            let mut r = Req::post_form("/token", body);
-            if let Ok(v) = http::HeaderValue::from_str(&basic) {
-                r.headers.push((http::header::AUTHORIZATION, v));
-            }
-            r
-        };
+        latencies: bool,
+    ) -> anyhow::Result<Exchange> {
+        let make = exchange_request(rp);
         let check = loadgen::status_and(StatusCode::OK, "id_token");
         // Warm-up with a small batch, which also tells how many codes a run needs.
         let warm_codes = prepare(if self.s.quick { 500 } else { 2000 }).await?;
@@ -263,14 +257,113 @@ impl Bench {
             }
             rates.push(o.rate());
         }
-        let s = Summary::of(&rates);
-        say(format!("{what}: {:.0}/s (runs {rates:.0?})", s.median));
-        Ok((s, note))
+        let peak = Summary::of(&rates);
+        say(format!("{what}: {:.0}/s (runs {rates:.0?})", peak.median));
+        let mut at_half = None;
+        if latencies {
+            let rate = peak.median / 2.0;
+            let (mut p50, mut p99) = (Vec::new(), Vec::new());
+            for _ in 0..self.s.runs {
+                let codes = prepare(((rate * self.s.duration.as_secs_f64() * 1.1) as usize).max(100)).await?;
+                let plan = Plan { connections: self.s.connections, duration: self.s.duration, rate: Some(rate) };
+                let o = loadgen::run(addr, plan, loadgen::each(codes, make.clone()), check.clone()).await?;
+                p50.push(o.p(0.5));
+                p99.push(o.p(0.99));
+            }
+            let (a, b) = (Summary::of(&p50), Summary::of(&p99));
+            say(format!("{what} at {rate:.0}/s: p50 {:.2} ms, p99 {:.2} ms", a.median, b.median));
+            at_half = Some((a, b));
+        }
+        Ok(Exchange { peak, note, at_half })
     }
+
+    /// The refresh grant with rotation, as relying parties use it: each connection refreshes
+    /// with the token its previous answer gave (`seeds`: one chain per connection, a few spare);
+    /// the peak, then p50 and p99 at half of it. The chains go on from run to run.
+    pub(crate) async fn refresh_grant(
+        &self,
+        what: &str,
+        addr: SocketAddr,
+        seeds: Vec<String>,
+        rp: &Rp,
+    ) -> anyhow::Result<Exchange> {
+        let (source, check) = loadgen::refresh_chain(seeds, refresh_request(rp));
+        let warm = loadgen::run(addr, self.plan(self.s.warmup), source.clone(), check.clone()).await?;
+        let mut note = String::new();
+        if let Some(f) = &warm.first_failure {
+            note = format!("refused answers seen: {f}");
+        }
+        let mut rates = Vec::new();
+        for _ in 0..self.s.runs {
+            let o = loadgen::run(addr, self.plan(self.s.duration), source.clone(), check.clone()).await?;
+            if o.failed > 0 {
+                note =
+                    format!("{} refused answers in a run, e.g. {}", o.failed, o.first_failure.as_deref().unwrap_or(""));
+            }
+            rates.push(o.rate());
+        }
+        let peak = Summary::of(&rates);
+        say(format!("{what}: {:.0}/s (runs {rates:.0?})", peak.median));
+        let at_half = self.at_rate(what, addr, peak.median / 2.0, source, check).await?;
+        Ok(Exchange { peak, note, at_half: Some(at_half) })
+    }
+}
+
+/// A token-endpoint measure: the peak rate, its note, and the latencies at half of it.
+#[derive(Default, Clone)]
+pub struct Exchange {
+    pub peak: Summary,
+    pub note: String,
+    pub at_half: Option<(Summary, Summary)>,
+}
+
+impl Exchange {
+    pub fn p50(&self) -> Summary {
+        self.at_half.as_ref().map(|(a, _)| a.clone()).unwrap_or_default()
+    }
+
+    pub fn p99(&self) -> Summary {
+        self.at_half.as_ref().map(|(_, b)| b.clone()).unwrap_or_default()
+    }
+}
+
+/// A fresh master key (base64 of 32 random bytes), which the production shape requires.
+fn master_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
 
 pub mod futures_lite {
     pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+}
+
+/// The token request that exchanges a code for `rp` (PKCE, Basic authentication).
+pub(crate) fn exchange_request(rp: &Rp) -> impl Fn(&String) -> Req + Clone + Send + Sync + 'static {
+    let basic = rp.basic();
+    move |code: &String| {
+        let body = format!(
+            "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={}",
+            url::form_urlencoded::byte_serialize(flows::REDIRECT_URI.as_bytes()).collect::<String>(),
+            flows::PKCE_VERIFIER
+        );
+        let mut r = Req::post_form("/token", body);
+        if let Ok(v) = http::HeaderValue::from_str(&basic) {
+            r.headers.push((http::header::AUTHORIZATION, v));
+        }
+        r
+    }
+}
+
+/// The token request that refreshes `rp`'s refresh token.
+pub(crate) fn refresh_request(rp: &Rp) -> impl Fn(&str) -> Req + Send + Sync + 'static {
+    let basic = rp.basic();
+    move |token: &str| {
+        let mut r = Req::post_form("/token", format!("grant_type=refresh_token&refresh_token={token}"));
+        if let Ok(v) = http::HeaderValue::from_str(&basic) {
+            r.headers.push((http::header::AUTHORIZATION, v));
+        }
+        r
+    }
 }
 
 pub(crate) fn bearer(path: &str, token: &str) -> anyhow::Result<Req> {
@@ -299,6 +392,14 @@ pub struct Protocol {
     pub cc_rs_p99: Summary,
     pub code_es: Summary,
     pub code_rs: Summary,
+    /// The code exchange for clients with the refresh-token grant (the default), RS256 ID
+    /// token with its latencies, then all ES256.
+    pub code_rs_refresh: Exchange,
+    pub code_es_refresh: Exchange,
+    /// The refresh grant (rotation), all ES256.
+    pub refresh: Exchange,
+    /// What one response of each costs the stores, where they can tell (PostgreSQL + Redis).
+    pub costs: Vec<(String, crate::costs::Costs)>,
     pub userinfo: Summary,
     pub introspection: Summary,
     pub notes: Vec<(String, String)>,
@@ -315,13 +416,29 @@ impl Bench {
         let data = self.path("data");
         std::fs::create_dir_all(&data)?;
         let addr = procs::free_addr()?;
-        let setup = self.setup_caducee(&data, addr, &receivers.addrs).await?;
-        let (ours, logins) = self.caducee("embedded", None, (&data, addr, &setup), &receivers).await?;
+        let embedded = Place { dir: data, shape: Shape::Embedded };
+        let setup = self.setup_caducee(&embedded, addr, &receivers.addrs).await?;
+        let (ours, logins) = self.caducee("embedded", (&embedded, addr, &setup), &receivers).await?;
+        // The production shape: its own data folder, clients and users made again in PostgreSQL.
         let redis = self.start_redis().await?;
-        let url = format!("redis://127.0.0.1:{}/", redis.addr.port());
-        let (ours_redis, logins_redis) =
-            self.caducee("redis", Some((&url, redis.addr.port())), (&data, addr, &setup), &receivers).await?;
+        let pg = self.start_postgres()?;
+        let stores = Stores { pg_port: pg.port(), redis_port: redis.addr.port() };
+        stores.prepare().await?;
+        let dir = self.path("data-production");
+        std::fs::create_dir_all(&dir)?;
+        let production = Place {
+            dir,
+            shape: Shape::Production {
+                database_url: pg.url(),
+                redis_url: format!("redis://127.0.0.1:{}/", redis.addr.port()),
+                master_key: master_key(),
+                stores,
+            },
+        };
+        let setup = self.setup_caducee(&production, addr, &[]).await?;
+        let (ours_redis, logins_redis) = self.caducee("production", (&production, addr, &setup), &receivers).await?;
         redis.stop().await?;
+        drop(pg);
         let peer = self.peer().await?;
         self.build_rows(&hello, &ours, &logins, &peer, &ours_redis, &logins_redis);
         let measured = started.elapsed();

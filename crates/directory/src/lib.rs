@@ -49,7 +49,7 @@ pub use professionals::{
     Professionals, is_valid_national_id,
 };
 pub use push_blocks::{PushBlock, PushBlocks};
-pub use refresh_tokens::{ConsumeOutcome, RefreshTokenRecord, RefreshTokens};
+pub use refresh_tokens::{ConsumeOutcome, RefreshTokenRecord, RefreshTokens, Successor};
 pub use signing_keys::{SigningKeyRecord, SigningKeys};
 
 use crypto::Sealer;

@@ -45,6 +45,7 @@ suite_tests!(
     advance_counter_concurrent_single_winner,
     refresh_tokens_lifecycle,
     refresh_consume_concurrent_single_winner,
+    refresh_rotation_stores_only_the_winners_successor,
     signing_keys_lifecycle,
     signing_keys_encrypted_at_rest,
     audit_append_and_query,

@@ -43,6 +43,7 @@ suite_tests!(
     advance_counter_concurrent_single_winner,
     refresh_tokens_lifecycle,
     refresh_consume_concurrent_single_winner,
+    refresh_rotation_stores_only_the_winners_successor,
     signing_keys_lifecycle,
     signing_keys_encrypted_at_rest,
     audit_append_and_query,
@@ -70,6 +71,39 @@ async fn in_memory_database_works() {
     let second = dir.audit().append(audit_event(2)).await.unwrap();
     assert_eq!((first.id, second.id, second.prev_hash.as_str()), (1, 2, first.hash.as_str()));
     assert_intact(&dir.audit().verify(None).await.unwrap(), 2);
+}
+
+/// In memory, refresh-token writes go through the pool (no writer thread): a rotation still
+/// consumes once and stores its successor with it.
+#[tokio::test]
+async fn in_memory_rotation_consumes_and_stores_its_successor() {
+    use directory::{ConsumeOutcome, RefreshTokenRecord, Successor, sha256_hex};
+    let dir = Directory::connect("sqlite::memory:", DataKey::from_bytes(suite::KEY)).await.unwrap();
+    dir.migrate().await.unwrap();
+    let t = RefreshTokenRecord {
+        token_hash: sha256_hex(b"t"),
+        grant_id: "g".into(),
+        client_id: "rp".into(),
+        subject: "sub".into(),
+        sid: "sid".into(),
+        payload: serde_json::json!({"scopes": ["openid"]}),
+        created_at: 1,
+        expires_at: 100,
+        consumed_at: None,
+        revoked_at: None,
+    };
+    dir.refresh_tokens().insert(t.clone()).await.unwrap();
+    let next = Successor { token_hash: sha256_hex(b"n"), created_at: 10, expires_at: 90 };
+    let used = dir.refresh_tokens().rotate(&t.token_hash, 10, Some(next.clone())).await.unwrap();
+    assert_eq!(used, ConsumeOutcome::Consumed(RefreshTokenRecord { consumed_at: Some(10), ..t.clone() }));
+    let stored = dir.refresh_tokens().get(&next.token_hash).await.unwrap().unwrap();
+    assert_eq!((stored.grant_id.as_str(), stored.expires_at, stored.consumed_at), ("g", 90, None));
+    let again = Successor { token_hash: sha256_hex(b"m"), created_at: 11, expires_at: 90 };
+    assert!(matches!(
+        dir.refresh_tokens().rotate(&t.token_hash, 11, Some(again.clone())).await.unwrap(),
+        ConsumeOutcome::AlreadyConsumed(_)
+    ));
+    assert_eq!(dir.refresh_tokens().get(&again.token_hash).await.unwrap(), None);
 }
 
 fn audit_event(at: i64) -> AuditEvent {

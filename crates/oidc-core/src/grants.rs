@@ -35,6 +35,15 @@ pub struct GrantContext {
     pub claims: crate::claims_request::ClaimsRequest,
 }
 
+/// The refresh token that replaces a consumed one in a rotation: stored in the same step as
+/// the consumption, with the consumed token's grant, client, subject, session and context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Successor {
+    pub token_hash: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// The outcome of trying to use a refresh token once.
 #[derive(Debug)]
 pub enum ConsumeResult {
@@ -59,8 +68,14 @@ pub trait RefreshTokenStore: Send + Sync {
     async fn insert(&self, grant: &RefreshGrant) -> Result<(), GrantError>;
     /// The token's record whatever its state (consumed, revoked, expired): callers decide.
     async fn get(&self, token_hash: &str) -> Result<Option<RefreshGrant>, GrantError>;
-    /// Atomically marks the token used; of concurrent callers at most one gets `Consumed`.
-    async fn consume(&self, token_hash: &str, now: i64) -> Result<ConsumeResult, GrantError>;
+    /// Atomically marks the token used; of concurrent callers at most one gets `Consumed`, and
+    /// only for that one is `successor` stored, in the same transaction.
+    async fn consume(
+        &self,
+        token_hash: &str,
+        now: i64,
+        successor: Option<Successor>,
+    ) -> Result<ConsumeResult, GrantError>;
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, GrantError>;
     async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, GrantError>;
     /// Revokes every token issued to a professional, whatever its session.

@@ -11,7 +11,7 @@ use directory::{
 use oidc_core::backchannel::{Delivery, DeliveryLog, DeliveryLogError, DeliveryOutcome};
 use oidc_core::claims::{Account, AccountDirectory, AccountError};
 use oidc_core::client::{Client, ClientMetadata, ClientRegistry, RegistryError};
-use oidc_core::grants::{ConsumeResult, GrantContext, GrantError, RefreshGrant, RefreshTokenStore};
+use oidc_core::grants::{ConsumeResult, GrantContext, GrantError, RefreshGrant, RefreshTokenStore, Successor};
 use oidc_core::http::Clock;
 use oidc_core::keys::{KeyError, KeyStore, SigningAlg, StoredKey};
 use oidc_core::{AuditEntry, AuditSink};
@@ -162,8 +162,18 @@ impl RefreshTokenStore for DirectoryAdapter {
         }
     }
 
-    async fn consume(&self, token_hash: &str, now: i64) -> Result<ConsumeResult, GrantError> {
-        Ok(match self.directory.refresh_tokens().consume(token_hash, now).await.map_err(grant_error)? {
+    async fn consume(
+        &self,
+        token_hash: &str,
+        now: i64,
+        successor: Option<Successor>,
+    ) -> Result<ConsumeResult, GrantError> {
+        let successor = successor.map(|s| directory::Successor {
+            token_hash: s.token_hash,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        });
+        Ok(match self.directory.refresh_tokens().rotate(token_hash, now, successor).await.map_err(grant_error)? {
             ConsumeOutcome::Consumed(r) => ConsumeResult::Consumed(grant_from_record(r)?),
             ConsumeOutcome::AlreadyConsumed(r) => ConsumeResult::Reused(grant_from_record(r)?),
             ConsumeOutcome::Revoked(r) => ConsumeResult::Revoked(grant_from_record(r)?),

@@ -35,6 +35,7 @@ pub struct PostgresServer {
     run_as: Option<RunAs>,
     data_dir: PathBuf,
     log_file: PathBuf,
+    durable: bool,
     // Dropped last (after `Drop::drop` stopped the server), which removes every file.
     dir: tempfile::TempDir,
 }
@@ -48,14 +49,27 @@ struct RunAs {
 
 impl PostgresServer {
     /// Starts a fresh server with an empty `postgres` database owned by the superuser `caducee`.
+    /// For tests: in memory where there is room, and without syncing anything to disk.
     pub fn start() -> Result<PostgresServer, HarnessError> {
+        Self::start_with(false)
+    }
+
+    /// Starts a server as production runs one, for benchmarks: its files on disk, every commit
+    /// synced (PostgreSQL's defaults: `fsync`, `synchronous_commit`, `full_page_writes` on), and
+    /// `pg_stat_statements` loaded, so that what each request costs the database can be counted.
+    pub fn start_durable() -> Result<PostgresServer, HarnessError> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<PostgresServer, HarnessError> {
         let bin = find_bin_dir()?;
         let run_as = run_as()?;
         let template = ensure_template(&bin, run_as)?;
 
+        let root = if durable { std::env::temp_dir() } else { scratch_root() };
         let dir = tempfile::Builder::new()
             .prefix("caducee-pg-")
-            .tempdir_in(scratch_root())
+            .tempdir_in(root)
             .map_err(|source| io_err("creating the server directory", source))?;
         if let Some(owner) = run_as {
             chown(dir.path(), owner)?;
@@ -71,7 +85,7 @@ impl PostgresServer {
         }
 
         let mut server =
-            PostgresServer { port: 0, bin, run_as, data_dir, log_file: dir.path().join("postgres.log"), dir };
+            PostgresServer { port: 0, bin, run_as, data_dir, log_file: dir.path().join("postgres.log"), durable, dir };
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
             server.port = free_port()?;
@@ -93,6 +107,17 @@ impl PostgresServer {
         self.port
     }
 
+    /// The postmaster's process id (from `postmaster.pid`); the backends it forks later inherit
+    /// what is set on it, such as the CPU affinity a benchmark pins servers with.
+    pub fn postmaster_pid(&self) -> Result<u32, HarnessError> {
+        let text = fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .map_err(|source| io_err("reading postmaster.pid", source))?;
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| HarnessError::NotReady("postgres", "postmaster.pid has no process id".into()))
+    }
+
     /// Stops the server but keeps its files, so that tests can check how clients behave while
     /// the database is unreachable; [`PostgresServer::restart`] brings it back on the same port.
     pub fn stop(&self) -> Result<(), HarnessError> {
@@ -106,12 +131,12 @@ impl PostgresServer {
     }
 
     fn pg_ctl_start(&self) -> Result<(), HarnessError> {
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off",
-            self.port,
-            self.dir.path().display()
-        );
+        let mut options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
+        if self.durable {
+            options.push_str(" -c shared_preload_libraries=pg_stat_statements");
+        } else {
+            options.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
         let log = self.log_file.to_string_lossy().into_owned();
         let out = self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log, "-o", &options], "starting PostgreSQL")?;
         if out.status.success() {

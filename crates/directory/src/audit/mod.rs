@@ -317,7 +317,7 @@ impl<'a> AuditLog<'a> {
     }
 }
 
-fn writer_gone() -> DirectoryError {
+pub(crate) fn writer_gone() -> DirectoryError {
     DirectoryError::Unavailable("the audit writer stopped before committing".into())
 }
 

@@ -1,5 +1,7 @@
 //! The audit log's writer on a SQLite file: one thread of its own, with its own connection and
 //! its statements prepared once, and a second thread that checkpoints the write-ahead log.
+//! Refresh-token writes, also on the token endpoint's path, go through it too
+//! ([`crate::refresh_tokens::sqlite`]): they then share the audit records' transactions.
 //!
 //! Through the pool, every append paid several hand-offs to sqlx's worker thread (begin, read
 //! the last record, insert, commit), each a wake-up on the core that also serves requests, and a
@@ -36,7 +38,14 @@ use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadPriority
 use super::{MAX_GROUP, Waiting, chain_rows, reply_all, split_group, writer_gone};
 use crate::crypto::KeyedHash;
 use crate::entity::audit_log::Model;
+use crate::refresh_tokens::sqlite::RefreshJob;
 use crate::{DirectoryError, SQLITE_BUSY_TIMEOUT};
+
+/// What the writer thread is asked to write.
+pub(crate) enum Job {
+    Append(Waiting),
+    Refresh(RefreshJob),
+}
 
 const LAST_RECORD: &str = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
 const INSERT_RECORD: &str = "INSERT INTO audit_log \
@@ -68,7 +77,7 @@ struct Flags {
 
 /// The handle appenders hold; the threads stop once every handle is gone and the queue is empty.
 pub(crate) struct SqliteAuditWriter {
-    queue: mpsc::Sender<Waiting>,
+    queue: mpsc::Sender<Job>,
 }
 
 impl SqliteAuditWriter {
@@ -95,7 +104,13 @@ impl SqliteAuditWriter {
 
     /// Queues `waiting` for the next transaction; its `reply` says when it is committed.
     pub(crate) fn submit(&self, waiting: Waiting) -> Result<(), DirectoryError> {
-        self.queue.send(waiting).map_err(|_| writer_gone())
+        self.queue.send(Job::Append(waiting)).map_err(|_| writer_gone())
+    }
+
+    /// Queues a refresh-token write for the next transaction; its `reply` says when it is
+    /// committed, with what it found.
+    pub(crate) fn submit_refresh(&self, job: RefreshJob) -> Result<(), DirectoryError> {
+        self.queue.send(Job::Refresh(job)).map_err(|_| writer_gone())
     }
 }
 
@@ -131,24 +146,41 @@ fn lower_priority(value: u8) {
     }
 }
 
-fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Waiting>, flags: &Flags, key: &KeyedHash) {
+fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Job>, flags: &Flags, key: &KeyedHash) {
     lower_priority(WRITER_PRIORITY);
     let mut since_restart = 0u32;
     while let Ok(first) = waiting.recv() {
-        let mut group = Vec::with_capacity(32);
-        group.push(first);
-        while group.len() < MAX_GROUP {
+        let mut appends = Vec::with_capacity(32);
+        let mut refreshes = Vec::new();
+        let mut take = |job| match job {
+            Job::Append(w) => appends.push(w),
+            Job::Refresh(r) => refreshes.push(r),
+        };
+        take(first);
+        for _ in 1..MAX_GROUP {
             match waiting.try_recv() {
-                Ok(next) => group.push(next),
+                Ok(next) => take(next),
                 Err(_) => break,
             }
         }
-        let mut split = split_group(group);
-        let result = write_rows(&mut conn, &mut split.rows, key);
-        if result.is_ok() {
-            flags.written.store(true, Ordering::Release);
-            since_restart = since_restart.saturating_add(1);
-        }
+        let mut split = split_group(appends);
+        let result = write_group(&mut conn, &mut split.rows, &refreshes, key);
+        let result = match result {
+            Ok(answers) => {
+                flags.written.store(true, Ordering::Release);
+                since_restart = since_restart.saturating_add(1);
+                for (job, answer) in refreshes.into_iter().zip(answers) {
+                    let _ = job.reply.send(answer);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for job in refreshes {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                Err(e)
+            }
+        };
         reply_all(split, result);
         // Either the checkpointer copied the log and only the last frames are left, or it has
         // not run for too long and the writer copies the whole log, between two transactions.
@@ -163,12 +195,23 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Waiting>,
     }
 }
 
-fn write_rows(conn: &mut rusqlite::Connection, rows: &mut [Model], key: &KeyedHash) -> Result<(), DirectoryError> {
+/// Answers of the group's refresh-token writes, each its own.
+type RefreshAnswers = Vec<Result<Option<crate::entity::refresh_token::Model>, DirectoryError>>;
+
+/// One transaction: the refresh-token writes (each failing alone), then the audit records
+/// chained after the last stored one. An error here fails the whole group.
+fn write_group(
+    conn: &mut rusqlite::Connection,
+    rows: &mut [Model],
+    refreshes: &[RefreshJob],
+    key: &KeyedHash,
+) -> Result<RefreshAnswers, DirectoryError> {
     // Dropped without commit on any error: rolled back, nothing half-written.
     let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let last = txn.prepare_cached(LAST_RECORD)?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
-    chain_rows(rows, last, key)?;
-    {
+    let answers = refreshes.iter().map(|job| job.run(&txn)).collect();
+    if !rows.is_empty() {
+        let last = txn.prepare_cached(LAST_RECORD)?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+        chain_rows(rows, last, key)?;
         let mut insert = txn.prepare_cached(INSERT_RECORD)?;
         for r in rows.iter() {
             insert.execute(params![
@@ -187,7 +230,7 @@ fn write_rows(conn: &mut rusqlite::Connection, rows: &mut [Model], key: &KeyedHa
         }
     }
     txn.commit()?;
-    Ok(())
+    Ok(answers)
 }
 
 fn checkpoint_loop(conn: &rusqlite::Connection, stopped: &mpsc::Receiver<()>, flags: &Flags) {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use directory::{
     AccountStatus, Activity, AuditEvent, AuditHead, AuditQuery, AuditVerification, ClientRecord, ConsumeOutcome,
     DataKey, Directory, DirectoryError, HeadCheck, NewAuthenticator, NewProfessional, OtherId, Practice,
-    ProfessionalUpdate, RefreshTokenRecord, SigningKeyRecord, sha256_hex,
+    ProfessionalUpdate, RefreshTokenRecord, SigningKeyRecord, Successor, sha256_hex,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::json;

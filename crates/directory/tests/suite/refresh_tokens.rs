@@ -89,3 +89,55 @@ pub async fn refresh_consume_concurrent_single_winner(ctx: &Ctx) {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// A rotation is one step: among concurrent callers on two nodes, one consumes the token and
+/// only its successor is stored, with the consumed token's grant; a token that is not live
+/// stores no successor.
+pub async fn refresh_rotation_stores_only_the_winners_successor(ctx: &Ctx) {
+    let t = refresh("rotated", "g7", "s7", "sub-7", 10_000);
+    ctx.dir.refresh_tokens().insert(t.clone()).await.unwrap();
+    let node2 = ctx.second_node().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CONCURRENCY {
+        let dir = if i % 2 == 0 { ctx.dir.clone() } else { node2.clone() };
+        let hash = t.token_hash.clone();
+        let next =
+            Successor { token_hash: sha256_hex(format!("next-{i}").as_bytes()), created_at: 5000, expires_at: 9000 };
+        tasks.spawn(async move {
+            (next.token_hash.clone(), dir.refresh_tokens().rotate(&hash, 5000, Some(next)).await.unwrap())
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    let winners: Vec<&String> =
+        outcomes.iter().filter(|(_, o)| matches!(o, ConsumeOutcome::Consumed(_))).map(|(h, _)| h).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|(_, o)| matches!(o, ConsumeOutcome::Consumed(_) | ConsumeOutcome::AlreadyConsumed(_)))
+    );
+    let rts = ctx.dir.refresh_tokens();
+    for (hash, _) in &outcomes {
+        let stored = rts.get(hash).await.unwrap();
+        if hash == winners[0] {
+            let expected =
+                RefreshTokenRecord { token_hash: hash.clone(), created_at: 5000, expires_at: 9000, ..t.clone() };
+            assert_eq!(stored, Some(expected), "the successor carries the consumed token's grant");
+        } else {
+            assert_eq!(stored, None, "a loser's successor must not be stored");
+        }
+    }
+    assert_eq!(rts.get(&t.token_hash).await.unwrap().unwrap().consumed_at, Some(5000));
+
+    // A revoked or unknown token stores nothing either.
+    rts.revoke_grant("g7", 6000).await.unwrap();
+    let next = Successor { token_hash: sha256_hex(b"after-revoke"), created_at: 6100, expires_at: 9000 };
+    let winner = winners[0].clone();
+    assert!(matches!(rts.rotate(&winner, 6100, Some(next.clone())).await.unwrap(), ConsumeOutcome::Revoked(_)));
+    assert_eq!(rts.rotate("unknown", 6100, Some(next.clone())).await.unwrap(), ConsumeOutcome::Unknown);
+    assert_eq!(rts.get(&next.token_hash).await.unwrap(), None);
+    // A successor whose hash is taken fails that rotation whole: the token stays unused.
+    let u = refresh("u", "g8", "s8", "sub-8", 10_000);
+    rts.insert(u.clone()).await.unwrap();
+    let taken = Successor { token_hash: t.token_hash.clone(), created_at: 6200, expires_at: 9000 };
+    assert!(matches!(rts.rotate(&u.token_hash, 6200, Some(taken)).await, Err(DirectoryError::Conflict(_))));
+    assert_eq!(rts.get(&u.token_hash).await.unwrap().unwrap().consumed_at, None, "rolled back");
+}

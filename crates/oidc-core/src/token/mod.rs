@@ -177,8 +177,9 @@ enum RefreshIssue<'a> {
     New {
         expires_at: i64,
     },
-    /// The one presented, which stays (a client whose refresh tokens do not rotate).
-    Keep {
+    /// One already stored: the one presented, which stays (a client whose refresh tokens do
+    /// not rotate), or the successor a rotation stored as it consumed the one presented.
+    Stored {
         token: &'a str,
         expires_at: i64,
     },
@@ -193,7 +194,7 @@ impl RefreshIssue<'_> {
     fn expires_at(&self) -> Option<i64> {
         match self {
             RefreshIssue::None => None,
-            RefreshIssue::New { expires_at } | RefreshIssue::Keep { expires_at, .. } => Some(*expires_at),
+            RefreshIssue::New { expires_at } | RefreshIssue::Stored { expires_at, .. } => Some(*expires_at),
         }
     }
 }
@@ -349,26 +350,16 @@ impl Provider {
 
         let refresh_token = match issue.refresh {
             RefreshIssue::None => None,
-            RefreshIssue::Keep { token, .. } => Some(token.to_owned()),
+            RefreshIssue::Stored { token, .. } => Some(token.to_owned()),
             RefreshIssue::New { expires_at } => {
-                let token = self
-                    .refresh_key
-                    .mint(&RefreshClaims {
-                        iss: self.config.issuer.clone(),
-                        aud: self.config.issuer.clone(),
-                        sub: issue.subject.to_owned(),
-                        typ: refresh_jwt::REFRESH_TYP.to_owned(),
-                        azp: issue.client.client_id.clone(),
-                        exp: expires_at,
-                        iat: now,
-                        jti: random_token(),
-                        sid: issue.sid.to_owned(),
-                        session_state: issue.sid.to_owned(),
-                        scope: issue.grant_context.scopes.join(" "),
-                    })
-                    .map_err(|e| ProviderError::Corrupt(format!("refresh token: {e}")))?;
+                let (token, token_hash) = self.mint_refresh_token(
+                    (issue.client, issue.subject, issue.sid),
+                    &issue.grant_context.scopes,
+                    expires_at,
+                    now,
+                )?;
                 let grant = RefreshGrant {
-                    token_hash: sha256_hex(token.as_bytes()),
+                    token_hash,
                     grant_id: issue.grant_id.to_owned(),
                     client_id: issue.client.client_id.clone(),
                     subject: issue.subject.to_owned(),
@@ -394,6 +385,35 @@ impl Provider {
             session_state: Some(issue.sid.to_owned()),
             not_before_policy: 0,
         })
+    }
+
+    /// A new refresh token (a JWT MACed with the provider's own key) for `client`, `subject` and
+    /// session `sid`, and the hash it is stored by.
+    fn mint_refresh_token(
+        &self,
+        (client, subject, sid): (&Client, &str, &str),
+        scopes: &[String],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(String, String), ProviderError> {
+        let token = self
+            .refresh_key
+            .mint(&RefreshClaims {
+                iss: self.config.issuer.clone(),
+                aud: self.config.issuer.clone(),
+                sub: subject.to_owned(),
+                typ: refresh_jwt::REFRESH_TYP.to_owned(),
+                azp: client.client_id.clone(),
+                exp: expires_at,
+                iat: now,
+                jti: random_token(),
+                sid: sid.to_owned(),
+                session_state: sid.to_owned(),
+                scope: scopes.join(" "),
+            })
+            .map_err(|e| ProviderError::Corrupt(format!("refresh token: {e}")))?;
+        let hash = sha256_hex(token.as_bytes());
+        Ok((token, hash))
     }
 
     /// Verifies an ID token this provider issued, even expired (`id_token_hint`): its `typ`, and

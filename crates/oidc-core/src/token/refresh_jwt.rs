@@ -49,20 +49,39 @@ impl RefreshTokenKey {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
     }
 
-    /// Whether `token` may be one of ours: a JWT of ours with an intact MAC, or an opaque token
-    /// from before they were JWTs (its record decides). Expiry is the record's to judge.
+    /// Whether `token` may be one of ours: a JWT of ours with an intact MAC (then what it says
+    /// of itself can be trusted: it was written by this provider), or an opaque token from
+    /// before they were JWTs (its record decides). Expiry is the record's to judge.
+    /// Whether [`Self::admit`] lets `token` through to its record.
     pub(crate) fn admits(&self, token: &str, issuer: &str) -> bool {
+        !matches!(self.admit(token, issuer), Admitted::Rejected)
+    }
+
+    pub(crate) fn admit(&self, token: &str, issuer: &str) -> Admitted {
         if !token.contains('.') {
-            return true;
+            return Admitted::Opaque;
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["iss"]);
         validation.set_issuer(&[issuer]);
-        jsonwebtoken::decode::<RefreshClaims>(token, &self.decoding, &validation)
-            .is_ok_and(|data| data.claims.typ == REFRESH_TYP)
+        match jsonwebtoken::decode::<RefreshClaims>(token, &self.decoding, &validation) {
+            Ok(data) if data.claims.typ == REFRESH_TYP => Admitted::Jwt(Box::new(data.claims)),
+            _ => Admitted::Rejected,
+        }
     }
+}
+
+/// What [`RefreshTokenKey::admit`] makes of a presented token.
+#[derive(Debug)]
+pub(crate) enum Admitted {
+    /// One of ours, intact.
+    Jwt(Box<RefreshClaims>),
+    /// Opaque: perhaps one from before refresh tokens were JWTs.
+    Opaque,
+    /// Forged, altered, another provider's or another kind of token.
+    Rejected,
 }
 
 #[cfg(test)]
@@ -89,7 +108,10 @@ mod tests {
     fn only_our_intact_refresh_tokens_are_admitted() {
         let key = RefreshTokenKey::new(&[7u8; 32]);
         let token = key.mint(&claims()).unwrap();
-        assert!(key.admits(&token, "https://idp"), "expired or not, the record decides");
+        match key.admit(&token, "https://idp") {
+            Admitted::Jwt(c) => assert_eq!((c.azp.as_str(), c.sid.as_str()), ("rp", "sid")),
+            other => panic!("expired or not, the record decides: {other:?}"),
+        }
         assert!(!key.admits(&token, "https://other"));
         assert!(!RefreshTokenKey::new(&[8u8; 32]).admits(&token, "https://idp"), "another key");
         let mut forged = token.clone();
@@ -97,6 +119,6 @@ mod tests {
         assert!(!key.admits(&forged, "https://idp"));
         let access = key.mint(&RefreshClaims { typ: "Bearer".into(), ..claims() }).unwrap();
         assert!(!key.admits(&access, "https://idp"), "another typ");
-        assert!(key.admits("opaque-token-from-before", "https://idp"));
+        assert!(matches!(key.admit("opaque-token-from-before", "https://idp"), Admitted::Opaque));
     }
 }
