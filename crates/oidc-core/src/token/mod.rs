@@ -298,59 +298,12 @@ impl Provider {
 
     async fn issue_tokens(&self, issue: &Issue<'_>, now: i64) -> Result<TokenResponse, EndpointError> {
         let account = self.ensure_active(issue.subject).await?;
-        let scope = issue.context.scopes.join(" ");
-        let at_claims = AccessTokenClaims {
-            iss: self.config.issuer.clone(),
-            sub: issue.subject.to_owned(),
-            aud: issue.client.client_id.clone(),
-            client_id: issue.client.client_id.clone(),
-            exp: now + self.config.access_token_ttl,
-            iat: now,
-            jti: random_id(),
-            scope: scope.clone(),
-            sid: Some(issue.sid.to_owned()),
-            gid: issue.grant_id.to_owned(),
-            auth_time: Some(issue.context.auth_time),
-            acr: Some(issue.context.acr.clone()),
-            azp: Some(issue.client.client_id.clone()),
-            session_state: Some(issue.sid.to_owned()),
-            preferred_username: Some(account.national_id.clone()),
-            auth_mode: Some(crate::claims::auth_mode(&issue.context.amr).to_owned()),
-            userinfo_claims: issue.context.claims.userinfo.clone(),
-            cnf: issue.cnf.cloned(),
-        };
-        let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &at_claims)?;
-
-        let mut id_claims = Map::new();
-        let mut put = |k: &str, v: Value| {
-            id_claims.insert(k.to_owned(), v);
-        };
-        put("iss", Value::String(self.config.issuer.clone()));
-        put("sub", Value::String(issue.subject.to_owned()));
-        put("aud", Value::String(issue.client.client_id.clone()));
-        put("azp", Value::String(issue.client.client_id.clone()));
-        put("exp", Value::from(now + self.config.id_token_ttl));
-        put("iat", Value::from(now));
-        put("auth_time", Value::from(issue.context.auth_time));
-        put("acr", Value::String(issue.context.acr.clone()));
-        put("amr", Value::from(issue.context.amr.clone()));
-        put("sid", Value::String(issue.sid.to_owned()));
-        put("at_hash", Value::String(half_hash(access_token.as_bytes())));
-        if let Some(nonce) = &issue.context.nonce {
-            put("nonce", Value::String(nonce.clone()));
-        }
-        for (k, v) in crate::claims::released_claims(&account, &issue.context.scopes, &issue.context.acr) {
-            id_claims.entry(k).or_insert(v);
-        }
-        for (k, v) in crate::claims::requested_claims(&account, &issue.context.claims.id_token, &issue.context.acr) {
-            id_claims.entry(k).or_insert(v);
-        }
-        let alg = issue.client.metadata.id_token_signed_response_alg;
-        let id_token = self.keys.sign(alg, TokenKind::IdToken, &id_claims)?;
-
-        let refresh_token = match issue.refresh {
-            RefreshIssue::None => None,
-            RefreshIssue::Stored { token, .. } => Some(token.to_owned()),
+        // The refresh token first: its record goes to the store before the signatures are made,
+        // and is written while they are (on a SQLite file, batched by the writer thread with
+        // other requests' writes); the answer waits for both.
+        let (refresh_token, new_grant) = match issue.refresh {
+            RefreshIssue::None => (None, None),
+            RefreshIssue::Stored { token, .. } => (Some(token.to_owned()), None),
             RefreshIssue::New { expires_at } => {
                 let (token, token_hash) = self.mint_refresh_token(
                     (issue.client, issue.subject, issue.sid),
@@ -370,10 +323,73 @@ impl Provider {
                     consumed_at: None,
                     revoked_at: None,
                 };
-                self.grants.insert(&grant).await?;
-                Some(token)
+                (Some(token), Some(grant))
             }
         };
+        let store = async {
+            match &new_grant {
+                Some(grant) => self.grants.insert(grant).await,
+                None => Ok(()),
+            }
+        };
+        let sign = async {
+            let scope = issue.context.scopes.join(" ");
+            let at_claims = AccessTokenClaims {
+                iss: self.config.issuer.clone(),
+                sub: issue.subject.to_owned(),
+                aud: issue.client.client_id.clone(),
+                client_id: issue.client.client_id.clone(),
+                exp: now + self.config.access_token_ttl,
+                iat: now,
+                jti: random_id(),
+                scope: scope.clone(),
+                sid: Some(issue.sid.to_owned()),
+                gid: issue.grant_id.to_owned(),
+                auth_time: Some(issue.context.auth_time),
+                acr: Some(issue.context.acr.clone()),
+                azp: Some(issue.client.client_id.clone()),
+                session_state: Some(issue.sid.to_owned()),
+                preferred_username: Some(account.national_id.clone()),
+                auth_mode: Some(crate::claims::auth_mode(&issue.context.amr).to_owned()),
+                userinfo_claims: issue.context.claims.userinfo.clone(),
+                cnf: issue.cnf.cloned(),
+            };
+            let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &at_claims)?;
+
+            let mut id_claims = Map::new();
+            let mut put = |k: &str, v: Value| {
+                id_claims.insert(k.to_owned(), v);
+            };
+            put("iss", Value::String(self.config.issuer.clone()));
+            put("sub", Value::String(issue.subject.to_owned()));
+            put("aud", Value::String(issue.client.client_id.clone()));
+            put("azp", Value::String(issue.client.client_id.clone()));
+            put("exp", Value::from(now + self.config.id_token_ttl));
+            put("iat", Value::from(now));
+            put("auth_time", Value::from(issue.context.auth_time));
+            put("acr", Value::String(issue.context.acr.clone()));
+            put("amr", Value::from(issue.context.amr.clone()));
+            put("sid", Value::String(issue.sid.to_owned()));
+            put("at_hash", Value::String(half_hash(access_token.as_bytes())));
+            if let Some(nonce) = &issue.context.nonce {
+                put("nonce", Value::String(nonce.clone()));
+            }
+            for (k, v) in crate::claims::released_claims(&account, &issue.context.scopes, &issue.context.acr) {
+                id_claims.entry(k).or_insert(v);
+            }
+            for (k, v) in crate::claims::requested_claims(&account, &issue.context.claims.id_token, &issue.context.acr)
+            {
+                id_claims.entry(k).or_insert(v);
+            }
+            let alg = issue.client.metadata.id_token_signed_response_alg;
+            let id_token = self.keys.sign(alg, TokenKind::IdToken, &id_claims)?;
+
+            Ok::<_, EndpointError>((scope, access_token, id_token))
+        };
+        // Polled in this order: the record is queued before the signing starts.
+        let (stored, signed) = tokio::join!(store, sign);
+        stored?;
+        let (scope, access_token, id_token) = signed?;
         Ok(TokenResponse {
             access_token: access_token.into(),
             token_type: "Bearer",
