@@ -15,6 +15,13 @@
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
+import { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
+import LRU from 'oidc-provider/lib/helpers/lru.js';
+
+// Its in-memory adapter keeps at most 1,000 entries (an LRU): the codes prepared for a measure
+// (thousands) and the grants they name would be evicted before use, and every request then
+// fails. The same adapter, with room for everything a bench run makes.
+setStorage(new LRU({ maxSize: 10_000_000 }));
 
 const port = Number(process.env.PORT || 8081);
 const alg = process.env.PEER_ALG || 'ES256';

@@ -1,6 +1,6 @@
 //! What one response costs the stores of the production shape, counted by the stores
-//! themselves: PostgreSQL's `pg_stat_statements` (statements run, each a round trip, and rows
-//! written) and Redis's `total_commands_processed`, read before and after a fixed number of
+//! themselves: PostgreSQL's `pg_stat_statements` (statements run, each a round trip, and those
+//! that write) and Redis's `total_commands_processed`, read before and after a fixed number of
 //! requests.
 
 use std::net::SocketAddr;
@@ -17,16 +17,16 @@ use crate::run::{Bench, say};
 pub struct Costs {
     /// Statements PostgreSQL ran (`BEGIN` and `COMMIT` included): its round trips.
     pub pg_statements: f64,
-    /// Rows inserted, updated or deleted.
-    pub pg_rows_written: f64,
+    /// Those of them that write (insert, update or delete, one or several rows).
+    pub pg_writes: f64,
     pub redis_commands: f64,
 }
 
 impl Costs {
     pub fn text(&self) -> String {
         format!(
-            "{:.1} PostgreSQL statements ({:.1} rows written), {:.1} Redis commands",
-            self.pg_statements, self.pg_rows_written, self.redis_commands
+            "{:.2} PostgreSQL statements ({:.2} of them writes), {:.2} Redis commands",
+            self.pg_statements, self.pg_writes, self.redis_commands
         )
     }
 }
@@ -41,7 +41,7 @@ pub struct Stores {
 #[derive(Clone, Copy, Debug, Default)]
 struct Counters {
     statements: f64,
-    rows_written: f64,
+    writes: f64,
     redis: f64,
 }
 
@@ -62,13 +62,13 @@ impl Stores {
         let out = self
             .psql(
                 "SELECT COALESCE(SUM(calls), 0), \
-                 COALESCE(SUM(rows) FILTER (WHERE query ~* '^\\s*(insert|update|delete)'), 0) \
+                 COALESCE(SUM(calls) FILTER (WHERE query ~* '\\m(insert|update|delete)\\M'), 0) \
                  FROM pg_stat_statements WHERE query NOT ILIKE '%pg_stat_statements%'",
             )
             .await?;
         let mut parts = out.trim().split('|');
         let statements: f64 = parts.next().context("calls")?.parse()?;
-        let rows_written: f64 = parts.next().context("rows")?.parse()?;
+        let writes: f64 = parts.next().context("writes")?.parse()?;
         let mut c = Command::new("redis-cli");
         c.args(["-p", &self.redis_port.to_string(), "INFO", "stats"]);
         let info = procs::output(c, None).await?;
@@ -78,7 +78,7 @@ impl Stores {
             .context("no total_commands_processed")?
             .trim()
             .parse()?;
-        Ok(Counters { statements, rows_written, redis })
+        Ok(Counters { statements, writes, redis })
     }
 }
 
@@ -100,7 +100,7 @@ impl Bench {
         let n = o.ok.max(1) as f64;
         let costs = Costs {
             pg_statements: (after.statements - before.statements) / n,
-            pg_rows_written: (after.rows_written - before.rows_written) / n,
+            pg_writes: (after.writes - before.writes) / n,
             // The INFO command of the first reading is counted in the second.
             redis_commands: (after.redis - before.redis - 1.0) / n,
         };

@@ -337,7 +337,7 @@ pub fn write(b: &Bench, measured: Duration) -> anyhow::Result<()> {
             "## What a response costs the stores (production shape)\n\nCounted by the stores \
              themselves over a run of a few hundred responses (8 connections): PostgreSQL's \
              `pg_stat_statements` (statements, each a round trip, `BEGIN` and `COMMIT` included; \
-             rows inserted, updated or deleted) and Redis's `total_commands_processed`. The \
+             those that insert, update or delete, whatever the rows) and Redis's `total_commands_processed`. The \
              embedded default runs the same statements on SQLite, where a write is a transaction \
              on the file and a read a call into the library, not a round trip.\n"
         );

@@ -182,6 +182,23 @@ pub(crate) enum AuditWriter {
 }
 
 impl AuditWriter {
+    /// Queues a refresh-token write with the next group and returns once it is committed.
+    pub(crate) async fn refresh(
+        &self,
+        inner: &Arc<Inner>,
+        op: crate::refresh_tokens::RefreshOp,
+    ) -> Result<Option<crate::entity::refresh_token::Model>, DirectoryError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Refresh(crate::refresh_tokens::RefreshJob { op, reply });
+        match self {
+            AuditWriter::Thread(writer) => {
+                writer.submit(job)?;
+                answer.await.unwrap_or_else(|_| Err(writer_gone()))
+            }
+            AuditWriter::Pool(queue) => group::enqueue(inner, queue, job, answer).await,
+        }
+    }
+
     /// The dedicated thread for a SQLite file; the pool otherwise.
     pub(crate) fn for_sqlite_file(path: &Path, key: KeyedHash) -> Result<Self, DirectoryError> {
         Ok(AuditWriter::Thread(sqlite_writer::SqliteAuditWriter::start(path, key)?))
@@ -192,14 +209,31 @@ impl AuditWriter {
     }
 }
 
+/// What the writer (the thread, or the callers taking turns) is asked to write.
+pub(crate) enum Job {
+    Append(Waiting),
+    Refresh(crate::refresh_tokens::RefreshJob),
+}
+
+/// A group's appends and refresh-token writes, apart.
+fn split_jobs(group: Vec<Job>) -> (Vec<Waiting>, Vec<crate::refresh_tokens::RefreshJob>) {
+    let mut appends = Vec::with_capacity(group.len());
+    let mut refreshes = Vec::new();
+    for job in group {
+        match job {
+            Job::Append(w) => appends.push(w),
+            Job::Refresh(r) => refreshes.push(r),
+        }
+    }
+    (appends, refreshes)
+}
+
 /// An append waiting for its group to be committed.
 pub(crate) struct Waiting {
     event: AuditEvent,
     details: String,
     reply: oneshot::Sender<Result<AuditRecord, DirectoryError>>,
 }
-
-type Answer = oneshot::Receiver<Result<AuditRecord, DirectoryError>>;
 
 impl<'a> AuditLog<'a> {
     pub(crate) fn new(inner: &'a Arc<Inner>) -> Self {
@@ -223,10 +257,10 @@ impl<'a> AuditLog<'a> {
         let waiting = Waiting { event, details, reply };
         match &self.inner.audit_writer {
             AuditWriter::Thread(writer) => {
-                writer.submit(waiting)?;
+                writer.submit(Job::Append(waiting))?;
                 answer.await.unwrap_or_else(|_| Err(writer_gone()))
             }
-            AuditWriter::Pool(queue) => group::append(self.inner, queue, waiting, answer).await,
+            AuditWriter::Pool(queue) => group::enqueue(self.inner, queue, Job::Append(waiting), answer).await,
         }
     }
 

@@ -1,7 +1,8 @@
 //! The audit log's writer on a SQLite file: one thread of its own, with its own connection and
 //! its statements prepared once, and a second thread that checkpoints the write-ahead log.
 //! Refresh-token writes, also on the token endpoint's path, go through it too
-//! ([`crate::refresh_tokens::sqlite`]): they then share the audit records' transactions.
+//! ([`crate::refresh_tokens::sqlite`]): they then share the audit records' transactions, each
+//! under a savepoint of its own (a failing one fails its caller alone).
 //!
 //! Through the pool, every append paid several hand-offs to sqlx's worker thread (begin, read
 //! the last record, insert, commit), each a wake-up on the core that also serves requests, and a
@@ -35,17 +36,11 @@ use std::time::Duration;
 use rusqlite::{OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy};
 
-use super::{MAX_GROUP, Waiting, chain_rows, reply_all, split_group, writer_gone};
+use super::{Job, MAX_GROUP, chain_rows, reply_all, split_group, split_jobs, writer_gone};
 use crate::crypto::KeyedHash;
 use crate::entity::audit_log::Model;
-use crate::refresh_tokens::sqlite::RefreshJob;
+use crate::refresh_tokens::RefreshJob;
 use crate::{DirectoryError, SQLITE_BUSY_TIMEOUT};
-
-/// What the writer thread is asked to write.
-pub(crate) enum Job {
-    Append(Waiting),
-    Refresh(RefreshJob),
-}
 
 const LAST_RECORD: &str = "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1";
 const INSERT_RECORD: &str = "INSERT INTO audit_log \
@@ -102,15 +97,9 @@ impl SqliteAuditWriter {
         Ok(SqliteAuditWriter { queue })
     }
 
-    /// Queues `waiting` for the next transaction; its `reply` says when it is committed.
-    pub(crate) fn submit(&self, waiting: Waiting) -> Result<(), DirectoryError> {
-        self.queue.send(Job::Append(waiting)).map_err(|_| writer_gone())
-    }
-
-    /// Queues a refresh-token write for the next transaction; its `reply` says when it is
-    /// committed, with what it found.
-    pub(crate) fn submit_refresh(&self, job: RefreshJob) -> Result<(), DirectoryError> {
-        self.queue.send(Job::Refresh(job)).map_err(|_| writer_gone())
+    /// Queues `job` for the next transaction; its reply says when it is committed.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), DirectoryError> {
+        self.queue.send(job).map_err(|_| writer_gone())
     }
 }
 
@@ -150,19 +139,15 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Job>, fla
     lower_priority(WRITER_PRIORITY);
     let mut since_restart = 0u32;
     while let Ok(first) = waiting.recv() {
-        let mut appends = Vec::with_capacity(32);
-        let mut refreshes = Vec::new();
-        let mut take = |job| match job {
-            Job::Append(w) => appends.push(w),
-            Job::Refresh(r) => refreshes.push(r),
-        };
-        take(first);
-        for _ in 1..MAX_GROUP {
+        let mut group = Vec::with_capacity(32);
+        group.push(first);
+        while group.len() < MAX_GROUP {
             match waiting.try_recv() {
-                Ok(next) => take(next),
+                Ok(next) => group.push(next),
                 Err(_) => break,
             }
         }
+        let (appends, refreshes) = split_jobs(group);
         let mut split = split_group(appends);
         let result = write_group(&mut conn, &mut split.rows, &refreshes, key);
         let result = match result {
@@ -208,7 +193,7 @@ fn write_group(
 ) -> Result<RefreshAnswers, DirectoryError> {
     // Dropped without commit on any error: rolled back, nothing half-written.
     let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let answers = refreshes.iter().map(|job| job.run(&txn)).collect();
+    let answers = refreshes.iter().map(|job| crate::refresh_tokens::sqlite::run(job, &txn)).collect();
     if !rows.is_empty() {
         let last = txn.prepare_cached(LAST_RECORD)?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
         chain_rows(rows, last, key)?;

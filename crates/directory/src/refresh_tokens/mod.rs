@@ -3,28 +3,48 @@
 //! Writes are on the token endpoint's path, so they are kept cheap without giving up what a
 //! refresh token guarantees (stored hashed, used once, decided atomically, durable before it is
 //! handed out):
-//! - On a SQLite file, they go through the file's writer thread (the audit log's, [`sqlite`]):
-//!   several requests' writes share one transaction, and the caller returns once its own write
-//!   is committed, as for audit records.
+//! - They join the audit log's group commits: on a SQLite file through the file's writer thread
+//!   ([`sqlite`]), elsewhere with the callers taking turns through the pool ([`write_in`]).
+//!   Several requests' writes share one transaction (on PostgreSQL, one synced log write), and
+//!   each caller returns once its own write is committed, as for audit records.
 //! - A rotation is one step: the presented token is marked used and its successor stored in the
-//!   same transaction, and on PostgreSQL in a single statement (one round trip).
+//!   same transaction, and on PostgreSQL in a single statement.
 //!
 //! This module owns the table's statements; it knows nothing of tokens' contents (the
 //! payload is the protocol crate's JSON).
 
 pub(crate) mod sqlite;
 
+use std::sync::Arc;
+
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait as _, ConnectionTrait as _, DbBackend, EntityTrait as _, QueryFilter as _, Statement,
-    TransactionTrait as _,
-};
+use sea_orm::{ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _, QueryFilter as _, Statement};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::audit::AuditWriter;
 use crate::entity::refresh_token::{self, ActiveModel, Column, Entity};
 use crate::{DirectoryError, Inner};
+
+/// Rows per `INSERT` statement of a group: 10 bound values each.
+const ROWS_PER_INSERT: usize = 64;
+
+/// A write for the group commit.
+pub(crate) enum RefreshOp {
+    Insert(refresh_token::Model),
+    /// Marks the token used if it is live, and then stores `successor` with the used row's grant.
+    Rotate {
+        token_hash: String,
+        now: i64,
+        successor: Option<Successor>,
+    },
+}
+
+/// A write and where its answer goes once its transaction is committed: for a rotation, the
+/// row it used (`None`: the token was not live).
+pub(crate) struct RefreshJob {
+    pub(crate) op: RefreshOp,
+    pub(crate) reply: oneshot::Sender<Result<Option<refresh_token::Model>, DirectoryError>>,
+}
 
 /// A refresh token as stored. The token itself is never stored, only its hash.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,7 +87,7 @@ pub enum ConsumeOutcome {
 
 /// Repository of refresh tokens; obtained from [`crate::Directory::refresh_tokens`].
 pub struct RefreshTokens<'a> {
-    inner: &'a Inner,
+    inner: &'a Arc<Inner>,
 }
 
 /// PostgreSQL: the presented token marked used and its successor stored, in one statement.
@@ -80,7 +100,7 @@ const ROTATE_PG: &str = "WITH used AS ( \
        SELECT $3, grant_id, client_id, subject, sid, payload, $4, $5 FROM used WHERE $3 IS NOT NULL \
      ) \
      SELECT grant_id, client_id, subject, sid, payload, created_at, expires_at FROM used";
-/// SQLite (in memory, through the pool): the same in two statements of one transaction.
+/// SQLite: the same in two statements of one transaction.
 const CONSUME_SQLITE: &str = "UPDATE refresh_tokens SET consumed_at = ?2 \
      WHERE token_hash = ?1 AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > ?2 \
      RETURNING grant_id, client_id, subject, sid, payload, created_at, expires_at";
@@ -89,7 +109,7 @@ const SUCCESSOR_SQLITE: &str = "INSERT INTO refresh_tokens \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 impl<'a> RefreshTokens<'a> {
-    pub(crate) fn new(inner: &'a Inner) -> Self {
+    pub(crate) fn new(inner: &'a Arc<Inner>) -> Self {
         RefreshTokens { inner }
     }
 
@@ -107,17 +127,7 @@ impl<'a> RefreshTokens<'a> {
             consumed_at: record.consumed_at,
             revoked_at: record.revoked_at,
         };
-        if let AuditWriter::Thread(writer) = &self.inner.audit_writer {
-            let (reply, answer) = oneshot::channel();
-            writer.submit_refresh(sqlite::RefreshJob { op: sqlite::RefreshOp::Insert(row), reply })?;
-            return match answer.await {
-                Ok(result) => result.map(drop),
-                Err(_) => Err(crate::audit::writer_gone()),
-            };
-        }
-        let am: ActiveModel = row.into();
-        Entity::insert(am).exec_without_returning(&self.inner.db).await?;
-        Ok(())
+        self.inner.audit_writer.refresh(self.inner, RefreshOp::Insert(row)).await.map(drop)
     }
 
     pub async fn get(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, DirectoryError> {
@@ -138,18 +148,8 @@ impl<'a> RefreshTokens<'a> {
         now: i64,
         successor: Option<Successor>,
     ) -> Result<ConsumeOutcome, DirectoryError> {
-        let used = match &self.inner.audit_writer {
-            AuditWriter::Thread(writer) => {
-                let (reply, answer) = oneshot::channel();
-                let op = sqlite::RefreshOp::Rotate { token_hash: token_hash.to_owned(), now, successor };
-                writer.submit_refresh(sqlite::RefreshJob { op, reply })?;
-                match answer.await {
-                    Ok(result) => result?,
-                    Err(_) => return Err(crate::audit::writer_gone()),
-                }
-            }
-            AuditWriter::Pool(_) => self.rotate_through_pool(token_hash, now, successor).await?,
-        };
+        let op = RefreshOp::Rotate { token_hash: token_hash.to_owned(), now, successor };
+        let used = self.inner.audit_writer.refresh(self.inner, op).await?;
         if let Some(used) = used {
             return Ok(ConsumeOutcome::Consumed(to_record(refresh_token::Model {
                 token_hash: token_hash.to_owned(),
@@ -169,57 +169,6 @@ impl<'a> RefreshTokens<'a> {
         } else {
             ConsumeOutcome::Expired(record)
         })
-    }
-
-    /// The row this call consumed (its `token_hash`, `consumed_at` and `revoked_at` left for
-    /// the caller to fill in), or `None` if it was not live.
-    async fn rotate_through_pool(
-        &self,
-        token_hash: &str,
-        now: i64,
-        successor: Option<Successor>,
-    ) -> Result<Option<refresh_token::Model>, DirectoryError> {
-        let backend = self.inner.db.get_database_backend();
-        if backend == DbBackend::Postgres {
-            let (next_hash, next_created, next_expires) = match successor {
-                Some(s) => (Some(s.token_hash), s.created_at, s.expires_at),
-                None => (None, 0, 0),
-            };
-            let row = self
-                .inner
-                .db
-                .query_one_raw(Statement::from_sql_and_values(
-                    backend,
-                    ROTATE_PG,
-                    [token_hash.into(), now.into(), next_hash.into(), next_created.into(), next_expires.into()],
-                ))
-                .await?;
-            return row.map(|r| used_row(&r)).transpose();
-        }
-        let txn = self.inner.db.begin().await?;
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(backend, CONSUME_SQLITE, [token_hash.into(), now.into()]))
-            .await?;
-        let used = row.map(|r| used_row(&r)).transpose()?;
-        if let (Some(u), Some(s)) = (&used, successor) {
-            txn.execute_raw(Statement::from_sql_and_values(
-                backend,
-                SUCCESSOR_SQLITE,
-                [
-                    s.token_hash.into(),
-                    u.grant_id.clone().into(),
-                    u.client_id.clone().into(),
-                    u.subject.clone().into(),
-                    u.sid.clone().into(),
-                    u.payload.clone().into(),
-                    s.created_at.into(),
-                    s.expires_at.into(),
-                ],
-            ))
-            .await?;
-        }
-        txn.commit().await?;
-        Ok(used)
     }
 
     /// Revokes every live token of a grant (reuse detected, code replayed); returns how many.
@@ -257,6 +206,79 @@ impl<'a> RefreshTokens<'a> {
             .await?;
         Ok(res.rows_affected)
     }
+}
+
+/// The group's refresh-token writes in `txn` (the pool's path): the inserts in as few
+/// statements as rows allow, then each rotation; their answers in the jobs' order.
+pub(crate) async fn write_in<C: ConnectionTrait>(
+    txn: &C,
+    jobs: &[RefreshJob],
+) -> Result<Vec<Option<refresh_token::Model>>, DirectoryError> {
+    let inserts: Vec<ActiveModel> = jobs
+        .iter()
+        .filter_map(|j| match &j.op {
+            RefreshOp::Insert(row) => Some(row.clone().into()),
+            RefreshOp::Rotate { .. } => None,
+        })
+        .collect();
+    for chunk in inserts.chunks(ROWS_PER_INSERT) {
+        Entity::insert_many(chunk.iter().cloned()).exec_without_returning(txn).await?;
+    }
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        answers.push(match &job.op {
+            RefreshOp::Insert(_) => None,
+            RefreshOp::Rotate { token_hash, now, successor } => rotate_in(txn, token_hash, *now, successor).await?,
+        });
+    }
+    Ok(answers)
+}
+
+/// The row a rotation consumed in `txn` (its `token_hash`, `consumed_at` and `revoked_at` left
+/// for the caller to fill in), or `None` if it was not live.
+async fn rotate_in<C: ConnectionTrait>(
+    txn: &C,
+    token_hash: &str,
+    now: i64,
+    successor: &Option<Successor>,
+) -> Result<Option<refresh_token::Model>, DirectoryError> {
+    let backend = txn.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let (next_hash, next_created, next_expires) = match successor {
+            Some(s) => (Some(s.token_hash.clone()), s.created_at, s.expires_at),
+            None => (None, 0, 0),
+        };
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                ROTATE_PG,
+                [token_hash.into(), now.into(), next_hash.into(), next_created.into(), next_expires.into()],
+            ))
+            .await?;
+        return row.map(|r| used_row(&r)).transpose();
+    }
+    let row = txn
+        .query_one_raw(Statement::from_sql_and_values(backend, CONSUME_SQLITE, [token_hash.into(), now.into()]))
+        .await?;
+    let used = row.map(|r| used_row(&r)).transpose()?;
+    if let (Some(u), Some(s)) = (&used, successor) {
+        txn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            SUCCESSOR_SQLITE,
+            [
+                s.token_hash.clone().into(),
+                u.grant_id.clone().into(),
+                u.client_id.clone().into(),
+                u.subject.clone().into(),
+                u.sid.clone().into(),
+                u.payload.clone().into(),
+                s.created_at.into(),
+                s.expires_at.into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(used)
 }
 
 /// The columns the consuming statements return, as a row without its key and use marks.

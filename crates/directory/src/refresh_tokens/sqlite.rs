@@ -3,9 +3,8 @@
 //! so that one write failing (a hash already stored) fails that caller alone.
 
 use rusqlite::{OptionalExtension as _, params};
-use tokio::sync::oneshot;
 
-use super::Successor;
+use super::{RefreshJob, RefreshOp};
 use crate::DirectoryError;
 use crate::entity::refresh_token::Model;
 
@@ -13,70 +12,50 @@ const INSERT: &str = "INSERT INTO refresh_tokens \
      (token_hash, grant_id, client_id, subject, sid, payload, created_at, expires_at, consumed_at, revoked_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-/// A write for the writer thread.
-pub(crate) enum RefreshOp {
-    Insert(Model),
-    /// Marks the token used if it is live, and then stores `successor` with the used row's grant.
-    Rotate {
-        token_hash: String,
-        now: i64,
-        successor: Option<Successor>,
-    },
+/// Runs `job`'s write under a savepoint of `conn`'s open transaction; on error, what it wrote
+/// is rolled back and the rest of the group goes on.
+pub(crate) fn run(job: &RefreshJob, conn: &rusqlite::Connection) -> Result<Option<Model>, DirectoryError> {
+    conn.execute_batch("SAVEPOINT refresh")?;
+    let result = write(job, conn);
+    let end = if result.is_ok() { "RELEASE refresh" } else { "ROLLBACK TO refresh; RELEASE refresh" };
+    conn.execute_batch(end)?;
+    result
 }
 
-/// A write and where its answer goes once its transaction is committed: for a rotation, the
-/// row it used (`None`: the token was not live).
-pub(crate) struct RefreshJob {
-    pub(crate) op: RefreshOp,
-    pub(crate) reply: oneshot::Sender<Result<Option<Model>, DirectoryError>>,
-}
-
-impl RefreshJob {
-    /// Runs the write under a savepoint of `conn`'s open transaction; on error, what it wrote
-    /// is rolled back and the rest of the group goes on.
-    pub(crate) fn run(&self, conn: &rusqlite::Connection) -> Result<Option<Model>, DirectoryError> {
-        conn.execute_batch("SAVEPOINT refresh")?;
-        let result = self.write(conn);
-        let end = if result.is_ok() { "RELEASE refresh" } else { "ROLLBACK TO refresh; RELEASE refresh" };
-        conn.execute_batch(end)?;
-        result
-    }
-
-    fn write(&self, conn: &rusqlite::Connection) -> Result<Option<Model>, DirectoryError> {
-        match &self.op {
-            RefreshOp::Insert(row) => {
-                insert(conn, row)?;
-                Ok(None)
-            }
-            RefreshOp::Rotate { token_hash, now, successor } => {
-                let used = conn
-                    .prepare_cached(super::CONSUME_SQLITE)?
-                    .query_row(params![token_hash, now], |r| {
-                        Ok(Model {
-                            token_hash: String::new(),
-                            grant_id: r.get(0)?,
-                            client_id: r.get(1)?,
-                            subject: r.get(2)?,
-                            sid: r.get(3)?,
-                            payload: r.get(4)?,
-                            created_at: r.get(5)?,
-                            expires_at: r.get(6)?,
-                            consumed_at: None,
-                            revoked_at: None,
-                        })
+fn write(job: &RefreshJob, conn: &rusqlite::Connection) -> Result<Option<Model>, DirectoryError> {
+    match &job.op {
+        RefreshOp::Insert(row) => {
+            insert(conn, row)?;
+            Ok(None)
+        }
+        RefreshOp::Rotate { token_hash, now, successor } => {
+            let used = conn
+                .prepare_cached(super::CONSUME_SQLITE)?
+                .query_row(params![token_hash, now], |r| {
+                    Ok(Model {
+                        token_hash: String::new(),
+                        grant_id: r.get(0)?,
+                        client_id: r.get(1)?,
+                        subject: r.get(2)?,
+                        sid: r.get(3)?,
+                        payload: r.get(4)?,
+                        created_at: r.get(5)?,
+                        expires_at: r.get(6)?,
+                        consumed_at: None,
+                        revoked_at: None,
                     })
-                    .optional()?;
-                if let (Some(used), Some(next)) = (&used, successor) {
-                    let row = Model {
-                        token_hash: next.token_hash.clone(),
-                        created_at: next.created_at,
-                        expires_at: next.expires_at,
-                        ..used.clone()
-                    };
-                    insert(conn, &row)?;
-                }
-                Ok(used)
+                })
+                .optional()?;
+            if let (Some(used), Some(next)) = (&used, successor) {
+                let row = Model {
+                    token_hash: next.token_hash.clone(),
+                    created_at: next.created_at,
+                    expires_at: next.expires_at,
+                    ..used.clone()
+                };
+                insert(conn, &row)?;
             }
+            Ok(used)
         }
     }
 }
