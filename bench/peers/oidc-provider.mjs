@@ -15,13 +15,14 @@
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
-import { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import LRU from 'oidc-provider/lib/helpers/lru.js';
 
 // Its in-memory adapter keeps at most 1,000 entries (an LRU): the codes prepared for a measure
-// (thousands) and the grants they name would be evicted before use, and every request then
-// fails. The same adapter, with room for everything a bench run makes.
-setStorage(new LRU({ maxSize: 10_000_000 }));
+// (thousands) and the grants they name would be evicted before use, and requests then fail
+// ("grant not found"). The same adapter, over a store with room for everything a run makes.
+const store = new LRU({ maxSize: 10_000_000 });
+const adapter = (model) => new MemoryAdapter(model, store);
 
 const port = Number(process.env.PORT || 8081);
 const alg = process.env.PEER_ALG || 'ES256';
@@ -57,6 +58,7 @@ const rp = (id, idAlg, grants = ['authorization_code']) => ({
 });
 
 const provider = new Provider(issuer, {
+  adapter,
   clients: [
     {
       client_id: 'bench-cc',
@@ -115,10 +117,12 @@ provider.use(async (ctx, next) => {
     const clientId = ctx.query.client || 'rp-rs';
     const n = Math.min(Number(ctx.query.n || 1), 200000);
     const client = await provider.Client.find(clientId);
-    const grantId = await grantFor(clientId);
+    // A grant per code, as a login makes: the adapter walks a grant's whole member list at
+    // every token it saves, so one grant for thousands of codes would slow every exchange.
     const authTime = Math.floor(Date.now() / 1000);
     const codes = [];
     for (let i = 0; i < n; i += 1) {
+      const grantId = await grantFor(clientId);
       codes.push(await new provider.AuthorizationCode({
         accountId: 'bench-user',
         client,
