@@ -338,8 +338,8 @@ pub fn write(b: &Bench, measured: Duration) -> anyhow::Result<()> {
              themselves over a run of a few hundred responses (8 connections): PostgreSQL's \
              `pg_stat_statements` (statements, each a round trip, `BEGIN` and `COMMIT` included; \
              those that insert, update or delete, whatever the rows) and Redis's `total_commands_processed`. The \
-             embedded default runs the same statements on SQLite, where a write is a transaction \
-             on the file and a read a call into the library, not a round trip.\n"
+             embedded default writes the same rows on SQLite, in the group transactions of \
+             its writer thread, where a write is a call into the library, not a round trip.\n"
         );
         for (what, c) in &b.costs {
             let _ = writeln!(d, "- {what}: {}", c.text());
