@@ -13,6 +13,7 @@ use crate::method_pages::MethodCard;
 #[template(path = "login.html")]
 pub(crate) struct LoginPage {
     pub t: &'static Texts,
+    pub pk: &'static crate::passkey_texts::PasskeyTexts,
     /// The issuer's path, before every link of the page to this server.
     pub base: String,
     pub action: String,
@@ -25,6 +26,8 @@ pub(crate) struct LoginPage {
     pub choosing: bool,
     /// The page runs its one script (a waiting step).
     pub script: bool,
+    /// The page runs the passkey script (a WebAuthn ceremony).
+    pub passkey_script: bool,
     /// The identifier as typed, kept when the form is shown again.
     pub username: String,
 }
@@ -68,6 +71,8 @@ pub(crate) enum PromptView {
     },
     /// The same QR code's offline form: the identifier and password the app derived from it.
     QrOffline,
+    /// A WebAuthn ceremony: `options` for the browser (JSON), answered by the page's script.
+    Passkey { options: String },
 }
 
 #[derive(Template)]
