@@ -356,6 +356,8 @@ fn rows(w: &'static WalletTexts, list: Vec<AuthenticatorView>) -> Vec<Authentica
                         None => a.label.clone(),
                     }
                 }
+                // A credential id tells the professional nothing: the name they gave says it.
+                Some(_) if a.kind == authn_methods::webauthn::KIND => a.label.clone(),
                 Some(serial) => format!("{} ({serial})", a.label),
                 None => a.label.clone(),
             },
