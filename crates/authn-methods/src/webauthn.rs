@@ -12,7 +12,8 @@
 //!
 //! A ceremony's state lives in the session store under a random id for two minutes and is taken
 //! once, atomically: a challenge answers one ceremony, on any node. The RP ID is the issuer's
-//! host and the only origin accepted is the issuer's.
+//! host and the origins accepted are the issuer's (the wallet) and the login pages' when they
+//! live on another host (`login_origin`): the RP ID is then the two hosts' common domain.
 
 pub mod login;
 
@@ -104,8 +105,10 @@ impl Default for WebauthnSettings {
 pub enum WebauthnSetupError {
     #[error("the issuer is not a URL: {0}")]
     Issuer(#[from] url::ParseError),
-    #[error("the issuer {0} has no host name to serve as the WebAuthn RP ID")]
+    #[error("{0} has no host name to serve as the WebAuthn RP ID")]
     NoHost(String),
+    #[error("the issuer's host {0} and the login pages' host {1} share no domain to serve as the WebAuthn RP ID")]
+    NoCommonDomain(String, String),
 }
 
 /// Why an enrolment was refused.
@@ -215,23 +218,37 @@ fn amr(backup_eligible: bool, user_verified: bool) -> Vec<String> {
 }
 
 impl Passkeys {
-    /// The relying party of `issuer`: its host is the RP ID, its origin the one origin accepted.
+    /// The relying party of `issuer` (the wallet's pages) and `login_origin` (the login pages',
+    /// when they are not the issuer's): the RP ID is the issuer's host, or the domain both
+    /// hosts share; only their origins are accepted.
     pub fn new(
         issuer: &str,
+        login_origin: Option<&str>,
         directory: Directory,
         store: Arc<dyn SessionStore>,
         mailer: Arc<dyn Mailer>,
         settings: WebauthnSettings,
     ) -> Result<Self, WebauthnSetupError> {
         let url = url::Url::parse(issuer)?;
-        let rp_id = url.host_str().ok_or_else(|| WebauthnSetupError::NoHost(issuer.to_owned()))?.to_owned();
-        let origin = url::Url::parse(&url.origin().ascii_serialization())?;
+        let host = url.host_str().ok_or_else(|| WebauthnSetupError::NoHost(issuer.to_owned()))?;
+        let mut origins = vec![url::Url::parse(&url.origin().ascii_serialization())?];
+        let mut rp_id = host.to_owned();
+        if let Some(login) = login_origin.filter(|o| !o.is_empty()) {
+            let login = url::Url::parse(login)?;
+            let login_host = login.host_str().ok_or_else(|| WebauthnSetupError::NoHost(login.to_string()))?;
+            rp_id = common_domain(host, login_host)
+                .ok_or_else(|| WebauthnSetupError::NoCommonDomain(host.to_owned(), login_host.to_owned()))?;
+            let login = url::Url::parse(&login.origin().ascii_serialization())?;
+            if !origins.contains(&login) {
+                origins.push(login);
+            }
+        }
         // The core rather than the `webauthn-rs` façade: the façade fixes the attestation and
         // resident-key choices that are the operator's here; every check stays the library's.
         let core = WebauthnCore::new_unsafe_experts_only(
             &settings.product,
             &rp_id,
-            vec![origin],
+            origins,
             settings.timeout,
             Some(false),
             Some(false),
@@ -563,6 +580,23 @@ fn attested_aaguid(credential: &Credential) -> Option<uuid::Uuid> {
     }
 }
 
+/// The domain two hosts share, to serve as the RP ID of both: the host itself when they are the
+/// same, else their common trailing labels, two at least (a registrable domain is never a single
+/// label; whether it is a public suffix is the operator's to know).
+fn common_domain(a: &str, b: &str) -> Option<String> {
+    if a.eq_ignore_ascii_case(b) {
+        return Some(a.to_ascii_lowercase());
+    }
+    if a.parse::<std::net::IpAddr>().is_ok() || b.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let la: Vec<&str> = a.split('.').rev().collect();
+    let lb: Vec<&str> = b.split('.').rev().collect();
+    let shared: Vec<&str> =
+        la.iter().zip(&lb).take_while(|(x, y)| x.eq_ignore_ascii_case(y)).map(|(x, _)| *x).collect();
+    (shared.len() >= 2).then(|| shared.into_iter().rev().collect::<Vec<_>>().join(".").to_ascii_lowercase())
+}
+
 /// A credential's name as kept: printable, trimmed, at most [`NAME_MAX`] characters.
 pub fn clean_name(name: &str) -> String {
     let name: String = name.chars().filter(|c| !c.is_control()).take(NAME_MAX).collect();
@@ -581,6 +615,19 @@ mod tests {
         assert_eq!(amr(false, true), ["hwk", "user", "pin"]);
         assert_eq!(amr(true, true), ["swk", "user", "pin"]);
         assert_eq!(amr(false, false), ["hwk", "user"]);
+    }
+
+    #[test]
+    fn the_rp_id_is_the_domain_the_pages_share() {
+        assert_eq!(
+            common_domain("auth.esw.sante.example", "wallet.esw.sante.example").as_deref(),
+            Some("esw.sante.example")
+        );
+        assert_eq!(common_domain("auth.sante.example", "sante.example").as_deref(), Some("sante.example"));
+        assert_eq!(common_domain("localhost", "localhost").as_deref(), Some("localhost"));
+        assert_eq!(common_domain("a.example", "b.example2"), None);
+        assert_eq!(common_domain("a.example", "b.example"), None, "a single label is no domain");
+        assert_eq!(common_domain("127.0.0.1", "localhost"), None);
     }
 
     #[test]

@@ -51,7 +51,7 @@ async fn world(settings: WebauthnSettings) -> World {
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
     let outbox = tmp.path().join("outbox");
     let mailer = Arc::new(FileOutbox::new(outbox.clone(), "Caducée <noreply@example.org>").unwrap());
-    let passkeys = Arc::new(Passkeys::new(ISSUER, directory.clone(), store.clone(), mailer, settings).unwrap());
+    let passkeys = Arc::new(Passkeys::new(ISSUER, None, directory.clone(), store.clone(), mailer, settings).unwrap());
     World { directory, store, passkeys, subject: p.subject, outbox, _tmp: tmp }
 }
 

@@ -19,6 +19,7 @@ mod wallet_passkeys;
 mod wallet_push;
 pub mod wallet_sessions;
 mod wallet_texts;
+mod wallet_totp;
 
 use std::sync::Arc;
 

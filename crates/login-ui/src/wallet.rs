@@ -54,8 +54,8 @@ pub fn router(state: LoginState) -> Router {
     Router::new()
         .route("/wallet", get(home))
         .route("/wallet/callback", get(callback))
-        .route("/wallet/totp", post(start_totp))
-        .route("/wallet/totp/{id}/activate", post(activate_totp))
+        .route("/wallet/totp", post(crate::wallet_totp::start))
+        .route("/wallet/totp/{id}/activate", post(crate::wallet_totp::activate))
         .route("/wallet/authenticators/{id}/remove", post(remove))
         .route("/wallet/authenticators/{id}/rename", post(crate::wallet_passkeys::rename))
         .route("/wallet/webauthn", post(crate::wallet_passkeys::start))
@@ -322,19 +322,6 @@ struct WalletPage<'a> {
     error: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "wallet_totp.html")]
-struct TotpPage<'a> {
-    t: &'static crate::i18n::Texts,
-    base: &'a str,
-    w: &'static WalletTexts,
-    session: &'a WalletSession,
-    id: &'a str,
-    qr_svg: String,
-    secret: &'a str,
-    error: Option<String>,
-}
-
 struct AuthenticatorRow {
     id: String,
     kind: &'static str,
@@ -461,7 +448,7 @@ pub(crate) struct WalletForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
-    code: String,
+    pub(crate) code: String,
     /// A passkey's name (enrolment, renaming).
     #[serde(default)]
     pub(crate) name: String,
@@ -502,63 +489,6 @@ pub(crate) fn qr_svg(uri: &str) -> String {
             .light_color(qrcode::render::svg::Color("#ffffff"))
             .build(),
         Err(_) => String::new(),
-    }
-}
-
-async fn start_totp(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (_, session, _) = match checked(&st, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let now = (st.clock)();
-    let pending = match st.enrolment.start_totp(&session.subject, &session.national_id, now).await {
-        Ok(p) => p,
-        Err(_) => return st.unavailable(session.locale),
-    };
-    render_totp(&st, &session, &pending.id, &pending.otpauth_uri, &pending.secret_base32, None)
-}
-
-fn render_totp(
-    st: &LoginState,
-    session: &WalletSession,
-    id: &str,
-    uri: &str,
-    secret: &str,
-    error: Option<String>,
-) -> Response {
-    let w = wallet_texts(session.locale);
-    let html = render_or_fallback(
-        TotpPage {
-            t: texts(session.locale),
-            base: st.provider.config().base_path(),
-            w,
-            session,
-            id,
-            qr_svg: qr_svg(uri),
-            secret,
-            error,
-        }
-        .render(),
-    );
-    page(StatusCode::OK, html)
-}
-
-async fn activate_totp(
-    State(st): State<LoginState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (_, session, form) = match checked(&st, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let w = wallet_texts(session.locale);
-    let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
-    match st.enrolment.activate_totp(&session.subject, &id, &code, (st.clock)()).await {
-        Ok(true) => render_home(&st, &session, Some(w.totp_activated.to_owned()), None).await,
-        Ok(false) => render_home(&st, &session, None, Some(w.totp_wrong_code.to_owned())).await,
-        Err(_) => st.unavailable(session.locale),
     }
 }
 

@@ -273,8 +273,8 @@ pub struct App {
     pub engine: Arc<AuthEngine>,
     /// Push approvals' blocks and pending requests (sending them is the engine's, when on).
     pub push: Arc<PushApprovals>,
-    /// Passkeys and security keys (their methods are on when `login.methods` names them).
-    pub passkeys: Arc<Passkeys>,
+    /// Passkeys and security keys, when `login.methods` names one of their methods.
+    pub passkeys: Option<Arc<Passkeys>>,
     pub clock: Clock,
     /// The TLS listener of mutual TLS, when `mtls.listen` is set.
     mtls: Option<crate::mtls_listener::MtlsServer>,
@@ -352,16 +352,23 @@ impl App {
                 .map_err(|e| BuildError::PushGateway(e.to_string()))?;
         }
         let push = Arc::new(push);
-        let passkeys = Arc::new(
-            Passkeys::new(
-                &config.issuer,
-                directory.clone(),
-                store.clone(),
-                mail.mailer().clone(),
-                config.webauthn.settings(&config.login.totp_issuer)?,
-            )
-            .map_err(|e| BuildError::Config(crate::config::ConfigError::Invalid(format!("webauthn: {e}"))))?,
-        );
+        // Built when a WebAuthn method is on: the RP ID must then fit the issuer and the login
+        // pages' host, which nothing else asks of them.
+        let passkeys = if config.login.methods.iter().any(|m| m.starts_with("webauthn")) {
+            Some(Arc::new(
+                Passkeys::new(
+                    &config.issuer,
+                    Some(config.login_origin.as_str()),
+                    directory.clone(),
+                    store.clone(),
+                    mail.mailer().clone(),
+                    config.webauthn.settings(&config.login.totp_issuer)?,
+                )
+                .map_err(|e| BuildError::Config(crate::config::ConfigError::Invalid(format!("webauthn: {e}"))))?,
+            ))
+        } else {
+            None
+        };
         // One line per way to sign in, as `login.methods` names them (docs/configuration.md).
         let mut engine = AuthEngine::new(directory.clone(), store.clone(), settings);
         for method in &config.login.methods {
@@ -377,8 +384,10 @@ impl App {
                     let settings = QrSettings { validity: Duration::from_secs(config.push.qr_validity) };
                     engine.with_method(Arc::new(QrLogin::new(push.clone(), settings)))
                 }
-                "webauthn" => engine.with_webauthn(passkeys.clone(), true),
-                "webauthn-key" => engine.with_webauthn(passkeys.clone(), false),
+                "webauthn" | "webauthn-key" => match &passkeys {
+                    Some(p) => engine.with_webauthn(p.clone(), method == "webauthn"),
+                    None => engine,
+                },
                 _ => engine,
             };
         }
@@ -439,13 +448,7 @@ impl App {
             provider: self.provider.clone(),
             engine: self.engine.clone(),
             push: self.config.push.enabled.then(|| self.push.clone()),
-            passkeys: self
-                .config
-                .login
-                .methods
-                .iter()
-                .any(|m| m.starts_with("webauthn"))
-                .then(|| self.passkeys.clone()),
+            passkeys: self.passkeys.clone(),
             enrolment: Arc::new(Enrolment::new(self.directory.clone(), self.config.login.totp_issuer.clone())),
             store: self.store.clone(),
             wallet_data: Arc::new(DirectoryAdapter::new(self.directory.clone(), self.clock.clone())),

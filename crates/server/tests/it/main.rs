@@ -30,3 +30,4 @@ mod resilience;
 mod session_binding;
 mod tokens;
 mod wallet;
+mod webauthn;
