@@ -121,3 +121,44 @@ async fn the_wallet_adds_a_key_only_right_after_a_sign_in() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(r.headers()).contains("prompt=login"));
 }
+
+#[tokio::test]
+async fn an_administrator_lists_and_removes_a_professionals_passkey() {
+    let s = provider().await;
+    let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
+    let passkeys = s.p.app.passkeys.as_ref().expect("webauthn is on");
+    let mut key = SoftToken::new(true).unwrap().0;
+    let start = passkeys.start_enrolment(&subject, USER, "Jeanne Martin").await.unwrap();
+    let options: PublicKeyCredentialCreationOptions = serde_json::from_str(&start.options).unwrap();
+    let answer = key.perform_register(Url::parse(&s.p.base_url).unwrap(), options, 10_000).unwrap();
+    let actor = authn_methods::webauthn::Actor { subject: &subject, source_ip: None, now: s.p.clock.now() };
+    let response = serde_json::to_string(&answer).unwrap();
+    passkeys.finish_enrolment(&actor, &start.ceremony, &response, "Clé du cabinet").await.unwrap();
+
+    let admin = crate::admin::admin_token(&s.p, &["caducee:admin"]).await;
+    let path = format!("/admin/v1/professionals/{USER}/authenticators");
+    let list: serde_json::Value =
+        crate::admin::call(&s.p, reqwest::Method::GET, &path, Some(&admin), None).await.json().await.unwrap();
+    let key_row = list.as_array().unwrap().iter().find(|a| a["kind"] == "webauthn").expect("the passkey is listed");
+    assert_eq!(key_row["label"], "Clé du cabinet");
+    assert!(key_row["serial"].as_str().unwrap().starts_with("webauthn:"));
+    let id = key_row["id"].as_str().unwrap();
+    let one = format!("{path}/{id}");
+    let removed = crate::admin::call(&s.p, reqwest::Method::DELETE, &one, Some(&admin), None).await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+
+    // The security key is no longer a way in for this account.
+    let b = Browser::new();
+    let (login_url, html) = open_login(&b, &s.p, "rp", &[]).await;
+    let token = csrf(&html);
+    let form = [
+        ("csrf_token", token.as_str()),
+        ("method", "pwd"),
+        ("then", "webauthn-key"),
+        ("username", USER),
+        ("password", PASSWORD),
+    ];
+    let page = b.post_form(&login_url, &form).await.text().await.unwrap();
+    assert!(!page.contains("id=\"passkey-form\""));
+    assert!(page.contains("Aucune clé de sécurité"), "{page}");
+}
