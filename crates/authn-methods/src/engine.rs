@@ -437,13 +437,12 @@ impl AuthEngine {
                 // A wrong first factor ends the login's progress; a wrong code leaves the
                 // password proven, so that only the code is typed again.
                 // The method under way stays open for another try (the same mailed code, a
-                // code retyped, the same QR code), but never past its step's life. A wrong first
-                // factor with nothing under way (the password) ends the login's progress.
-                progress.current = snapshot
-                    .progress
-                    .current
-                    .clone()
-                    .filter(|c| c.method == method.id() && c.expires_at.is_none_or(|at| at >= cx.now));
+                // code retyped, the same QR code) if it can be tried again in place (a WebAuthn
+                // ceremony cannot), but never past its step's life. A wrong first factor with
+                // nothing under way (the password, a passkey) ends the login's progress.
+                progress.current = snapshot.progress.current.clone().filter(|c| {
+                    c.method == method.id() && method.retry_in_place() && c.expires_at.is_none_or(|at| at >= cx.now)
+                });
                 let restart = !method.needs_subject() && progress.current.is_none();
                 self.count_failure(cx, started, &snapshot, progress, subject.as_deref(), restart).await
             }

@@ -254,6 +254,12 @@ pub trait AuthMethod: Send + Sync {
     fn identifier_namespace(&self) -> Option<&'static str> {
         None
     }
+    /// Whether a refused attempt leaves this method's step open for another try (a code typed
+    /// again, against the same mailed code or QR code). A WebAuthn ceremony is spent once
+    /// answered: the next try opens a new one.
+    fn retry_in_place(&self) -> bool {
+        true
+    }
     /// Kinds of proof this method's factor brings besides [`AuthMethod::kind`] (a phone key
     /// unlocked by a PIN on the phone: possession and knowledge).
     fn also_proves(&self) -> &'static [FactorKind] {

@@ -177,6 +177,11 @@ async fn an_answer_made_for_another_origin_is_refused() {
     // A look-alike site relaying our challenge: the browser writes its own origin.
     let response = answer(&mut key, &options, "https://auth.example.org.evil.example");
     assert_eq!(key_answer(&engine, &cx, &response).await, StepOutcome::Refused(Refusal::Invalid));
+    // The answered ceremony is spent: the password stands, the key is offered again, afresh.
+    match engine.current("ix-phish").await.unwrap() {
+        Some(StepOutcome::Next { methods }) => assert_eq!(methods, ["webauthn-key"]),
+        other => panic!("{other:?}"),
+    }
     let response = answer(&mut key, &options, "https://other.example.org");
     let outcome = key_answer(&engine, &cx, &response).await;
     assert!(!matches!(outcome, StepOutcome::Success(_)), "{outcome:?}");

@@ -89,6 +89,10 @@ impl AuthMethod for PasskeyLogin {
         false
     }
 
+    fn retry_in_place(&self) -> bool {
+        false
+    }
+
     async fn available(&self, _cx: &AuthContext, _subject: Option<&str>) -> Result<bool, AuthError> {
         Ok(true)
     }
@@ -129,6 +133,10 @@ impl AuthMethod for SecurityKeyLogin {
 
     fn needs_subject(&self) -> bool {
         true
+    }
+
+    fn retry_in_place(&self) -> bool {
+        false
     }
 
     async fn available(&self, _cx: &AuthContext, subject: Option<&str>) -> Result<bool, AuthError> {

@@ -182,6 +182,8 @@ async fn a_passkey_enrolled_in_the_wallet_signs_in_until_it_is_removed() {
         }
         let alert = text_of(&c, "[role=alert]").await?;
         ensure!(alert.contains("Cette clé n'a pas permis de vous connecter"), "{alert}");
+        // Its ceremony spent, the page offers the ways to sign in again, the passkey among them.
+        ensure!(c.find(Locator::Css("button[value=\"webauthn\"]")).await.is_ok(), "the passkey is offered again");
         ensure!(!c.current_url().await?.as_str().starts_with(&s.rp), "no code for the relying party");
         Ok(())
     })
