@@ -128,7 +128,9 @@ impl From<&Professional> for AccountView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AuthenticatorView {
     pub id: String,
-    /// `totp` (app), `hotp` or `totp-token` (OTP tokens).
+    /// `totp` (app), `hotp` or `totp-token` (OTP tokens), `push` (approval phone), `webauthn`
+    /// (passkey or security key: `serial` is `webauthn:` and its credential id, `label` the
+    /// name its owner gave it).
     pub kind: String,
     pub label: String,
     pub serial: Option<String>,

@@ -162,6 +162,7 @@ impl AuthMethod for ActivationCodes {
             phishing_resistant: false,
             amr: vec!["otp".to_owned()],
             at: cx.now,
+            level: None,
         }))
     }
 }

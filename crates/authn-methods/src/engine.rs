@@ -25,6 +25,8 @@ use crate::policy::{AuthResult, MethodInfo, Offer, Policy};
 use crate::progress::{Attempt, Current, Progress, Progresses, Snapshot};
 use crate::push::{PushApprovals, PushMethod};
 use crate::totp::TotpMethod;
+use crate::webauthn::Passkeys;
+use crate::webauthn::login::{PasskeyLogin, SecurityKeyLogin};
 
 mod counting;
 
@@ -142,6 +144,8 @@ pub struct AuthEngine {
     /// The members of «Code OTP» ([`crate::code`]), kept to add the mailed code to them.
     code_members: Vec<Arc<dyn AuthMethod>>,
     activation: Arc<ActivationCodes>,
+    /// The strongest level the registered methods can reach.
+    strongest: &'static str,
     progress: Progresses,
     failure_floor: Duration,
 }
@@ -163,6 +167,7 @@ impl AuthEngine {
             infos: Vec::new(),
             code_members,
             activation,
+            strongest: "eidas1",
             lockout: Lockout::new(store.clone(), settings.lockout, directory.keyed_hash("lockout-identifier")),
             devices: DeviceCookies::new(directory.keyed_hash("device-cookie")),
             audit_identifiers: directory.keyed_hash("audit-identifier"),
@@ -216,10 +221,24 @@ impl AuthEngine {
         self.with_method(Arc::new(PushMethod::new(push)))
     }
 
+    /// A passkey alone (`webauthn`) or a security key after the password (`webauthn-key`):
+    /// such a login reaches the level the operator gives it (`webauthn.acr`).
+    pub fn with_webauthn(mut self, passkeys: Arc<Passkeys>, alone: bool) -> Self {
+        if let Some(level) = crate::policy::level_named(&passkeys.settings().acr)
+            && crate::policy::rank(level) > crate::policy::rank(self.strongest)
+        {
+            self.strongest = level;
+        }
+        let method: Arc<dyn AuthMethod> =
+            if alone { Arc::new(PasskeyLogin::new(passkeys)) } else { Arc::new(SecurityKeyLogin::new(passkeys)) };
+        self.with_method(method)
+    }
+
     /// The strongest `acr` the configured methods can reach: a password and a one-time code
-    /// (any of them) make `eidas1`. The CPS card and WebAuthn will raise it when they land.
+    /// (any of them) make `eidas1`; WebAuthn the level the operator gives it. The CPS card will
+    /// raise it when it lands.
     pub fn strongest_acr(&self) -> &'static str {
-        "eidas1"
+        self.strongest
     }
 
     /// Activation codes, issued by administrators to professionals who lost their factors.
@@ -418,13 +437,12 @@ impl AuthEngine {
                 // A wrong first factor ends the login's progress; a wrong code leaves the
                 // password proven, so that only the code is typed again.
                 // The method under way stays open for another try (the same mailed code, a
-                // code retyped, the same QR code), but never past its step's life. A wrong first
-                // factor with nothing under way (the password) ends the login's progress.
-                progress.current = snapshot
-                    .progress
-                    .current
-                    .clone()
-                    .filter(|c| c.method == method.id() && c.expires_at.is_none_or(|at| at >= cx.now));
+                // code retyped, the same QR code) if it can be tried again in place (a WebAuthn
+                // ceremony cannot), but never past its step's life. A wrong first factor with
+                // nothing under way (the password, a passkey) ends the login's progress.
+                progress.current = snapshot.progress.current.clone().filter(|c| {
+                    c.method == method.id() && method.retry_in_place() && c.expires_at.is_none_or(|at| at >= cx.now)
+                });
                 let restart = !method.needs_subject() && progress.current.is_none();
                 self.count_failure(cx, started, &snapshot, progress, subject.as_deref(), restart).await
             }

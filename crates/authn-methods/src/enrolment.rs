@@ -102,6 +102,40 @@ impl Enrolment {
         }
     }
 
+    /// Renames one of the person's authenticators. Returns whether it was theirs.
+    pub async fn rename(&self, subject: &str, id: &str, name: &str) -> Result<bool, AuthError> {
+        match self.directory.authenticators().get(id).await? {
+            Some(r) if r.subject.as_deref() == Some(subject) => {
+                self.directory.authenticators().set_label(id, name).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// The person removes one of their own authenticators (from the wallet): as [`Self::remove`],
+    /// audited under their name.
+    pub async fn remove_own(&self, subject: &str, id: &str, now: i64) -> Result<bool, AuthError> {
+        let kind = self.directory.authenticators().get(id).await?.map(|r| r.kind);
+        let removed = self.remove(subject, id).await?;
+        if removed {
+            let record = directory::AuditEvent {
+                event: "authenticator_removed".to_owned(),
+                actor: Some(subject.to_owned()),
+                subject: Some(subject.to_owned()),
+                client_id: None,
+                source_ip: None,
+                outcome: "success".to_owned(),
+                details: serde_json::json!({ "authenticator": id, "kind": kind }),
+                at: now,
+            };
+            if let Err(e) = self.directory.audit().append(record).await {
+                tracing::error!(error = %e, "audit append failed");
+            }
+        }
+        Ok(removed)
+    }
+
     /// Removes one of the person's authenticators. Hardware tokens go back to the pool of
     /// unassigned tokens (the device still exists); apps are deleted.
     pub async fn remove(&self, subject: &str, id: &str) -> Result<bool, AuthError> {

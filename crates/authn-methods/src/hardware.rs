@@ -376,6 +376,7 @@ impl AuthMethod for HardwareTokenMethod {
                     phishing_resistant: false,
                     amr: vec!["otp".to_owned(), "hwk".to_owned()],
                     at: cx.now,
+                    level: None,
                 }));
             }
         }

@@ -1,8 +1,8 @@
 //! Strong authentication for Caducée: proving who a person is, and at which strength.
 //!
 //! Owns the [`AuthMethod`] trait the methods implement (password, «Code OTP» over TOTP apps, OTP
-//! tokens and activation codes, mail OTP, push approval on the phone; QR phone app, CPS card and
-//! WebAuthn later), push approval's service ([`push`], with the phones' signed requests in
+//! tokens and activation codes, mail OTP, push approval on the phone, QR phone app, passkeys and security keys
+//! ([`webauthn`]); the CPS card later), push approval's service ([`push`], with the phones' signed requests in
 //! [`push_request`]), where a login stands between steps ([`progress`]), the methods themselves, the
 //! enrolment of authenticators, attempt counters and lockouts ([`lockout`]) with the device
 //! cookies that tell a professional's own browser from strangers ([`device`]), and the policy that
@@ -33,6 +33,7 @@ pub mod push_request;
 pub mod store_keys;
 pub mod totp;
 pub mod user_agent;
+pub mod webauthn;
 
 pub use engine::{AuthEngine, Login, Refusal, Shown, StepOp, StepOutcome, StepRequest, Then};
 pub use method::{

@@ -285,6 +285,7 @@ impl AuthMethod for MailOtp {
             phishing_resistant: false,
             amr: vec!["otp".to_owned()],
             at: cx.now,
+            level: None,
         }))
     }
 }

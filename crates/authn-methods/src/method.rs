@@ -114,6 +114,10 @@ pub enum Prompt {
     /// also offered as a link for a phone that shows the page itself. Without network, the app
     /// derives an identifier and a code from it, typed in `qr_id` and `qr_code`.
     Qr { payload: String, expires_at: i64 },
+    /// A WebAuthn ceremony: the page's script hands `options` (the JSON of
+    /// `navigator.credentials.get`'s `publicKey`, binary fields in base64url) to the browser
+    /// and posts the authenticator's answer in `webauthn_response`.
+    Passkey { options: String },
 }
 
 impl Prompt {
@@ -129,6 +133,7 @@ impl Prompt {
             Prompt::CodeSent { .. } => vec!["otp"],
             Prompt::Number { .. } => Vec::new(),
             Prompt::Qr { .. } => vec!["qr_id", "qr_code"],
+            Prompt::Passkey { .. } => vec!["webauthn_response"],
         }
     }
 }
@@ -148,6 +153,10 @@ pub struct FactorResult {
     /// RFC 8176 values this factor contributes (`pwd`, `otp`, `hwk`, `sc`, `pin`, ...).
     pub amr: Vec<String>,
     pub at: i64,
+    /// The level the operator's policy gives a login this factor completes (a passkey verified
+    /// by its owner: `webauthn.acr`), in place of the level counted from kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
 }
 
 /// Why a step did not succeed. The engine decides what the person is told (never which
@@ -244,6 +253,12 @@ pub trait AuthMethod: Send + Sync {
     /// (an offline phone ID must never share a count with a national identifier).
     fn identifier_namespace(&self) -> Option<&'static str> {
         None
+    }
+    /// Whether a refused attempt leaves this method's step open for another try (a code typed
+    /// again, against the same mailed code or QR code). A WebAuthn ceremony is spent once
+    /// answered: the next try opens a new one.
+    fn retry_in_place(&self) -> bool {
+        true
     }
     /// Kinds of proof this method's factor brings besides [`AuthMethod::kind`] (a phone key
     /// unlocked by a PIN on the phone: possession and knowledge).

@@ -280,6 +280,7 @@ impl AuthMethod for PasswordMethod {
                 phishing_resistant: false,
                 amr: vec!["pwd".to_owned()],
                 at: cx.now,
+                level: None,
             })),
             _ => Ok(Step::Failed(Failure::Bad)),
         }

@@ -4,6 +4,10 @@
 //! - `eidas1`: two factors of distinct kinds (password + one-time code, phone app);
 //! - `eidas2`: as `eidas1`, with a phishing-resistant factor (WebAuthn);
 //! - `eidas3`: a qualified hardware credential unlocked by its PIN (the CPS card).
+//!
+//! A factor may carry the level the operator gives it ([`FactorResult::level`]: a passkey
+//! verified by its owner earns `webauthn.acr`); a login with such a factor and two kinds proven
+//! reaches the highest of those levels instead of the counted one.
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +101,10 @@ impl Policy {
             return Some("eidas3");
         }
         if kinds >= 2 {
+            let set = factors.iter().filter_map(|f| f.level.as_deref()).filter_map(level_named).max_by_key(|l| rank(l));
+            if let Some(level) = set {
+                return Some(level);
+            }
             if factors.iter().any(|f| f.phishing_resistant) {
                 return Some("eidas2");
             }
@@ -141,8 +149,13 @@ impl Policy {
 /// The levels, weakest first.
 const LEVELS: &[&str] = &["eidas1", "eidas2", "eidas3"];
 
+/// The level named `name`, if there is one.
+pub fn level_named(name: &str) -> Option<&'static str> {
+    LEVELS.iter().find(|l| **l == name).copied()
+}
+
 /// A level's rank; an unknown one ranks above every level (nothing reaches it).
-fn rank(level: &str) -> usize {
+pub(crate) fn rank(level: &str) -> usize {
     LEVELS.iter().position(|l| *l == level).unwrap_or(LEVELS.len())
 }
 
@@ -168,6 +181,7 @@ mod tests {
             phishing_resistant: pr,
             amr: amr.iter().map(|a| (*a).to_owned()).collect(),
             at: 1,
+            level: None,
         }
     }
 
@@ -272,5 +286,21 @@ mod tests {
             factor("a", FactorKind::Possession, &["hwk"], true),
         ];
         assert_eq!(Policy.acr(&wa), Some("eidas2"));
+    }
+
+    #[test]
+    fn a_level_set_by_the_operator_replaces_the_counted_one() {
+        let passkey = |level: &str| FactorResult {
+            also: vec![FactorKind::Knowledge],
+            level: Some(level.to_owned()),
+            ..factor("a", FactorKind::Possession, &["hwk", "user", "pin"], true)
+        };
+        assert_eq!(Policy.acr(&[passkey("eidas1")]), Some("eidas1"));
+        assert_eq!(Policy.acr(&[passkey("eidas3")]), Some("eidas3"));
+        // An unknown name is no level: the counted one stands.
+        assert_eq!(Policy.acr(&[passkey("gold")]), Some("eidas2"));
+        // One kind alone is no login, whatever the level.
+        let alone = FactorResult { also: Vec::new(), ..passkey("eidas3") };
+        assert_eq!(Policy.acr(&[alone]), None);
     }
 }

@@ -474,6 +474,7 @@ impl PushApprovals {
                     // RFC 8176: a proof of possession of a software-secured key.
                     amr: vec!["swk".to_owned()],
                     at: cx.now,
+                    level: None,
                 }))
             }
         }

@@ -26,6 +26,8 @@ pub const PUSH_SILENCE: KeyPrefix = KeyPrefix::new("push-silence");
 pub const MAIL_OTP: KeyPrefix = KeyPrefix::new("mail-otp");
 /// An activation code's keyed hash, by subject.
 pub const ACTIVATION: KeyPrefix = KeyPrefix::new("activation");
+/// A WebAuthn ceremony under way (sign-in or enrolment), by its random id.
+pub const WEBAUTHN_CEREMONY: KeyPrefix = KeyPrefix::new("webauthn");
 /// The lockout ([`crate::lockout`]): by (identifier, source) pair, a hard lock, the wait before
 /// the next attempt, the failures counted and the lock's escalation level; by identifier, the
 /// failures from every source and the pairs to wipe on success.
@@ -62,6 +64,7 @@ pub const ALL: &[KeyPrefix] = &[
     PUSH_SILENCE,
     MAIL_OTP,
     ACTIVATION,
+    WEBAUTHN_CEREMONY,
     LOCK,
     LOCK_WAIT,
     LOCK_ATTEMPTS,

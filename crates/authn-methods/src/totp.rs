@@ -231,6 +231,7 @@ impl AuthMethod for TotpMethod {
                     phishing_resistant: false,
                     amr: vec!["otp".to_owned()],
                     at: cx.now,
+                    level: None,
                 }));
             }
         }

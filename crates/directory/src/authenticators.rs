@@ -1,4 +1,6 @@
-//! Enrolled authenticators: TOTP apps, hardware OTP tokens, and later phone apps and WebAuthn.
+//! Enrolled authenticators: TOTP apps, hardware OTP tokens, phone apps, passkeys and security
+//! keys (WebAuthn: the credential in `secret`, its id in `serial`, its signature counter in
+//! `counter`).
 //!
 //! Seeds are plaintext only in memory ([`Zeroizing`]); at rest they are sealed with the data key,
 //! bound to the row id and kind.
@@ -171,6 +173,16 @@ impl<'a> Authenticators<'a> {
     /// Hands a token to a professional, or takes it back with `None`.
     pub async fn assign(&self, id: &str, subject: Option<String>) -> Result<(), DirectoryError> {
         self.update_row(id, ActiveModel { subject: Set(subject), ..Default::default() }).await
+    }
+
+    /// Renames an authenticator (the name its owner gave it).
+    pub async fn set_label(&self, id: &str, label: &str) -> Result<(), DirectoryError> {
+        self.update_row(id, ActiveModel { label: Set(label.to_owned()), ..Default::default() }).await
+    }
+
+    /// Records a use that moves no counter (a passkey whose authenticator keeps none).
+    pub async fn touch(&self, id: &str, now: i64) -> Result<(), DirectoryError> {
+        self.update_row(id, ActiveModel { last_used_at: Set(Some(now)), ..Default::default() }).await
     }
 
     /// Replaces the parameters (e.g. a hardware token's tracked clock drift).

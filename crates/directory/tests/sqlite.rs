@@ -41,6 +41,7 @@ suite_tests!(
     authenticator_secret_encrypted_at_rest,
     advance_counter_is_monotonic,
     advance_counter_concurrent_single_winner,
+    label_and_use_without_counter,
     refresh_tokens_lifecycle,
     refresh_consume_concurrent_single_winner,
     refresh_rotation_stores_only_the_winners_successor,

@@ -12,11 +12,14 @@ mod i18n;
 mod login;
 mod method_pages;
 mod pages;
+mod passkey_texts;
 pub mod store_keys;
 pub mod wallet;
+mod wallet_passkeys;
 mod wallet_push;
 pub mod wallet_sessions;
 mod wallet_texts;
+mod wallet_totp;
 
 use std::sync::Arc;
 
@@ -44,6 +47,8 @@ pub struct LoginState {
     pub engine: Arc<AuthEngine>,
     /// The phone app's service (enrolment in the wallet), when push approval is on.
     pub push: Option<Arc<authn_methods::push::PushApprovals>>,
+    /// Passkeys and security keys (enrolment in the wallet), when a WebAuthn method is on.
+    pub passkeys: Option<Arc<authn_methods::webauthn::Passkeys>>,
     pub enrolment: Arc<Enrolment>,
     pub store: Arc<dyn SessionStore>,
     pub wallet_data: Arc<dyn wallet_sessions::WalletData>,
@@ -69,15 +74,25 @@ pub fn router(state: LoginState) -> Router {
         .route(&format!("{INTERACTION_PATH}/{{id}}/state"), get(login::waiting))
         .route("/assets/caducee.css", get(stylesheet))
         .route("/assets/login-wait.js", get(wait_script))
+        .route("/assets/webauthn.js", get(passkey_script))
         .with_state(state.clone())
         .merge(wallet::router(state))
 }
 
 const STYLESHEET: &str = include_str!("../assets/caducee.css");
 const WAIT_SCRIPT: &str = include_str!("../assets/login-wait.js");
+const PASSKEY_SCRIPT: &str = include_str!("../assets/webauthn.js");
 
 async fn wait_script() -> Response {
-    let mut r = WAIT_SCRIPT.into_response();
+    script(WAIT_SCRIPT)
+}
+
+async fn passkey_script() -> Response {
+    script(PASSKEY_SCRIPT)
+}
+
+fn script(body: &'static str) -> Response {
+    let mut r = body.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     r

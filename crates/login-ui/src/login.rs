@@ -75,6 +75,8 @@ struct LoginForm {
     otp: String,
     qr_id: Option<String>,
     qr_code: Option<String>,
+    /// The authenticator's answer, as the passkey page's script posts it (JSON).
+    webauthn_response: Option<String>,
     #[serde(default)]
     csrf_token: String,
     action: Option<String>,
@@ -118,6 +120,9 @@ impl LoginForm {
             Input::new().with("username", &self.username).with("password", &self.password).with("otp", &self.otp);
         if let (Some(id), Some(code)) = (&self.qr_id, &self.qr_code) {
             input = input.with("qr_id", id).with("qr_code", code);
+        }
+        if let Some(response) = &self.webauthn_response {
+            input = input.with(authn_methods::webauthn::login::RESPONSE_FIELD, response);
         }
         input
     }
@@ -244,6 +249,7 @@ impl Draw<'_> {
                 };
                 (view, None)
             }
+            Prompt::Passkey { options } => (PromptView::Passkey { options: options.clone() }, None),
             Prompt::Qr { .. } if self.offline => (PromptView::QrOffline, None),
             Prompt::Qr { payload, expires_at } => {
                 let (valid_until, _) = authn_methods::mail_otp::expiry_parts(*expires_at, "Europe/Paris");
@@ -263,9 +269,11 @@ impl Draw<'_> {
 
     async fn render(&self, view: View, error: Option<String>, notice: Option<String>) -> (String, bool) {
         let script = matches!(&view, View::Prompt { prompt: PromptView::Number { .. } | PromptView::Qr { .. }, .. });
+        let passkey_script = matches!(&view, View::Prompt { prompt: PromptView::Passkey { .. }, .. });
         let choosing = matches!(&view, View::Choose { .. });
         let html = LoginPage {
             t: self.t(),
+            pk: crate::passkey_texts::passkey_texts(self.locale),
             base: self.st.provider.config().base_path().to_owned(),
             action: format!("{}/{}", self.st.path(INTERACTION_PATH), self.id),
             client_name: client_name(self.st, self.interaction).await,
@@ -275,10 +283,11 @@ impl Draw<'_> {
             view,
             choosing,
             script,
+            passkey_script,
             username: self.username.chars().take(64).collect(),
         }
         .render_page();
-        (html, script)
+        (html, script || passkey_script)
     }
 
     /// The page, with its status; a waiting page alone may run its script.

@@ -32,7 +32,10 @@ const ICON_KEY: &str = r#"<svg class="icon" aria-hidden="true" focusable="false"
 
 /// The card of method `id`, in the page's language.
 pub(crate) fn describe(t: &'static Texts, id: &str, last: Option<&str>) -> MethodCard {
+    let pk = crate::passkey_texts::for_lang(t.lang);
     let (label, hint, icon, together) = match id {
+        "webauthn" => (pk.method_passkey, pk.method_passkey_hint, ICON_KEY, false),
+        "webauthn-key" => (pk.method_key, pk.method_key_hint, ICON_KEY, false),
         "otp" => (t.method_otp, t.method_otp_hint, ICON_CODE, true),
         "mail" => (t.method_mail, t.method_mail_hint, ICON_MAIL, false),
         "push" => (t.method_push, t.method_push_hint, ICON_PHONE, false),
@@ -47,6 +50,9 @@ pub(crate) fn invalid_text(t: &'static Texts, method: &str, then: Option<&str>) 
     if method == "qr" {
         return t.qr_invalid;
     }
+    if method.starts_with("webauthn") {
+        return crate::passkey_texts::for_lang(t.lang).invalid;
+    }
     match then {
         Some("mail") => t.mail_invalid,
         Some("push") => t.push_invalid,
@@ -59,6 +65,7 @@ pub(crate) fn expired_text(t: &'static Texts, method: &str) -> &'static str {
     match method {
         "push" => t.push_expired,
         "qr" => t.qr_expired,
+        "webauthn" | "webauthn-key" => crate::passkey_texts::for_lang(t.lang).expired,
         _ => t.step_expired,
     }
 }
@@ -67,6 +74,7 @@ pub(crate) fn expired_text(t: &'static Texts, method: &str) -> &'static str {
 pub(crate) fn unusable_text(t: &'static Texts, method: &str, why: Unusable) -> String {
     match (method, why) {
         ("mail", Unusable::NotEnrolled) => t.mail_no_address.to_owned(),
+        ("webauthn-key", Unusable::NotEnrolled) => crate::passkey_texts::for_lang(t.lang).not_enrolled.to_owned(),
         ("mail", Unusable::Throttled { retry_after }) => {
             format!("{} {retry_after} {}", t.mail_throttled_prefix, t.mail_throttled_suffix)
         }

@@ -13,6 +13,7 @@ use crate::method_pages::MethodCard;
 #[template(path = "login.html")]
 pub(crate) struct LoginPage {
     pub t: &'static Texts,
+    pub pk: &'static crate::passkey_texts::PasskeyTexts,
     /// The issuer's path, before every link of the page to this server.
     pub base: String,
     pub action: String,
@@ -25,6 +26,8 @@ pub(crate) struct LoginPage {
     pub choosing: bool,
     /// The page runs its one script (a waiting step).
     pub script: bool,
+    /// The page runs the passkey script (a WebAuthn ceremony).
+    pub passkey_script: bool,
     /// The identifier as typed, kept when the form is shown again.
     pub username: String,
 }
@@ -68,6 +71,8 @@ pub(crate) enum PromptView {
     },
     /// The same QR code's offline form: the identifier and password the app derived from it.
     QrOffline,
+    /// A WebAuthn ceremony: `options` for the browser (JSON), answered by the page's script.
+    Passkey { options: String },
 }
 
 #[derive(Template)]
@@ -185,6 +190,8 @@ mod tests {
             view: View::Start { method: "otp".into(), label: "Code OTP", together: true },
             choosing: false,
             script: false,
+            passkey_script: false,
+            pk: crate::passkey_texts::passkey_texts(Locale::Fr),
             username: "\"><b>".into(),
         }
         .render_page();
@@ -204,6 +211,37 @@ mod tests {
         // Every link to this server is under the issuer's path.
         assert!(html.contains("href=\"/auth/realms/r/assets/caducee.css\""));
         assert!(html.contains("action=\"/auth/realms/r/interaction/abc\""));
+    }
+
+    #[test]
+    fn the_passkey_prompt_loads_its_script_and_carries_its_options_escaped() {
+        let html = LoginPage {
+            t: texts(Locale::En),
+            pk: crate::passkey_texts::passkey_texts(Locale::En),
+            base: String::new(),
+            action: "/interaction/abc".into(),
+            client_name: "RP".into(),
+            csrf_token: "tok".into(),
+            error: None,
+            notice: None,
+            view: View::Prompt {
+                method: "webauthn".into(),
+                prompt: PromptView::Passkey { options: r#"{"challenge":"a\"><script>"}"#.into() },
+            },
+            choosing: false,
+            script: false,
+            passkey_script: true,
+            username: String::new(),
+        }
+        .render_page();
+        assert!(html.contains(r#"<script src="/assets/webauthn.js" defer></script>"#));
+        assert!(!html.contains("login-wait.js"));
+        // The options are an attribute's value, escaped: no markup, no inline script.
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("id=\"passkey-form\"") && html.contains("name=\"webauthn_response\""));
+        assert!(html.contains("Use my passkey") && html.contains("<noscript>"));
+        // The way to the other methods stays.
+        assert!(html.contains("?choose=1"));
     }
 
     #[test]

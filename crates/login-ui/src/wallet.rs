@@ -54,9 +54,13 @@ pub fn router(state: LoginState) -> Router {
     Router::new()
         .route("/wallet", get(home))
         .route("/wallet/callback", get(callback))
-        .route("/wallet/totp", post(start_totp))
-        .route("/wallet/totp/{id}/activate", post(activate_totp))
+        .route("/wallet/totp", post(crate::wallet_totp::start))
+        .route("/wallet/totp/{id}/activate", post(crate::wallet_totp::activate))
         .route("/wallet/authenticators/{id}/remove", post(remove))
+        .route("/wallet/authenticators/{id}/rename", post(crate::wallet_passkeys::rename))
+        .route("/wallet/webauthn", post(crate::wallet_passkeys::start))
+        .route("/wallet/webauthn/finish", post(crate::wallet_passkeys::finish))
+        .route("/wallet/reauth", get(reauth))
         .route("/wallet/logout", post(logout))
         .route("/wallet/sessions/{sid}/end", post(end_one))
         .route("/wallet/sessions/end-all", post(end_all))
@@ -84,6 +88,9 @@ pub(crate) struct WalletSession {
     pub(crate) given_name: String,
     pub(crate) family_name: String,
     pub(crate) auth_time: i64,
+    /// The level of the sign-in (empty for a session kept from before it was recorded).
+    #[serde(default)]
+    pub(crate) acr: String,
     pub(crate) csrf: String,
     pub(crate) locale: Locale,
 }
@@ -166,8 +173,9 @@ impl LoginState {
     }
 }
 
-/// Sends the person to sign in (through the provider, as any relying party would).
-async fn sign_in(st: &LoginState, locale: Locale) -> Response {
+/// Sends the person to sign in (through the provider, as any relying party would); `again`:
+/// even if their session is alive (a fresh sign-in, before adding a key).
+async fn sign_in(st: &LoginState, locale: Locale, again: bool) -> Response {
     let verifier = random_token();
     let state = random_token();
     let nonce = random_token();
@@ -197,7 +205,10 @@ async fn sign_in(st: &LoginState, locale: Locale) -> Response {
         ("max_age", &WALLET_MAX_AGE.to_string()),
         ("ui_locales", locale.as_str()),
     ];
-    let query = serde_urlencoded::to_string(params).unwrap_or_default();
+    let mut query = serde_urlencoded::to_string(params).unwrap_or_default();
+    if again {
+        query.push_str("&prompt=login");
+    }
     let mut r = see_other(&format!("{}?{query}", st.path("/authorize")));
     r.headers_mut().append(header::SET_COOKIE, login_cookie(st.provider.config(), &binding, false));
     r
@@ -278,6 +289,7 @@ async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) 
         given_name: text("given_name"),
         family_name: text("family_name"),
         auth_time: claims.get("auth_time").and_then(|v| v.as_i64()).unwrap_or(now),
+        acr: text("acr"),
         csrf: random_token(),
         locale: pending.locale,
     };
@@ -302,22 +314,11 @@ struct WalletPage<'a> {
     session: &'a WalletSession,
     authenticators: Vec<AuthenticatorRow>,
     push: Option<crate::wallet_push::PushPanel>,
+    pk: &'static crate::passkey_texts::PasskeyTexts,
+    passkeys: Option<crate::wallet_passkeys::PasskeyPanel>,
     sessions: Vec<SessionRow>,
     activity: Vec<ActivityRow>,
     notice: Option<String>,
-    error: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "wallet_totp.html")]
-struct TotpPage<'a> {
-    t: &'static crate::i18n::Texts,
-    base: &'a str,
-    w: &'static WalletTexts,
-    session: &'a WalletSession,
-    id: &'a str,
-    qr_svg: String,
-    secret: &'a str,
     error: Option<String>,
 }
 
@@ -342,6 +343,8 @@ fn rows(w: &'static WalletTexts, list: Vec<AuthenticatorView>) -> Vec<Authentica
                         None => a.label.clone(),
                     }
                 }
+                // A credential id tells the professional nothing: the name they gave says it.
+                Some(_) if a.kind == authn_methods::webauthn::KIND => a.label.clone(),
                 Some(serial) => format!("{} ({serial})", a.label),
                 None => a.label.clone(),
             },
@@ -374,6 +377,9 @@ pub(crate) async fn render_home(
     let Ok(push) = crate::wallet_push::panel(st, session, w).await else {
         return st.unavailable(session.locale);
     };
+    let Ok(passkeys) = crate::wallet_passkeys::panel(st, session).await else {
+        return st.unavailable(session.locale);
+    };
     let page_data = WalletPage {
         t: texts(session.locale),
         base: st.provider.config().base_path(),
@@ -381,6 +387,8 @@ pub(crate) async fn render_home(
         session,
         authenticators: rows(w, list),
         push,
+        pk: crate::passkey_texts::passkey_texts(session.locale),
+        passkeys,
         sessions,
         activity,
         notice,
@@ -421,9 +429,18 @@ async fn home(State(st): State<LoginState>, Query(q): Query<LangQuery>, headers:
     let locale = q.lang.as_deref().and_then(Locale::from_tag).unwrap_or_default();
     match current(&st, &headers).await {
         Err(r) => r,
-        Ok(None) => sign_in(&st, locale).await,
+        Ok(None) => sign_in(&st, locale, false).await,
         Ok(Some((_, session))) => render_home(&st, &session, None, None).await,
     }
+}
+
+/// «Me reconnecter»: a fresh sign-in, whatever the session (a key is added right after one).
+async fn reauth(State(st): State<LoginState>, Query(q): Query<LangQuery>, headers: HeaderMap) -> Response {
+    let locale = match current(&st, &headers).await {
+        Ok(Some((_, session))) => session.locale,
+        _ => q.lang.as_deref().and_then(Locale::from_tag).unwrap_or_default(),
+    };
+    sign_in(&st, locale, true).await
 }
 
 #[derive(Deserialize, Default)]
@@ -431,7 +448,15 @@ pub(crate) struct WalletForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
-    code: String,
+    pub(crate) code: String,
+    /// A passkey's name (enrolment, renaming).
+    #[serde(default)]
+    pub(crate) name: String,
+    /// The enrolment under way, and the authenticator's answer (JSON), as the page's script posts it.
+    #[serde(default)]
+    pub(crate) ceremony: String,
+    #[serde(default)]
+    pub(crate) webauthn_response: String,
 }
 
 /// Every wallet form: a live wallet session and its anti-forgery token, or nothing happens.
@@ -467,70 +492,13 @@ pub(crate) fn qr_svg(uri: &str) -> String {
     }
 }
 
-async fn start_totp(State(st): State<LoginState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (_, session, _) = match checked(&st, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let now = (st.clock)();
-    let pending = match st.enrolment.start_totp(&session.subject, &session.national_id, now).await {
-        Ok(p) => p,
-        Err(_) => return st.unavailable(session.locale),
-    };
-    render_totp(&st, &session, &pending.id, &pending.otpauth_uri, &pending.secret_base32, None)
-}
-
-fn render_totp(
-    st: &LoginState,
-    session: &WalletSession,
-    id: &str,
-    uri: &str,
-    secret: &str,
-    error: Option<String>,
-) -> Response {
-    let w = wallet_texts(session.locale);
-    let html = render_or_fallback(
-        TotpPage {
-            t: texts(session.locale),
-            base: st.provider.config().base_path(),
-            w,
-            session,
-            id,
-            qr_svg: qr_svg(uri),
-            secret,
-            error,
-        }
-        .render(),
-    );
-    page(StatusCode::OK, html)
-}
-
-async fn activate_totp(
-    State(st): State<LoginState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (_, session, form) = match checked(&st, &headers, &body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let w = wallet_texts(session.locale);
-    let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
-    match st.enrolment.activate_totp(&session.subject, &id, &code, (st.clock)()).await {
-        Ok(true) => render_home(&st, &session, Some(w.totp_activated.to_owned()), None).await,
-        Ok(false) => render_home(&st, &session, None, Some(w.totp_wrong_code.to_owned())).await,
-        Err(_) => st.unavailable(session.locale),
-    }
-}
-
 async fn remove(State(st): State<LoginState>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let (_, session, _) = match checked(&st, &headers, &body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let w = wallet_texts(session.locale);
-    match st.enrolment.remove(&session.subject, &id).await {
+    match st.enrolment.remove_own(&session.subject, &id, (st.clock)()).await {
         Ok(true) => render_home(&st, &session, Some(w.removed.to_owned()), None).await,
         Ok(false) => render_home(&st, &session, None, Some(w.not_found.to_owned())).await,
         Err(_) => st.unavailable(session.locale),

@@ -65,6 +65,8 @@ pub(crate) fn method_label(w: &WalletTexts, method: &str) -> &'static str {
         "push" => w.method_push,
         "qr" => w.method_qr,
         "qr-offline" => w.method_qr_offline,
+        "webauthn" => w.passkeys().method_passkey,
+        "webauthn-key" => w.passkeys().method_key,
         _ => w.kind_other,
     }
 }
@@ -87,6 +89,8 @@ pub(crate) fn activity_row(w: &WalletTexts, e: &ActivityEntry) -> Option<Activit
         "push_unblocked" => (w.event_push_unblocked, false),
         "qr_approved" | "qr_offline_used" => (w.event_qr_approved, false),
         "qr_denied" => (w.event_qr_denied, true),
+        "webauthn_enrolled" => (w.passkeys().event_enrolled, false),
+        "webauthn_cloned" => (w.passkeys().event_cloned, true),
         _ => return None,
     };
     Some(ActivityRow {

@@ -99,8 +99,14 @@ pub struct WalletTexts {
 }
 
 impl WalletTexts {
+    /// The passkey words of this language.
+    pub(crate) fn passkeys(&self) -> &'static crate::passkey_texts::PasskeyTexts {
+        if std::ptr::eq(self, &EN) { &crate::passkey_texts::EN } else { &crate::passkey_texts::FR }
+    }
+
     pub fn kind_name(&self, kind: &str) -> &'static str {
         match kind {
+            authn_methods::webauthn::KIND => self.passkeys().kind,
             "totp" => self.kind_app,
             "hotp" | "totp-token" => self.kind_token,
             "push" => self.kind_push,

@@ -117,8 +117,10 @@ pub fn released_claims(account: &Account, scopes: &[String], acr: &str) -> Map<S
 
 /// How the professional signed in, as Pro Santé Connect's relying parties read it
 /// (`authMode`), from the `amr` of the login: `CARD` for the CPS card, `MOBILE` for the phone
-/// app (push approval, QR code online or offline), `OTP` for a one-time code (TOTP app, OTP
-/// token, mail, activation code), `PASSWORD` otherwise.
+/// app (push approval, QR code online or offline) and for a passkey or security key (a
+/// device-held key its owner unlocks: `hwk` or `swk` with `pin`; Pro Santé Connect's relying
+/// parties know no other value for it), `OTP` for a one-time code (TOTP app, OTP token, mail,
+/// activation code), `PASSWORD` otherwise.
 pub fn auth_mode(amr: &[String]) -> &'static str {
     let has = |v: &str| amr.iter().any(|a| a == v);
     if has("sc") {
@@ -210,6 +212,9 @@ mod tests {
         assert_eq!(auth_mode(&amr(&["pwd", "swk", "mfa"])), "MOBILE");
         assert_eq!(auth_mode(&amr(&["otp", "pin", "mfa"])), "MOBILE");
         assert_eq!(auth_mode(&amr(&["pwd", "otp", "mfa"])), "OTP");
+        // Passkeys and security keys (WebAuthn), verified by their owner.
+        assert_eq!(auth_mode(&amr(&["hwk", "user", "pin", "mfa"])), "MOBILE");
+        assert_eq!(auth_mode(&amr(&["pwd", "hwk", "user", "pin", "mfa"])), "MOBILE");
         assert_eq!(auth_mode(&amr(&["pwd"])), "PASSWORD");
     }
 

@@ -15,6 +15,7 @@ use authn_methods::mail_otp::{MailOtp, MailOtpSettings};
 use authn_methods::mailer::{FileOutbox, Mailer, SmtpMailer, SmtpSettings};
 use authn_methods::push::qr::{QrLogin, QrSettings};
 use authn_methods::push::{PushApprovals, PushSettings};
+use authn_methods::webauthn::Passkeys;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -272,6 +273,8 @@ pub struct App {
     pub engine: Arc<AuthEngine>,
     /// Push approvals' blocks and pending requests (sending them is the engine's, when on).
     pub push: Arc<PushApprovals>,
+    /// Passkeys and security keys, when `login.methods` names one of their methods.
+    pub passkeys: Option<Arc<Passkeys>>,
     pub clock: Clock,
     /// The TLS listener of mutual TLS, when `mtls.listen` is set.
     mtls: Option<crate::mtls_listener::MtlsServer>,
@@ -349,6 +352,23 @@ impl App {
                 .map_err(|e| BuildError::PushGateway(e.to_string()))?;
         }
         let push = Arc::new(push);
+        // Built when a WebAuthn method is on: the RP ID must then fit the issuer and the login
+        // pages' host, which nothing else asks of them.
+        let passkeys = if config.login.methods.iter().any(|m| m.starts_with("webauthn")) {
+            Some(Arc::new(
+                Passkeys::new(
+                    &config.issuer,
+                    Some(config.login_origin.as_str()),
+                    directory.clone(),
+                    store.clone(),
+                    mail.mailer().clone(),
+                    config.webauthn.settings(&config.login.totp_issuer)?,
+                )
+                .map_err(|e| BuildError::Config(crate::config::ConfigError::Invalid(format!("webauthn: {e}"))))?,
+            ))
+        } else {
+            None
+        };
         // One line per way to sign in, as `login.methods` names them (docs/configuration.md).
         let mut engine = AuthEngine::new(directory.clone(), store.clone(), settings);
         for method in &config.login.methods {
@@ -364,6 +384,10 @@ impl App {
                     let settings = QrSettings { validity: Duration::from_secs(config.push.qr_validity) };
                     engine.with_method(Arc::new(QrLogin::new(push.clone(), settings)))
                 }
+                "webauthn" | "webauthn-key" => match &passkeys {
+                    Some(p) => engine.with_webauthn(p.clone(), method == "webauthn"),
+                    None => engine,
+                },
                 _ => engine,
             };
         }
@@ -389,7 +413,7 @@ impl App {
             Some(_) => Some(crate::mtls_listener::MtlsServer::new(&config.mtls)?),
             None => None,
         };
-        Ok(App { config, directory, store, keys, provider, engine, push, clock, mtls })
+        Ok(App { config, directory, store, keys, provider, engine, push, passkeys, clock, mtls })
     }
 
     /// The administrators' operations (REST API and CLI).
@@ -424,6 +448,7 @@ impl App {
             provider: self.provider.clone(),
             engine: self.engine.clone(),
             push: self.config.push.enabled.then(|| self.push.clone()),
+            passkeys: self.passkeys.clone(),
             enrolment: Arc::new(Enrolment::new(self.directory.clone(), self.config.login.totp_issuer.clone())),
             store: self.store.clone(),
             wallet_data: Arc::new(DirectoryAdapter::new(self.directory.clone(), self.clock.clone())),

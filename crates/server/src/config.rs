@@ -13,11 +13,13 @@ mod metrics;
 mod mtls;
 mod profile;
 mod push;
+mod webauthn;
 
 pub use metrics::MetricsConfig;
 pub use mtls::MtlsConfig;
 pub use profile::Profile;
 pub use push::PushConfig;
+pub use webauthn::WebauthnConfig;
 
 /// `Debug` leaves out the secrets: the master key, the passwords in `database_url` and
 /// `redis_url`, and `mail.smtp_password`.
@@ -69,6 +71,9 @@ pub struct Config {
     /// `/metrics` for monitoring.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Passkeys and security keys: the operator's policy (`[webauthn]`).
+    #[serde(default)]
+    pub webauthn: WebauthnConfig,
 }
 
 /// Who may call the admin API besides clients holding a `caducee:admin` token.
@@ -152,16 +157,20 @@ pub struct LoginSettings {
     /// The ways to sign in the login page offers, in this order: `otp` (TOTP apps, OTP tokens,
     /// activation codes, after the password), `mail` (a code by e-mail, after the password),
     /// `push` (approval on the phone, after the password), `qr` (QR code with the phone app,
-    /// alone). `push` and `qr` need `push.enabled`.
+    /// alone), `webauthn` (a passkey, alone), `webauthn-key` (a security key, after the
+    /// password). `push` and `qr` need `push.enabled`. Default: the first four.
     #[serde(default = "default_login_methods")]
     pub methods: Vec<String>,
 }
 
-/// Every way to sign in there is, in the order the page offers them by default.
-pub const LOGIN_METHODS: &[&str] = &["otp", "mail", "push", "qr"];
+/// Every way to sign in there is.
+pub const LOGIN_METHODS: &[&str] = &["otp", "mail", "push", "qr", "webauthn", "webauthn-key"];
+
+/// The ways to sign in on when `login.methods` is not set, in the order the page offers them.
+const DEFAULT_LOGIN_METHODS: &[&str] = &["otp", "mail", "push", "qr"];
 
 fn default_login_methods() -> Vec<String> {
-    LOGIN_METHODS.iter().map(|m| (*m).to_owned()).collect()
+    DEFAULT_LOGIN_METHODS.iter().map(|m| (*m).to_owned()).collect()
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -232,6 +241,7 @@ impl std::fmt::Debug for Config {
             .field("admin", &self.admin)
             .field("mtls", &self.mtls)
             .field("metrics", &self.metrics)
+            .field("webauthn", &self.webauthn)
             .finish()
     }
 }
@@ -321,6 +331,7 @@ impl Default for Config {
             admin: AdminSettings { client_certificates: Vec::new(), client_certificate_header: "x-client-cert".into() },
             mtls: MtlsConfig::default(),
             metrics: MetricsConfig::default(),
+            webauthn: WebauthnConfig::default(),
         }
     }
 }
@@ -495,6 +506,7 @@ impl Config {
                 "push.silence_after_denials and push.silence_after_expiries must be positive".into(),
             ));
         }
+        self.webauthn.validate()?;
         if self.login.methods.is_empty() {
             return Err(ConfigError::Invalid("login.methods must name at least one way to sign in".into()));
         }

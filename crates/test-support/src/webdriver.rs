@@ -35,7 +35,21 @@ impl ChromeDriver {
         let profile =
             tempfile::tempdir().map_err(|source| HarnessError::Io { context: "browser profile".into(), source })?;
         let port = free_port()?;
+        // The driver and the browser it starts write their temporary and per-user files in the
+        // profile's folder, removed with it, not in the machine's (a virtual authenticator's
+        // keys included).
+        let mut own = Vec::new();
+        for name in ["tmp", "config", "cache", "data"] {
+            let dir = profile.path().join(name);
+            std::fs::create_dir_all(&dir)
+                .map_err(|source| HarnessError::Io { context: "browser folders".into(), source })?;
+            own.push(dir);
+        }
         let child = Command::new(&driver)
+            .env("TMPDIR", &own[0])
+            .env("XDG_CONFIG_HOME", &own[1])
+            .env("XDG_CACHE_HOME", &own[2])
+            .env("XDG_DATA_HOME", &own[3])
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())

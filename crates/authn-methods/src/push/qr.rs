@@ -250,6 +250,7 @@ impl QrLogin {
             phishing_resistant: false,
             amr: amr.iter().map(|a| (*a).to_owned()).collect(),
             at: cx.now,
+            level: None,
         }))
     }
 

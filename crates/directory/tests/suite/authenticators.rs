@@ -110,6 +110,20 @@ pub async fn advance_counter_is_monotonic(ctx: &Ctx) {
     assert!(!auths.advance_counter("nope", 1, 1).await.unwrap());
 }
 
+/// A passkey's name changes, and a use that moves no counter is recorded (WebAuthn credentials
+/// whose authenticator keeps none); a credential id of the longest kind fits its unique serial.
+pub async fn label_and_use_without_counter(ctx: &Ctx) {
+    let auths = ctx.dir.authenticators();
+    let serial = format!("webauthn:{}", "A".repeat(1366));
+    let a = auths.create(totp(Some("sub-1"), Some(&serial))).await.unwrap();
+    auths.set_label(&a.id, "Clé du cabinet").await.unwrap();
+    auths.touch(&a.id, 4242).await.unwrap();
+    let got = auths.get_by_serial(&serial).await.unwrap().unwrap();
+    assert_eq!((got.label.as_str(), got.last_used_at, got.counter), ("Clé du cabinet", Some(4242), a.counter));
+    assert!(matches!(auths.set_label("nope", "x").await, Err(directory::DirectoryError::NotFound)));
+    assert!(matches!(auths.touch("nope", 1).await, Err(directory::DirectoryError::NotFound)));
+}
+
 pub async fn advance_counter_concurrent_single_winner(ctx: &Ctx) {
     let a = ctx.dir.authenticators().create(totp(Some("sub-1"), None)).await.unwrap();
     let node2 = ctx.second_node().await;

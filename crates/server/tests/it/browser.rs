@@ -22,7 +22,7 @@ fn workspace() -> PathBuf {
 }
 
 /// A relying party on loopback: where the browser lands after signing in.
-async fn relying_party() -> String {
+pub(crate) async fn relying_party() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().route(
@@ -36,7 +36,7 @@ async fn relying_party() -> String {
 }
 
 /// Runs `body` with a fresh browser; on failure, saves a screenshot named after the test.
-async fn with_browser<F, Fut>(name: &str, body: F)
+pub(crate) async fn with_browser<F, Fut>(name: &str, body: F)
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
@@ -63,13 +63,13 @@ where
     let _ = client.close().await;
 }
 
-struct Site {
-    p: TestProvider,
-    rp: String,
-    totp: Vec<u8>,
+pub(crate) struct Site {
+    pub(crate) p: TestProvider,
+    pub(crate) rp: String,
+    pub(crate) totp: Vec<u8>,
 }
 
-async fn site(storage: Storage, tune: impl FnOnce(&mut server::Config)) -> Site {
+pub(crate) async fn site(storage: Storage, tune: impl FnOnce(&mut server::Config)) -> Site {
     let p = TestProvider::start_with(storage, tune).await.unwrap();
     let (_, totp) = p.add_professional(USER, PASSWORD).await.unwrap();
     let rp = relying_party().await;
@@ -79,7 +79,7 @@ async fn site(storage: Storage, tune: impl FnOnce(&mut server::Config)) -> Site 
     Site { p, rp, totp }
 }
 
-fn authorize(s: &Site, extra: &str) -> String {
+pub(crate) fn authorize(s: &Site, extra: &str) -> String {
     format!(
         "{}/authorize?client_id=rp&response_type=code&scope=openid&state=st&redirect_uri={}{extra}",
         s.p.base_url,
@@ -87,21 +87,21 @@ fn authorize(s: &Site, extra: &str) -> String {
     )
 }
 
-async fn fill(c: &Client, id: &str, value: &str) -> anyhow::Result<()> {
+pub(crate) async fn fill(c: &Client, id: &str, value: &str) -> anyhow::Result<()> {
     let field = c.find(Locator::Id(id)).await?;
     field.clear().await?;
     field.send_keys(value).await?;
     Ok(())
 }
 
-async fn click(c: &Client, action: &str) -> anyhow::Result<()> {
+pub(crate) async fn click(c: &Client, action: &str) -> anyhow::Result<()> {
     c.find(Locator::Css(&format!("button[value=\"{action}\"]"))).await?.click().await?;
     Ok(())
 }
 
 /// Clicks a submit button and waits until the next page has replaced the current one, so that
 /// nothing found afterwards belongs to the page being left (whose alert looks the same).
-async fn submit(c: &Client, action: &str) -> anyhow::Result<()> {
+pub(crate) async fn submit(c: &Client, action: &str) -> anyhow::Result<()> {
     let old = c.find(Locator::Css("html")).await?;
     click(c, action).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -114,7 +114,7 @@ async fn submit(c: &Client, action: &str) -> anyhow::Result<()> {
 
 /// Chooses a way to sign in on the login page: its pictogram in the list, or straight to it when
 /// the page already shows another (the browser remembers the last one used).
-async fn choose(c: &Client, method: &str) -> anyhow::Result<()> {
+pub(crate) async fn choose(c: &Client, method: &str) -> anyhow::Result<()> {
     let old = c.find(Locator::Css("html")).await?;
     match c.find(Locator::Css(&format!("a[href*=\"method={method}\"]"))).await {
         Ok(link) => link.click().await?,
@@ -132,12 +132,12 @@ async fn choose(c: &Client, method: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
+pub(crate) async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
     Ok(c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await?.text().await?)
 }
 
 /// Waits until the browser reaches the relying party with a code.
-async fn landed(c: &Client, rp: &str) -> anyhow::Result<()> {
+pub(crate) async fn landed(c: &Client, rp: &str) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let url = c.current_url().await?;
@@ -151,7 +151,7 @@ async fn landed(c: &Client, rp: &str) -> anyhow::Result<()> {
 }
 
 /// axe-core on the current page: no violation of WCAG 2 A/AA rules.
-async fn accessible(c: &Client) -> anyhow::Result<()> {
+pub(crate) async fn accessible(c: &Client) -> anyhow::Result<()> {
     let axe = axe_script(&workspace()).context("axe-core")?;
     c.execute(&axe, vec![]).await?;
     let violations = c
@@ -464,7 +464,7 @@ async fn a_qr_code_login_continues_by_itself_and_its_offline_form_signs_in() {
 }
 
 /// The list of ways to sign in, from a page that opened on the one used last.
-async fn choose_list(c: &Client) -> anyhow::Result<()> {
+pub(crate) async fn choose_list(c: &Client) -> anyhow::Result<()> {
     let old = c.find(Locator::Css("html")).await?;
     c.find(Locator::Css("a.other")).await?.click().await?;
     while old.tag_name().await.is_ok() {
