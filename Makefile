@@ -38,9 +38,11 @@ $(SCHEMATHESIS):
 	python3 -m venv .cache/venv
 	.cache/venv/bin/pip install --quiet schemathesis==$(SCHEMATHESIS_VERSION)
 
-## Benchmarks (docs/benchmarks.md): release build, then Caducée, panva's oidc-provider and the raw
-## limits (signatures, argon2id, an axum hello-world) measured side by side on loopback, servers
-## pinned to core 0 and the load generator to core 1. BENCH_QUICK=1 for short runs.
+## Benchmarks (docs/benchmarks.md): release build, then Caducée (embedded default, then over
+## PostgreSQL + Redis, both started by the bench: needs redis-server, PostgreSQL and psql), panva's
+## oidc-provider and the raw limits (signatures, argon2id, an axum hello-world) measured side by
+## side on loopback, servers pinned to core 0 and the load generator to core 1. BENCH_QUICK=1 for
+## short runs.
 bench: bench-peers
 	$(CARGO) build --release -p server -p caducee-bench --bins
 	$${CARGO_TARGET_DIR:-target}/release/caducee-bench run --caducee $${CARGO_TARGET_DIR:-target}/release/caducee
