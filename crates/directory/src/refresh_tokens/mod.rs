@@ -113,7 +113,8 @@ impl<'a> RefreshTokens<'a> {
         RefreshTokens { inner }
     }
 
-    /// `Conflict` if the hash exists (a token collision, or an insert retried).
+    /// `Conflict` if the hash exists (a token collision, or an insert retried); on the pool's
+    /// path the writes of its whole group then fail with it (see the module's notes).
     pub async fn insert(&self, record: RefreshTokenRecord) -> Result<(), DirectoryError> {
         let row = refresh_token::Model {
             token_hash: record.token_hash,
