@@ -288,22 +288,7 @@ impl Bench {
         rp: &Rp,
     ) -> anyhow::Result<Exchange> {
         let (source, check) = loadgen::refresh_chain(seeds, refresh_request(rp));
-        let warm = loadgen::run(addr, self.plan(self.s.warmup), source.clone(), check.clone()).await?;
-        let mut note = String::new();
-        if let Some(f) = &warm.first_failure {
-            note = format!("refused answers seen: {f}");
-        }
-        let mut rates = Vec::new();
-        for _ in 0..self.s.runs {
-            let o = loadgen::run(addr, self.plan(self.s.duration), source.clone(), check.clone()).await?;
-            if o.failed > 0 {
-                note =
-                    format!("{} refused answers in a run, e.g. {}", o.failed, o.first_failure.as_deref().unwrap_or(""));
-            }
-            rates.push(o.rate());
-        }
-        let peak = Summary::of(&rates);
-        say(format!("{what}: {:.0}/s (runs {rates:.0?})", peak.median));
+        let (peak, note) = self.peak(what, addr, source.clone(), check.clone()).await?;
         let at_half = self.at_rate(what, addr, peak.median / 2.0, source, check).await?;
         Ok(Exchange { peak, note, at_half: Some(at_half) })
     }
