@@ -79,20 +79,9 @@ fn lock_pending(queue: &AuditQueue) -> std::sync::MutexGuard<'_, Vec<Job>> {
 async fn commit_group(inner: Arc<Inner>, group: Vec<Job>) {
     let (appends, refreshes) = super::split_jobs(group);
     let mut split = split_group(appends);
-    match write_rows(&inner, &mut split.rows, &refreshes).await {
-        Ok(answers) => {
-            for (job, answer) in refreshes.into_iter().zip(answers) {
-                let _ = job.reply.send(Ok(answer));
-            }
-            reply_all(split, Ok(()));
-        }
-        Err(e) => {
-            for job in refreshes {
-                let _ = job.reply.send(Err(e.clone()));
-            }
-            reply_all(split, Err(e));
-        }
-    }
+    let result = write_rows(&inner, &mut split.rows, &refreshes).await;
+    let answers = result.map(|answers| answers.into_iter().map(Ok).collect());
+    reply_all(split, super::reply_refreshes(refreshes, answers));
 }
 
 /// In one locked transaction: the refresh-token writes, then `rows` chained after the last

@@ -228,6 +228,31 @@ fn split_jobs(group: Vec<Job>) -> (Vec<Waiting>, Vec<crate::refresh_tokens::Refr
     (appends, refreshes)
 }
 
+/// Each refresh-token write of a group, answered on its own.
+type RefreshAnswers = Vec<Result<Option<crate::entity::refresh_token::Model>, DirectoryError>>;
+
+/// Tells each refresh-token write of a group its own answer, or the group's error; returns
+/// what the group's appends are to be told.
+fn reply_refreshes(
+    refreshes: Vec<crate::refresh_tokens::RefreshJob>,
+    result: Result<RefreshAnswers, DirectoryError>,
+) -> Result<(), DirectoryError> {
+    match result {
+        Ok(answers) => {
+            for (job, answer) in refreshes.into_iter().zip(answers) {
+                let _ = job.reply.send(answer);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for job in refreshes {
+                let _ = job.reply.send(Err(e.clone()));
+            }
+            Err(e)
+        }
+    }
+}
+
 /// An append waiting for its group to be committed.
 pub(crate) struct Waiting {
     event: AuditEvent,

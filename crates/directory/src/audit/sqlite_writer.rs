@@ -36,7 +36,9 @@ use std::time::Duration;
 use rusqlite::{OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy};
 
-use super::{Job, MAX_GROUP, chain_rows, reply_all, split_group, split_jobs, writer_gone};
+use super::{
+    Job, MAX_GROUP, RefreshAnswers, chain_rows, reply_all, reply_refreshes, split_group, split_jobs, writer_gone,
+};
 use crate::crypto::KeyedHash;
 use crate::entity::audit_log::Model;
 use crate::refresh_tokens::RefreshJob;
@@ -150,23 +152,11 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Job>, fla
         let (appends, refreshes) = split_jobs(group);
         let mut split = split_group(appends);
         let result = write_group(&mut conn, &mut split.rows, &refreshes, key);
-        let result = match result {
-            Ok(answers) => {
-                flags.written.store(true, Ordering::Release);
-                since_restart = since_restart.saturating_add(1);
-                for (job, answer) in refreshes.into_iter().zip(answers) {
-                    let _ = job.reply.send(answer);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                for job in refreshes {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
-                Err(e)
-            }
-        };
-        reply_all(split, result);
+        if result.is_ok() {
+            flags.written.store(true, Ordering::Release);
+            since_restart = since_restart.saturating_add(1);
+        }
+        reply_all(split, reply_refreshes(refreshes, result));
         // Either the checkpointer copied the log and only the last frames are left, or it has
         // not run for too long and the writer copies the whole log, between two transactions.
         if flags.restart_due.swap(false, Ordering::AcqRel) || since_restart >= WRITER_COPIES_AFTER {
@@ -179,9 +169,6 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Job>, fla
         }
     }
 }
-
-/// Answers of the group's refresh-token writes, each its own.
-type RefreshAnswers = Vec<Result<Option<crate::entity::refresh_token::Model>, DirectoryError>>;
 
 /// One transaction: the refresh-token writes (each failing alone), then the audit records
 /// chained after the last stored one. An error here fails the whole group.
