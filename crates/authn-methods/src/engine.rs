@@ -99,6 +99,8 @@ pub enum StepOutcome {
     Refused(Refusal),
     /// Refused on the other device, or the wrong number typed there (counted).
     Denied,
+    /// Refused for a reason the page names ([`Failure::Rejected`]; counted).
+    Rejected { method: MethodId, reason: &'static str },
     /// The step's challenge or request ran out: start the method again.
     Expired,
     /// The method cannot run for this person now; nothing was counted.
@@ -234,9 +236,15 @@ impl AuthEngine {
         self.with_method(method)
     }
 
+    /// The CPS card: a login by itself, at the strongest level.
+    pub fn with_card(mut self, card: Arc<crate::card::CardLogin>) -> Self {
+        self.strongest = "eidas3";
+        self.with_method(card)
+    }
+
     /// The strongest `acr` the configured methods can reach: a password and a one-time code
-    /// (any of them) make `eidas1`; WebAuthn the level the operator gives it. The CPS card will
-    /// raise it when it lands.
+    /// (any of them) make `eidas1`; WebAuthn the level the operator gives it; the CPS card
+    /// `eidas3`.
     pub fn strongest_acr(&self) -> &'static str {
         self.strongest
     }
@@ -455,6 +463,24 @@ impl AuthEngine {
                 let refusal = self.failed(cx, started, progress.subject(), progress.attempt.as_ref()).await?;
                 Ok(match refusal {
                     Refusal::Invalid => StepOutcome::Denied,
+                    locked => StepOutcome::Refused(locked),
+                })
+            }
+            Step::Failed(Failure::Rejected(reason)) => {
+                // What the person holds was refused (a revoked card): the step is spent and,
+                // for a first factor, the login starts over.
+                progress.current = None;
+                let subject = progress.subject().map(str::to_owned);
+                let attempt = progress.attempt.clone();
+                if !method.needs_subject() {
+                    progress = Progress::default();
+                }
+                let refusal = self.failed_because(cx, started, subject.as_deref(), attempt.as_ref(), reason).await?;
+                if self.progress.write(&cx.interaction, &snapshot, &progress).await?.is_err() {
+                    return Ok(StepOutcome::Raced);
+                }
+                Ok(match refusal {
+                    Refusal::Invalid => StepOutcome::Rejected { method: method.id(), reason },
                     locked => StepOutcome::Refused(locked),
                 })
             }

@@ -2,7 +2,7 @@
 //!
 //! Owns the [`AuthMethod`] trait the methods implement (password, «Code OTP» over TOTP apps, OTP
 //! tokens and activation codes, mail OTP, push approval on the phone, QR phone app, passkeys and security keys
-//! ([`webauthn`]); the CPS card later), push approval's service ([`push`], with the phones' signed requests in
+//! ([`webauthn`]), the CPS card ([`card`]: challenge, certificate path, revocation lists)), push approval's service ([`push`], with the phones' signed requests in
 //! [`push_request`]), where a login stands between steps ([`progress`]), the methods themselves, the
 //! enrolment of authenticators, attempt counters and lockouts ([`lockout`]) with the device
 //! cookies that tell a professional's own browser from strangers ([`device`]), and the policy that
@@ -13,6 +13,7 @@
 //! Must not depend on `oidc-core` (it knows nothing of OAuth) nor on `axum` (no HTTP here).
 
 pub mod activation;
+pub mod card;
 pub mod code;
 pub mod device;
 pub mod engine;

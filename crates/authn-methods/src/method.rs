@@ -118,6 +118,11 @@ pub enum Prompt {
     /// `navigator.credentials.get`'s `publicKey`, binary fields in base64url) to the browser
     /// and posts the authenticator's answer in `webauthn_response`.
     Passkey { options: String },
+    /// A CPS card sign-in: the page hands `challenge` to the card agent at `agent` on the
+    /// professional's computer (the card's PIN is typed there, never sent to the provider) and
+    /// posts the card's answer (`card_certificates`, `card_signature`) before `expires_at`.
+    /// `notice`: what the agent reported last (`wrong_pin` with `tries_left`, `card_blocked`…).
+    Card { challenge: String, agent: String, expires_at: i64, notice: Option<String>, tries_left: Option<u8> },
 }
 
 impl Prompt {
@@ -134,6 +139,7 @@ impl Prompt {
             Prompt::Number { .. } => Vec::new(),
             Prompt::Qr { .. } => vec!["qr_id", "qr_code"],
             Prompt::Passkey { .. } => vec!["webauthn_response"],
+            Prompt::Card { .. } => vec!["card_certificates", "card_signature"],
         }
     }
 }
@@ -169,6 +175,10 @@ pub enum Failure {
     Expired,
     /// The person refused on their other device ("this was not me").
     Denied,
+    /// Refused for a reason the person may be told, because it concerns what they hold and
+    /// nobody else (a revoked or expired card certificate): counts as a failed attempt; the
+    /// page names the reason (a stable code, e.g. `card_revoked`).
+    Rejected(&'static str),
     /// The method cannot run for this person now (nothing enrolled, blocked, throttled): the
     /// page says why; it counts as no attempt.
     Unusable(Unusable),

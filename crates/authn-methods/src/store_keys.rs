@@ -28,6 +28,8 @@ pub const MAIL_OTP: KeyPrefix = KeyPrefix::new("mail-otp");
 pub const ACTIVATION: KeyPrefix = KeyPrefix::new("activation");
 /// A WebAuthn ceremony under way (sign-in or enrolment), by its random id.
 pub const WEBAUTHN_CEREMONY: KeyPrefix = KeyPrefix::new("webauthn");
+/// A CPS card challenge, by its nonce: the login it was issued for.
+pub const CARD_CHALLENGE: KeyPrefix = KeyPrefix::new("card-ch");
 /// The lockout ([`crate::lockout`]): by (identifier, source) pair, a hard lock, the wait before
 /// the next attempt, the failures counted and the lock's escalation level; by identifier, the
 /// failures from every source and the pairs to wipe on success.
@@ -65,6 +67,7 @@ pub const ALL: &[KeyPrefix] = &[
     MAIL_OTP,
     ACTIVATION,
     WEBAUTHN_CEREMONY,
+    CARD_CHALLENGE,
     LOCK,
     LOCK_WAIT,
     LOCK_ATTEMPTS,

@@ -8,6 +8,8 @@
 //!
 //! Must not reach into the directory's internals: accounts are only seen through the engine.
 
+mod card_page;
+mod card_texts;
 mod i18n;
 mod login;
 mod method_pages;
@@ -72,9 +74,11 @@ pub fn router(state: LoginState) -> Router {
     Router::new()
         .route(&format!("{INTERACTION_PATH}/{{id}}"), get(login::show).post(login::submit))
         .route(&format!("{INTERACTION_PATH}/{{id}}/state"), get(login::waiting))
+        .route(&format!("{INTERACTION_PATH}/{{id}}/card"), axum::routing::post(card_page::relay))
         .route("/assets/caducee.css", get(stylesheet))
         .route("/assets/login-wait.js", get(wait_script))
         .route("/assets/webauthn.js", get(passkey_script))
+        .route("/assets/card.js", get(card_script))
         .with_state(state.clone())
         .merge(wallet::router(state))
 }
@@ -82,6 +86,11 @@ pub fn router(state: LoginState) -> Router {
 const STYLESHEET: &str = include_str!("../assets/caducee.css");
 const WAIT_SCRIPT: &str = include_str!("../assets/login-wait.js");
 const PASSKEY_SCRIPT: &str = include_str!("../assets/webauthn.js");
+const CARD_SCRIPT: &str = include_str!("../assets/card.js");
+
+async fn card_script() -> Response {
+    script(CARD_SCRIPT)
+}
 
 async fn wait_script() -> Response {
     script(WAIT_SCRIPT)

@@ -77,6 +77,12 @@ struct LoginForm {
     qr_code: Option<String>,
     /// The authenticator's answer, as the passkey page's script posts it (JSON).
     webauthn_response: Option<String>,
+    /// The CPS card's answer as the card agent gave it, or what it reported instead.
+    card_certificates: Option<String>,
+    card_signature: Option<String>,
+    card_algorithm: Option<String>,
+    card_error: Option<String>,
+    card_tries_left: Option<String>,
     #[serde(default)]
     csrf_token: String,
     action: Option<String>,
@@ -124,6 +130,19 @@ impl LoginForm {
         if let Some(response) = &self.webauthn_response {
             input = input.with(authn_methods::webauthn::login::RESPONSE_FIELD, response);
         }
+        use authn_methods::card;
+        let card_fields = [
+            (card::FIELD_CERTIFICATES, &self.card_certificates),
+            (card::FIELD_SIGNATURE, &self.card_signature),
+            (card::FIELD_ALGORITHM, &self.card_algorithm),
+            (card::FIELD_ERROR, &self.card_error),
+            (card::FIELD_TRIES_LEFT, &self.card_tries_left),
+        ];
+        for (name, value) in card_fields {
+            if let Some(v) = value {
+                input = input.with(name, v);
+            }
+        }
         input
     }
 }
@@ -145,6 +164,14 @@ pub(crate) fn remember_method(r: &mut Response, method: &str, config: &oidc_core
         .max_age(cookie::time::Duration::seconds(METHOD_COOKIE_MAX_AGE_SECS))
         .build();
     oidc_core::http::cookies::set(r.headers_mut(), &c);
+}
+
+/// What a drawn page may run and reach.
+enum Allows {
+    Nothing,
+    OwnScript,
+    /// Our script, reaching the card agent at this origin too.
+    Reaching(String),
 }
 
 /// Which view to prefer when the login has moved on and the person also named a method.
@@ -250,6 +277,18 @@ impl Draw<'_> {
                 (view, None)
             }
             Prompt::Passkey { options } => (PromptView::Passkey { options: options.clone() }, None),
+            Prompt::Card { challenge, agent, notice, tries_left, .. } => {
+                let view = crate::card_page::prompt_view(
+                    self.st,
+                    self.id,
+                    self.locale,
+                    challenge,
+                    agent,
+                    notice.as_deref(),
+                    *tries_left,
+                );
+                (view, None)
+            }
             Prompt::Qr { .. } if self.offline => (PromptView::QrOffline, None),
             Prompt::Qr { payload, expires_at } => {
                 let (valid_until, _) = authn_methods::mail_otp::expiry_parts(*expires_at, "Europe/Paris");
@@ -267,13 +306,19 @@ impl Draw<'_> {
         (View::Prompt { method: shown.method.clone(), prompt }, notice)
     }
 
-    async fn render(&self, view: View, error: Option<String>, notice: Option<String>) -> (String, bool) {
+    async fn render(&self, view: View, error: Option<String>, notice: Option<String>) -> (String, Allows) {
         let script = matches!(&view, View::Prompt { prompt: PromptView::Number { .. } | PromptView::Qr { .. }, .. });
         let passkey_script = matches!(&view, View::Prompt { prompt: PromptView::Passkey { .. }, .. });
+        let card_agent = match &view {
+            View::Prompt { prompt: PromptView::Card { agent, .. }, .. } => crate::card_page::agent_origin(agent),
+            _ => None,
+        };
+        let card_script = card_agent.is_some();
         let choosing = matches!(&view, View::Choose { .. });
         let html = LoginPage {
             t: self.t(),
             pk: crate::passkey_texts::passkey_texts(self.locale),
+            ct: crate::card_texts::card_texts(self.locale),
             base: self.st.provider.config().base_path().to_owned(),
             action: format!("{}/{}", self.st.path(INTERACTION_PATH), self.id),
             client_name: client_name(self.st, self.interaction).await,
@@ -284,20 +329,30 @@ impl Draw<'_> {
             choosing,
             script,
             passkey_script,
+            card_script,
             username: self.username.chars().take(64).collect(),
         }
         .render_page();
-        (html, script || passkey_script)
+        let allows = match card_agent {
+            Some(origin) => Allows::Reaching(origin),
+            None if script || passkey_script => Allows::OwnScript,
+            None => Allows::Nothing,
+        };
+        (html, allows)
     }
 
     /// The page, with its status; a waiting page alone may run its script.
     async fn respond(&self, status: StatusCode, view: View, error: Option<String>, notice: Option<String>) -> Response {
-        let (html, script) = self.render(view, error, notice).await;
-        if script {
-            // This page alone runs a script: ours, asking our own origin.
-            return oidc_core::http::security::page(status, html, oidc_core::http::security::PageAllows::OwnScript);
+        use oidc_core::http::security::PageAllows;
+        let (html, allows) = self.render(view, error, notice).await;
+        match allows {
+            // These pages alone run a script: ours, asking our own origin (and the card agent).
+            Allows::OwnScript => oidc_core::http::security::page(status, html, PageAllows::OwnScript),
+            Allows::Reaching(origin) => {
+                oidc_core::http::security::page(status, html, PageAllows::OwnScriptReaching(&origin))
+            }
+            Allows::Nothing => page(status, html),
         }
-        page(status, html)
     }
 
     /// Where the login stands, with a message.
@@ -446,6 +501,10 @@ pub(crate) async fn submit(
             r
         }
         StepOutcome::Denied => draw.again(StatusCode::OK, Some(chosen), t.push_denied.to_owned()).await,
+        StepOutcome::Rejected { reason, .. } => {
+            let error = crate::card_texts::rejected(t.lang, reason);
+            draw.again(StatusCode::OK, Some(chosen), error.to_owned()).await
+        }
         StepOutcome::Expired => {
             let error = method_pages::expired_text(t, method);
             draw.again(StatusCode::OK, Some(chosen), error.to_owned()).await

@@ -28,6 +28,7 @@ const ICON_CODE: &str = r#"<svg class="icon" aria-hidden="true" focusable="false
 const ICON_MAIL: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="2" y="5" width="20" height="14" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M3 6l9 7 9-7" fill="none" stroke="currentColor" stroke-width="2"/></svg>"#;
 const ICON_PHONE: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="6" y="2" width="12" height="20" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><path d="M9 12l2 2 4-4" fill="none" stroke="currentColor" stroke-width="2"/><path d="M11 19h2" stroke="currentColor" stroke-width="2"/></svg>"#;
 const ICON_QR: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><path d="M3 3h7v7H3zM14 3h7v7h-7zM3 14h7v7H3z" fill="none" stroke="currentColor" stroke-width="2"/><path d="M14 14h3v3h-3zM18 18h3v3h-3zM18 14h3M14 18v3" stroke="currentColor" stroke-width="2" fill="none"/></svg>"#;
+const ICON_CARD: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><rect x="2" y="5" width="20" height="14" rx="2" fill="none" stroke="currentColor" stroke-width="2"/><rect x="5" y="9" width="5" height="4" rx="1" fill="none" stroke="currentColor" stroke-width="1.5"/></svg>"#;
 const ICON_KEY: &str = r#"<svg class="icon" aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="32" height="32"><circle cx="8" cy="12" r="4" fill="none" stroke="currentColor" stroke-width="2"/><path d="M12 12h10M18 12v4M21 12v3" stroke="currentColor" stroke-width="2"/></svg>"#;
 
 /// The card of method `id`, in the page's language.
@@ -36,6 +37,10 @@ pub(crate) fn describe(t: &'static Texts, id: &str, last: Option<&str>) -> Metho
     let (label, hint, icon, together) = match id {
         "webauthn" => (pk.method_passkey, pk.method_passkey_hint, ICON_KEY, false),
         "webauthn-key" => (pk.method_key, pk.method_key_hint, ICON_KEY, false),
+        "card" => {
+            let ct = crate::card_texts::for_lang(t.lang);
+            (ct.method, ct.method_hint, ICON_CARD, false)
+        }
         "otp" => (t.method_otp, t.method_otp_hint, ICON_CODE, true),
         "mail" => (t.method_mail, t.method_mail_hint, ICON_MAIL, false),
         "push" => (t.method_push, t.method_push_hint, ICON_PHONE, false),
@@ -53,6 +58,9 @@ pub(crate) fn invalid_text(t: &'static Texts, method: &str, then: Option<&str>) 
     if method.starts_with("webauthn") {
         return crate::passkey_texts::for_lang(t.lang).invalid;
     }
+    if method == "card" {
+        return crate::card_texts::for_lang(t.lang).invalid;
+    }
     match then {
         Some("mail") => t.mail_invalid,
         Some("push") => t.push_invalid,
@@ -66,6 +74,7 @@ pub(crate) fn expired_text(t: &'static Texts, method: &str) -> &'static str {
         "push" => t.push_expired,
         "qr" => t.qr_expired,
         "webauthn" | "webauthn-key" => crate::passkey_texts::for_lang(t.lang).expired,
+        "card" => crate::card_texts::for_lang(t.lang).expired,
         _ => t.step_expired,
     }
 }

@@ -14,6 +14,7 @@ use crate::method_pages::MethodCard;
 pub(crate) struct LoginPage {
     pub t: &'static Texts,
     pub pk: &'static crate::passkey_texts::PasskeyTexts,
+    pub ct: &'static crate::card_texts::CardTexts,
     /// The issuer's path, before every link of the page to this server.
     pub base: String,
     pub action: String,
@@ -28,6 +29,8 @@ pub(crate) struct LoginPage {
     pub script: bool,
     /// The page runs the passkey script (a WebAuthn ceremony).
     pub passkey_script: bool,
+    /// The page runs the card script (a CPS card sign-in).
+    pub card_script: bool,
     /// The identifier as typed, kept when the form is shown again.
     pub username: String,
 }
@@ -73,6 +76,10 @@ pub(crate) enum PromptView {
     QrOffline,
     /// A WebAuthn ceremony: `options` for the browser (JSON), answered by the page's script.
     Passkey { options: String },
+    /// A CPS card sign-in: the PIN form posts `challenge` to the card agent's `agent` URL,
+    /// which answers to `return_to`; `notice`: what the agent reported last; `messages`: what
+    /// the page's script says of each report (JSON).
+    Card { challenge: String, agent: String, return_to: String, notice: Option<String>, messages: String },
 }
 
 #[derive(Template)]

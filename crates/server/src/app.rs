@@ -275,6 +275,8 @@ pub struct App {
     pub push: Arc<PushApprovals>,
     /// Passkeys and security keys, when `login.methods` names one of their methods.
     pub passkeys: Option<Arc<Passkeys>>,
+    /// The CPS card sign-in, when `login.methods` names `card`.
+    pub card: Option<Arc<authn_methods::card::CardLogin>>,
     pub clock: Clock,
     /// The TLS listener of mutual TLS, when `mtls.listen` is set.
     mtls: Option<crate::mtls_listener::MtlsServer>,
@@ -369,6 +371,26 @@ impl App {
         } else {
             None
         };
+        // Built when the card is on: its lists are read before the first login, so that a
+        // node does not refuse every card while its first refresh is under way.
+        let card = if config.login.methods.iter().any(|m| m == "card") {
+            let trust = Arc::new(config.card.trust()?);
+            let failures = trust.crls().refresh().await;
+            if !failures.is_empty() {
+                tracing::warn!(failed = failures.len(), "some card revocation lists could not be read at start");
+            }
+            let origin = if config.login_origin.is_empty() {
+                url::Url::parse(&config.issuer)
+                    .map(|u| u.origin().ascii_serialization())
+                    .map_err(|e| BuildError::Config(crate::config::ConfigError::Invalid(format!("issuer: {e}"))))?
+            } else {
+                config.login_origin.trim_end_matches('/').to_owned()
+            };
+            let settings = authn_methods::card::CardSettings { origin, agent_url: config.card.agent_origin() };
+            Some(Arc::new(authn_methods::card::CardLogin::new(trust, directory.clone(), store.clone(), settings)))
+        } else {
+            None
+        };
         // One line per way to sign in, as `login.methods` names them (docs/configuration.md).
         let mut engine = AuthEngine::new(directory.clone(), store.clone(), settings);
         for method in &config.login.methods {
@@ -386,6 +408,10 @@ impl App {
                 }
                 "webauthn" | "webauthn-key" => match &passkeys {
                     Some(p) => engine.with_webauthn(p.clone(), method == "webauthn"),
+                    None => engine,
+                },
+                "card" => match &card {
+                    Some(c) => engine.with_card(c.clone()),
                     None => engine,
                 },
                 _ => engine,
@@ -413,7 +439,7 @@ impl App {
             Some(_) => Some(crate::mtls_listener::MtlsServer::new(&config.mtls)?),
             None => None,
         };
-        Ok(App { config, directory, store, keys, provider, engine, push, passkeys, clock, mtls })
+        Ok(App { config, directory, store, keys, provider, engine, push, passkeys, card, clock, mtls })
     }
 
     /// The administrators' operations (REST API and CLI).
@@ -557,6 +583,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let background = self.spawn_background();
+        let crl_refresh = self
+            .card
+            .as_ref()
+            .map(|c| c.trust().crls().spawn_refresh(Duration::from_secs(self.config.card.crl_refresh)));
         let router = self.router();
         let mtls_task = match (self.mtls.clone(), mtls) {
             (Some(server), Some(l)) => {
@@ -569,6 +599,9 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await;
         background.abort();
+        if let Some(task) = crl_refresh {
+            task.abort();
+        }
         if let Some(task) = mtls_task {
             task.abort();
         }

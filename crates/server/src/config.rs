@@ -9,12 +9,14 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod card;
 mod metrics;
 mod mtls;
 mod profile;
 mod push;
 mod webauthn;
 
+pub use card::CardConfig;
 pub use metrics::MetricsConfig;
 pub use mtls::MtlsConfig;
 pub use profile::Profile;
@@ -74,6 +76,9 @@ pub struct Config {
     /// Passkeys and security keys: the operator's policy (`[webauthn]`).
     #[serde(default)]
     pub webauthn: WebauthnConfig,
+    /// The CPS card sign-in: its agent, trust anchors and revocation lists (`[card]`).
+    #[serde(default)]
+    pub card: CardConfig,
 }
 
 /// Who may call the admin API besides clients holding a `caducee:admin` token.
@@ -158,13 +163,14 @@ pub struct LoginSettings {
     /// activation codes, after the password), `mail` (a code by e-mail, after the password),
     /// `push` (approval on the phone, after the password), `qr` (QR code with the phone app,
     /// alone), `webauthn` (a passkey, alone), `webauthn-key` (a security key, after the
-    /// password). `push` and `qr` need `push.enabled`. Default: the first four.
+    /// password), `card` (the CPS card and its PIN, alone; `[card]`). `push` and `qr` need
+    /// `push.enabled`. Default: the first four.
     #[serde(default = "default_login_methods")]
     pub methods: Vec<String>,
 }
 
 /// Every way to sign in there is.
-pub const LOGIN_METHODS: &[&str] = &["otp", "mail", "push", "qr", "webauthn", "webauthn-key"];
+pub const LOGIN_METHODS: &[&str] = &["otp", "mail", "push", "qr", "webauthn", "webauthn-key", "card"];
 
 /// The ways to sign in on when `login.methods` is not set, in the order the page offers them.
 const DEFAULT_LOGIN_METHODS: &[&str] = &["otp", "mail", "push", "qr"];
@@ -242,6 +248,7 @@ impl std::fmt::Debug for Config {
             .field("mtls", &self.mtls)
             .field("metrics", &self.metrics)
             .field("webauthn", &self.webauthn)
+            .field("card", &self.card)
             .finish()
     }
 }
@@ -332,6 +339,7 @@ impl Default for Config {
             mtls: MtlsConfig::default(),
             metrics: MetricsConfig::default(),
             webauthn: WebauthnConfig::default(),
+            card: CardConfig::default(),
         }
     }
 }
@@ -507,6 +515,9 @@ impl Config {
             ));
         }
         self.webauthn.validate()?;
+        if self.login.methods.iter().any(|m| m == "card") {
+            self.card.validate()?;
+        }
         if self.login.methods.is_empty() {
             return Err(ConfigError::Invalid("login.methods must name at least one way to sign in".into()));
         }

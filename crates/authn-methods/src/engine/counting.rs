@@ -82,12 +82,24 @@ impl AuthEngine {
         subject: Option<&str>,
         attempt: Option<&Attempt>,
     ) -> Result<Refusal, AuthError> {
+        self.failed_because(cx, started, subject, attempt, "invalid_credentials").await
+    }
+
+    /// [`AuthEngine::failed`], audited with `outcome` as the reason.
+    pub(super) async fn failed_because(
+        &self,
+        cx: &AuthContext,
+        started: Instant,
+        subject: Option<&str>,
+        attempt: Option<&Attempt>,
+        outcome: &str,
+    ) -> Result<Refusal, AuthError> {
         let Some(attempt) = attempt else {
-            self.audit(cx, "login_failed", subject, None, "invalid_credentials", None).await;
+            self.audit(cx, "login_failed", subject, None, outcome, None).await;
             return Ok(self.pad(started, Refusal::Invalid).await);
         };
         let after = self.lockout.failed(&attempt.identifier, &attempt.source, cx.now).await?;
-        self.audit(cx, "login_failed", subject, Some(&attempt.identifier), "invalid_credentials", None).await;
+        self.audit(cx, "login_failed", subject, Some(&attempt.identifier), outcome, None).await;
         let refusal = match after {
             AfterFailure::Locked { until, scope } => {
                 self.audit(cx, "lockout", subject, Some(&attempt.identifier), "locked", Some(scope)).await;

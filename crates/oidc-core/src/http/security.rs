@@ -45,6 +45,9 @@ pub enum PageAllows<'a> {
     Nothing,
     /// Our own script, asking our own origin (the push waiting page).
     OwnScript,
+    /// Our own script, asking our own origin and this one too (the card agent on the
+    /// professional's computer).
+    OwnScriptReaching(&'a str),
     /// Frames from these URLs' origins (the relying parties' front-channel logout pages).
     Frames(&'a [String]),
 }
@@ -55,6 +58,15 @@ pub fn content_security_policy(allows: PageAllows<'_>) -> String {
     match allows {
         PageAllows::Nothing => {}
         PageAllows::OwnScript => policy.push_str("; script-src 'self'; connect-src 'self'"),
+        PageAllows::OwnScriptReaching(origin) => {
+            policy.push_str("; script-src 'self'; connect-src 'self'");
+            // An origin only (scheme, host, port): nothing that could end the directive.
+            if origin.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'/' | b'.' | b'-' | b'[' | b']'))
+            {
+                policy.push(' ');
+                policy.push_str(origin);
+            }
+        }
         PageAllows::Frames(urls) => {
             let mut origins: Vec<String> = urls
                 .iter()
