@@ -5,6 +5,7 @@
 //!
 //! Only for tests: no production crate depends on this one outside `[dev-dependencies]`.
 
+pub mod card_pki;
 pub mod postgres;
 pub mod redis;
 pub mod schemathesis;

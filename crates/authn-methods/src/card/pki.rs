@@ -16,9 +16,6 @@ use x509_parser::prelude::{FromDer as _, ParsedExtension, X509Certificate};
 
 use super::crl::CrlSet;
 
-/// `id-kp-clientAuth` (1.3.6.1.5.5.7.3.2), DER contents: required, not merely allowed when an
-/// extended key usage is present, since a card's authentication certificate always names it.
-const CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
 /// The most certificates a card's answer may carry (its own and its issuers').
 pub const MAX_CHAIN: usize = 4;
 /// The largest certificate accepted (a CPS3's are under 2 KB).
@@ -74,8 +71,9 @@ impl Default for RevocationPolicy {
 pub struct CardTrust {
     anchors: Vec<TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
-    /// Dotted OIDs of which the card's certificate must carry one (none: any).
-    policies: Vec<String>,
+    /// DER contents of the policy OIDs of which the card's certificate must carry one (none:
+    /// any). Compared as bytes: no textual form to disagree on.
+    policies: Vec<Vec<u8>>,
     identifier: IdentifierRule,
     revocation: RevocationPolicy,
     crls: Arc<CrlSet>,
@@ -187,13 +185,10 @@ impl CardTrust {
                     .map_err(|e| TrustError::Anchor { index, message: e.to_string() })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        for p in &policies {
-            let dotted =
-                !p.is_empty() && p.split('.').all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()));
-            if !dotted || !p.contains('.') {
-                return Err(TrustError::PolicyOid(p.clone()));
-            }
-        }
+        let policies = policies
+            .iter()
+            .map(|p| oid_contents(p).ok_or_else(|| TrustError::PolicyOid(p.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(CardTrust { anchors, intermediates, policies, identifier, revocation, crls })
     }
 
@@ -261,7 +256,9 @@ impl CardTrust {
                 &self.anchors,
                 &intermediates,
                 time,
-                KeyUsage::required(CLIENT_AUTH),
+                // Up the path: a CA that restricts its usages must allow client authentication.
+                // The card's own certificate must name it ([`CardTrust::beyond_path`]).
+                KeyUsage::client_auth(),
                 Some(revocation),
                 None,
             )
@@ -269,9 +266,15 @@ impl CardTrust {
         self.beyond_path(&chain[0])
     }
 
-    /// What webpki leaves to the relying party: the key usage bit, the policies, whose it is.
+    /// What webpki leaves to the relying party: the usages, the policies, whose it is.
     fn beyond_path(&self, leaf: &[u8]) -> Result<VerifiedCard, CardRejection> {
         let (_, cert) = X509Certificate::from_der(leaf).map_err(|_| CardRejection::Malformed)?;
+        // A card's authentication certificate names client authentication; one that names no
+        // usage at all (any usage, to RFC 5280) is not one.
+        match cert.extended_key_usage() {
+            Ok(Some(eku)) if eku.value.client_auth => {}
+            _ => return Err(CardRejection::WrongUsage),
+        }
         // RFC 5280 4.2.1.3: when the key usage is stated, a key that signs for authentication
         // must be allowed to.
         if let Ok(Some(ku)) = cert.key_usage()
@@ -280,7 +283,7 @@ impl CardTrust {
             return Err(CardRejection::WrongUsage);
         }
         if !self.policies.is_empty() {
-            let held: Vec<String> = cert
+            let held: Vec<&[u8]> = cert
                 .extensions()
                 .iter()
                 .filter_map(|e| match e.parsed_extension() {
@@ -288,9 +291,9 @@ impl CardTrust {
                     _ => None,
                 })
                 .flatten()
-                .map(|p| p.policy_id.to_id_string())
+                .map(|p| p.policy_id.as_bytes())
                 .collect();
-            if !self.policies.iter().any(|required| held.contains(required)) {
+            if !self.policies.iter().any(|required| held.contains(&required.as_slice())) {
                 return Err(CardRejection::Policy);
             }
         }
@@ -322,5 +325,40 @@ impl CardTrust {
         let ok = (1..=64).contains(&value.len())
             && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'));
         ok.then(|| value.to_owned())
+    }
+}
+
+/// The DER contents (X.690 8.19) of a dotted OID such as `1.2.250.1.71`, if it is one.
+fn oid_contents(dotted: &str) -> Option<Vec<u8>> {
+    let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse::<u64>().ok()).collect::<Option<_>>()?;
+    let (&first, &second) = (arcs.first()?, arcs.get(1)?);
+    if first > 2 || (first < 2 && second >= 40) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut push = |mut v: u64| {
+        let mut chunk = vec![(v & 0x7f) as u8];
+        v >>= 7;
+        while v > 0 {
+            chunk.push(0x80 | (v & 0x7f) as u8);
+            v >>= 7;
+        }
+        out.extend(chunk.iter().rev());
+    };
+    push(first.checked_mul(40)?.checked_add(second)?);
+    arcs[2..].iter().for_each(|a| push(*a));
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dotted_oids_become_their_der_contents() {
+        assert_eq!(super::oid_contents("1.3.6.1.5.5.7.3.2").unwrap(), [0x2b, 6, 1, 5, 5, 7, 3, 2]);
+        assert_eq!(super::oid_contents("2.999.1.71.1").unwrap(), [0x88, 0x37, 1, 0x47, 1]);
+        assert_eq!(super::oid_contents("1.2.250.1.71").unwrap(), [0x2a, 0x81, 0x7a, 1, 0x47]);
+        for bad in ["", "1", "3.1", "1.40", "1.2.x", "1..2"] {
+            assert!(super::oid_contents(bad).is_none(), "{bad}");
+        }
     }
 }
