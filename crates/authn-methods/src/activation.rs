@@ -182,6 +182,7 @@ mod tests {
             user_agent: None,
             client_name: String::new(),
             required_acr: None,
+            tls_client_chain: None,
         }
     }
 

@@ -38,7 +38,7 @@ use crate::method::{
     AuthContext, AuthError, AuthMethod, FactorKind, FactorResult, Failure, Input, MethodId, MethodState, Prompt, Step,
     Unusable,
 };
-use pki::{CardRejection, CardTrust};
+use pki::{CardRejection, CardTrust, VerifiedCard};
 
 pub const METHOD_ID: MethodId = "card";
 /// How long a challenge can be answered.
@@ -54,6 +54,15 @@ pub const FIELD_ALGORITHM: &str = "card_algorithm";
 /// What the agent reported instead of an answer (a wrong PIN, no card), and the PIN tries left.
 pub const FIELD_ERROR: &str = "card_error";
 pub const FIELD_TRIES_LEFT: &str = "card_tries_left";
+/// `1`: sign in with the certificate chain the browser presented in the TLS handshake
+/// ([`AuthContext::tls_client_chain`]), on the card's TLS listener.
+pub const FIELD_TLS: &str = "card_tls";
+
+/// The certificate chain a browser presented to the card's TLS listener (DER, its own first),
+/// which the handshake proved it holds the key of: the listener puts it in the request's
+/// extensions, the login page hands it to the method in [`AuthContext::tls_client_chain`].
+#[derive(Debug, Clone)]
+pub struct PresentedChain(pub Vec<Vec<u8>>);
 
 /// What the agent may report; anything else is shown as `card_error`.
 pub const AGENT_ERRORS: &[&str] = &[
@@ -76,6 +85,9 @@ pub struct CardSettings {
     pub origin: String,
     /// Where the card agent listens on the professional's computer.
     pub agent_url: String,
+    /// The origin of the card's TLS listener, where a browser that reads the card itself (the
+    /// card maker's middleware) presents its certificate; none: not offered.
+    pub tls_origin: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -143,6 +155,7 @@ impl CardLogin {
         Prompt::Card {
             challenge: st.challenge.clone(),
             agent: self.settings.agent_url.clone(),
+            tls_origin: self.settings.tls_origin.clone(),
             expires_at: st.expires_at,
             notice,
             tries_left,
@@ -172,7 +185,17 @@ impl CardLogin {
         if issued.interaction != cx.interaction {
             return Ok(Step::Failed(Failure::Bad));
         }
-        let card = match self.trust.verify_signed(chain, st.challenge.as_bytes(), signature, cx.now) {
+        let verified = self.trust.verify_signed(chain, st.challenge.as_bytes(), signature, cx.now);
+        self.signed_in(cx, verified).await
+    }
+
+    /// The factor a verified card brings, or why the card was refused.
+    async fn signed_in(
+        &self,
+        cx: &AuthContext,
+        verified: Result<VerifiedCard, CardRejection>,
+    ) -> Result<Step, AuthError> {
+        let card = match verified {
             Ok(card) => card,
             Err(CardRejection::Malformed | CardRejection::BadSignature) => return Ok(Step::Failed(Failure::Bad)),
             Err(why) => {
@@ -245,6 +268,16 @@ impl AuthMethod for CardLogin {
         };
         if st.expires_at < cx.now {
             return Ok(Step::Failed(Failure::Expired));
+        }
+        if input.get(FIELD_TLS).is_some_and(|v| v.trim() == "1") {
+            // The card read by the browser itself, presented in the TLS handshake of this very
+            // request: the handshake proved the key. The challenge is spent all the same.
+            self.store.take(&key(&st.nonce)).await?;
+            let Some(chain) = cx.tls_client_chain.as_deref().filter(|c| !c.is_empty()) else {
+                return Ok(Step::Failed(Failure::Unusable(Unusable::NotEnrolled)));
+            };
+            let verified = self.trust.verify_chain(chain, cx.now);
+            return self.signed_in(cx, verified).await;
         }
         if let Some(error) = input.get(FIELD_ERROR).map(str::trim).filter(|e| !e.is_empty()) {
             // The agent could not get an answer from the card: the same challenge stays open.

@@ -39,6 +39,10 @@ pub struct AuthContext {
     pub client_name: String,
     /// The weakest `acr` the relying party accepts for this login, if it asked for one.
     pub required_acr: Option<String>,
+    /// The certificate chain (DER, the client's own first) the browser presented in the TLS
+    /// handshake of this request, on the provider's card listener: the handshake proved the
+    /// key (a CPS card read by the browser's middleware). Never from a form field.
+    pub tls_client_chain: Option<Vec<Vec<u8>>>,
 }
 
 impl AuthContext {
@@ -59,6 +63,7 @@ impl fmt::Debug for AuthContext {
             .field("user_agent", &self.user_agent)
             .field("client_name", &self.client_name)
             .field("required_acr", &self.required_acr)
+            .field("tls_client_chain", &self.tls_client_chain.as_ref().map(Vec::len))
             .finish()
     }
 }
@@ -122,7 +127,16 @@ pub enum Prompt {
     /// professional's computer (the card's PIN is typed there, never sent to the provider) and
     /// posts the card's answer (`card_certificates`, `card_signature`) before `expires_at`.
     /// `notice`: what the agent reported last (`wrong_pin` with `tries_left`, `card_blocked`…).
-    Card { challenge: String, agent: String, expires_at: i64, notice: Option<String>, tries_left: Option<u8> },
+    /// `tls_origin`: where the browser may present the card itself, over TLS (none: not offered).
+    Card {
+        challenge: String,
+        agent: String,
+        #[serde(default)]
+        tls_origin: Option<String>,
+        expires_at: i64,
+        notice: Option<String>,
+        tries_left: Option<u8>,
+    },
 }
 
 impl Prompt {

@@ -84,9 +84,8 @@ impl Default for Options {
 }
 
 async fn card_login(w: &World, o: Options) -> Arc<CardLogin> {
-    let sources = o.sources.unwrap_or_else(|| {
-        vec![CrlSource::File(root_crl_path(w)), CrlSource::File(people_crl_path(w))]
-    });
+    let sources =
+        o.sources.unwrap_or_else(|| vec![CrlSource::File(root_crl_path(w)), CrlSource::File(people_crl_path(w))]);
     let crls = Arc::new(CrlSet::new(sources));
     assert!(crls.refresh().await.is_empty(), "the lists read");
     let trust = CardTrust::new(
@@ -98,7 +97,7 @@ async fn card_login(w: &World, o: Options) -> Arc<CardLogin> {
         crls,
     )
     .unwrap();
-    let settings = CardSettings { origin: ORIGIN.into(), agent_url: AGENT.into() };
+    let settings = CardSettings { origin: ORIGIN.into(), agent_url: AGENT.into(), tls_origin: None };
     Arc::new(CardLogin::new(Arc::new(trust), w.directory.clone(), w.store.clone(), settings))
 }
 
@@ -317,7 +316,10 @@ async fn revocation_fails_closed_and_never_goes_back_in_time() {
     std::fs::write(people_crl_path(&w), w.pki.people_crl(&[], Span::days(8), -Span::days(1), 3)).unwrap();
     let e = engine(&w, card_login(&w, Options::default()).await);
     assert_eq!(rejected(&sign_in(&e, "i-stale", &card).await), "card_revocation_stale");
-    let lenient = Options { revocation: RevocationPolicy { allow_stale: true, ..RevocationPolicy::default() }, ..Options::default() };
+    let lenient = Options {
+        revocation: RevocationPolicy { allow_stale: true, ..RevocationPolicy::default() },
+        ..Options::default()
+    };
     let e = engine(&w, card_login(&w, lenient).await);
     assert!(matches!(sign_in(&e, "i-stale-ok", &card).await, StepOutcome::Success(_)));
 

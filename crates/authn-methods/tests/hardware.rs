@@ -87,6 +87,7 @@ async fn import_assign_and_sign_in_with_a_hotp_token() {
         user_agent: None,
         client_name: String::new(),
         required_acr: None,
+        tls_client_chain: None,
     };
     let code0 = hotp(SEED, 0, 8, HashAlgorithm::Sha1);
     let StepOutcome::Success(r) = one_form(&engine, &cx, "899700000011", "a long passphrase", &code0).await.unwrap()
@@ -165,6 +166,7 @@ async fn concurrent_submissions_of_one_token_code_let_one_through() {
                 user_agent: None,
                 client_name: String::new(),
                 required_acr: None,
+                tls_client_chain: None,
             };
             let Step::Continue { state, .. } = m.begin(&cx, Some(&subject)).await.unwrap() else {
                 panic!("the method opens for a token holder");

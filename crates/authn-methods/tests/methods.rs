@@ -49,6 +49,7 @@ fn cx(now: i64) -> AuthContext {
         user_agent: None,
         client_name: "Logiciel de test".into(),
         required_acr: None,
+        tls_client_chain: None,
     }
 }
 

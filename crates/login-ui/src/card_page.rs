@@ -10,6 +10,7 @@
 //! itself — where the browser's cookie and the token are checked as for every other step.
 
 use askama::Template;
+use authn_methods::Prompt;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -25,24 +26,21 @@ use crate::{LoginState, page};
 /// The card agent's path that signs a challenge.
 const AGENT_SIGN_PATH: &str = "/v1/sign";
 
-/// The card's prompt, ready to draw.
-pub(crate) fn prompt_view(
-    st: &LoginState,
-    id: &str,
-    locale: Locale,
-    challenge: &str,
-    agent: &str,
-    notice: Option<&str>,
-    tries_left: Option<u8>,
-) -> PromptView {
+/// The card's prompt, ready to draw (`None`: not a card prompt).
+pub(crate) fn prompt_view(st: &LoginState, id: &str, locale: Locale, prompt: &Prompt) -> Option<PromptView> {
+    let Prompt::Card { challenge, agent, tls_origin, notice, tries_left, .. } = prompt else {
+        return None;
+    };
     let lang = locale.as_str();
-    PromptView::Card {
-        challenge: challenge.to_owned(),
+    let interaction = format!("{}/{id}", st.path(INTERACTION_PATH));
+    Some(PromptView::Card {
+        challenge: challenge.clone(),
         agent: format!("{}{AGENT_SIGN_PATH}", agent.trim_end_matches('/')),
         return_to: st.provider.config().browser_endpoint(&format!("{INTERACTION_PATH}/{id}/card")),
-        notice: notice.map(|code| crate::card_texts::agent_notice(lang, code, tries_left)),
+        tls_action: tls_origin.as_ref().map(|origin| format!("{origin}{interaction}")),
+        notice: notice.as_deref().map(|code| crate::card_texts::agent_notice(lang, code, *tries_left)),
         messages: messages(lang),
-    }
+    })
 }
 
 /// What the page's script says for each of the agent's reports (JSON, in a `data-` attribute).

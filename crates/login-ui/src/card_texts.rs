@@ -22,6 +22,12 @@ pub struct CardTexts {
     pub invalid: &'static str,
     pub tries_left_one: &'static str,
     pub tries_left_many: &'static str,
+    /// The card read by the browser itself (the card's TLS listener).
+    pub tls_title: &'static str,
+    pub tls_lead: &'static str,
+    pub tls_button: &'static str,
+    pub tls_none: &'static str,
+    pub account_blocked: &'static str,
 }
 
 const FR: CardTexts = CardTexts {
@@ -43,6 +49,13 @@ const FR: CardTexts = CardTexts {
     invalid: "La réponse de la carte n'a pas pu être vérifiée. Recommencez.",
     tries_left_one: "Il vous reste 1 essai avant le blocage de la carte.",
     tries_left_many: "essais restants avant le blocage de la carte.",
+    tls_title: "Votre navigateur lit la carte ?",
+    tls_lead: "Si le logiciel de la carte CPS est installé dans votre navigateur, celui-ci peut présenter \
+               le certificat de la carte lui-même : il vous demandera le code porteur.",
+    tls_button: "Utiliser la carte lue par le navigateur",
+    tls_none: "Le navigateur n'a présenté aucun certificat de carte. Vérifiez que la carte est dans le \
+               lecteur et que son logiciel est installé, ou utilisez l'agent de carte.",
+    account_blocked: "Le compte lié à cette carte est bloqué. Contactez l'administrateur du service.",
 };
 
 const EN: CardTexts = CardTexts {
@@ -64,6 +77,13 @@ const EN: CardTexts = CardTexts {
     invalid: "The card's answer could not be verified. Start again.",
     tries_left_one: "1 try left before the card is blocked.",
     tries_left_many: "tries left before the card is blocked.",
+    tls_title: "Does your browser read the card?",
+    tls_lead: "If the CPS card's software is installed in your browser, it can present the card's \
+               certificate itself: it will ask for the card's PIN.",
+    tls_button: "Use the card read by the browser",
+    tls_none: "The browser presented no card certificate. Check that the card is in the reader and \
+               that its software is installed, or use the card agent.",
+    account_blocked: "The account linked to this card is blocked. Contact the service's administrator.",
 };
 
 pub fn card_texts(locale: Locale) -> &'static CardTexts {

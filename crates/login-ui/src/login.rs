@@ -83,6 +83,8 @@ struct LoginForm {
     card_algorithm: Option<String>,
     card_error: Option<String>,
     card_tries_left: Option<String>,
+    /// `1`: sign in with the certificate the browser presented to the card's TLS listener.
+    card_tls: Option<String>,
     #[serde(default)]
     csrf_token: String,
     action: Option<String>,
@@ -137,6 +139,7 @@ impl LoginForm {
             (card::FIELD_ALGORITHM, &self.card_algorithm),
             (card::FIELD_ERROR, &self.card_error),
             (card::FIELD_TRIES_LEFT, &self.card_tries_left),
+            (card::FIELD_TLS, &self.card_tls),
         ];
         for (name, value) in card_fields {
             if let Some(v) = value {
@@ -277,18 +280,10 @@ impl Draw<'_> {
                 (view, None)
             }
             Prompt::Passkey { options } => (PromptView::Passkey { options: options.clone() }, None),
-            Prompt::Card { challenge, agent, notice, tries_left, .. } => {
-                let view = crate::card_page::prompt_view(
-                    self.st,
-                    self.id,
-                    self.locale,
-                    challenge,
-                    agent,
-                    notice.as_deref(),
-                    *tries_left,
-                );
-                (view, None)
-            }
+            card @ Prompt::Card { .. } => match crate::card_page::prompt_view(self.st, self.id, self.locale, card) {
+                Some(view) => (view, None),
+                None => (PromptView::Code, None),
+            },
             Prompt::Qr { .. } if self.offline => (PromptView::QrOffline, None),
             Prompt::Qr { payload, expires_at } => {
                 let (valid_until, _) = authn_methods::mail_otp::expiry_parts(*expires_at, "Europe/Paris");
@@ -407,6 +402,8 @@ pub(crate) async fn submit(
     jar: CookieJar,
     origin: RequestOrigin,
     headers: HeaderMap,
+    // Set by the card's TLS listener alone, from the handshake (never from the request).
+    presented: Option<axum::Extension<authn_methods::card::PresentedChain>>,
     body: Bytes,
 ) -> Response {
     let now = (st.clock)();
@@ -456,6 +453,7 @@ pub(crate) async fn submit(
         user_agent: origin.user_agent.clone(),
         client_name: client_name(&st, &interaction).await,
         required_acr: interaction.required_acr.clone(),
+        tls_client_chain: presented.map(|axum::Extension(chain)| chain.0),
     };
     let input = form.input();
     let draw = Draw {
@@ -544,6 +542,7 @@ pub(crate) async fn waiting(
                 user_agent: None,
                 client_name: String::new(),
                 required_acr: None,
+                tls_client_chain: None,
             };
             match st.engine.waiting(&cx).await {
                 Ok(w) => w,

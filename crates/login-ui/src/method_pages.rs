@@ -84,6 +84,8 @@ pub(crate) fn unusable_text(t: &'static Texts, method: &str, why: Unusable) -> S
     match (method, why) {
         ("mail", Unusable::NotEnrolled) => t.mail_no_address.to_owned(),
         ("webauthn-key", Unusable::NotEnrolled) => crate::passkey_texts::for_lang(t.lang).not_enrolled.to_owned(),
+        ("card", Unusable::NotEnrolled) => crate::card_texts::for_lang(t.lang).tls_none.to_owned(),
+        ("card", Unusable::Blocked) => crate::card_texts::for_lang(t.lang).account_blocked.to_owned(),
         ("mail", Unusable::Throttled { retry_after }) => {
             format!("{} {retry_after} {}", t.mail_throttled_prefix, t.mail_throttled_suffix)
         }

@@ -79,7 +79,15 @@ pub(crate) enum PromptView {
     /// A CPS card sign-in: the PIN form posts `challenge` to the card agent's `agent` URL,
     /// which answers to `return_to`; `notice`: what the agent reported last; `messages`: what
     /// the page's script says of each report (JSON).
-    Card { challenge: String, agent: String, return_to: String, notice: Option<String>, messages: String },
+    /// `tls_action`: where a browser that reads the card itself posts the step over TLS.
+    Card {
+        challenge: String,
+        agent: String,
+        return_to: String,
+        tls_action: Option<String>,
+        notice: Option<String>,
+        messages: String,
+    },
 }
 
 #[derive(Template)]
@@ -198,7 +206,9 @@ mod tests {
             choosing: false,
             script: false,
             passkey_script: false,
+            card_script: false,
             pk: crate::passkey_texts::passkey_texts(Locale::Fr),
+            ct: crate::card_texts::card_texts(Locale::Fr),
             username: "\"><b>".into(),
         }
         .render_page();
@@ -238,6 +248,8 @@ mod tests {
             choosing: false,
             script: false,
             passkey_script: true,
+            card_script: false,
+            ct: crate::card_texts::card_texts(Locale::En),
             username: String::new(),
         }
         .render_page();
@@ -256,5 +268,48 @@ mod tests {
         let html = HtmlPages::default().error(Locale::En, PageError::UnknownClient);
         assert!(html.contains("<html lang=\"en\">"));
         assert!(html.contains("not known to Caducée"));
+    }
+
+    #[test]
+    fn the_card_prompt_posts_the_pin_to_the_agent_only_and_escapes_what_it_carries() {
+        let html = LoginPage {
+            t: texts(Locale::Fr),
+            pk: crate::passkey_texts::passkey_texts(Locale::Fr),
+            ct: crate::card_texts::card_texts(Locale::Fr),
+            base: String::new(),
+            action: "/interaction/abc".into(),
+            client_name: "RP".into(),
+            csrf_token: "tok".into(),
+            error: None,
+            notice: None,
+            view: View::Prompt {
+                method: "card".into(),
+                prompt: PromptView::Card {
+                    challenge: "caducee-card-v1:https://a.example:\"><script>".into(),
+                    agent: "http://127.0.0.1:24680/v1/sign".into(),
+                    return_to: "https://a.example/interaction/abc/card".into(),
+                    tls_action: Some("https://a.example:8443/interaction/abc".into()),
+                    notice: Some("Code porteur incorrect. 2 essais restants avant le blocage de la carte.".into()),
+                    messages: r#"{"wrong_pin":"Code \"porteur\" <b>"}"#.into(),
+                },
+            },
+            choosing: false,
+            script: false,
+            passkey_script: false,
+            card_script: true,
+            username: String::new(),
+        }
+        .render_page();
+        assert!(html.contains("/assets/card.js"));
+        assert!(html.contains("action=\"http://127.0.0.1:24680/v1/sign\" id=\"card-form\""));
+        // The PIN: labelled, in the agent's form alone.
+        assert!(html.contains("<label for=\"card-pin\">Code porteur</label>"));
+        let agent_form = &html[html.find("id=\"card-form\"").unwrap()..html.find("id=\"card-answer\"").unwrap()];
+        assert!(agent_form.contains("name=\"pin\""));
+        assert_eq!(html.matches("name=\"pin\"").count(), 1);
+        assert!(!html.contains("<script>") && !html.contains("<b>"));
+        assert!(html.contains("role=\"alert\" id=\"card-notice\""));
+        assert!(html.contains("action=\"https://a.example:8443/interaction/abc\""));
+        assert!(html.contains("name=\"card_tls\" value=\"1\""));
     }
 }

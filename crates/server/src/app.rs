@@ -280,6 +280,8 @@ pub struct App {
     pub clock: Clock,
     /// The TLS listener of mutual TLS, when `mtls.listen` is set.
     mtls: Option<crate::mtls_listener::MtlsServer>,
+    /// The card's TLS listener, when the card is on and `card.tls_listen` is set.
+    card_tls: Option<crate::card_listener::CardTlsServer>,
 }
 
 impl App {
@@ -386,7 +388,11 @@ impl App {
             } else {
                 config.login_origin.trim_end_matches('/').to_owned()
             };
-            let settings = authn_methods::card::CardSettings { origin, agent_url: config.card.agent_origin() };
+            let settings = authn_methods::card::CardSettings {
+                origin,
+                agent_url: config.card.agent_origin(),
+                tls_origin: config.card.tls_origin(),
+            };
             Some(Arc::new(authn_methods::card::CardLogin::new(trust, directory.clone(), store.clone(), settings)))
         } else {
             None
@@ -439,7 +445,11 @@ impl App {
             Some(_) => Some(crate::mtls_listener::MtlsServer::new(&config.mtls)?),
             None => None,
         };
-        Ok(App { config, directory, store, keys, provider, engine, push, passkeys, card, clock, mtls })
+        let card_tls = match (&card, config.card.tls_listen) {
+            (Some(_), Some(_)) => Some(crate::card_listener::CardTlsServer::new(&config.card)?),
+            _ => None,
+        };
+        Ok(App { config, directory, store, keys, provider, engine, push, passkeys, card, clock, mtls, card_tls })
     }
 
     /// The administrators' operations (REST API and CLI).
@@ -571,7 +581,11 @@ impl App {
             Some(addr) if self.mtls.is_some() => Some(TcpListener::bind(addr).await?),
             _ => None,
         };
-        self.serve_with_mtls(listener, mtls, shutdown).await
+        let card_tls = match self.config.card.tls_listen {
+            Some(addr) if self.card_tls.is_some() => Some(TcpListener::bind(addr).await?),
+            _ => None,
+        };
+        self.serve_with_listeners(listener, mtls, card_tls, shutdown).await
     }
 
     /// Serves on `listener`, and on `mtls` with TLS asking for client certificates (RFC 8705)
@@ -580,6 +594,18 @@ impl App {
         self,
         listener: TcpListener,
         mtls: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.serve_with_listeners(listener, mtls, None, shutdown).await
+    }
+
+    /// Serves on `listener`, on `mtls` (RFC 8705) and on `card_tls` (the card's TLS listener)
+    /// when they are configured.
+    pub async fn serve_with_listeners(
+        self,
+        listener: TcpListener,
+        mtls: Option<TcpListener>,
+        card_tls: Option<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let background = self.spawn_background();
@@ -595,6 +621,13 @@ impl App {
             }
             _ => None,
         };
+        let card_task = match (self.card_tls.clone(), card_tls) {
+            (Some(server), Some(l)) => {
+                tracing::info!(address = %l.local_addr()?, "card TLS listener");
+                Some(tokio::spawn(server.serve(l, router.clone())))
+            }
+            _ => None,
+        };
         let result = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
@@ -602,7 +635,7 @@ impl App {
         if let Some(task) = crl_refresh {
             task.abort();
         }
-        if let Some(task) = mtls_task {
+        for task in [mtls_task, card_task].into_iter().flatten() {
             task.abort();
         }
         result

@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod app;
+pub mod card_listener;
 pub mod cli;
 pub mod config;
 mod decoupled;

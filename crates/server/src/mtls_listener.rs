@@ -75,7 +75,7 @@ impl MtlsServer {
                 .map_err(|e| MtlsError::Tls(format!("mtls.client_ca: {e}")))?;
             Some(verifier)
         };
-        let any = Arc::new(AnyClientCertificate { provider: provider.clone() });
+        let any = Arc::new(AnyClientCertificate { provider: provider.clone(), mandatory: false });
         let mut tls = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| MtlsError::Tls(e.to_string()))?
@@ -88,67 +88,81 @@ impl MtlsServer {
 
     /// Serves `router` over TLS on `listener` until the task is dropped.
     pub async fn serve(self, listener: TcpListener, router: Router) {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
-        loop {
-            let (stream, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "mtls listener: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            let chains = self.chains.clone();
-            tokio::spawn(async move {
-                let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
-                let tls = match handshake {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(error = %e, %peer, "mtls listener: handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let certificate = tls.get_ref().1.peer_certificates().and_then(|chain| {
-                    let (end_entity, intermediates) = chain.split_first()?;
-                    let verified = chains
-                        .as_ref()
-                        .is_some_and(|v| v.verify_client_cert(end_entity, intermediates, UnixTime::now()).is_ok());
-                    Some(ClientCertificate::new(end_entity.to_vec(), verified))
-                });
-                serve_connection(tls, peer, certificate, router).await;
-            });
-        }
+        let chains = self.chains.clone();
+        let extract = move |connection: &rustls::ServerConnection| {
+            let (end_entity, intermediates) = connection.peer_certificates()?.split_first()?;
+            let verified = chains
+                .as_ref()
+                .is_some_and(|v| v.verify_client_cert(end_entity, intermediates, UnixTime::now()).is_ok());
+            Some(ClientCertificate::new(end_entity.to_vec(), verified))
+        };
+        serve_tls(self.tls.clone(), listener, router, extract).await;
     }
 }
 
-async fn serve_connection(
+/// Accepts TLS connections on `listener` and serves `router` on each, with what `extract`
+/// reads of the handshake (the client's certificate) in every request's extensions, until the
+/// task is dropped.
+pub(crate) async fn serve_tls<E, F>(tls: Arc<ServerConfig>, listener: TcpListener, router: Router, extract: F)
+where
+    E: Clone + Send + Sync + 'static,
+    F: Fn(&rustls::ServerConnection) -> Option<E> + Clone + Send + Sync + 'static,
+{
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "tls listener: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let extract = extract.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
+            let tls = match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, %peer, "tls listener: handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let extension = extract(tls.get_ref().1);
+            serve_connection(tls, peer, extension, router).await;
+        });
+    }
+}
+
+async fn serve_connection<E: Clone + Send + Sync + 'static>(
     tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     peer: SocketAddr,
-    certificate: Option<ClientCertificate>,
+    extension: Option<E>,
     router: Router,
 ) {
     use tower::ServiceExt as _;
     let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
         request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        if let Some(certificate) = certificate.clone() {
-            request.extensions_mut().insert(certificate);
+        if let Some(extension) = extension.clone() {
+            request.extensions_mut().insert(extension);
         }
         router.clone().oneshot(request.map(axum::body::Body::new))
     });
     let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     if let Err(e) = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service).await {
-        tracing::debug!(error = %e, %peer, "mtls listener: connection ended");
+        tracing::debug!(error = %e, %peer, "tls listener: connection ended");
     }
 }
 
-/// Asks for a client certificate, takes any (the handshake still proves the key), and leaves
-/// what it is worth to the protocol.
+/// Asks for a client certificate (requires one when `mandatory`), takes any (the handshake
+/// still proves the key), and leaves what it is worth to the protocol.
 #[derive(Debug)]
-struct AnyClientCertificate {
-    provider: Arc<rustls::crypto::CryptoProvider>,
+pub(crate) struct AnyClientCertificate {
+    pub provider: Arc<rustls::crypto::CryptoProvider>,
+    pub mandatory: bool,
 }
 
 impl ClientCertVerifier for AnyClientCertificate {
@@ -157,7 +171,7 @@ impl ClientCertVerifier for AnyClientCertificate {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        false
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {

@@ -97,6 +97,23 @@ impl TestProvider {
             }
             None => None,
         };
+        // The card's TLS listener asked on port 0: on a free port of the login pages' host (so
+        // that the login's cookie goes there too), named by `card.tls_origin`.
+        let card_tls = match config.card.tls_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BuildError::DataDir { path: "card listener".into(), source })?;
+                let bound =
+                    l.local_addr().map_err(|source| BuildError::DataDir { path: "card listener".into(), source })?;
+                config.card.tls_listen = Some(bound);
+                if config.card.tls_origin.is_empty() {
+                    config.card.tls_origin = format!("https://127.0.0.1:{}", bound.port());
+                }
+                Some(l)
+            }
+            None => None,
+        };
         let clock = TestClock::default();
         let app = match storage {
             Storage::Embedded => App::build(config, clock.as_clock()).await?,
@@ -107,7 +124,7 @@ impl TestProvider {
         let serving = app.clone();
         let task = tokio::spawn(async move {
             serving
-                .serve_with_mtls(listener, mtls, async {
+                .serve_with_listeners(listener, mtls, card_tls, async {
                     let _ = rx.await;
                 })
                 .await

@@ -4,11 +4,15 @@
 //! authentication, a test-only policy under the documentation arc `2.999`), with a rogue
 //! hierarchy of the same names nobody trusts, and CRLs in DER. Made fresh by each test with
 //! `rcgen`; nothing here is a real certificate.
+#![allow(
+    clippy::expect_used,
+    reason = "a test fixture: a PKI rcgen cannot make is a broken test, not an error to handle"
+)]
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer, CustomExtension,
-    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose,
-    PKCS_RSA_SHA256, RevocationReason, RevokedCertParams, SerialNumber, SigningKey as _,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256,
+    RevocationReason, RevokedCertParams, SerialNumber, SigningKey as _,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -98,8 +102,9 @@ fn rsa_key() -> KeyPair {
 
 impl Hierarchy {
     fn new(serial_base: u64) -> Hierarchy {
-        let root = CertifiedIssuer::self_signed(ca_params("TEST AC RACINE IGC-SANTE FORT", None, serial_base), rsa_key())
-            .expect("root");
+        let root =
+            CertifiedIssuer::self_signed(ca_params("TEST AC RACINE IGC-SANTE FORT", None, serial_base), rsa_key())
+                .expect("root");
         let people_params = ca_params("TEST AC IGC-SANTE FORT PERSONNES", Some(0), serial_base + 1);
         let people_serial = SerialNumber::from(serial_base + 1).to_bytes();
         let people = CertifiedIssuer::signed_by(people_params, rsa_key(), &root).expect("intermediate");
@@ -185,7 +190,13 @@ impl TestPki {
 
     /// The intermediate's CRL (DER), revoking `revoked`, issued `issued_ago` ago and valid
     /// until `next_update_in` from now (negative: already stale).
-    pub fn people_crl(&self, revoked: &[&CardHolder], issued_ago: Duration, next_update_in: Duration, number: u64) -> Vec<u8> {
+    pub fn people_crl(
+        &self,
+        revoked: &[&CardHolder],
+        issued_ago: Duration,
+        next_update_in: Duration,
+        number: u64,
+    ) -> Vec<u8> {
         let now = OffsetDateTime::now_utc();
         let params = CertificateRevocationListParams {
             this_update: now - issued_ago,

@@ -50,6 +50,15 @@ pub struct CardConfig {
     pub identifier_attribute: IdentifierAttribute,
     /// A prefix to remove from that attribute's value (empty: none).
     pub identifier_prefix: String,
+    /// The card's TLS listener, for browsers that read the card themselves (empty: none).
+    pub tls_listen: Option<std::net::SocketAddr>,
+    /// Its public origin, on the login pages' host (`https://host:port`).
+    pub tls_origin: String,
+    /// Its certificate chain and key (PEM files).
+    pub tls_certificate: PathBuf,
+    pub tls_private_key: PathBuf,
+    /// Offer TLS 1.3 there too (off: TLS 1.2 only, which a CPS3's PKCS#1 v1.5 signature needs).
+    pub tls13: bool,
 }
 
 impl Default for CardConfig {
@@ -65,6 +74,11 @@ impl Default for CardConfig {
             required_policies: Vec::new(),
             identifier_attribute: IdentifierAttribute::CommonName,
             identifier_prefix: String::new(),
+            tls_listen: None,
+            tls_origin: String::new(),
+            tls_certificate: PathBuf::new(),
+            tls_private_key: PathBuf::new(),
+            tls13: false,
         }
     }
 }
@@ -104,10 +118,29 @@ impl CardConfig {
                 "card.crls must name at least one revocation list: without one, every card would be refused".into(),
             ));
         }
+        if self.tls_listen.is_some() {
+            let origin =
+                url::Url::parse(&self.tls_origin).map_err(|e| ConfigError::Invalid(format!("card.tls_origin: {e}")))?;
+            if origin.scheme() != "https" || origin.path() != "/" || origin.query().is_some() {
+                return Err(ConfigError::Invalid(
+                    "card.tls_origin must be the card listener's https origin, e.g. https://auth.example:8443".into(),
+                ));
+            }
+            if self.tls_certificate.as_os_str().is_empty() || self.tls_private_key.as_os_str().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "card.tls_listen needs card.tls_certificate and card.tls_private_key".into(),
+                ));
+            }
+        }
         if !(60..=86_400).contains(&self.crl_refresh) {
             return Err(ConfigError::Invalid("card.crl_refresh must be between 60 and 86400 seconds".into()));
         }
         Ok(())
+    }
+
+    /// The card listener's origin, when it is on.
+    pub fn tls_origin(&self) -> Option<String> {
+        self.tls_listen.map(|_| self.tls_origin.trim_end_matches('/').to_owned())
     }
 
     /// The agent's origin, without a trailing slash.

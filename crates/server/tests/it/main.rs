@@ -13,6 +13,7 @@ mod backchannel;
 mod binary;
 mod browser;
 mod browser_passkey;
+mod card;
 mod common;
 mod debug_redaction;
 mod frontchannel;
