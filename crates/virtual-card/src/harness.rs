@@ -1,0 +1,248 @@
+//! The test harness: a private `pcscd` (never the system one) with its own reader
+//! configuration, the vpcd driver on free ports, and virtual cards attached to it; everything
+//! is stopped and removed on drop.
+//!
+//! pcscd 1.9 ignores `PCSCLITE_CSOCK_NAME` for the socket it listens on, so the private
+//! instance is socket-activated: the harness binds a Unix socket in a temporary folder and
+//! hands it to pcscd as fd 3 (`LISTEN_FDS=1`, `LISTEN_PID` = pcscd's pid, set by the shell
+//! that `exec`s it). Clients find it through `PCSCLITE_CSOCK_NAME` ([`SOCKET_ENV`]), which
+//! libpcsclite reads once per process, at the first `SCardEstablishContext`: run PC/SC clients
+//! as child processes ([`Pcscd::command`]), one private pcscd per test process.
+//!
+//! The harness knows when pcscd has seen a card inserted or removed from pcscd's own log
+//! (`-f -i` prints "Card inserted into …" / "Card Removed From …"), so that it needs no PC/SC
+//! context of its own and never sleeps on a guess.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::profile::CardProfile;
+use crate::vpcd::{CardError, VirtualCard};
+
+/// The variable PC/SC clients need to reach a private pcscd: its socket's path.
+pub const SOCKET_ENV: &str = "PCSCLITE_CSOCK_NAME";
+/// The vpcd driver as Debian installs it (`vsmartcard-vpcd`).
+pub const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
+const FRIENDLY_NAME: &str = "Caducee Virtual CPS";
+
+/// Why the harness could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("harness I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the vpcd driver is missing ({VPCD_DRIVER}): apt-get install --no-install-recommends vsmartcard-vpcd")]
+    NoDriver,
+    #[error("no two consecutive free TCP ports for vpcd")]
+    NoPorts,
+    #[error(transparent)]
+    Card(#[from] CardError),
+}
+
+/// Card events pcscd logged, per reader name.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    counts: Mutex<HashMap<String, (u64, u64)>>,
+    changed: Condvar,
+}
+
+impl Events {
+    fn get(&self, reader: &str) -> (u64, u64) {
+        let counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.get(reader).copied().unwrap_or((0, 0))
+    }
+
+    pub(crate) fn inserted(&self, reader: &str) -> u64 {
+        self.get(reader).0
+    }
+
+    pub(crate) fn removed(&self, reader: &str) -> u64 {
+        self.get(reader).1
+    }
+
+    fn wait(&self, reader: &str, timeout: Duration, done: impl Fn((u64, u64)) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if done(counts.get(reader).copied().unwrap_or((0, 0))) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            counts = match self.changed.wait_timeout(counts, deadline - now) {
+                Ok((c, _)) => c,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    pub(crate) fn wait_inserted(&self, reader: &str, before: u64, timeout: Duration) -> bool {
+        self.wait(reader, timeout, |(i, _)| i > before)
+    }
+
+    pub(crate) fn wait_removed(&self, reader: &str, before: u64, timeout: Duration) -> bool {
+        self.wait(reader, timeout, |(_, r)| r > before)
+    }
+
+    fn record(&self, line: &str) {
+        let (reader, inserted) = if let Some(i) = line.find("Card inserted into ") {
+            (&line[i + "Card inserted into ".len()..], true)
+        } else if let Some(i) = line.find("Card Removed From ") {
+            (&line[i + "Card Removed From ".len()..], false)
+        } else {
+            return;
+        };
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = counts.entry(reader.trim().to_owned()).or_default();
+        if inserted {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// A private pcscd with one vpcd reader slot pair, in a temporary folder.
+pub struct Pcscd {
+    child: Child,
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    port: u16,
+    events: Arc<Events>,
+}
+
+impl std::fmt::Debug for Pcscd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pcscd").field("socket", &self.socket).field("port", &self.port).finish()
+    }
+}
+
+/// Two consecutive free ports (vpcd listens on its port and the next one, one per reader).
+fn free_port_pair() -> Result<u16, HarnessError> {
+    for _ in 0..50 {
+        let a = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = a.local_addr()?.port();
+        if port < u16::MAX && TcpListener::bind(("0.0.0.0", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(HarnessError::NoPorts)
+}
+
+fn pcscd_program() -> PathBuf {
+    if let Some(p) = std::env::var_os("CADUCEE_PCSCD") {
+        return PathBuf::from(p);
+    }
+    let sbin = Path::new("/usr/sbin/pcscd");
+    if sbin.exists() { sbin.to_path_buf() } else { PathBuf::from("pcscd") }
+}
+
+impl Pcscd {
+    /// Starts a private pcscd whose reader configuration is one vpcd reader on free ports.
+    pub fn start() -> Result<Pcscd, HarnessError> {
+        if !Path::new(VPCD_DRIVER).exists() {
+            return Err(HarnessError::NoDriver);
+        }
+        let dir = tempfile::Builder::new().prefix("caducee-pcscd-").tempdir()?;
+        let port = free_port_pair()?;
+        let conf = dir.path().join("reader.conf.d");
+        std::fs::create_dir(&conf)?;
+        std::fs::write(
+            conf.join("vpcd"),
+            format!(
+                "FRIENDLYNAME \"{FRIENDLY_NAME}\"\nDEVICENAME /dev/null:{port}\nLIBPATH {VPCD_DRIVER}\nCHANNELID {port}\n"
+            ),
+        )?;
+        let socket = dir.path().join("pcscd.comm");
+        let listener = UnixListener::bind(&socket)?;
+        let fd: OwnedFd = listener.into();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" -f -i -c \"$1\" 3<&0 0</dev/null")
+            .arg(pcscd_program())
+            .arg(&conf)
+            .env_remove("LISTEN_FDNAMES")
+            .stdin(Stdio::from(fd))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let events = Arc::new(Events::default());
+        if let Some(out) = child.stdout.take() {
+            let events = events.clone();
+            let verbose = std::env::var_os("CADUCEE_PCSCD_LOG").is_some();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines() {
+                    let Ok(line) = line else { break };
+                    if verbose {
+                        eprintln!("pcscd: {line}");
+                    }
+                    events.record(&line);
+                }
+            });
+        }
+        Ok(Pcscd { child, dir, socket, port, events })
+    }
+
+    /// The socket clients reach this pcscd by: the value of [`SOCKET_ENV`].
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `(SOCKET_ENV, socket path)`, for a client's environment.
+    pub fn env(&self) -> (&'static str, &Path) {
+        (SOCKET_ENV, &self.socket)
+    }
+
+    /// A command for a PC/SC client of this pcscd (its environment names the socket).
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env(SOCKET_ENV, &self.socket);
+        cmd
+    }
+
+    /// The temporary folder of this instance (for other private configuration files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The vpcd port of the first reader.
+    pub fn vpcd_port(&self) -> u16 {
+        self.port
+    }
+
+    /// The PC/SC name of the reader the cards of [`Pcscd::insert_card`] go in.
+    pub fn reader_name(&self) -> String {
+        format!("{FRIENDLY_NAME} 00 00")
+    }
+
+    /// A virtual card for this pcscd's reader, not inserted.
+    pub fn card(&self, profile: &CardProfile) -> Result<VirtualCard, HarnessError> {
+        let mut card = VirtualCard::new(profile, self.port)?;
+        card.watch(self.events.clone(), self.reader_name());
+        Ok(card)
+    }
+
+    /// A virtual card inserted in this pcscd's reader, once pcscd has seen it.
+    pub fn insert_card(&self, profile: &CardProfile) -> Result<VirtualCard, HarnessError> {
+        let mut card = self.card(profile)?;
+        card.insert()?;
+        Ok(card)
+    }
+}
+
+impl Drop for Pcscd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
