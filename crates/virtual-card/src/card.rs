@@ -196,11 +196,11 @@ impl Card {
     }
 
     fn select(&mut self, cmd: &Command) -> Response {
-        let fcp_wanted = match cmd.p2 & 0xF3 {
-            0x00 | 0x04 => true,
-            0x0C | 0x08 => false,
-            _ => return Response::status(sw::INCORRECT_P1P2),
-        };
+        // P2: b4-b3 say what to answer (FCI, FCP, FMD, nothing); first occurrence only.
+        if cmd.p2 & 0xF3 != 0 {
+            return Response::status(sw::INCORRECT_P1P2);
+        }
+        let fcp_wanted = cmd.p2 & 0x0C != 0x0C;
         let data = &cmd.data;
         let fids = |d: &[u8]| -> Option<Vec<u16>> {
             if d.is_empty() || !d.len().is_multiple_of(2) {

@@ -1,0 +1,67 @@
+//! The virtual card through the real PC/SC stack: a private pcscd, the vpcd driver, and raw
+//! APDUs sent by `virtual-cps apdu` (a PC/SC client in its own process).
+
+use virtual_card::{Pcscd, TestIdentity};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const SELECT_IAS: &str = "00A4040C0DE828BD080F8025000001FF0010";
+const VERIFY_1234: &str = "002000010431323334";
+const MSE_AUTH: &str = "002241A403840182";
+
+fn apdus(pcscd: &Pcscd, apdus: &[&str]) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let out = pcscd
+        .command(env!("CARGO_BIN_EXE_virtual-cps"))
+        .arg("apdu")
+        .arg("--reader")
+        .arg(pcscd.reader_name())
+        .args(apdus)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("virtual-cps apdu: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8(out.stdout)?.lines().map(str::to_owned).collect())
+}
+
+fn internal_authenticate() -> String {
+    format!("0088000033{}{}00", "3031300d060960864801650304020105000420", "11".repeat(32))
+}
+
+#[test]
+fn key_operation_without_pin_is_refused_over_pcsc() -> TestResult {
+    let pcscd = Pcscd::start()?;
+    let id = TestIdentity::generate("899700218896 Jean Dupont")?;
+    let card = pcscd.insert_card(&id.profile("1234")?)?;
+    let ia = internal_authenticate();
+    let out = apdus(&pcscd, &[SELECT_IAS, MSE_AUTH, &ia, VERIFY_1234, MSE_AUTH, &ia])?;
+    assert_eq!(out[..4], ["9000", "9000", "6982", "9000"]);
+    assert_eq!(out[5].len(), 2 * 258);
+    assert!(out[5].ends_with("9000"));
+    assert_eq!(card.status().pin_tries_left, 3);
+    Ok(())
+}
+
+#[test]
+fn reset_clears_the_security_status() -> TestResult {
+    let pcscd = Pcscd::start()?;
+    let id = TestIdentity::generate("899700218896 Jean Dupont")?;
+    let card = pcscd.insert_card(&id.profile("1234")?)?;
+    let ia = internal_authenticate();
+    let out = apdus(&pcscd, &[SELECT_IAS, VERIFY_1234, "reset", SELECT_IAS, MSE_AUTH, &ia, "0020000100"])?;
+    assert_eq!(out, ["9000", "9000", "reset", "9000", "9000", "6982", "63C3"]);
+    assert!(!card.status().pin_verified);
+    Ok(())
+}
+
+#[test]
+fn removal_and_reinsertion_are_seen_by_pcscd() -> TestResult {
+    let pcscd = Pcscd::start()?;
+    let id = TestIdentity::generate("899700218896 Jean Dupont")?;
+    let mut card = pcscd.insert_card(&id.profile("1234")?)?;
+    assert_eq!(apdus(&pcscd, &[SELECT_IAS, VERIFY_1234])?, ["9000", "9000"]);
+    card.remove()?;
+    assert!(apdus(&pcscd, &[SELECT_IAS]).is_err(), "no card in the reader");
+    card.insert()?;
+    assert_eq!(apdus(&pcscd, &[SELECT_IAS, "0020000100"])?, ["9000", "63C3"]);
+    Ok(())
+}
