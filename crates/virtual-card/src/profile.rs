@@ -203,9 +203,9 @@ impl CardProfile {
         let ef_gdo = tlv(&[0x5A], &self.serial);
 
         let odf = [
-            cons(&[0xA8], &[path(&[fid::APP, fid::AODF])]),
-            cons(&[0xA0], &[path(&[fid::APP, fid::PRKDF])]),
-            cons(&[0xA4], &[path(&[fid::APP, fid::CDF])]),
+            cons(&[0xA8], &[path(&[fid::MF, fid::APP, fid::AODF])]),
+            cons(&[0xA0], &[path(&[fid::MF, fid::APP, fid::PRKDF])]),
+            cons(&[0xA4], &[path(&[fid::MF, fid::APP, fid::CDF])]),
         ]
         .concat();
         let serial_hex: String = self.serial.iter().map(|b| format!("{b:02X}")).collect();

@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,6 +32,8 @@ pub enum CardError {
 struct Link {
     stream: TcpStream,
     thread: JoinHandle<()>,
+    /// Removals pcscd had logged for this reader when the card went in.
+    removed_before: u64,
 }
 
 /// A virtual CPS3 attached (or not) to a vpcd reader.
@@ -39,6 +42,8 @@ pub struct VirtualCard {
     port: u16,
     link: Option<Link>,
     events: Option<(Arc<Events>, String)>,
+    /// 0: off; n + 1: the card is pulled out when the (n + 1)-th APDU from now arrives.
+    pull_after: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for VirtualCard {
@@ -57,7 +62,13 @@ fn lock(card: &Mutex<Card>) -> MutexGuard<'_, Card> {
 impl VirtualCard {
     /// A card for the vpcd reader listening on `port`, not inserted yet.
     pub fn new(profile: &CardProfile, port: u16) -> Result<VirtualCard, CardError> {
-        Ok(VirtualCard { card: Arc::new(Mutex::new(Card::new(profile)?)), port, link: None, events: None })
+        Ok(VirtualCard {
+            card: Arc::new(Mutex::new(Card::new(profile)?)),
+            port,
+            link: None,
+            events: None,
+            pull_after: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     /// Makes [`VirtualCard::insert`] and [`VirtualCard::remove`] wait until pcscd has seen
@@ -77,6 +88,13 @@ impl VirtualCard {
     /// Sends one APDU to the card directly, without PC/SC (for unit tests).
     pub fn transmit_direct(&self, apdu: &[u8]) -> Vec<u8> {
         lock(&self.card).process(apdu).to_bytes()
+    }
+
+    /// Simulates pulling the card out in the middle of a session: the card answers `apdus`
+    /// more APDUs, then the connection to vpcd closes when the next one arrives (unanswered).
+    /// [`VirtualCard::remove`] and [`VirtualCard::insert`] still work afterwards.
+    pub fn remove_after_apdus(&self, apdus: usize) {
+        self.pull_after.store(apdus + 1, Ordering::SeqCst);
     }
 
     /// Inserts the card: connects to vpcd (retrying while the driver starts), then, under the
@@ -100,8 +118,10 @@ impl VirtualCard {
         let _ = stream.set_nodelay(true);
         let reader = stream.try_clone().map_err(|source| CardError::Connect { port: self.port, source })?;
         let card = self.card.clone();
-        let thread = std::thread::spawn(move || serve(reader, &card));
-        self.link = Some(Link { stream, thread });
+        let pull_after = self.pull_after.clone();
+        let thread = std::thread::spawn(move || serve(reader, &card, &pull_after));
+        let removed_before = self.events.as_ref().map_or(0, |(e, r)| e.removed(r));
+        self.link = Some(Link { stream, thread, removed_before });
         if let Some((before, events, reader)) = seen
             && !events.wait_inserted(&reader, before, Duration::from_secs(10))
         {
@@ -116,7 +136,9 @@ impl VirtualCard {
         let Some(link) = self.link.take() else {
             return Ok(());
         };
-        let seen = self.events.as_ref().map(|(e, r)| (e.removed(r), e.clone(), r.clone()));
+        // Counted from the insertion: the card may have been pulled out already
+        // (`remove_after_apdus`).
+        let seen = self.events.as_ref().map(|(e, r)| (link.removed_before, e.clone(), r.clone()));
         let _ = link.stream.shutdown(Shutdown::Both);
         let _ = link.thread.join();
         lock(&self.card).power_off();
@@ -145,7 +167,7 @@ fn quickack(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
 }
 
-fn serve(mut stream: TcpStream, card: &Mutex<Card>) {
+fn serve(mut stream: TcpStream, card: &Mutex<Card>, pull_after: &AtomicUsize) {
     loop {
         let mut len = [0u8; 2];
         quickack(&stream);
@@ -175,7 +197,18 @@ fn serve(mut stream: TcpStream, card: &Mutex<Card>) {
                 tracing::debug!(code = other, "unknown vpcd control code");
                 None
             }
-            apdu => Some(lock(card).process(apdu).to_bytes()),
+            apdu => {
+                let left = pull_after.load(Ordering::SeqCst);
+                if left == 1 {
+                    pull_after.store(0, Ordering::SeqCst);
+                    let _ = stream.shutdown(Shutdown::Both);
+                    break;
+                }
+                if left > 1 {
+                    pull_after.store(left - 1, Ordering::SeqCst);
+                }
+                Some(lock(card).process(apdu).to_bytes())
+            }
         };
         if let Some(answer) = answer {
             let Ok(n) = u16::try_from(answer.len()) else { break };

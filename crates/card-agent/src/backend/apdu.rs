@@ -68,6 +68,10 @@ impl Session<'_> {
     fn transmit(&self, apdu: &[u8]) -> Result<(u16, Vec<u8>), AgentError> {
         let mut buf = [0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
         let answer = self.tx.transmit(apdu, &mut buf).map_err(|e| self.lost(e))?;
+        if answer.len() < 2 {
+            // No status word: the reader lost the card.
+            return Err(self.lost(pcsc::Error::CommError));
+        }
         let (mut sw, data) = sw_of(answer);
         let mut data = data.to_vec();
         if sw & 0xFF00 == 0x6C00 && apdu.len() >= 5 {
@@ -87,18 +91,33 @@ impl Session<'_> {
         Ok((sw, data))
     }
 
-    /// A transmission failed: was the card pulled out?
+    /// A transmission failed: was the card pulled out? pcscd polls the reader, so the
+    /// removal may show a moment after the failure: wait for it briefly.
     fn lost(&self, e: pcsc::Error) -> AgentError {
+        if matches!(e, pcsc::Error::RemovedCard | pcsc::Error::ResetCard) {
+            return AgentError::CardRemoved;
+        }
         let mut state = [pcsc::ReaderState::new(self.reader.to_owned(), pcsc::State::UNAWARE)];
-        let present = self
-            .ctx
-            .get_status_change(Duration::ZERO, &mut state)
-            .map(|()| state[0].event_state().contains(pcsc::State::PRESENT))
-            .unwrap_or(false);
-        if !present || matches!(e, pcsc::Error::RemovedCard | pcsc::Error::ResetCard) {
-            AgentError::CardRemoved
-        } else {
-            pcsc_error(e)
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        loop {
+            let now = Instant::now();
+            let wait = if state[0].current_state() == pcsc::State::UNAWARE {
+                Duration::ZERO
+            } else {
+                deadline.saturating_duration_since(now)
+            };
+            match self.ctx.get_status_change(wait, &mut state) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => return pcsc_error(e),
+                Err(_) => return AgentError::CardRemoved,
+            }
+            if !state[0].event_state().contains(pcsc::State::PRESENT) {
+                return AgentError::CardRemoved;
+            }
+            if Instant::now() >= deadline {
+                return pcsc_error(e);
+            }
+            state[0].sync_current_state();
         }
     }
 
