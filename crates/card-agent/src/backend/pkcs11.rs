@@ -136,6 +136,16 @@ impl Pkcs11Backend {
     }
 
     fn ca_certificates(session: &Session) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for der in Self::all_ca_certificates(session) {
+            if !out.contains(&der) {
+                out.push(der);
+            }
+        }
+        out
+    }
+
+    fn all_ca_certificates(session: &Session) -> Vec<Vec<u8>> {
         session
             .find_objects(&[Attribute::Class(ObjectClass::CERTIFICATE)])
             .unwrap_or_default()
