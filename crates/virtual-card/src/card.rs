@@ -170,6 +170,8 @@ impl Card {
             body.extend(tlv(&[0x84], aid));
         }
         body.extend(tlv(&[0x8A], &[0x05]));
+        // IAS-ECC security attributes (contact): delete and create never.
+        body.extend(tlv(&[0xA1], &tlv(&[0x8C], &[0x42, 0xFF, 0xFF])));
         tlv(&[0x62], &body)
     }
 
@@ -181,6 +183,8 @@ impl Card {
             tlv(&[0x82], &[0x01]),
             tlv(&[0x83], &id.to_be_bytes()),
             tlv(&[0x8A], &[0x05]),
+            // IAS-ECC security attributes (contact): update never, read always.
+            tlv(&[0xA1], &tlv(&[0x8C], &[0x03, 0xFF, 0x00])),
         ]
         .concat();
         tlv(&[0x62], &body)
@@ -291,28 +295,33 @@ impl Card {
     }
 
     fn read_binary(&mut self, cmd: &Command) -> Response {
-        let (id, offset) = if cmd.p1 & 0x80 != 0 {
-            // Short EF identifier in P1, offset in P2.
-            let sfi = cmd.p1 & 0x1F;
-            let id = match self.df {
-                Df::Mf => 0x2F00 | u16::from(sfi),
-                Df::App => 0x5030 | u16::from(sfi),
+        let (df, id, offset) = if cmd.p1 & 0x80 != 0 {
+            // Short EF identifier in P1, offset in P2: looked up in the current DF, then the MF.
+            let id = match cmd.p1 & 0x1F {
+                0x1E => fid::EF_DIR,
+                0x1D => fid::EF_ATR,
+                0x1C => fid::EF_SN,
+                0x02 => fid::EF_GDO,
+                sfi => 0x5030 | u16::from(sfi),
             };
-            if self.find(self.df, id).is_none() {
+            let df = if self.find(self.df, id).is_some() { self.df } else { Df::Mf };
+            if self.find(df, id).is_none() {
                 return Response::status(sw::FILE_NOT_FOUND);
             }
-            self.ef = Some(id);
-            (id, usize::from(cmd.p2))
+            if df == self.df {
+                self.ef = Some(id);
+            }
+            (df, id, usize::from(cmd.p2))
         } else {
             let Some(id) = self.ef else {
                 return Response::status(sw::NO_CURRENT_EF);
             };
-            (id, usize::from(u16::from_be_bytes([cmd.p1, cmd.p2])))
+            (self.df, id, usize::from(u16::from_be_bytes([cmd.p1, cmd.p2])))
         };
         if !cmd.data.is_empty() {
             return Response::status(sw::WRONG_LENGTH);
         }
-        let Some(ef) = self.find(self.df, id) else {
+        let Some(ef) = self.find(df, id) else {
             return Response::status(sw::NO_CURRENT_EF);
         };
         let content = &ef.content;

@@ -27,6 +27,8 @@ pub mod fid {
     pub const EF_DIR: u16 = 0x2F00;
     pub const EF_ATR: u16 = 0x2F01;
     pub const EF_GDO: u16 = 0x2F02;
+    /// EF.SN.ICC: the chip's serial number (tag 5A), short identifier 0x1C.
+    pub const EF_SN: u16 = 0xD003;
     pub const APP: u16 = 0x7F00;
     pub const ODF: u16 = 0x5031;
     pub const TOKEN_INFO: u16 = 0x5032;
@@ -296,6 +298,7 @@ impl CardProfile {
                 Ef { fid: fid::EF_DIR, content: ef_dir },
                 Ef { fid: fid::EF_ATR, content: ef_atr },
                 Ef { fid: fid::EF_GDO, content: ef_gdo },
+                Ef { fid: fid::EF_SN, content: tlv(&[0x5A], &self.serial) },
             ],
             app,
         }
