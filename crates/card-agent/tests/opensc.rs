@@ -19,7 +19,10 @@ fn opensc_agent(s: &Setup) -> Result<std::process::Command, Error> {
         &conf,
         format!(
             "app default {{\n debug = {debug};\n debug_file = {};\n framework pkcs15 {{ use_file_caching = false; }}\n}}\n",
-            std::env::var("CADUCEE_OPENSC_LOG").map(std::path::PathBuf::from).unwrap_or_else(|_| s.pcscd.dir().join("opensc.log")).display()
+            std::env::var("CADUCEE_OPENSC_LOG")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| s.pcscd.dir().join("opensc.log"))
+                .display()
         ),
     )?;
     let mut cmd = agent(&s.pcscd);

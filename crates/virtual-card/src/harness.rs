@@ -44,6 +44,21 @@ pub enum HarnessError {
     NoPorts,
     #[error(transparent)]
     Card(#[from] CardError),
+    #[error(
+        "the binary {0} is not built beside this test (cargo build -p card-agent, or run the tests of the whole workspace)"
+    )]
+    NoBinary(String),
+}
+
+/// A binary of this workspace built beside the running test (`target/<profile>/<name>`), for
+/// tests outside the binary's own package (which have `env!("CARGO_BIN_EXE_<name>")`), e.g.
+/// the provider's tests running `card-agent`. `cargo nextest run --workspace` builds every
+/// binary; with `-p <crate>`, build it first (`cargo build -p card-agent`).
+pub fn workspace_binary(name: &str) -> Result<PathBuf, HarnessError> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let candidate = exe.parent().and_then(Path::parent).map(|dir| dir.join(name)).filter(|p| p.is_file());
+    candidate.ok_or_else(|| HarnessError::NoBinary(name.to_owned()))
 }
 
 /// Card events pcscd logged, per reader name.

@@ -20,7 +20,7 @@ pub mod tlv;
 pub mod vpcd;
 
 pub use card::{Card, CardStatus};
-pub use harness::{HarnessError, Pcscd, SOCKET_ENV};
+pub use harness::{HarnessError, Pcscd, SOCKET_ENV, workspace_binary};
 pub use identity::TestIdentity;
 pub use profile::{CardProfile, ProfileError};
 pub use vpcd::{CardError, VirtualCard};

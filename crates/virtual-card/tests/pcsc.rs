@@ -65,3 +65,11 @@ fn removal_and_reinsertion_are_seen_by_pcscd() -> TestResult {
     assert_eq!(apdus(&pcscd, &[SELECT_IAS, "0020000100"])?, ["9000", "63C3"]);
     Ok(())
 }
+
+#[test]
+fn workspace_binary_finds_a_built_binary() -> TestResult {
+    let path = virtual_card::workspace_binary("virtual-cps")?;
+    assert_eq!(path, std::path::PathBuf::from(env!("CARGO_BIN_EXE_virtual-cps")));
+    assert!(virtual_card::workspace_binary("no-such-binary").is_err());
+    Ok(())
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use super::pkcs15::{parse_cdf, parse_odf, parse_prkdf};
+use super::pkcs15::{PinEntry, parse_aodf, parse_cdf, parse_odf, parse_prkdf};
 use super::{CardBackend, ReaderInfo, Signed, check_pin};
 use crate::challenge::Challenge;
 use crate::error::AgentError;
@@ -20,7 +20,7 @@ use crate::error::AgentError;
 pub const IAS_AID: [u8; 13] = [0xE8, 0x28, 0xBD, 0x08, 0x0F, 0x80, 0x25, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x10];
 /// Key reference of the authentication key.
 pub const AUTH_KEY_REF: u8 = 0x82;
-/// Reference of the PIN ("code porteur").
+/// Reference of the PIN ("code porteur") when the AODF does not say.
 pub const PIN_REF: u8 = 0x01;
 /// The ODF's FID in the application.
 const ODF: [u8; 2] = [0x50, 0x31];
@@ -172,10 +172,21 @@ impl Session<'_> {
         self.read_all()
     }
 
-    /// The authentication certificate, then the CA certificates, as the PKCS#15 objects say.
-    fn certificates(&self) -> Result<Vec<Vec<u8>>, AgentError> {
+    /// The authentication certificate, then the CA certificates, and the PIN, as the PKCS#15
+    /// objects say.
+    fn pkcs15(&self) -> Result<(Vec<Vec<u8>>, PinEntry), AgentError> {
         self.select_path(&ODF)?;
         let odf = parse_odf(&self.read_all()?);
+        let mut pins = Vec::new();
+        for p in &odf.auth_objects {
+            pins.extend(parse_aodf(&self.read_path(p)?));
+        }
+        let pin = pins.into_iter().next().unwrap_or(PinEntry {
+            reference: PIN_REF,
+            needs_padding: false,
+            stored_length: 8,
+            pad_char: 0xFF,
+        });
         let mut keys = Vec::new();
         for p in &odf.private_keys {
             keys.extend(parse_prkdf(&self.read_path(p)?));
@@ -197,12 +208,16 @@ impl Session<'_> {
         for ca in certs.iter().filter(|c| c.authority) {
             out.push(self.read_path(&ca.path)?);
         }
-        Ok(out)
+        Ok((out, pin))
     }
 
-    fn verify(&self, pin: &Zeroizing<String>) -> Result<(), AgentError> {
-        let mut apdu = Zeroizing::new(vec![0x00, 0x20, 0x00, PIN_REF, pin.len() as u8]);
-        apdu.extend_from_slice(pin.as_bytes());
+    fn verify(&self, entry: &PinEntry, pin: &Zeroizing<String>) -> Result<(), AgentError> {
+        let mut value = Zeroizing::new(pin.as_bytes().to_vec());
+        if entry.needs_padding && value.len() < entry.stored_length {
+            value.resize(entry.stored_length, entry.pad_char);
+        }
+        let mut apdu = Zeroizing::new(vec![0x00, 0x20, 0x00, entry.reference, value.len() as u8]);
+        apdu.extend_from_slice(&value);
         match self.transmit(&apdu)?.0 {
             0x9000 => Ok(()),
             0x63C0 | 0x6983 | 0x6984 => Err(AgentError::CardBlocked),
@@ -300,8 +315,8 @@ impl CardBackend for ApduBackend {
         let session = Session { tx: &tx, ctx: &ctx, reader: &name };
         let result = (|| {
             session.select_application()?;
-            let certificates = session.certificates()?;
-            session.verify(pin)?;
+            let (certificates, pin_entry) = session.pkcs15()?;
+            session.verify(&pin_entry, pin)?;
             let signature = session.internal_authenticate(&challenge.digest_info())?;
             Ok(Signed { certificates, signature })
         })();

@@ -18,11 +18,23 @@ pub struct CertEntry {
     pub path: Vec<u8>,
 }
 
+/// A PIN of the AODF: how VERIFY must present it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinEntry {
+    /// The reference VERIFY names in P2.
+    pub reference: u8,
+    /// Pad the PIN to `stored_length` with `pad_char` (the `needs-padding` flag).
+    pub needs_padding: bool,
+    pub stored_length: usize,
+    pub pad_char: u8,
+}
+
 /// The directory files the ODF points to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Odf {
     pub private_keys: Vec<Vec<u8>>,
     pub certificates: Vec<Vec<u8>>,
+    pub auth_objects: Vec<Vec<u8>>,
 }
 
 /// The top-level objects of a PKCS#15 file (which may be padded with 00 or FF).
@@ -74,6 +86,7 @@ pub fn parse_odf(bytes: &[u8]) -> Odf {
         match entry.header.tag().0 {
             0 => odf.private_keys.push(p),
             4..=6 => odf.certificates.push(p),
+            8 => odf.auth_objects.push(p),
             _ => {}
         }
     }
@@ -93,6 +106,42 @@ pub fn parse_prkdf(bytes: &[u8]) -> Vec<KeyEntry> {
                 .find(|c| is_universal(c, INTEGER))
                 .map(|c| c.data.iter().fold(0u32, |acc, b| acc.wrapping_shl(8) | u32::from(*b)));
             Some(KeyEntry { id, key_reference })
+        })
+        .collect()
+}
+
+/// The PINs of an AODF, in order. PinAttributes ::= SEQUENCE { pinFlags BIT STRING, pinType,
+/// minLength, storedLength, maxLength OPTIONAL, pinReference [0] DEFAULT 0, padChar OCTET
+/// STRING OPTIONAL, ... }
+pub fn parse_aodf(bytes: &[u8]) -> Vec<PinEntry> {
+    objects(bytes)
+        .iter()
+        .filter(|e| is_universal(e, SEQUENCE))
+        .filter_map(|e| {
+            let parts = children(e);
+            let type_attributes =
+                parts.iter().find(|p| p.header.class() == Class::ContextSpecific && p.header.tag().0 == 1)?;
+            let attrs = children(children(type_attributes).first()?);
+            let flags = attrs.first().filter(|a| is_universal(a, 3))?;
+            // BIT STRING: unused-bits byte, then bit 0 as the MSB; needs-padding is bit 5.
+            let needs_padding = flags.data.get(1).is_some_and(|b| b & (0x80 >> 5) != 0);
+            let integers: Vec<u32> = attrs
+                .iter()
+                .filter(|a| is_universal(a, INTEGER))
+                .map(|a| a.data.iter().fold(0u32, |acc, b| acc.wrapping_shl(8) | u32::from(*b)))
+                .collect();
+            let stored_length = usize::try_from(*integers.get(1)?).ok()?;
+            let reference = attrs
+                .iter()
+                .find(|a| a.header.class() == Class::ContextSpecific && a.header.tag().0 == 0)
+                .and_then(|a| a.data.last().copied())
+                .unwrap_or(0);
+            let pad_char = attrs
+                .iter()
+                .find(|a| is_universal(a, OCTET_STRING))
+                .and_then(|a| a.data.first().copied())
+                .unwrap_or(0xFF);
+            Some(PinEntry { reference, needs_padding, stored_length, pad_char })
         })
         .collect()
 }
