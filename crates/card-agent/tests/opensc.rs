@@ -1,5 +1,8 @@
 //! Realism check: the agent's PKCS#11 backend through OpenSC's `opensc-pkcs11.so` (iasecc
-//! driver, "IAS/ECC CPx") over the virtual CPS3 behind a private pcscd.
+//! driver, "IAS/ECC CPx") over the virtual CPS3 behind a private pcscd. OpenSC reads the PIN's
+//! and the keys' security data objects (GET DATA), logs in with VERIFY and signs with MSE SET
+//! AT + INTERNAL AUTHENTICATE; built with OpenSSL 3 it refuses CKM_SHA256_RSA_PKCS on IAS-ECC
+//! cards, so the agent falls back to CKM_RSA_PKCS over the DigestInfo.
 
 mod common;
 
@@ -31,11 +34,20 @@ fn opensc_agent(s: &Setup) -> Result<std::process::Command, Error> {
 }
 
 #[test]
-#[ignore = "OpenSC's IAS-ECC PIN and key handling reads security data objects (GET DATA on SDOs) that the virtual card does not model yet"]
+
 fn opensc_pkcs11_over_the_virtual_card_signs() -> TestResult {
     let s = setup()?;
     let c = challenge(ORIGIN);
     let (code, json) = sign_cli(&mut opensc_agent(&s)?, &c, PIN)?;
     assert_eq!(code, 0, "{json}");
     check_signed(&json, &c, &s.id)
+}
+
+#[test]
+fn opensc_pkcs11_maps_a_wrong_pin_and_the_card_counts_it() -> TestResult {
+    let s = setup()?;
+    let (code, json) = sign_cli(&mut opensc_agent(&s)?, &challenge(ORIGIN), "9999")?;
+    assert_eq!((code, json["error"].as_str()), (2, Some("wrong_pin")), "{json}");
+    assert_eq!(s.card.status().pin_tries_left, 2);
+    Ok(())
 }

@@ -23,6 +23,9 @@ pub struct CardStatus {
 enum Df {
     Mf,
     App,
+    /// `3F00/0001`, where the CPS3 keeps its keys' security data objects (OpenSC's iasecc
+    /// driver looks there); no EF.
+    Keys,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +137,7 @@ impl Card {
             0x22 => self.manage_security_environment(&cmd),
             0x88 => self.internal_authenticate(&cmd),
             0x2A => self.perform_security_operation(&cmd),
+            0xCB => self.get_data(&cmd),
             _ => Response::status(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -141,17 +145,18 @@ impl Card {
     // --- files ---
 
     fn find(&self, df: Df, id: u16) -> Option<&crate::profile::Ef> {
-        let files = match df {
+        let files: &[crate::profile::Ef] = match df {
             Df::Mf => &self.fs.mf,
             Df::App => &self.fs.app,
+            Df::Keys => &[],
         };
         files.iter().find(|ef| ef.fid == id)
     }
 
     fn enter(&mut self, df: Df, by_aid: bool) {
-        // The PIN is local to the application: leaving it, or selecting it by its AID again,
-        // clears the security status.
-        if df != Df::App || by_aid || self.df != Df::App {
+        // Selecting the application by its AID starts a new session of it: the security
+        // status is cleared (the PIN is the card's, so moving between DFs keeps it).
+        if by_aid {
             self.verified = false;
             self.se = None;
         }
@@ -164,6 +169,7 @@ impl Card {
         let (id, aid): (u16, &[u8]) = match df {
             Df::Mf => (fid::MF, &[]),
             Df::App => (fid::APP, &IAS_AID),
+            Df::Keys => (fid::KEYS, &[]),
         };
         let mut body = [tlv(&[0x82], &[0x38]), tlv(&[0x83], &id.to_be_bytes())].concat();
         if !aid.is_empty() {
@@ -195,6 +201,7 @@ impl Card {
         match id {
             fid::MF => Some((Df::Mf, None)),
             fid::APP if df == Df::Mf => Some((Df::App, None)),
+            fid::KEYS if df == Df::Mf => Some((Df::Keys, None)),
             _ => self.find(df, id).map(|_| (df, Some(id))),
         }
     }
@@ -231,6 +238,8 @@ impl Card {
                 }
                 let id = u16::from_be_bytes([data[0], data[1]]);
                 match (cmd.p1, self.resolve(self.df, id)) {
+                    // IAS-ECC cards take the MF's identifier here too.
+                    (_, Some((Df::Mf, None))) => Some((Df::Mf, None, false)),
                     (0x01, Some((d, None))) if d != self.df => Some((d, None, false)),
                     (0x02, Some((d, Some(e)))) => Some((d, Some(e), false)),
                     _ => None,
@@ -499,6 +508,55 @@ impl Card {
             _ if !self.verified => Response::status(sw::SECURITY_STATUS),
             _ => Response::status(sw::CONDITIONS),
         }
+    }
+}
+
+impl Card {
+    /// GET DATA `00 CB 3F FF` on a security data object (IAS-ECC): only the DOCP (data
+    /// object control parameters: ACLs, size, tries) of the PIN and of the RSA keys, which
+    /// OpenSC's iasecc driver reads before VERIFY and before using a key. Request:
+    /// `4D L 70 L BF <class|80> <ref> L <tag> 80`.
+    fn get_data(&mut self, cmd: &Command) -> Response {
+        use crate::tlv::{cons, tlv};
+        if (cmd.p1, cmd.p2) != (0x3F, 0xFF) {
+            return Response::status(sw::INCORRECT_P1P2);
+        }
+        let d = &cmd.data;
+        let Some(i) = d.iter().position(|b| *b == 0xBF) else {
+            return Response::status(sw::WRONG_DATA);
+        };
+        let (Some(class), Some(reference), Some(tag)) = (d.get(i + 1), d.get(i + 2), d.get(i + 4)) else {
+            return Response::status(sw::WRONG_DATA);
+        };
+        let (class, reference) = (class & 0x7F, reference & 0x3F);
+        if *tag != 0xA0 {
+            // The objects' values (7F41, 7F48) are not readable.
+            return Response::status(sw::INCORRECT_P1P2);
+        }
+        let docp = match (class, reference) {
+            // The PIN: change, verify, reset, -, -, put data, get data.
+            (0x01, r) if r == PIN_REF => cons(
+                &[0xA0],
+                &[
+                    tlv(&[0xA1], &tlv(&[0x8C], &[0x7F, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0x00])),
+                    tlv(&[0x9A], &[PIN_TRIES]),
+                    tlv(&[0x9B], &[self.pin_tries]),
+                ],
+            ),
+            // RSA private keys: PSO sign, internal authenticate, decipher, generate, -, put
+            // data, get data; 2048 bits.
+            (0x10, r) if r == AUTH_KEY_REF & 0x3F || (r == SIGN_KEY_REF & 0x3F && self.sign_key.is_some()) => cons(
+                &[0xA0],
+                &[
+                    tlv(&[0xA1], &tlv(&[0x8C], &[0x7F, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x00])),
+                    tlv(&[0x80], &[0x08, 0x00]),
+                ],
+            ),
+            _ => return Response::status(sw::REF_NOT_FOUND),
+        };
+        let mut header = vec![0xBF, class | 0x80, reference];
+        header.extend(tlv(&[], &docp));
+        Response::ok(header)
     }
 }
 

@@ -30,6 +30,8 @@ pub mod fid {
     /// EF.SN.ICC: the chip's serial number (tag 5A), short identifier 0x1C.
     pub const EF_SN: u16 = 0xD003;
     pub const APP: u16 = 0x7F00;
+    /// The DF of the keys' security data objects.
+    pub const KEYS: u16 = 0x0001;
     pub const ODF: u16 = 0x5031;
     pub const TOKEN_INFO: u16 = 0x5032;
     pub const AODF: u16 = 0x5033;
@@ -220,6 +222,22 @@ impl CardProfile {
                 utf8("Caducée virtual CPS3"),
                 tlv(&[0x80], b"CPS3 virtuelle"),
                 bits(&[]),
+                // supportedAlgorithms [2]: RSA PKCS#1 v1.5 (CKM_RSA_PKCS) for
+                // compute-signature, the card's algorithm reference 02.
+                cons(
+                    &[0xA2],
+                    &[cons(
+                        &[0x30],
+                        &[
+                            integer(1),
+                            integer(1),
+                            tlv(&[0x05], &[]),
+                            bits(&[1]),
+                            tlv(&[0x06], &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01]),
+                            integer(2),
+                        ],
+                    )],
+                ),
             ],
         );
         // AODF: the PIN ("code porteur"), ascii-numeric, 4..8 digits, local, reference 1.

@@ -1,7 +1,8 @@
 //! A PKCS#11 module: the CPS4 vendor middleware (ANS ships Cryptolib CPS), OpenSC's module, or
 //! SoftHSM2 in tests. The key is the private key that can sign and whose certificate allows
 //! client authentication (or the key with the configured label); the signature is
-//! `CKM_SHA256_RSA_PKCS` over the challenge's bytes.
+//! `CKM_SHA256_RSA_PKCS` over the challenge's bytes, or, when the module refuses that
+//! mechanism, `CKM_RSA_PKCS` over the SHA-256 DigestInfo (the same signature).
 
 use std::path::PathBuf;
 
@@ -199,7 +200,26 @@ impl CardBackend for Pkcs11Backend {
         }
         let result = (|| {
             let (key, cert) = self.find_key(&session)?;
-            let signature = session.sign(&Mechanism::Sha256RsaPkcs, key, challenge.as_bytes()).map_err(ck_error)?;
+            let signature = match session.sign(&Mechanism::Sha256RsaPkcs, key, challenge.as_bytes()) {
+                Ok(s) => s,
+                // The same signature by another way: PKCS#1 v1.5 over the DigestInfo of
+                // SHA-256. OpenSC's IAS-ECC driver built with OpenSSL 3 cannot hash on the
+                // card (CKM_SHA256_RSA_PKCS) but signs a DigestInfo (CKM_RSA_PKCS, with
+                // INTERNAL AUTHENTICATE).
+                Err(CkError::Pkcs11(rv, _))
+                    if !matches!(
+                        rv,
+                        RvError::DeviceRemoved
+                            | RvError::TokenNotPresent
+                            | RvError::UserNotLoggedIn
+                            | RvError::PinExpired
+                    ) =>
+                {
+                    tracing::debug!(error = %rv, "CKM_SHA256_RSA_PKCS refused; CKM_RSA_PKCS over the DigestInfo");
+                    session.sign(&Mechanism::RsaPkcs, key, &challenge.digest_info()).map_err(ck_error)?
+                }
+                Err(e) => return Err(ck_error(e)),
+            };
             let mut certificates = vec![cert];
             certificates.extend(Self::ca_certificates(&session));
             Ok(Signed { certificates, signature })

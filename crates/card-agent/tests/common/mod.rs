@@ -53,7 +53,8 @@ pub fn sign_cli(cmd: &mut Command, challenge: &str, pin: &str) -> Result<(i32, s
         .stderr(Stdio::piped())
         .spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
-        writeln!(stdin, "{pin}")?;
+        // The agent may have refused the request (and exited) before reading the PIN.
+        let _ = writeln!(stdin, "{pin}");
     }
     let out = child.wait_with_output()?;
     let json = serde_json::from_slice(&out.stdout).map_err(|e| {
