@@ -32,6 +32,8 @@ pub const SOCKET_ENV: &str = "PCSCLITE_CSOCK_NAME";
 /// The vpcd driver as Debian installs it (`vsmartcard-vpcd`).
 pub const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 const FRIENDLY_NAME: &str = "Caducee Virtual CPS";
+/// The key of pcscd's "daemon ready" in the events (no reader has this name).
+const READY: &str = "\0ready";
 
 /// Why the harness could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,8 @@ pub enum HarnessError {
     NoDriver,
     #[error("no two consecutive free TCP ports for vpcd")]
     NoPorts,
+    #[error("pcscd did not start (CADUCEE_PCSCD_LOG=1 shows its log)")]
+    NotReady,
     #[error(transparent)]
     Card(#[from] CardError),
     #[error(
@@ -109,6 +113,12 @@ impl Events {
     }
 
     fn record(&self, line: &str) {
+        if line.contains("daemon ready") {
+            let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            counts.entry(READY.to_owned()).or_default().0 = 1;
+            self.changed.notify_all();
+            return;
+        }
         let (reader, inserted) = if let Some(i) = line.find("Card inserted into ") {
             (&line[i + "Card inserted into ".len()..], true)
         } else if let Some(i) = line.find("Card Removed From ") {
@@ -163,7 +173,8 @@ fn pcscd_program() -> PathBuf {
 }
 
 impl Pcscd {
-    /// Starts a private pcscd whose reader configuration is one vpcd reader on free ports.
+    /// Starts a private pcscd whose reader configuration is one vpcd reader on free ports, and
+    /// waits until it is ready (its readers added).
     pub fn start() -> Result<Pcscd, HarnessError> {
         if !Path::new(VPCD_DRIVER).exists() {
             return Err(HarnessError::NoDriver);
@@ -205,7 +216,12 @@ impl Pcscd {
                 }
             });
         }
-        Ok(Pcscd { child, dir, socket, port, events })
+        let pcscd = Pcscd { child, dir, socket, port, events };
+        // Readers are added before the daemon is ready; clients are served after.
+        if !pcscd.events.wait(READY, Duration::from_secs(10), |(ready, _)| ready > 0) {
+            return Err(HarnessError::NotReady);
+        }
+        Ok(pcscd)
     }
 
     /// The socket clients reach this pcscd by: the value of [`SOCKET_ENV`].

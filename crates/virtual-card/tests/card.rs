@@ -113,3 +113,27 @@ fn files_read_in_chunks_with_iso_end_of_file() -> TestResult {
     assert_eq!(sw(&send(&card, "002000010431")), 0x6700);
     Ok(())
 }
+
+#[test]
+fn pso_compute_digital_signature_uses_the_signature_key() -> TestResult {
+    let id = TestIdentity::generate("899700218896 Jean Dupont")?;
+    let sign_key = virtual_card::identity::rsa_2048_pkcs8()?;
+    let profile = id.profile("1234")?.with_signature_key(sign_key, id.cert_der.clone());
+    let card = VirtualCard::new(&profile, 1)?;
+    assert_eq!(sw(&send(&card, SELECT_IAS)), 0x9000);
+    let digest_info = "3031300d060960864801650304020105000420".to_owned() + &"22".repeat(32);
+    let cds = format!("002A9E9A33{digest_info}00");
+    assert_eq!(sw(&send(&card, "002241B603840181")), 0x9000);
+    assert_eq!(sw(&send(&card, &cds)), 0x6982);
+    assert_eq!(sw(&send(&card, "002000010431323334")), 0x9000);
+    let answer = send(&card, &cds);
+    assert_eq!((answer.len(), sw(&answer)), (258, 0x9000));
+    // The environment is per operation: INTERNAL AUTHENTICATE needs MSE SET AT.
+    assert_eq!(sw(&send(&card, &format!("0088000033{digest_info}00"))), 0x6985);
+    // A DigestInfo too long for the key's padding.
+    assert_eq!(sw(&send(&card, &format!("002A9E9AF6{}00", "00".repeat(246)))), 0x6700);
+    // Wrong P1-P2, wrong reference.
+    assert_eq!(sw(&send(&card, "002A9E9B00")), 0x6A86);
+    assert_eq!(sw(&send(&card, "002000020431323334")), 0x6A88);
+    Ok(())
+}
