@@ -46,6 +46,8 @@ pub enum HarnessError {
     NoPorts,
     #[error("pcscd did not start (CADUCEE_PCSCD_LOG=1 shows its log)")]
     NotReady,
+    #[error("vpcd could not listen on its port")]
+    PortTaken,
     #[error(transparent)]
     Card(#[from] CardError),
     #[error(
@@ -63,6 +65,11 @@ pub fn workspace_binary(name: &str) -> Result<PathBuf, HarnessError> {
     // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
     let candidate = exe.parent().and_then(Path::parent).map(|dir| dir.join(name)).filter(|p| p.is_file());
     candidate.ok_or_else(|| HarnessError::NoBinary(name.to_owned()))
+}
+
+/// The events' key of "vpcd listens on `port`" (no reader has such a name).
+fn listening_key(port: u16) -> String {
+    format!("\0vpcd:{port}")
 }
 
 /// Card events pcscd logged, per reader name.
@@ -113,6 +120,14 @@ impl Events {
     }
 
     fn record(&self, line: &str) {
+        if let Some(i) = line.find("Waiting for virtual ICC on port ") {
+            let port = line[i + "Waiting for virtual ICC on port ".len()..].trim();
+            if let Ok(port) = port.parse::<u16>() {
+                let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                counts.entry(listening_key(port)).or_default().0 = 1;
+            }
+            return;
+        }
         if line.contains("daemon ready") {
             let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             counts.entry(READY.to_owned()).or_default().0 = 1;
@@ -179,6 +194,19 @@ impl Pcscd {
         if !Path::new(VPCD_DRIVER).exists() {
             return Err(HarnessError::NoDriver);
         }
+        // The ports are free when chosen, but another test may take one before vpcd binds
+        // it: then start again on other ports.
+        let mut last = HarnessError::NotReady;
+        for _ in 0..5 {
+            match Self::start_once() {
+                Err(HarnessError::PortTaken) => last = HarnessError::PortTaken,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    fn start_once() -> Result<Pcscd, HarnessError> {
         let dir = tempfile::Builder::new().prefix("caducee-pcscd-").tempdir()?;
         let port = free_port_pair()?;
         let conf = dir.path().join("reader.conf.d");
@@ -220,6 +248,10 @@ impl Pcscd {
         // Readers are added before the daemon is ready; clients are served after.
         if !pcscd.events.wait(READY, Duration::from_secs(10), |(ready, _)| ready > 0) {
             return Err(HarnessError::NotReady);
+        }
+        // vpcd says "Waiting for virtual ICC on port N" once it listens.
+        if pcscd.events.get(&listening_key(port)).0 == 0 {
+            return Err(HarnessError::PortTaken);
         }
         Ok(pcscd)
     }
