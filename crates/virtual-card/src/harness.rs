@@ -12,6 +12,28 @@
 //! The harness knows when pcscd has seen a card inserted or removed from pcscd's own log
 //! (`-f -i` prints "Card inserted into …" / "Card Removed From …"), so that it needs no PC/SC
 //! context of its own and never sleeps on a guess.
+//!
+//! A test of another crate (the provider's, say) signs in with a card like this:
+//!
+//! ```no_run
+//! use virtual_card::{Pcscd, TestIdentity, workspace_binary};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let pcscd = Pcscd::start()?; // private pcscd + vpcd reader, stopped on drop
+//! let id = TestIdentity::generate("899700218896 Jean Dupont")?; // RSA-2048, client-auth cert, test CA
+//! let mut card = pcscd.insert_card(&id.profile("1234")?)?; // returns once pcscd sees it
+//! // The agent, a PC/SC client of this pcscd (PCSCLITE_CSOCK_NAME set by `command`):
+//! let agent = pcscd
+//!     .command(workspace_binary("card-agent")?)
+//!     .args(["serve", "--listen", "127.0.0.1:0", "--allow-origin", "http://127.0.0.1:8080"])
+//!     .spawn()?; // prints "listening on http://127.0.0.1:PORT" first
+//! assert_eq!(card.status().pin_tries_left, 3);
+//! card.remove_after_apdus(3); // pulled out in the middle of the next session
+//! card.remove()?; // or at once; card.insert()? puts it back
+//! # drop(agent);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
