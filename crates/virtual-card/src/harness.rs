@@ -310,6 +310,12 @@ impl Pcscd {
         format!("{FRIENDLY_NAME} 00 00")
     }
 
+    /// Waits until pcscd has a card in its reader (a card inserted by another process, e.g.
+    /// `virtual-cps run`); false after `timeout`.
+    pub fn wait_card_present(&self, timeout: Duration) -> bool {
+        self.events.wait(&self.reader_name(), timeout, |(inserted, removed)| inserted > removed)
+    }
+
     /// A virtual card for this pcscd's reader, not inserted.
     pub fn card(&self, profile: &CardProfile) -> Result<VirtualCard, HarnessError> {
         let mut card = VirtualCard::new(profile, self.port)?;

@@ -73,3 +73,32 @@ fn workspace_binary_finds_a_built_binary() -> TestResult {
     assert!(virtual_card::workspace_binary("no-such-binary").is_err());
     Ok(())
 }
+
+#[test]
+fn virtual_cps_run_inserts_a_card_from_files() -> TestResult {
+    let pcscd = Pcscd::start()?;
+    let id = TestIdentity::generate("899700218896 Jean Dupont")?;
+    let dir = pcscd.dir();
+    std::fs::write(dir.join("key.der"), &id.key_pkcs8)?;
+    std::fs::write(dir.join("cert.der"), &id.cert_der)?;
+    std::fs::write(dir.join("ca.der"), &id.ca_cert_der)?;
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_virtual-cps"))
+        .args(["run", "--port", &pcscd.vpcd_port().to_string(), "--pin", "4321"])
+        .arg("--key")
+        .arg(dir.join("key.der"))
+        .arg("--cert")
+        .arg(dir.join("cert.der"))
+        .arg("--ca")
+        .arg(dir.join("ca.der"))
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let present = pcscd.wait_card_present(std::time::Duration::from_secs(10));
+    let out = apdus(&pcscd, &[SELECT_IAS, "002000010434333231", "00A4020C02D001", "00B0000004"]);
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(present, "pcscd did not see the card");
+    let out = out?;
+    assert_eq!(out[..3], ["9000", "9000", "9000"]);
+    assert_eq!(out[3], format!("{}9000", id.cert_der[..4].iter().map(|b| format!("{b:02X}")).collect::<String>()));
+    Ok(())
+}
