@@ -194,3 +194,22 @@ fn serve_refuses_a_non_loopback_address() -> TestResult {
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
     Ok(())
 }
+
+#[tokio::test]
+async fn large_bodies_are_refused() -> TestResult {
+    let s = setup()?;
+    let server = Server::start(agent(&s.pcscd), &[ORIGIN])?;
+    let body = serde_json::json!({ "challenge": "x".repeat(16 * 1024), "pin": PIN });
+    let resp = client().post(format!("{}/v1/sign", server.base)).header("Origin", ORIGIN).json(&body).send().await?;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let resp = client()
+        .post(format!("{}/v1/sign", server.base))
+        .header("Origin", ORIGIN)
+        .header("Content-Type", "text/plain")
+        .body("challenge")
+        .send()
+        .await?;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(s.card.status().pin_tries_left, 3);
+    Ok(())
+}
