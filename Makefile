@@ -128,6 +128,8 @@ check-tools:
 	@python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { echo "python3 with venv is missing (for schemathesis): apt-get install python3-venv"; exit 1; }
 	@command -v cargo-fuzz >/dev/null 2>&1 || { echo "cargo-fuzz is missing (for the fuzz targets): cargo install --locked cargo-fuzz"; exit 1; }
 	@command -v c++ >/dev/null 2>&1 || { echo "a C++ compiler is missing (cargo-fuzz builds libFuzzer): apt-get install g++"; exit 1; }
+	@{ [ -x /usr/sbin/pcscd ] || command -v pcscd >/dev/null 2>&1; } && [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || { echo "pcscd or the vpcd driver is missing (CPS card tests): apt-get install --no-install-recommends pcscd libpcsclite-dev vsmartcard-vpcd"; exit 1; }
+	@command -v pkcs15-tool >/dev/null 2>&1 && command -v softhsm2-util >/dev/null 2>&1 || { echo "OpenSC or SoftHSM2 is missing (CPS card tests): apt-get install --no-install-recommends opensc softhsm2"; exit 1; }
 
 clean:
 	$(CARGO) clean
