@@ -101,7 +101,8 @@ async fn card_page(w: &CardWorld, b: &Browser) -> (String, String) {
     let r = b.post_form(&login_url, &[("csrf_token", &token), ("method", "card"), ("step", "begin")]).await;
     assert_eq!(r.status(), StatusCode::OK);
     let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("connect-src 'self' http://127.0.0.1:24680"), "the page's script may reach the agent: {csp}");
+    let agent = w.s.p.app.config.card.agent_origin();
+    assert!(csp.contains(&format!("connect-src 'self' {agent}")), "the page's script may reach the agent: {csp}");
     (login_url, r.text().await.unwrap())
 }
 
@@ -117,7 +118,7 @@ fn agent_answer(card: &CardHolder, challenge: &str, state: &str) -> Vec<(String,
 
 /// The agent's page posts `fields` to `return_to`, from another site (no cookie); the relay's
 /// page is then posted by the person's browser. Returns the login's answer.
-async fn relay(b: &Browser, return_to: &str, fields: &[(String, String)]) -> reqwest::Response {
+pub(crate) async fn relay(b: &Browser, return_to: &str, fields: &[(String, String)]) -> reqwest::Response {
     let foreign = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = foreign.post(return_to).form(fields).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -378,4 +379,114 @@ async fn a_browser_that_reads_the_card_presents_it_over_tls_1_2_with_a_pkcs1_sig
         .build()
         .unwrap();
     assert!(plain.get(format!("{tls_origin}/.well-known/openid-configuration")).send().await.is_err());
+}
+
+/// A port nobody listens on now, for a process started later (the card agent must be named in
+/// the provider's configuration before it runs, and must know the provider's origin).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The professional's computer: a private pcscd, a virtual CPS3 holding `card` (and the
+/// intermediate CA's certificate, as a card may) with PIN 1234, and the real card agent on
+/// `agent_port`, accepting pages of `origin`. Everything stops on drop.
+pub(crate) struct Workstation {
+    pub(crate) card: virtual_card::VirtualCard,
+    agent: std::process::Child,
+    _pcscd: virtual_card::Pcscd,
+}
+
+impl Drop for Workstation {
+    fn drop(&mut self) {
+        let _ = self.agent.kill();
+        let _ = self.agent.wait();
+    }
+}
+
+pub(crate) const CARD_PIN: &str = "1234";
+
+pub(crate) fn workstation(card: &CardHolder, intermediate: Vec<u8>, agent_port: u16, origin: &str) -> Workstation {
+    use std::io::BufRead as _;
+    let pcscd = virtual_card::Pcscd::start().expect("a private pcscd (pcscd and vsmartcard-vpcd: see .ci/run)");
+    let profile = virtual_card::CardProfile::new(card.key_pkcs8_der.clone(), card.certificate_der.clone(), CARD_PIN)
+        .unwrap()
+        .with_ca_cert(intermediate);
+    let virtual_card = pcscd.insert_card(&profile).unwrap();
+    let agent =
+        virtual_card::workspace_binary("card-agent").expect("the card-agent binary (cargo build -p card-agent)");
+    let mut child = pcscd
+        .command(agent)
+        .args(["serve", "--listen", &format!("127.0.0.1:{agent_port}"), "--allow-origin", origin])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains(&format!("127.0.0.1:{agent_port}")), "the agent listens: {line}");
+    Workstation { card: virtual_card, agent: child, _pcscd: pcscd }
+}
+
+/// The hidden fields of the agent's answer page, in order (repeated names kept).
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" ")
+        .skip(1)
+        .filter_map(|tag| {
+            let name = tag.split("name=\"").nth(1)?.split('"').next()?;
+            let value = tag.split("value=\"").nth(1)?.split('"').next()?;
+            Some((name.to_owned(), value.replace("&#x2F;", "/").replace("&#47;", "/").replace("&amp;", "&")))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_virtual_cps_card_signs_in_through_the_real_agent_and_pcsc_without_javascript() {
+    let agent_port = free_port();
+    let w = card_world_with(|c| c.card.agent_url = format!("http://127.0.0.1:{agent_port}")).await;
+    let origin = w.s.p.base_url.trim_end_matches('/').to_owned();
+    let card = w.pki.issue(USER, "MARTIN", "Jeanne", "Médecin", CardFlaw::None);
+    let station = workstation(&card, w.pki.intermediate_der(), agent_port, &origin);
+    let b = Browser::new();
+    let (_, page) = card_page(&w, &b).await;
+    let agent_url = form_action(&page, "card-form");
+    let return_to = field(&page, "return_to");
+    // The page's form, as the browser posts it to the agent (with the page's origin).
+    let post_to_agent = |pin: &str| {
+        let return_to = return_to.clone();
+        let form = [
+            ("challenge", field(&page, "challenge")),
+            ("pin", pin.to_owned()),
+            ("return_to", return_to.clone()),
+            ("state", field(&page, "state")),
+        ];
+        let request = reqwest::Client::new().post(&agent_url).header("Origin", &origin).form(&form);
+        async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let html = r.text().await.unwrap();
+            let action = html.split("<form method=\"post\" action=\"").nth(1).and_then(|t| t.split('"').next());
+            let action = action.map(|a| a.replace("&#x2F;", "/").replace("&#47;", "/"));
+            assert_eq!(action.as_deref(), Some(return_to.as_str()), "{html}");
+            hidden_fields(&html)
+        }
+    };
+
+    // A wrong PIN: the card counts it, the agent says so, the provider's page tells the tries left.
+    let answer = post_to_agent("0000").await;
+    assert_eq!(station.card.status().pin_tries_left, 2);
+    let r = relay(&b, &field(&page, "return_to"), &answer).await;
+    let again = r.text().await.unwrap();
+    assert!(again.contains("2 essais restants"), "{again}");
+
+    // The right PIN: the card signs the challenge, the professional is signed in.
+    let answer = post_to_agent(CARD_PIN).await;
+    assert!(answer.iter().any(|(n, _)| n == "signature"), "{answer:?}");
+    let r = relay(&b, &field(&page, "return_to"), &answer).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let code = query_param(&location(r.headers()), "code").expect("a code for the relying party");
+    let (status, tokens) = exchange(&w.s.p, "rp", &w.s.secret, &code).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "eidas3");
+    assert_eq!(jwt_claims(tokens["access_token"].as_str().unwrap())["authMode"], "CARD");
 }
