@@ -12,6 +12,7 @@ mod authenticator_qr;
 mod backchannel;
 mod binary;
 mod browser;
+mod browser_card;
 mod browser_passkey;
 mod card;
 mod common;
