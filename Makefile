@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: run build release test test-assets lint fmt check-tools clean bench bench-peers fuzz fuzz-build fuzz-smoke
+.PHONY: run build release test test-assets lint fmt check-tools clean bench bench-peers fuzz fuzz-build fuzz-smoke demo-card
 
 AXE_VERSION = 4.14.1
 AXE = .cache/npm/node_modules/axe-core/axe.min.js
@@ -14,6 +14,14 @@ SCHEMATHESIS = .cache/venv/bin/schemathesis
 ## Start the provider on 127.0.0.1:8080 (SQLite and keys under ./data, sessions in process).
 run:
 	$(CARGO) run --bin caducee -- serve
+
+## A CPS card sign-in without hardware: a test PKI, a private pcscd with the virtual reader and a
+## virtual CPS3, the card agent and the provider (on 127.0.0.1:8080, data under .cache/demo-card);
+## prints what to open and the PIN. Needs pcscd and vsmartcard-vpcd (see the README).
+demo-card:
+	$(CARGO) build -p server -p card-agent -p test-support --bins
+	$${CARGO_TARGET_DIR:-target}/debug/demo-card --caducee $${CARGO_TARGET_DIR:-target}/debug/caducee \
+		--card-agent $${CARGO_TARGET_DIR:-target}/debug/card-agent --dir .cache/demo-card
 
 build:
 	$(CARGO) build --workspace --all-targets

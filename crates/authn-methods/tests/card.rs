@@ -25,7 +25,7 @@ use test_support::card_pki::{CardFlaw, CardHolder, TEST_POLICY_OID, TestPki};
 use time::Duration as Span;
 
 const ORIGIN: &str = "https://auth.example.org";
-const AGENT: &str = "http://127.0.0.1:24680";
+const AGENT: &str = "http://127.0.0.1:8765";
 const NATIONAL_ID: &str = "899700000001";
 
 struct World {

@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn the_agent_origin_is_its_scheme_host_and_port() {
-        assert_eq!(agent_origin("http://127.0.0.1:24680/v1/sign").as_deref(), Some("http://127.0.0.1:24680"));
+        assert_eq!(agent_origin("http://127.0.0.1:8765/v1/sign").as_deref(), Some("http://127.0.0.1:8765"));
         assert_eq!(agent_origin("not a url"), None);
     }
 }

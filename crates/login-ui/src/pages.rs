@@ -286,7 +286,7 @@ mod tests {
                 method: "card".into(),
                 prompt: PromptView::Card {
                     challenge: "caducee-card-v1:https://a.example:\"><script>".into(),
-                    agent: "http://127.0.0.1:24680/v1/sign".into(),
+                    agent: "http://127.0.0.1:8765/v1/sign".into(),
                     return_to: "https://a.example/interaction/abc/card".into(),
                     tls_action: Some("https://a.example:8443/interaction/abc".into()),
                     notice: Some("Code porteur incorrect. 2 essais restants avant le blocage de la carte.".into()),
@@ -301,7 +301,7 @@ mod tests {
         }
         .render_page();
         assert!(html.contains("/assets/card.js"));
-        assert!(html.contains("action=\"http://127.0.0.1:24680/v1/sign\" id=\"card-form\""));
+        assert!(html.contains("action=\"http://127.0.0.1:8765/v1/sign\" id=\"card-form\""));
         // The PIN: labelled, in the agent's form alone.
         assert!(html.contains("<label for=\"card-pin\">Code porteur</label>"));
         let agent_form = &html[html.find("id=\"card-form\"").unwrap()..html.find("id=\"card-answer\"").unwrap()];

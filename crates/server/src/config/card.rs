@@ -64,7 +64,7 @@ pub struct CardConfig {
 impl Default for CardConfig {
     fn default() -> Self {
         CardConfig {
-            agent_url: "http://127.0.0.1:24680".into(),
+            agent_url: "http://127.0.0.1:8765".into(),
             trust_anchors: Vec::new(),
             intermediates: Vec::new(),
             crls: Vec::new(),
@@ -107,7 +107,7 @@ impl CardConfig {
         };
         if !loopback || !matches!(agent.scheme(), "http" | "https") || agent.path() != "/" {
             return Err(ConfigError::Invalid(
-                "card.agent_url must be the card agent's loopback origin, e.g. http://127.0.0.1:24680".into(),
+                "card.agent_url must be the card agent's loopback origin, e.g. http://127.0.0.1:8765".into(),
             ));
         }
         if self.trust_anchors.is_empty() {

@@ -149,7 +149,7 @@ async fn a_professional_signs_in_with_the_card_through_the_agent_without_javascr
     let (login_url, page) = card_page(&w, &b).await;
 
     // The PIN form posts to the agent on this computer, never to the provider.
-    assert_eq!(form_action(&page, "card-form"), "http://127.0.0.1:24680/v1/sign");
+    assert_eq!(form_action(&page, "card-form"), "http://127.0.0.1:8765/v1/sign");
     assert!(page.contains("name=\"pin\"") && page.contains("autocomplete=\"off\""));
     let challenge = field(&page, "challenge");
     assert!(
