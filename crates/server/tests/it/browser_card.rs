@@ -3,8 +3,6 @@
 //! pcscd (the real PC/SC stack). A wrong PIN is counted by the card and told with the tries
 //! left; the right one signs the professional in to the relying party.
 
-use std::time::Duration;
-
 use anyhow::{Context as _, ensure};
 use fantoccini::{Client, Locator};
 use server::testing::Storage;
