@@ -30,7 +30,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use directory::{AccountStatus, Directory};
+use directory::{AccountStatus, AuditEvent, Directory};
 use serde::{Deserialize, Serialize};
 use session_store::SessionStore;
 
@@ -208,6 +208,26 @@ impl CardLogin {
         };
         if professional.status != AccountStatus::Active {
             return Ok(Step::Failed(Failure::Unusable(Unusable::Blocked)));
+        }
+        // Which card signed in, for the professional's and the operator's records.
+        let via = if cx.tls_client_chain.is_some() { "tls" } else { "agent" };
+        let record = AuditEvent {
+            event: "card_used".to_owned(),
+            actor: Some(professional.subject.clone()),
+            subject: Some(professional.subject.clone()),
+            client_id: None,
+            source_ip: cx.source_ip.clone(),
+            outcome: "success".to_owned(),
+            details: serde_json::json!({
+                "interaction": cx.interaction,
+                "serial": card.serial,
+                "issuer": card.issuer,
+                "via": via,
+            }),
+            at: cx.now,
+        };
+        if let Err(e) = self.directory.audit().append(record).await {
+            tracing::error!(error = %e, "audit append failed");
         }
         Ok(Step::Done(FactorResult {
             subject: professional.subject,

@@ -177,6 +177,19 @@ async fn a_good_card_and_its_signature_sign_in_at_the_strongest_level() {
     assert!(["sc", "pin"].iter().all(|a| login.result.amr.iter().any(|m| m == a)), "{:?}", login.result.amr);
     let factor = &login.result.factors[0];
     assert_eq!(factor.method, "card");
+    let used = w
+        .directory
+        .audit()
+        .query(AuditQuery { event: Some("card_used".into()), ..AuditQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0].subject.as_deref(), Some(w.subject.as_str()));
+    assert!(
+        used[0].details["issuer"].as_str().unwrap().contains("TEST AC IGC-SANTE FORT PERSONNES"),
+        "{:?}",
+        used[0].details
+    );
     assert!(factor.phishing_resistant);
     assert!(factor.credential.as_deref().is_some_and(|c| c.starts_with("card:")));
     // The card may carry its issuer too: the same login.
