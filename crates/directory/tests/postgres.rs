@@ -61,6 +61,7 @@ suite_tests!(
     logout_deliveries_lifecycle,
     push_blocks_lifecycle,
     admin_roles_lifecycle,
+    professionals_search,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
