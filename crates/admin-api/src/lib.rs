@@ -10,6 +10,7 @@ pub mod audit;
 mod auth;
 pub mod http;
 pub mod push;
+pub mod roles;
 pub mod service;
 
 pub use http::{ADMIN_SCOPE, Admin, ApiDoc, ProxiedClientCertificate, router};

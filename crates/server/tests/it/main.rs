@@ -12,6 +12,7 @@ mod authenticator_qr;
 mod backchannel;
 mod binary;
 mod browser;
+mod browser_console;
 mod browser_passkey;
 mod common;
 mod debug_redaction;
