@@ -41,7 +41,8 @@ impl AdminService {
     pub async fn admins(&self) -> Result<Vec<AdminRoleView>, AdminError> {
         let mut out = Vec::new();
         for role in self.directory.admin_roles().list().await? {
-            let national_id = self.directory.professionals().get_by_subject(&role.subject).await?.map(|p| p.national_id);
+            let national_id =
+                self.directory.professionals().get_by_subject(&role.subject).await?.map(|p| p.national_id);
             out.push(AdminRoleView {
                 national_id,
                 subject: role.subject,

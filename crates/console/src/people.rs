@@ -353,7 +353,11 @@ fn reauthenticate(st: &ConsoleState, form: &ActForm) -> Response {
 }
 
 /// «Êtes-vous sûr ?»: what will happen, and the one button that does it.
-pub(crate) async fn confirm(State(st): State<ConsoleState>, Query(form): Query<ActForm>, headers: HeaderMap) -> Response {
+pub(crate) async fn confirm(
+    State(st): State<ConsoleState>,
+    Query(form): Query<ActForm>,
+    headers: HeaderMap,
+) -> Response {
     let here = confirm_link(&st, &form);
     let session = match signed_in(&st, &headers, None, Some(&here)).await {
         Ok(s) => s,

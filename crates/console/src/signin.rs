@@ -76,7 +76,13 @@ fn session_key(handle: &str) -> String {
     CONSOLE_SESSION.key(sha256_b64(handle.as_bytes()))
 }
 
-fn build_cookie(config: &ProviderConfig, name: &'static str, value: &str, same_site: SameSite, remove: bool) -> HeaderValue {
+fn build_cookie(
+    config: &ProviderConfig,
+    name: &'static str,
+    value: &str,
+    same_site: SameSite,
+    remove: bool,
+) -> HeaderValue {
     let mut c = Cookie::build((name, value.to_owned()))
         .path(config.path("/admin"))
         .http_only(true)
@@ -217,7 +223,12 @@ pub(crate) async fn callback(
     r
 }
 
-async fn finish_sign_in(st: &ConsoleState, q: CallbackQuery, headers: &HeaderMap, source_ip: Option<String>) -> Response {
+async fn finish_sign_in(
+    st: &ConsoleState,
+    q: CallbackQuery,
+    headers: &HeaderMap,
+    source_ip: Option<String>,
+) -> Response {
     let now = st.now();
     let home = st.path("/admin");
     let Some(state) = q.state.filter(|s| s.len() <= 64) else {
@@ -227,7 +238,14 @@ async fn finish_sign_in(st: &ConsoleState, q: CallbackQuery, headers: &HeaderMap
         Ok(b) => b.and_then(|b| serde_json::from_slice::<PendingLogin>(&b).ok()),
         Err(_) => {
             let t = console_texts(Locale::default());
-            return message(st, Locale::default(), StatusCode::SERVICE_UNAVAILABLE, t.title, t.unavailable.into(), None);
+            return message(
+                st,
+                Locale::default(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                t.title,
+                t.unavailable.into(),
+                None,
+            );
         }
     };
     let Some(pending) = pending else {
@@ -314,7 +332,11 @@ pub(crate) struct ReauthQuery {
 }
 
 /// A fresh login before a destructive act; back to `then` afterwards.
-pub(crate) async fn reauth(State(st): State<ConsoleState>, Query(q): Query<ReauthQuery>, headers: HeaderMap) -> Response {
+pub(crate) async fn reauth(
+    State(st): State<ConsoleState>,
+    Query(q): Query<ReauthQuery>,
+    headers: HeaderMap,
+) -> Response {
     let locale = match current(&st, &headers).await {
         Ok((_, s)) => s.locale,
         Err(NoSession::Answer(r)) => return r,
@@ -362,5 +384,12 @@ pub(crate) async fn logout(
 pub(crate) fn forged(st: &ConsoleState, locale: Locale) -> Response {
     let t = console_texts(locale);
     tracing::warn!("console form without its anti-forgery token refused");
-    message(st, locale, StatusCode::FORBIDDEN, t.refused_title, t.refused_forgery.into(), Some((st.path("/admin"), t.back_to_search)))
+    message(
+        st,
+        locale,
+        StatusCode::FORBIDDEN,
+        t.refused_title,
+        t.refused_forgery.into(),
+        Some((st.path("/admin"), t.back_to_search)),
+    )
 }

@@ -99,16 +99,15 @@ async fn an_administrator_signs_a_professional_out_everywhere_and_both_relying_p
     })
     .await;
     // The administrator is the actor of the record.
-    let records = s
-        .p
-        .app
-        .admin()
-        .audit_query(admin_api::audit::AuditFilter {
-            event: Some("admin.session.revoke_all".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let records =
+        s.p.app
+            .admin()
+            .audit_query(admin_api::audit::AuditFilter {
+                event: Some("admin.session.revoke_all".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].actor.as_deref(), Some(format!("console:{ADMIN}").as_str()));
 }
