@@ -54,7 +54,7 @@ pub(crate) async fn receive(State(rp): State<DemoRp>, Form(form): Form<LogoutFor
     let ended = match rp.inner.sessions.lock() {
         Ok(mut sessions) => {
             let before = sessions.len();
-            sessions.retain(|_, s| !(s.sid.as_deref() == Some(sid.as_str()) && !sid.is_empty()));
+            sessions.retain(|_, s| sid.is_empty() || s.sid.as_deref() != Some(sid.as_str()));
             before - sessions.len()
         }
         Err(_) => 0,

@@ -24,8 +24,7 @@ async fn main() -> anyhow::Result<()> {
     // A folder of its own, emptied at each run: the demo never touches `make run`'s data.
     config.data_dir = config.data_dir.join("demo");
     if config.data_dir.exists() {
-        std::fs::remove_dir_all(&config.data_dir)
-            .with_context(|| format!("emptying {}", config.data_dir.display()))?;
+        std::fs::remove_dir_all(&config.data_dir).with_context(|| format!("emptying {}", config.data_dir.display()))?;
     }
     let outbox = config.data_dir.join("outbox");
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -52,8 +51,8 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     let now = oidc_core::http::system_clock();
-    let totp = authn_methods::totp::enroll(&app.directory, &professional.subject, NATIONAL_ID, "Caducée", true, now)
-        .await?;
+    let totp =
+        authn_methods::totp::enroll(&app.directory, &professional.subject, NATIONAL_ID, "Caducée", true, now).await?;
     let operator = admin_api::Actor { id: "operator:make-demo".into(), source_ip: None };
     app.admin().grant_admin(&operator, NATIONAL_ID).await?;
 

@@ -53,11 +53,10 @@ fn random() -> String {
 }
 
 fn page(rp: &DemoRp, headers: &HeaderMap, error: Option<&str>) -> Response {
-    let session =
-        cookie_named(headers, SESSION_COOKIE).and_then(|h| rp.inner.sessions.lock().ok()?.get(&h).cloned());
+    let session = cookie_named(headers, SESSION_COOKIE).and_then(|h| rp.inner.sessions.lock().ok()?.get(&h).cloned());
     let received = rp.inner.received.lock().map(|r| r.clone()).unwrap_or_default();
-    let body = HomePage { session: session.as_ref(), received: &received, error, issuer: &rp.inner.settings.issuer }
-        .render();
+    let body =
+        HomePage { session: session.as_ref(), received: &received, error, issuer: &rp.inner.settings.issuer }.render();
     let mut r = match body {
         Ok(b) => (if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK }, Html(b)).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
@@ -66,7 +65,9 @@ fn page(rp: &DemoRp, headers: &HeaderMap, error: Option<&str>) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action *"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action *",
+        ),
     );
     r
 }
@@ -137,9 +138,8 @@ async fn finish(rp: &DemoRp, q: Callback, headers: &HeaderMap) -> Result<String,
         .await
         .map_err(|e| format!("token request: {e}"))?;
     let id_token = tokens.id_token().ok_or("no ID token")?;
-    let claims = id_token
-        .claims(&rp.inner.client.id_token_verifier(), &pending.nonce)
-        .map_err(|e| format!("ID token: {e}"))?;
+    let claims =
+        id_token.claims(&rp.inner.client.id_token_verifier(), &pending.nonce).map_err(|e| format!("ID token: {e}"))?;
     let sid = claims.additional_claims().0.get("sid").and_then(|v| v.as_str()).map(str::to_owned);
     let name = claims
         .given_name()

@@ -22,6 +22,19 @@ async fn wait_for(c: &Client, css: &str) -> anyhow::Result<String> {
     Ok(found.with_context(|| format!("{css} at {at}"))?.text().await?)
 }
 
+/// Waits until the browser is at a URL starting with `prefix`.
+async fn at(c: &Client, prefix: &str) -> anyhow::Result<url::Url> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = c.current_url().await?;
+        if url.as_str().starts_with(prefix) {
+            return Ok(url);
+        }
+        ensure!(std::time::Instant::now() < deadline, "still at {url}, not {prefix}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn accessible(c: &Client) -> anyhow::Result<()> {
     let workspace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     c.execute(&axe_script(&workspace)?, vec![]).await?;
@@ -43,15 +56,15 @@ async fn flow(c: &Client, p: &TestProvider, totp: &[u8], rp_base: &str, rp: &Dem
     accessible(c).await.context("the signed-out page")?;
     c.find(Locator::Id("login")).await?.click().await?;
     // The login pages: straight to the code form.
-    wait_for(c, "h1").await?;
-    let mut url = c.current_url().await?;
-    ensure!(url.as_str().starts_with(&p.base_url), "at the provider: {url}");
+    let mut url = at(c, &format!("{}/", p.base_url)).await?;
     url.set_query(Some("method=otp"));
     c.goto(url.as_str()).await?;
+    wait_for(c, "#otp").await?;
     for (id, value) in [("username", USER.to_owned()), ("password", PASSWORD.to_owned()), ("otp", p.totp(totp, 0)?)] {
         c.find(Locator::Id(id)).await?.send_keys(&value).await?;
     }
     c.find(Locator::Css("button[value=submit]")).await?.click().await?;
+    at(c, &format!("{rp_base}/")).await?;
 
     let welcome = wait_for(c, "#welcome").await?;
     ensure!(welcome.contains("Jeanne"), "{welcome}");
@@ -62,6 +75,7 @@ async fn flow(c: &Client, p: &TestProvider, totp: &[u8], rp_base: &str, rp: &Dem
     accessible(c).await.context("the signed-in page")?;
 
     c.find(Locator::Id("logout")).await?.click().await?;
+    at(c, &format!("{rp_base}/")).await?;
     wait_for(c, "#login").await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while rp.logouts_received() == 0 {
@@ -80,8 +94,12 @@ async fn a_browser_signs_in_and_out_through_the_demo_relying_party() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rp_base = format!("http://{}", listener.local_addr().unwrap());
     let secret = demo::register(p.directory(), &rp_base).await.unwrap();
-    let settings =
-        RpSettings { issuer: p.base_url.clone(), client_id: CLIENT_ID.into(), client_secret: secret, base_url: rp_base.clone() };
+    let settings = RpSettings {
+        issuer: p.base_url.clone(),
+        client_id: CLIENT_ID.into(),
+        client_secret: secret,
+        base_url: rp_base.clone(),
+    };
     let rp = DemoRp::discover(settings).await.unwrap();
     let serving = rp.clone();
     tokio::spawn(async move { axum::serve(listener, serving.router()).await });
