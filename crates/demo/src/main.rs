@@ -11,7 +11,7 @@ use demo::{CLIENT_ID, DEFAULT_ADDRESS, DemoRp, RpSettings};
 use directory::NewProfessional;
 
 const NATIONAL_ID: &str = "899700000042";
-const PASSWORD: &str = "démo-caducée-2026";
+const PASSWORD: &str = "demo-caducee-2026";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
