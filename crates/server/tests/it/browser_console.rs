@@ -14,10 +14,10 @@ use crate::backchannel::{signed_in_to_two, wait_for};
 use crate::browser::{accessible, choose, fill, submit, text_of, with_browser};
 use crate::common::*;
 
-const ADMIN: &str = "899700000009";
+pub(crate) const ADMIN: &str = "899700000009";
 
 /// A provider with the setup's professional and an administrator; returns the latter's TOTP secret.
-async fn with_admin() -> (Setup, Vec<u8>) {
+pub(crate) async fn with_admin() -> (Setup, Vec<u8>) {
     let s = setup(TestProvider::start().await.unwrap()).await;
     let (_, totp) = s.p.add_professional(ADMIN, PASSWORD).await.unwrap();
     let operator = admin_api::Actor { id: "operator:test".into(), source_ip: None };

@@ -15,6 +15,7 @@ mod browser;
 mod browser_console;
 mod browser_passkey;
 mod common;
+mod console;
 mod debug_redaction;
 mod frontchannel;
 mod hardening;
