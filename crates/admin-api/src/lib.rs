@@ -8,6 +8,7 @@
 
 pub mod audit;
 mod auth;
+mod deliveries;
 pub mod http;
 pub mod push;
 pub mod roles;

@@ -16,6 +16,8 @@
 //! and destructive acts ask for an authentication less than 5 minutes old (a fresh login,
 //! `prompt=login`). The role is read from the database on every request.
 
+mod clients;
+mod journal;
 mod people;
 mod signin;
 pub mod store_keys;
@@ -68,6 +70,13 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/admin/professional", get(people::professional))
         .route("/admin/confirm", get(people::confirm))
         .route("/admin/act", post(people::act))
+        .route("/admin/clients", get(clients::list).post(clients::register))
+        .route("/admin/client", get(clients::show))
+        .route("/admin/clients/confirm", get(clients::confirm))
+        .route("/admin/clients/act", post(clients::act))
+        .route("/admin/audit", get(journal::audit))
+        .route("/admin/deliveries", get(journal::deliveries))
+        .route("/admin/deliveries/retry", post(journal::retry))
         .with_state(state)
 }
 

@@ -22,7 +22,7 @@ pub(crate) struct HomeQuery {
 }
 
 /// The session of a page request, or the sign-in (coming back to `then`) or refusal instead.
-async fn signed_in(
+pub(crate) async fn signed_in(
     st: &ConsoleState,
     headers: &HeaderMap,
     lang: Option<&str>,
@@ -329,15 +329,17 @@ pub(crate) struct ActForm {
 
 #[derive(Template)]
 #[template(path = "console_confirm.html")]
-struct ConfirmPage<'a> {
-    t: &'static ConsoleTexts,
-    base: &'a str,
-    session: &'a ConsoleSession,
-    question: &'static str,
-    account: AccountView,
-    act: &'a str,
-    target: &'a str,
-    cancel: String,
+pub(crate) struct ConfirmPage<'a> {
+    pub(crate) t: &'static ConsoleTexts,
+    pub(crate) base: &'a str,
+    pub(crate) session: &'a ConsoleSession,
+    /// Who or what the act is about, as the administrator reads it.
+    pub(crate) about: String,
+    pub(crate) question: &'static str,
+    /// Where the form posts, and what it carries besides the anti-forgery token.
+    pub(crate) action: String,
+    pub(crate) fields: Vec<(&'static str, String)>,
+    pub(crate) cancel: String,
 }
 
 fn confirm_link(st: &ConsoleState, form: &ActForm) -> String {
@@ -347,9 +349,7 @@ fn confirm_link(st: &ConsoleState, form: &ActForm) -> String {
 
 /// A fresh login first, coming back to the confirmation of the act.
 fn reauthenticate(st: &ConsoleState, form: &ActForm) -> Response {
-    let then = confirm_link(st, form);
-    let q = serde_urlencoded::to_string([("then", then.as_str())]).unwrap_or_default();
-    see_other(&format!("{}?{q}", st.path("/admin/reauth")))
+    crate::signin::reauthenticate(st, &confirm_link(st, form))
 }
 
 /// «Êtes-vous sûr ?»: what will happen, and the one button that does it.
@@ -378,11 +378,11 @@ pub(crate) async fn confirm(
         t,
         base: st.base(),
         session: &session,
+        about: format!("{} {} ({} {})", account.given_name, account.family_name, t.national_id, account.national_id),
         question: act.question(t),
+        action: st.path("/admin/act"),
+        fields: vec![("nid", account.national_id.clone()), ("act", form.act.clone()), ("target", form.target.clone())],
         cancel: professional_link(&st, &account.national_id, None),
-        account,
-        act: &form.act,
-        target: &form.target,
     };
     render(&st, session.locale, page.render())
 }

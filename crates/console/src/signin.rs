@@ -393,3 +393,9 @@ pub(crate) fn forged(st: &ConsoleState, locale: Locale) -> Response {
         Some((st.path("/admin"), t.back_to_search)),
     )
 }
+
+/// A fresh login first, coming back to `then` (a console page: the act's confirmation).
+pub(crate) fn reauthenticate(st: &ConsoleState, then: &str) -> Response {
+    let q = serde_urlencoded::to_string([("then", then)]).unwrap_or_default();
+    see_other(&format!("{}?{q}", st.path("/admin/reauth")))
+}
