@@ -75,3 +75,104 @@ async fn acts_need_a_recent_login_and_the_console_follows_the_sso_session_and_th
     let csp = headers.get("content-security-policy").unwrap().to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
 }
+
+/// The value of the element with `id` in `html` (a secret shown once).
+fn text_by_id(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("#{id} in {html}")) + marker.len();
+    html[start..].split('<').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn relying_parties_audit_and_logout_notices_from_the_console() {
+    let (s, admin_totp) = with_admin().await;
+    let p = &s.p;
+    let b = Browser::new();
+    let home = console_login(&b, p, ADMIN, &admin_totp).await;
+    let token = csrf(&home);
+
+    // Register: the admin service's checks hold (a redirect URI with a fragment is refused)...
+    let mut form = vec![
+        ("csrf_token", token.as_str()),
+        ("client_name", "Logiciel du cabinet"),
+        ("client_id", "cabinet"),
+        ("auth_method", "client_secret_basic"),
+        ("redirect_uris", "https://cabinet.example/cb#frag"),
+        ("post_logout_redirect_uris", ""),
+        ("backchannel_logout_uri", "https://cabinet.example/logout"),
+    ];
+    let r = b.post_form(&p.url("/admin/clients"), &form).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // ...and the secret is shown once, then works.
+    form[4].1 = "https://cabinet.example/cb";
+    let r = b.post_form(&p.url("/admin/clients"), &form).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let secret = text_by_id(&r.text().await.unwrap(), "client-secret");
+    assert!(secret.len() >= 32, "{secret}");
+    let page = b.get(&format!("{}?id=cabinet", p.url("/admin/client"))).await.text().await.unwrap();
+    assert!(page.contains("https://cabinet.example/logout") && !page.contains(&secret), "never shown again");
+    let list = b.get(&p.url("/admin/clients")).await.text().await.unwrap();
+    assert!(list.contains("Logiciel du cabinet"));
+
+    // Rotate (confirmed), then remove (confirmed).
+    let confirm = b.get(&format!("{}?id=cabinet&act=rotate", p.url("/admin/clients/confirm"))).await;
+    assert!(confirm.text().await.unwrap().contains("Changer le secret de ce service"));
+    let r = b
+        .post_form(&p.url("/admin/clients/act"), &[("csrf_token", &token), ("id", "cabinet"), ("act", "rotate")])
+        .await;
+    let rotated = text_by_id(&r.text().await.unwrap(), "client-secret");
+    assert_ne!(rotated, secret);
+    let r = b.post_form(&p.url("/admin/clients/act"), &[("id", "cabinet"), ("act", "remove")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no anti-forgery token, nothing removed");
+    let r = b
+        .post_form(&p.url("/admin/clients/act"), &[("csrf_token", &token), ("id", "cabinet"), ("act", "remove")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(p.app.admin().client("cabinet").await.is_err());
+
+    // The audit log, filtered by event, names the administrator; the chain is intact.
+    let audit = b
+        .get(&format!("{}?event=admin.client.create&from=2020-01-01&verify=1", p.url("/admin/audit")))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(audit.contains(&format!("console:{ADMIN}")), "{audit}");
+    assert!(audit.contains("La chaîne est intacte"), "{audit}");
+    let r = b.get(&format!("{}?from=hier", p.url("/admin/audit"))).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // A logout notice to a relying party that is not there fails; sent again from the console.
+    let (listener, port) = crate::backchannel::listener().await;
+    drop(listener);
+    crate::backchannel::register(p, "gone", port).await;
+    let user = Browser::new();
+    login(&user, p, "gone", USER, &s.totp, 0).await;
+    let operator = admin_api::Actor { id: "operator:test".into(), source_ip: None };
+    p.app.admin().revoke_all(&operator, USER).await.unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..100 {
+        pending = p.app.admin().deliveries(None, Some("gone".into()), None).await.unwrap();
+        if pending.iter().any(|d| d.attempts > 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let id = pending.first().expect("a delivery").id.clone();
+    let page = b.get(&p.url("/admin/deliveries")).await.text().await.unwrap();
+    assert!(page.contains(&id), "listed as pending: {page}");
+    let r = b.post_form(&p.url("/admin/deliveries/retry"), &[("csrf_token", &token), ("id", &id)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let records = p
+        .app
+        .admin()
+        .audit_query(admin_api::audit::AuditFilter {
+            event: Some("admin.logout_delivery.retry".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].actor.as_deref(), Some(format!("console:{ADMIN}").as_str()));
+}
