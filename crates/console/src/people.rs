@@ -73,6 +73,10 @@ pub(crate) async fn home(State(st): State<ConsoleState>, Query(q): Query<HomeQue
         Ok(s) => s,
         Err(r) => return r,
     };
+    let session = match q.lang.as_deref().and_then(Locale::from_tag) {
+        Some(locale) if locale != session.locale => crate::signin::switch_locale(&st, &headers, session, locale).await,
+        _ => session,
+    };
     let t = console_texts(session.locale);
     let query = q.q.unwrap_or_default().trim().chars().take(128).collect::<String>();
     let results = if query.is_empty() {

@@ -399,3 +399,18 @@ pub(crate) fn reauthenticate(st: &ConsoleState, then: &str) -> Response {
     let q = serde_urlencoded::to_string([("then", then)]).unwrap_or_default();
     see_other(&format!("{}?{q}", st.path("/admin/reauth")))
 }
+
+/// «English» / «Français»: the console session speaks `locale` from now on.
+pub(crate) async fn switch_locale(
+    st: &ConsoleState,
+    headers: &HeaderMap,
+    mut session: ConsoleSession,
+    locale: Locale,
+) -> ConsoleSession {
+    session.locale = locale;
+    if let (Some(handle), Ok(bytes)) = (cookie_named(headers, COOKIE), serde_json::to_vec(&session)) {
+        // Not kept if the store fails: the page is still shown in the language asked for.
+        let _ = st.store.put(&session_key(&handle), &bytes, IDLE).await;
+    }
+    session
+}

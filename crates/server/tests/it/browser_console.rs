@@ -138,3 +138,33 @@ async fn the_console_refuses_a_professional_without_the_role_and_a_form_without_
     .await;
     assert_eq!(s.p.app.admin().account(USER).await.unwrap().status, "active", "nothing was blocked");
 }
+
+#[tokio::test]
+async fn the_console_s_other_pages_are_accessible_in_french_and_english() {
+    let (s, admin_totp) = with_admin().await;
+    let p = &s.p;
+    with_browser("console_pages", |c| async move {
+        sign_in(&c, p, ADMIN, &admin_totp).await?;
+        for path in [
+            "/admin/clients",
+            "/admin/client?id=rp",
+            "/admin/clients/confirm?id=rp&act=rotate",
+            "/admin/audit?event=admin.role.grant&verify=1",
+            "/admin/deliveries?status=failed",
+            "/admin/confirm?nid=899700000001&act=activation-code&target=",
+            "/admin?lang=en&q=Martin",
+        ] {
+            c.goto(&p.url(path)).await?;
+            text_of(&c, "h1").await?;
+            accessible(&c).await.with_context(|| path.to_owned())?;
+        }
+        // The language chosen sticks to the console session.
+        c.goto(&p.url("/admin/audit")).await?;
+        let lang = c.find(Locator::Css("html")).await?.attr("lang").await?;
+        ensure!(lang.as_deref() == Some("en"), "{lang:?}");
+        let title = text_of(&c, "h1").await?;
+        ensure!(title == "Audit log", "{title}");
+        Ok(())
+    })
+    .await;
+}
