@@ -166,6 +166,8 @@ fn done_text(t: &ConsoleTexts, done: &str) -> Option<&'static str> {
         Act::Unblock => t.done_unblock,
         Act::ResetLockout => t.done_reset_lockout,
         Act::RemoveAuthenticator => t.done_remove_authenticator,
+        Act::BlockPushes => t.done_block_pushes,
+        Act::UnblockPushes => t.done_unblock_pushes,
         Act::ActivationCode => return None,
     })
 }
@@ -288,6 +290,8 @@ enum Act {
     Unblock,
     ResetLockout,
     RemoveAuthenticator,
+    BlockPushes,
+    UnblockPushes,
     ActivationCode,
 }
 
@@ -300,6 +304,8 @@ impl Act {
             "unblock" => Act::Unblock,
             "reset-lockout" => Act::ResetLockout,
             "remove-authenticator" => Act::RemoveAuthenticator,
+            "block-pushes" => Act::BlockPushes,
+            "unblock-pushes" => Act::UnblockPushes,
             "activation-code" => Act::ActivationCode,
             _ => return None,
         })
@@ -313,6 +319,8 @@ impl Act {
             Act::Unblock => t.confirm_unblock,
             Act::ResetLockout => t.confirm_reset_lockout,
             Act::RemoveAuthenticator => t.confirm_remove_authenticator,
+            Act::BlockPushes => t.confirm_block_pushes,
+            Act::UnblockPushes => t.confirm_unblock_pushes,
             Act::ActivationCode => t.confirm_activation_code,
         }
     }
@@ -430,6 +438,8 @@ pub(crate) async fn act(
         Act::Unblock => admin.unblock(&actor, nid).await.map(|_| ()),
         Act::ResetLockout => admin.reset_lockout(&actor, nid).await,
         Act::RemoveAuthenticator => admin.remove_authenticator(&actor, nid, &form.target).await,
+        Act::BlockPushes => admin.block_pushes(&actor, nid).await.map(|_| ()),
+        Act::UnblockPushes => admin.unblock_pushes(&actor, nid).await.map(|_| ()),
         Act::ActivationCode => {
             return match admin.issue_activation_code(&actor, nid).await {
                 Ok(issued) => {

@@ -176,3 +176,83 @@ async fn relying_parties_audit_and_logout_notices_from_the_console() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].actor.as_deref(), Some(format!("console:{ADMIN}").as_str()));
 }
+
+#[tokio::test]
+async fn every_act_on_a_professional_from_the_console_goes_through_the_admin_service() {
+    let (s, admin_totp) = with_admin().await;
+    let p = &s.p;
+    let b = Browser::new();
+    let token = csrf(&console_login(&b, p, ADMIN, &admin_totp).await);
+    let act = |act: &'static str, target: String| {
+        let token = token.clone();
+        let b = &b;
+        async move {
+            let form = [("csrf_token", token.as_str()), ("nid", USER), ("act", act), ("target", target.as_str())];
+            b.post_form(&p.url("/admin/act"), &form).await
+        }
+    };
+    let page = || async { b.get(&format!("{}?nid={USER}", p.url("/admin/professional"))).await.text().await.unwrap() };
+
+    // One session of two ends; the other stays.
+    let (one, two) = (Browser::new(), Browser::new());
+    login(&one, p, "rp", USER, &s.totp, 0).await;
+    login(&two, p, "rp", USER, &s.totp, 1).await;
+    let sessions = p.app.admin().sessions(USER).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    let r = act("end-session", sessions[0].sid.clone()).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let done = b.get(&p.resolve(&location(r.headers()))).await.text().await.unwrap();
+    assert!(done.contains("Session fermée"), "{done}");
+    assert_eq!(p.app.admin().sessions(USER).await.unwrap().len(), 1);
+    // A session of someone else is not found from this professional's page.
+    let r = act("end-session", "not-theirs".into()).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    let status = || async { p.app.admin().account(USER).await.unwrap().status };
+    assert_eq!(act("block", String::new()).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status().await, "blocked");
+    assert!(p.app.admin().sessions(USER).await.unwrap().is_empty(), "blocking ends every session");
+    assert_eq!(act("unblock", String::new()).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(status().await, "active");
+    assert_eq!(act("block-pushes", String::new()).await.status(), StatusCode::SEE_OTHER);
+    assert!(p.app.admin().push_block(USER).await.unwrap().blocked);
+    assert!(page().await.contains("Débloquer les notifications"));
+    assert_eq!(act("unblock-pushes", String::new()).await.status(), StatusCode::SEE_OTHER);
+    assert!(!p.app.admin().push_block(USER).await.unwrap().blocked);
+    assert_eq!(act("reset-lockout", String::new()).await.status(), StatusCode::SEE_OTHER);
+
+    // The activation code is on its own page, once.
+    let r = act("activation-code", String::new()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    let code = text_by_id(&html, "activation-code");
+    assert_eq!(code.replace(' ', "").len(), 12, "{code}");
+    assert!(!page().await.contains(&code));
+
+    let id = p.app.admin().authenticators(USER).await.unwrap()[0].id.clone();
+    assert_eq!(act("remove-authenticator", id).await.status(), StatusCode::SEE_OTHER);
+    assert!(p.app.admin().authenticators(USER).await.unwrap().is_empty());
+
+    let events: Vec<String> = p
+        .app
+        .admin()
+        .audit_query(admin_api::audit::AuditFilter { national_id: Some(USER.into()), ..Default::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.actor.as_deref() == Some(&format!("console:{ADMIN}")))
+        .map(|r| r.event)
+        .collect();
+    for e in [
+        "admin.session.revoke",
+        "admin.account.block",
+        "admin.account.unblock",
+        "admin.push.block",
+        "admin.push.unblock",
+        "admin.lockout.reset",
+        "admin.authenticator.activation_code",
+        "admin.authenticator.remove",
+    ] {
+        assert!(events.iter().any(|x| x == e), "{e} in {events:?}");
+    }
+}
