@@ -168,11 +168,13 @@ fn lines(text: &str) -> Vec<String> {
 /// «Enregistrer»: a new relying party, through the admin service's checks.
 pub(crate) async fn register(
     State(st): State<ConsoleState>,
+    origin: oidc_core::RequestOrigin,
     headers: HeaderMap,
     axum::Form(form): axum::Form<RegisterForm>,
 ) -> Response {
     let session = match current(&st, &headers).await {
-        Ok((_, s)) => s,
+        // The audit records the address of this request, not the sign-in's.
+        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
         Err(NoSession::Answer(r)) => return r,
         Err(NoSession::SignIn) => return see_other(&st.path("/admin/clients")),
     };
@@ -271,11 +273,13 @@ pub(crate) async fn confirm(
 
 pub(crate) async fn act(
     State(st): State<ConsoleState>,
+    origin: oidc_core::RequestOrigin,
     headers: HeaderMap,
     axum::Form(form): axum::Form<ClientActForm>,
 ) -> Response {
     let session = match current(&st, &headers).await {
-        Ok((_, s)) => s,
+        // The audit records the address of this request, not the sign-in's.
+        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
         Err(NoSession::Answer(r)) => return r,
         Err(NoSession::SignIn) => return see_other(&st.path("/admin/clients")),
     };

@@ -183,11 +183,13 @@ pub(crate) struct RetryForm {
 /// «Renvoyer»: the notice goes back in the queue, due now (nothing is destroyed: one click).
 pub(crate) async fn retry(
     State(st): State<ConsoleState>,
+    origin: oidc_core::RequestOrigin,
     headers: HeaderMap,
     axum::Form(form): axum::Form<RetryForm>,
 ) -> Response {
     let session = match current(&st, &headers).await {
-        Ok((_, s)) => s,
+        // The audit records the address of this request, not the sign-in's.
+        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
         Err(NoSession::Answer(r)) => return r,
         Err(NoSession::SignIn) => return see_other(&st.path("/admin/deliveries")),
     };

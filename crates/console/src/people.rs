@@ -413,11 +413,13 @@ struct CodePage<'a> {
 /// Does a confirmed act, as the administrator signed in, through the admin service.
 pub(crate) async fn act(
     State(st): State<ConsoleState>,
+    origin: oidc_core::RequestOrigin,
     headers: HeaderMap,
     axum::Form(form): axum::Form<ActForm>,
 ) -> Response {
     let session = match current(&st, &headers).await {
-        Ok((_, s)) => s,
+        // The audit records the address of this request, not the sign-in's.
+        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
         Err(NoSession::Answer(r)) => return r,
         Err(NoSession::SignIn) => return see_other(&st.path("/admin")),
     };

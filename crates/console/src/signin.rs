@@ -99,9 +99,15 @@ fn build_cookie(
 fn safe_then(st: &ConsoleState, then: Option<&str>) -> String {
     let home = st.path("/admin");
     match then {
-        Some(t) if t.starts_with(&format!("{home}/")) && !t.contains("//") && !t.contains('\\') => t.to_owned(),
+        Some(t) if is_console_page(&home, t) => t.to_owned(),
         _ => home,
     }
+}
+
+/// A path under the console's home, on this origin (never `//host` nor a backslash, which
+/// browsers read as another origin).
+fn is_console_page(home: &str, then: &str) -> bool {
+    then.starts_with(&format!("{home}/")) && !then.contains("//") && !then.contains('\\')
 }
 
 /// Why a request has no console session it may use.
@@ -413,4 +419,20 @@ pub(crate) async fn switch_locale(
         let _ = st.store.put(&session_key(&handle), &bytes, IDLE).await;
     }
     session
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_console_pages_are_places_to_come_back_to() {
+        let ok = |then: &str| super::is_console_page("/realm/admin", then);
+        assert!(ok("/realm/admin/confirm?nid=1&act=block"));
+        assert!(!ok("/realm/admin"), "the home is the default anyway");
+        assert!(!ok("https://evil.example/realm/admin/x"));
+        assert!(!ok("//evil.example/realm/admin/x"));
+        assert!(!ok("/realm/admin//evil.example"));
+        assert!(!ok("/realm/admin/\\evil"));
+        assert!(!ok("/realm/wallet"));
+        assert!(!ok("/realm/administrator/x"));
+    }
 }
