@@ -21,7 +21,10 @@ async fn main() -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 
     let mut config = server::Config::load(None)?;
-    // A folder of its own, emptied at each run: the demo never touches `make run`'s data.
+    // The embedded default whatever caducee.toml says (a demo must not write to a real
+    // database), in a folder of its own, emptied at each run: never `make run`'s data.
+    config.database_url = String::new();
+    config.redis_url = String::new();
     config.data_dir = config.data_dir.join("demo");
     if config.data_dir.exists() {
         std::fs::remove_dir_all(&config.data_dir).with_context(|| format!("emptying {}", config.data_dir.display()))?;
