@@ -14,6 +14,9 @@ use crate::signin::{ConsoleSession, NoSession, current, forged};
 use crate::texts::{ConsoleTexts, console_texts};
 use crate::{ConsoleState, failure, render, see_other, when};
 
+/// Records a page of the audit log shows, oldest first.
+const PAGE: u32 = 200;
+
 #[derive(Deserialize, Default)]
 pub(crate) struct AuditQuery {
     #[serde(default)]
@@ -26,6 +29,8 @@ pub(crate) struct AuditQuery {
     to: String,
     /// Set by «Vérifier la chaîne».
     verify: Option<String>,
+    /// The last id of the previous page.
+    after: Option<i64>,
 }
 
 #[derive(Template)]
@@ -38,6 +43,8 @@ struct AuditPage<'a> {
     rows: Vec<AuditRow>,
     /// The chain's check, when asked: (intact, text).
     check: Option<(bool, String)>,
+    /// The next page, when this one is full.
+    next: Option<String>,
 }
 
 struct AuditRow {
@@ -78,8 +85,8 @@ pub(crate) async fn audit(State(st): State<ConsoleState>, Query(q): Query<AuditQ
         event: Some(q.event.trim().to_owned()).filter(|e| !e.is_empty()),
         from,
         to,
-        after_id: None,
-        limit: Some(200),
+        after_id: q.after,
+        limit: Some(PAGE),
     };
     let records = match st.admin.audit_query(filter).await {
         Ok(r) => r,
@@ -96,6 +103,16 @@ pub(crate) async fn audit(State(st): State<ConsoleState>, Query(q): Query<AuditQ
             Err(e) => return failure(&st, session.locale, e),
         },
     };
+    let next = (records.len() == PAGE as usize).then(|| records.last().map(|r| r.id)).flatten().map(|last| {
+        let params = [
+            ("nid", q.nid.clone()),
+            ("event", q.event.clone()),
+            ("from", q.from.clone()),
+            ("to", q.to.clone()),
+            ("after", last.to_string()),
+        ];
+        format!("{}?{}", st.path("/admin/audit"), serde_urlencoded::to_string(params).unwrap_or_default())
+    });
     let rows = records
         .into_iter()
         .map(|r| AuditRow {
@@ -107,7 +124,7 @@ pub(crate) async fn audit(State(st): State<ConsoleState>, Query(q): Query<AuditQ
             details: if r.details.is_null() { String::new() } else { r.details.to_string() },
         })
         .collect();
-    let page = AuditPage { t, base: st.base(), session: &session, q: &q, rows, check };
+    let page = AuditPage { t, base: st.base(), session: &session, q: &q, rows, check, next };
     render(&st, session.locale, page.render())
 }
 
