@@ -59,6 +59,10 @@ pub(crate) struct ConsoleSession {
     pub(crate) csrf: String,
     pub(crate) locale: Locale,
     pub(crate) source_ip: Option<String>,
+    /// The time of its last request: past [`IDLE`] without one, it is over. Checked on the
+    /// provider's clock, besides the store's expiry, so that every backend ends it alike.
+    #[serde(default)]
+    pub(crate) last_seen: i64,
 }
 
 impl ConsoleSession {
@@ -130,10 +134,16 @@ pub(crate) async fn current(st: &ConsoleState, headers: &HeaderMap) -> Result<(S
         NoSession::Answer(message(st, locale, StatusCode::SERVICE_UNAVAILABLE, t.title, t.unavailable.into(), None))
     };
     let bytes = st.store.get(&key).await.map_err(|_| unavailable(Locale::default()))?;
-    let Some(session) = bytes.and_then(|b| serde_json::from_slice::<ConsoleSession>(&b).ok()) else {
+    let Some(mut session) = bytes.and_then(|b| serde_json::from_slice::<ConsoleSession>(&b).ok()) else {
         return Err(NoSession::SignIn);
     };
-    match st.admin.provider.sessions().is_alive(&session.sid, st.now()).await {
+    let now = st.now();
+    if now - session.last_seen > IDLE.as_secs() as i64 {
+        let _ = st.store.delete(&key).await;
+        return Err(NoSession::SignIn);
+    }
+    session.last_seen = now;
+    match st.admin.provider.sessions().is_alive(&session.sid, now).await {
         Ok(true) => {}
         Ok(false) => {
             let _ = st.store.delete(&key).await;
@@ -316,6 +326,7 @@ async fn finish_sign_in(
         csrf: random_token(),
         locale: pending.locale,
         source_ip,
+        last_seen: now,
     };
     let handle = random_token();
     let stored = match serde_json::to_vec(&session) {

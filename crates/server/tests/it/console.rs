@@ -256,3 +256,21 @@ async fn every_act_on_a_professional_from_the_console_goes_through_the_admin_ser
         assert!(events.iter().any(|x| x == e), "{e} in {events:?}");
     }
 }
+
+#[tokio::test]
+async fn the_console_session_ends_after_fifteen_minutes_without_a_request() {
+    let (s, admin_totp) = with_admin().await;
+    let p = &s.p;
+    let b = Browser::new();
+    console_login(&b, p, ADMIN, &admin_totp).await;
+    // Each request pushes the deadline back...
+    for _ in 0..2 {
+        p.clock.advance(890);
+        assert_eq!(b.get(&p.url("/admin")).await.status(), StatusCode::OK);
+    }
+    // ...until fifteen minutes pass without one.
+    p.clock.advance(901);
+    let r = b.get(&p.url("/admin")).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(location(r.headers()).contains("/authorize?"), "sign in again");
+}
