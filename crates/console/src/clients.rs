@@ -88,6 +88,28 @@ struct ClientPage<'a> {
     metadata: String,
     created: String,
     notice: Option<&'static str>,
+    edit: EditFields,
+}
+
+/// What the edit form shows: the fields an administrator changes most (the others through
+/// the API's `PUT /admin/v1/clients/{client_id}`).
+#[derive(Default)]
+struct EditFields {
+    name: String,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    backchannel_logout_uri: String,
+}
+
+impl EditFields {
+    fn of(m: &ClientMetadata) -> Self {
+        EditFields {
+            name: m.client_name.clone(),
+            redirect_uris: m.redirect_uris.join("\n"),
+            post_logout_redirect_uris: m.post_logout_redirect_uris.join("\n"),
+            backchannel_logout_uri: m.backchannel_logout_uri.clone().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -108,6 +130,14 @@ pub(crate) async fn show(State(st): State<ConsoleState>, Query(q): Query<ShowQue
         Ok(c) => c,
         Err(e) => return failure(&st, session.locale, e),
     };
+    let edit = serde_json::from_value::<ClientMetadata>(client.metadata.clone())
+        .map(|m| EditFields::of(&m))
+        .unwrap_or_default();
+    let notice = match q.done.as_deref() {
+        Some("register") => Some(t.client_registered),
+        Some("edit") => Some(t.client_updated),
+        _ => None,
+    };
     let page = ClientPage {
         t,
         base: st.base(),
@@ -115,7 +145,8 @@ pub(crate) async fn show(State(st): State<ConsoleState>, Query(q): Query<ShowQue
         metadata: serde_json::to_string_pretty(&client.metadata).unwrap_or_default(),
         created: when(Some(client.created_at)),
         client_id: client.client_id,
-        notice: q.done.as_deref().filter(|d| *d == "register").map(|_| t.client_registered),
+        notice,
+        edit,
     };
     render(&st, session.locale, page.render())
 }
@@ -300,5 +331,43 @@ pub(crate) async fn act(
             Err(e) => failure(&st, session.locale, e),
         },
         other => failure(&st, session.locale, admin_api::AdminError::Invalid(other.to_owned())),
+    }
+}
+
+/// «Enregistrer les modifications»: the names and URIs change, everything else is kept; the
+/// admin service checks the result as it checks a registration.
+pub(crate) async fn edit(
+    State(st): State<ConsoleState>,
+    origin: oidc_core::RequestOrigin,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<RegisterForm>,
+) -> Response {
+    let session = match current(&st, &headers).await {
+        // The audit records the address of this request, not the sign-in's.
+        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
+        Err(NoSession::Answer(r)) => return r,
+        Err(NoSession::SignIn) => return see_other(&st.path("/admin/clients")),
+    };
+    if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
+        return forged(&st, session.locale);
+    }
+    let id = form.client_id.trim();
+    let current = match st.admin.client(id).await {
+        Ok(c) => c,
+        Err(e) => return failure(&st, session.locale, e),
+    };
+    let mut metadata = match serde_json::from_value::<ClientMetadata>(current.metadata) {
+        Ok(m) => m,
+        Err(e) => return failure(&st, session.locale, admin_api::AdminError::Internal(e.to_string())),
+    };
+    let backchannel = form.backchannel_logout_uri.trim();
+    metadata.client_name = form.client_name.trim().to_owned();
+    metadata.redirect_uris = lines(&form.redirect_uris);
+    metadata.post_logout_redirect_uris = lines(&form.post_logout_redirect_uris);
+    metadata.backchannel_logout_uri = (!backchannel.is_empty()).then(|| backchannel.to_owned());
+    metadata.backchannel_logout_session_required = !backchannel.is_empty();
+    match st.admin.update_client(&session.actor(), id, &metadata).await {
+        Ok(_) => see_other(&format!("{}&done=edit", client_link(&st, id))),
+        Err(e) => failure(&st, session.locale, e),
     }
 }

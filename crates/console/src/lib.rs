@@ -72,6 +72,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/admin/act", post(people::act))
         .route("/admin/clients", get(clients::list).post(clients::register))
         .route("/admin/client", get(clients::show))
+        .route("/admin/clients/edit", post(clients::edit))
         .route("/admin/clients/confirm", get(clients::confirm))
         .route("/admin/clients/act", post(clients::act))
         .route("/admin/audit", get(journal::audit))

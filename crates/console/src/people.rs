@@ -168,6 +168,7 @@ fn done_text(t: &ConsoleTexts, done: &str) -> Option<&'static str> {
         Act::RemoveAuthenticator => t.done_remove_authenticator,
         Act::BlockPushes => t.done_block_pushes,
         Act::UnblockPushes => t.done_unblock_pushes,
+        Act::WithdrawCode => t.done_withdraw_code,
         Act::ActivationCode => return None,
     })
 }
@@ -292,6 +293,7 @@ enum Act {
     RemoveAuthenticator,
     BlockPushes,
     UnblockPushes,
+    WithdrawCode,
     ActivationCode,
 }
 
@@ -306,6 +308,7 @@ impl Act {
             "remove-authenticator" => Act::RemoveAuthenticator,
             "block-pushes" => Act::BlockPushes,
             "unblock-pushes" => Act::UnblockPushes,
+            "withdraw-code" => Act::WithdrawCode,
             "activation-code" => Act::ActivationCode,
             _ => return None,
         })
@@ -321,6 +324,7 @@ impl Act {
             Act::RemoveAuthenticator => t.confirm_remove_authenticator,
             Act::BlockPushes => t.confirm_block_pushes,
             Act::UnblockPushes => t.confirm_unblock_pushes,
+            Act::WithdrawCode => t.confirm_withdraw_code,
             Act::ActivationCode => t.confirm_activation_code,
         }
     }
@@ -442,6 +446,7 @@ pub(crate) async fn act(
         Act::RemoveAuthenticator => admin.remove_authenticator(&actor, nid, &form.target).await,
         Act::BlockPushes => admin.block_pushes(&actor, nid).await.map(|_| ()),
         Act::UnblockPushes => admin.unblock_pushes(&actor, nid).await.map(|_| ()),
+        Act::WithdrawCode => admin.revoke_activation_code(&actor, nid).await,
         Act::ActivationCode => {
             return match admin.issue_activation_code(&actor, nid).await {
                 Ok(issued) => {

@@ -115,6 +115,22 @@ async fn relying_parties_audit_and_logout_notices_from_the_console() {
     let list = b.get(&p.url("/admin/clients")).await.text().await.unwrap();
     assert!(list.contains("Logiciel du cabinet"));
 
+    // Edit: the name and URIs change, through the service's checks, the rest is kept.
+    let edit = [
+        ("csrf_token", token.as_str()),
+        ("client_id", "cabinet"),
+        ("client_name", "Cabinet du Parc"),
+        ("redirect_uris", "https://cabinet.example/cb\nhttps://cabinet.example/cb2"),
+        ("post_logout_redirect_uris", ""),
+        ("backchannel_logout_uri", "https://cabinet.example/logout"),
+    ];
+    let r = b.post_form(&p.url("/admin/clients/edit"), &edit).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let meta = p.app.admin().client("cabinet").await.unwrap().metadata;
+    assert_eq!(meta["client_name"], "Cabinet du Parc");
+    assert_eq!(meta["redirect_uris"].as_array().unwrap().len(), 2);
+    assert_eq!(meta["token_endpoint_auth_method"], "client_secret_basic");
+
     // Rotate (confirmed), then remove (confirmed).
     let confirm = b.get(&format!("{}?id=cabinet&act=rotate", p.url("/admin/clients/confirm"))).await;
     assert!(confirm.text().await.unwrap().contains("Changer le secret de ce service"));
@@ -228,6 +244,7 @@ async fn every_act_on_a_professional_from_the_console_goes_through_the_admin_ser
     let code = text_by_id(&html, "activation-code");
     assert_eq!(code.replace(' ', "").len(), 12, "{code}");
     assert!(!page().await.contains(&code));
+    assert_eq!(act("withdraw-code", String::new()).await.status(), StatusCode::SEE_OTHER);
 
     let id = p.app.admin().authenticators(USER).await.unwrap()[0].id.clone();
     assert_eq!(act("remove-authenticator", id).await.status(), StatusCode::SEE_OTHER);
@@ -251,6 +268,7 @@ async fn every_act_on_a_professional_from_the_console_goes_through_the_admin_ser
         "admin.push.unblock",
         "admin.lockout.reset",
         "admin.authenticator.activation_code",
+        "admin.authenticator.activation_code_revoke",
         "admin.authenticator.remove",
     ] {
         assert!(events.iter().any(|x| x == e), "{e} in {events:?}");
