@@ -292,3 +292,27 @@ async fn the_console_session_ends_after_fifteen_minutes_without_a_request() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(r.headers()).contains("/authorize?"), "sign in again");
 }
+
+#[tokio::test]
+async fn a_console_callback_carried_to_another_browser_signs_nobody_in() {
+    let (s, admin_totp) = with_admin().await;
+    let p = &s.p;
+    let (mine, theirs) = (Browser::new(), Browser::new());
+    let r = mine.get(&p.url("/admin")).await;
+    let r = mine.get(&p.resolve(&location(r.headers()))).await;
+    let login = p.resolve(&location(r.headers()));
+    let html = mine.get(&login).await.text().await.unwrap();
+    let r = submit(&mine, &login, &html, ADMIN, PASSWORD, &p.totp(&admin_totp, 0).unwrap()).await;
+    let callback = p.resolve(&location(r.headers()));
+    assert!(callback.contains("/admin/callback?"), "{callback}");
+    // Someone else's browser gets the administrator's code and state: no console session.
+    let r = theirs.get(&callback).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = theirs.get(&p.resolve(&location(r.headers()))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "sent to sign in, not into the console");
+    assert!(location(r.headers()).contains("/authorize?"));
+    // And the state is spent: the right browser cannot use it any more either.
+    let r = mine.get(&callback).await;
+    let r = mine.get(&p.resolve(&location(r.headers()))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
