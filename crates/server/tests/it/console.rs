@@ -56,6 +56,17 @@ async fn acts_need_a_recent_login_and_the_console_follows_the_sso_session_and_th
     let r = b.get(&reauth).await;
     let authorize = p.resolve(&location(r.headers()));
     assert!(authorize.contains("prompt=login") && authorize.contains("max_age=300"), "{authorize}");
+    // Signed in again, the administrator is back at the confirmation, which now shows.
+    let r = b.get(&authorize).await;
+    let login = p.resolve(&location(r.headers()));
+    let html = b.get(&login).await.text().await.unwrap();
+    let r = submit(&b, &login, &html, ADMIN, PASSWORD, &p.totp(&admin_totp, 0).unwrap()).await;
+    let r = b.get(&p.resolve(&location(r.headers()))).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = p.resolve(&location(r.headers()));
+    assert!(back.contains("/admin/confirm?") && back.contains("act=block"), "{back}");
+    let html = b.get(&back).await.text().await.unwrap();
+    assert!(html.contains("Bloquer ce compte"), "{html}");
 
     // The SSO session ends: so does the console's.
     let operator = admin_api::Actor { id: "operator:test".into(), source_ip: None };
