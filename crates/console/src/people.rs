@@ -15,6 +15,10 @@ use crate::signin::{ConsoleSession, NoSession, current, forged, sign_in};
 use crate::texts::{ConsoleTexts, console_texts};
 use crate::{ConsoleState, failure, render, see_other, when};
 
+/// The professional's page reloads itself this long (seconds) after a logout notice was sent,
+/// while it is pending.
+const REFRESH_WHILE: i64 = 120;
+
 #[derive(Deserialize, Default)]
 pub(crate) struct HomeQuery {
     q: Option<String>,
@@ -256,7 +260,10 @@ pub(crate) async fn professional(
         Ok(v) => v,
         Err(e) => return failure(&st, session.locale, e),
     };
-    let refresh = deliveries.iter().any(|d| d.status == "pending");
+    // Only while a notice just sent is on its way: one that waits for its back-off retry
+    // would keep the page reloading for hours.
+    let now = st.now();
+    let refresh = deliveries.iter().any(|d| d.status == "pending" && now - d.created_at < REFRESH_WHILE);
     let page = ProfessionalPage {
         t,
         base: st.base(),
