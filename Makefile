@@ -1,15 +1,22 @@
-# Caducée — common tasks. `make run` starts the provider on its embedded default;
+# Caducée — common tasks. `make demo` shows the whole flow in a browser; `make run` starts the
+# provider on its embedded default;
 # `make test` runs every test suite (unit, integration, conformance) and a short run of each fuzz
 # target; `make fuzz` runs the fuzz targets for longer (fuzz/README.md).
 
 CARGO ?= cargo
 
-.PHONY: run build release test test-assets lint fmt check-tools clean bench bench-peers fuzz fuzz-build fuzz-smoke demo-card
+.PHONY: demo demo-card run build release test test-assets lint fmt check-tools clean bench bench-peers fuzz fuzz-build fuzz-smoke
 
 AXE_VERSION = 4.14.1
 AXE = .cache/npm/node_modules/axe-core/axe.min.js
 SCHEMATHESIS_VERSION = 4.32.5
 SCHEMATHESIS = .cache/venv/bin/schemathesis
+
+## The whole flow in a browser: the provider on 127.0.0.1:8080 (embedded default, its data in
+## ./data/demo, fresh at each run) with a demo professional who is also an administrator, and a
+## demo relying party on 127.0.0.1:8081 (docs/quickstart.md). Prints what to open and type.
+demo:
+	$(CARGO) run -p demo --bin caducee-demo
 
 ## Start the provider on 127.0.0.1:8080 (SQLite and keys under ./data, sessions in process).
 run:

@@ -8,8 +8,10 @@
 
 pub mod audit;
 mod auth;
+mod deliveries;
 pub mod http;
 pub mod push;
+pub mod roles;
 pub mod service;
 
 pub use http::{ADMIN_SCOPE, Admin, ApiDoc, ProxiedClientCertificate, router};

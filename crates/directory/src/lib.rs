@@ -14,6 +14,7 @@
 //! (`Authenticators::advance_counter`, `RefreshTokens::consume`) are one conditional `UPDATE`,
 //! decided by the number of rows it changed, never read-then-write.
 
+mod admin_roles;
 mod audit;
 mod authenticators;
 mod clients;
@@ -38,6 +39,7 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+pub use admin_roles::{AdminRole, AdminRoles};
 pub use audit::{AuditEvent, AuditHead, AuditLog, AuditQuery, AuditRecord, AuditVerification, GENESIS_HASH, HeadCheck};
 pub use authenticators::{AuthenticatorRecord, Authenticators, NewAuthenticator};
 pub use clients::{ClientRecord, Clients};
@@ -191,6 +193,10 @@ impl Directory {
 
     pub fn logout_deliveries(&self) -> LogoutDeliveries<'_> {
         LogoutDeliveries::new(&self.inner)
+    }
+
+    pub fn admin_roles(&self) -> AdminRoles<'_> {
+        AdminRoles::new(&self.inner)
     }
 
     pub fn push_blocks(&self) -> PushBlocks<'_> {

@@ -58,6 +58,8 @@ suite_tests!(
     item_13_unkeyed_records_are_only_accepted_before_the_first_keyed_one,
     logout_deliveries_lifecycle,
     push_blocks_lifecycle,
+    admin_roles_lifecycle,
+    professionals_search,
 );
 
 #[tokio::test]

@@ -58,7 +58,7 @@ pub enum BuildError {
     Keys(#[from] KeyError),
     #[error("mail: {0}")]
     Mail(String),
-    #[error("wallet registration: {0}")]
+    #[error("first-party client (wallet, console) registration: {0}")]
     Wallet(String),
     #[error("push gateway: {0}")]
     PushGateway(String),
@@ -238,15 +238,40 @@ pub async fn ensure_wallet_client(directory: &Directory, issuer: &str, now: i64)
         allowed_scopes: vec!["openid".into(), "profile".into()],
         ..ClientMetadata::default()
     };
-    let value = serde_json::to_value(&metadata).map_err(|e| BuildError::Wallet(e.to_string()))?;
+    ensure_first_party(directory, WALLET_CLIENT_ID, &metadata, now).await
+}
+
+/// Registers (or updates) the console (`/admin`), the provider's other first-party relying
+/// party: a public client with PKCE whose redirect URI follows the issuer.
+pub async fn ensure_console_client(directory: &Directory, issuer: &str, now: i64) -> Result<(), BuildError> {
+    use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod};
+    let metadata = ClientMetadata {
+        client_name: "Caducée – console d'administration".into(),
+        redirect_uris: vec![console::console_redirect_uri(issuer)],
+        token_endpoint_auth_method: TokenEndpointAuthMethod::None,
+        id_token_signed_response_alg: oidc_core::keys::SigningAlg::ES256,
+        grant_types: vec!["authorization_code".into()],
+        allowed_scopes: vec!["openid".into(), "profile".into()],
+        ..ClientMetadata::default()
+    };
+    ensure_first_party(directory, console::CONSOLE_CLIENT_ID, &metadata, now).await
+}
+
+async fn ensure_first_party(
+    directory: &Directory,
+    client_id: &str,
+    metadata: &oidc_core::client::ClientMetadata,
+    now: i64,
+) -> Result<(), BuildError> {
+    let value = serde_json::to_value(metadata).map_err(|e| BuildError::Wallet(e.to_string()))?;
     let clients = directory.clients();
-    match clients.get(WALLET_CLIENT_ID).await? {
+    match clients.get(client_id).await? {
         Some(existing) if existing.metadata == value => Ok(()),
         // A public client: no credentials to change.
-        Some(_) => Ok(clients.update_metadata(WALLET_CLIENT_ID, value, None).await?),
+        Some(_) => Ok(clients.update_metadata(client_id, value, None).await?),
         None => {
             let record = directory::ClientRecord {
-                client_id: WALLET_CLIENT_ID.into(),
+                client_id: client_id.into(),
                 secret_hash: None,
                 metadata: value,
                 created_at: now,
@@ -453,10 +478,11 @@ impl App {
     }
 
     /// The administrators' operations (REST API and CLI).
-    /// Registers the wallet for this node's issuer. Only `serve` does it: a command run with
-    /// another configuration must not rewrite the wallet of the running servers.
+    /// Registers the wallet and the console for this node's issuer. Only `serve` does it: a
+    /// command run with another configuration must not rewrite those of the running servers.
     pub async fn register_wallet(&self) -> Result<(), BuildError> {
-        ensure_wallet_client(&self.directory, &self.config.issuer, (self.clock)()).await
+        ensure_wallet_client(&self.directory, &self.config.issuer, (self.clock)()).await?;
+        ensure_console_client(&self.directory, &self.config.issuer, (self.clock)()).await
     }
 
     pub fn admin(&self) -> admin_api::AdminService {
@@ -496,6 +522,7 @@ impl App {
             clock: self.clock.clone(),
         });
         let admin = admin_api::router(self.admin());
+        let console = console::router(console::ConsoleState { admin: self.admin(), store: self.store.clone() });
         let health = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(readiness))
@@ -507,7 +534,7 @@ impl App {
                 .unwrap_or_else(|_| axum::http::HeaderName::from_static("x-client-cert")),
             mtls: self.config.mtls.enabled,
         });
-        let mut layered = protocol.merge(login).merge(devices).merge(admin).merge(health.clone());
+        let mut layered = protocol.merge(login).merge(devices).merge(admin).merge(console).merge(health.clone());
         if self.config.metrics.enabled {
             let access = crate::metrics::MetricsAccess {
                 // Checked by `Config::validate`.

@@ -28,9 +28,15 @@ mod tests {
             oidc_core::store_keys::ALL,
             authn_methods::store_keys::ALL,
             login_ui::store_keys::ALL,
+            console::store_keys::ALL,
         ];
         assert_eq!(session_store::keys::first_clash(families.into_iter().flatten()), None);
-        let limits = [oidc_core::store_keys::LIMITS, authn_methods::store_keys::LIMITS, login_ui::store_keys::LIMITS];
+        let limits = [
+            oidc_core::store_keys::LIMITS,
+            authn_methods::store_keys::LIMITS,
+            login_ui::store_keys::LIMITS,
+            console::store_keys::LIMITS,
+        ];
         assert_eq!(session_store::keys::first_clash(limits.into_iter().flatten()), None);
     }
 }

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. Private to the crate: callers see the typed records of each
 //! repository, never these rows (JSON columns are text here and typed there).
 
+pub(crate) mod admin_role;
 pub(crate) mod audit_log;
 pub(crate) mod authenticator;
 pub(crate) mod client;

@@ -10,6 +10,7 @@ mod m20260101_000001_initial;
 mod m20261125_000002_logout_deliveries;
 mod m20261204_000003_push_blocks;
 mod m20261215_000004_client_credentials_changed;
+mod m20261216_000005_admin_roles;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_logout_deliveries::Migration),
             Box::new(m20261204_000003_push_blocks::Migration),
             Box::new(m20261215_000004_client_credentials_changed::Migration),
+            Box::new(m20261216_000005_admin_roles::Migration),
         ]
     }
 }

@@ -5,9 +5,11 @@ mod model;
 pub use model::{AccountStatus, Activity, OtherId, Practice, Professional};
 
 use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, Func, LikeExpr};
 use sea_orm::{
     ColumnTrait as _, EntityTrait as _, PaginatorTrait as _, QueryFilter as _, QueryOrder as _, QuerySelect as _,
 };
+use sea_orm::{Condition, ExprTrait as _};
 
 use crate::entity::professional::{self, ActiveModel, Column, Entity};
 use crate::{DirectoryError, Inner, now};
@@ -131,6 +133,41 @@ impl<'a> Professionals<'a> {
         Entity::find()
             .order_by_asc(Column::NationalId)
             .offset(offset)
+            .limit(limit)
+            .all(&self.inner.db)
+            .await?
+            .into_iter()
+            .map(to_professional)
+            .collect()
+    }
+
+    /// Professionals whose national id is `query`, or whose names contain it (case aside):
+    /// what an administrator types to find someone. At most `limit`, by family name.
+    pub async fn search(&self, query: &str, limit: u64) -> Result<Vec<Professional>, DirectoryError> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        // LIKE's own wildcards in what was typed match themselves.
+        let escaped: String = query
+            .to_lowercase()
+            .chars()
+            .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+            .collect();
+        let pattern = format!("%{escaped}%");
+        // LOWER on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+        let contains = |column: Column| {
+            Expr::expr(Func::lower(Expr::col(column))).like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        Entity::find()
+            .filter(
+                Condition::any()
+                    .add(Column::NationalId.eq(query))
+                    .add(contains(Column::FamilyName))
+                    .add(contains(Column::GivenName)),
+            )
+            .order_by_asc(Column::FamilyName)
+            .order_by_asc(Column::GivenName)
             .limit(limit)
             .all(&self.inner.db)
             .await?

@@ -70,3 +70,40 @@ pub async fn push_blocks_lifecycle(ctx: &Ctx) {
     assert!(!blocks.unblock("sub-1").await.unwrap());
     assert_eq!(blocks.get("sub-1").await.unwrap(), None);
 }
+
+pub async fn admin_roles_lifecycle(ctx: &Ctx) {
+    let roles = ctx.dir.admin_roles();
+    assert!(!roles.is_admin("sub-1").await.unwrap());
+    assert!(roles.grant("sub-1", Some("cli:ops"), 100).await.unwrap());
+    // A second grant keeps the first one's author and time.
+    assert!(!roles.grant("sub-1", None, 200).await.unwrap());
+    let other = ctx.second_node().await;
+    let seen = other.admin_roles().get("sub-1").await.unwrap().unwrap();
+    assert_eq!((seen.granted_by.as_deref(), seen.granted_at), (Some("cli:ops"), 100));
+    assert!(roles.grant("sub-2", None, 150).await.unwrap());
+    let all: Vec<String> = roles.list().await.unwrap().into_iter().map(|r| r.subject).collect();
+    assert_eq!(all, ["sub-1", "sub-2"]);
+    assert!(other.admin_roles().revoke("sub-1").await.unwrap());
+    assert!(!roles.revoke("sub-1").await.unwrap());
+    assert!(!roles.is_admin("sub-1").await.unwrap());
+    assert!(roles.is_admin("sub-2").await.unwrap());
+}
+
+pub async fn professionals_search(ctx: &Ctx) {
+    let pros = ctx.dir.professionals();
+    pros.create(new_professional("899700000001")).await.unwrap();
+    let mut other = new_professional("899700000002");
+    other.given_name = "Paul".into();
+    other.family_name = "Dupont_Durand".into();
+    pros.create(other).await.unwrap();
+    let ids = |list: Vec<directory::Professional>| list.into_iter().map(|p| p.national_id).collect::<Vec<_>>();
+    assert_eq!(ids(pros.search("899700000002", 10).await.unwrap()), ["899700000002"]);
+    // Names, whatever their case, on both backends.
+    assert_eq!(ids(pros.search("marTIN", 10).await.unwrap()), ["899700000001"]);
+    assert_eq!(ids(pros.search("pau", 10).await.unwrap()), ["899700000002"]);
+    // A wildcard typed is a character, not "anything".
+    assert_eq!(ids(pros.search("_", 10).await.unwrap()), ["899700000002"]);
+    assert!(pros.search("%", 10).await.unwrap().is_empty());
+    assert!(pros.search("  ", 10).await.unwrap().is_empty());
+    assert_eq!(pros.search("a", 1).await.unwrap().len(), 1);
+}

@@ -39,7 +39,8 @@ pub enum Command {
     /// See and end professionals' SSO sessions (needs the shared session store: redis_url).
     #[command(subcommand)]
     Session(SessionCommand),
-    /// Block or unblock accounts, lift lockouts, remove authenticators, issue activation codes.
+    /// Block or unblock accounts, lift lockouts, remove authenticators, issue activation codes,
+    /// grant or revoke the admin role (the console).
     #[command(subcommand)]
     Account(AccountCommand),
     /// Query and verify the audit log.
@@ -117,6 +118,20 @@ pub enum AccountCommand {
         #[arg(long)]
         revoke: bool,
     },
+    /// Give a professional the admin role: they may sign in to the console (/admin).
+    GrantAdmin {
+        /// The professional's national identifier.
+        #[arg(long)]
+        user: String,
+    },
+    /// Take the admin role back: their console session closes at its next request.
+    RevokeAdmin {
+        /// The professional's national identifier.
+        #[arg(long)]
+        user: String,
+    },
+    /// List the professionals holding the admin role.
+    Admins,
     /// Remove an authenticator (an app is deleted, a token goes back to the pool).
     RemoveAuthenticator {
         /// The professional's national identifier.

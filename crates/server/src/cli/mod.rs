@@ -356,6 +356,15 @@ async fn account(config: Config, command: AccountCommand) -> anyhow::Result<()> 
             admin.revoke_activation_code(&operator(), &user).await?;
             println!("activation code of {user} withdrawn");
         }
+        AccountCommand::GrantAdmin { user } => match admin.grant_admin(&operator(), &user).await? {
+            true => println!("{user} is now an administrator (console: /admin)"),
+            false => println!("{user} already was an administrator"),
+        },
+        AccountCommand::RevokeAdmin { user } => match admin.revoke_admin(&operator(), &user).await? {
+            true => println!("{user} is no longer an administrator"),
+            false => println!("{user} was not an administrator"),
+        },
+        AccountCommand::Admins => print_json(&admin.admins().await?)?,
         AccountCommand::RemoveAuthenticator { user, id } => {
             admin.remove_authenticator(&operator(), &user, &id).await?;
             println!("authenticator {id} removed");
