@@ -190,6 +190,26 @@ pub(crate) struct RegisterForm {
     post_logout_redirect_uris: String,
     #[serde(default)]
     backchannel_logout_uri: String,
+    /// The whole metadata as JSON: when given, it is the registration (the fields above but
+    /// the identifier are ignored).
+    #[serde(default)]
+    metadata: String,
+}
+
+/// Metadata typed as JSON, as the admin API reads it. A member the registration does not know
+/// is refused rather than dropped: typed by a person, `scope` for `allowed_scopes` would
+/// otherwise be saved as nothing, silently.
+fn typed_metadata(text: &str) -> Result<ClientMetadata, admin_api::AdminError> {
+    let invalid = |m: String| admin_api::AdminError::Invalid(format!("metadata: {m}"));
+    let typed: serde_json::Value = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+    let metadata = serde_json::from_value::<ClientMetadata>(typed.clone()).map_err(|e| invalid(e.to_string()))?;
+    let known = serde_json::to_value(&metadata).map_err(|e| invalid(e.to_string()))?;
+    if let (Some(typed), Some(known)) = (typed.as_object(), known.as_object())
+        && let Some(unknown) = typed.keys().find(|k| !known.contains_key(*k) && !typed[*k].is_null())
+    {
+        return Err(invalid(format!("unknown member {unknown:?}")));
+    }
+    Ok(metadata)
 }
 
 fn lines(text: &str) -> Vec<String> {
@@ -212,6 +232,18 @@ pub(crate) async fn register(
     if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
         return forged(&st, session.locale);
     }
+    let client_id = Some(form.client_id.trim().to_owned()).filter(|c| !c.is_empty());
+    if !form.metadata.trim().is_empty() {
+        let metadata = match typed_metadata(&form.metadata) {
+            Ok(m) => m,
+            Err(e) => return failure(&st, session.locale, e),
+        };
+        return created(
+            &st,
+            &session,
+            st.admin.create_client(&session.actor(), NewClient { client_id, metadata }).await,
+        );
+    }
     let Some(method) = AUTH_METHODS
         .contains(&form.auth_method.as_str())
         .then(|| TokenEndpointAuthMethod::parse(&form.auth_method))
@@ -233,13 +265,21 @@ pub(crate) async fn register(
         backchannel_logout_session_required: !backchannel.is_empty(),
         ..ClientMetadata::default()
     };
-    let client_id = Some(form.client_id.trim().to_owned()).filter(|c| !c.is_empty());
-    match st.admin.create_client(&session.actor(), NewClient { client_id, metadata }).await {
+    created(&st, &session, st.admin.create_client(&session.actor(), NewClient { client_id, metadata }).await)
+}
+
+/// A registration's answer: its secret shown once, or the client's page.
+fn created(
+    st: &ConsoleState,
+    session: &ConsoleSession,
+    result: Result<admin_api::service::CreatedClient, admin_api::AdminError>,
+) -> Response {
+    match result {
         Ok(created) => match &created.client_secret {
-            Some(secret) => secret_page(&st, &session, &created.client.client_id, secret),
-            None => see_other(&format!("{}&done=register", client_link(&st, &created.client.client_id))),
+            Some(secret) => secret_page(st, session, &created.client.client_id, secret),
+            None => see_other(&format!("{}&done=register", client_link(st, &created.client.client_id))),
         },
-        Err(e) => failure(&st, session.locale, e),
+        Err(e) => failure(st, session.locale, e),
     }
 }
 
@@ -356,6 +396,16 @@ pub(crate) async fn edit(
         Ok(c) => c,
         Err(e) => return failure(&st, session.locale, e),
     };
+    if !form.metadata.trim().is_empty() {
+        // The whole registration, as typed: the API's `PUT`.
+        return match typed_metadata(&form.metadata) {
+            Ok(metadata) => match st.admin.update_client(&session.actor(), id, &metadata).await {
+                Ok(_) => see_other(&format!("{}&done=edit", client_link(&st, id))),
+                Err(e) => failure(&st, session.locale, e),
+            },
+            Err(e) => failure(&st, session.locale, e),
+        };
+    }
     let mut metadata = match serde_json::from_value::<ClientMetadata>(current.metadata) {
         Ok(m) => m,
         Err(e) => return failure(&st, session.locale, admin_api::AdminError::Internal(e.to_string())),

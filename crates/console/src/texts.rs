@@ -93,6 +93,13 @@ pub struct ConsoleTexts {
     pub confirm_withdraw_code: &'static str,
     pub done_withdraw_code: &'static str,
     pub edit_title: &'static str,
+    /// The whole registration as JSON (what the admin API's `PUT` takes): every field,
+    /// keys, algorithms and grants included.
+    pub metadata_title: &'static str,
+    pub metadata_label: &'static str,
+    pub metadata_hint: &'static str,
+    pub register_json_title: &'static str,
+    pub register_json_hint: &'static str,
     pub save: &'static str,
     pub client_updated: &'static str,
     pub next_page: &'static str,
@@ -249,6 +256,14 @@ static FR: ConsoleTexts = ConsoleTexts {
     confirm_withdraw_code: "Retirer le code d'activation en attente ? Il ne permettra plus de se connecter.",
     done_withdraw_code: "Code d'activation retiré.",
     edit_title: "Modifier l'enregistrement",
+    metadata_title: "Toutes les métadonnées (JSON)",
+    metadata_label: "Métadonnées du client",
+    metadata_hint: "L'enregistrement entier, comme l'API d'administration le prend (RFC 7591) : méthode \
+                    d'authentification, clés (jwks, jwks_uri), algorithmes, types d'octroi, portées, \
+                    sujet du certificat. Les mêmes contrôles que pour un enregistrement s'appliquent.",
+    register_json_title: "Enregistrer à partir de métadonnées (JSON)",
+    register_json_hint: "Pour un client private_key_jwt, tls_client_auth ou aux réglages particuliers : \
+                         les métadonnées RFC 7591 entières. L'identifiant ci-dessus est repris s'il est donné.",
     save: "Enregistrer les modifications",
     client_updated: "Enregistrement modifié.",
     next_page: "Enregistrements suivants",
@@ -396,6 +411,14 @@ static EN: ConsoleTexts = ConsoleTexts {
     confirm_withdraw_code: "Withdraw the pending activation code? It will sign no one in.",
     done_withdraw_code: "Activation code withdrawn.",
     edit_title: "Edit the registration",
+    metadata_title: "All the metadata (JSON)",
+    metadata_label: "Client metadata",
+    metadata_hint: "The whole registration, as the admin API takes it (RFC 7591): authentication method, \
+                    keys (jwks, jwks_uri), algorithms, grant types, scopes, certificate subject. The same \
+                    checks as for a registration apply.",
+    register_json_title: "Register from metadata (JSON)",
+    register_json_hint: "For a private_key_jwt or tls_client_auth client, or one with particular settings: the \
+                         whole RFC 7591 metadata. The identifier above is used if given.",
     save: "Save the changes",
     client_updated: "Registration updated.",
     next_page: "Next records",

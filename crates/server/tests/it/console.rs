@@ -142,6 +142,43 @@ async fn relying_parties_audit_and_logout_notices_from_the_console() {
     assert_eq!(meta["redirect_uris"].as_array().unwrap().len(), 2);
     assert_eq!(meta["token_endpoint_auth_method"], "client_secret_basic");
 
+    // The whole registration as JSON, what the API's PUT takes: a field the form has not (the
+    // scopes), through the same checks.
+    let mut whole = meta.clone();
+    whole["allowed_scopes"] = serde_json::json!(["openid", "profile"]);
+    let json = serde_json::to_string(&whole).unwrap();
+    let r = b
+        .post_form(
+            &p.url("/admin/clients/edit"),
+            &[("csrf_token", &token), ("client_id", "cabinet"), ("metadata", &json)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let scopes = p.app.admin().client("cabinet").await.unwrap().metadata["allowed_scopes"].clone();
+    assert_eq!(scopes, serde_json::json!(["openid", "profile"]));
+    // Not JSON, or a member the registration does not know (a typo): refused, nothing saved.
+    let mut typo = whole.clone();
+    typo["scope"] = serde_json::json!("openid");
+    let typo = serde_json::to_string(&typo).unwrap();
+    for bad in ["{not json", typo.as_str()] {
+        let form = [("csrf_token", token.as_str()), ("client_id", "cabinet"), ("metadata", bad)];
+        let r = b.post_form(&p.url("/admin/clients/edit"), &form).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // A private_key_jwt client registered from its metadata, keys and all: no secret to show.
+    let key = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+    let keyed = serde_json::json!({"client_name": "Logiciel à clé", "redirect_uris": ["https://cle.example/cb"],
+        "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [key]}})
+    .to_string();
+    let r = b
+        .post_form(&p.url("/admin/clients"), &[("csrf_token", &token), ("client_id", "cle"), ("metadata", &keyed)])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let meta = p.app.admin().client("cle").await.unwrap().metadata;
+    assert_eq!(meta["token_endpoint_auth_method"], "private_key_jwt");
+    assert_eq!(meta["jwks"]["keys"][0]["kid"], "k1");
+
     // Rotate (confirmed), then remove (confirmed).
     let confirm = b.get(&format!("{}?id=cabinet&act=rotate", p.url("/admin/clients/confirm"))).await;
     assert!(confirm.text().await.unwrap().contains("Changer le secret de ce service"));
