@@ -56,8 +56,8 @@ pub struct Offer {
 
 impl Policy {
     /// The methods that may come next, given the factors proven so far. No order is fixed: a
-    /// login opens with any method that identifies the person (a password, later the card or
-    /// the phone app); then come factors of a kind not yet proven, for that person.
+    /// login opens with any method that identifies the person (a password, the card, the phone
+    /// app, a passkey); then come factors of a kind not yet proven, for that person.
     pub fn next(&self, factors: &[FactorResult], methods: &[MethodInfo]) -> Vec<MethodId> {
         if factors.is_empty() {
             // A first factor that is not enough alone opens a login only if a second can follow.
