@@ -469,6 +469,7 @@ impl Harness {
                 user_agent: None,
                 client_name: "Fuzz RP".into(),
                 required_acr: None,
+                tls_client_chain: None,
             };
             match push.send(&cx, SUBJECT, "Fuzz RP").await.ok()? {
                 authn_methods::push::PushSend::Sent { challenge, number, .. } => Some((challenge, number)),
