@@ -186,14 +186,16 @@ impl CardLogin {
             return Ok(Step::Failed(Failure::Bad));
         }
         let verified = self.trust.verify_signed(chain, st.challenge.as_bytes(), signature, cx.now);
-        self.signed_in(cx, verified).await
+        self.signed_in(cx, verified, "agent").await
     }
 
-    /// The factor a verified card brings, or why the card was refused.
+    /// The factor a verified card brings, or why the card was refused; `via`: how its answer
+    /// came (`agent`, or `tls` for the card the browser presented), for the audit.
     async fn signed_in(
         &self,
         cx: &AuthContext,
         verified: Result<VerifiedCard, CardRejection>,
+        via: &'static str,
     ) -> Result<Step, AuthError> {
         let card = match verified {
             Ok(card) => card,
@@ -209,8 +211,7 @@ impl CardLogin {
         if professional.status != AccountStatus::Active {
             return Ok(Step::Failed(Failure::Unusable(Unusable::Blocked)));
         }
-        // Which card signed in, for the professional's and the operator's records.
-        let via = if cx.tls_client_chain.is_some() { "tls" } else { "agent" };
+        // Which card signed in, and how, for the professional's and the operator's records.
         let record = AuditEvent {
             event: "card_used".to_owned(),
             actor: Some(professional.subject.clone()),
@@ -297,7 +298,7 @@ impl AuthMethod for CardLogin {
                 return Ok(Step::Failed(Failure::Unusable(Unusable::NotEnrolled)));
             };
             let verified = self.trust.verify_chain(chain, cx.now);
-            return self.signed_in(cx, verified).await;
+            return self.signed_in(cx, verified, "tls").await;
         }
         if let Some(error) = input.get(FIELD_ERROR).map(str::trim).filter(|e| !e.is_empty()) {
             // The agent could not get an answer from the card: the same challenge stays open.

@@ -185,6 +185,7 @@ async fn a_good_card_and_its_signature_sign_in_at_the_strongest_level() {
         .unwrap();
     assert_eq!(used.len(), 1);
     assert_eq!(used[0].subject.as_deref(), Some(w.subject.as_str()));
+    assert_eq!(used[0].details["via"], "agent");
     assert!(
         used[0].details["issuer"].as_str().unwrap().contains("TEST AC IGC-SANTE FORT PERSONNES"),
         "{:?}",

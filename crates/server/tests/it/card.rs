@@ -356,6 +356,14 @@ async fn a_browser_that_reads_the_card_presents_it_over_tls_1_2_with_a_pkcs1_sig
     let (status, tokens) = exchange(&w.s.p, "rp", &w.s.secret, &code).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(jwt_claims(tokens["id_token"].as_str().unwrap())["acr"], "eidas3");
+    let used =
+        w.s.p
+            .directory()
+            .audit()
+            .query(directory::AuditQuery { event: Some("card_used".into()), ..Default::default() })
+            .await
+            .unwrap();
+    assert_eq!(used.last().map(|r| r.details["via"].clone()), Some(serde_json::json!("tls")));
 
     // The same checks as through the agent: a revoked card is refused, and the page says why.
     *w.published.people.lock().unwrap() = w.pki.people_crl(&[&card], Span::minutes(1), Span::days(1), 2);
