@@ -9,11 +9,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use oidc_core::client::{ClientMetadata, TokenEndpointAuthMethod};
 use oidc_core::secret::{ExposeSecret as _, SecretString};
-use oidc_core::util::constant_time_eq;
 use serde::Deserialize;
 
 use crate::people::{ConfirmPage, signed_in};
-use crate::signin::{ConsoleSession, NoSession, current, forged, reauthenticate};
+use crate::signin::{ConsoleSession, acting, reauthenticate};
 use crate::texts::{ConsoleTexts, console_texts};
 use crate::{ConsoleState, failure, render, see_other, when};
 
@@ -223,15 +222,10 @@ pub(crate) async fn register(
     headers: HeaderMap,
     axum::Form(form): axum::Form<RegisterForm>,
 ) -> Response {
-    let session = match current(&st, &headers).await {
-        // The audit records the address of this request, not the sign-in's.
-        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
-        Err(NoSession::Answer(r)) => return r,
-        Err(NoSession::SignIn) => return see_other(&st.path("/admin/clients")),
+    let session = match acting(&st, &headers, origin, &form.csrf_token, "/admin/clients").await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
-        return forged(&st, session.locale);
-    }
     let client_id = Some(form.client_id.trim().to_owned()).filter(|c| !c.is_empty());
     if !form.metadata.trim().is_empty() {
         let metadata = match typed_metadata(&form.metadata) {
@@ -348,15 +342,10 @@ pub(crate) async fn act(
     headers: HeaderMap,
     axum::Form(form): axum::Form<ClientActForm>,
 ) -> Response {
-    let session = match current(&st, &headers).await {
-        // The audit records the address of this request, not the sign-in's.
-        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
-        Err(NoSession::Answer(r)) => return r,
-        Err(NoSession::SignIn) => return see_other(&st.path("/admin/clients")),
+    let session = match acting(&st, &headers, origin, &form.csrf_token, "/admin/clients").await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
-        return forged(&st, session.locale);
-    }
     if !session.recently_authenticated(st.now()) {
         return reauthenticate(&st, &confirm_link(&st, &form));
     }
@@ -382,15 +371,10 @@ pub(crate) async fn edit(
     headers: HeaderMap,
     axum::Form(form): axum::Form<RegisterForm>,
 ) -> Response {
-    let session = match current(&st, &headers).await {
-        // The audit records the address of this request, not the sign-in's.
-        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
-        Err(NoSession::Answer(r)) => return r,
-        Err(NoSession::SignIn) => return see_other(&st.path("/admin/clients")),
+    let session = match acting(&st, &headers, origin, &form.csrf_token, "/admin/clients").await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
-        return forged(&st, session.locale);
-    }
     let id = form.client_id.trim();
     let current = match st.admin.client(id).await {
         Ok(c) => c,

@@ -6,11 +6,10 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use oidc_core::util::constant_time_eq;
 use serde::Deserialize;
 
 use crate::people::signed_in;
-use crate::signin::{ConsoleSession, NoSession, current, forged};
+use crate::signin::{ConsoleSession, acting};
 use crate::texts::{ConsoleTexts, console_texts};
 use crate::{ConsoleState, failure, render, see_other, when};
 
@@ -204,15 +203,10 @@ pub(crate) async fn retry(
     headers: HeaderMap,
     axum::Form(form): axum::Form<RetryForm>,
 ) -> Response {
-    let session = match current(&st, &headers).await {
-        // The audit records the address of this request, not the sign-in's.
-        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
-        Err(NoSession::Answer(r)) => return r,
-        Err(NoSession::SignIn) => return see_other(&st.path("/admin/deliveries")),
+    let session = match acting(&st, &headers, origin, &form.csrf_token, "/admin/deliveries").await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
-        return forged(&st, session.locale);
-    }
     match st.admin.retry_delivery(&session.actor(), &form.id).await {
         Ok(_) => see_other(&format!("{}?done=retry", st.path("/admin/deliveries"))),
         Err(e) => failure(&st, session.locale, e),

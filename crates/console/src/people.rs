@@ -8,10 +8,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use oidc_core::Locale;
-use oidc_core::util::constant_time_eq;
 use serde::Deserialize;
 
-use crate::signin::{ConsoleSession, NoSession, current, forged, sign_in};
+use crate::signin::{ConsoleSession, NoSession, acting, current, sign_in};
 use crate::texts::{ConsoleTexts, console_texts};
 use crate::{ConsoleState, failure, render, see_other, when};
 
@@ -428,15 +427,10 @@ pub(crate) async fn act(
     headers: HeaderMap,
     axum::Form(form): axum::Form<ActForm>,
 ) -> Response {
-    let session = match current(&st, &headers).await {
-        // The audit records the address of this request, not the sign-in's.
-        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
-        Err(NoSession::Answer(r)) => return r,
-        Err(NoSession::SignIn) => return see_other(&st.path("/admin")),
+    let session = match acting(&st, &headers, origin, &form.csrf_token, "/admin").await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    if !constant_time_eq(form.csrf_token.as_bytes(), session.csrf.as_bytes()) {
-        return forged(&st, session.locale);
-    }
     let Some(act) = Act::parse(&form.act) else {
         return failure(&st, session.locale, admin_api::AdminError::Invalid(form.act.clone()));
     };

@@ -368,6 +368,28 @@ pub(crate) struct CsrfForm {
     pub(crate) csrf_token: String,
 }
 
+/// The console session a form's post acts in: the administrator signed in, with this request's
+/// address (the audit records where each act came from, not where the sign-in did), once the
+/// form's anti-forgery token matched. Without a session the post goes to `back`, which asks for
+/// a sign-in.
+pub(crate) async fn acting(
+    st: &ConsoleState,
+    headers: &HeaderMap,
+    origin: oidc_core::RequestOrigin,
+    csrf_token: &str,
+    back: &str,
+) -> Result<ConsoleSession, Response> {
+    let session = match current(st, headers).await {
+        Ok((_, s)) => ConsoleSession { source_ip: origin.source_ip, ..s },
+        Err(NoSession::Answer(r)) => return Err(r),
+        Err(NoSession::SignIn) => return Err(see_other(&st.path(back))),
+    };
+    if !constant_time_eq(csrf_token.as_bytes(), session.csrf.as_bytes()) {
+        return Err(forged(st, session.locale));
+    }
+    Ok(session)
+}
+
 /// Signs out of the console (the SSO session stays: the wallet and relying parties keep theirs).
 pub(crate) async fn logout(
     State(st): State<ConsoleState>,
