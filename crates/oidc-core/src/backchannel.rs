@@ -51,7 +51,10 @@ pub struct DeliveryLogError(pub String);
 /// Where deliveries and their outcomes are kept (the directory, through the server's wiring).
 #[async_trait]
 pub trait DeliveryLog: Send + Sync {
-    async fn created(&self, delivery: &Delivery, now: i64) -> Result<(), DeliveryLogError>;
+    /// Records a new delivery, pending. `first_due` is when its first attempts are surely over
+    /// (Unix seconds): from then on, the retry job of any node may take it, so that a delivery
+    /// whose node died in the middle of it is still sent.
+    async fn created(&self, delivery: &Delivery, now: i64, first_due: i64) -> Result<(), DeliveryLogError>;
     async fn attempted(&self, delivery: &Delivery, outcome: &DeliveryOutcome, now: i64)
     -> Result<(), DeliveryLogError>;
     /// Pending deliveries due at `now`, each leased to the caller until `lease_until`.
@@ -156,13 +159,23 @@ impl Notifier {
                 uri,
                 attempts: 0,
             };
-            if let Err(e) = self.log.created(&delivery, now).await {
+            if let Err(e) = self.log.created(&delivery, now, now + self.first_attempts_bound()).await {
                 tracing::error!(error = %e, "recording a logout delivery failed");
             }
             let me = self.clone();
             handles.push(tokio::spawn(async move { me.deliver(delivery, true).await }));
         }
         handles
+    }
+
+    /// Seconds the first attempts of a delivery can take at most (each bounded by the timeout,
+    /// with the pauses between them), plus a margin for a busy node to record their outcome.
+    fn first_attempts_bound(&self) -> i64 {
+        const MARGIN: Duration = Duration::from_secs(5);
+        let attempts = u32::try_from(self.settings.quick_retries.len() + 1).unwrap_or(u32::MAX);
+        let pauses: Duration = self.settings.quick_retries.iter().sum();
+        let worst = self.settings.timeout.saturating_mul(attempts).saturating_add(pauses).saturating_add(MARGIN);
+        i64::try_from(worst.as_secs()).unwrap_or(i64::MAX).saturating_add(1)
     }
 
     /// Retries the deliveries that are due (called periodically by every node; each pending

@@ -158,6 +158,8 @@ pub enum ProviderError {
     Accounts(#[from] crate::claims::AccountError),
     #[error("corrupt stored record: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Audit(#[from] crate::provider::AuditUnavailable),
 }
 
 impl ProviderError {
@@ -169,6 +171,7 @@ impl ProviderError {
                 | ProviderError::Registry(_)
                 | ProviderError::Grants(crate::grants::GrantError::Unavailable(_))
                 | ProviderError::Accounts(_)
+                | ProviderError::Audit(_)
         )
     }
 

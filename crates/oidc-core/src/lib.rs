@@ -41,5 +41,5 @@ mod verified;
 
 pub use authorize::Locale;
 pub use config::ProviderConfig;
-pub use provider::{AuditEntry, AuditSink, ProtocolEvent, Provider, ProviderDeps};
+pub use provider::{AuditEntry, AuditSink, AuditUnavailable, ProtocolEvent, Provider, ProviderDeps};
 pub use session::{LoginResult, RequestOrigin};

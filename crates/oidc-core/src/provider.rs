@@ -86,10 +86,16 @@ impl AuditEntry {
     }
 }
 
+/// The audit log could not take a record (its database is down).
+#[derive(Debug, thiserror::Error)]
+#[error("audit log unavailable: {0}")]
+pub struct AuditUnavailable(pub String);
+
 /// Where sensitive protocol events are recorded (the audit log).
 #[async_trait]
 pub trait AuditSink: Send + Sync {
-    async fn record(&self, entry: AuditEntry);
+    /// Appends `entry`; returns once it is durably written, or why it could not be.
+    async fn record(&self, entry: AuditEntry) -> Result<(), AuditUnavailable>;
 }
 
 /// Everything the protocol needs from the rest of the system.
@@ -204,8 +210,19 @@ impl Provider {
         Some(client.display_name().to_owned())
     }
 
+    /// Records `entry`; a failure is logged and does not stop what is being done (a refusal,
+    /// a logout: refusing them for want of a record would help nobody).
     pub(crate) async fn audit(&self, entry: AuditEntry) {
-        self.audit.record(entry).await;
+        let event = entry.event.as_str();
+        if let Err(e) = self.audit.record(entry).await {
+            tracing::error!(error = %e, event, "audit append failed");
+        }
+    }
+
+    /// Records the issue of tokens before they are handed out: a token whose record could not
+    /// be written is not given (fail closed), so the log never misses a token in use.
+    pub(crate) async fn audit_issued(&self, entry: AuditEntry) -> Result<(), ProviderError> {
+        Ok(self.audit.record(entry).await?)
     }
 
     /// Whether the dependencies answer (for health checks and to fail closed early).

@@ -241,7 +241,7 @@ impl KeyStore for DirectoryAdapter {
 
 #[async_trait]
 impl AuditSink for DirectoryAdapter {
-    async fn record(&self, entry: AuditEntry) {
+    async fn record(&self, entry: AuditEntry) -> Result<(), oidc_core::AuditUnavailable> {
         let event = directory::AuditEvent {
             event: entry.event.as_str().to_owned(),
             actor: None,
@@ -252,9 +252,7 @@ impl AuditSink for DirectoryAdapter {
             details: entry.details,
             at: (self.clock)(),
         };
-        if let Err(e) = self.directory.audit().append(event).await {
-            tracing::error!(error = %e, event = entry.event.as_str(), "audit append failed");
-        }
+        self.directory.audit().append(event).await.map(drop).map_err(|e| oidc_core::AuditUnavailable(e.to_string()))
     }
 }
 
@@ -264,7 +262,7 @@ fn log_error(e: DirectoryError) -> DeliveryLogError {
 
 #[async_trait]
 impl DeliveryLog for DirectoryAdapter {
-    async fn created(&self, d: &Delivery, now: i64) -> Result<(), DeliveryLogError> {
+    async fn created(&self, d: &Delivery, now: i64, first_due: i64) -> Result<(), DeliveryLogError> {
         let record = LogoutDeliveryRecord {
             id: d.id.clone(),
             sid: d.sid.clone(),
@@ -274,8 +272,9 @@ impl DeliveryLog for DirectoryAdapter {
             status: DeliveryStatus::Pending,
             attempts: d.attempts,
             last_error: None,
-            // Not due for the retry job until the first attempts are over.
-            next_attempt_at: Some(now + 60),
+            // Not due for the retry job until the first attempts are over: if this node dies
+            // during them, another one sends it then.
+            next_attempt_at: Some(first_due),
             created_at: now,
             updated_at: now,
         };

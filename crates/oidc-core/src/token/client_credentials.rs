@@ -54,12 +54,12 @@ impl Provider {
             cnf: params.cnf.clone(),
         };
         let access_token = self.keys.sign(self.config.access_token_alg, TokenKind::AccessToken, &claims)?;
-        self.audit(
+        self.audit_issued(
             AuditEntry::new(ProtocolEvent::TokenIssued, "success")
                 .client(&client.client_id)
                 .details(serde_json::json!({ "grant_type": GrantType::ClientCredentials.as_str(), "scope": scope })),
         )
-        .await;
+        .await?;
         Ok(TokenResponse {
             access_token: access_token.into(),
             token_type: "Bearer",

@@ -286,13 +286,13 @@ impl Provider {
             cnf,
         };
         let response = self.issue_tokens(&issue, now).await?;
-        self.audit(
+        self.audit_issued(
             AuditEntry::new(ProtocolEvent::TokenIssued, "success")
                 .subject(&session.subject)
                 .client(&client.client_id)
                 .details(serde_json::json!({ "grant_type": grant_type.as_str(), "sid": session.sid })),
         )
-        .await;
+        .await?;
         Ok(response)
     }
 

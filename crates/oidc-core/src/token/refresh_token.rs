@@ -145,13 +145,13 @@ impl Provider {
             cnf: params.cnf.as_ref(),
         };
         let response = self.issue_tokens(&issue, now).await?;
-        self.audit(
+        self.audit_issued(
             AuditEntry::new(ProtocolEvent::TokenIssued, "success")
                 .subject(&grant.subject)
                 .client(&client.client_id)
                 .details(serde_json::json!({ "grant_type": GrantType::RefreshToken.as_str(), "sid": grant.sid })),
         )
-        .await;
+        .await?;
         Ok(response)
     }
 }

@@ -19,6 +19,7 @@ mod card;
 mod common;
 mod console;
 mod debug_redaction;
+mod faults;
 mod frontchannel;
 mod hardening;
 mod login;
