@@ -305,6 +305,27 @@ impl AuthEngine {
 
     /// Takes one step of the login `cx.interaction`.
     pub async fn step(&self, cx: &AuthContext, req: StepRequest<'_>) -> Result<StepOutcome, AuthError> {
+        let method = self.method(req.method).map_or("unknown", |m| m.id());
+        let outcome = self.take_step(cx, req).await;
+        // Logins by method and outcome, for monitoring (the audit log has who and why).
+        let label = match &outcome {
+            Ok(StepOutcome::Success(_)) => "success",
+            Ok(StepOutcome::Prompt(_) | StepOutcome::Next { .. }) => "continue",
+            Ok(StepOutcome::Refused(Refusal::Invalid)) => "failed",
+            Ok(StepOutcome::Refused(_)) => "locked",
+            Ok(StepOutcome::Denied) => "denied",
+            Ok(StepOutcome::Rejected { .. }) => "rejected",
+            Ok(StepOutcome::Expired) => "expired",
+            Ok(StepOutcome::Unusable { .. }) => "unusable",
+            Ok(StepOutcome::NotAllowed) => "not_allowed",
+            Ok(StepOutcome::Raced) => "raced",
+            Err(_) => "error",
+        };
+        metrics::counter!("caducee_login_steps_total", "method" => method, "outcome" => label).increment(1);
+        outcome
+    }
+
+    async fn take_step(&self, cx: &AuthContext, req: StepRequest<'_>) -> Result<StepOutcome, AuthError> {
         let started = Instant::now();
         let Some(method) = self.method(req.method).cloned() else {
             return Ok(StepOutcome::NotAllowed);

@@ -325,9 +325,13 @@ impl Lockout {
         let delay = doubled(self.policy.base_delay, level.saturating_sub(1), self.policy.max_delay);
         let until = now.saturating_add(seconds(delay));
         // Two racing failures may both get here: put_if_absent keeps the first lock's end.
-        self.store
+        let locked = self
+            .store
             .put_if_absent(&lock_key(pair), until.to_string().as_bytes(), delay.max(Duration::from_secs(1)))
             .await?;
+        if locked {
+            metrics::counter!("caducee_lockouts_total").increment(1);
+        }
         self.store.delete(&attempts_key(pair)).await?;
         Ok(self.locked_until(pair).await?.unwrap_or(until))
     }

@@ -30,8 +30,10 @@ impl From<DbErr> for DirectoryError {
             return DirectoryError::Conflict(msg);
         }
         if is_unavailable(&err) {
+            metrics::counter!("caducee_database_errors_total", "kind" => "unavailable").increment(1);
             return DirectoryError::Unavailable(err.to_string());
         }
+        metrics::counter!("caducee_database_errors_total", "kind" => "other").increment(1);
         DirectoryError::Db(err.to_string())
     }
 }
@@ -43,10 +45,14 @@ impl From<rusqlite::Error> for DirectoryError {
         match err.sqlite_error_code() {
             // The busy timeout ran out, or the file cannot be opened or read: fail closed.
             Some(C::DatabaseBusy | C::DatabaseLocked | C::CannotOpen | C::SystemIoFailure) => {
+                metrics::counter!("caducee_database_errors_total", "kind" => "unavailable").increment(1);
                 DirectoryError::Unavailable(err.to_string())
             }
             Some(C::ConstraintViolation) => DirectoryError::Conflict(err.to_string()),
-            _ => DirectoryError::Db(err.to_string()),
+            _ => {
+                metrics::counter!("caducee_database_errors_total", "kind" => "other").increment(1);
+                DirectoryError::Db(err.to_string())
+            }
         }
     }
 }

@@ -233,6 +233,12 @@ impl Notifier {
     }
 
     async fn record(&self, delivery: &Delivery, outcome: DeliveryOutcome) {
+        let label = match outcome {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Retry { .. } => "retry_later",
+            DeliveryOutcome::Failed { .. } => "failed",
+        };
+        metrics::counter!("caducee_backchannel_deliveries_total", "outcome" => label).increment(1);
         if let Err(e) = self.log.attempted(delivery, &outcome, (self.clock)()).await {
             tracing::error!(error = %e, "recording a logout delivery failed");
         }

@@ -94,6 +94,7 @@ impl RateLimiter {
     pub async fn hit(&self, subject: &str) -> StoreResult<Verdict> {
         let counter = self.store.increment(&self.key(subject)?, self.rate.window).await?;
         if counter.value > self.rate.max {
+            metrics::counter!("caducee_rate_limited_total", "limit" => self.name.name()).increment(1);
             let retry_after = counter.resets_in.max(Duration::from_secs(1));
             return Ok(Verdict::Limited { retry_after, first: counter.value == self.rate.max.saturating_add(1) });
         }

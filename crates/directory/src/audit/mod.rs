@@ -260,6 +260,25 @@ pub(crate) struct Waiting {
     reply: oneshot::Sender<Result<AuditRecord, DirectoryError>>,
 }
 
+/// Counts, in `caducee_audit_pending_records`, the appends waiting for their record to be
+/// committed: a depth that grows means the database is slower than the requests waiting on it.
+/// A caller that gives up stops counting (its record is still written).
+struct PendingRecord(metrics::Gauge);
+
+impl PendingRecord {
+    fn new() -> Self {
+        let gauge = metrics::gauge!("caducee_audit_pending_records");
+        gauge.increment(1.0);
+        PendingRecord(gauge)
+    }
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 impl<'a> AuditLog<'a> {
     pub(crate) fn new(inner: &'a Arc<Inner>) -> Self {
         AuditLog { inner }
@@ -280,11 +299,12 @@ impl<'a> AuditLog<'a> {
         let details = serde_json::to_string(&event.details)?;
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting { event, details, reply };
+        let _pending = PendingRecord::new();
         match &self.inner.audit_writer {
-            AuditWriter::Thread(writer) => {
-                writer.submit(Job::Append(waiting))?;
-                answer.await.unwrap_or_else(|_| Err(writer_gone()))
-            }
+            AuditWriter::Thread(writer) => match writer.submit(Job::Append(waiting)) {
+                Ok(()) => answer.await.unwrap_or_else(|_| Err(writer_gone())),
+                Err(e) => Err(e),
+            },
             AuditWriter::Pool(queue) => group::enqueue(self.inner, queue, Job::Append(waiting), answer).await,
         }
     }

@@ -487,6 +487,12 @@ async fn a_database_restart_under_load_loses_no_audit_record_of_a_token_handed_o
     assert!(audited >= issued.len(), "{audited} records for {} tokens handed out", issued.len());
     let chain = s.p.directory().audit().verify(None).await.unwrap();
     assert_eq!(chain.first_bad_id, None, "the chain holds across the restart");
+    // Monitoring saw the outage.
+    let text = reqwest::get(s.p.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("caducee_database_errors_total{kind=\"unavailable\"}")),
+        "database errors counted: {text}"
+    );
     // And every one of them works.
     for at in issued.iter().rev().take(5) {
         assert_eq!(userinfo(&s.p, at).await, StatusCode::OK);

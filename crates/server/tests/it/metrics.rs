@@ -48,6 +48,63 @@ async fn requests_and_audited_events_are_scraped_from_allowed_networks_only() {
     assert_eq!(events("signin", "success"), Some(1.0), "{text}");
     assert_eq!(events("token_issued", "success"), Some(1.0));
     assert_eq!(events("code_replay", "revoked"), Some(1.0));
+    assert_eq!(sample(&text, "caducee_login_steps_total", &["outcome=\"success\""]), Some(1.0), "{text}");
+    assert_eq!(gauge(&text, "caducee_audit_pending_records"), Some(0.0), "every record written");
+}
+
+/// The value of a sample without labels.
+fn gauge(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn failures_lockouts_refusals_and_logout_deliveries_are_counted() {
+    let p = TestProvider::start_with(Storage::Embedded, |c| {
+        c.login.max_failures = 2;
+        c.session.max_interactions_per_browser = 3;
+    })
+    .await
+    .unwrap();
+    let s = setup(p).await;
+    // Wrong codes from one browser until the pair is locked; then one login too many.
+    let b = Browser::at("127.0.0.3");
+    for _ in 0..3 {
+        let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+        submit(&b, &url, &html, "899700000099", PASSWORD, "000000").await;
+    }
+    assert_eq!(b.get(&authorize_url(&s.p, "rp", &[])).await.status(), StatusCode::TOO_MANY_REQUESTS);
+    // A relying party whose logout endpoint is down: the delivery is left for later.
+    let mut add = TestProvider::confidential_client("bcl", REDIRECT);
+    add.backchannel_logout_uri = Some(format!("http://127.0.0.1:{}/logout", test_support::free_port().unwrap()));
+    let (_, secret) = s.p.add_client(add).await.unwrap();
+    let browser = Browser::at("127.0.0.2");
+    let code = login(&browser, &s.p, "bcl", USER, &s.totp, 1).await;
+    assert_eq!(exchange(&s.p, "bcl", &secret.unwrap(), &code).await.0, StatusCode::OK);
+    let subject = s.p.directory().professionals().get_by_national_id(USER).await.unwrap().unwrap().subject;
+    let sessions = s.p.app.provider.sessions();
+    let live = sessions.list_for_subject(&subject, s.p.clock.now()).await.unwrap();
+    s.p.app.provider.end_session(&live[0].sid, "test", s.p.clock.now()).await.unwrap();
+
+    // The delivery's quick attempts take a second or two.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let text = loop {
+        let text = reqwest::get(s.p.url("/metrics")).await.unwrap().text().await.unwrap();
+        if text.contains("caducee_backchannel_deliveries_total") || tokio::time::Instant::now() >= deadline {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let steps = |outcome: &str| {
+        sample(&text, "caducee_login_steps_total", &["method=\"pwd\"", &format!("outcome=\"{outcome}\"")])
+    };
+    assert_eq!((steps("failed"), steps("locked"), steps("success")), (Some(1.0), Some(2.0), Some(1.0)), "{text}");
+    assert_eq!(gauge(&text, "caducee_lockouts_total"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "caducee_rate_limited_total", &["limit=\"interaction-browser\""]), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "caducee_backchannel_deliveries_total", &["outcome=\"retry_later\""]),
+        Some(1.0),
+        "{text}"
+    );
 }
 
 #[tokio::test]
