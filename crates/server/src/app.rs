@@ -544,6 +544,9 @@ impl App {
             let metrics = Router::new().route("/metrics", get(crate::metrics::serve)).with_state(Arc::new(access));
             layered = layered.merge(metrics).route_layer(axum::middleware::from_fn(crate::metrics::track));
         }
+        if self.config.telemetry.enabled() {
+            layered = layered.route_layer(axum::middleware::from_fn(crate::telemetry::name_span));
+        }
         let layered = layered
             .layer(axum::middleware::from_fn_with_state(edge.clone(), crate::edge::client_origin))
             .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

@@ -14,6 +14,7 @@ mod metrics;
 mod mtls;
 mod profile;
 mod push;
+mod telemetry;
 mod webauthn;
 
 pub use card::CardConfig;
@@ -21,6 +22,7 @@ pub use metrics::MetricsConfig;
 pub use mtls::MtlsConfig;
 pub use profile::Profile;
 pub use push::PushConfig;
+pub use telemetry::TelemetryConfig;
 pub use webauthn::WebauthnConfig;
 
 /// `Debug` leaves out the secrets: the master key, the passwords in `database_url` and
@@ -73,6 +75,9 @@ pub struct Config {
     /// `/metrics` for monitoring.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Traces to an OpenTelemetry collector (`[telemetry]`; off by default).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Passkeys and security keys: the operator's policy (`[webauthn]`).
     #[serde(default)]
     pub webauthn: WebauthnConfig,
@@ -247,6 +252,7 @@ impl std::fmt::Debug for Config {
             .field("admin", &self.admin)
             .field("mtls", &self.mtls)
             .field("metrics", &self.metrics)
+            .field("telemetry", &self.telemetry)
             .field("webauthn", &self.webauthn)
             .field("card", &self.card)
             .finish()
@@ -338,6 +344,7 @@ impl Default for Config {
             admin: AdminSettings { client_certificates: Vec::new(), client_certificate_header: "x-client-cert".into() },
             mtls: MtlsConfig::default(),
             metrics: MetricsConfig::default(),
+            telemetry: TelemetryConfig::default(),
             webauthn: WebauthnConfig::default(),
             card: CardConfig::default(),
         }
@@ -417,6 +424,7 @@ impl Config {
             }
         }
         self.metrics.networks().map_err(ConfigError::Invalid)?;
+        self.telemetry.validate().map_err(ConfigError::Invalid)?;
         if !self.mtls.origin.is_empty() {
             // The mutual-TLS endpoints are https by nature.
             let origin =

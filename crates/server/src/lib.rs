@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod mtls_listener;
 pub mod recent;
 mod request_log;
+pub mod telemetry;
 pub mod testing;
 
 pub use app::App;

@@ -25,7 +25,7 @@ pub fn acceptable_request_id(value: &axum::http::HeaderValue) -> bool {
 /// govern it as before), with its id.
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-    tracing::debug_span!(
+    let span = tracing::debug_span!(
         target: "tower_http::trace::make_span",
         "request",
         id = %id,
@@ -33,7 +33,13 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
         path = %request.uri().path(),
         query = %QueryNames(request.uri().query()),
         version = ?request.version(),
-    )
+        // For the traces ([`crate::telemetry`], which names the span by its route).
+        otel.kind = "server",
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::telemetry::continue_trace(&span, request.headers());
+    span
 }
 
 /// The names of a query's parameters, `&`-separated, without their values.

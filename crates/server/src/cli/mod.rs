@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::adapters::DirectoryAdapter;
 use crate::app::{App, KEY_RELOAD_INTERVAL, open_directory};
-use crate::config::{Config, LogFormat, redact_url};
+use crate::config::{Config, redact_url};
 
 mod args;
 mod users;
@@ -25,8 +25,9 @@ use users::{read_password_stdin, totp_enroll, user};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     crate::app::install_crypto_provider();
     let config = Config::load(cli.config.as_deref())?;
-    init_logging(config.log_format, matches!(cli.command, Command::Serve));
-    match cli.command {
+    let telemetry =
+        crate::telemetry::init(config.log_format, matches!(cli.command, Command::Serve), &config.telemetry)?;
+    let outcome = match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => {
             open_directory(&config).await?;
@@ -41,19 +42,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Session(c) => session(config, c).await,
         Command::Account(c) => account(config, c).await,
         Command::Audit(c) => audit(config, c).await,
-    }
-}
-
-fn init_logging(format: LogFormat, serving: bool) {
-    let default = if serving { "info,tower_http=info,sqlx=warn" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colours);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
     };
+    telemetry.shutdown();
+    outcome
 }
 
 fn system_clock() -> oidc_core::http::Clock {

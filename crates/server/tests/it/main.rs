@@ -33,6 +33,7 @@ mod push_guard;
 mod qr;
 mod resilience;
 mod session_binding;
+mod telemetry;
 mod tokens;
 mod wallet;
 mod webauthn;
