@@ -161,7 +161,7 @@ check-tools:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { echo "PostgreSQL is missing: apt-get install postgresql"; exit 1; }
 	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { echo "Chromium is missing: apt-get install chromium chromium-driver"; exit 1; }
 	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (for axe-core): apt-get install npm"; exit 1; }
-	@python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { echo "python3 with venv is missing (for schemathesis): apt-get install python3-venv"; exit 1; }
+	@python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { echo "python3 with venv is missing (for schemathesis and the deploy/ schema checkers): apt-get install python3-venv"; exit 1; }
 	@command -v cargo-fuzz >/dev/null 2>&1 || { echo "cargo-fuzz is missing (for the fuzz targets): cargo install --locked cargo-fuzz"; exit 1; }
 	@command -v c++ >/dev/null 2>&1 || { echo "a C++ compiler is missing (cargo-fuzz builds libFuzzer): apt-get install g++"; exit 1; }
 	@{ [ -x /usr/sbin/pcscd ] || command -v pcscd >/dev/null 2>&1; } && [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || { echo "pcscd or the vpcd driver is missing (CPS card tests): apt-get install --no-install-recommends pcscd libpcsclite-dev vsmartcard-vpcd"; exit 1; }

@@ -45,7 +45,9 @@ impl Node {
     /// environment) and waits until `/healthz` answers.
     async fn start(env: &BTreeMap<String, String>, dir: &Path, port: u16) -> Node {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve").current_dir(dir).stdout(Stdio::null()).stderr(Stdio::piped());
+        // The log to a file: a pipe nobody reads could fill and stall the node.
+        let log = dir.join("serve.log");
+        cmd.arg("serve").current_dir(dir).stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().to_ascii_uppercase().starts_with("CADUCEE_") {
                 cmd.env_remove(name);
@@ -60,9 +62,7 @@ impl Node {
                 return node;
             }
             if let Some(status) = node.child.try_wait().unwrap() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(node.child.stderr.as_mut().unwrap(), &mut err).unwrap();
-                panic!("caducee serve exited with {status}: {err}");
+                panic!("caducee serve exited with {status}: {}", std::fs::read_to_string(&log).unwrap_or_default());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
