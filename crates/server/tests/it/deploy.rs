@@ -401,3 +401,62 @@ async fn the_image_builds_and_serves() {
     assert_eq!(discovery.unwrap().status(), StatusCode::OK);
     assert!(stopped.success());
 }
+
+/// The drain the grace periods are sized for: after SIGTERM a node refuses new connections but
+/// answers the requests in flight (here a failed login, held by `login.failure_floor_ms`), then
+/// exits 0.
+#[tokio::test]
+async fn after_sigterm_a_node_answers_the_requests_in_flight_then_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let env: BTreeMap<String, String> = [
+        ("CADUCEE_DATA_DIR", dir.path().display().to_string()),
+        ("CADUCEE_LISTEN", format!("127.0.0.1:{port}")),
+        ("CADUCEE_ISSUER", format!("http://127.0.0.1:{port}")),
+        ("CADUCEE_LOGIN__FAILURE_FLOOR_MS", "1500".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let added = Command::new(BIN)
+        .args(["client", "add", "--name", "rp", "--client-id", "rp", "--redirect-uri", "https://rp.example/cb"])
+        .current_dir(dir.path())
+        .env_remove("CADUCEE_CONFIG")
+        .envs(&env)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let node = Node::start(&env, dir.path(), port).await;
+
+    let browser =
+        reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let authorize = node.url(
+        "/authorize?client_id=rp&redirect_uri=https%3A%2F%2Frp.example%2Fcb&response_type=code&scope=openid\
+         &state=s&nonce=n&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+    );
+    let r = browser.get(authorize).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let login = node.url(&crate::common::location(r.headers()));
+    let page = browser.get(&login).send().await.unwrap().text().await.unwrap();
+    let csrf = crate::common::csrf(&page);
+    let form = [
+        ("username", "899700000001"),
+        ("password", "not the password"),
+        ("otp", "000000"),
+        ("csrf_token", csrf.as_str()),
+        ("action", "login"),
+    ];
+    let started = Instant::now();
+    let in_flight = tokio::spawn(browser.post(&login).form(&form).send());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pid = node.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(reqwest::get(node.url("/healthz")).await.is_err(), "no new connection once SIGTERM is received");
+
+    let answered = in_flight.await.unwrap().expect("the request in flight is answered");
+    assert!(answered.text().await.unwrap().contains("incorrect"), "the failed login's page");
+    assert!(started.elapsed() >= Duration::from_millis(1500), "answered after the floor, not cut short");
+    let (status, _) = node.terminate().await;
+    assert!(status.success(), "{status}");
+}
