@@ -5,12 +5,20 @@
 
 CARGO ?= cargo
 
-.PHONY: demo demo-card run build release test test-assets lint fmt check-tools clean bench bench-peers fuzz fuzz-build fuzz-smoke
+.PHONY: demo demo-card run build release image test test-assets lint fmt check-tools clean bench bench-peers fuzz fuzz-build fuzz-smoke
 
 AXE_VERSION = 4.14.1
 AXE = .cache/npm/node_modules/axe-core/axe.min.js
 SCHEMATHESIS_VERSION = 4.32.5
 SCHEMATHESIS = .cache/venv/bin/schemathesis
+# The schema checkers of deploy/ (Kubernetes manifests, compose.yaml), in their own virtual
+# environment: their jsonschema need not agree with schemathesis's.
+KUBERNETES_VALIDATE_VERSION = 1.37.0
+CHECK_JSONSCHEMA_VERSION = 0.39.0
+DEPLOY_VENV = .cache/deploy-venv
+DEPLOY_CHECKERS = $(DEPLOY_VENV)/.installed-$(KUBERNETES_VALIDATE_VERSION)-$(CHECK_JSONSCHEMA_VERSION)
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
+IMAGE ?= caducee:latest
 
 ## The whole flow in a browser: the provider on 127.0.0.1:8080 (embedded default, its data in
 ## ./data/demo, fresh at each run) with a demo professional who is also an administrator, and a
@@ -36,15 +44,22 @@ build:
 release:
 	$(CARGO) build --release --bin caducee
 
+## The container image (deploy/Dockerfile), with docker or podman (CONTAINER_ENGINE=...);
+## IMAGE=name:tag to name it. docs/operations.md says how to run it.
+image:
+	$(CONTAINER_ENGINE) build -f deploy/Dockerfile -t $(IMAGE) .
+
 ## Every test, in parallel, against real parts (loopback HTTP, Redis, PostgreSQL and an SMTP sink
 ## started by the harness, headless Chromium).
 test: check-tools test-assets
 	$(CARGO) nextest run --workspace --no-fail-fast
 	$(MAKE) fuzz-smoke
 
-## axe-core, for the accessibility checks the browser tests run (from npm, pinned), and
-## schemathesis, which checks the admin API against its OpenAPI document (from PyPI, pinned).
-test-assets: $(AXE) $(SCHEMATHESIS)
+## axe-core, for the accessibility checks the browser tests run (from npm, pinned),
+## schemathesis, which checks the admin API against its OpenAPI document (from PyPI, pinned),
+## and kubernetes-validate and check-jsonschema, which check deploy/ (from PyPI, pinned; their
+## schemas are in the packages, so the checks run offline).
+test-assets: $(AXE) $(SCHEMATHESIS) $(DEPLOY_CHECKERS)
 
 $(AXE):
 	npm install --no-save --no-audit --no-fund --prefix .cache/npm axe-core@$(AXE_VERSION)
@@ -52,6 +67,12 @@ $(AXE):
 $(SCHEMATHESIS):
 	python3 -m venv .cache/venv
 	.cache/venv/bin/pip install --quiet schemathesis==$(SCHEMATHESIS_VERSION)
+
+# A marker named after the pins: changing a version installs again.
+$(DEPLOY_CHECKERS):
+	python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) check-jsonschema==$(CHECK_JSONSCHEMA_VERSION)
+	touch $@
 
 ## Benchmarks (docs/benchmarks.md): release build, then Caducée (embedded default, then over
 ## PostgreSQL + Redis, both started by the bench: needs redis-server, PostgreSQL and psql), panva's
@@ -140,7 +161,7 @@ check-tools:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { echo "PostgreSQL is missing: apt-get install postgresql"; exit 1; }
 	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { echo "Chromium is missing: apt-get install chromium chromium-driver"; exit 1; }
 	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (for axe-core): apt-get install npm"; exit 1; }
-	@python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { echo "python3 with venv is missing (for schemathesis): apt-get install python3-venv"; exit 1; }
+	@python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || { echo "python3 with venv is missing (for schemathesis and the deploy/ schema checkers): apt-get install python3-venv"; exit 1; }
 	@command -v cargo-fuzz >/dev/null 2>&1 || { echo "cargo-fuzz is missing (for the fuzz targets): cargo install --locked cargo-fuzz"; exit 1; }
 	@command -v c++ >/dev/null 2>&1 || { echo "a C++ compiler is missing (cargo-fuzz builds libFuzzer): apt-get install g++"; exit 1; }
 	@{ [ -x /usr/sbin/pcscd ] || command -v pcscd >/dev/null 2>&1; } && [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || { echo "pcscd or the vpcd driver is missing (CPS card tests): apt-get install --no-install-recommends pcscd libpcsclite-dev vsmartcard-vpcd"; exit 1; }

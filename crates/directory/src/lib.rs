@@ -17,6 +17,7 @@
 mod admin_roles;
 mod audit;
 mod authenticators;
+mod backup;
 mod clients;
 mod crypto;
 mod entity;

@@ -40,4 +40,34 @@ mod tests {
         ];
         assert_eq!(session_store::keys::first_clash(limits.into_iter().flatten()), None);
     }
+
+    /// docs/operations.md tells operators what every family of keys in Redis holds, for how
+    /// long and what losing it costs: a family added without a line there fails here.
+    #[test]
+    fn the_operations_guide_names_every_family_of_keys() {
+        let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md"))
+            .unwrap_or_default();
+        assert!(guide.contains("## Redis: what is there"), "docs/operations.md has its Redis section");
+        let families = [
+            oidc_core::store_keys::ALL,
+            authn_methods::store_keys::ALL,
+            login_ui::store_keys::ALL,
+            console::store_keys::ALL,
+        ];
+        for family in families.into_iter().flatten() {
+            let named = format!("`caducee:{}:", family.name());
+            assert!(guide.contains(&named), "docs/operations.md names {named}`");
+        }
+        assert!(guide.contains(&format!("`caducee:{}:{{limit}}:", session_store::keys::RATE_LIMITS.name())));
+        let limits = [
+            oidc_core::store_keys::LIMITS,
+            authn_methods::store_keys::LIMITS,
+            login_ui::store_keys::LIMITS,
+            console::store_keys::LIMITS,
+        ];
+        for limit in limits.into_iter().flatten() {
+            let named = format!("`{}`", limit.name());
+            assert!(guide.contains(&named), "docs/operations.md names the rate limit {named}");
+        }
+    }
 }

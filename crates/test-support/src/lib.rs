@@ -2,12 +2,13 @@
 //! from the Debian binaries on free loopback ports, each in its own temporary directory, and stopped
 //! (with their files removed) when the handle is dropped; an SMTP sink; ChromeDriver and axe-core;
 //! schemathesis for checking OpenAPI documents against running servers; a TCP load balancer for
-//! several nodes behind one address.
+//! several nodes behind one address; the schema checkers of `deploy/`.
 //!
 //! Only for tests: no production crate depends on this one outside `[dev-dependencies]`.
 
 pub mod balancer;
 pub mod card_pki;
+pub mod deploy_tools;
 pub mod postgres;
 pub mod redis;
 pub mod schemathesis;

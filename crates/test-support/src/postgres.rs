@@ -102,6 +102,12 @@ impl PostgresServer {
         format!("postgres://{USER}@127.0.0.1:{}/{DATABASE}", self.port)
     }
 
+    /// A client program of the same PostgreSQL version (`pg_dump`, `pg_restore`, `psql`), to
+    /// run as any user against [`PostgresServer::url`].
+    pub fn client_program(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
     /// The TCP port the server listens on.
     pub fn port(&self) -> u16 {
         self.port

@@ -46,6 +46,25 @@ pub enum Command {
     /// Query and verify the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Copy the embedded SQLite database to a new file while the provider runs.
+    ///
+    /// A consistent snapshot (SQLite's `VACUUM INTO`). The master key is not in it: keep it
+    /// apart. PostgreSQL: use pg_dump (docs/operations.md).
+    Backup {
+        /// The file to write; it must not exist yet. Created readable by its owner only.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Ask the running node whether it is ready (container health checks).
+    ///
+    /// `GET /readyz` on this configuration's `listen` address (on loopback when it listens on
+    /// every address): exit status 0 when it answers 200, 1 otherwise. For container images,
+    /// which have no HTTP client at hand.
+    Healthcheck {
+        /// The path to ask (`/healthz` for liveness only).
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,6 +16,7 @@ use crate::app::{App, KEY_RELOAD_INTERVAL, open_directory};
 use crate::config::{Config, redact_url};
 
 mod args;
+mod ops;
 mod users;
 
 pub use args::*;
@@ -42,6 +43,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Session(c) => session(config, c).await,
         Command::Account(c) => account(config, c).await,
         Command::Audit(c) => audit(config, c).await,
+        Command::Backup { to } => ops::backup(config, &to).await,
+        Command::Healthcheck { path } => ops::healthcheck(&config, &path).await,
     };
     telemetry.shutdown();
     outcome
