@@ -1,8 +1,8 @@
-//! The console's sign-in, through the provider like any relying party (the wallet's model):
-//! `/authorize` with PKCE, a nonce and a state kept server-side with the hash of a random
-//! value held in a short-lived cookie (a callback carried to another browser signs nobody
-//! in), the code redeemed in process. Then a console session: server-side, its cookie a
-//! random handle, bound to the SSO session's `sid`, closed after [`IDLE`] without a request.
+//! The console's sign-in, through the provider like any relying party, as the wallet's:
+//! [`oidc_core::first_party`] (PKCE, nonce, a state bound to the browser by the short-lived
+//! cookie `caducee_console_login`, the code redeemed in process). Then a console session:
+//! server-side, its cookie a random handle, bound to the SSO session's `sid`, closed after
+//! [`IDLE`] without a request.
 
 use std::time::Duration;
 
@@ -11,8 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use cookie::{Cookie, SameSite};
-use oidc_core::client_auth::ClientCredentials;
-use oidc_core::token::TokenParams;
+use oidc_core::first_party::{Callback, FirstParty, SignInError, SignInRequest};
 use oidc_core::util::{constant_time_eq, random_token, sha256_b64};
 use oidc_core::{Locale, ProviderConfig};
 use serde::{Deserialize, Serialize};
@@ -33,18 +32,16 @@ pub const RECENT: i64 = 300;
 const MIN_ACR: &str = "eidas1";
 const LOGIN_TTL: Duration = Duration::from_secs(900);
 
-pub fn console_redirect_uri(issuer: &str) -> String {
-    format!("{issuer}/admin/callback")
-}
+/// The console as a relying party of the provider.
+const CONSOLE: FirstParty = FirstParty {
+    client_id: CONSOLE_CLIENT_ID,
+    callback_path: "/admin/callback",
+    pending: CONSOLE_LOGIN,
+    login_ttl: LOGIN_TTL,
+};
 
-#[derive(Serialize, Deserialize)]
-struct PendingLogin {
-    verifier: String,
-    nonce: String,
-    locale: Locale,
-    browser_hash: String,
-    /// Where to go once signed in (a console path, checked when it was asked for).
-    then: String,
+pub fn console_redirect_uri(issuer: &str) -> String {
+    CONSOLE.redirect_uri(issuer)
 }
 
 /// An administrator's console session (server-side).
@@ -176,60 +173,30 @@ pub(crate) fn refused(st: &ConsoleState, locale: Locale) -> Response {
 /// Sends the administrator to sign in; `again`: a fresh login whatever their session (before
 /// a destructive act), `then`: the console page to come back to.
 pub(crate) async fn sign_in(st: &ConsoleState, locale: Locale, again: bool, then: Option<&str>) -> Response {
-    let verifier = random_token();
-    let state = random_token();
-    let nonce = random_token();
-    let binding = random_token();
-    let pending = PendingLogin {
-        verifier: verifier.clone(),
-        nonce: nonce.clone(),
+    let request = SignInRequest {
         locale,
-        browser_hash: sha256_b64(binding.as_bytes()),
-        then: safe_then(st, then),
+        max_age: if again { RECENT } else { IDLE.as_secs() as i64 },
+        acr_values: Some(MIN_ACR),
+        prompt_login: again,
+        then: Some(safe_then(st, then)),
     };
-    let t = console_texts(locale);
-    let stored = match serde_json::to_vec(&pending) {
-        Ok(bytes) => st.store.put(&CONSOLE_LOGIN.key(&state), &bytes, LOGIN_TTL).await.is_ok(),
-        Err(_) => false,
-    };
-    if !stored {
+    let provider = &st.admin.provider;
+    let Ok(started) = CONSOLE.start(provider, st.store.as_ref(), request).await else {
+        let t = console_texts(locale);
         return message(st, locale, StatusCode::SERVICE_UNAVAILABLE, t.title, t.unavailable.into(), None);
-    }
-    let config = st.admin.provider.config();
-    let max_age = if again { RECENT } else { IDLE.as_secs() as i64 };
-    let params = [
-        ("client_id", CONSOLE_CLIENT_ID),
-        ("redirect_uri", &console_redirect_uri(&config.issuer)),
-        ("response_type", "code"),
-        ("scope", "openid profile"),
-        ("state", &state),
-        ("nonce", &nonce),
-        ("code_challenge", &sha256_b64(verifier.as_bytes())),
-        ("code_challenge_method", "S256"),
-        ("max_age", &max_age.to_string()),
-        ("acr_values", MIN_ACR),
-        ("ui_locales", locale.as_str()),
-    ];
-    let mut query = serde_urlencoded::to_string(params).unwrap_or_default();
-    if again {
-        query.push_str("&prompt=login");
-    }
-    let mut r = see_other(&format!("{}?{query}", st.path("/authorize")));
-    r.headers_mut().append(header::SET_COOKIE, build_cookie(config, LOGIN_COOKIE, &binding, SameSite::Lax, false));
+    };
+    let mut r = see_other(&format!("{}?{}", st.path("/authorize"), started.query));
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        build_cookie(provider.config(), LOGIN_COOKIE, &started.binding, SameSite::Lax, false),
+    );
     r
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
 }
 
 pub(crate) async fn callback(
     State(st): State<ConsoleState>,
     origin: oidc_core::RequestOrigin,
-    Query(q): Query<CallbackQuery>,
+    Query(q): Query<Callback>,
     headers: HeaderMap,
 ) -> Response {
     let mut r = finish_sign_in(&st, q, &headers, origin.source_ip).await;
@@ -239,20 +206,13 @@ pub(crate) async fn callback(
     r
 }
 
-async fn finish_sign_in(
-    st: &ConsoleState,
-    q: CallbackQuery,
-    headers: &HeaderMap,
-    source_ip: Option<String>,
-) -> Response {
+async fn finish_sign_in(st: &ConsoleState, q: Callback, headers: &HeaderMap, source_ip: Option<String>) -> Response {
     let now = st.now();
-    let home = st.path("/admin");
-    let Some(state) = q.state.filter(|s| s.len() <= 64) else {
-        return see_other(&home);
-    };
-    let pending = match st.store.take(&CONSOLE_LOGIN.key(&state)).await {
-        Ok(b) => b.and_then(|b| serde_json::from_slice::<PendingLogin>(&b).ok()),
-        Err(_) => {
+    let provider = &st.admin.provider;
+    let binding = cookie_named(headers, LOGIN_COOKIE);
+    let signed_in = match CONSOLE.finish(provider, st.store.as_ref(), q, binding.as_deref(), now).await {
+        Ok(s) => s,
+        Err(SignInError::Unavailable(_)) => {
             let t = console_texts(Locale::default());
             return message(
                 st,
@@ -263,44 +223,9 @@ async fn finish_sign_in(
                 None,
             );
         }
+        Err(SignInError::Abandoned(_)) => return see_other(&st.path("/admin")),
     };
-    let Some(pending) = pending else {
-        return see_other(&home);
-    };
-    let presented = sha256_b64(cookie_named(headers, LOGIN_COOKIE).unwrap_or_default().as_bytes());
-    if !constant_time_eq(presented.as_bytes(), pending.browser_hash.as_bytes()) {
-        tracing::warn!("console callback from another browser than the one that signed in");
-        return see_other(&home);
-    }
-    let (Some(code), None) = (q.code, q.error) else {
-        return see_other(&home);
-    };
-    let provider = &st.admin.provider;
-    let issuer = provider.config().issuer.clone();
-    let params = TokenParams {
-        grant_type: Some("authorization_code".into()),
-        code: Some(code.into()),
-        redirect_uri: Some(console_redirect_uri(&issuer)),
-        code_verifier: Some(pending.verifier.into()),
-        client_id: Some(CONSOLE_CLIENT_ID.into()),
-        ..TokenParams::default()
-    };
-    let creds = ClientCredentials { client_id: Some(CONSOLE_CLIENT_ID.into()), ..ClientCredentials::default() };
-    let tokens = match provider.token(params, &creds, now).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e.into_oauth(), "console sign-in failed");
-            return see_other(&home);
-        }
-    };
-    let id_token = oidc_core::secret::exposed(&tokens.id_token);
-    let Some(claims) = id_token.and_then(|t| provider.verify_id_token(t, CONSOLE_CLIENT_ID, now)) else {
-        return see_other(&home);
-    };
-    let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-    if !constant_time_eq(text("nonce").as_bytes(), pending.nonce.as_bytes()) {
-        return see_other(&home);
-    }
+    let text = |k: &str| signed_in.text(k);
     // The login must have reached the console's level (the request asked; the answer says).
     let config = provider.config();
     let strong = match (config.acr_rank(&text("acr")), config.acr_rank(MIN_ACR)) {
@@ -312,9 +237,9 @@ async fn finish_sign_in(
         Ok(true) if strong => {}
         Ok(_) => {
             tracing::warn!("console sign-in refused: not an administrator, or too weak a login");
-            return crate::signin::refused(st, pending.locale);
+            return crate::signin::refused(st, signed_in.locale);
         }
-        Err(e) => return crate::failure(st, pending.locale, e),
+        Err(e) => return crate::failure(st, signed_in.locale, e),
     }
     let session = ConsoleSession {
         sid: text("sid"),
@@ -322,9 +247,9 @@ async fn finish_sign_in(
         national_id: text("preferred_username"),
         given_name: text("given_name"),
         family_name: text("family_name"),
-        auth_time: claims.get("auth_time").and_then(|v| v.as_i64()).unwrap_or(now),
+        auth_time: signed_in.auth_time(now),
         csrf: random_token(),
-        locale: pending.locale,
+        locale: signed_in.locale,
         source_ip,
         last_seen: now,
     };
@@ -334,10 +259,12 @@ async fn finish_sign_in(
         Err(_) => false,
     };
     if !stored {
-        let t = console_texts(pending.locale);
-        return message(st, pending.locale, StatusCode::SERVICE_UNAVAILABLE, t.title, t.unavailable.into(), None);
+        let t = console_texts(signed_in.locale);
+        return message(st, signed_in.locale, StatusCode::SERVICE_UNAVAILABLE, t.title, t.unavailable.into(), None);
     }
-    let mut r = see_other(&pending.then);
+    // Checked as a console page when the sign-in started.
+    let then = signed_in.then.clone().unwrap_or_else(|| st.path("/admin"));
+    let mut r = see_other(&then);
     r.headers_mut().append(header::SET_COOKIE, build_cookie(config, COOKIE, &handle, SameSite::Strict, false));
     r
 }

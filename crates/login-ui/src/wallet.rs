@@ -6,11 +6,8 @@
 //! authentication required), redeems the code in process, and keeps a short wallet session
 //! bound to the SSO session's `sid`: when that session ends, the wallet is closed too.
 //!
-//! Its own sign-in is bound to the browser that started it, as a relying party's must be
-//! (RFC 9700 4.7.1): the state, PKCE verifier and nonce are kept server-side with the hash of a
-//! random value held in a short-lived cookie, so that a callback URL carried to another
-//! browser (login CSRF: someone's own code and state, to sign a victim into their wallet)
-//! signs nobody in.
+//! Its own sign-in is [`oidc_core::first_party`]'s, bound to the browser that started it by the
+//! short-lived cookie `caducee_wallet_login`.
 
 use std::time::Duration;
 
@@ -23,9 +20,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use cookie::{Cookie, SameSite};
-use oidc_core::client_auth::ClientCredentials;
+use oidc_core::first_party::{Callback, FirstParty, SignInError, SignInRequest};
 use oidc_core::session::SsoSession;
-use oidc_core::token::TokenParams;
 use oidc_core::util::{constant_time_eq, random_token, sha256_b64};
 use oidc_core::{Locale, ProviderConfig};
 use serde::{Deserialize, Serialize};
@@ -47,7 +43,7 @@ const LOGIN_TTL: Duration = Duration::from_secs(900);
 
 /// The redirect URI of the wallet under `issuer`.
 pub fn wallet_redirect_uri(issuer: &str) -> String {
-    format!("{issuer}/wallet/callback")
+    WALLET.redirect_uri(issuer)
 }
 
 pub fn router(state: LoginState) -> Router {
@@ -70,14 +66,13 @@ pub fn router(state: LoginState) -> Router {
         .with_state(state)
 }
 
-#[derive(Serialize, Deserialize)]
-struct PendingLogin {
-    verifier: String,
-    nonce: String,
-    locale: Locale,
-    /// The hash of the login cookie's value set in the browser that started this sign-in.
-    browser_hash: String,
-}
+/// The wallet as a relying party of the provider.
+const WALLET: FirstParty = FirstParty {
+    client_id: WALLET_CLIENT_ID,
+    callback_path: "/wallet/callback",
+    pending: crate::store_keys::WALLET_LOGIN,
+    login_ttl: LOGIN_TTL,
+};
 
 /// A wallet session (server-side; the cookie holds only a random handle).
 #[derive(Serialize, Deserialize, Clone)]
@@ -176,41 +171,12 @@ impl LoginState {
 /// Sends the person to sign in (through the provider, as any relying party would); `again`:
 /// even if their session is alive (a fresh sign-in, before adding a key).
 async fn sign_in(st: &LoginState, locale: Locale, again: bool) -> Response {
-    let verifier = random_token();
-    let state = random_token();
-    let nonce = random_token();
-    let binding = random_token();
-    let pending = PendingLogin {
-        verifier: verifier.clone(),
-        nonce: nonce.clone(),
-        locale,
-        browser_hash: sha256_b64(binding.as_bytes()),
-    };
-    let Ok(bytes) = serde_json::to_vec(&pending) else {
+    let request = SignInRequest { locale, max_age: WALLET_MAX_AGE, prompt_login: again, ..SignInRequest::default() };
+    let Ok(started) = WALLET.start(&st.provider, st.store.as_ref(), request).await else {
         return st.unavailable(locale);
     };
-    if st.store.put(&crate::store_keys::WALLET_LOGIN.key(&state), &bytes, LOGIN_TTL).await.is_err() {
-        return st.unavailable(locale);
-    }
-    let issuer = &st.provider.config().issuer;
-    let params = [
-        ("client_id", WALLET_CLIENT_ID),
-        ("redirect_uri", &wallet_redirect_uri(issuer)),
-        ("response_type", "code"),
-        ("scope", "openid profile"),
-        ("state", &state),
-        ("nonce", &nonce),
-        ("code_challenge", &sha256_b64(verifier.as_bytes())),
-        ("code_challenge_method", "S256"),
-        ("max_age", &WALLET_MAX_AGE.to_string()),
-        ("ui_locales", locale.as_str()),
-    ];
-    let mut query = serde_urlencoded::to_string(params).unwrap_or_default();
-    if again {
-        query.push_str("&prompt=login");
-    }
-    let mut r = see_other(&format!("{}?{query}", st.path("/authorize")));
-    r.headers_mut().append(header::SET_COOKIE, login_cookie(st.provider.config(), &binding, false));
+    let mut r = see_other(&format!("{}?{}", st.path("/authorize"), started.query));
+    r.headers_mut().append(header::SET_COOKIE, login_cookie(st.provider.config(), &started.binding, false));
     r
 }
 
@@ -220,85 +186,39 @@ fn see_other(location: &str) -> Response {
     r
 }
 
-#[derive(Deserialize, Default)]
-struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-}
-
-async fn callback(State(st): State<LoginState>, Query(q): Query<CallbackQuery>, headers: HeaderMap) -> Response {
+async fn callback(State(st): State<LoginState>, Query(q): Query<Callback>, headers: HeaderMap) -> Response {
     let mut r = finish_sign_in(&st, q, &headers).await;
     // Spent whatever happened: a pending sign-in is taken at its first callback.
     r.headers_mut().append(header::SET_COOKIE, login_cookie(st.provider.config(), "", true));
     r
 }
 
-async fn finish_sign_in(st: &LoginState, q: CallbackQuery, headers: &HeaderMap) -> Response {
+async fn finish_sign_in(st: &LoginState, q: Callback, headers: &HeaderMap) -> Response {
     let now = (st.clock)();
-    let Some(state) = q.state.filter(|s| s.len() <= 64) else {
-        return st.wallet_home();
+    let binding = cookie_named(headers, LOGIN_COOKIE);
+    let signed_in = match WALLET.finish(&st.provider, st.store.as_ref(), q, binding.as_deref(), now).await {
+        Ok(s) => s,
+        Err(SignInError::Unavailable(_)) => return st.unavailable(Locale::default()),
+        // Cancelled, another browser, a spent state: back to a fresh start.
+        Err(SignInError::Abandoned(_)) => return st.wallet_home(),
     };
-    let pending = match st.store.take(&crate::store_keys::WALLET_LOGIN.key(&state)).await {
-        Ok(Some(b)) => serde_json::from_slice::<PendingLogin>(&b).ok(),
-        Ok(None) => None,
-        Err(_) => return st.unavailable(Locale::default()),
-    };
-    let Some(pending) = pending else {
-        return st.wallet_home();
-    };
-    let presented = sha256_b64(cookie_named(headers, LOGIN_COOKIE).unwrap_or_default().as_bytes());
-    if !constant_time_eq(presented.as_bytes(), pending.browser_hash.as_bytes()) {
-        // Another browser than the one that started this sign-in: its code is not redeemed.
-        tracing::warn!("wallet callback from another browser than the one that signed in");
-        return st.wallet_home();
-    }
-    let (Some(code), None) = (q.code, q.error) else {
-        // The person cancelled: back to a fresh start.
-        return st.wallet_home();
-    };
-    let issuer = st.provider.config().issuer.clone();
-    let params = TokenParams {
-        grant_type: Some("authorization_code".into()),
-        code: Some(code.into()),
-        redirect_uri: Some(wallet_redirect_uri(&issuer)),
-        code_verifier: Some(pending.verifier.into()),
-        client_id: Some(WALLET_CLIENT_ID.into()),
-        ..TokenParams::default()
-    };
-    let creds = ClientCredentials { client_id: Some(WALLET_CLIENT_ID.into()), ..ClientCredentials::default() };
-    let tokens = match st.provider.token(params, &creds, now).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e.into_oauth(), "wallet sign-in failed");
-            return st.wallet_home();
-        }
-    };
-    let id_token = oidc_core::secret::exposed(&tokens.id_token);
-    let Some(claims) = id_token.and_then(|t| st.provider.verify_id_token(t, WALLET_CLIENT_ID, now)) else {
-        return st.wallet_home();
-    };
-    let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-    if !constant_time_eq(text("nonce").as_bytes(), pending.nonce.as_bytes()) {
-        return st.wallet_home();
-    }
     let session = WalletSession {
-        sid: text("sid"),
-        subject: text("sub"),
-        national_id: text("preferred_username"),
-        given_name: text("given_name"),
-        family_name: text("family_name"),
-        auth_time: claims.get("auth_time").and_then(|v| v.as_i64()).unwrap_or(now),
-        acr: text("acr"),
+        sid: signed_in.text("sid"),
+        subject: signed_in.text("sub"),
+        national_id: signed_in.text("preferred_username"),
+        given_name: signed_in.text("given_name"),
+        family_name: signed_in.text("family_name"),
+        auth_time: signed_in.auth_time(now),
+        acr: signed_in.text("acr"),
         csrf: random_token(),
-        locale: pending.locale,
+        locale: signed_in.locale,
     };
     let handle = random_token();
     let Ok(bytes) = serde_json::to_vec(&session) else {
-        return st.unavailable(pending.locale);
+        return st.unavailable(signed_in.locale);
     };
     if st.store.put(&session_key(&handle), &bytes, Duration::from_secs(WALLET_MAX_AGE as u64)).await.is_err() {
-        return st.unavailable(pending.locale);
+        return st.unavailable(signed_in.locale);
     }
     let mut r = st.wallet_home();
     r.headers_mut().append(header::SET_COOKIE, wallet_cookie(st.provider.config(), &handle, false));

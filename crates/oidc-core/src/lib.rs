@@ -24,6 +24,7 @@ pub mod client_auth;
 pub mod config;
 pub mod discovery;
 pub mod error;
+pub mod first_party;
 pub mod flow;
 pub mod grants;
 pub mod http;
