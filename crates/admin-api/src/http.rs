@@ -17,6 +17,7 @@ use oidc_core::secret::SecretString;
 
 use crate::audit::{AuditCheck, AuditFilter, AuditRecordView};
 pub use crate::auth::{Admin, ProxiedClientCertificate};
+use crate::lockout::LockoutView;
 use crate::push::PushBlockView;
 use crate::service::{
     AccountView, ActivationCodeView, AdminError, AdminService, AuthenticatorView, ClientView, CreatedClient,
@@ -200,6 +201,16 @@ async fn unblock(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<AccountView>> {
     Ok(Json(s.unblock(&a, &id).await?))
+}
+
+#[utoipa::path(get, path = "/admin/v1/professionals/{national_id}/lockout", params(("national_id" = String, Path)),
+    responses((status = 200, body = LockoutView), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 503, body = ApiError)), security(("bearer" = []), ("mutual_tls" = [])))]
+async fn get_lockout(
+    State(s): State<AdminService>,
+    _a: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<LockoutView>> {
+    Ok(Json(s.lockout_status(&id).await?))
 }
 
 #[utoipa::path(post, path = "/admin/v1/professionals/{national_id}/lockout/reset", params(("national_id" = String, Path)),
@@ -407,10 +418,10 @@ impl utoipa::Modify for BearerScheme {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Caducée admin API", version = "1", description = "Sessions, accounts, push blocks, authenticators, clients and audit. Callers present a bearer token from the client-credentials grant with the caducee:admin scope, or a client certificate (mutual TLS, verified by the TLS-terminating proxy) registered in admin.client_certificates."),
-    paths(get_account, list_sessions, revoke_all, revoke_session, block, unblock, reset_lockout, get_push, block_pushes, unblock_pushes, list_authenticators,
+    paths(get_account, list_sessions, revoke_all, revoke_session, block, unblock, get_lockout, reset_lockout, get_push, block_pushes, unblock_pushes, list_authenticators,
           remove_authenticator, issue_activation_code, revoke_activation_code, list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
           audit, audit_verify, deliveries),
-    components(schemas(ApiError, AccountView, ActivationCodeView, PushBlockView, SessionView, AuthenticatorView, ClientView, NewClient, CreatedClient,
+    components(schemas(ApiError, AccountView, ActivationCodeView, LockoutView, PushBlockView, SessionView, AuthenticatorView, ClientView, NewClient, CreatedClient,
                        ClientUpdate, Secret, Revoked, AuditRecordView, AuditCheck, DeliveryView,
                        oidc_core::client::ClientMetadata, oidc_core::client::TokenEndpointAuthMethod,
                        oidc_core::keys::SigningAlg)),
@@ -439,6 +450,7 @@ pub fn router(service: AdminService) -> Router {
         .route("/admin/v1/sessions/{sid}", delete(revoke_session))
         .route("/admin/v1/professionals/{national_id}/block", post(block))
         .route("/admin/v1/professionals/{national_id}/unblock", post(unblock))
+        .route("/admin/v1/professionals/{national_id}/lockout", get(get_lockout))
         .route("/admin/v1/professionals/{national_id}/lockout/reset", post(reset_lockout))
         .route("/admin/v1/professionals/{national_id}/push", get(get_push))
         .route("/admin/v1/professionals/{national_id}/push/block", post(block_pushes))

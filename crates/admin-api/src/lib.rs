@@ -10,6 +10,7 @@ pub mod audit;
 mod auth;
 mod deliveries;
 pub mod http;
+pub mod lockout;
 pub mod push;
 pub mod roles;
 pub mod service;

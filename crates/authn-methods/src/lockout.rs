@@ -101,6 +101,25 @@ impl Source {
     }
 }
 
+/// Where an identifier stands ([`Lockout::status`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockStatus {
+    /// Sources (browsers or addresses) locked out of it now.
+    pub locked_sources: u32,
+    /// Sources made to wait before their next attempt on it now.
+    pub spaced_sources: u32,
+    /// Failures on it from every source within the identifier's window.
+    pub recent_failures: u64,
+    /// When the last of those locks and waits ends (Unix seconds); none if none holds.
+    pub until: Option<i64>,
+}
+
+impl LockStatus {
+    fn ends_at(&mut self, until: i64) {
+        self.until = Some(self.until.map_or(until, |u| u.max(until)));
+    }
+}
+
 /// Which rule refused an attempt (for the audit log; the person is told only when to retry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockScope {
@@ -293,6 +312,35 @@ impl Lockout {
             self.per_address.forgive(&subject).await?;
         }
         Ok(())
+    }
+
+    /// Where the identifier stands now, from every source, for an administrator: read only
+    /// (nothing is counted or lifted).
+    pub async fn status(&self, identifier: &str, now: i64) -> Result<LockStatus, StoreError> {
+        let id = self.id_key(identifier);
+        let failures = parse_i64(self.store.get(&failures_key(&id)).await?.as_ref()).unwrap_or(0);
+        // Only this identifier's pairs (a member that is not one was not written here).
+        let pairs: Vec<String> = self
+            .store
+            .set_members(&pairs_key(&id))
+            .await?
+            .into_iter()
+            .filter(|p| p.starts_with(&format!("{id}:")))
+            .collect();
+        let mut status = LockStatus { recent_failures: u64::try_from(failures).unwrap_or(0), ..LockStatus::default() };
+        for pair in &pairs {
+            let found = self.store.get_many(&[&lock_key(pair), &wait_key(pair)]).await?;
+            let live = |i: usize| parse_i64(found.get(i).and_then(Option::as_ref)).filter(|until| *until > now);
+            if let Some(until) = live(0) {
+                status.locked_sources += 1;
+                status.ends_at(until);
+            }
+            if let Some(until) = live(1) {
+                status.spaced_sources += 1;
+                status.ends_at(until);
+            }
+        }
+        Ok(status)
     }
 
     /// An administrator lifts every lock and spacing of the identifier, from every source.

@@ -124,6 +124,8 @@ struct ProfessionalPage<'a> {
     /// Some notice is still on its way: the page reloads itself to show how it ends.
     refresh: bool,
     push_blocked: bool,
+    lockout: admin_api::lockout::LockoutView,
+    lockout_until: String,
     authenticators: Vec<AuthenticatorRow>,
     events: Vec<EventRow>,
     confirm: String,
@@ -251,11 +253,12 @@ pub(crate) async fn professional(
         let sessions = st.admin.sessions(nid).await?;
         let deliveries = st.admin.deliveries_for(nid, 20).await?;
         let push = st.admin.push_block(nid).await?;
+        let lockout = st.admin.lockout_status(nid).await?;
         let authenticators = st.admin.authenticators(nid).await?;
         let events = st.admin.recent_audit(nid, 20).await?;
-        Ok::<_, admin_api::AdminError>((account, sessions, deliveries, push, authenticators, events))
+        Ok::<_, admin_api::AdminError>((account, sessions, deliveries, push, lockout, authenticators, events))
     };
-    let (account, sessions, deliveries, push, authenticators, events) = match data.await {
+    let (account, sessions, deliveries, push, lockout, authenticators, events) = match data.await {
         Ok(v) => v,
         Err(e) => return failure(&st, session.locale, e),
     };
@@ -272,6 +275,8 @@ pub(crate) async fn professional(
         deliveries: delivery_rows(&st, t, deliveries).await,
         refresh,
         push_blocked: push.blocked,
+        lockout_until: when(lockout.until),
+        lockout,
         authenticators: authenticator_rows(authenticators),
         events: events
             .into_iter()

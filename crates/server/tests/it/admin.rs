@@ -592,3 +592,46 @@ async fn client_changes_count_from_the_next_request() {
     );
     assert_eq!(introspect(new_secret).await, StatusCode::UNAUTHORIZED, "deleted client refused at once");
 }
+
+#[tokio::test]
+async fn a_lockout_is_seen_through_the_api_then_lifted() {
+    let s = setup(
+        TestProvider::start_with(server::testing::Storage::Embedded, |c| {
+            c.login.max_failures = 2;
+            c.login.base_lock = 600;
+        })
+        .await
+        .unwrap(),
+    )
+    .await;
+    let admin = admin_token(&s.p, &["caducee:admin"]).await;
+    let status = |body: serde_json::Value| {
+        (body["locked"].as_bool(), body["locked_sources"].as_u64(), body["recent_failures"].as_u64())
+    };
+    let path = format!("/admin/v1/professionals/{USER}/lockout");
+    let r = call(&s.p, Method::GET, &path, Some(&admin), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status(body.clone()), (Some(false), Some(0), Some(0)));
+    assert!(body["until"].is_null());
+
+    // Wrong codes from one address until that address is locked out of the identifier.
+    let b = Browser::at("127.0.0.7");
+    for _ in 0..3 {
+        let (url, html) = open_login(&b, &s.p, "rp", &[]).await;
+        submit(&b, &url, &html, USER, PASSWORD, "000000").await;
+    }
+    let before = s.p.clock.now();
+    let body: serde_json::Value = call(&s.p, Method::GET, &path, Some(&admin), None).await.json().await.unwrap();
+    assert_eq!(status(body.clone()), (Some(true), Some(1), Some(2)), "{body}");
+    let until = body["until"].as_i64().unwrap();
+    assert!(until > before && until <= before + 600 + 1, "{body}");
+
+    let r = call(&s.p, Method::POST, &format!("{path}/reset"), Some(&admin), None).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let body: serde_json::Value = call(&s.p, Method::GET, &path, Some(&admin), None).await.json().await.unwrap();
+    assert_eq!(body["locked"], false, "{body}");
+    // Not an identifier at all: a clear refusal.
+    let r = call(&s.p, Method::GET, "/admin/v1/professionals/x%20y/lockout", Some(&admin), None).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}

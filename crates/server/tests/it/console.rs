@@ -283,7 +283,17 @@ async fn every_act_on_a_professional_from_the_console_goes_through_the_admin_ser
     assert!(page().await.contains("Débloquer les notifications"));
     assert_eq!(act("unblock-pushes", String::new()).await.status(), StatusCode::SEE_OTHER);
     assert!(!p.app.admin().push_block(USER).await.unwrap().blocked);
+    // Someone guessing from one address locks that address out: the page says so, until when.
+    assert_eq!(text_by_id(&page().await, "lockout"), "aucun");
+    let guesser = Browser::at("127.0.0.9");
+    for _ in 0..6 {
+        let (url, html) = open_login(&guesser, p, "rp", &[]).await;
+        submit(&guesser, &url, &html, USER, PASSWORD, "000000").await;
+    }
+    let shown = text_by_id(&page().await, "lockout");
+    assert!(shown.starts_with("1 origine(s) verrouillée(s), 0 origine(s) ralentie(s), jusqu&#39;au "), "{shown}");
     assert_eq!(act("reset-lockout", String::new()).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(text_by_id(&page().await, "lockout"), "aucun", "lifted");
 
     // The activation code is on its own page, once.
     let r = act("activation-code", String::new()).await;
