@@ -58,6 +58,22 @@ impl RedisCluster {
         &self.nodes
     }
 
+    /// Kills the node on `port` (as a crash would).
+    pub fn stop_node(&mut self, port: u16) {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.port() == port) {
+            node.stop();
+        }
+    }
+
+    /// Starts the node on `port` again: it keeps its place and slots (its `nodes.conf`), not its
+    /// data. Returns once every node says `cluster_state:ok` again.
+    pub fn restart_node(&mut self, port: u16) -> Result<(), HarnessError> {
+        if let Some(node) = self.nodes.iter_mut().find(|n| n.port() == port) {
+            node.restart()?;
+        }
+        self.wait_ok()
+    }
+
     fn create(&self) -> Result<(), HarnessError> {
         let addresses: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
         let mut args: Vec<&str> = vec!["--cluster", "create"];

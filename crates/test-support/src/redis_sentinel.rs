@@ -185,6 +185,31 @@ impl RedisSentinelGroup {
         })
     }
 
+    /// Asks the sentinels for a planned failover (`SENTINEL FAILOVER`): the replica is promoted
+    /// and the primary, still running, becomes its replica.
+    pub fn switchover(&self) -> Result<(), HarnessError> {
+        let sentinel = self.sentinels.first().map(|s| s.port).unwrap_or_default();
+        let mut args = self.sentinel_args();
+        args.extend(["SENTINEL", "FAILOVER", &self.options.service]);
+        let output = redis_cli(sentinel, &args, None)?;
+        if output.trim() == "OK" {
+            Ok(())
+        } else {
+            Err(HarnessError::NotReady("redis sentinel", format!("SENTINEL FAILOVER answered {output:?}")))
+        }
+    }
+
+    /// Waits until the node on `port` is a replica of the one on `primary`, in sync.
+    pub fn wait_for_replica_of(&self, port: u16, primary: u16) -> Result<(), HarnessError> {
+        wait_until("the old primary's demotion", || {
+            let info = redis_cli(port, &["INFO", "replication"], None).map_err(|e| e.to_string())?;
+            let ok = info.contains("role:slave")
+                && info.contains(&format!("master_port:{primary}"))
+                && info.contains("master_link_status:up");
+            ok.then_some(()).ok_or(info)
+        })
+    }
+
     /// The logs of every process, for a failing test's message.
     pub fn logs(&self) -> String {
         let servers = self.servers.iter().map(|s| format!("--- redis {}\n{}", s.port(), s.log_tail()));

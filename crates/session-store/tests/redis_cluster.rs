@@ -1,0 +1,106 @@
+//! The shared behaviour suite against a three-node Redis Cluster (each test on its own cluster),
+//! plus what only a cluster has: reads spread over every node, and a node lost and back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod suite;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use session_store::{RedisStore, RedisTopology, SessionStore, StoreError};
+use test_support::redis::redis_cli;
+use test_support::redis_cluster::RedisCluster;
+
+const TTL: Duration = Duration::from_secs(60);
+const FAIL_WITHIN: Duration = Duration::from_secs(5);
+const RECOVER_WITHIN: Duration = Duration::from_secs(30);
+
+async fn start_cluster() -> RedisCluster {
+    tokio::task::spawn_blocking(RedisCluster::start).await.unwrap().unwrap()
+}
+
+async fn cluster_store() -> (Arc<dyn SessionStore>, RedisCluster) {
+    let cluster = start_cluster().await;
+    let store = RedisStore::connect_to(&RedisTopology::Cluster(cluster.urls()), None).await.unwrap().with_prefix("suite:");
+    (Arc::new(store), cluster)
+}
+
+session_store_suite!(cluster_store);
+
+/// `get_many` over keys of every node: one answer per key, in order, whatever node holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_reads_keys_of_every_node_in_order() {
+    let cluster = start_cluster().await;
+    let store = RedisStore::connect_to(&RedisTopology::Cluster(cluster.urls()), None).await.unwrap();
+    let keys: Vec<String> = (0..200).map(|i| format!("spread:{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        if i % 3 != 0 {
+            store.put(key, key.as_bytes(), TTL).await.unwrap();
+        }
+    }
+    // The keys really are on every node.
+    for node in cluster.nodes() {
+        let count = redis_cli(node.port(), &["DBSIZE"], None).unwrap();
+        assert!(count.trim().parse::<u32>().unwrap() > 20, "node {} holds {count}", node.port());
+    }
+    let mut asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+    asked.reverse();
+    asked.push("spread:1");
+    let values = store.get_many(&asked).await.unwrap();
+    assert_eq!(values.len(), asked.len());
+    for (key, value) in asked.iter().zip(values) {
+        let i: usize = key.trim_start_matches("spread:").parse().unwrap();
+        let expected = (i % 3 != 0).then(|| key.as_bytes().to_vec());
+        assert_eq!(value, expected, "{key}");
+    }
+}
+
+/// With a node gone, what needs it fails closed, promptly; once it is back the store works again
+/// by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_node_fails_closed_and_the_cluster_recovers() {
+    let mut cluster = start_cluster().await;
+    let store = RedisStore::connect_to(&RedisTopology::Cluster(cluster.urls()), None).await.unwrap();
+    // Keys on every node, so that some live on the node that goes.
+    let keys: Vec<String> = (0..30).map(|i| format!("lost:{i}")).collect();
+    for key in &keys {
+        store.put(key, b"v", TTL).await.unwrap();
+    }
+    let port = cluster.nodes()[1].port();
+    cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop_node(port);
+        cluster
+    })
+    .await
+    .unwrap();
+    let mut refused = 0;
+    for key in &keys {
+        let started = Instant::now();
+        match tokio::time::timeout(FAIL_WITHIN, store.take(key)).await {
+            Ok(Ok(Some(v))) => assert_eq!(v, b"v"),
+            Ok(Err(StoreError::Unavailable(_))) => refused += 1,
+            other => panic!("{key}: expected the value or Unavailable, got {other:?} after {:?}", started.elapsed()),
+        }
+    }
+    assert!(refused > 0, "some keys were on the lost node");
+
+    cluster = tokio::task::spawn_blocking(move || {
+        cluster.restart_node(port).unwrap();
+        cluster
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let all = futures::future::join_all(keys.iter().map(|k| store.put(k, b"w", TTL))).await;
+        if all.iter().all(Result::is_ok) {
+            break;
+        }
+        assert!(started.elapsed() < RECOVER_WITHIN, "no recovery within {RECOVER_WITHIN:?}: {all:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(store.take("lost:0").await.unwrap().as_deref(), Some(&b"w"[..]));
+    drop(cluster);
+}
