@@ -38,6 +38,22 @@ pub struct SentinelSettings {
     pub tls: bool,
 }
 
+impl RedisTopology {
+    /// Checks the settings as far as can be done without connecting (URLs, schemes alike, one
+    /// user for every seed node or sentinel, a service name), so that a configuration mistake
+    /// shows at start-up rather than as an outage.
+    pub fn check(&self) -> StoreResult<()> {
+        match self {
+            RedisTopology::Single(url) => single_client(url, None).map(drop),
+            RedisTopology::Cluster(nodes) => cluster_builder(nodes, None)?
+                .build()
+                .map(drop)
+                .map_err(invalid("the Redis Cluster nodes must share one scheme, one user and one password")),
+            RedisTopology::Sentinel(settings) => sentinel_client(settings, None).map(drop),
+        }
+    }
+}
+
 impl std::fmt::Debug for RedisTopology {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -239,7 +255,12 @@ mod tests {
         assert!(sentinel_client(&s, None).is_ok());
         s.service.clear();
         assert!(sentinel_client(&s, None).is_err(), "no service");
-        assert!(cluster_builder(&[], None).is_err());
-        assert!(cluster_builder(&["redis://a:1/2".into()], None).is_err(), "a database in a cluster");
+        let cluster = |nodes: &[&str]| RedisTopology::Cluster(nodes.iter().map(|n| (*n).to_owned()).collect()).check();
+        assert!(cluster(&[]).is_err());
+        assert!(cluster(&["redis://a:1/2"]).is_err(), "a database in a cluster");
+        assert!(cluster(&["redis://a:1", "rediss://b:2"]).is_err(), "TLS and not");
+        assert!(cluster(&["redis://:x@a:1", "redis://:y@b:2"]).is_err(), "two passwords");
+        assert!(cluster(&["redis://:x@a:1", "redis://:x@b:2"]).is_ok());
+        assert!(RedisTopology::Single("redis://:x@[oops/".into()).check().is_err());
     }
 }
