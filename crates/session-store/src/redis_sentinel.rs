@@ -108,7 +108,9 @@ impl SentinelConnection {
         };
         let outcome = match tokio::time::timeout(DISCOVERY_TIMEOUT, search).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(no_primary(format!("the sentinels and the primary they name did not answer within {DISCOVERY_TIMEOUT:?}"))),
+            Err(_) => Err(no_primary(format!(
+                "the sentinels and the primary they name did not answer within {DISCOVERY_TIMEOUT:?}"
+            ))),
         };
         drop(client);
         let mut state = self.state();

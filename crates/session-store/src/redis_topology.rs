@@ -127,7 +127,8 @@ pub(crate) fn cluster_builder(
     }
     let mut infos = Vec::with_capacity(nodes.len());
     for node in nodes {
-        let info = node.as_str().into_connection_info().map_err(invalid("a Redis Cluster node URL cannot be parsed"))?;
+        let info =
+            node.as_str().into_connection_info().map_err(invalid("a Redis Cluster node URL cannot be parsed"))?;
         if !matches!(info.addr(), ConnectionAddr::Tcp(..) | ConnectionAddr::TcpTls { .. }) {
             return Err(StoreError::Invalid("Redis Cluster nodes are reached over TCP"));
         }
@@ -145,10 +146,7 @@ pub(crate) fn cluster_builder(
 }
 
 /// The client that asks the sentinels for the primary.
-pub(crate) fn sentinel_client(
-    settings: &SentinelSettings,
-    ca_pem: Option<&[u8]>,
-) -> StoreResult<SentinelClient> {
+pub(crate) fn sentinel_client(settings: &SentinelSettings, ca_pem: Option<&[u8]>) -> StoreResult<SentinelClient> {
     choose_tls_provider();
     if settings.service.is_empty() {
         return Err(StoreError::Invalid("Redis Sentinel needs the name of the service it watches"));
@@ -171,7 +169,8 @@ pub(crate) fn sentinel_client(
         if info.redis_settings().db() != 0 {
             return Err(StoreError::Invalid("a sentinel URL names no database"));
         }
-        let these = (info.redis_settings().username().map(str::to_owned), info.redis_settings().password().map(str::to_owned));
+        let these =
+            (info.redis_settings().username().map(str::to_owned), info.redis_settings().password().map(str::to_owned));
         // The crate authenticates to every sentinel alike.
         if credentials.as_ref().is_some_and(|first| *first != these) {
             return Err(StoreError::Invalid("every sentinel URL must carry the same user and password"));

@@ -1,7 +1,7 @@
 //! The shared behaviour suite against a three-node Redis Cluster (each test on its own cluster),
 //! plus what only a cluster has: reads spread over every node, and a node lost and back.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[macro_use]
 mod suite;
@@ -23,7 +23,8 @@ async fn start_cluster() -> RedisCluster {
 
 async fn cluster_store() -> (Arc<dyn SessionStore>, RedisCluster) {
     let cluster = start_cluster().await;
-    let store = RedisStore::connect_to(&RedisTopology::Cluster(cluster.urls()), None).await.unwrap().with_prefix("suite:");
+    let store =
+        RedisStore::connect_to(&RedisTopology::Cluster(cluster.urls()), None).await.unwrap().with_prefix("suite:");
     (Arc::new(store), cluster)
 }
 
@@ -36,7 +37,7 @@ async fn get_many_reads_keys_of_every_node_in_order() {
     let store = RedisStore::connect_to(&RedisTopology::Cluster(cluster.urls()), None).await.unwrap();
     let keys: Vec<String> = (0..200).map(|i| format!("spread:{i}")).collect();
     for (i, key) in keys.iter().enumerate() {
-        if i % 3 != 0 {
+        if !i.is_multiple_of(3) {
             store.put(key, key.as_bytes(), TTL).await.unwrap();
         }
     }
@@ -52,7 +53,7 @@ async fn get_many_reads_keys_of_every_node_in_order() {
     assert_eq!(values.len(), asked.len());
     for (key, value) in asked.iter().zip(values) {
         let i: usize = key.trim_start_matches("spread:").parse().unwrap();
-        let expected = (i % 3 != 0).then(|| key.as_bytes().to_vec());
+        let expected = (!i.is_multiple_of(3)).then(|| key.as_bytes().to_vec());
         assert_eq!(value, expected, "{key}");
     }
 }

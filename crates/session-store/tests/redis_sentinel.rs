@@ -1,7 +1,7 @@
 //! The shared behaviour suite against a primary and its replica under Redis Sentinel (each test
 //! on its own deployment), plus what only Sentinel brings: a failover in the middle of a flow.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[macro_use]
 mod suite;

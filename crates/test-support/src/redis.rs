@@ -349,6 +349,55 @@ pub(crate) fn io_error(context: &str, source: std::io::Error) -> HarnessError {
     HarnessError::Io { context: context.to_owned(), source }
 }
 
+/// How long one `redis-cli` call may take before it is killed: a hung server must not hang the
+/// harness.
+const CLI_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs `redis-cli -h 127.0.0.1 -p PORT ARGS...` (with `stdin` fed to it, when given: the lines are
+/// then commands sent on one connection) and returns what it printed. Fails if it does not end
+/// within a few seconds or ends in failure.
+pub fn redis_cli(port: u16, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {
+    let program = find_program("redis-cli")?;
+    let dir = tempfile::tempdir().map_err(|source| io_error("creating a directory for redis-cli", source))?;
+    let out_path = dir.path().join("out");
+    let out = File::create(&out_path).map_err(|source| io_error("creating redis-cli's output", source))?;
+    let err = out.try_clone().map_err(|source| io_error("duplicating redis-cli's output", source))?;
+    let input = match stdin {
+        Some(text) => {
+            let path = dir.path().join("in");
+            std::fs::write(&path, text).map_err(|source| io_error("writing redis-cli's input", source))?;
+            Stdio::from(File::open(&path).map_err(|source| io_error("opening redis-cli's input", source))?)
+        }
+        None => Stdio::null(),
+    };
+    let mut child = Command::new(program)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(input)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|source| io_error("starting redis-cli", source))?;
+    let deadline = Instant::now() + CLI_DEADLINE;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HarnessError::NotReady("redis-cli", format!("no answer from port {port} to {args:?}")));
+            }
+        }
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    if status.success() {
+        Ok(output)
+    } else {
+        Err(HarnessError::NotReady("redis-cli", format!("{args:?} on port {port} failed ({status}): {output}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -407,54 +456,5 @@ mod tests {
         let other = RedisServer::start().unwrap();
         assert!(matches!(probe(other.port(), Path::new("/nonexistent")), Probe::Foreign));
         assert!(matches!(probe(other.port(), &other.dir), Probe::Ours));
-    }
-}
-
-/// How long one `redis-cli` call may take before it is killed: a hung server must not hang the
-/// harness.
-const CLI_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Runs `redis-cli -h 127.0.0.1 -p PORT ARGS...` (with `stdin` fed to it, when given: the lines are
-/// then commands sent on one connection) and returns what it printed. Fails if it does not end
-/// within a few seconds or ends in failure.
-pub fn redis_cli(port: u16, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {
-    let program = find_program("redis-cli")?;
-    let dir = tempfile::tempdir().map_err(|source| io_error("creating a directory for redis-cli", source))?;
-    let out_path = dir.path().join("out");
-    let out = File::create(&out_path).map_err(|source| io_error("creating redis-cli's output", source))?;
-    let err = out.try_clone().map_err(|source| io_error("duplicating redis-cli's output", source))?;
-    let input = match stdin {
-        Some(text) => {
-            let path = dir.path().join("in");
-            std::fs::write(&path, text).map_err(|source| io_error("writing redis-cli's input", source))?;
-            Stdio::from(File::open(&path).map_err(|source| io_error("opening redis-cli's input", source))?)
-        }
-        None => Stdio::null(),
-    };
-    let mut child = Command::new(program)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .stdin(input)
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|source| io_error("starting redis-cli", source))?;
-    let deadline = Instant::now() + CLI_DEADLINE;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(HarnessError::NotReady("redis-cli", format!("no answer from port {port} to {args:?}")));
-            }
-        }
-    };
-    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    if status.success() {
-        Ok(output)
-    } else {
-        Err(HarnessError::NotReady("redis-cli", format!("{args:?} on port {port} failed ({status}): {output}")))
     }
 }

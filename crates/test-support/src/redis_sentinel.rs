@@ -112,9 +112,9 @@ impl RedisSentinelGroup {
         }
         wait_until("the sentinels' view", || {
             let views: Vec<Vec<(String, String)>> = group.sentinels.iter().map(|s| group.master_view(s.port)).collect();
-            let ready = views.iter().all(|view| {
-                field(view, "num-slaves") == Some("1") && field(view, "num-other-sentinels") == Some("2")
-            });
+            let ready = views
+                .iter()
+                .all(|view| field(view, "num-slaves") == Some("1") && field(view, "num-other-sentinels") == Some("2"));
             ready.then_some(()).ok_or_else(|| format!("{views:?}"))
         })?;
         Ok(group)
@@ -265,7 +265,8 @@ impl SentinelProcess {
             .prefix("caducee-sentinel-")
             .tempdir()
             .map_err(|source| io_error("creating the sentinel directory", source))?;
-        let dir = tempdir.path().canonicalize().map_err(|source| io_error("resolving the sentinel directory", source))?;
+        let dir =
+            tempdir.path().canonicalize().map_err(|source| io_error("resolving the sentinel directory", source))?;
         let mut process = SentinelProcess { port: 0, dir, child: None, _tempdir: tempdir };
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
@@ -367,7 +368,7 @@ impl Drop for SentinelProcess {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
 

@@ -107,10 +107,13 @@ impl Config {
         }
         // The single server's URL is checked when the store is opened, as it always was.
         match self.redis_topology() {
-            Some(topology @ (RedisTopology::Cluster(_) | RedisTopology::Sentinel(_))) => topology.check().map_err(|e| {
-                let setting = if self.redis_cluster_nodes.is_empty() { "[redis_sentinel]" } else { "redis_cluster_nodes" };
-                ConfigError::Invalid(format!("{setting}: {e}"))
-            }),
+            Some(topology @ (RedisTopology::Cluster(_) | RedisTopology::Sentinel(_))) => {
+                topology.check().map_err(|e| {
+                    let setting =
+                        if self.redis_cluster_nodes.is_empty() { "[redis_sentinel]" } else { "redis_cluster_nodes" };
+                    ConfigError::Invalid(format!("{setting}: {e}"))
+                })
+            }
             _ => Ok(()),
         }
     }
@@ -175,7 +178,10 @@ mod tests {
             let Some(RedisTopology::Sentinel(s)) = c.redis_topology() else { panic!("{c:?}") };
             assert_eq!(s.service, "caducee");
             assert_eq!(s.sentinels.len(), 2);
-            assert_eq!((s.username.as_deref(), s.password.as_deref(), s.tls), (Some("caducee"), Some("S3NT-PASS-99"), true));
+            assert_eq!(
+                (s.username.as_deref(), s.password.as_deref(), s.tls),
+                (Some("caducee"), Some("S3NT-PASS-99"), true)
+            );
             assert!(!format!("{c:?}").contains("S3NT-PASS-99"));
 
             jail.create_file("empty.toml", "")?;
