@@ -239,8 +239,12 @@ impl RedisStore {
                     .map_err(|e| unavailable("connect", &e))?,
             ),
             RedisTopology::Cluster(nodes) => Connection::Cluster(
-                cluster_client(nodes, ca_pem)?
-                    .get_pending_async_connection_with_config(redis::cluster::ClusterConfig::new()),
+                // The configuration given here replaces the builder's timeouts: the same again.
+                cluster_client(nodes, ca_pem)?.get_pending_async_connection_with_config(
+                    redis::cluster::ClusterConfig::new()
+                        .set_connection_timeout(CONNECT_TIMEOUT)
+                        .set_response_timeout(RESPONSE_TIMEOUT),
+                ),
             ),
             RedisTopology::Sentinel(settings) => {
                 Connection::Sentinel(SentinelConnection::new(sentinel_client(settings, ca_pem)?, node_config()))
@@ -273,6 +277,8 @@ fn cluster_client(nodes: &[String], ca_pem: Option<&[u8]>) -> StoreResult<redis:
     cluster_builder(nodes, ca_pem)?
         .connection_timeout(CONNECT_TIMEOUT)
         .response_timeout(RESPONSE_TIMEOUT)
+        // Retries and redirections share the operation's whole budget, not one reply's.
+        .overall_response_timeout(Some(OPERATION_TIMEOUT))
         .retries(CLUSTER_RETRIES)
         .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
         .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)

@@ -105,3 +105,20 @@ async fn a_lost_node_fails_closed_and_the_cluster_recovers() {
     assert_eq!(store.take("lost:0").await.unwrap().as_deref(), Some(&b"w"[..]));
     drop(cluster);
 }
+
+/// The server's way (a node may start while Redis is down): a lazy store connects at its first
+/// operation, and refuses while the seed nodes do not answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_store_connects_at_its_first_operation() {
+    let cluster = start_cluster().await;
+    let store = RedisStore::connect_lazy_to(&RedisTopology::Cluster(cluster.urls()), None).unwrap();
+    store.put("lazy:k", b"v", TTL).await.unwrap();
+    assert_eq!(store.get_many(&["lazy:k", "lazy:none"]).await.unwrap(), vec![Some(b"v".to_vec()), None]);
+
+    let urls = cluster.urls();
+    drop(cluster);
+    let nowhere = RedisStore::connect_lazy_to(&RedisTopology::Cluster(urls), None).unwrap();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(FAIL_WITHIN, nowhere.get("k")).await;
+    assert!(matches!(outcome, Ok(Err(StoreError::Unavailable(_)))), "{outcome:?} after {:?}", started.elapsed());
+}
