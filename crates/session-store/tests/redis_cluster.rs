@@ -122,3 +122,62 @@ async fn a_lazy_store_connects_at_its_first_operation() {
     let outcome = tokio::time::timeout(FAIL_WITHIN, nowhere.get("k")).await;
     assert!(matches!(outcome, Ok(Err(StoreError::Unavailable(_)))), "{outcome:?} after {:?}", started.elapsed());
 }
+
+/// A cluster as it is run in production: TLS everywhere (clients and the cluster bus) with a CA
+/// of the operator's, an ACL user with a password. The store works there, across the nodes; a
+/// CA that did not sign the nodes' certificates, or a wrong password, fail closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_an_acl_user_as_deployed() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use test_support::redis::{RedisOptions, RedisTls};
+    let dir = tempfile::tempdir().unwrap();
+    let authority = |name: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    };
+    let ca = authority("CA Redis");
+    let key = KeyPair::generate().unwrap();
+    // The nodes name each other by address in the slot map: the certificate names it too.
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let cert = CertificateParams::new(names).unwrap().signed_by(&key, &ca).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let options = RedisOptions {
+        tls: Some(RedisTls {
+            certificate: write("redis.pem", cert.pem()),
+            key: write("redis.key", key.serialize_pem()),
+            ca: write("ca.pem", ca.pem()),
+        }),
+        users: vec![("caducee".into(), "mot-de-passe-du-cluster".into())],
+        ..RedisOptions::default()
+    };
+    let cluster = tokio::task::spawn_blocking(move || RedisCluster::start_with(options)).await.unwrap().unwrap();
+    let ca_pem = ca.pem().into_bytes();
+
+    let nodes = cluster.tls_urls("caducee", "mot-de-passe-du-cluster").unwrap();
+    let store = RedisStore::connect_to(&RedisTopology::Cluster(nodes.clone()), Some(&ca_pem)).await.expect("TLS");
+    let keys: Vec<String> = (0..30).map(|i| format!("tls:{i}")).collect();
+    for key in &keys {
+        store.put(key, key.as_bytes(), TTL).await.unwrap();
+    }
+    let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let values = store.get_many(&asked).await.unwrap();
+    assert!(values.iter().zip(&keys).all(|(v, k)| v.as_deref() == Some(k.as_bytes())), "{values:?}");
+    assert_eq!(store.take("tls:0").await.unwrap().as_deref(), Some(&b"tls:0"[..]));
+
+    let wrong = cluster.tls_urls("caducee", "pas-le-bon").unwrap();
+    let refused =
+        tokio::time::timeout(FAIL_WITHIN * 2, RedisStore::connect_to(&RedisTopology::Cluster(wrong), Some(&ca_pem)))
+            .await;
+    assert!(!matches!(refused, Ok(Ok(_))), "a wrong password");
+    let other_ca = authority("Autre CA").pem().into_bytes();
+    let refused =
+        tokio::time::timeout(FAIL_WITHIN * 2, RedisStore::connect_to(&RedisTopology::Cluster(nodes), Some(&other_ca)))
+            .await;
+    assert!(!matches!(refused, Ok(Ok(_))), "nodes the CA did not sign");
+}

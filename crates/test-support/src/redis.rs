@@ -108,6 +108,11 @@ impl RedisServer {
         self.tls_port.map(|port| format!("rediss://{user}:{password}@localhost:{port}/"))
     }
 
+    /// The TLS port, when the server has one.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
     /// The loopback port the server listens on (kept across restarts).
     pub fn port(&self) -> u16 {
         self.port

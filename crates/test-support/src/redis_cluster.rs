@@ -24,21 +24,39 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts the nodes, creates the cluster and waits until every node serves every slot.
     pub fn start() -> Result<RedisCluster, HarnessError> {
+        Self::start_with(RedisOptions::default())
+    }
+
+    /// [`RedisCluster::start`] with every node on `options` (a TLS port, ACL users). With TLS,
+    /// the nodes talk to each other over TLS too, and tell TLS clients their TLS ports; the
+    /// harness itself keeps to the plain ports.
+    pub fn start_with(options: RedisOptions) -> Result<RedisCluster, HarnessError> {
         let mut nodes = Vec::with_capacity(NODES);
         for _ in 0..NODES {
+            let mut extra_args: Vec<String> = if options.tls.is_some() {
+                vec!["--tls-cluster".into(), "yes".into(), "--tls-replication".into(), "yes".into()]
+            } else {
+                Vec::new()
+            };
+            extra_args.extend(options.extra_args.iter().cloned());
             let options = RedisOptions {
-                extra_args: vec![
-                    "--cluster-enabled".into(),
-                    "yes".into(),
-                    // Relative to the node's own directory.
-                    "--cluster-config-file".into(),
-                    "nodes.conf".into(),
-                    "--cluster-port".into(),
-                    free_port()?.to_string(),
-                    "--cluster-node-timeout".into(),
-                    "5000".into(),
-                ],
-                ..RedisOptions::default()
+                tls: options.tls.clone(),
+                users: options.users.clone(),
+                extra_args: [
+                    extra_args,
+                    vec![
+                        "--cluster-enabled".into(),
+                        "yes".into(),
+                        // Relative to the node's own directory.
+                        "--cluster-config-file".into(),
+                        "nodes.conf".into(),
+                        "--cluster-port".into(),
+                        free_port()?.to_string(),
+                        "--cluster-node-timeout".into(),
+                        "5000".into(),
+                    ],
+                ]
+                .concat(),
             };
             nodes.push(RedisServer::start_with(options)?);
         }
@@ -51,6 +69,11 @@ impl RedisCluster {
     /// `redis://127.0.0.1:PORT/` of each node, for the cluster client's seed list.
     pub fn urls(&self) -> Vec<String> {
         self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// `rediss://USER:PASSWORD@localhost:TLS_PORT/` of each node, when they have TLS ports.
+    pub fn tls_urls(&self, user: &str, password: &str) -> Option<Vec<String>> {
+        self.nodes.iter().map(|n| n.tls_url(user, password)).collect()
     }
 
     /// The nodes, to inspect them (ports, logs).

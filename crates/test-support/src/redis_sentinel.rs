@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::redis::{RedisOptions, RedisServer, find_program, io_error, log_tail, open_log, redis_cli};
+use crate::redis::{RedisOptions, RedisServer, RedisTls, find_program, io_error, log_tail, open_log, redis_cli};
 use crate::{HarnessError, free_port};
 
 const SENTINELS: usize = 3;
@@ -42,6 +42,10 @@ pub struct SentinelOptions {
     pub data_user: Option<(String, String)>,
     /// A password every sentinel asks of its clients (and of each other).
     pub sentinel_password: Option<String>,
+    /// TLS ports on every process (data nodes and sentinels), which then talk to one another over
+    /// TLS: the sentinels name the data nodes by their TLS ports. The harness keeps to the plain
+    /// ports.
+    pub tls: Option<RedisTls>,
 }
 
 impl Default for SentinelOptions {
@@ -52,6 +56,7 @@ impl Default for SentinelOptions {
             failover_timeout: Duration::from_secs(10),
             data_user: None,
             sentinel_password: None,
+            tls: None,
         }
     }
 }
@@ -79,6 +84,7 @@ pub struct RedisSentinelGroup {
 #[derive(Debug)]
 struct SentinelProcess {
     port: u16,
+    tls_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
     _tempdir: TempDir,
@@ -94,19 +100,28 @@ impl RedisSentinelGroup {
     /// until each knows the replica and the two other sentinels).
     pub fn start_with(options: SentinelOptions) -> Result<RedisSentinelGroup, HarnessError> {
         let users: Vec<(String, String)> = options.data_user.iter().cloned().collect();
-        let primary = RedisServer::start_with(RedisOptions { users: users.clone(), ..RedisOptions::default() })?;
+        let tls_replication: Vec<String> =
+            if options.tls.is_some() { vec!["--tls-replication".into(), "yes".into()] } else { Vec::new() };
+        let primary = RedisServer::start_with(RedisOptions {
+            tls: options.tls.clone(),
+            users: users.clone(),
+            extra_args: tls_replication.clone(),
+        })?;
+        // Over TLS when the nodes have it: the replica then announces its TLS port.
+        let primary_port = primary.tls_port().unwrap_or(primary.port());
         let replica = RedisServer::start_with(RedisOptions {
+            tls: options.tls.clone(),
             users,
-            extra_args: vec!["--replicaof".into(), "127.0.0.1".into(), primary.port().to_string()],
-            ..RedisOptions::default()
+            extra_args: [tls_replication, vec!["--replicaof".into(), "127.0.0.1".into(), primary_port.to_string()]]
+                .concat(),
         })?;
         wait_until("the replica's sync", || {
             let info = redis_cli(replica.port(), &["INFO", "replication"], None).unwrap_or_default();
             info.contains("master_link_status:up").then_some(()).ok_or(info)
         })?;
         let mut group = RedisSentinelGroup { options, servers: vec![primary, replica], sentinels: Vec::new() };
-        let primary_port = group.servers[0].port();
         for _ in 0..SENTINELS {
+            // The primary as the sentinels know it: by its TLS port, with TLS.
             let sentinel = SentinelProcess::start(&group.options, primary_port)?;
             group.sentinels.push(sentinel);
         }
@@ -125,10 +140,17 @@ impl RedisSentinelGroup {
         &self.options.service
     }
 
-    /// `redis://[:password@]127.0.0.1:PORT` of each sentinel.
+    /// `redis://[:password@]127.0.0.1:PORT` of each sentinel, or `rediss://[:password@]localhost:TLS_PORT`
+    /// with TLS.
     pub fn sentinel_urls(&self) -> Vec<String> {
         let auth = self.options.sentinel_password.as_ref().map(|p| format!(":{p}@")).unwrap_or_default();
-        self.sentinels.iter().map(|s| format!("redis://{auth}127.0.0.1:{}", s.port)).collect()
+        self.sentinels
+            .iter()
+            .map(|s| match s.tls_port {
+                Some(port) => format!("rediss://{auth}localhost:{port}"),
+                None => format!("redis://{auth}127.0.0.1:{}", s.port),
+            })
+            .collect()
     }
 
     /// The data nodes (primary and replica, in the order started).
@@ -136,9 +158,14 @@ impl RedisSentinelGroup {
         &self.servers
     }
 
-    /// The primary's port, as a quorum of sentinels tells it.
+    /// The primary's (plain) port, as a quorum of sentinels tells it.
     pub fn primary_port(&self) -> Result<u16, HarnessError> {
-        let ports: Vec<u16> = self.sentinels.iter().filter_map(|s| self.sentinel_primary(s.port)).collect();
+        let ports: Vec<u16> = self
+            .sentinels
+            .iter()
+            .filter_map(|s| self.sentinel_primary(s.port))
+            .map(|reported| self.plain_port(reported))
+            .collect();
         ports
             .iter()
             .copied()
@@ -203,8 +230,10 @@ impl RedisSentinelGroup {
     pub fn wait_for_replica_of(&self, port: u16, primary: u16) -> Result<(), HarnessError> {
         wait_until("the old primary's demotion", || {
             let info = redis_cli(port, &["INFO", "replication"], None).map_err(|e| e.to_string())?;
+            let primary_tls = self.servers.iter().find(|s| s.port() == primary).and_then(RedisServer::tls_port);
+            let names_primary = |p: u16| info.lines().any(|l| l.trim() == format!("master_port:{p}"));
             let ok = info.contains("role:slave")
-                && info.contains(&format!("master_port:{primary}"))
+                && (names_primary(primary) || primary_tls.is_some_and(names_primary))
                 && info.contains("master_link_status:up");
             ok.then_some(()).ok_or(info)
         })
@@ -216,6 +245,11 @@ impl RedisSentinelGroup {
         let sentinels =
             self.sentinels.iter().map(|s| format!("--- sentinel {}\n{}", s.port, log_tail(&s.dir.join(LOG_FILE))));
         servers.chain(sentinels).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The plain port of the server the sentinels name by `port` (its TLS port, with TLS).
+    fn plain_port(&self, port: u16) -> u16 {
+        self.servers.iter().find(|s| s.tls_port() == Some(port)).map_or(port, RedisServer::port)
     }
 
     fn sentinel_args(&self) -> Vec<&str> {
@@ -267,10 +301,13 @@ impl SentinelProcess {
             .map_err(|source| io_error("creating the sentinel directory", source))?;
         let dir =
             tempdir.path().canonicalize().map_err(|source| io_error("resolving the sentinel directory", source))?;
-        let mut process = SentinelProcess { port: 0, dir, child: None, _tempdir: tempdir };
+        let mut process = SentinelProcess { port: 0, tls_port: None, dir, child: None, _tempdir: tempdir };
         let mut last = String::new();
         for _ in 0..PORT_ATTEMPTS {
             process.port = free_port()?;
+            if options.tls.is_some() {
+                process.tls_port = Some(free_port()?);
+            }
             process.write_config(options, primary_port)?;
             process.spawn()?;
             match process.wait_ready(options, primary_port) {
@@ -301,6 +338,16 @@ impl SentinelProcess {
             down = options.down_after.as_millis(),
             failover = options.failover_timeout.as_millis(),
         );
+        if let (Some(tls), Some(port)) = (&options.tls, self.tls_port) {
+            // `tls-replication`: the sentinels reach the data nodes and one another over TLS.
+            config.push_str(&format!(
+                "tls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n\
+                 tls-replication yes\n",
+                tls.certificate.display(),
+                tls.key.display(),
+                tls.ca.display(),
+            ));
+        }
         if let Some(password) = &options.sentinel_password {
             // Asked of clients, and given to the other sentinels (which ask it too).
             config.push_str(&format!("requirepass \"{password}\"\nsentinel sentinel-pass \"{password}\"\n"));
