@@ -100,8 +100,19 @@ async fn a_failover_keeps_what_reached_the_replica_and_fails_closed_meanwhile() 
         let new = group.wait_for_failover(old);
         (group, new)
     });
+    // And a failure counted meanwhile is counted, or refused: never lost. (A count whose answer
+    // was lost on the way may be made twice: that only locks out sooner.)
+    let mut counted = 1;
     while !failover.is_finished() {
         read_or_refused(&store, "sso:s1", b"session").await;
+        match tokio::time::timeout(FAIL_WITHIN, store.increment("attempts:alice", TTL)).await {
+            Ok(Ok(counter)) => {
+                assert!(counter.value > counted, "{} after {counted}: a failure lost", counter.value);
+                counted = counter.value;
+            }
+            Ok(Err(StoreError::Unavailable(_))) => {}
+            other => panic!("increment: expected a count or Unavailable, got {other:?}"),
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (group, new) = failover.await.unwrap();
@@ -116,7 +127,7 @@ async fn a_failover_keeps_what_reached_the_replica_and_fails_closed_meanwhile() 
     }
     assert_eq!(store.take("code:c1").await.unwrap().as_deref(), Some(&b"grant"[..]), "the code survived");
     assert_eq!(store.take("code:c1").await.unwrap(), None, "and is still single use");
-    assert_eq!(store.increment("attempts:alice", TTL).await.unwrap().value, 2, "the failure still counts");
+    assert_eq!(store.increment("attempts:alice", TTL).await.unwrap().value, counted + 1, "the failures still count");
     let members: HashSet<String> = store.set_members("rps:s1").await.unwrap().into_iter().collect();
     assert_eq!(members, HashSet::from(["client-a".to_owned()]));
     store.put("code:c3", b"grant", TTL).await.unwrap();
