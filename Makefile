@@ -158,6 +158,7 @@ fmt:
 check-tools:
 	@command -v cargo-nextest >/dev/null 2>&1 || { echo "cargo-nextest is missing: cargo install --locked cargo-nextest"; exit 1; }
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is missing: apt-get install redis-server"; exit 1; }
+	@command -v redis-cli >/dev/null 2>&1 || { echo "redis-cli is missing (Redis Cluster and Sentinel tests): apt-get install redis-tools"; exit 1; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { echo "PostgreSQL is missing: apt-get install postgresql"; exit 1; }
 	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || { echo "Chromium is missing: apt-get install chromium chromium-driver"; exit 1; }
 	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (for axe-core): apt-get install npm"; exit 1; }

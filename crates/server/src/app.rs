@@ -141,12 +141,13 @@ pub async fn open_directory(config: &Config) -> Result<Directory, BuildError> {
     Ok(directory)
 }
 
-/// Opens the session store the configuration names: Redis when `redis_url` is set, else in process.
+/// Opens the session store the configuration names: Redis (one server, a cluster, or Sentinel)
+/// when one is set, else in process.
 pub fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, BuildError> {
-    if config.redis_url.is_empty() {
+    let Some(topology) = config.redis_topology() else {
         let bytes = usize::try_from(config.session.memory_limit_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         return Ok(Arc::new(MemoryStore::with_capacity(bytes)));
-    }
+    };
     let ca = if config.redis_ca_file.as_os_str().is_empty() {
         None
     } else {
@@ -155,9 +156,9 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn SessionStore>, BuildError> 
                 .map_err(|source| BuildError::DataDir { path: config.redis_ca_file.display().to_string(), source })?,
         )
     };
-    // Lazy: a node may start while Redis is down; it refuses logins until Redis answers.
-    let store =
-        RedisStore::connect_lazy_with_ca(&config.redis_url, ca.as_deref())?.with_prefix(config.redis_prefix.clone());
+    // Lazy: a node may start while Redis is down (or has no primary); it refuses logins until
+    // Redis answers.
+    let store = RedisStore::connect_lazy_to(&topology, ca.as_deref())?.with_prefix(config.redis_prefix.clone());
     Ok(Arc::new(store))
 }
 

@@ -14,6 +14,7 @@ mod metrics;
 mod mtls;
 mod profile;
 mod push;
+mod redis;
 mod telemetry;
 mod webauthn;
 
@@ -23,10 +24,11 @@ pub use mtls::MtlsConfig;
 pub use profile::Profile;
 pub use push::PushConfig;
 pub use telemetry::TelemetryConfig;
+pub use redis::RedisSentinelConfig;
 pub use webauthn::WebauthnConfig;
 
-/// `Debug` leaves out the secrets: the master key, the passwords in `database_url` and
-/// `redis_url`, and `mail.smtp_password`.
+/// `Debug` leaves out the secrets: the master key, the passwords in `database_url`, `redis_url`,
+/// `redis_cluster_nodes` and `[redis_sentinel]`, and `mail.smtp_password`.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -47,12 +49,20 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL; empty means SQLite in `data_dir/caducee.db`.
     pub database_url: String,
-    /// Redis URL for the shared session store; empty means in-process (single node only).
+    /// Redis URL for the shared session store; empty means in-process (single node only), unless
+    /// `redis_cluster_nodes` or `[redis_sentinel]` names Redis otherwise.
     pub redis_url: String,
+    /// The seed nodes of a Redis Cluster holding the shared session store (instead of `redis_url`).
+    #[serde(default)]
+    pub redis_cluster_nodes: Vec<String>,
+    /// A primary and replicas under Redis Sentinel holding the shared session store (instead of
+    /// `redis_url`).
+    #[serde(default)]
+    pub redis_sentinel: RedisSentinelConfig,
     /// Prefix of every Redis key (several deployments may share one Redis).
     pub redis_prefix: String,
-    /// The CA (PEM file) that signed the Redis server's certificate, for a `rediss://` URL;
-    /// empty: the system's trust store.
+    /// The CA (PEM file) that signed the Redis servers' certificates (and the sentinels'), for
+    /// TLS; empty: the system's trust store.
     #[serde(default)]
     pub redis_ca_file: PathBuf,
     /// Master key for secrets at rest (base64 of 32 bytes). Empty: read or create
@@ -239,6 +249,8 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &redact_url(&self.redis_url))
+            .field("redis_cluster_nodes", &self.redis_cluster_nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>())
+            .field("redis_sentinel", &self.redis_sentinel)
             .field("redis_prefix", &self.redis_prefix)
             .field("redis_ca_file", &self.redis_ca_file)
             .field("master_key", &redacted(&self.master_key))
@@ -289,6 +301,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             database_url: String::new(),
             redis_url: String::new(),
+            redis_cluster_nodes: Vec::new(),
+            redis_sentinel: RedisSentinelConfig::default(),
             redis_prefix: "caducee:".into(),
             redis_ca_file: PathBuf::new(),
             master_key: String::new(),
@@ -425,6 +439,7 @@ impl Config {
         }
         self.metrics.networks().map_err(ConfigError::Invalid)?;
         self.telemetry.validate().map_err(ConfigError::Invalid)?;
+        self.validate_redis()?;
         if !self.mtls.origin.is_empty() {
             // The mutual-TLS endpoints are https by nature.
             let origin =

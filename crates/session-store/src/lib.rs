@@ -2,8 +2,9 @@
 //! challenges, one-time passwords and attempt counters.
 //!
 //! Owns the [`SessionStore`] trait and its two backends: [`MemoryStore`] (in process, the embedded
-//! default) and [`RedisStore`] (shared by several stateless nodes). Both pass one shared test suite
-//! (`tests/`), including concurrent single-use takes.
+//! default) and [`RedisStore`] (shared by several stateless nodes; one Redis server, a Redis Cluster
+//! or Redis Sentinel, see [`RedisTopology`]). Both pass one shared test suite (`tests/`), including
+//! concurrent single-use takes, run against every kind of Redis deployment.
 //!
 //! Values are opaque bytes with a time to live; typed records are serialised by the callers. Every
 //! operation that enforces single use or counting is atomic in both backends, so that two nodes can
@@ -15,6 +16,8 @@ pub mod keys;
 mod limit;
 mod memory;
 mod redis_backend;
+mod redis_sentinel;
+mod redis_topology;
 
 use std::time::Duration;
 
@@ -24,6 +27,7 @@ pub use keys::KeyPrefix;
 pub use limit::{Rate, RateLimiter, Verdict, address_subject, source_subject};
 pub use memory::MemoryStore;
 pub use redis_backend::RedisStore;
+pub use redis_topology::{RedisTopology, SentinelSettings};
 
 /// Why a store operation failed. Callers must fail closed on any of these: no login, no token.
 #[derive(Debug, thiserror::Error)]

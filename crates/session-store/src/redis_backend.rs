@@ -1,19 +1,38 @@
-//! The Redis backend, for several stateless nodes sharing one store.
+//! The Redis backend, for several stateless nodes sharing one store: one server, a Redis Cluster,
+//! or a primary and its replicas under Redis Sentinel ([`RedisTopology`]).
 //!
-//! Every trait operation is one atomic Redis command, one Lua script or one MULTI/EXEC transaction,
-//! so that single use and counting hold across nodes. The connection is a
-//! [`ConnectionManager`], which reconnects by itself; while Redis is down or hung, operations fail
-//! with [`StoreError::Unavailable`] within a few seconds rather than waiting, so that callers fail
-//! closed and recover when Redis is back.
+//! Every trait operation is one atomic Redis command or one Lua script, and each touches exactly
+//! one key: single use and counting hold across nodes, and on a cluster every operation goes
+//! whole to the one node that owns its key's slot (no `{hash tag}` is needed, since no record
+//! spans two keys). `get_many` reads keys of many slots: on a cluster the `redis` crate splits its
+//! `MGET` by slot and puts the answers back in order.
+//!
+//! The connections reconnect by themselves: [`ConnectionManager`] for one server, the crate's
+//! cluster connection (which follows `MOVED` and refreshes its slot map) for a cluster, and
+//! [`SentinelConnection`] (which asks the sentinels again after a failover) for Sentinel. While
+//! Redis is down, hung or without a primary, operations fail with [`StoreError::Unavailable`]
+//! within [`OPERATION_TIMEOUT`] rather than waiting, so that callers fail closed and recover
+//! when Redis is back.
+//!
+//! Where a connection library resends a command after a connection broke (the cluster client
+//! does), the command may run twice. Every operation is written so that a second run can only
+//! refuse: a second `take` finds nothing, a second `swap_existing` sees its own marker (a
+//! replay), a second `increment` counts one more failure. Never a code granted twice.
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError, RedisResult, Script, ServerErrorKind, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Script, ServerErrorKind,
+    Value,
+};
 
+use crate::redis_sentinel::SentinelConnection;
+use crate::redis_topology::{RedisTopology, cluster_builder, sentinel_client, single_client};
 use crate::{Counter, SessionStore, StoreError, StoreResult, ttl_millis};
 
 /// Bounds each connection attempt; Redis normally sits on the same network, where a connection
@@ -28,6 +47,11 @@ const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 const RECONNECT_RETRIES: usize = 2;
 const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(50);
 const RECONNECT_MAX_DELAY: Duration = Duration::from_millis(500);
+/// The cluster client retries a request on a redirection (`MOVED`, `ASK`) or a failed node, with
+/// waits that must also fit in [`OPERATION_TIMEOUT`].
+const CLUSTER_RETRIES: u32 = 3;
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 500;
 
 /// Replaces the value only if it still equals the expected one: GET and SET cannot be split.
 static COMPARE_AND_SWAP: LazyLock<Script> = LazyLock::new(|| {
@@ -72,17 +96,81 @@ static DECREMENT: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Adds a member and sets the whole set's time to live. A script rather than MULTI/EXEC: the
+/// same one-key atomic unit on one server, a cluster or a Sentinel primary.
+static SET_ADD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+        redis.call('SADD', KEYS[1], ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        return 0
+        ",
+    )
+});
+
 /// The Redis [`SessionStore`]. Cloning is cheap and shares the connection.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: Arc<str>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The connection's own Debug shows the URL, which may carry a password.
-        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+        // The connections' own Debug shows URLs, which may carry a password: only the kind here.
+        f.debug_struct("RedisStore")
+            .field("topology", &self.connection.kind())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The connection of each kind of deployment; every one reconnects by itself.
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(SentinelConnection),
+}
+
+impl Connection {
+    fn kind(&self) -> &'static str {
+        match self {
+            Connection::Single(_) => "single",
+            Connection::Cluster(_) => "cluster",
+            Connection::Sentinel(_) => "sentinel",
+        }
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+            Connection::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+            Connection::Sentinel(c) => c.get_db(),
+        }
     }
 }
 
@@ -99,9 +187,34 @@ impl RedisStore {
     /// [`RedisStore::connect`] to a `rediss://` server whose certificate chains to the CA of
     /// `ca_pem` (PEM) instead of the system's trust store.
     pub async fn connect_with_ca(url: &str, ca_pem: Option<&[u8]>) -> StoreResult<Self> {
-        let client = client_with_ca(url, ca_pem)?;
-        let connection = with_timeout("connect", ConnectionManager::new_with_config(client, config())).await?;
-        Ok(RedisStore { connection, prefix: Arc::from("") })
+        Self::connect_to(&RedisTopology::Single(url.to_owned()), ca_pem).await
+    }
+
+    /// Connects to Redis as deployed (one server, a cluster, or Sentinel), trusting the CA of
+    /// `ca_pem` (PEM) for every TLS connection when given, and checks that it answers.
+    ///
+    /// Fails with [`StoreError::Unavailable`] if Redis cannot be reached within a few seconds.
+    /// Must be called inside a tokio runtime.
+    pub async fn connect_to(topology: &RedisTopology, ca_pem: Option<&[u8]>) -> StoreResult<Self> {
+        let connection = match topology {
+            RedisTopology::Single(url) => {
+                let client = single_client(url, ca_pem)?;
+                Connection::Single(
+                    with_timeout("connect", ConnectionManager::new_with_config(client, manager_config())).await?,
+                )
+            }
+            RedisTopology::Cluster(nodes) => {
+                let client = cluster_client(nodes, ca_pem)?;
+                Connection::Cluster(with_timeout("connect", client.get_async_connection()).await?)
+            }
+            RedisTopology::Sentinel(settings) => {
+                Connection::Sentinel(SentinelConnection::new(sentinel_client(settings, ca_pem)?, node_config()))
+            }
+        };
+        let store = RedisStore { connection, prefix: Arc::from("") };
+        // The cluster and Sentinel connections answer only once asked something.
+        store.ping().await?;
+        Ok(store)
     }
 
     /// Like [`RedisStore::connect`], but without waiting for the server: the first operations
@@ -113,8 +226,30 @@ impl RedisStore {
 
     /// [`RedisStore::connect_lazy`] with the CA of [`RedisStore::connect_with_ca`].
     pub fn connect_lazy_with_ca(url: &str, ca_pem: Option<&[u8]>) -> StoreResult<Self> {
-        let connection = ConnectionManager::new_lazy_with_config(client_with_ca(url, ca_pem)?, config())
-            .map_err(|e| unavailable("connect", &e))?;
+        Self::connect_lazy_to(&RedisTopology::Single(url.to_owned()), ca_pem)
+    }
+
+    /// [`RedisStore::connect_to`] without waiting for Redis: the first operations connect (to
+    /// the seed nodes, or through the sentinels). Only the settings are checked here. Must be
+    /// called inside a tokio runtime.
+    pub fn connect_lazy_to(topology: &RedisTopology, ca_pem: Option<&[u8]>) -> StoreResult<Self> {
+        let connection = match topology {
+            RedisTopology::Single(url) => Connection::Single(
+                ConnectionManager::new_lazy_with_config(single_client(url, ca_pem)?, manager_config())
+                    .map_err(|e| unavailable("connect", &e))?,
+            ),
+            RedisTopology::Cluster(nodes) => Connection::Cluster(
+                // The configuration given here replaces the builder's timeouts: the same again.
+                cluster_client(nodes, ca_pem)?.get_pending_async_connection_with_config(
+                    redis::cluster::ClusterConfig::new()
+                        .set_connection_timeout(CONNECT_TIMEOUT)
+                        .set_response_timeout(RESPONSE_TIMEOUT),
+                ),
+            ),
+            RedisTopology::Sentinel(settings) => {
+                Connection::Sentinel(SentinelConnection::new(sentinel_client(settings, ca_pem)?, node_config()))
+            }
+        };
         Ok(RedisStore { connection, prefix: Arc::from("") })
     }
 
@@ -132,28 +267,34 @@ impl RedisStore {
         full
     }
 
-    /// A handle for one operation: clones share the multiplexed connection.
-    fn conn(&self) -> ConnectionManager {
+    /// A handle for one operation: clones share the multiplexed connections.
+    fn conn(&self) -> Connection {
         self.connection.clone()
     }
 }
 
-fn client_with_ca(url: &str, ca_pem: Option<&[u8]>) -> StoreResult<redis::Client> {
-    // The error would echo the URL, password included: keep it out of messages and logs.
-    let invalid = |_| StoreError::Invalid("the Redis URL cannot be parsed");
-    // Two rustls back-ends are compiled in (through other crates): without a choice, the first
-    // TLS connection would panic. Idempotent.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    match ca_pem {
-        None => redis::Client::open(url).map_err(invalid),
-        Some(ca) => {
-            let certificates = redis::TlsCertificates { client_tls: None, root_cert: Some(ca.to_vec()) };
-            redis::Client::build_with_tls(url, certificates).map_err(invalid)
-        }
-    }
+fn cluster_client(nodes: &[String], ca_pem: Option<&[u8]>) -> StoreResult<redis::cluster::ClusterClient> {
+    cluster_builder(nodes, ca_pem)?
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        // Retries and redirections share the operation's whole budget, not one reply's.
+        .overall_response_timeout(Some(OPERATION_TIMEOUT))
+        .retries(CLUSTER_RETRIES)
+        .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+        .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS)
+        .build()
+        // The error would echo the URLs, passwords included.
+        .map_err(|_| StoreError::Invalid("the Redis Cluster settings are not usable"))
 }
 
-fn config() -> ConnectionManagerConfig {
+/// The connections to a Sentinel service's primary.
+fn node_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+}
+
+fn manager_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -296,11 +437,11 @@ impl SessionStore for RedisStore {
 
     async fn set_add(&self, key: &str, member: &str, ttl: Duration) -> StoreResult<()> {
         let ms = ttl_millis(ttl)?;
-        let key = self.key(key);
         let mut conn = self.conn();
-        let mut pipe = redis::pipe();
-        pipe.atomic().cmd("SADD").arg(&key).arg(member).ignore().cmd("PEXPIRE").arg(&key).arg(ms).ignore();
-        with_timeout("set_add", pipe.exec_async(&mut conn)).await
+        let mut invocation = SET_ADD.key(self.key(key));
+        invocation.arg(member).arg(ms);
+        let _: i64 = with_timeout("set_add", invocation.invoke_async(&mut conn)).await?;
+        Ok(())
     }
 
     async fn set_remove(&self, key: &str, member: &str) -> StoreResult<()> {

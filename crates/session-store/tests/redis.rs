@@ -197,6 +197,7 @@ async fn tls_and_an_acl_user_as_deployed() {
     let options = test_support::redis::RedisOptions {
         tls: Some(tls),
         users: vec![("caducee".into(), "mot-de-passe-du-noeud".into())],
+        ..Default::default()
     };
     let server = tokio::task::spawn_blocking(move || RedisServer::start_with(options)).await.unwrap().unwrap();
     let ca_pem = ca.pem().into_bytes();

@@ -1,4 +1,5 @@
-//! Test harness shared by the workspace's test suites: real Redis and PostgreSQL servers started
+//! Test harness shared by the workspace's test suites: real Redis (one server, a cluster, or a
+//! primary and replica under Sentinel) and PostgreSQL servers started
 //! from the Debian binaries on free loopback ports, each in its own temporary directory, and stopped
 //! (with their files removed) when the handle is dropped; an SMTP sink; ChromeDriver and axe-core;
 //! schemathesis for checking OpenAPI documents against running servers; a TCP load balancer for
@@ -11,6 +12,8 @@ pub mod card_pki;
 pub mod deploy_tools;
 pub mod postgres;
 pub mod redis;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod schemathesis;
 pub mod smtp;
 pub mod webdriver;

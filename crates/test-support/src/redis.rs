@@ -48,6 +48,9 @@ pub struct RedisOptions {
     pub tls: Option<RedisTls>,
     /// ACL users `(name, password)`, each allowed every command on every key.
     pub users: Vec<(String, String)>,
+    /// More `redis-server` arguments (`--replicaof`, `--cluster-enabled`, ...), after the
+    /// harness's own.
+    pub extra_args: Vec<String>,
 }
 
 /// The PEM files of a TLS port.
@@ -105,9 +108,24 @@ impl RedisServer {
         self.tls_port.map(|port| format!("rediss://{user}:{password}@localhost:{port}/"))
     }
 
+    /// The TLS port, when the server has one.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
     /// The loopback port the server listens on (kept across restarts).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's own temporary directory (its log is `redis.log` there).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The last lines of the server's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        log_tail(&self.dir.join(LOG_FILE))
     }
 
     /// The operating system's id of the running server, if it runs.
@@ -201,6 +219,7 @@ impl RedisServer {
             .arg(&self.dir)
             .args(["--daemonize", "no"])
             .args(["--protected-mode", "yes"])
+            .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -307,20 +326,20 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-fn open_log(path: &Path) -> Result<File, HarnessError> {
+pub(crate) fn open_log(path: &Path) -> Result<File, HarnessError> {
     // Append, so that a restart keeps the history of the previous run for error messages.
     OpenOptions::new().create(true).append(true).open(path).map_err(|source| io_error("opening the Redis log", source))
 }
 
 /// The last lines of the server's log, for error messages.
-fn log_tail(path: &Path) -> String {
+pub(crate) fn log_tail(path: &Path) -> String {
     let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 /// Looks for `name` in `PATH`, then in the Debian locations (`PATH` is minimal under some runners).
-fn find_program(name: &str) -> Result<PathBuf, HarnessError> {
+pub(crate) fn find_program(name: &str) -> Result<PathBuf, HarnessError> {
     let from_path =
         std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>()).unwrap_or_default();
     from_path
@@ -331,8 +350,57 @@ fn find_program(name: &str) -> Result<PathBuf, HarnessError> {
         .ok_or_else(|| HarnessError::MissingProgram(name.to_owned()))
 }
 
-fn io_error(context: &str, source: std::io::Error) -> HarnessError {
+pub(crate) fn io_error(context: &str, source: std::io::Error) -> HarnessError {
     HarnessError::Io { context: context.to_owned(), source }
+}
+
+/// How long one `redis-cli` call may take before it is killed: a hung server must not hang the
+/// harness.
+const CLI_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs `redis-cli -h 127.0.0.1 -p PORT ARGS...` (with `stdin` fed to it, when given: the lines are
+/// then commands sent on one connection) and returns what it printed. Fails if it does not end
+/// within a few seconds or ends in failure.
+pub fn redis_cli(port: u16, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {
+    let program = find_program("redis-cli")?;
+    let dir = tempfile::tempdir().map_err(|source| io_error("creating a directory for redis-cli", source))?;
+    let out_path = dir.path().join("out");
+    let out = File::create(&out_path).map_err(|source| io_error("creating redis-cli's output", source))?;
+    let err = out.try_clone().map_err(|source| io_error("duplicating redis-cli's output", source))?;
+    let input = match stdin {
+        Some(text) => {
+            let path = dir.path().join("in");
+            std::fs::write(&path, text).map_err(|source| io_error("writing redis-cli's input", source))?;
+            Stdio::from(File::open(&path).map_err(|source| io_error("opening redis-cli's input", source))?)
+        }
+        None => Stdio::null(),
+    };
+    let mut child = Command::new(program)
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(input)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|source| io_error("starting redis-cli", source))?;
+    let deadline = Instant::now() + CLI_DEADLINE;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(HarnessError::NotReady("redis-cli", format!("no answer from port {port} to {args:?}")));
+            }
+        }
+    };
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    if status.success() {
+        Ok(output)
+    } else {
+        Err(HarnessError::NotReady("redis-cli", format!("{args:?} on port {port} failed ({status}): {output}")))
+    }
 }
 
 #[cfg(test)]

@@ -58,8 +58,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let app = App::build(config, system_clock()).await?;
     app.register_wallet().await?;
-    let store_kind =
-        if app.config.redis_url.is_empty() { "in-process (single node)".to_owned() } else { "Redis".to_owned() };
+    let store_kind = match app.config.redis_topology() {
+        None => "in-process (single node)",
+        Some(session_store::RedisTopology::Single(_)) => "Redis",
+        Some(session_store::RedisTopology::Cluster(_)) => "Redis Cluster",
+        Some(session_store::RedisTopology::Sentinel(_)) => "Redis Sentinel",
+    };
     tracing::info!(
         issuer = %app.config.issuer,
         database = %redact_url(&app.config.database_url()),
@@ -288,7 +292,7 @@ fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
 /// Sessions and lockout counters live in the session store: with the embedded default, inside
 /// the server's own process, out of this command's reach.
 fn needs_shared_store(config: &Config) -> anyhow::Result<()> {
-    if config.redis_url.is_empty() {
+    if !config.shared_store() {
         bail!(
             "this command needs the shared session store (redis_url): with the embedded default, sessions and \
              lockouts live inside the server process; use the admin API of the running server (docs/admin.md)"

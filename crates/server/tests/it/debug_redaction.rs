@@ -26,6 +26,9 @@ fn item_18_debug_of_the_configuration_and_the_command_line_shows_no_secret() {
         ..server::Config::default()
     };
     config.mail.smtp_password = "SMTP-PASSWORD-733".into();
+    config.redis_cluster_nodes = vec!["rediss://caducee:CLUSTER-PASSWORD-737@node1.internal:6379".into()];
+    config.redis_sentinel.sentinels = vec!["redis://:SENTINEL-PASSWORD-738@sentinel1.internal:26379".into()];
+    config.redis_sentinel.password = "NODE-PASSWORD-739".into();
     config.push.webhook_url = "https://gateway:GATEWAY-PASSWORD-735@push.internal/wake".into();
     config.push.webhook_secret = "WEBHOOK-SECRET-736".into();
     let debug = format!("{config:?}");
@@ -39,6 +42,9 @@ fn item_18_debug_of_the_configuration_and_the_command_line_shows_no_secret() {
             "SMTP-PASSWORD-733",
             "GATEWAY-PASSWORD-735",
             "WEBHOOK-SECRET-736",
+            "CLUSTER-PASSWORD-737",
+            "SENTINEL-PASSWORD-738",
+            "NODE-PASSWORD-739",
         ],
     );
     assert!(

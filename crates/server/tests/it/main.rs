@@ -33,6 +33,7 @@ mod psc;
 mod push;
 mod push_guard;
 mod qr;
+mod redis_modes;
 mod resilience;
 mod session_binding;
 mod telemetry;
