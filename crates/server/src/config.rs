@@ -23,8 +23,8 @@ pub use metrics::MetricsConfig;
 pub use mtls::MtlsConfig;
 pub use profile::Profile;
 pub use push::PushConfig;
-pub use telemetry::TelemetryConfig;
 pub use redis::RedisSentinelConfig;
+pub use telemetry::TelemetryConfig;
 pub use webauthn::WebauthnConfig;
 
 /// `Debug` leaves out the secrets: the master key, the passwords in `database_url`, `redis_url`,

@@ -329,6 +329,26 @@ impl Pcscd {
         card.insert()?;
         Ok(card)
     }
+
+    /// A private pcscd with a virtual card in its reader. On a busy machine a pcscd now and
+    /// then never takes the card (its vpcd reader refuses the connection although it said it
+    /// listens; the cause is in pcscd, not found): then a new pcscd is started, up to three
+    /// times, as a workstation would be restarted.
+    pub fn with_card(profile: &CardProfile) -> Result<(Pcscd, VirtualCard), HarnessError> {
+        let mut last = HarnessError::NotReady;
+        for _ in 0..3 {
+            let pcscd = Pcscd::start()?;
+            match pcscd.insert_card(profile) {
+                Ok(card) => return Ok((pcscd, card)),
+                Err(e @ HarnessError::Card(CardError::Connect { .. })) => {
+                    tracing::warn!(error = %e, "pcscd did not take the card: starting another");
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
 }
 
 impl Drop for Pcscd {

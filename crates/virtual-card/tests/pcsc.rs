@@ -29,9 +29,8 @@ fn internal_authenticate() -> String {
 
 #[test]
 fn key_operation_without_pin_is_refused_over_pcsc() -> TestResult {
-    let pcscd = Pcscd::start()?;
     let id = TestIdentity::generate("899700218896 Jean Dupont")?;
-    let card = pcscd.insert_card(&id.profile("1234")?)?;
+    let (pcscd, card) = Pcscd::with_card(&id.profile("1234")?)?;
     let ia = internal_authenticate();
     let out = apdus(&pcscd, &[SELECT_IAS, MSE_AUTH, &ia, VERIFY_1234, MSE_AUTH, &ia])?;
     assert_eq!(out[..4], ["9000", "9000", "6982", "9000"]);
@@ -43,9 +42,8 @@ fn key_operation_without_pin_is_refused_over_pcsc() -> TestResult {
 
 #[test]
 fn reset_clears_the_security_status() -> TestResult {
-    let pcscd = Pcscd::start()?;
     let id = TestIdentity::generate("899700218896 Jean Dupont")?;
-    let card = pcscd.insert_card(&id.profile("1234")?)?;
+    let (pcscd, card) = Pcscd::with_card(&id.profile("1234")?)?;
     let ia = internal_authenticate();
     let out = apdus(&pcscd, &[SELECT_IAS, VERIFY_1234, "reset", SELECT_IAS, MSE_AUTH, &ia, "0020000100"])?;
     assert_eq!(out, ["9000", "9000", "reset", "9000", "9000", "6982", "63C3"]);
@@ -55,9 +53,8 @@ fn reset_clears_the_security_status() -> TestResult {
 
 #[test]
 fn removal_and_reinsertion_are_seen_by_pcscd() -> TestResult {
-    let pcscd = Pcscd::start()?;
     let id = TestIdentity::generate("899700218896 Jean Dupont")?;
-    let mut card = pcscd.insert_card(&id.profile("1234")?)?;
+    let (pcscd, mut card) = Pcscd::with_card(&id.profile("1234")?)?;
     assert_eq!(apdus(&pcscd, &[SELECT_IAS, VERIFY_1234])?, ["9000", "9000"]);
     card.remove()?;
     assert!(apdus(&pcscd, &[SELECT_IAS]).is_err(), "no card in the reader");

@@ -24,9 +24,8 @@ pub struct Setup {
 
 /// A private pcscd with a virtual CPS3 (PIN 1234) in its reader.
 pub fn setup() -> Result<Setup, Error> {
-    let pcscd = Pcscd::start()?;
     let id = TestIdentity::generate("899700218896 Jean Dupont")?;
-    let card = pcscd.insert_card(&id.profile(PIN)?)?;
+    let (pcscd, card) = Pcscd::with_card(&id.profile(PIN)?)?;
     Ok(Setup { pcscd, card, id })
 }
 
