@@ -56,6 +56,8 @@ pub const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 const FRIENDLY_NAME: &str = "Caducee Virtual CPS";
 /// The key of pcscd's "daemon ready" in the events (no reader has this name).
 const READY: &str = "\0ready";
+/// The key of the count of ATRs pcscd logged, whatever the reader (no reader has this name).
+const ATRS: &str = "\0atr";
 
 /// Why the harness could not start.
 #[derive(Debug, thiserror::Error)]
@@ -133,8 +135,32 @@ impl Events {
         }
     }
 
-    pub(crate) fn wait_inserted(&self, reader: &str, before: u64, timeout: Duration) -> bool {
-        self.wait(reader, timeout, |(i, _)| i > before)
+    pub(crate) fn atrs(&self) -> u64 {
+        self.get(ATRS).0
+    }
+
+    /// Waits until pcscd saw a card come into `reader` (its "Card inserted into" count passed
+    /// `before`), or read a card's ATR (its count passed `atrs_before`): a card that is already
+    /// there when the reader's event thread starts, on a busy machine, is logged by its ATR
+    /// alone. A private pcscd has one card at a time, so an ATR after the connection is ours.
+    pub(crate) fn wait_inserted(&self, reader: &str, before: u64, atrs_before: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            let inserted = counts.get(reader).map_or(0, |c| c.0);
+            let atrs = counts.get(ATRS).map_or(0, |c| c.0);
+            if inserted > before || atrs > atrs_before {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            counts = match self.changed.wait_timeout(counts, deadline - now) {
+                Ok((c, _)) => c,
+                Err(p) => p.into_inner().0,
+            };
+        }
     }
 
     pub(crate) fn wait_removed(&self, reader: &str, before: u64, timeout: Duration) -> bool {
@@ -148,6 +174,12 @@ impl Events {
                 let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 counts.entry(listening_key(port)).or_default().0 = 1;
             }
+            return;
+        }
+        if line.contains("Card ATR:") {
+            let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            counts.entry(ATRS.to_owned()).or_default().0 += 1;
+            self.changed.notify_all();
             return;
         }
         if line.contains("daemon ready") {

@@ -103,7 +103,7 @@ impl VirtualCard {
         if self.link.is_some() {
             return Ok(());
         }
-        let seen = self.events.as_ref().map(|(e, r)| (e.inserted(r), e.clone(), r.clone()));
+        let seen = self.events.as_ref().map(|(e, r)| ((e.inserted(r), e.atrs()), e.clone(), r.clone()));
         let deadline = Instant::now() + Duration::from_secs(10);
         let stream = loop {
             match TcpStream::connect(("127.0.0.1", self.port)) {
@@ -122,8 +122,8 @@ impl VirtualCard {
         let thread = std::thread::spawn(move || serve(reader, &card, &pull_after));
         let removed_before = self.events.as_ref().map_or(0, |(e, r)| e.removed(r));
         self.link = Some(Link { stream, thread, removed_before });
-        if let Some((before, events, reader)) = seen
-            && !events.wait_inserted(&reader, before, Duration::from_secs(10))
+        if let Some(((before, atrs_before), events, reader)) = seen
+            && !events.wait_inserted(&reader, before, atrs_before, Duration::from_secs(10))
         {
             return Err(CardError::NotSeen("inserted"));
         }
