@@ -345,8 +345,8 @@ pub fn write(b: &Bench, measured: Duration) -> anyhow::Result<()> {
              share their `BEGIN` and `COMMIT`; Redis's `INFO stats` and `INFO commandstats` over \
              the requests one at a time: commands (`total_commands_processed`), round trips \
              (`total_reads_processed`, one read event per request the node sends, however many \
-             commands a pipeline or a script carries), and the calls of each command, those run \
-             inside a script included. Whole flows (a full login, a logout) are counted one \
+             commands a pipeline or a script carries), and the calls of each command as \
+             `INFO commandstats` counts them. Whole flows (a full login, a logout) are counted one \
              after the other, per flow. The embedded default writes the same rows on SQLite, \
              in the group transactions of its writer thread, where a write is a call into the \
              library, not a round trip.\n"

@@ -76,6 +76,9 @@ enum Cmd {
         /// The report whose soak section is replaced.
         #[arg(long, default_value = "docs/benchmarks.md")]
         out: PathBuf,
+        /// A line for the report about the run's conditions (e.g. "busy machine: ...").
+        #[arg(long, env = "SOAK_NOTE")]
+        note: Option<String>,
     },
     /// Print the raw limits on this core as JSON (used by `run`, pinned to the server core).
     Limits {
@@ -145,7 +148,7 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Cmd::Soak { minutes, calibration, users, caducee, out } => {
+        Cmd::Soak { minutes, calibration, users, caducee, out, note } => {
             procs::pin_self()?;
             let caducee = std::fs::canonicalize(&caducee)
                 .map_err(|e| anyhow::anyhow!("{}: {e} (build it with `cargo build --release`)", caducee.display()))?;
@@ -167,6 +170,7 @@ fn main() -> anyhow::Result<()> {
                 calibration: Duration::from_secs_f64(calibration),
                 users,
                 out,
+                note,
                 command: if std::env::var_os("SOAK_MINUTES").is_some() {
                     format!("SOAK_MINUTES={minutes} make soak")
                 } else {

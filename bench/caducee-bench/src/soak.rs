@@ -88,6 +88,8 @@ pub struct SoakSettings {
     pub users: usize,
     pub out: PathBuf,
     pub command: String,
+    /// Said in the report under the command: what else the machine was doing, e.g.
+    pub note: Option<String>,
 }
 
 /// One minute of the soak.
@@ -298,8 +300,7 @@ impl Ctx {
                 Some(a)
             }
             Ok(a) => {
-                let excerpt: String = a.body.chars().take(300).collect();
-                rec.failure(kind, described, format!("{} {excerpt}", a.status));
+                rec.failure(kind, described, format!("{} {}", a.status, excerpt(&a.body)));
                 None
             }
             Err(e) => {
@@ -441,6 +442,27 @@ fn path_of(url: &url::Url) -> String {
     p
 }
 
+/// What a refused answer says: a page's alert (the login form's error message) when there is
+/// one, else the start of the body.
+fn excerpt(body: &str) -> String {
+    let alert = body.split("role=\"alert\"").nth(1).map(|rest| {
+        let text = rest.split("</div>").next().unwrap_or("");
+        // The tags out, the words kept; `rest` starts inside the alert's opening tag.
+        let mut out = String::new();
+        let mut in_tag = true;
+        for c in text.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                c if !in_tag => out.push(c),
+                _ => {}
+            }
+        }
+        format!("(alert:{})", out.split_whitespace().collect::<Vec<_>>().join(" "))
+    });
+    alert.unwrap_or_else(|| body.chars().take(300).collect())
+}
+
 fn keep_cookies(browser: &mut Browser, headers: &http::HeaderMap) {
     for v in headers.get_all(reqwest::header::SET_COOKIE) {
         if let Ok(v) = v.to_str()
@@ -474,6 +496,7 @@ struct Outcome {
     calibration_rate: f64,
     rate: f64,
     rec: Arc<Recorder>,
+    cal: Arc<Recorder>,
     logouts_expected: u64,
     logouts_received: u64,
     users: usize,
@@ -650,13 +673,14 @@ impl Bench {
             calibration_rate,
             rate,
             rec: rec.clone(),
+            cal: cal.clone(),
             logouts_expected,
             logouts_received,
             users: user_count,
             warmup_minutes: (minutes / 6).max(1),
             took: started.elapsed(),
         };
-        let section = section(&s, &outcome, cal.errors());
+        let section = section(&s, &outcome);
         println!("\n{section}");
         write_block(&s.out, &section)?;
         say(format!("wrote {}", s.out.display()));
@@ -690,7 +714,8 @@ fn mib(bytes: u64) -> f64 {
 }
 
 /// The soak's section of docs/benchmarks.md, markers included.
-fn section(s: &SoakSettings, o: &Outcome, calibration_errors: usize) -> String {
+fn section(s: &SoakSettings, o: &Outcome) -> String {
+    let calibration_errors = o.cal.errors();
     let mut d = String::new();
     let _ = writeln!(d, "{BEGIN}\n## Soak: two nodes over PostgreSQL + Redis\n");
     let _ = writeln!(
@@ -700,6 +725,9 @@ fn section(s: &SoakSettings, o: &Outcome, calibration_errors: usize) -> String {
     );
     let _ = writeln!(d, "- Command: `{}`; the whole run took {:.0} s.", s.command, o.took.as_secs_f64());
     let _ = writeln!(d, "- Machine: {}.", crate::doc::machine());
+    if let Some(note) = &s.note {
+        let _ = writeln!(d, "- Note: {note}");
+    }
     let _ = writeln!(
         d,
         "- {}",
@@ -805,35 +833,35 @@ fn section(s: &SoakSettings, o: &Outcome, calibration_errors: usize) -> String {
             let _ = writeln!(d, "- Memory: too few minutes to judge.");
         }
     }
-    let failures: Vec<String> = o
-        .rec
-        .state
-        .lock()
-        .map(|st| {
-            st.failures
-                .iter()
-                .map(|f| {
-                    format!(
-                        "  - at {:.0} s, {}: `{}` → {}",
-                        f.at.as_secs_f64(),
-                        f.kind.name(),
-                        f.request,
-                        f.status.replace('\n', " ")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if failures.is_empty() {
-        let _ = writeln!(d, "- Errors: none.");
-    } else {
-        let _ =
-            writeln!(d, "- Errors: {} (calibration errors are counted apart: {calibration_errors}):", failures.len());
-        for f in failures.iter().take(50) {
-            let _ = writeln!(d, "{f}");
-        }
-        if failures.len() > 50 {
-            let _ = writeln!(d, "  - … and {} more", failures.len() - 50);
+    for (what, rec) in [("Errors during the soak", &o.rec), ("Errors during the calibration", &o.cal)] {
+        let failures: Vec<String> = rec
+            .state
+            .lock()
+            .map(|st| {
+                st.failures
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "  - at {:.0} s, {}: `{}` → {}",
+                            f.at.as_secs_f64(),
+                            f.kind.name(),
+                            f.request,
+                            f.status.replace('\n', " ")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if failures.is_empty() {
+            let _ = writeln!(d, "- {what}: none.");
+        } else {
+            let _ = writeln!(d, "- {what}: {}.", failures.len());
+            for f in failures.iter().take(50) {
+                let _ = writeln!(d, "{f}");
+            }
+            if failures.len() > 50 {
+                let _ = writeln!(d, "  - … and {} more", failures.len() - 50);
+            }
         }
     }
     let _ = writeln!(d, "{END}");
