@@ -22,7 +22,6 @@ impl Bench {
         peer: &Protocol,
         redis: &Protocol,
         redis_logins: &Logins,
-        scale: &crate::scale::Scale,
     ) {
         let rs = self.limit(|r| r.rs256);
         let es = self.limit(|r| r.es256);
@@ -235,8 +234,6 @@ impl Bench {
         r.target = Some(Target::at_most("< 1,024", 1024.0, "See «Why» below."));
         rows.push(r);
 
-        rows.extend(crate::scale::rows(scale));
-
         let g = "Memory";
         rows.push(Row::new(g, "RSS idle (embedded default)", "MiB", logins.rss_idle.clone()));
         let mut r =
@@ -260,6 +257,12 @@ impl Bench {
             }
         }
         self.rows = rows;
+    }
+
+    /// The two-nodes rows, before the memory rows, and the stores' costs counted beside them.
+    pub fn add_scale(&mut self, scale: &crate::scale::Scale) {
+        let at = self.rows.iter().position(|r| r.group == "Memory").unwrap_or(self.rows.len());
+        self.rows.splice(at..at, crate::scale::rows(scale));
         self.costs = scale.costs.clone();
     }
 }

@@ -436,7 +436,8 @@ impl Bench {
         drop(pg);
         let scale = self.production_nodes().await?;
         let peer = self.peer().await?;
-        self.build_rows(&hello, &ours, &logins, &peer, &ours_redis, &logins_redis, &scale);
+        self.build_rows(&hello, &ours, &logins, &peer, &ours_redis, &logins_redis);
+        self.add_scale(&scale);
         let measured = started.elapsed();
         crate::doc::write(self, measured)?;
         Ok(())

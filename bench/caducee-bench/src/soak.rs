@@ -824,8 +824,11 @@ fn section(s: &SoakSettings, o: &Outcome) -> String {
                 growth.get(1).copied().unwrap_or(0.0) * 100.0,
                 if flat {
                     format!("flat (within {:.0} %)", FLAT * 100.0)
+                } else if growth.iter().any(|g| *g > FLAT) {
+                    format!("**not flat: grew** by more than {:.0} %", FLAT * 100.0)
                 } else {
-                    format!("**not flat** (more than {:.0} %)", FLAT * 100.0)
+                    // Freed memory handed back to the system: not a leak, but not flat either.
+                    format!("not flat, but no growth: fell by more than {:.0} %", FLAT * 100.0)
                 }
             );
         }
