@@ -5,7 +5,7 @@
 
 CARGO ?= cargo
 
-.PHONY: demo demo-card run build release image test test-assets lint fmt check-tools clean bench bench-peers fuzz fuzz-build fuzz-smoke
+.PHONY: demo demo-card run build release image test test-assets lint fmt check-tools clean bench bench-peers soak fuzz fuzz-build fuzz-smoke
 
 AXE_VERSION = 4.14.1
 AXE = .cache/npm/node_modules/axe-core/axe.min.js
@@ -82,6 +82,15 @@ $(DEPLOY_CHECKERS):
 bench: bench-peers
 	$(CARGO) build --release -p server -p caducee-bench --bins
 	$${CARGO_TARGET_DIR:-target}/release/caducee-bench run --caducee $${CARGO_TARGET_DIR:-target}/release/caducee
+
+## The soak (docs/benchmarks.md, «Soak»; not part of `make test`): two release `caducee serve`
+## nodes over one PostgreSQL and one Redis behind one address, complete flows (full and SSO
+## logins, code exchanges, refreshes, userinfo, logouts with back-channel tokens) at half of
+## their measured capacity for SOAK_MINUTES (30 by default), a line per minute: flows, errors,
+## p99 per request kind, each node's memory. Fails if any request failed.
+soak:
+	$(CARGO) build --release -p server -p caducee-bench --bins
+	$${CARGO_TARGET_DIR:-target}/release/caducee-bench soak --caducee $${CARGO_TARGET_DIR:-target}/release/caducee
 
 ## The peer provider, pinned in bench/peers/package-lock.json.
 bench-peers: bench/peers/node_modules/oidc-provider/package.json

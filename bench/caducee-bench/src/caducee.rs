@@ -48,6 +48,8 @@ impl Shape {
 pub struct Place {
     pub dir: std::path::PathBuf,
     pub shape: Shape,
+    /// The public URL, when it is not the node's own address (nodes behind a balancer).
+    pub issuer: Option<String>,
 }
 
 /// What the CLI registered.
@@ -86,7 +88,7 @@ impl Bench {
             .env("RUST_LOG", "warn")
             .env("CADUCEE_DATA_DIR", &data.dir)
             .env("CADUCEE_LISTEN", addr.to_string())
-            .env("CADUCEE_ISSUER", format!("http://{addr}"))
+            .env("CADUCEE_ISSUER", data.issuer.clone().unwrap_or_else(|| format!("http://{addr}")))
             // Codes are prepared ahead of the exchange measure: let them live 10 minutes.
             .env("CADUCEE_TOKENS__CODE_TTL", "600")
             // Every measured login comes from one loopback address, hundreds a second: the limits
@@ -107,7 +109,7 @@ impl Bench {
         procs::output(c, stdin).await
     }
 
-    async fn add_client(&self, data: &Place, addr: SocketAddr, args: &[&str]) -> anyhow::Result<Rp> {
+    pub(crate) async fn add_client(&self, data: &Place, addr: SocketAddr, args: &[&str]) -> anyhow::Result<Rp> {
         let mut all = vec!["client", "add"];
         all.extend_from_slice(args);
         let out = self.cli(data, addr, &all, None).await?;
@@ -232,7 +234,21 @@ impl Bench {
                 .await?,
             );
         }
-        let people: Vec<serde_json::Value> = (0..self.s.users)
+        let users = self.add_users(data, addr, 0..self.s.users).await?;
+        say(format!("Caducée set up ({} users) in {:.1} s", users.len(), t.elapsed().as_secs_f64()));
+        Ok(Setup { cc, rp_rs, rp_es, rp_rs_refresh, rp_es_refresh, rp_sso, fan, users: Arc::new(Users::new(users)) })
+    }
+
+    /// Professionals `range` (national ids `8997` + the number), each with a TOTP app, through
+    /// the CLI (`user import`, then `totp enroll` for each).
+    pub(crate) async fn add_users(
+        &self,
+        data: &Place,
+        addr: SocketAddr,
+        range: std::ops::Range<usize>,
+    ) -> anyhow::Result<Vec<User>> {
+        let people: Vec<serde_json::Value> = range
+            .clone()
             .map(|i| {
                 serde_json::json!({
                     "national_id": format!("8997{i:08}"),
@@ -242,14 +258,32 @@ impl Bench {
                 })
             })
             .collect();
-        let file = self.path("users.json");
+        let file = self.path(&format!("users-{}.json", range.start));
         std::fs::write(&file, serde_json::to_vec(&people)?)?;
         let file = file.to_string_lossy().into_owned();
         self.cli(data, addr, &["user", "import", &file], None).await?;
+        // One CLI process per enrolment, four at a time: thousands of users for a soak would
+        // otherwise take minutes of process start-ups one after the other.
+        let mut outputs = std::collections::BTreeMap::new();
+        let mut running = tokio::task::JoinSet::new();
+        for i in range {
+            if running.len() >= 4
+                && let Some(done) = running.join_next().await
+            {
+                let (i, out) = done?;
+                outputs.insert(i, out?);
+            }
+            let mut c = self.caducee_command(data, addr, false);
+            c.args(["totp", "enroll", "--user", &format!("8997{i:08}")]);
+            running.spawn(async move { (i, procs::output(c, None).await) });
+        }
+        while let Some(done) = running.join_next().await {
+            let (i, out) = done?;
+            outputs.insert(i, out?);
+        }
         let mut users = Vec::new();
-        for i in 0..self.s.users {
+        for (i, out) in outputs {
             let id = format!("8997{i:08}");
-            let out = self.cli(data, addr, &["totp", "enroll", "--user", &id], None).await?;
             let uri = out.lines().find(|l| l.starts_with("otpauth://")).context("no otpauth URI")?;
             let totp = totp_rs::TOTP::from_url_unchecked(uri).map_err(|e| anyhow::anyhow!("otpauth URI: {e}"))?;
             users.push(User {
@@ -259,11 +293,10 @@ impl Bench {
                 last_step: std::sync::atomic::AtomicU64::new(0),
             });
         }
-        say(format!("Caducée set up ({} users) in {:.1} s", users.len(), t.elapsed().as_secs_f64()));
-        Ok(Setup { cc, rp_rs, rp_es, rp_rs_refresh, rp_es_refresh, rp_sso, fan, users: Arc::new(Users::new(users)) })
+        Ok(users)
     }
 
-    async fn start_caducee(
+    pub(crate) async fn start_caducee(
         &self,
         name: &str,
         data: &Place,
@@ -279,7 +312,7 @@ impl Bench {
     }
 
     /// Codes for `rp`, through `/authorize` with the browser's SSO session, `n` of them.
-    async fn prepare_codes(
+    pub(crate) async fn prepare_codes(
         &self,
         addr: SocketAddr,
         browser: &Browser,
@@ -318,7 +351,7 @@ impl Bench {
 
     /// Refresh tokens to start the refresh measure's chains with: one code per SSO session
     /// (round the sessions when there are fewer), exchanged by `rp`.
-    async fn refresh_seeds(
+    pub(crate) async fn refresh_seeds(
         &self,
         (http, base): (&reqwest::Client, &str),
         browsers: &[Browser],
@@ -332,20 +365,6 @@ impl Bench {
             seeds.push(json["refresh_token"].as_str().context("no refresh_token")?.to_owned());
         }
         Ok(seeds)
-    }
-
-    /// What a code exchange costs the stores, over 500 codes prepared beforehand.
-    async fn exchange_costs(
-        &self,
-        what: &str,
-        addr: SocketAddr,
-        stores: Stores,
-        browser: &Browser,
-        rp: &Rp,
-    ) -> anyhow::Result<crate::costs::Costs> {
-        let codes = self.prepare_codes(addr, browser, rp, 500).await?;
-        let source = loadgen::each(codes, crate::run::exchange_request(rp));
-        self.costs(what, addr, stores, source, loadgen::status_and(StatusCode::OK, "id_token")).await
     }
 
     /// The protocol measures on Caducée in one shape.
@@ -418,14 +437,6 @@ impl Bench {
             p.notes.push((what, x.note.clone()));
             if es { p.code_es_refresh = x } else { p.code_rs_refresh = x }
         }
-        if let Some(stores) = stores {
-            for rp in [&setup.rp_es, &setup.rp_es_refresh] {
-                let what = format!("code exchange {}", rp.client_id);
-                let c = self.exchange_costs(&what, addr, stores, &browser, rp).await?;
-                p.costs.push((what, c));
-            }
-        }
-
         // Full logins (password + TOTP), then SSO logins to a second client.
         let mut full = Vec::new();
         let sessions = Arc::new(tokio::sync::Mutex::new(Vec::<Browser>::new()));
@@ -475,16 +486,6 @@ impl Bench {
         let x = self.refresh_grant("refresh grant rp-es-refresh", addr, seeds, rp).await?;
         p.notes.push(("refresh grant".into(), x.note.clone()));
         p.refresh = x;
-        if let Some(stores) = stores {
-            let seeds = self.refresh_seeds((&http, &base), &pool, rp, 8).await?;
-            let (source, check) = loadgen::refresh_chain(seeds, crate::run::refresh_request(rp));
-            let c = self.costs("refresh grant", addr, stores, source, check).await?;
-            p.costs.push(("refresh grant".into(), c));
-            let source = loadgen::repeat(crate::run::bearer("/userinfo", &token)?);
-            let c =
-                self.costs("userinfo", addr, stores, source, loadgen::status_and(StatusCode::OK, "\"sub\"")).await?;
-            p.costs.push(("userinfo".into(), c));
-        }
         let mut sso = Vec::new();
         for _ in 0..self.s.runs {
             let (http2, base2, rp, browsers) = (http.clone(), base.clone(), setup.rp_sso.clone(), browsers.clone());

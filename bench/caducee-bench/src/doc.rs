@@ -257,11 +257,17 @@ impl Bench {
             }
         }
         self.rows = rows;
-        self.costs = redis.costs.clone();
+    }
+
+    /// The two-nodes rows, before the memory rows, and the stores' costs counted beside them.
+    pub fn add_scale(&mut self, scale: &crate::scale::Scale) {
+        let at = self.rows.iter().position(|r| r.group == "Memory").unwrap_or(self.rows.len());
+        self.rows.splice(at..at, crate::scale::rows(scale));
+        self.costs = scale.costs.clone();
     }
 }
 
-fn command_line(program: &str, args: &[&str]) -> String {
+pub(crate) fn command_line(program: &str, args: &[&str]) -> String {
     std::process::Command::new(program)
         .args(args)
         .output()
@@ -271,7 +277,7 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {
@@ -335,11 +341,18 @@ pub fn write(b: &Bench, measured: Duration) -> anyhow::Result<()> {
         let _ = writeln!(
             d,
             "## What a response costs the stores (production shape)\n\nCounted by the stores \
-             themselves over a run of a few hundred responses (8 connections): PostgreSQL's \
-             `pg_stat_statements` (statements, each a round trip, `BEGIN` and `COMMIT` included; \
-             those that insert, update or delete, whatever the rows) and Redis's `total_commands_processed`. The \
-             embedded default writes the same rows on SQLite, in the group transactions of \
-             its writer thread, where a write is a call into the library, not a round trip.\n"
+             themselves on one node over PostgreSQL + Redis: PostgreSQL's `pg_stat_statements` \
+             (statements, each a round trip, `BEGIN` and `COMMIT` included; those that insert, \
+             update or delete, whatever the rows), first over a second of requests one at a \
+             time («alone»), then over a few hundred with 8 connections, where group commits \
+             share their `BEGIN` and `COMMIT`; Redis's `INFO stats` and `INFO commandstats` over \
+             the requests one at a time: commands (`total_commands_processed`), round trips \
+             (`total_reads_processed`, one read event per request the node sends, however many \
+             commands a pipeline or a script carries), and the calls of each command as \
+             `INFO commandstats` counts them. Whole flows (a full login, a logout) are counted one \
+             after the other, per flow. The embedded default writes the same rows on SQLite, \
+             in the group transactions of its writer thread, where a write is a call into the \
+             library, not a round trip.\n"
         );
         for (what, c) in &b.costs {
             let _ = writeln!(d, "- {what}: {}", c.text());
@@ -351,6 +364,11 @@ pub fn write(b: &Bench, measured: Duration) -> anyhow::Result<()> {
         let _ = writeln!(d, "## Notes from this run\n\n{notes}");
     }
     d.push_str(WHY_TEXT);
+    // The soak's section is written by `make soak`, not by this run: carried over as it was.
+    if let Some(block) = crate::soak::existing_block(&b.s.out) {
+        d.push('\n');
+        d.push_str(&block);
+    }
     std::fs::write(&b.s.out, d)?;
     eprintln!("[bench] wrote {}", b.s.out.display());
     Ok(())

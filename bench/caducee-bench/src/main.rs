@@ -16,6 +16,8 @@ mod procs;
 mod redis;
 mod report;
 mod run;
+mod scale;
+mod soak;
 mod stats;
 
 use std::path::PathBuf;
@@ -49,6 +51,34 @@ enum Cmd {
         /// Login users to create (each can log in about once per 30 s TOTP step).
         #[arg(long)]
         users: Option<usize>,
+        /// Run one part only: `production` is the production shape's nodes measure (two
+        /// nodes behind one address beside one) and the stores' costs, printed, the report
+        /// left as it is.
+        #[arg(long, value_parser = ["all", "production"], default_value = "all")]
+        only: String,
+    },
+    /// The soak (make soak): two nodes over PostgreSQL + Redis behind one address, complete
+    /// flows at half of their measured capacity for SOAK_MINUTES, a line per minute; writes its
+    /// section of the report and fails if any request failed.
+    Soak {
+        /// How long the soak runs, in minutes.
+        #[arg(long, env = "SOAK_MINUTES", default_value_t = 30.0)]
+        minutes: f64,
+        /// How long the closed-loop calibration runs, in seconds.
+        #[arg(long, default_value_t = 20.0)]
+        calibration: f64,
+        /// Professionals made before the calibration (more are made for the soak's rate).
+        #[arg(long, default_value_t = 400)]
+        users: usize,
+        /// The caducee binary (a release build).
+        #[arg(long, default_value = "target/release/caducee")]
+        caducee: PathBuf,
+        /// The report whose soak section is replaced.
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        out: PathBuf,
+        /// A line for the report about the run's conditions (e.g. "busy machine: ...").
+        #[arg(long, env = "SOAK_NOTE")]
+        note: Option<String>,
     },
     /// Print the raw limits on this core as JSON (used by `run`, pinned to the server core).
     Limits {
@@ -118,7 +148,43 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Cmd::Run { quick, caducee, peers, out, users } => {
+        Cmd::Soak { minutes, calibration, users, caducee, out, note } => {
+            procs::pin_self()?;
+            let caducee = std::fs::canonicalize(&caducee)
+                .map_err(|e| anyhow::anyhow!("{}: {e} (build it with `cargo build --release`)", caducee.display()))?;
+            let settings = run::Settings {
+                quick: false,
+                duration: Duration::from_secs(3),
+                warmup: Duration::from_secs(1),
+                runs: 1,
+                connections: 64,
+                users,
+                bench: std::env::current_exe()?,
+                caducee,
+                peer_dir: PathBuf::from("bench/peers"),
+                out: out.clone(),
+                command: String::new(),
+            };
+            let soak = soak::SoakSettings {
+                minutes,
+                calibration: Duration::from_secs_f64(calibration),
+                users,
+                out,
+                note,
+                command: if std::env::var_os("SOAK_MINUTES").is_some() {
+                    format!("SOAK_MINUTES={minutes} make soak")
+                } else {
+                    "make soak".into()
+                },
+            };
+            // Like the bench's load generator: one core, a single-threaded runtime.
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let mut bench = run::Bench::new(settings)?;
+                bench.soak(soak).await
+            })
+        }
+        Cmd::Run { quick, caducee, peers, out, users, only } => {
             procs::pin_self()?;
             let settings = run::Settings {
                 quick,
@@ -126,12 +192,15 @@ fn main() -> anyhow::Result<()> {
                 warmup: Duration::from_secs_f64(if quick { 0.3 } else { 1.0 }),
                 runs: 3,
                 connections: 64,
-                users: users.unwrap_or(if quick { 40 } else { 300 }),
+                // A user logs in at most twice in a TOTP step (the current and the next code): quick
+                // runs need 80 for their full-login runs not to wait for a step.
+                users: users.unwrap_or(if quick { 80 } else { 300 }),
                 bench: std::env::current_exe()?,
                 caducee: std::fs::canonicalize(&caducee).map_err(|e| {
                     anyhow::anyhow!("{}: {e} (build it with `cargo build --release`)", caducee.display())
                 })?,
-                peer_dir: std::fs::canonicalize(&peers)?,
+                // The peer is not needed for the production part alone.
+                peer_dir: std::fs::canonicalize(&peers).unwrap_or(peers),
                 out,
                 command: if quick { "BENCH_QUICK=1 make bench".into() } else { "make bench".into() },
             };
@@ -139,7 +208,7 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 let mut bench = run::Bench::new(settings)?;
-                bench.all().await
+                if only == "production" { bench.only_production().await } else { bench.all().await }
             })
         }
     }

@@ -313,7 +313,7 @@ impl Exchange {
 }
 
 /// A fresh master key (base64 of 32 random bytes), which the production shape requires.
-fn master_key() -> String {
+pub(crate) fn master_key() -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
 }
@@ -383,8 +383,6 @@ pub struct Protocol {
     pub code_es_refresh: Exchange,
     /// The refresh grant (rotation), all ES256.
     pub refresh: Exchange,
-    /// What one response of each costs the stores, where they can tell (PostgreSQL + Redis).
-    pub costs: Vec<(String, crate::costs::Costs)>,
     pub userinfo: Summary,
     pub introspection: Summary,
     pub notes: Vec<(String, String)>,
@@ -392,6 +390,17 @@ pub struct Protocol {
 
 impl Bench {
     // ---------------------------------------------------------------- orchestration
+
+    /// Only the production shape's nodes measure and the stores' costs (`--only production`):
+    /// printed, the report left as it is (its other rows would be lost).
+    pub async fn only_production(&mut self) -> anyhow::Result<()> {
+        let scale = self.production_nodes().await?;
+        println!("\n{}", crate::report::table(&crate::scale::rows(&scale)));
+        for (what, c) in &scale.costs {
+            println!("- {what}: {}", c.text());
+        }
+        Ok(())
+    }
 
     pub async fn all(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
@@ -401,7 +410,7 @@ impl Bench {
         let data = self.path("data");
         std::fs::create_dir_all(&data)?;
         let addr = procs::free_addr()?;
-        let embedded = Place { dir: data, shape: Shape::Embedded };
+        let embedded = Place { dir: data, shape: Shape::Embedded, issuer: None };
         let setup = self.setup_caducee(&embedded, addr, &receivers.addrs).await?;
         let (ours, logins) = self.caducee("embedded", (&embedded, addr, &setup), &receivers).await?;
         // The production shape: its own data folder, clients and users made again in PostgreSQL.
@@ -419,13 +428,16 @@ impl Bench {
                 master_key: master_key(),
                 stores,
             },
+            issuer: None,
         };
         let setup = self.setup_caducee(&production, addr, &[]).await?;
         let (ours_redis, logins_redis) = self.caducee("production", (&production, addr, &setup), &receivers).await?;
         redis.stop().await?;
         drop(pg);
+        let scale = self.production_nodes().await?;
         let peer = self.peer().await?;
         self.build_rows(&hello, &ours, &logins, &peer, &ours_redis, &logins_redis);
+        self.add_scale(&scale);
         let measured = started.elapsed();
         crate::doc::write(self, measured)?;
         Ok(())
