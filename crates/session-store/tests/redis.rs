@@ -173,34 +173,14 @@ async fn prefixes_keep_stores_sharing_a_server_apart() {
 /// sign the server's certificate fail closed.
 #[tokio::test]
 async fn tls_and_an_acl_user_as_deployed() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let dir = tempfile::tempdir().unwrap();
-    let authority = |name: &str| {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-    };
-    let ca = authority("CA Redis");
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let tls = test_support::redis::RedisTls {
-        certificate: write("redis.pem", cert.pem()),
-        key: write("redis.key", key.serialize_pem()),
-        ca: write("ca.pem", ca.pem()),
-    };
+    let (tls, ca_pem) = test_support::redis::loopback_tls(dir.path()).unwrap();
     let options = test_support::redis::RedisOptions {
         tls: Some(tls),
         users: vec![("caducee".into(), "mot-de-passe-du-noeud".into())],
         ..Default::default()
     };
     let server = tokio::task::spawn_blocking(move || RedisServer::start_with(options)).await.unwrap().unwrap();
-    let ca_pem = ca.pem().into_bytes();
 
     let url = server.tls_url("caducee", "mot-de-passe-du-noeud").unwrap();
     let store = RedisStore::connect_with_ca(&url, Some(&ca_pem)).await.expect("TLS and the ACL user");
@@ -209,7 +189,7 @@ async fn tls_and_an_acl_user_as_deployed() {
 
     let wrong = server.tls_url("caducee", "pas-le-bon").unwrap();
     assert!(RedisStore::connect_with_ca(&wrong, Some(&ca_pem)).await.is_err(), "a wrong password");
-    let other_ca = authority("Autre CA").pem().into_bytes();
+    let other_ca = test_support::redis::unrelated_ca_pem().unwrap();
     assert!(RedisStore::connect_with_ca(&url, Some(&other_ca)).await.is_err(), "a server the CA did not sign");
     let plain = url.replacen("rediss://", "redis://", 1);
     let refused = tokio::time::timeout(FAIL_WITHIN * 2, RedisStore::connect(&plain)).await;

@@ -128,36 +128,16 @@ async fn a_lazy_store_connects_at_its_first_operation() {
 /// CA that did not sign the nodes' certificates, or a wrong password, fail closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_an_acl_user_as_deployed() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    use test_support::redis::{RedisOptions, RedisTls};
+    use test_support::redis::RedisOptions;
     let dir = tempfile::tempdir().unwrap();
-    let authority = |name: &str| {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-    };
-    let ca = authority("CA Redis");
-    let key = KeyPair::generate().unwrap();
-    // The nodes name each other by address in the slot map: the certificate names it too.
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let cert = CertificateParams::new(names).unwrap().signed_by(&key, &ca).unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
+    // The nodes name each other by address in the slot map: the certificate names 127.0.0.1.
+    let (tls, ca_pem) = test_support::redis::loopback_tls(dir.path()).unwrap();
     let options = RedisOptions {
-        tls: Some(RedisTls {
-            certificate: write("redis.pem", cert.pem()),
-            key: write("redis.key", key.serialize_pem()),
-            ca: write("ca.pem", ca.pem()),
-        }),
+        tls: Some(tls),
         users: vec![("caducee".into(), "mot-de-passe-du-cluster".into())],
         ..RedisOptions::default()
     };
     let cluster = tokio::task::spawn_blocking(move || RedisCluster::start_with(options)).await.unwrap().unwrap();
-    let ca_pem = ca.pem().into_bytes();
 
     let nodes = cluster.tls_urls("caducee", "mot-de-passe-du-cluster").unwrap();
     let store = RedisStore::connect_to(&RedisTopology::Cluster(nodes.clone()), Some(&ca_pem)).await.expect("TLS");
@@ -175,7 +155,7 @@ async fn tls_and_an_acl_user_as_deployed() {
         tokio::time::timeout(FAIL_WITHIN * 2, RedisStore::connect_to(&RedisTopology::Cluster(wrong), Some(&ca_pem)))
             .await;
     assert!(!matches!(refused, Ok(Ok(_))), "a wrong password");
-    let other_ca = authority("Autre CA").pem().into_bytes();
+    let other_ca = test_support::redis::unrelated_ca_pem().unwrap();
     let refused =
         tokio::time::timeout(FAIL_WITHIN * 2, RedisStore::connect_to(&RedisTopology::Cluster(nodes), Some(&other_ca)))
             .await;

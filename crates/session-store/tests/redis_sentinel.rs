@@ -203,31 +203,11 @@ async fn no_primary_known_is_unavailable_promptly() {
 /// closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_passwords_as_deployed() {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    use test_support::redis::RedisTls;
     let dir = tempfile::tempdir().unwrap();
-    let authority = |name: &str| {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-    };
-    let ca = authority("CA Redis");
-    let key = KeyPair::generate().unwrap();
-    // The sentinels name the primary by address: the certificate names it too.
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let cert = CertificateParams::new(names).unwrap().signed_by(&key, &ca).unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
+    // The sentinels name the primary by address: the certificate names 127.0.0.1.
+    let (tls, ca_pem) = test_support::redis::loopback_tls(dir.path()).unwrap();
     let options = SentinelOptions {
-        tls: Some(RedisTls {
-            certificate: write("redis.pem", cert.pem()),
-            key: write("redis.key", key.serialize_pem()),
-            ca: write("ca.pem", ca.pem()),
-        }),
+        tls: Some(tls),
         data_user: Some(("caducee".into(), "mot-de-passe-des-noeuds".into())),
         sentinel_password: Some("mot-de-passe-des-sentinelles".into()),
         ..SentinelOptions::default()
@@ -241,12 +221,11 @@ async fn tls_and_passwords_as_deployed() {
         tls: true,
     };
     assert!(settings.sentinels.iter().all(|s| s.starts_with("rediss://")), "{settings:?}");
-    let ca_pem = ca.pem().into_bytes();
     let store = RedisStore::connect_to(&RedisTopology::Sentinel(settings.clone()), Some(&ca_pem)).await.expect("TLS");
     store.put("code:tls", b"grant", TTL).await.unwrap();
     assert_eq!(store.take("code:tls").await.unwrap().as_deref(), Some(&b"grant"[..]));
 
-    let other_ca = authority("Autre CA").pem().into_bytes();
+    let other_ca = test_support::redis::unrelated_ca_pem().unwrap();
     let refused = tokio::time::timeout(
         FAIL_WITHIN * 2,
         RedisStore::connect_to(&RedisTopology::Sentinel(settings.clone()), Some(&other_ca)),

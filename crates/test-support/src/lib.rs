@@ -33,6 +33,8 @@ pub enum HarnessError {
     },
     #[error("{0} did not become ready in time: {1}")]
     NotReady(&'static str, String),
+    #[error("cannot make a test certificate: {0}")]
+    Certificate(String),
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

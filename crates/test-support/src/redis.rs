@@ -61,6 +61,46 @@ pub struct RedisTls {
     pub ca: PathBuf,
 }
 
+/// TLS for servers on loopback, as an operator would set it up: a CA of its own and one
+/// certificate for `localhost` and `127.0.0.1` (the names clients, sentinels and cluster nodes
+/// use here), written to `dir`. Returns the files and the CA's PEM, which clients trust.
+pub fn loopback_tls(dir: &Path) -> Result<(RedisTls, Vec<u8>), HarnessError> {
+    let ca = authority("CA Redis")?;
+    let key = rcgen::KeyPair::generate().map_err(certificate_error)?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let cert = rcgen::CertificateParams::new(names).and_then(|p| p.signed_by(&key, &ca)).map_err(certificate_error)?;
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|source| HarnessError::Io { context: format!("writing {name}"), source })?;
+        Ok::<_, HarnessError>(path)
+    };
+    let tls = RedisTls {
+        certificate: write("redis.pem", cert.pem())?,
+        key: write("redis.key", key.serialize_pem())?,
+        ca: write("ca.pem", ca.pem())?,
+    };
+    Ok((tls, ca.pem().into_bytes()))
+}
+
+/// The PEM of a CA that signed none of [`loopback_tls`]'s certificates: a client trusting it
+/// must refuse those servers.
+pub fn unrelated_ca_pem() -> Result<Vec<u8>, HarnessError> {
+    Ok(authority("Autre CA")?.pem().into_bytes())
+}
+
+fn authority(name: &str) -> Result<rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, HarnessError> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(certificate_error)?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let key = rcgen::KeyPair::generate().map_err(certificate_error)?;
+    rcgen::CertifiedIssuer::self_signed(params, key).map_err(certificate_error)
+}
+
+fn certificate_error(e: rcgen::Error) -> HarnessError {
+    HarnessError::Certificate(e.to_string())
+}
+
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers.
     pub fn start() -> Result<RedisServer, HarnessError> {
