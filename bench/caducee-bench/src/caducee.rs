@@ -52,6 +52,28 @@ pub struct Place {
     pub issuer: Option<String>,
 }
 
+impl Bench {
+    /// A deployment over the bench's PostgreSQL (`database_url`) and Redis (`redis_port`), its
+    /// data folder `name` under the run's, reached at `issuer` when nodes are behind a balancer.
+    pub fn production_place(
+        &self,
+        name: &str,
+        database_url: String,
+        stores: Stores,
+        issuer: Option<String>,
+    ) -> anyhow::Result<Place> {
+        let dir = self.path(name);
+        std::fs::create_dir_all(&dir)?;
+        let shape = Shape::Production {
+            database_url,
+            redis_url: format!("redis://127.0.0.1:{}/", stores.redis_port),
+            master_key: crate::run::master_key(),
+            stores,
+        };
+        Ok(Place { dir, shape, issuer })
+    }
+}
+
 /// What the CLI registered.
 pub struct Setup {
     pub cc: Rp,
@@ -488,19 +510,7 @@ impl Bench {
         p.refresh = x;
         let mut sso = Vec::new();
         for _ in 0..self.s.runs {
-            let (http2, base2, rp, browsers) = (http.clone(), base.clone(), setup.rp_sso.clone(), browsers.clone());
-            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let o = flows::drive(16, self.s.duration, move || {
-                let (http, base, rp, browsers, next) =
-                    (http2.clone(), base2.clone(), rp.clone(), browsers.clone(), next.clone());
-                async move {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % browsers.len().max(1);
-                    let b = browsers.get(i).context("no session")?;
-                    flows::sso_login(&http, &base, &rp, b).await?;
-                    Ok(true)
-                }
-            })
-            .await;
+            let o = flows::drive_sso_logins(16, self.s.duration, (&http, &base), &setup.rp_sso, &browsers).await;
             if o.failed > 0 {
                 l.notes.push((
                     "SSO login".into(),

@@ -264,6 +264,29 @@ pub struct FlowOutcome {
     pub starved: u64,
 }
 
+/// SSO logins to `rp` for `duration` from `workers` at once, each taking the next of
+/// `browsers` (signed in already) in turn.
+pub async fn drive_sso_logins(
+    workers: usize,
+    duration: std::time::Duration,
+    (http, base): (&reqwest::Client, &str),
+    rp: &Rp,
+    browsers: &Arc<Vec<Browser>>,
+) -> FlowOutcome {
+    let (http, base, rp, browsers) = (http.clone(), base.to_owned(), rp.clone(), browsers.clone());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    drive(workers, duration, move || {
+        let (http, base, rp, browsers, next) = (http.clone(), base.clone(), rp.clone(), browsers.clone(), next.clone());
+        async move {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % browsers.len().max(1);
+            let b = browsers.get(i).context("no session")?;
+            sso_login(&http, &base, &rp, b).await?;
+            Ok(true)
+        }
+    })
+    .await
+}
+
 /// Runs `workers` concurrent loops of `flow` for `duration`.
 pub async fn drive<F, Fut>(workers: usize, duration: std::time::Duration, flow: F) -> FlowOutcome
 where

@@ -418,18 +418,7 @@ impl Bench {
         let pg = self.start_postgres()?;
         let stores = Stores { pg_port: pg.port(), redis_port: redis.addr.port() };
         stores.prepare().await?;
-        let dir = self.path("data-production");
-        std::fs::create_dir_all(&dir)?;
-        let production = Place {
-            dir,
-            shape: Shape::Production {
-                database_url: pg.url(),
-                redis_url: format!("redis://127.0.0.1:{}/", redis.addr.port()),
-                master_key: master_key(),
-                stores,
-            },
-            issuer: None,
-        };
+        let production = self.production_place("data-production", pg.url(), stores, None)?;
         let setup = self.setup_caducee(&production, addr, &[]).await?;
         let (ours_redis, logins_redis) = self.caducee("production", (&production, addr, &setup), &receivers).await?;
         redis.stop().await?;

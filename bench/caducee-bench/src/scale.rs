@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use http::StatusCode;
 
-use crate::caducee::{Place, Setup, Shape};
+use crate::caducee::Setup;
 use crate::costs::{Costs, Stores};
 use crate::flows::{self, Browser};
 use crate::loadgen::{self, Req};
@@ -51,18 +51,7 @@ impl Bench {
         let (a, b) = (crate::procs::free_addr()?, crate::procs::free_addr()?);
         // Node B is not started yet: the balancer gives its turns to node A meanwhile.
         let balancer = test_support::balancer::Balancer::start(vec![a, b])?;
-        let dir = self.path("data-nodes");
-        std::fs::create_dir_all(&dir)?;
-        let place = Place {
-            dir,
-            shape: Shape::Production {
-                database_url: pg.url(),
-                redis_url: format!("redis://127.0.0.1:{}/", redis.addr.port()),
-                master_key: crate::run::master_key(),
-                stores,
-            },
-            issuer: Some(balancer.url()),
-        };
+        let place = self.production_place("data-nodes", pg.url(), stores, Some(balancer.url()))?;
         let setup = self.setup_caducee(&place, a, &[]).await?;
         let addr = balancer.address();
         let base = balancer.url();
@@ -123,19 +112,7 @@ impl Bench {
         let browsers: Arc<Vec<Browser>> = Arc::new(browsers.to_vec());
         let mut rates = Vec::new();
         for _ in 0..self.s.runs {
-            let (http2, base2, rp, browsers) = (http.clone(), base.clone(), setup.rp_sso.clone(), browsers.clone());
-            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let o = flows::drive(SESSIONS, self.s.duration, move || {
-                let (http, base, rp, browsers, next) =
-                    (http2.clone(), base2.clone(), rp.clone(), browsers.clone(), next.clone());
-                async move {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % browsers.len().max(1);
-                    let b = browsers.get(i).context("no session")?;
-                    flows::sso_login(&http, &base, &rp, b).await?;
-                    Ok(true)
-                }
-            })
-            .await;
+            let o = flows::drive_sso_logins(SESSIONS, self.s.duration, (&http, &base), &setup.rp_sso, &browsers).await;
             if o.failed > 0 {
                 say(format!("{label}: {} SSO logins failed: {}", o.failed, o.first_failure.as_deref().unwrap_or("")));
             }

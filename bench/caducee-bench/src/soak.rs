@@ -24,7 +24,6 @@ use hdrhistogram::Histogram;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, COOKIE, LOCATION};
 
-use crate::caducee::{Place, Shape};
 use crate::flows::{self, Browser, Rp, User, Users};
 use crate::procs;
 use crate::run::{Bench, say};
@@ -513,19 +512,8 @@ impl Bench {
         let pg = self.start_postgres()?;
         let (a, b) = (procs::free_addr()?, procs::free_addr()?);
         let balancer = test_support::balancer::Balancer::start(vec![a, b])?;
-        let dir = self.path("data-soak");
-        std::fs::create_dir_all(&dir)?;
         let stores = crate::costs::Stores { pg_port: pg.port(), redis_port: redis.addr.port() };
-        let place = Place {
-            dir,
-            shape: Shape::Production {
-                database_url: pg.url(),
-                redis_url: format!("redis://127.0.0.1:{}/", redis.addr.port()),
-                master_key: crate::run::master_key(),
-                stores,
-            },
-            issuer: Some(balancer.url()),
-        };
+        let place = self.production_place("data-soak", pg.url(), stores, Some(balancer.url()))?;
         let t = Instant::now();
         let mut users = self.add_users(&place, a, 0..s.users).await?;
         let mut rps = Vec::new();
