@@ -118,10 +118,15 @@ impl Events {
     }
 
     fn wait(&self, reader: &str, timeout: Duration, done: impl Fn((u64, u64)) -> bool) -> bool {
+        self.wait_until(timeout, |counts| done(counts.get(reader).copied().unwrap_or((0, 0))))
+    }
+
+    /// Waits until `done` holds of the counts, or `timeout` passes.
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&HashMap<String, (u64, u64)>) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
-            if done(counts.get(reader).copied().unwrap_or((0, 0))) {
+            if done(&counts) {
                 return true;
             }
             let now = Instant::now();
@@ -144,23 +149,9 @@ impl Events {
     /// there when the reader's event thread starts, on a busy machine, is logged by its ATR
     /// alone. A private pcscd has one card at a time, so an ATR after the connection is ours.
     pub(crate) fn wait_inserted(&self, reader: &str, before: u64, atrs_before: u64, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        loop {
-            let inserted = counts.get(reader).map_or(0, |c| c.0);
-            let atrs = counts.get(ATRS).map_or(0, |c| c.0);
-            if inserted > before || atrs > atrs_before {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            counts = match self.changed.wait_timeout(counts, deadline - now) {
-                Ok((c, _)) => c,
-                Err(p) => p.into_inner().0,
-            };
-        }
+        self.wait_until(timeout, |counts| {
+            counts.get(reader).is_some_and(|c| c.0 > before) || counts.get(ATRS).is_some_and(|c| c.0 > atrs_before)
+        })
     }
 
     pub(crate) fn wait_removed(&self, reader: &str, before: u64, timeout: Duration) -> bool {
