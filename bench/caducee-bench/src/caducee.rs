@@ -401,6 +401,8 @@ impl Bench {
             Shape::Production { stores, .. } => Some(*stores),
         };
         let embedded = stores.is_none();
+        // `--only refresh`: the measures of relying parties with refresh tokens, nothing else.
+        let only_refresh = self.s.only_refresh;
         let mut p = Protocol::default();
         let mut l = Logins::default();
         let server = self.start_caducee(&format!("caducee-{label}"), data, addr, &[]).await?;
@@ -410,42 +412,44 @@ impl Bench {
         let http = flows::client()?;
 
         // Discovery and JWKS (they do not touch the store: embedded run only).
-        if embedded {
+        if embedded && !only_refresh {
             (p.discovery, p.jwks) = self.documents("", addr).await?;
         }
 
-        // Client credentials, ES256 access tokens (the default); latencies on the embedded run.
-        let (s, n, at_half) =
-            self.client_credentials_load("client_credentials ES256", addr, &setup.cc, embedded).await?;
-        p.cc_es = s;
-        p.notes.push(("client_credentials ES256".into(), n));
-        if let Some(at_half) = at_half {
-            (p.cc_es_p50, p.cc_es_p99) = at_half;
+        if !only_refresh {
+            // Client credentials, ES256 access tokens (the default); latencies on the embedded run.
+            let (s, n, at_half) =
+                self.client_credentials_load("client_credentials ES256", addr, &setup.cc, embedded).await?;
+            p.cc_es = s;
+            p.notes.push(("client_credentials ES256".into(), n));
+            if let Some(at_half) = at_half {
+                (p.cc_es_p50, p.cc_es_p99) = at_half;
+            }
         }
-
         // One login, for a session to prepare codes with and an access token.
         let (user, otp) = setup.users.take_waiting().await?;
         let browser = flows::full_login(&http, &base, &setup.rp_es, user, &otp).await.context("first login")?;
         let code = flows::login(&http, &base, &mut browser.clone(), &setup.rp_es, None).await?;
         let token = flows::exchange(&http, &base, &setup.rp_es, &code).await?;
 
-        let ((userinfo, n_userinfo), (introspection, n_introspection)) =
-            self.resource_endpoints("", addr, ("/userinfo", "/introspect"), &setup.cc, &token).await?;
-        (p.userinfo, p.introspection) = (userinfo, introspection);
-        p.notes.push(("userinfo".into(), n_userinfo));
-        p.notes.push(("introspection".into(), n_introspection));
-
-        // Code exchange: all ES256, then RS256 ID token (+ ES256 access token, the default).
-        for (rp, es) in [(&setup.rp_es, true), (&setup.rp_rs, false)] {
-            let b = browser.clone();
-            let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
-                let b = b.clone();
-                Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
-            };
-            let what = format!("code exchange {}", rp.client_id);
-            let x = self.code_exchange(&what, addr, &prepare, rp, false).await?;
-            p.notes.push((what, x.note));
-            if es { p.code_es = x.peak } else { p.code_rs = x.peak }
+        if !only_refresh {
+            let ((userinfo, n_userinfo), (introspection, n_introspection)) =
+                self.resource_endpoints("", addr, ("/userinfo", "/introspect"), &setup.cc, &token).await?;
+            (p.userinfo, p.introspection) = (userinfo, introspection);
+            p.notes.push(("userinfo".into(), n_userinfo));
+            p.notes.push(("introspection".into(), n_introspection));
+            // Code exchange: all ES256, then RS256 ID token (+ ES256 access token, the default).
+            for (rp, es) in [(&setup.rp_es, true), (&setup.rp_rs, false)] {
+                let b = browser.clone();
+                let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
+                    let b = b.clone();
+                    Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
+                };
+                let what = format!("code exchange {}", rp.client_id);
+                let x = self.code_exchange(&what, addr, &prepare, rp, false).await?;
+                p.notes.push((what, x.note));
+                if es { p.code_es = x.peak } else { p.code_rs = x.peak }
+            }
         }
         // The same with a refresh token in each response: RS256 with its latencies, then ES256.
         for (rp, es) in [(&setup.rp_rs_refresh, false), (&setup.rp_es_refresh, true)] {
@@ -462,7 +466,7 @@ impl Bench {
         // Full logins (password + TOTP), then SSO logins to a second client.
         let mut full = Vec::new();
         let sessions = Arc::new(tokio::sync::Mutex::new(Vec::<Browser>::new()));
-        for run in 0..self.s.runs {
+        for run in 0..if only_refresh { 0 } else { self.s.runs } {
             let (users, http2, base2, rp, sess) =
                 (setup.users.clone(), http.clone(), base.clone(), setup.rp_es.clone(), sessions.clone());
             let o = flows::drive(4, self.s.duration, move || {
@@ -509,7 +513,7 @@ impl Bench {
         p.notes.push(("refresh grant".into(), x.note.clone()));
         p.refresh = x;
         let mut sso = Vec::new();
-        for _ in 0..self.s.runs {
+        for _ in 0..if only_refresh { 0 } else { self.s.runs } {
             let o = flows::drive_sso_logins(16, self.s.duration, (&http, &base), &setup.rp_sso, &browsers).await;
             if o.failed > 0 {
                 l.notes.push((
@@ -536,7 +540,7 @@ impl Bench {
         server.stop().await?;
 
         // Client credentials with RS256 access tokens: the same data, restarted.
-        if embedded {
+        if embedded && !only_refresh {
             let server = self
                 .start_caducee(
                     &format!("caducee-{label}-rs256"),

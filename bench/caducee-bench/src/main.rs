@@ -51,10 +51,11 @@ enum Cmd {
         /// Login users to create (each can log in about once per 30 s TOTP step).
         #[arg(long)]
         users: Option<usize>,
-        /// Run one part only: `production` is the production shape's nodes measure (two
-        /// nodes behind one address beside one) and the stores' costs, printed, the report
-        /// left as it is.
-        #[arg(long, value_parser = ["all", "production"], default_value = "all")]
+        /// Run one part only, printed, the report left as it is: `production` is the
+        /// production shape's nodes measure (two nodes behind one address beside one) and the
+        /// stores' costs; `refresh` the measures of relying parties with refresh tokens (code
+        /// exchanges and the refresh grant) on both storage shapes, to compare binaries.
+        #[arg(long, value_parser = ["all", "production", "refresh"], default_value = "all")]
         only: String,
     },
     /// The soak (make soak): two nodes over PostgreSQL + Redis behind one address, complete
@@ -164,6 +165,7 @@ fn main() -> anyhow::Result<()> {
                 peer_dir: PathBuf::from("bench/peers"),
                 out: out.clone(),
                 command: String::new(),
+                only_refresh: false,
             };
             let soak = soak::SoakSettings {
                 minutes,
@@ -203,12 +205,17 @@ fn main() -> anyhow::Result<()> {
                 peer_dir: std::fs::canonicalize(&peers).unwrap_or(peers),
                 out,
                 command: if quick { "BENCH_QUICK=1 make bench".into() } else { "make bench".into() },
+                only_refresh: only == "refresh",
             };
             // The load generator runs on one core: a single-threaded runtime.
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             rt.block_on(async move {
                 let mut bench = run::Bench::new(settings)?;
-                if only == "production" { bench.only_production().await } else { bench.all().await }
+                match only.as_str() {
+                    "production" => bench.only_production().await,
+                    "refresh" => bench.only_refresh().await,
+                    _ => bench.all().await,
+                }
             })
         }
     }

@@ -36,6 +36,8 @@ pub struct Settings {
     pub peer_dir: PathBuf,
     pub out: PathBuf,
     pub command: String,
+    /// Only the measures of relying parties with refresh tokens (`--only refresh`).
+    pub only_refresh: bool,
 }
 
 pub struct Bench {
@@ -398,6 +400,44 @@ impl Bench {
         println!("\n{}", crate::report::table(&crate::scale::rows(&scale)));
         for (what, c) in &scale.costs {
             println!("- {what}: {}", c.text());
+        }
+        Ok(())
+    }
+
+    /// Only the measures of relying parties with refresh tokens, on the embedded default then
+    /// on PostgreSQL + Redis (`--only refresh`): printed, the report left as it is.
+    pub async fn only_refresh(&mut self) -> anyhow::Result<()> {
+        let receivers = Receivers::start(0).await?;
+        let data = self.path("data");
+        std::fs::create_dir_all(&data)?;
+        let addr = procs::free_addr()?;
+        let embedded = Place { dir: data, shape: Shape::Embedded, issuer: None };
+        let setup = self.setup_caducee(&embedded, addr, &[]).await?;
+        let (ours, _) = self.caducee("embedded", (&embedded, addr, &setup), &receivers).await?;
+        let redis = self.start_redis().await?;
+        let pg = self.start_postgres()?;
+        let stores = Stores { pg_port: pg.port(), redis_port: redis.addr.port() };
+        stores.prepare().await?;
+        let production = self.production_place("data-production", pg.url(), stores, None)?;
+        let setup = self.setup_caducee(&production, addr, &[]).await?;
+        let (ours_redis, _) = self.caducee("production", (&production, addr, &setup), &receivers).await?;
+        redis.stop().await?;
+        drop(pg);
+        for (shape, p) in [("embedded", &ours), ("PostgreSQL + Redis", &ours_redis)] {
+            for (what, x) in [
+                ("code exchange + refresh, RS256 ID token", &p.code_rs_refresh),
+                ("code exchange + refresh, all ES256", &p.code_es_refresh),
+                ("refresh grant, all ES256", &p.refresh),
+            ] {
+                println!(
+                    "{shape} | {what}: {:.0}/s ({:.0}–{:.0}); at half: p50 {:.2} ms, p99 {:.2} ms",
+                    x.peak.median,
+                    x.peak.min,
+                    x.peak.max,
+                    x.p50().median,
+                    x.p99().median
+                );
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use directory::{AccountStatus, Directory};
@@ -198,14 +198,31 @@ pub async fn verify_password_bounded(password: Zeroizing<String>, hash: String) 
     .map_err(|e| AuthError::Internal(e.to_string()))
 }
 
-/// A hash of a random password, computed once, verified when the identifier is unknown.
+/// The hash unknown identifiers are checked against: our parameters, a random salt and a random
+/// output, which no password can be expected to produce (a chance of 2^-256). Checking against it
+/// costs what checking a stored hash costs. It is made, not computed: computing it would take
+/// 19 MiB of working memory at start-up that the allocator keeps mapped in a node that then
+/// idles (docs/benchmarks.md, «Memory»).
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let mut random = [0u8; 24];
-        rand::rng().fill_bytes(&mut random);
-        let password: String = random.iter().map(|b| char::from(b'a' + b % 26)).collect();
-        hash_password(&password).unwrap_or_default()
+        let mut salt = [0u8; 16];
+        let mut output = [0u8; 32];
+        rand::rng().fill_bytes(&mut salt);
+        rand::rng().fill_bytes(&mut output);
+        let (Ok(salt), Ok(output), Ok(hasher)) = (SaltString::encode_b64(&salt), Output::new(&output), hasher()) else {
+            // Not reachable with these lengths; an empty hash verifies nothing (and costs
+            // nothing, which only a broken build would show).
+            return String::new();
+        };
+        let params = hasher.params();
+        format!(
+            "$argon2id$v=19$m={},t={},p={}${}${output}",
+            params.m_cost(),
+            params.t_cost(),
+            params.p_cost(),
+            salt.as_str()
+        )
     })
 }
 
@@ -224,7 +241,7 @@ pub struct PasswordMethod {
 
 impl PasswordMethod {
     pub fn new(directory: Directory) -> Self {
-        // Warm the dummy hash now rather than on the first unknown identifier.
+        // Made now rather than on the first unknown identifier.
         let _ = dummy_hash();
         PasswordMethod { directory }
     }
@@ -299,6 +316,22 @@ mod tests {
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("correct horse", "not a hash"));
         assert_ne!(hash_password("correct horse").unwrap_or_default(), h, "salts differ");
+    }
+
+    /// The dummy hash has the shape and cost of a stored one (same algorithm, version,
+    /// parameters and lengths as [`hash_password`]'s) and verifies no password.
+    #[test]
+    fn the_dummy_hash_costs_what_a_stored_hash_costs() {
+        let stored = PasswordHash::new(Box::leak(hash_password("x").unwrap().into_boxed_str())).unwrap();
+        let dummy = PasswordHash::new(dummy_hash()).unwrap();
+        assert_eq!(dummy.algorithm, stored.algorithm);
+        assert_eq!(dummy.version, stored.version);
+        assert_eq!(dummy.params, stored.params);
+        assert_eq!(dummy.salt.unwrap().len(), stored.salt.unwrap().len());
+        assert_eq!(dummy.hash.unwrap().len(), stored.hash.unwrap().len());
+        assert_eq!(dummy_hash(), dummy_hash(), "made once");
+        assert!(!verify_password("", dummy_hash()));
+        assert!(!verify_password("x", dummy_hash()));
     }
 
     /// Hashes stored with other parameters or variants (older settings, imports) still verify,

@@ -47,6 +47,7 @@ suite_tests!(
     refresh_tokens_lifecycle,
     refresh_consume_concurrent_single_winner,
     refresh_rotation_stores_only_the_winners_successor,
+    refresh_writes_carry_their_record_only_when_they_take_effect,
     signing_keys_lifecycle,
     signing_keys_encrypted_at_rest,
     audit_append_and_query,

@@ -4,6 +4,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::provider::AuditEntry;
+
 /// One refresh token of a grant (a family: every rotation adds one, reuse of an old one
 /// revokes them all).
 #[derive(Debug, Clone)]
@@ -65,16 +67,20 @@ pub enum GrantError {
 
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync {
-    async fn insert(&self, grant: &RefreshGrant) -> Result<(), GrantError>;
+    /// Stores `grant`, and `issued` (the record of the tokens issued with it) in the audit log
+    /// in the same transaction: both or neither.
+    async fn insert(&self, grant: &RefreshGrant, issued: Option<AuditEntry>) -> Result<(), GrantError>;
     /// The token's record whatever its state (consumed, revoked, expired): callers decide.
     async fn get(&self, token_hash: &str) -> Result<Option<RefreshGrant>, GrantError>;
     /// Atomically marks the token used; of concurrent callers at most one gets `Consumed`, and
-    /// only for that one is `successor` stored, in the same transaction.
+    /// only for that one are `successor` stored and `issued` recorded in the audit log, in the
+    /// same transaction.
     async fn consume(
         &self,
         token_hash: &str,
         now: i64,
         successor: Option<Successor>,
+        issued: Option<AuditEntry>,
     ) -> Result<ConsumeResult, GrantError>;
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, GrantError>;
     async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, GrantError>;

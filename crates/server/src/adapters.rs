@@ -32,6 +32,20 @@ impl DirectoryAdapter {
     pub fn new(directory: Directory, clock: Clock) -> Self {
         DirectoryAdapter { directory, clock, clients: Arc::default(), accounts: Arc::default() }
     }
+
+    /// The protocol's audit entry as the audit log's event, dated now.
+    fn audit_event(&self, entry: AuditEntry) -> directory::AuditEvent {
+        directory::AuditEvent {
+            event: entry.event.as_str().to_owned(),
+            actor: None,
+            subject: entry.subject,
+            client_id: entry.client_id,
+            source_ip: entry.source_ip,
+            outcome: entry.outcome.to_owned(),
+            details: entry.details,
+            at: (self.clock)(),
+        }
+    }
 }
 
 fn registry_error(e: DirectoryError) -> RegistryError {
@@ -42,6 +56,16 @@ fn grant_error(e: DirectoryError) -> GrantError {
     match e {
         DirectoryError::Unavailable(m) => GrantError::Unavailable(m),
         other => GrantError::Failed(other.to_string()),
+    }
+}
+
+/// A write that carried an audit record failed: whatever the cause, the record could not be
+/// written, which refuses service (503) as the audit log being down does ([`AuditSink`]).
+fn recorded_error(e: DirectoryError, recorded: bool) -> GrantError {
+    match e {
+        DirectoryError::Conflict(_) => grant_error(e),
+        e if recorded => GrantError::Unavailable(e.to_string()),
+        e => grant_error(e),
     }
 }
 
@@ -138,7 +162,7 @@ fn grant_from_record(r: RefreshTokenRecord) -> Result<RefreshGrant, GrantError> 
 
 #[async_trait]
 impl RefreshTokenStore for DirectoryAdapter {
-    async fn insert(&self, g: &RefreshGrant) -> Result<(), GrantError> {
+    async fn insert(&self, g: &RefreshGrant, issued: Option<AuditEntry>) -> Result<(), GrantError> {
         let payload = serde_json::to_value(&g.context).map_err(|e| GrantError::Failed(e.to_string()))?;
         let record = RefreshTokenRecord {
             token_hash: g.token_hash.clone(),
@@ -152,7 +176,9 @@ impl RefreshTokenStore for DirectoryAdapter {
             consumed_at: None,
             revoked_at: None,
         };
-        self.directory.refresh_tokens().insert(record).await.map_err(grant_error)
+        let recorded = issued.is_some();
+        let issued = issued.map(|e| self.audit_event(e));
+        self.directory.refresh_tokens().insert_recorded(record, issued).await.map_err(|e| recorded_error(e, recorded))
     }
 
     async fn get(&self, token_hash: &str) -> Result<Option<RefreshGrant>, GrantError> {
@@ -167,13 +193,18 @@ impl RefreshTokenStore for DirectoryAdapter {
         token_hash: &str,
         now: i64,
         successor: Option<Successor>,
+        issued: Option<AuditEntry>,
     ) -> Result<ConsumeResult, GrantError> {
         let successor = successor.map(|s| directory::Successor {
             token_hash: s.token_hash,
             created_at: s.created_at,
             expires_at: s.expires_at,
         });
-        Ok(match self.directory.refresh_tokens().rotate(token_hash, now, successor).await.map_err(grant_error)? {
+        let recorded = issued.is_some();
+        let issued = issued.map(|e| self.audit_event(e));
+        let tokens = self.directory.refresh_tokens();
+        let rotated = tokens.rotate_recorded(token_hash, now, successor, issued).await;
+        Ok(match rotated.map_err(|e| recorded_error(e, recorded))? {
             ConsumeOutcome::Consumed(r) => ConsumeResult::Consumed(grant_from_record(r)?),
             ConsumeOutcome::AlreadyConsumed(r) => ConsumeResult::Reused(grant_from_record(r)?),
             ConsumeOutcome::Revoked(r) => ConsumeResult::Revoked(grant_from_record(r)?),
@@ -242,16 +273,7 @@ impl KeyStore for DirectoryAdapter {
 #[async_trait]
 impl AuditSink for DirectoryAdapter {
     async fn record(&self, entry: AuditEntry) -> Result<(), oidc_core::AuditUnavailable> {
-        let event = directory::AuditEvent {
-            event: entry.event.as_str().to_owned(),
-            actor: None,
-            subject: entry.subject,
-            client_id: entry.client_id,
-            source_ip: entry.source_ip,
-            outcome: entry.outcome.to_owned(),
-            details: entry.details,
-            at: (self.clock)(),
-        };
+        let event = self.audit_event(entry);
         self.directory.audit().append(event).await.map(drop).map_err(|e| oidc_core::AuditUnavailable(e.to_string()))
     }
 }

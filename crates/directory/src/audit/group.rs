@@ -77,22 +77,24 @@ fn lock_pending(queue: &AuditQueue) -> std::sync::MutexGuard<'_, Vec<Job>> {
 }
 
 async fn commit_group(inner: Arc<Inner>, group: Vec<Job>) {
-    let (appends, refreshes) = super::split_jobs(group);
+    let (appends, mut refreshes) = super::split_jobs(group);
     let mut split = split_group(appends);
-    let result = write_rows(&inner, &mut split.rows, &refreshes).await;
+    let result = write_rows(&inner, &mut split.rows, &mut refreshes).await;
     let answers = result.map(|answers| answers.into_iter().map(Ok).collect());
     reply_all(split, super::reply_refreshes(refreshes, answers));
 }
 
-/// In one locked transaction: the refresh-token writes, then `rows` chained after the last
-/// stored record. The refresh writes' answers, in order.
+/// In one locked transaction: the refresh-token writes, then `rows` and the records of the
+/// refresh-token writes that took effect, chained after the last stored record. The refresh
+/// writes' answers, in order.
 async fn write_rows(
     inner: &Inner,
-    rows: &mut [crate::entity::audit_log::Model],
-    refreshes: &[RefreshJob],
+    rows: &mut Vec<crate::entity::audit_log::Model>,
+    refreshes: &mut [RefreshJob],
 ) -> Result<Vec<Option<crate::entity::refresh_token::Model>>, DirectoryError> {
     let txn = inner.write_txn(LOCK_AUDIT).await?;
     let answers = crate::refresh_tokens::write_in(&txn, refreshes).await?;
+    super::attach_records(rows, refreshes, answers.iter().map(Some));
     if !rows.is_empty() {
         let last = Entity::find()
             .select_only()

@@ -182,14 +182,17 @@ pub(crate) enum AuditWriter {
 }
 
 impl AuditWriter {
-    /// Queues a refresh-token write with the next group and returns once it is committed.
+    /// Queues a refresh-token write with the next group, `record` to be chained with it if it
+    /// takes effect, and returns once it is committed.
     pub(crate) async fn refresh(
         &self,
         inner: &Arc<Inner>,
         op: crate::refresh_tokens::RefreshOp,
+        record: Option<AttachedRecord>,
     ) -> Result<Option<crate::entity::refresh_token::Model>, DirectoryError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job::Refresh(crate::refresh_tokens::RefreshJob { op, reply });
+        let _pending = record.as_ref().map(|_| PendingRecord::new());
+        let job = Job::Refresh(crate::refresh_tokens::RefreshJob { op, record, reply });
         match self {
             AuditWriter::Thread(writer) => {
                 writer.submit(job)?;
@@ -226,6 +229,46 @@ fn split_jobs(group: Vec<Job>) -> (Vec<Waiting>, Vec<crate::refresh_tokens::Refr
         }
     }
     (appends, refreshes)
+}
+
+/// The audit record of a refresh-token write, chained in its transaction if the write takes
+/// effect ([`crate::refresh_tokens::RefreshJob::took_effect`]).
+pub(crate) struct AttachedRecord {
+    event: AuditEvent,
+    details: String,
+}
+
+impl AttachedRecord {
+    pub(crate) fn new(event: AuditEvent) -> Result<Self, DirectoryError> {
+        let details = serde_json::to_string(&event.details)?;
+        Ok(AttachedRecord { event, details })
+    }
+}
+
+/// Adds to `rows`, after the group's appends, the records of the refresh-token writes that took
+/// effect (`answers`, in the jobs' order, `None` for a write that failed: its record is dropped
+/// with it).
+fn attach_records<'a>(
+    rows: &mut Vec<audit_log::Model>,
+    refreshes: &mut [crate::refresh_tokens::RefreshJob],
+    answers: impl IntoIterator<Item = Option<&'a Option<crate::entity::refresh_token::Model>>>,
+) {
+    for (job, answer) in refreshes.iter_mut().zip(answers) {
+        let Some(answer) = answer else { continue };
+        if job.took_effect(answer)
+            && let Some(record) = job.record.take()
+        {
+            count_event(&record.event);
+            rows.push(row_of(record.event, record.details));
+        }
+    }
+}
+
+/// Every sensitive event is audited, so this one count shows them all to monitoring: logins,
+/// pushes, lockouts, tokens, logouts, by name and outcome (both from code, a bounded set).
+fn count_event(event: &AuditEvent) {
+    metrics::counter!("caducee_audit_events_total", "event" => event.event.clone(), "outcome" => event.outcome.clone())
+        .increment(1);
 }
 
 /// Each refresh-token write of a group, answered on its own.
@@ -291,11 +334,7 @@ impl<'a> AuditLog<'a> {
     /// Dropping the returned future does not withdraw the event: once queued, it goes in the
     /// next group written, by this caller or by the next one to append.
     pub async fn append(&self, event: AuditEvent) -> Result<AuditRecord, DirectoryError> {
-        // Every sensitive event is audited, so this one count shows them all to monitoring:
-        // logins, pushes, lockouts, tokens, logouts, by name and outcome (both from code, a
-        // bounded set).
-        metrics::counter!("caducee_audit_events_total", "event" => event.event.clone(), "outcome" => event.outcome.clone())
-            .increment(1);
+        count_event(&event);
         let details = serde_json::to_string(&event.details)?;
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting { event, details, reply };
@@ -414,24 +453,29 @@ fn split_group(group: Vec<Waiting>) -> SplitGroup {
         replies: Vec::with_capacity(group.len()),
         details: Vec::with_capacity(group.len()),
     };
-    for w in group {
+    for mut w in group {
         split.replies.push(w.reply);
-        split.details.push(w.event.details);
-        split.rows.push(audit_log::Model {
-            id: 0,
-            at: w.event.at,
-            event: w.event.event,
-            actor: w.event.actor,
-            subject: w.event.subject,
-            client_id: w.event.client_id,
-            source_ip: w.event.source_ip,
-            outcome: w.event.outcome,
-            details: w.details,
-            prev_hash: String::new(),
-            hash: String::new(),
-        });
+        split.details.push(std::mem::take(&mut w.event.details));
+        split.rows.push(row_of(w.event, w.details));
     }
     split
+}
+
+/// The row of `event` (its details already serialised), to be chained.
+fn row_of(event: AuditEvent, details: String) -> audit_log::Model {
+    audit_log::Model {
+        id: 0,
+        at: event.at,
+        event: event.event,
+        actor: event.actor,
+        subject: event.subject,
+        client_id: event.client_id,
+        source_ip: event.source_ip,
+        outcome: event.outcome,
+        details,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
 }
 
 /// Gives each row its id, its link to the record before it and its keyed hash, after `last` (the

@@ -37,7 +37,8 @@ use rusqlite::{OpenFlags, OptionalExtension as _, TransactionBehavior, params};
 use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy};
 
 use super::{
-    Job, MAX_GROUP, RefreshAnswers, chain_rows, reply_all, reply_refreshes, split_group, split_jobs, writer_gone,
+    Job, MAX_GROUP, RefreshAnswers, attach_records, chain_rows, reply_all, reply_refreshes, split_group, split_jobs,
+    writer_gone,
 };
 use crate::crypto::KeyedHash;
 use crate::entity::audit_log::Model;
@@ -149,9 +150,9 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Job>, fla
                 Err(_) => break,
             }
         }
-        let (appends, refreshes) = split_jobs(group);
+        let (appends, mut refreshes) = split_jobs(group);
         let mut split = split_group(appends);
-        let result = write_group(&mut conn, &mut split.rows, &refreshes, key);
+        let result = write_group(&mut conn, &mut split.rows, &mut refreshes, key);
         if result.is_ok() {
             flags.written.store(true, Ordering::Release);
             since_restart = since_restart.saturating_add(1);
@@ -170,17 +171,19 @@ fn write_loop(mut conn: rusqlite::Connection, waiting: &mpsc::Receiver<Job>, fla
     }
 }
 
-/// One transaction: the refresh-token writes (each failing alone), then the audit records
-/// chained after the last stored one. An error here fails the whole group.
+/// One transaction: the refresh-token writes (each failing alone), then the audit records (the
+/// appends, and those of the refresh-token writes that took effect) chained after the last
+/// stored one. An error here fails the whole group.
 fn write_group(
     conn: &mut rusqlite::Connection,
-    rows: &mut [Model],
-    refreshes: &[RefreshJob],
+    rows: &mut Vec<Model>,
+    refreshes: &mut [RefreshJob],
     key: &KeyedHash,
 ) -> Result<RefreshAnswers, DirectoryError> {
     // Dropped without commit on any error: rolled back, nothing half-written.
     let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let answers = refreshes.iter().map(|job| crate::refresh_tokens::sqlite::run(job, &txn)).collect();
+    let answers: RefreshAnswers = refreshes.iter().map(|job| crate::refresh_tokens::sqlite::run(job, &txn)).collect();
+    attach_records(rows, refreshes, answers.iter().map(|a| a.as_ref().ok()));
     if !rows.is_empty() {
         let last = txn.prepare_cached(LAST_RECORD)?.query_row([], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
         chain_rows(rows, last, key)?;

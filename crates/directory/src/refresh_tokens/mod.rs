@@ -9,6 +9,10 @@
 //!   each caller returns once its own write is committed, as for audit records.
 //! - A rotation is one step: the presented token is marked used and its successor stored in the
 //!   same transaction, and on PostgreSQL in a single statement.
+//! - The audit record of the tokens issued with a write ([`RefreshTokens::insert_recorded`],
+//!   [`RefreshTokens::rotate_recorded`]) is chained in the same transaction, only if the write
+//!   took effect: the token, its successor and its record are committed together or not at all,
+//!   for one wait on the writer instead of two.
 //!
 //! This module owns the table's statements; it knows nothing of tokens' contents (the
 //! payload is the protocol crate's JSON).
@@ -22,6 +26,7 @@ use sea_orm::{ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _, Qu
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::audit::{AttachedRecord, AuditEvent};
 use crate::entity::refresh_token::{self, ActiveModel, Column, Entity};
 use crate::{DirectoryError, Inner};
 
@@ -43,7 +48,20 @@ pub(crate) enum RefreshOp {
 /// row it used (`None`: the token was not live).
 pub(crate) struct RefreshJob {
     pub(crate) op: RefreshOp,
+    /// Chained in the write's transaction if the write took effect (see [`RefreshJob::took_effect`]).
+    pub(crate) record: Option<AttachedRecord>,
     pub(crate) reply: oneshot::Sender<Result<Option<refresh_token::Model>, DirectoryError>>,
+}
+
+impl RefreshJob {
+    /// Whether the write, answered `answer`, did what it was asked: an insert stored its row, a
+    /// rotation consumed the token. Its audit record is written only then.
+    pub(crate) fn took_effect(&self, answer: &Option<refresh_token::Model>) -> bool {
+        match self.op {
+            RefreshOp::Insert(_) => true,
+            RefreshOp::Rotate { .. } => answer.is_some(),
+        }
+    }
 }
 
 /// A refresh token as stored. The token itself is never stored, only its hash.
@@ -116,6 +134,16 @@ impl<'a> RefreshTokens<'a> {
     /// `Conflict` if the hash exists (a token collision, or an insert retried); on the pool's
     /// path the writes of its whole group then fail with it (see the module's notes).
     pub async fn insert(&self, record: RefreshTokenRecord) -> Result<(), DirectoryError> {
+        self.insert_recorded(record, None).await
+    }
+
+    /// [`Self::insert`], and `issued` (the record of the tokens issued with it) chained in the
+    /// audit log in the same transaction.
+    pub async fn insert_recorded(
+        &self,
+        record: RefreshTokenRecord,
+        issued: Option<AuditEvent>,
+    ) -> Result<(), DirectoryError> {
         let row = refresh_token::Model {
             token_hash: record.token_hash,
             grant_id: record.grant_id,
@@ -128,7 +156,8 @@ impl<'a> RefreshTokens<'a> {
             consumed_at: record.consumed_at,
             revoked_at: record.revoked_at,
         };
-        self.inner.audit_writer.refresh(self.inner, RefreshOp::Insert(row)).await.map(drop)
+        let issued = issued.map(AttachedRecord::new).transpose()?;
+        self.inner.audit_writer.refresh(self.inner, RefreshOp::Insert(row), issued).await.map(drop)
     }
 
     pub async fn get(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, DirectoryError> {
@@ -149,8 +178,21 @@ impl<'a> RefreshTokens<'a> {
         now: i64,
         successor: Option<Successor>,
     ) -> Result<ConsumeOutcome, DirectoryError> {
+        self.rotate_recorded(token_hash, now, successor, None).await
+    }
+
+    /// [`Self::rotate`], and when this call used the token, `issued` (the record of the tokens
+    /// issued for it) chained in the audit log in the same transaction; otherwise not written.
+    pub async fn rotate_recorded(
+        &self,
+        token_hash: &str,
+        now: i64,
+        successor: Option<Successor>,
+        issued: Option<AuditEvent>,
+    ) -> Result<ConsumeOutcome, DirectoryError> {
         let op = RefreshOp::Rotate { token_hash: token_hash.to_owned(), now, successor };
-        let used = self.inner.audit_writer.refresh(self.inner, op).await?;
+        let issued = issued.map(AttachedRecord::new).transpose()?;
+        let used = self.inner.audit_writer.refresh(self.inner, op, issued).await?;
         if let Some(used) = used {
             return Ok(ConsumeOutcome::Consumed(to_record(refresh_token::Model {
                 token_hash: token_hash.to_owned(),

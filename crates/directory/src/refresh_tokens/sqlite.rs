@@ -14,11 +14,14 @@ const INSERT: &str = "INSERT INTO refresh_tokens \
 
 /// Runs `job`'s write under a savepoint of `conn`'s open transaction; on error, what it wrote
 /// is rolled back and the rest of the group goes on.
+/// The savepoint's statements are prepared once, like the writes': not parsed again for each.
 pub(crate) fn run(job: &RefreshJob, conn: &rusqlite::Connection) -> Result<Option<Model>, DirectoryError> {
-    conn.execute_batch("SAVEPOINT refresh")?;
+    conn.prepare_cached("SAVEPOINT refresh")?.execute([])?;
     let result = write(job, conn);
-    let end = if result.is_ok() { "RELEASE refresh" } else { "ROLLBACK TO refresh; RELEASE refresh" };
-    conn.execute_batch(end)?;
+    if result.is_err() {
+        conn.prepare_cached("ROLLBACK TO refresh")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE refresh")?.execute([])?;
     result
 }
 

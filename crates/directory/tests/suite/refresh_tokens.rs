@@ -141,3 +141,73 @@ pub async fn refresh_rotation_stores_only_the_winners_successor(ctx: &Ctx) {
     assert!(matches!(rts.rotate(&u.token_hash, 6200, Some(taken)).await, Err(DirectoryError::Conflict(_))));
     assert_eq!(rts.get(&u.token_hash).await.unwrap().unwrap().consumed_at, None, "rolled back");
 }
+
+/// The record of the tokens issued with a refresh-token write is chained in the write's
+/// transaction, and only when the write took effect: an insert stored, a rotation that consumed.
+/// Among concurrent rotations on two nodes exactly one record is written; a replay, a revoked
+/// token or a hash already taken writes none; the chain stays whole.
+pub async fn refresh_writes_carry_their_record_only_when_they_take_effect(ctx: &Ctx) {
+    let rts = ctx.dir.refresh_tokens();
+    let issued = |subject: &str, how: &str| AuditEvent {
+        event: "token_issued".into(),
+        subject: Some(subject.into()),
+        client_id: Some("rp-a".into()),
+        outcome: "success".into(),
+        details: json!({ "grant_type": how }),
+        at: 5000,
+        ..AuditEvent::default()
+    };
+    let records = |subject: &'static str| {
+        let dir = ctx.dir.clone();
+        async move {
+            let q = AuditQuery {
+                subject: Some(subject.into()),
+                event: Some("token_issued".into()),
+                ..AuditQuery::default()
+            };
+            dir.audit().query(q).await.unwrap()
+        }
+    };
+
+    let t = refresh("recorded", "g9", "s9", "sub-9", 10_000);
+    rts.insert_recorded(t.clone(), Some(issued("sub-9", "authorization_code"))).await.unwrap();
+    let first = records("sub-9").await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].details, json!({ "grant_type": "authorization_code" }));
+
+    let node2 = ctx.second_node().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..CONCURRENCY {
+        let dir = if i % 2 == 0 { ctx.dir.clone() } else { node2.clone() };
+        let hash = t.token_hash.clone();
+        let next = Successor {
+            token_hash: sha256_hex(format!("rec-next-{i}").as_bytes()),
+            created_at: 5000,
+            expires_at: 9000,
+        };
+        let event = issued("sub-9", "refresh_token");
+        tasks.spawn(async move { dir.refresh_tokens().rotate_recorded(&hash, 5000, Some(next), Some(event)).await });
+    }
+    let outcomes: Vec<_> = tasks.join_all().await.into_iter().map(Result::unwrap).collect();
+    let winners = outcomes.iter().filter(|o| matches!(o, ConsumeOutcome::Consumed(_))).count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+    assert_eq!(records("sub-9").await.len(), 2, "one record for the one rotation that consumed");
+
+    // A replay, a revoked token and an unknown one write nothing.
+    let again = Successor { token_hash: sha256_hex(b"rec-again"), created_at: 5100, expires_at: 9000 };
+    let replay = rts.rotate_recorded(&t.token_hash, 5100, Some(again.clone()), Some(issued("sub-9", "replay")));
+    assert!(matches!(replay.await.unwrap(), ConsumeOutcome::AlreadyConsumed(_)));
+    rts.revoke_grant("g9", 5200).await.unwrap();
+    let live = sha256_hex(b"rec-next-0");
+    let revoked = rts.rotate_recorded(&live, 5300, Some(again.clone()), Some(issued("sub-9", "revoked")));
+    let unknown = rts.rotate_recorded("unknown", 5300, Some(again), Some(issued("sub-9", "unknown")));
+    assert!(matches!(revoked.await.unwrap(), ConsumeOutcome::Revoked(_) | ConsumeOutcome::Unknown));
+    assert_eq!(unknown.await.unwrap(), ConsumeOutcome::Unknown);
+    // An insert whose hash is taken fails, and its record with it.
+    let taken = rts.insert_recorded(t.clone(), Some(issued("sub-9", "conflict"))).await;
+    assert!(matches!(taken, Err(DirectoryError::Conflict(_))), "{taken:?}");
+    assert_eq!(records("sub-9").await.len(), 2, "no record for a write that did not take effect");
+
+    let chain = ctx.dir.audit().verify(None).await.unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+}

@@ -96,7 +96,7 @@ impl Provider {
         let Some(session) = session else {
             return Err(OAuthError::invalid_grant("the session behind this code has ended").into());
         };
-        // Whether the account is still active is checked by issue_tokens, which needs it anyway.
+        // Whether the account is still active is checked by issue_for_login, which needs it anyway.
 
         let context = GrantContext {
             scopes: record.scopes,

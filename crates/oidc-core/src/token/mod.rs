@@ -202,6 +202,8 @@ impl RefreshIssue<'_> {
 /// Everything needed to issue a set of tokens.
 struct Issue<'a> {
     client: &'a Client,
+    /// The professional, checked active by the caller.
+    account: &'a crate::claims::Account,
     subject: &'a str,
     sid: &'a str,
     grant_id: &'a str,
@@ -275,8 +277,10 @@ impl Provider {
             client.metadata.allows_grant(GrantType::RefreshToken),
             (now + self.config.refresh_token_ttl).min(session.expires_at),
         );
+        let account = self.ensure_active(&session.subject).await?;
         let issue = Issue {
             client,
+            account: &account,
             subject: &session.subject,
             sid: &session.sid,
             grant_id,
@@ -285,22 +289,27 @@ impl Provider {
             refresh,
             cnf,
         };
-        let response = self.issue_tokens(&issue, now).await?;
-        self.audit_issued(
-            AuditEntry::new(ProtocolEvent::TokenIssued, "success")
-                .subject(&session.subject)
-                .client(&client.client_id)
-                .details(serde_json::json!({ "grant_type": grant_type.as_str(), "sid": session.sid })),
-        )
-        .await?;
-        Ok(response)
+        let issued = AuditEntry::new(ProtocolEvent::TokenIssued, "success")
+            .subject(&session.subject)
+            .client(&client.client_id)
+            .details(serde_json::json!({ "grant_type": grant_type.as_str(), "sid": session.sid }));
+        self.issue_tokens(&issue, Some(issued), now).await
     }
 
-    async fn issue_tokens(&self, issue: &Issue<'_>, now: i64) -> Result<TokenResponse, EndpointError> {
-        let account = self.ensure_active(issue.subject).await?;
-        // The refresh token first: its record goes to the store before the signatures are made,
-        // and is written while they are (on a SQLite file, batched by the writer thread with
-        // other requests' writes); the answer waits for both.
+    /// The tokens of `issue`, and `issued` (the record of their issue, unless the caller wrote
+    /// it already) written before they are handed out: a token whose record could not be
+    /// written is not given (fail closed), so the log never misses a token in use.
+    async fn issue_tokens(
+        &self,
+        issue: &Issue<'_>,
+        issued: Option<AuditEntry>,
+        now: i64,
+    ) -> Result<TokenResponse, EndpointError> {
+        let account = issue.account;
+        // A new refresh token first: its row and the record of the issue go to the store before
+        // the signatures are made, in one transaction, and are written while the signatures are
+        // made (on a SQLite file, batched by the writer thread with other requests' writes); the
+        // answer waits for both. Without a new refresh token, the record is written after.
         let (refresh_token, new_grant) = match issue.refresh {
             RefreshIssue::None => (None, None),
             RefreshIssue::Stored { token, .. } => (Some(token.to_owned()), None),
@@ -326,9 +335,13 @@ impl Provider {
                 (Some(token), Some(grant))
             }
         };
+        let (issued_with_grant, issued_after) = match new_grant {
+            Some(_) => (issued, None),
+            None => (None, issued),
+        };
         let store = async {
             match &new_grant {
-                Some(grant) => self.grants.insert(grant).await,
+                Some(grant) => self.grants.insert(grant, issued_with_grant).await,
                 None => Ok(()),
             }
         };
@@ -374,11 +387,10 @@ impl Provider {
             if let Some(nonce) = &issue.context.nonce {
                 put("nonce", Value::String(nonce.clone()));
             }
-            for (k, v) in crate::claims::released_claims(&account, &issue.context.scopes, &issue.context.acr) {
+            for (k, v) in crate::claims::released_claims(account, &issue.context.scopes, &issue.context.acr) {
                 id_claims.entry(k).or_insert(v);
             }
-            for (k, v) in crate::claims::requested_claims(&account, &issue.context.claims.id_token, &issue.context.acr)
-            {
+            for (k, v) in crate::claims::requested_claims(account, &issue.context.claims.id_token, &issue.context.acr) {
                 id_claims.entry(k).or_insert(v);
             }
             let alg = issue.client.metadata.id_token_signed_response_alg;
@@ -390,6 +402,9 @@ impl Provider {
         let (stored, signed) = tokio::join!(store, sign);
         stored?;
         let (scope, access_token, id_token) = signed?;
+        if let Some(entry) = issued_after {
+            self.audit_issued(entry).await?;
+        }
         Ok(TokenResponse {
             access_token: access_token.into(),
             token_type: "Bearer",

@@ -70,11 +70,21 @@ impl Provider {
         let Some(session) = self.sessions.get(&presented.sid, now).await? else {
             return Err(OAuthError::invalid_grant("the session behind this refresh token has ended").into());
         };
+        // Checked before the token is spent, and before its issue is recorded with the spending.
+        let account = self.ensure_active(&session.subject).await?;
+        let issued = || {
+            AuditEntry::new(ProtocolEvent::TokenIssued, "success")
+                .subject(&session.subject)
+                .client(&client.client_id)
+                .details(serde_json::json!({ "grant_type": GrantType::RefreshToken.as_str(), "sid": session.sid }))
+        };
         let rotation = client.metadata.refresh_token_rotation;
         let expires_at = (now + self.config.refresh_token_ttl).min(session.expires_at);
-        // The successor is made before the store is asked, so that consuming the token and
-        // storing its successor are one step; it is only handed out if this call consumed.
-        let (successor, consumed) = if rotation == RefreshRotation::None {
+        // The successor is made before the store is asked, so that consuming the token, storing
+        // its successor and recording the issue are one step; it is only handed out if this
+        // call consumed. Without rotation nothing is written, and the record is written after
+        // the signing (`record_after`).
+        let (successor, consumed, record_after) = if rotation == RefreshRotation::None {
             // Not spent: it stays what it was, as long as it lives.
             let consumed = match self.grants.get(&hash).await? {
                 Some(g) if g.revoked_at.is_some() => ConsumeResult::Revoked(g),
@@ -83,18 +93,19 @@ impl Provider {
                 Some(g) => ConsumeResult::Consumed(g),
                 None => ConsumeResult::Unknown,
             };
-            (None, consumed)
+            (None, consumed, Some(issued()))
         } else {
             let (next, next_hash) =
                 self.mint_refresh_token((client, &session.subject, &session.sid), &presented.scopes, expires_at, now)?;
             let stored = Successor { token_hash: next_hash, created_at: now, expires_at };
-            let consumed = self.grants.consume(&hash, now, Some(stored.clone())).await?;
-            (Some((next, stored)), consumed)
+            let consumed = self.grants.consume(&hash, now, Some(stored.clone()), Some(issued())).await?;
+            (Some((next, stored)), consumed, None)
         };
         let grant = match consumed {
             ConsumeResult::Consumed(g) => g,
             // Two refreshes at once from a client that allows for it: both get tokens; the
-            // second's successor is stored now, since the consumption stored none for it.
+            // second's successor is stored now (with the record of its issue), since the
+            // consumption stored none for it.
             ConsumeResult::Reused(g)
                 if rotation == RefreshRotation::Grace
                     && g.revoked_at.is_none()
@@ -102,7 +113,7 @@ impl Provider {
                     && g.consumed_at.is_some_and(|at| now - at <= REFRESH_REUSE_GRACE) =>
             {
                 if let Some((_, stored)) = &successor {
-                    self.grants.insert(&successor_grant(&g, stored)).await?;
+                    self.grants.insert(&successor_grant(&g, stored), Some(issued())).await?;
                 }
                 g
             }
@@ -122,7 +133,6 @@ impl Provider {
         };
         // A refresh is activity: it keeps an idle timeout from ending the session.
         self.sessions.touch(&session, now).await?;
-        // Whether the account is still active is checked by issue_tokens, which needs it anyway.
 
         // RFC 6749 6: a narrower scope applies to the tokens issued now; the new refresh token
         // keeps the scope of the one it replaces.
@@ -136,6 +146,7 @@ impl Provider {
         };
         let issue = Issue {
             client,
+            account: &account,
             subject: &grant.subject,
             sid: &grant.sid,
             grant_id: &grant.grant_id,
@@ -144,15 +155,7 @@ impl Provider {
             refresh,
             cnf: params.cnf.as_ref(),
         };
-        let response = self.issue_tokens(&issue, now).await?;
-        self.audit_issued(
-            AuditEntry::new(ProtocolEvent::TokenIssued, "success")
-                .subject(&grant.subject)
-                .client(&client.client_id)
-                .details(serde_json::json!({ "grant_type": GrantType::RefreshToken.as_str(), "sid": grant.sid })),
-        )
-        .await?;
-        Ok(response)
+        self.issue_tokens(&issue, record_after, now).await
     }
 }
 

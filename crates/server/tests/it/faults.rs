@@ -508,14 +508,18 @@ async fn a_database_restart_under_load_loses_no_audit_record_of_a_token_handed_o
 }
 
 #[tokio::test]
-async fn a_token_is_not_handed_out_when_its_audit_record_cannot_be_written() {
+async fn no_token_is_handed_out_nor_refresh_token_spent_when_its_audit_record_cannot_be_written() {
     let pg = PostgresServer::start().unwrap();
     let directory = Directory::connect(&pg.url(), DataKey::generate().unwrap()).await.unwrap();
     directory.migrate().await.unwrap();
     let store: Arc<dyn SessionStore> = Arc::new(session_store::MemoryStore::new());
     let s = setup(TestProvider::start_with(Storage::Shared { directory, store }, |_| {}).await.unwrap()).await;
     let b = Browser::new();
-    let code = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let first = login(&b, &s.p, "rp", USER, &s.totp, 0).await;
+    let (status, tokens) = exchange(&s.p, "rp", &s.secret, &first).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let code = login(&Browser::new(), &s.p, "rp", USER, &s.totp, 1).await;
 
     // Only the audit log refuses writes (as a tablespace out of room would): everything else
     // the exchange needs still works.
@@ -528,10 +532,22 @@ async fn a_token_is_not_handed_out_when_its_audit_record_cannot_be_written() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable");
     assert!(body.get("access_token").is_none());
+    // A refresh is refused the same way, and spends nothing: the rotation and its record are
+    // one transaction, rolled back together.
+    let (status, body) = refresh(&s.p, "rp", &s.secret, &refresh_token).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable")));
+    assert!(body.get("access_token").is_none());
 
     // Refusals are still answered (their record is best effort): a wrong code is invalid_grant.
     let (status, body) = exchange(&s.p, "rp", &s.secret, "not-a-code").await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+
+    // Once the log takes records again, the refresh token refused meanwhile still works: it was
+    // not spent (spent, it would now read as a replay and revoke its grant).
+    psql(&pg, "DROP TRIGGER refuse ON audit_log;");
+    let (status, body) = refresh(&s.p, "rp", &s.secret, &refresh_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["refresh_token"].is_string(), "{body}");
 }
 
 /// Runs `sql` in the test database as its superuser, through `psql`.
