@@ -18,12 +18,14 @@
 //! On a busy core the writer then runs a little behind the requests, and each of its
 //! transactions carries more records: about 20 instead of 3 under the token endpoint's ES256
 //! load (a fifth more responses per second), and several instead of one under its RS256 load,
-//! where a record otherwise arrived during each signature and took a transaction alone. SQLite would otherwise checkpoint the write-ahead log
-//! inside a commit every thousand pages, copying pages and syncing files while every caller of
-//! that group waits: the p99 of the token endpoint at half load was twice as long. The
-//! checkpointer thread does the copying beside the writer instead (a `PASSIVE` checkpoint never
-//! blocks writers), at most once per `CHECKPOINT_EVERY` and only after writes; the writer then
-//! only restarts the log, which copies the few frames written meanwhile. Should the checkpointer
+//! where a record otherwise arrived during each signature and took a transaction alone.
+//!
+//! SQLite would otherwise checkpoint the write-ahead log inside a commit every thousand pages,
+//! copying pages and syncing files while every caller of that group waits: the p99 of the token
+//! endpoint at half load was twice as long. The checkpointer thread does the copying beside the
+//! writer instead (a `PASSIVE` checkpoint never blocks writers), at most once per
+//! `CHECKPOINT_EVERY` and only after writes, in rounds until little is left ([`catch_up`]); the
+//! writer then only restarts the log, which copies the few frames written meanwhile. Should the checkpointer
 //! not get the core at all (a load that lasts), the writer copies the log itself every
 //! `WRITER_COPIES_AFTER` transactions, so the log stays bounded.
 
@@ -51,6 +53,10 @@ const INSERT_RECORD: &str = "INSERT INTO audit_log \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 /// How often the write-ahead log is checkpointed while records are written.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The checkpointer's rounds in a row at most, and the frames a round may have found to copy
+/// for the next restart's copy to count as small: 256 frames of 4 KiB, 1 MiB.
+const CATCH_UP_ROUNDS: u32 = 8;
+const SMALL_REST_FRAMES: i64 = 256;
 /// How long the writer waits for readers still on the log before giving up a restart.
 const RESTART_WAIT: Duration = Duration::from_millis(10);
 /// How many transactions the writer lets the log carry without a restart before it copies the
@@ -212,18 +218,43 @@ fn checkpoint_loop(conn: &rusqlite::Connection, stopped: &mpsc::Receiver<()>, fl
     lower_priority(CHECKPOINTER_PRIORITY);
     loop {
         let last_round = !matches!(stopped.recv_timeout(CHECKPOINT_EVERY), Err(mpsc::RecvTimeoutError::Timeout));
-        if flags.written.swap(false, Ordering::AcqRel) {
-            // Copies the log into the database and syncs it, the long part, beside the writer.
-            // A failure (an I/O error, say) leaves the log as it is for the next round, or for
-            // SQLite itself when the last connection closes.
-            if conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())).is_ok() {
-                flags.restart_due.store(true, Ordering::Release);
-            }
+        if flags.written.swap(false, Ordering::AcqRel) && catch_up(conn) {
+            flags.restart_due.store(true, Ordering::Release);
         }
         if last_round {
             return;
         }
     }
+}
+
+/// Copies the log into the database and syncs it, the long part, beside the writer, in rounds
+/// until the last round found little to copy; true then. A round copies what the log held
+/// when it began, and can take hundreds of milliseconds under a steady load (thousands of
+/// pages: each refresh-token rotation writes pages anywhere in the file); what the writer
+/// added meanwhile would be left for the writer's restart, which copies it while every request
+/// waiting on the writer waits too (14 to 200 ms measured after one round, the refresh
+/// grant's p99 at half load). Each further round copies only what the previous one let pass,
+/// so the rest shrinks as long as copying is faster than writing. A failure (an I/O error,
+/// say) leaves the log as it is for the next tick, or for SQLite itself when the last
+/// connection closes.
+fn catch_up(conn: &rusqlite::Connection) -> bool {
+    let mut copied_before = None;
+    for _ in 0..CATCH_UP_ROUNDS {
+        // (busy, frames in the log when the round began, frames copied into the database)
+        let Ok((log, copied)) =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+        else {
+            return false;
+        };
+        // What this round had to copy: the frames written since the previous round's start.
+        let this_round = copied_before.map_or(log, |before| log - before);
+        if this_round <= SMALL_REST_FRAMES {
+            return true;
+        }
+        copied_before = Some(copied);
+    }
+    // Still more than a little after every round: the writer copies the rest.
+    true
 }
 
 /// Lets the log start over once the checkpointer has copied it: a `PASSIVE` checkpoint, beside
