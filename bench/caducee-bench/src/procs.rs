@@ -164,14 +164,18 @@ impl Server {
 }
 
 pub fn rss_of(pid: u32) -> anyhow::Result<u64> {
+    Ok(status_kib(pid, "VmRSS:")? * 1024)
+}
+
+/// A `/proc/PID/status` field given in kB (`VmRSS:`, `RssAnon:`…).
+pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb = status
+    status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse::<u64>().ok())
-        .context("VmRSS")?;
-    Ok(kb * 1024)
+        .with_context(|| field.to_owned())
 }
 
 /// Runs a command to completion, feeding `stdin`, and returns its standard output.

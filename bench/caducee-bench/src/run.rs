@@ -296,6 +296,9 @@ impl Bench {
     }
 }
 
+/// Caducée's figures on one storage shape.
+type ShapeFigures = (Protocol, crate::caducee::Logins);
+
 /// A token-endpoint measure: the peak rate, its note, and the latencies at half of it.
 #[derive(Default, Clone)]
 pub struct Exchange {
@@ -404,25 +407,32 @@ impl Bench {
         Ok(())
     }
 
-    /// Only the measures of relying parties with refresh tokens, on the embedded default then
-    /// on PostgreSQL + Redis (`--only refresh`): printed, the report left as it is.
-    pub async fn only_refresh(&mut self) -> anyhow::Result<()> {
-        let receivers = Receivers::start(0).await?;
+    /// Caducée's measures on the embedded default, then in the production shape (its own data
+    /// folder, clients and users made again in PostgreSQL, Redis beside it).
+    async fn both_shapes(&mut self, receivers: &Receivers) -> anyhow::Result<(ShapeFigures, ShapeFigures)> {
         let data = self.path("data");
         std::fs::create_dir_all(&data)?;
         let addr = procs::free_addr()?;
         let embedded = Place { dir: data, shape: Shape::Embedded, issuer: None };
-        let setup = self.setup_caducee(&embedded, addr, &[]).await?;
-        let (ours, _) = self.caducee("embedded", (&embedded, addr, &setup), &receivers).await?;
+        let setup = self.setup_caducee(&embedded, addr, &receivers.addrs).await?;
+        let ours = self.caducee("embedded", (&embedded, addr, &setup), receivers).await?;
         let redis = self.start_redis().await?;
         let pg = self.start_postgres()?;
         let stores = Stores { pg_port: pg.port(), redis_port: redis.addr.port() };
         stores.prepare().await?;
         let production = self.production_place("data-production", pg.url(), stores, None)?;
         let setup = self.setup_caducee(&production, addr, &[]).await?;
-        let (ours_redis, _) = self.caducee("production", (&production, addr, &setup), &receivers).await?;
+        let ours_redis = self.caducee("production", (&production, addr, &setup), receivers).await?;
         redis.stop().await?;
         drop(pg);
+        Ok((ours, ours_redis))
+    }
+
+    /// Only the measures of relying parties with refresh tokens, on the embedded default then
+    /// on PostgreSQL + Redis (`--only refresh`): printed, the report left as it is.
+    pub async fn only_refresh(&mut self) -> anyhow::Result<()> {
+        let receivers = Receivers::start(0).await?;
+        let ((ours, _), (ours_redis, _)) = self.both_shapes(&receivers).await?;
         for (shape, p) in [("embedded", &ours), ("PostgreSQL + Redis", &ours_redis)] {
             for (what, x) in [
                 ("code exchange + refresh, RS256 ID token", &p.code_rs_refresh),
@@ -447,22 +457,7 @@ impl Bench {
         self.measure_limits().await?;
         let hello = self.measure_hello().await?;
         let receivers = Receivers::start(100).await?;
-        let data = self.path("data");
-        std::fs::create_dir_all(&data)?;
-        let addr = procs::free_addr()?;
-        let embedded = Place { dir: data, shape: Shape::Embedded, issuer: None };
-        let setup = self.setup_caducee(&embedded, addr, &receivers.addrs).await?;
-        let (ours, logins) = self.caducee("embedded", (&embedded, addr, &setup), &receivers).await?;
-        // The production shape: its own data folder, clients and users made again in PostgreSQL.
-        let redis = self.start_redis().await?;
-        let pg = self.start_postgres()?;
-        let stores = Stores { pg_port: pg.port(), redis_port: redis.addr.port() };
-        stores.prepare().await?;
-        let production = self.production_place("data-production", pg.url(), stores, None)?;
-        let setup = self.setup_caducee(&production, addr, &[]).await?;
-        let (ours_redis, logins_redis) = self.caducee("production", (&production, addr, &setup), &receivers).await?;
-        redis.stop().await?;
-        drop(pg);
+        let ((ours, logins), (ours_redis, logins_redis)) = self.both_shapes(&receivers).await?;
         let scale = self.production_nodes().await?;
         let peer = self.peer().await?;
         self.build_rows(&hello, &ours, &logins, &peer, &ours_redis, &logins_redis);

@@ -97,8 +97,13 @@ struct Minute {
     errors: u64,
     logouts_received: u64,
     latency: Vec<Histogram<u64>>,
-    /// Resident memory of each node at the end of the minute, bytes.
+    /// Resident memory of each node at the end of the minute, bytes: all of it, and its
+    /// anonymous part (the rest is the binary's and libraries' pages).
     rss: Vec<u64>,
+    anon: Vec<u64>,
+    /// The argon2 working areas each node holds (`caducee_password_working_areas`), 19 MiB
+    /// each: the steps its memory takes under logins.
+    areas: Vec<Option<f64>>,
 }
 
 impl Minute {
@@ -108,7 +113,15 @@ impl Minute {
             // 1 µs to 60 s, 3 significant digits.
             latency.push(Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?);
         }
-        Ok(Minute { flows: 0, errors: 0, logouts_received: 0, latency, rss: Vec::new() })
+        Ok(Minute {
+            flows: 0,
+            errors: 0,
+            logouts_received: 0,
+            latency,
+            rss: Vec::new(),
+            anon: Vec::new(),
+            areas: Vec::new(),
+        })
     }
 }
 
@@ -610,9 +623,11 @@ impl Bench {
         let mut next = Instant::now();
         let mut next_sample = rec.start + Duration::from_secs(60);
         let pids: Vec<u32> = nodes.iter().filter_map(|n| n.pid()).collect();
+        let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
         while next < end {
             if Instant::now() >= next_sample {
-                sample(&rec, &pids, next_sample - Duration::from_secs(1));
+                let areas = working_areas(&ctx.http, &addrs).await;
+                sample(&rec, &pids, areas, next_sample - Duration::from_secs(1));
                 next_sample += Duration::from_secs(60);
             }
             tokio::time::sleep_until(next.into()).await;
@@ -632,7 +647,8 @@ impl Bench {
         if Instant::now() < next_sample {
             tokio::time::sleep_until(next_sample.into()).await;
         }
-        sample(&rec, &pids, next_sample - Duration::from_secs(1));
+        let areas = working_areas(&ctx.http, &addrs).await;
+        sample(&rec, &pids, areas, next_sample - Duration::from_secs(1));
         let logouts_expected = 2 * rec.logouts.load(Ordering::Relaxed);
         let wait = Instant::now();
         while receiver.received() - logouts_before < logouts_expected && wait.elapsed() < Duration::from_secs(30) {
@@ -680,9 +696,27 @@ impl Bench {
     }
 }
 
-/// Each node's resident memory, into the minute that `at` falls in.
-fn sample(rec: &Recorder, pids: &[u32], at: Instant) {
+/// Each node's password working areas, read from its `/metrics` (`None` where it did not say).
+async fn working_areas(http: &reqwest::Client, addrs: &[SocketAddr]) -> Vec<Option<f64>> {
+    let mut areas = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let text = match http.get(format!("http://{addr}/metrics")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        areas.push(
+            text.lines()
+                .find_map(|l| l.strip_prefix("caducee_password_working_areas "))
+                .and_then(|v| v.trim().parse().ok()),
+        );
+    }
+    areas
+}
+
+/// Each node's resident memory and working areas, into the minute that `at` falls in.
+fn sample(rec: &Recorder, pids: &[u32], areas: Vec<Option<f64>>, at: Instant) {
     let rss: Vec<u64> = pids.iter().map(|p| procs::rss_of(*p).unwrap_or(0)).collect();
+    let anon: Vec<u64> = pids.iter().map(|p| procs::status_kib(*p, "RssAnon:").unwrap_or(0) * 1024).collect();
     let i = ((at.saturating_duration_since(rec.start).as_secs() / 60) as usize).min(rec.last_minute);
     if let Ok(mut s) = rec.state.lock() {
         while s.minutes.len() <= i {
@@ -693,6 +727,8 @@ fn sample(rec: &Recorder, pids: &[u32], at: Instant) {
         }
         if let Some(m) = s.minutes.get_mut(i) {
             m.rss = rss;
+            m.anon = anon;
+            m.areas = areas;
         }
     }
 }
@@ -745,7 +781,7 @@ fn section(s: &SoakSettings, o: &Outcome) -> String {
     );
     let _ = writeln!(
         d,
-        "- Latencies are per request, from sending to the whole answer read, p99 over the minute, in ms; memory is each node's resident set (`VmRSS`) at the minute's end.\n"
+        "- Latencies are per request, from sending to the whole answer read, p99 over the minute, in ms; memory is each node's resident set (`VmRSS`) at the minute's end, its anonymous part (`RssAnon`) in brackets, and beside it the argon2 working areas the node holds (19 MiB each).\n"
     );
     let mut header = String::from("| minute | flows | errors | logout tokens |");
     let mut rule = String::from("|---:|---:|---:|---:|");
@@ -753,8 +789,8 @@ fn section(s: &SoakSettings, o: &Outcome) -> String {
         let _ = write!(header, " {} p99 |", k.name());
         rule.push_str("---:|");
     }
-    header.push_str(" node A RSS MiB | node B RSS MiB |");
-    rule.push_str("---:|---:|");
+    header.push_str(" node A RSS MiB | node A areas | node B RSS MiB | node B areas |");
+    rule.push_str("---:|---:|---:|---:|");
     let _ = writeln!(d, "{header}\n{rule}");
     let mut first_rss: Option<Vec<u64>> = None;
     let mut last_rss: Option<Vec<u64>> = None;
@@ -769,9 +805,18 @@ fn section(s: &SoakSettings, o: &Outcome) -> String {
                 }
             }
             for n in 0..2 {
-                match m.rss.get(n) {
-                    Some(r) => {
+                match (m.rss.get(n), m.anon.get(n)) {
+                    (Some(r), Some(a)) => {
+                        let _ = write!(line, " {:.1} ({:.1}) |", mib(*r), mib(*a));
+                    }
+                    (Some(r), None) => {
                         let _ = write!(line, " {:.1} |", mib(*r));
+                    }
+                    _ => line.push_str(" – |"),
+                }
+                match m.areas.get(n).copied().flatten() {
+                    Some(a) => {
+                        let _ = write!(line, " {a:.0} |");
                     }
                     None => line.push_str(" – |"),
                 }

@@ -138,7 +138,8 @@ impl WorkingMemory {
             pool.iter().position(|b| b.len() == blocks).map(|i| pool.swap_remove(i))
         };
         let blocks = reused.unwrap_or_else(|| {
-            WORKING_AREAS.fetch_add(1, Ordering::SeqCst);
+            let areas = WORKING_AREAS.fetch_add(1, Ordering::SeqCst) + 1;
+            report_working_areas(areas);
             vec![Block::default(); blocks]
         });
         WorkingMemory { blocks }
@@ -149,9 +150,16 @@ impl WorkingMemory {
         if pool.len() < max_concurrent_checks() {
             pool.push(self.blocks);
         } else {
-            WORKING_AREAS.fetch_sub(1, Ordering::SeqCst);
+            let areas = WORKING_AREAS.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+            report_working_areas(areas);
         }
     }
+}
+
+/// `caducee_password_working_areas`: the argon2 working areas this process holds, 19 MiB each,
+/// what its resident memory grows by in steps under logins (docs/benchmarks.md, «Soak»).
+fn report_working_areas(areas: usize) {
+    metrics::gauge!("caducee_password_working_areas").set(areas as f64);
 }
 
 /// At most this many password checks run at once per core; the others wait their turn. Each

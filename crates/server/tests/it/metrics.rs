@@ -99,6 +99,11 @@ async fn failures_lockouts_refusals_and_logout_deliveries_are_counted() {
     };
     assert_eq!((steps("failed"), steps("locked"), steps("success")), (Some(1.0), Some(2.0), Some(1.0)), "{text}");
     assert_eq!(gauge(&text, "caducee_lockouts_total"), Some(1.0), "{text}");
+    // Password checks ran: their working areas are shown (held by the whole test process,
+    // which other tests share), never more than the bound.
+    let bound = authn_methods::password::check_stats().bound as f64;
+    let areas = gauge(&text, "caducee_password_working_areas");
+    assert!(areas.is_some_and(|a| (1.0..=bound).contains(&a)), "{areas:?} for a bound of {bound}: {text}");
     assert_eq!(sample(&text, "caducee_rate_limited_total", &["limit=\"interaction-browser\""]), Some(1.0), "{text}");
     assert_eq!(
         sample(&text, "caducee_backchannel_deliveries_total", &["outcome=\"retry_later\""]),
