@@ -18,12 +18,25 @@ use crate::token::AccessTokenClaims;
 
 /// Tokens kept at most; past it expired ones are dropped, and if none are, everything.
 const CAPACITY: usize = 100_000;
+/// Expired entries are swept once the map holds this many, and from then on each time it has
+/// doubled since the last sweep: an amortised constant cost per token, and a map at most about
+/// twice the tokens still alive. Sweeping only at `CAPACITY`, as before, let a node under a
+/// steady load hold 100,000 entries, most of them expired, before it dropped any: the soak's
+/// nodes grew by about 1 MiB a minute for that (docs/benchmarks.md, «Soak»).
+const FIRST_SWEEP: usize = 1024;
 
 type TokenDigest = [u8; 32];
 
 #[derive(Default)]
 pub(crate) struct VerifiedTokens {
-    entries: RwLock<HashMap<TokenDigest, AccessTokenClaims>>,
+    entries: RwLock<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<TokenDigest, AccessTokenClaims>,
+    /// The size at which the next sweep runs (0 before the first: [`FIRST_SWEEP`]).
+    sweep_at: usize,
 }
 
 fn token_digest(token: &str) -> TokenDigest {
@@ -38,7 +51,7 @@ impl VerifiedTokens {
     pub(crate) fn lookup(&self, token: &str, now: i64) -> Result<AccessTokenClaims, TokenDigest> {
         let key = token_digest(token);
         let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match entries.get(&key) {
+        match entries.map.get(&key) {
             Some(claims) if claims.exp > now => Ok(claims.clone()),
             _ => Err(key),
         }
@@ -47,13 +60,23 @@ impl VerifiedTokens {
     /// Remembers claims just verified for the token whose digest `lookup` returned.
     pub(crate) fn remember(&self, key: TokenDigest, claims: &AccessTokenClaims, now: i64) {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= CAPACITY {
-            entries.retain(|_, c| c.exp > now);
-            if entries.len() >= CAPACITY {
-                entries.clear();
+        if entries.map.len() >= entries.sweep_at.max(FIRST_SWEEP) {
+            entries.map.retain(|_, c| c.exp > now);
+            if entries.map.len() >= CAPACITY {
+                entries.map.clear();
             }
+            let live = entries.map.len();
+            let next = live.saturating_mul(2).clamp(FIRST_SWEEP, CAPACITY);
+            entries.sweep_at = next;
+            // The table keeps the room it grew to otherwise.
+            entries.map.shrink_to(next);
         }
-        entries.insert(key, claims.clone());
+        entries.map.insert(key, claims.clone());
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner).map.len()
     }
 }
 
@@ -92,5 +115,24 @@ mod tests {
         assert_eq!(cache.lookup("a.b.c", 99).map(|c| c.exp).ok(), Some(100));
         assert!(cache.lookup("a.b.c", 100).is_err(), "expired");
         assert!(cache.lookup("a.b.d", 10).is_err(), "another token");
+    }
+
+    /// Under a steady stream of tokens, expired entries go long before the capacity: the map
+    /// stays near twice the tokens alive, whatever the number verified over time.
+    #[test]
+    fn expired_entries_are_swept_as_the_map_doubles() {
+        let cache = VerifiedTokens::default();
+        // 100 new tokens a second, each living 60 s, for 20 minutes: 120,000 tokens, 6,000
+        // alive at any moment.
+        for i in 0..120_000_i64 {
+            let now = i / 100;
+            let Err(key) = cache.lookup(&format!("token-{i}"), now) else { panic!("new token hit") };
+            cache.remember(key, &claims(now + 60), now);
+            assert!(cache.len() <= 2 * 6_000 + 100, "{} entries at {now} s", cache.len());
+        }
+        // The live ones are still remembered.
+        let now = 119_999 / 100;
+        assert!(cache.lookup("token-119999", now).is_ok());
+        assert!(cache.lookup("token-119000", now).is_ok());
     }
 }
