@@ -25,9 +25,9 @@
 //! endpoint at half load was twice as long. The checkpointer thread does the copying beside the
 //! writer instead (a `PASSIVE` checkpoint never blocks writers), at most once per
 //! `CHECKPOINT_EVERY` and only after writes, in rounds until little is left ([`catch_up`]); the
-//! writer then only restarts the log, which copies the few frames written meanwhile. Should the checkpointer
-//! not get the core at all (a load that lasts), the writer copies the log itself every
-//! `WRITER_COPIES_AFTER` transactions, so the log stays bounded.
+//! writer then only restarts the log, which copies the few frames written meanwhile. Should the
+//! checkpointer not get the core at all (a load that lasts), the writer copies the log itself
+//! every `WRITER_COPIES_AFTER` transactions, so the log stays bounded.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -246,7 +246,7 @@ fn catch_up(conn: &rusqlite::Connection) -> bool {
         else {
             return false;
         };
-        // What this round had to copy: the frames written since the previous round's start.
+        // What this round had to copy: the frames the previous round left (written while it ran).
         let this_round = copied_before.map_or(log, |before| log - before);
         if this_round <= SMALL_REST_FRAMES {
             return true;
