@@ -74,6 +74,25 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// The code exchange measure ([`Bench::code_exchange`]) for `rp` on Caducée at `addr`, its
+    /// codes asked for with `browser`'s SSO session.
+    pub(crate) async fn session_code_exchange(
+        &self,
+        what: &str,
+        addr: SocketAddr,
+        browser: &Browser,
+        rp: &Rp,
+        latencies: bool,
+    ) -> anyhow::Result<crate::run::Exchange> {
+        let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
+            let b = browser.clone();
+            Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
+        };
+        self.code_exchange(what, addr, &prepare, rp, latencies).await
+    }
+}
+
 /// What the CLI registered.
 pub struct Setup {
     pub cc: Rp,
@@ -440,26 +459,16 @@ impl Bench {
             p.notes.push(("introspection".into(), n_introspection));
             // Code exchange: all ES256, then RS256 ID token (+ ES256 access token, the default).
             for (rp, es) in [(&setup.rp_es, true), (&setup.rp_rs, false)] {
-                let b = browser.clone();
-                let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
-                    let b = b.clone();
-                    Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
-                };
                 let what = format!("code exchange {}", rp.client_id);
-                let x = self.code_exchange(&what, addr, &prepare, rp, false).await?;
+                let x = self.session_code_exchange(&what, addr, &browser, rp, false).await?;
                 p.notes.push((what, x.note));
                 if es { p.code_es = x.peak } else { p.code_rs = x.peak }
             }
         }
         // The same with a refresh token in each response: RS256 with its latencies, then ES256.
         for (rp, es) in [(&setup.rp_rs_refresh, false), (&setup.rp_es_refresh, true)] {
-            let b = browser.clone();
-            let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
-                let b = b.clone();
-                Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
-            };
             let what = format!("code exchange {}", rp.client_id);
-            let x = self.code_exchange(&what, addr, &prepare, rp, !es).await?;
+            let x = self.session_code_exchange(&what, addr, &browser, rp, !es).await?;
             p.notes.push((what, x.note.clone()));
             if es { p.code_es_refresh = x } else { p.code_rs_refresh = x }
         }

@@ -19,7 +19,7 @@ use crate::costs::{Costs, Stores};
 use crate::flows::{self, Browser};
 use crate::loadgen::{self, Req};
 use crate::report::Row;
-use crate::run::{Bench, futures_lite, say};
+use crate::run::{Bench, say};
 use crate::stats::Summary;
 
 /// One configuration's figures.
@@ -91,12 +91,8 @@ impl Bench {
         let mut f = NodeFigures::default();
         let rp = &setup.rp_es_refresh;
         let browser = browsers.first().context("no session")?;
-        let prepare = |n: usize| -> futures_lite::BoxFuture<'_, anyhow::Result<Vec<String>>> {
-            let b = browser.clone();
-            Box::pin(async move { self.prepare_codes(addr, &b, rp, n).await })
-        };
-        f.code =
-            self.code_exchange(&format!("{label}: code exchange rp-es-refresh"), addr, &prepare, rp, false).await?.peak;
+        let what = format!("{label}: code exchange rp-es-refresh");
+        f.code = self.session_code_exchange(&what, addr, browser, rp, false).await?.peak;
         let (userinfo, _) = self
             .peak(
                 &format!("{label}: userinfo"),
