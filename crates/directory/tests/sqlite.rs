@@ -34,6 +34,7 @@ macro_rules! suite_tests {
 suite_tests!(
     migrate_twice,
     concurrent_migrations,
+    refresh_token_indexes_are_those_queries_use,
     professionals_crud,
     professionals_conflicts_and_errors,
     clients_crud,

@@ -83,7 +83,8 @@ pub trait RefreshTokenStore: Send + Sync {
         issued: Option<AuditEntry>,
     ) -> Result<ConsumeResult, GrantError>;
     async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, GrantError>;
-    async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, GrantError>;
+    /// Revokes every token of `subject`'s session `sid`.
+    async fn revoke_sid(&self, subject: &str, sid: &str, now: i64) -> Result<u64, GrantError>;
     /// Revokes every token issued to a professional, whatever its session.
     async fn revoke_subject(&self, subject: &str, now: i64) -> Result<u64, GrantError>;
 }

@@ -87,7 +87,7 @@ impl Provider {
         let Some(session) = self.sessions.end(sid).await? else {
             return Ok(None);
         };
-        self.grants.revoke_sid(sid, now).await?;
+        self.grants.revoke_sid(&session.subject, sid, now).await?;
         if let Some(notifier) = &self.notifier {
             notifier.session_ended(&session).await;
         }

@@ -102,7 +102,11 @@ pub struct Introspection {
 
 impl Provider {
     /// An access token that is valid and alive, or `None`.
-    pub async fn live_access_token(&self, token: &str, now: i64) -> Result<Option<AccessTokenClaims>, EndpointError> {
+    pub async fn live_access_token(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<Option<std::sync::Arc<AccessTokenClaims>>, EndpointError> {
         let Some(claims) = self.decode_access_token(token, now) else {
             return Ok(None);
         };
@@ -200,7 +204,9 @@ impl Provider {
             } else {
                 match self.live_access_token(token, now).await? {
                     // A token of a client that was removed since is no longer honoured.
-                    Some(at) if self.client(&at.client_id).await?.is_some() => Some(describe_access(at)),
+                    Some(at) if self.client(&at.client_id).await?.is_some() => {
+                        Some(describe_access(std::sync::Arc::unwrap_or_clone(at)))
+                    }
                     _ => None,
                 }
             };

@@ -10,7 +10,7 @@
 //! which is harmless: another node verifies the token itself.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::digest;
 
@@ -24,6 +24,11 @@ const CAPACITY: usize = 100_000;
 /// steady load hold 100,000 entries, most of them expired, before it dropped any: the soak's
 /// nodes grew by about 1 MiB a minute for that (docs/benchmarks.md, «Soak»).
 const FIRST_SWEEP: usize = 1024;
+/// The table gives back its room after a sweep only when it is this many times larger than
+/// what the next sweep lets it hold: a table resized at every sweep moves between sizes of a
+/// few MiB each time the tokens alive cross a power of two, and the soak's nodes showed those
+/// steps (14 MiB up and down) in their resident memory.
+const SHRINK_FACTOR: usize = 4;
 
 type TokenDigest = [u8; 32];
 
@@ -34,7 +39,10 @@ pub(crate) struct VerifiedTokens {
 
 #[derive(Default)]
 struct Entries {
-    map: HashMap<TokenDigest, AccessTokenClaims>,
+    /// The claims behind an `Arc`: a slot of the table is a digest and a pointer (the table
+    /// stays small whatever the claims hold), and a hit hands out the pointer, not a copy of
+    /// every string of the claims.
+    map: HashMap<TokenDigest, Arc<AccessTokenClaims>>,
     /// The size at which the next sweep runs (0 before the first: [`FIRST_SWEEP`]).
     sweep_at: usize,
 }
@@ -48,17 +56,17 @@ fn token_digest(token: &str) -> TokenDigest {
 impl VerifiedTokens {
     /// The claims of `token` if it was verified before and has not expired at `now`, and its
     /// digest for [`VerifiedTokens::remember`] otherwise.
-    pub(crate) fn lookup(&self, token: &str, now: i64) -> Result<AccessTokenClaims, TokenDigest> {
+    pub(crate) fn lookup(&self, token: &str, now: i64) -> Result<Arc<AccessTokenClaims>, TokenDigest> {
         let key = token_digest(token);
         let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         match entries.map.get(&key) {
-            Some(claims) if claims.exp > now => Ok(claims.clone()),
+            Some(claims) if claims.exp > now => Ok(Arc::clone(claims)),
             _ => Err(key),
         }
     }
 
     /// Remembers claims just verified for the token whose digest `lookup` returned.
-    pub(crate) fn remember(&self, key: TokenDigest, claims: &AccessTokenClaims, now: i64) {
+    pub(crate) fn remember(&self, key: TokenDigest, claims: Arc<AccessTokenClaims>, now: i64) {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.map.len() >= entries.sweep_at.max(FIRST_SWEEP) {
             entries.map.retain(|_, c| c.exp > now);
@@ -68,10 +76,11 @@ impl VerifiedTokens {
             let live = entries.map.len();
             let next = live.saturating_mul(2).clamp(FIRST_SWEEP, CAPACITY);
             entries.sweep_at = next;
-            // The table keeps the room it grew to otherwise.
-            entries.map.shrink_to(next);
+            if entries.map.capacity() > SHRINK_FACTOR * next {
+                entries.map.shrink_to(next);
+            }
         }
-        entries.map.insert(key, claims.clone());
+        entries.map.insert(key, claims);
     }
 
     #[cfg(test)]
@@ -111,7 +120,7 @@ mod tests {
     fn remembered_until_expiry_and_only_for_the_same_token() {
         let cache = VerifiedTokens::default();
         let Err(key) = cache.lookup("a.b.c", 10) else { panic!("empty cache hit") };
-        cache.remember(key, &claims(100), 10);
+        cache.remember(key, Arc::new(claims(100)), 10);
         assert_eq!(cache.lookup("a.b.c", 99).map(|c| c.exp).ok(), Some(100));
         assert!(cache.lookup("a.b.c", 100).is_err(), "expired");
         assert!(cache.lookup("a.b.d", 10).is_err(), "another token");
@@ -127,7 +136,7 @@ mod tests {
         for i in 0..120_000_i64 {
             let now = i / 100;
             let Err(key) = cache.lookup(&format!("token-{i}"), now) else { panic!("new token hit") };
-            cache.remember(key, &claims(now + 60), now);
+            cache.remember(key, Arc::new(claims(now + 60)), now);
             assert!(cache.len() <= 2 * 6_000 + 100, "{} entries at {now} s", cache.len());
         }
         // The live ones are still remembered.

@@ -217,8 +217,8 @@ impl RefreshTokenStore for DirectoryAdapter {
         self.directory.refresh_tokens().revoke_grant(grant_id, now).await.map_err(grant_error)
     }
 
-    async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, GrantError> {
-        self.directory.refresh_tokens().revoke_sid(sid, now).await.map_err(grant_error)
+    async fn revoke_sid(&self, subject: &str, sid: &str, now: i64) -> Result<u64, GrantError> {
+        self.directory.refresh_tokens().revoke_sid(subject, sid, now).await.map_err(grant_error)
     }
 
     async fn revoke_subject(&self, subject: &str, now: i64) -> Result<u64, GrantError> {

@@ -11,6 +11,7 @@ mod m20261125_000002_logout_deliveries;
 mod m20261204_000003_push_blocks;
 mod m20261215_000004_client_credentials_changed;
 mod m20261216_000005_admin_roles;
+mod m20261217_000006_refresh_token_session_index;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000003_push_blocks::Migration),
             Box::new(m20261215_000004_client_credentials_changed::Migration),
             Box::new(m20261216_000005_admin_roles::Migration),
+            Box::new(m20261217_000006_refresh_token_session_index::Migration),
         ]
     }
 }

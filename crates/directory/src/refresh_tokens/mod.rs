@@ -219,9 +219,18 @@ impl<'a> RefreshTokens<'a> {
         self.revoke_where(Column::GrantId, grant_id, now).await
     }
 
-    /// Revokes every token of an SSO session (logout, session revoked by an admin).
-    pub async fn revoke_sid(&self, sid: &str, now: i64) -> Result<u64, DirectoryError> {
-        self.revoke_where(Column::Sid, sid, now).await
+    /// Revokes every token of `subject`'s SSO session `sid` (logout, session revoked by an
+    /// admin). The subject is asked for because the table's index is `(subject, sid)`: one
+    /// index for both revocations, one page less written per token stored.
+    pub async fn revoke_sid(&self, subject: &str, sid: &str, now: i64) -> Result<u64, DirectoryError> {
+        let res = Entity::update_many()
+            .col_expr(Column::RevokedAt, Expr::value(now))
+            .filter(Column::Subject.eq(subject))
+            .filter(Column::Sid.eq(sid))
+            .filter(Column::RevokedAt.is_null())
+            .exec(&self.inner.db)
+            .await?;
+        Ok(res.rows_affected)
     }
 
     /// Revokes every token of a professional ("log out everywhere", account blocked).

@@ -55,7 +55,8 @@ pub async fn refresh_tokens_lifecycle(ctx: &Ctx) {
     {
         rts.insert(refresh(tok, grant, sid, sub, 5000)).await.unwrap();
     }
-    assert_eq!(rts.revoke_sid("s2", 1800).await.unwrap(), 2);
+    assert_eq!(rts.revoke_sid("sub-1", "s2", 1800).await.unwrap(), 0, "another professional's session");
+    assert_eq!(rts.revoke_sid("sub-2", "s2", 1800).await.unwrap(), 2);
     assert_eq!(rts.revoke_subject("sub-2", 1900).await.unwrap(), 1);
     assert_eq!(rts.revoke_subject("sub-3", 1900).await.unwrap(), 1);
     assert!(matches!(rts.consume(&sha256_hex(b"d"), 1950).await.unwrap(), ConsumeOutcome::Revoked(_)));

@@ -2,6 +2,7 @@
 //! ([`authorization_code`], [`refresh_token`], [`client_credentials`], [`ciba`]), and the tokens they
 //! issue (ID token, JWT access token per RFC 9068, rotating refresh token).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -471,7 +472,7 @@ impl Provider {
     }
 
     /// Verifies an access token's signature and lifetime (not yet whether it was revoked).
-    pub(crate) fn decode_access_token(&self, token: &str, now: i64) -> Option<AccessTokenClaims> {
+    pub(crate) fn decode_access_token(&self, token: &str, now: i64) -> Option<Arc<AccessTokenClaims>> {
         if token.len() > 8 * 1024 {
             return None;
         }
@@ -483,7 +484,8 @@ impl Provider {
             token,
             VerifyOptions { issuer: &self.config.issuer, kind: TokenKind::AccessToken, allow_expired: false, now },
         )?;
-        self.verified.remember(key, &claims, now);
+        let claims = Arc::new(claims);
+        self.verified.remember(key, Arc::clone(&claims), now);
         Some(claims)
     }
 }
