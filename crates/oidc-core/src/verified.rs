@@ -20,8 +20,8 @@ use crate::token::AccessTokenClaims;
 const CAPACITY: usize = 100_000;
 /// Expired entries are swept once the map holds this many, and from then on each time it has
 /// grown by a quarter since the last sweep ([`GROWTH_BEFORE_SWEEP`]): an amortised constant
-/// cost per token (a sweep visits the entries left by the last one four times over at most),
-/// and a map at most a quarter larger than the tokens still alive. Sweeping only at
+/// cost per token (a sweep visits five entries for each token remembered since the last one,
+/// at most), and a map at most a quarter larger than the tokens still alive. Sweeping only at
 /// `CAPACITY`, as at first, let a node under a steady load hold 100,000 entries, most of them
 /// expired; sweeping as the map doubled still let each node's memory swing by the tokens of
 /// a whole lifetime (docs/benchmarks.md, «Soak»).

@@ -21,8 +21,8 @@ pub(crate) mod sqlite;
 
 use std::sync::Arc;
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait as _, ConnectionTrait, DbBackend, EntityTrait as _, QueryFilter as _, Statement};
+use sea_orm::sea_query::{Expr, IntoCondition};
+use sea_orm::{ColumnTrait as _, Condition, ConnectionTrait, DbBackend, EntityTrait as _, QueryFilter as _, Statement};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -216,31 +216,24 @@ impl<'a> RefreshTokens<'a> {
 
     /// Revokes every live token of a grant (reuse detected, code replayed); returns how many.
     pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> Result<u64, DirectoryError> {
-        self.revoke_where(Column::GrantId, grant_id, now).await
+        self.revoke_where(Column::GrantId.eq(grant_id), now).await
     }
 
     /// Revokes every token of `subject`'s SSO session `sid` (logout, session revoked by an
     /// admin). The subject is asked for because the table's index is `(subject, sid)`: one
     /// index for both revocations, one page less written per token stored.
     pub async fn revoke_sid(&self, subject: &str, sid: &str, now: i64) -> Result<u64, DirectoryError> {
-        let res = Entity::update_many()
-            .col_expr(Column::RevokedAt, Expr::value(now))
-            .filter(Column::Subject.eq(subject))
-            .filter(Column::Sid.eq(sid))
-            .filter(Column::RevokedAt.is_null())
-            .exec(&self.inner.db)
-            .await?;
-        Ok(res.rows_affected)
+        self.revoke_where(Condition::all().add(Column::Subject.eq(subject)).add(Column::Sid.eq(sid)), now).await
     }
 
     /// Revokes every token of a professional ("log out everywhere", account blocked).
     pub async fn revoke_subject(&self, subject: &str, now: i64) -> Result<u64, DirectoryError> {
-        self.revoke_where(Column::Subject, subject, now).await
+        self.revoke_where(Column::Subject.eq(subject), now).await
     }
 
     /// Revokes every token issued to a client (the client is removed or compromised).
     pub async fn revoke_client(&self, client_id: &str, now: i64) -> Result<u64, DirectoryError> {
-        self.revoke_where(Column::ClientId, client_id, now).await
+        self.revoke_where(Column::ClientId.eq(client_id), now).await
     }
 
     /// Deletes expired tokens; returns how many.
@@ -249,10 +242,11 @@ impl<'a> RefreshTokens<'a> {
         Ok(res.rows_affected)
     }
 
-    async fn revoke_where(&self, column: Column, value: &str, now: i64) -> Result<u64, DirectoryError> {
+    /// Revokes the live tokens `which` selects.
+    async fn revoke_where(&self, which: impl IntoCondition, now: i64) -> Result<u64, DirectoryError> {
         let res = Entity::update_many()
             .col_expr(Column::RevokedAt, Expr::value(now))
-            .filter(column.eq(value))
+            .filter(which)
             .filter(Column::RevokedAt.is_null())
             .exec(&self.inner.db)
             .await?;
