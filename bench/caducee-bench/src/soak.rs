@@ -104,6 +104,9 @@ struct Minute {
     /// The argon2 working areas each node holds (`caducee_password_working_areas`), 19 MiB
     /// each: the steps its memory takes under logins.
     areas: Vec<Option<f64>>,
+    /// Requests each node had answered by the end of the minute (`caducee_http_requests_total`
+    /// summed): the share of the load each one took during the minute.
+    requests: Vec<Option<f64>>,
 }
 
 impl Minute {
@@ -121,6 +124,7 @@ impl Minute {
             rss: Vec::new(),
             anon: Vec::new(),
             areas: Vec::new(),
+            requests: Vec::new(),
         })
     }
 }
@@ -513,6 +517,8 @@ struct Outcome {
     logouts_received: u64,
     users: usize,
     warmup_minutes: usize,
+    /// Each node's requests answered when the soak began (the calibration's among them).
+    requests_before: Vec<Option<f64>>,
     took: Duration,
 }
 
@@ -561,8 +567,16 @@ impl Bench {
         let [first, second]: [Rp; 2] = rps.try_into().map_err(|_| anyhow::anyhow!("two clients"))?;
 
         // Calibration: closed loop, as many flows as the nodes complete.
+        // A connection per request. The balancer hands out connections in turn, not requests
+        // (the HAProxy of deploy/ hands out requests); a client that kept its connections
+        // reused the most recent ones, and the load drifted from one node to the other for
+        // minutes at a time (one node answering four requests in five, then the other), each
+        // node's memory following its share.
         let ctx = Arc::new(Ctx {
-            http: flows::client()?,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
+                .build()?,
             base: balancer.url(),
             first,
             second,
@@ -624,10 +638,11 @@ impl Bench {
         let mut next_sample = rec.start + Duration::from_secs(60);
         let pids: Vec<u32> = nodes.iter().filter_map(|n| n.pid()).collect();
         let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.addr).collect();
+        let requests_before = read_metrics(&ctx.http, &addrs).await.requests;
         while next < end {
             if Instant::now() >= next_sample {
-                let areas = working_areas(&ctx.http, &addrs).await;
-                sample(&rec, &pids, areas, next_sample - Duration::from_secs(1));
+                let read = read_metrics(&ctx.http, &addrs).await;
+                sample(&rec, &pids, read, next_sample - Duration::from_secs(1));
                 next_sample += Duration::from_secs(60);
             }
             tokio::time::sleep_until(next.into()).await;
@@ -647,8 +662,8 @@ impl Bench {
         if Instant::now() < next_sample {
             tokio::time::sleep_until(next_sample.into()).await;
         }
-        let areas = working_areas(&ctx.http, &addrs).await;
-        sample(&rec, &pids, areas, next_sample - Duration::from_secs(1));
+        let read = read_metrics(&ctx.http, &addrs).await;
+        sample(&rec, &pids, read, next_sample - Duration::from_secs(1));
         let logouts_expected = 2 * rec.logouts.load(Ordering::Relaxed);
         let wait = Instant::now();
         while receiver.received() - logouts_before < logouts_expected && wait.elapsed() < Duration::from_secs(30) {
@@ -682,6 +697,7 @@ impl Bench {
             logouts_received,
             users: user_count,
             warmup_minutes: (minutes / 6).max(1),
+            requests_before,
             took: started.elapsed(),
         };
         let section = section(&s, &outcome);
@@ -696,25 +712,37 @@ impl Bench {
     }
 }
 
-/// Each node's password working areas, read from its `/metrics` (`None` where it did not say).
-async fn working_areas(http: &reqwest::Client, addrs: &[SocketAddr]) -> Vec<Option<f64>> {
-    let mut areas = Vec::with_capacity(addrs.len());
+/// What the soak reads from each node's `/metrics` (`None` where it did not say).
+struct NodeMetrics {
+    areas: Vec<Option<f64>>,
+    requests: Vec<Option<f64>>,
+}
+
+async fn read_metrics(http: &reqwest::Client, addrs: &[SocketAddr]) -> NodeMetrics {
+    let mut read = NodeMetrics { areas: Vec::with_capacity(addrs.len()), requests: Vec::with_capacity(addrs.len()) };
     for addr in addrs {
         let text = match http.get(format!("http://{addr}/metrics")).send().await {
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
-        areas.push(
+        read.areas.push(
             text.lines()
                 .find_map(|l| l.strip_prefix("caducee_password_working_areas "))
                 .and_then(|v| v.trim().parse().ok()),
         );
+        // One series per route and status: `name{labels} value`.
+        let counts: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("caducee_http_requests_total{"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.trim().parse().ok()))
+            .collect();
+        read.requests.push((!counts.is_empty()).then(|| counts.iter().sum()));
     }
-    areas
+    read
 }
 
-/// Each node's resident memory and working areas, into the minute that `at` falls in.
-fn sample(rec: &Recorder, pids: &[u32], areas: Vec<Option<f64>>, at: Instant) {
+/// Each node's resident memory and what its `/metrics` said, into the minute that `at` falls in.
+fn sample(rec: &Recorder, pids: &[u32], read: NodeMetrics, at: Instant) {
     let rss: Vec<u64> = pids.iter().map(|p| procs::rss_of(*p).unwrap_or(0)).collect();
     let anon: Vec<u64> = pids.iter().map(|p| procs::status_kib(*p, "RssAnon:").unwrap_or(0) * 1024).collect();
     let i = ((at.saturating_duration_since(rec.start).as_secs() / 60) as usize).min(rec.last_minute);
@@ -728,9 +756,17 @@ fn sample(rec: &Recorder, pids: &[u32], areas: Vec<Option<f64>>, at: Instant) {
         if let Some(m) = s.minutes.get_mut(i) {
             m.rss = rss;
             m.anon = anon;
-            m.areas = areas;
+            m.areas = read.areas;
+            m.requests = read.requests;
         }
     }
+}
+
+/// The first node's share of the requests both answered between two readings of their counts.
+fn share_of_first(before: &[Option<f64>], after: &[Option<f64>]) -> Option<f64> {
+    let answered = |n: usize| Some(after.get(n).copied().flatten()? - before.get(n).copied().flatten()?);
+    let (a, b) = (answered(0)?, answered(1)?);
+    (a + b > 0.0).then(|| a / (a + b))
 }
 
 fn mib(bytes: u64) -> f64 {
@@ -763,7 +799,7 @@ fn section(s: &SoakSettings, o: &Outcome) -> String {
     );
     let _ = writeln!(
         d,
-        "- Shape: two nodes sharing the issuer (the balancer's address) and `CADUCEE_MASTER_KEY`, over one PostgreSQL (files on disk, every commit synced) and one Redis (no persistence), behind a round-robin TCP balancer (`test_support::balancer`); clients and {} professionals with TOTP made with the CLI.",
+        "- Shape: two nodes sharing the issuer (the balancer's address) and `CADUCEE_MASTER_KEY`, over one PostgreSQL (files on disk, every commit synced) and one Redis (no persistence), behind a round-robin TCP balancer (`test_support::balancer`) to which the flows open a connection per request, so that requests alternate between the nodes as behind the HTTP load balancer of `deploy/`; clients and {} professionals with TOTP made with the CLI.",
         o.users
     );
     let _ = writeln!(
@@ -781,7 +817,7 @@ fn section(s: &SoakSettings, o: &Outcome) -> String {
     );
     let _ = writeln!(
         d,
-        "- Latencies are per request, from sending to the whole answer read, p99 over the minute, in ms; memory is each node's resident set (`VmRSS`) at the minute's end, its anonymous part (`RssAnon`) in brackets, and beside it the argon2 working areas the node holds (19 MiB each).\n"
+        "- Latencies are per request, from sending to the whole answer read, p99 over the minute, in ms; memory is each node's resident set (`VmRSS`) at the minute's end, its anonymous part (`RssAnon`) in brackets, and beside it the argon2 working areas the node holds (19 MiB each); the last column is node A's share of the requests the two nodes answered during the minute (their `/metrics` counts).\n"
     );
     let mut header = String::from("| minute | flows | errors | logout tokens |");
     let mut rule = String::from("|---:|---:|---:|---:|");
@@ -789,11 +825,12 @@ fn section(s: &SoakSettings, o: &Outcome) -> String {
         let _ = write!(header, " {} p99 |", k.name());
         rule.push_str("---:|");
     }
-    header.push_str(" node A RSS MiB | node A areas | node B RSS MiB | node B areas |");
-    rule.push_str("---:|---:|---:|---:|");
+    header.push_str(" node A RSS MiB | node A areas | node B RSS MiB | node B areas | node A's share of requests |");
+    rule.push_str("---:|---:|---:|---:|---:|");
     let _ = writeln!(d, "{header}\n{rule}");
     let mut first_rss: Option<Vec<u64>> = None;
     let mut last_rss: Option<Vec<u64>> = None;
+    let mut requests_before = o.requests_before.clone();
     if let Ok(st) = o.rec.state.lock() {
         for (i, m) in st.minutes.iter().enumerate() {
             let mut line = format!("| {} | {} | {} | {} |", i + 1, m.flows, m.errors, m.logouts_received);
@@ -821,6 +858,13 @@ fn section(s: &SoakSettings, o: &Outcome) -> String {
                     None => line.push_str(" – |"),
                 }
             }
+            match share_of_first(&requests_before, &m.requests) {
+                Some(share) => {
+                    let _ = write!(line, " {:.0} % |", share * 100.0);
+                }
+                None => line.push_str(" – |"),
+            }
+            requests_before.clone_from(&m.requests);
             let _ = writeln!(d, "{line}");
             if m.rss.len() == 2 {
                 if i + 1 == o.warmup_minutes {
@@ -946,5 +990,14 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, format!("# Benchmarks\n\ntext\n\n{BEGIN}\ntwo\n{END}\n"));
         assert_eq!(existing_block(&path), Some(format!("{BEGIN}\ntwo\n{END}\n")));
+    }
+
+    #[test]
+    fn a_node_share_is_of_the_requests_answered_between_two_readings() {
+        let before = [Some(1000.0), Some(400.0)];
+        assert_eq!(share_of_first(&before, &[Some(1300.0), Some(500.0)]), Some(0.75));
+        // A node that did not say, or no request at all: no share rather than a made-up one.
+        assert_eq!(share_of_first(&before, &[Some(1300.0), None]), None);
+        assert_eq!(share_of_first(&before, &before), None);
     }
 }
