@@ -87,7 +87,8 @@ bench: bench-peers
 ## nodes over one PostgreSQL and one Redis behind one address, complete flows (full and SSO
 ## logins, code exchanges, refreshes, userinfo, logouts with back-channel tokens) at half of
 ## their measured capacity for SOAK_MINUTES (30 by default), a line per minute: flows, errors,
-## p99 per request kind, each node's memory. Fails if any request failed.
+## p99 per request kind, each node's memory and share of the requests. Fails if any request
+## failed.
 soak:
 	$(CARGO) build --release -p server -p caducee-bench --bins
 	$${CARGO_TARGET_DIR:-target}/release/caducee-bench soak --caducee $${CARGO_TARGET_DIR:-target}/release/caducee
