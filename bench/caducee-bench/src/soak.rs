@@ -567,12 +567,12 @@ impl Bench {
         let [first, second]: [Rp; 2] = rps.try_into().map_err(|_| anyhow::anyhow!("two clients"))?;
 
         // Calibration: closed loop, as many flows as the nodes complete.
-        // A connection per request. The balancer hands out connections in turn, not requests
-        // (the HAProxy of deploy/ hands out requests); a client that kept its connections
-        // reused the most recent ones, and the load drifted from one node to the other for
-        // minutes at a time (one node answering four requests in five, then the other), each
-        // node's memory following its share.
         let ctx = Arc::new(Ctx {
+            // A connection per request. The balancer hands out connections in turn, not
+            // requests (the HAProxy of deploy/ hands out requests); a client that kept its
+            // connections reused the most recent ones, and the load drifted from one node to
+            // the other for minutes at a time (one node answering four requests in five, then
+            // the other), each node's memory following its share.
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .pool_max_idle_per_host(0)
